@@ -1,0 +1,15 @@
+# Writes OUT, a C file holding each schema/NNN_*.sql file in FILES as a string,
+# in order: migration i brings the database to PRAGMA user_version i+1.
+set(body "/* Generated from the schema migrations by cmake/embed_schema.cmake. Do not edit. */\n")
+string(APPEND body "#include <stddef.h>\nconst char *const rl_schema_migrations[] = {\n")
+set(n 0)
+foreach(f ${FILES})
+  file(READ ${f} sql)
+  string(REPLACE "\\" "\\\\" sql "${sql}")
+  string(REPLACE "\"" "\\\"" sql "${sql}")
+  string(REPLACE "\n" "\\n\"\n\"" sql "${sql}")
+  string(APPEND body "\"${sql}\",\n")
+  math(EXPR n "${n} + 1")
+endforeach()
+string(APPEND body "};\nconst size_t rl_schema_count = ${n};\n")
+file(WRITE ${OUT} "${body}")

@@ -1,0 +1,132 @@
+/*
+ * gcra.c - GCRA admission math (see gcra.h for the model).
+ *
+ * All arithmetic is in __int128 "scaled" units of 1/count nanosecond, so a
+ * rate's emission interval never has to be rounded. rl_ldef_check bounds
+ * count, period and burst so that now * count, burst * period and the sums
+ * here stay far below 2^127.
+ */
+#include "gcra.h"
+
+__extension__ typedef __int128 i128;
+
+static i128 scaled(const rl_ldef *d, rl_tat t)
+{
+    return (i128)t.ns * d->count + t.rem;
+}
+
+/* Floor division, so rem is always in [0, count) even before the epoch. */
+static rl_tat unscaled(const rl_ldef *d, i128 s)
+{
+    rl_tat t;
+    i128 q = s / d->count, r = s % d->count;
+    if (r < 0) {
+        q -= 1;
+        r += d->count;
+    }
+    if (q > INT64_MAX)
+        q = INT64_MAX;
+    if (q < INT64_MIN)
+        q = INT64_MIN;
+    t.ns = (int64_t)q;
+    t.rem = (int64_t)r;
+    return t;
+}
+
+/* A positive scaled span in whole nanoseconds, rounded up: a caller told to
+ * wait this long is never early. */
+static int64_t ceil_ns(const rl_ldef *d, i128 s)
+{
+    i128 q;
+    if (s <= 0)
+        return 0;
+    q = (s + d->count - 1) / d->count;
+    return q > INT64_MAX ? INT64_MAX : (int64_t)q;
+}
+
+static int64_t units(const rl_ldef *d, i128 room)
+{
+    i128 u;
+    if (room <= 0)
+        return 0;
+    u = room / d->period_ns;
+    return u > d->burst ? d->burst : (int64_t)u;
+}
+
+void rl_gcra_decide(const rl_ldef *d, rl_tat tat, int64_t now, int64_t cost,
+                    int64_t max_delay_ns, rl_gcra_out *out)
+{
+    i128 now_s = (i128)now * d->count;
+    i128 t = scaled(d, tat);
+    i128 cur = t > now_s ? t : now_s;
+    i128 tau = (i128)d->burst * d->period_ns;
+    i128 nw = cur + (i128)cost * d->period_ns;
+    i128 allow_at = nw - tau;
+
+    out->tat = tat;
+    if (cost == 0) { /* a query: always answered, nothing consumed */
+        out->ok = 1;
+        out->delay_ns = 0;
+        out->remaining = units(d, now_s + tau - cur);
+        out->reset_after_ns = ceil_ns(d, cur - now_s);
+        return;
+    }
+    out->delay_ns = ceil_ns(d, allow_at - now_s);
+    out->ok = out->delay_ns <= max_delay_ns;
+    if (out->ok) {
+        out->tat = unscaled(d, nw);
+        out->remaining = out->delay_ns > 0 ? 0 : units(d, now_s + tau - nw);
+        out->reset_after_ns = ceil_ns(d, nw - now_s);
+    } else {
+        out->remaining = units(d, now_s + tau - cur);
+        out->reset_after_ns = ceil_ns(d, cur - now_s);
+    }
+}
+
+void rl_gcra_peek(const rl_ldef *d, rl_tat tat, int64_t now, int64_t *remaining,
+                  int64_t *reset_after_ns, int64_t *retry_after_ns)
+{
+    i128 now_s = (i128)now * d->count;
+    i128 t = scaled(d, tat);
+    i128 cur = t > now_s ? t : now_s;
+    i128 tau = (i128)d->burst * d->period_ns;
+    *remaining = units(d, now_s + tau - cur);
+    *reset_after_ns = ceil_ns(d, cur - now_s);
+    *retry_after_ns = ceil_ns(d, cur + d->period_ns - tau - now_s);
+}
+
+rl_tat rl_gcra_cancel(const rl_ldef *d, rl_tat cur, rl_tat after, int64_t cost)
+{
+    i128 inc = (i128)cost * d->period_ns;
+    i128 c = scaled(d, cur), a = scaled(d, after);
+    /* Later decisions were scheduled behind this one: only what lies after
+     * them can be handed back without letting the total exceed the limit. */
+    i128 restore = inc - (c - a);
+    if (restore <= 0)
+        return cur;
+    if (restore > inc)
+        restore = inc;
+    return unscaled(d, c - restore);
+}
+
+rl_tat rl_gcra_rescale(const rl_ldef *old, const rl_ldef *nw, rl_tat tat, int64_t now)
+{
+    i128 level_s = scaled(old, tat) - (i128)now * old->count;
+    i128 tau_old, tau_new, level;
+    rl_tat out;
+    if (level_s <= 0) { /* full bucket: nothing spent to carry over */
+        out.ns = now;
+        out.rem = 0;
+        return out;
+    }
+    /* Bucket depths in whole ns (rounded up, never 0) keep the product below
+     * 2^124: level < 2^63 and depth <= RL_FILL_MAX < 2^61. */
+    tau_old = ((i128)old->burst * old->period_ns + old->count - 1) / old->count;
+    tau_new = ((i128)nw->burst * nw->period_ns + nw->count - 1) / nw->count;
+    level = (i128)ceil_ns(old, level_s) * tau_new / tau_old;
+    if (level > 2 * RL_FILL_MAX)
+        level = 2 * RL_FILL_MAX;
+    out.ns = now + (int64_t)level;
+    out.rem = 0;
+    return out;
+}

@@ -1,0 +1,252 @@
+/*
+ * policy.c - tiers, rules and key resolution (see policy.h).
+ *
+ * Guarantees: every limit that passes rl_ldef_check keeps the GCRA math of
+ * gcra.c inside its 128-bit intermediates; names and keys that pass the
+ * validators fit the fixed buffers of rl.h.
+ */
+#include "policy.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rl_policy_init(rl_policy *p)
+{
+    memset(p, 0, sizeof *p);
+    p->fail_mode = RL_FAIL_UNSET;
+}
+
+void rl_policy_free(rl_policy *p)
+{
+    size_t i;
+    if (!p)
+        return;
+    for (i = 0; i < p->n_rules; i++)
+        free(p->rules[i].match);
+    free(p->rules);
+    free(p->tiers);
+    rl_policy_init(p);
+}
+
+const rl_tier *rl_policy_tier(const rl_policy *p, const char *name)
+{
+    size_t i;
+    for (i = 0; i < p->n_tiers; i++)
+        if (strcmp(p->tiers[i].name, name) == 0)
+            return &p->tiers[i];
+    return NULL;
+}
+
+int rl_policy_put_tier(rl_policy *p, const rl_tier *t)
+{
+    rl_tier *slot = (rl_tier *)rl_policy_tier(p, t->name);
+    if (!slot) {
+        if (p->n_tiers == p->cap_tiers) {
+            size_t cap = p->cap_tiers ? p->cap_tiers * 2 : 8;
+            rl_tier *nt = realloc(p->tiers, cap * sizeof *nt);
+            if (!nt)
+                return RL_ENOMEM;
+            p->tiers = nt;
+            p->cap_tiers = cap;
+        }
+        slot = &p->tiers[p->n_tiers++];
+    }
+    *slot = *t;
+    return RL_OK;
+}
+
+int rl_policy_del_tier(rl_policy *p, const char *name)
+{
+    rl_tier *t = (rl_tier *)rl_policy_tier(p, name);
+    if (!t)
+        return RL_ENOTFOUND;
+    memmove(t, t + 1, (size_t)(p->tiers + p->n_tiers - (t + 1)) * sizeof *t);
+    p->n_tiers--;
+    return RL_OK;
+}
+
+int rl_policy_add_rule(rl_policy *p, const char *match, const char *tier)
+{
+    char *m;
+    if (strlen(tier) >= RL_NAME_MAX)
+        return RL_EINVAL;
+    if (p->n_rules == p->cap_rules) {
+        size_t cap = p->cap_rules ? p->cap_rules * 2 : 8;
+        rl_rule *nr = realloc(p->rules, cap * sizeof *nr);
+        if (!nr)
+            return RL_ENOMEM;
+        p->rules = nr;
+        p->cap_rules = cap;
+    }
+    m = strdup(match);
+    if (!m)
+        return RL_ENOMEM;
+    p->rules[p->n_rules].match = m;
+    snprintf(p->rules[p->n_rules].tier, RL_NAME_MAX, "%s", tier);
+    p->n_rules++;
+    return RL_OK;
+}
+
+int rl_policy_copy(rl_policy *dst, const rl_policy *src)
+{
+    size_t i;
+    int rc = RL_OK;
+    rl_policy_init(dst);
+    dst->version = src->version;
+    dst->fail_mode = src->fail_mode;
+    memcpy(dst->default_tier, src->default_tier, sizeof dst->default_tier);
+    for (i = 0; i < src->n_tiers && rc == RL_OK; i++)
+        rc = rl_policy_put_tier(dst, &src->tiers[i]);
+    for (i = 0; i < src->n_rules && rc == RL_OK; i++)
+        rc = rl_policy_add_rule(dst, src->rules[i].match, src->rules[i].tier);
+    if (rc != RL_OK)
+        rl_policy_free(dst);
+    return rc;
+}
+
+const rl_tier *rl_policy_resolve(const rl_policy *p, const char *key, const char *assigned,
+                                 int *source)
+{
+    const rl_tier *t;
+    size_t i;
+    if (assigned && *assigned && (t = rl_policy_tier(p, assigned))) {
+        *source = RL_TIER_ASSIGNED;
+        return t;
+    }
+    for (i = 0; i < p->n_rules; i++) {
+        if (rl_glob_match(p->rules[i].match, key) && (t = rl_policy_tier(p, p->rules[i].tier))) {
+            *source = RL_TIER_RULE;
+            return t;
+        }
+    }
+    if ((t = rl_policy_tier(p, p->default_tier[0] ? p->default_tier : "default"))) {
+        *source = RL_TIER_DEFAULT;
+        return t;
+    }
+    *source = RL_TIER_NONE;
+    return NULL;
+}
+
+int rl_name_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (n + 1 >= RL_NAME_MAX)
+            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == ':' || c == '-'))
+            return 0;
+    }
+    return n > 0;
+}
+
+/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF) and no
+ * C0/C1 controls or DEL: a key must print safely in rlctl's tables. */
+int rl_key_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+    if (!s || !*s)
+        return 0;
+    while (p[n]) {
+        unsigned c = p[n], cp, need, i;
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return 0;
+            n++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        for (i = 1; i <= need; i++) {
+            if ((p[n + i] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[n + i] & 0x3f);
+        }
+        if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0x80 && cp <= 0x9f))
+            return 0;
+        n += need + 1;
+        if (n > RL_KEY_MAX)
+            return 0;
+    }
+    return n <= RL_KEY_MAX;
+}
+
+/* FNV-1a over "resource\0name": stable across processes and versions. */
+uint64_t rl_limit_id(const char *resource, const char *name)
+{
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char *p;
+    for (p = (const unsigned char *)resource; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    h = (h ^ 0) * 1099511628211ULL;
+    for (p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+int rl_ldef_check(const rl_ldef *d, char *err, size_t errlen)
+{
+    __extension__ typedef __int128 i128;
+    const char *why = NULL;
+    if (d->count < 1)
+        why = "count must be at least 1";
+    else if (d->count > RL_COUNT_MAX)
+        why = "count is too large (at most 2^40)";
+    else if (d->period_ns < 1)
+        why = "period must be positive";
+    else if (d->period_ns > RL_PERIOD_MAX)
+        why = "period is too long (at most 50 years)";
+    else if (d->burst < 1)
+        why = "burst must be at least 1";
+    else if (d->burst > RL_COUNT_MAX)
+        why = "burst is too large (at most 2^40)";
+    else if ((i128)d->burst * d->period_ns / d->count > RL_FILL_MAX)
+        why = "burst takes more than 50 years to refill";
+    if (why) {
+        snprintf(err, errlen, "limit '%s': %s", d->name, why);
+        return RL_EINVAL;
+    }
+    return RL_OK;
+}
+
+int rl_ldef_from_limit(rl_ldef *d, const rl_limit *l, size_t pos, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    if (l->name) {
+        if (!rl_name_valid(l->name)) {
+            snprintf(err, errlen, "invalid limit name (1-63 of A-Z a-z 0-9 _ . : -)");
+            return RL_EINVAL;
+        }
+        snprintf(d->name, sizeof d->name, "%s", l->name);
+    } else {
+        snprintf(d->name, sizeof d->name, "limit%zu", pos + 1);
+    }
+    if (l->resource && !rl_name_valid(l->resource)) {
+        snprintf(err, errlen, "limit '%s': invalid resource name", d->name);
+        return RL_EINVAL;
+    }
+    snprintf(d->resource, sizeof d->resource, "%s", l->resource ? l->resource : "requests");
+    d->count = l->count;
+    d->period_ns = l->period_ns;
+    d->burst = l->burst == 0 ? l->count : l->burst;
+    d->kind = RL_KIND_GCRA;
+    d->id = rl_limit_id(d->resource, d->name);
+    return rl_ldef_check(d, err, errlen);
+}

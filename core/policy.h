@@ -1,0 +1,85 @@
+/*
+ * policy.h - tiers, limits and key rules as plain structs.
+ *
+ * This is the form every layer shares: config/ parses YAML into it, store/
+ * persists it, core/ resolves a key to a tier with it. A policy owns all its
+ * memory; rl_policy_free releases it. Names are validated before they get
+ * here (rl_name_valid), so fixed-size arrays always hold them.
+ */
+#ifndef RL_POLICY_H
+#define RL_POLICY_H
+
+#include "rl.h"
+
+/* Limit kinds. Only GCRA today; concurrency and sliding windows come later. */
+enum { RL_KIND_GCRA = 0 };
+
+/* Bounds that keep all admission math inside 128-bit intermediates and every
+ * theoretical arrival time inside int64 nanoseconds. */
+#define RL_COUNT_MAX ((int64_t)1 << 40)                 /* ~1.1e12 units */
+#define RL_FILL_MAX ((int64_t)50 * 366 * RL_DAY)        /* burst * period / count */
+#define RL_PERIOD_MAX RL_FILL_MAX
+
+typedef struct rl_ldef {
+    char name[RL_NAME_MAX];
+    char resource[RL_NAME_MAX];
+    int64_t count;
+    int64_t period_ns;
+    int64_t burst; /* already defaulted: never 0 */
+    int kind;
+    uint64_t id; /* rl_limit_id(resource, name): identifies state across reloads */
+} rl_ldef;
+
+typedef struct rl_tier {
+    char name[RL_NAME_MAX];
+    int unlimited; /* no limits at all */
+    size_t n;
+    rl_ldef limits[RL_MAX_LIMITS];
+} rl_tier;
+
+typedef struct rl_rule {
+    char *match; /* glob over keys (rl_glob_match) */
+    char tier[RL_NAME_MAX];
+} rl_rule;
+
+#define RL_FAIL_UNSET (-1)
+
+typedef struct rl_policy {
+    int64_t version;                /* store's policy version it was read at */
+    char default_tier[RL_NAME_MAX]; /* "" when unset */
+    int fail_mode;                  /* RL_FAIL_* or RL_FAIL_UNSET */
+    rl_tier *tiers;
+    size_t n_tiers, cap_tiers;
+    rl_rule *rules;
+    size_t n_rules, cap_rules;
+} rl_policy;
+
+void rl_policy_init(rl_policy *p);
+void rl_policy_free(rl_policy *p);
+/* Appends a copy of t (or replaces the tier of the same name). RL_ENOMEM. */
+int rl_policy_put_tier(rl_policy *p, const rl_tier *t);
+int rl_policy_del_tier(rl_policy *p, const char *name); /* RL_ENOTFOUND */
+int rl_policy_add_rule(rl_policy *p, const char *match, const char *tier);
+const rl_tier *rl_policy_tier(const rl_policy *p, const char *name);
+/* Deep copy of src into dst (dst initialised by the call). */
+int rl_policy_copy(rl_policy *dst, const rl_policy *src);
+
+/* Which tier applies to key: the explicit assignment (may be "" for none),
+ * then the first matching rule, then default_tier, then the tier named
+ * "default". Returns NULL if none; *source says which (RL_TIER_*). */
+const rl_tier *rl_policy_resolve(const rl_policy *p, const char *key, const char *assigned,
+                                 int *source);
+
+/* 1..RL_NAME_MAX-1 bytes of [A-Za-z0-9_.:-]. */
+int rl_name_valid(const char *s);
+/* 1..RL_KEY_MAX bytes of valid UTF-8, no control characters. */
+int rl_key_valid(const char *s);
+uint64_t rl_limit_id(const char *resource, const char *name);
+
+/* Checks one public rl_limit and fills d (defaults applied, name "limitN"
+ * for position pos when NULL). Writes a one-line reason into err. */
+int rl_ldef_from_limit(rl_ldef *d, const rl_limit *l, size_t pos, char *err, size_t errlen);
+/* Checks the numbers of a limit; the reason goes to err. */
+int rl_ldef_check(const rl_ldef *d, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,905 @@
+/*
+ * rl.c - the handle, and every decision made through it.
+ *
+ * A decision is one write transaction of the store: begin (which queues this
+ * process behind every other writer), read the clock, read the key's row,
+ * resolve its tier, run the GCRA math of every limit, write the row back,
+ * commit. The clock is read only once the write lock is held, so time spent
+ * waiting for the lock never turns into a false refusal.
+ *
+ * Thread safety: one rl * may be shared by threads; a mutex in the handle
+ * serialises its calls (the store connection is not shareable). rl_errmsg is
+ * valid until the next call on the same handle.
+ *
+ * The cached policy is reloaded whenever the store's policy version, which
+ * comes back with every row read, differs from the cached one: a tier loaded
+ * by another process applies from the next decision, at no extra statement.
+ */
+#include "rl_int.h"
+#include "gcra.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+struct rl {
+    pthread_mutex_t mu;
+    rl_store *store;
+    rl_policy pol;
+    int64_t pol_version; /* -1: not loaded */
+    rl_tier defaults;    /* rl_options.default_limits */
+    int have_defaults;
+    rl_options o;
+    char err[RL_ERRMSG_MAX];
+};
+
+/* One limit's part in a decision. */
+typedef struct lim_eval {
+    const rl_ldef *d;
+    rl_slot *slot;
+    rl_gcra_out out;
+} lim_eval;
+
+int rl_seterr(char *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    char *p;
+    va_start(ap, fmt);
+    vsnprintf(err, RL_ERRMSG_MAX, fmt, ap);
+    va_end(ap);
+    for (p = err; *p; p++) /* messages are one line */
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return code;
+}
+
+const char *rl_strerror(int code)
+{
+    switch (code) {
+    case RL_OK: return "ok";
+    case RL_EINVAL: return "invalid argument";
+    case RL_ENOMEM: return "out of memory";
+    case RL_ETOOBIG: return "cost exceeds the limit's burst and can never pass";
+    case RL_EBUSY: return "store busy: locked past the busy timeout";
+    case RL_ESTORE: return "store failure";
+    case RL_EREADONLY: return "store is read-only";
+    case RL_EFULL: return "store is full";
+    case RL_ECORRUPT: return "not an rl database, or damaged";
+    case RL_EVERSION: return "database schema is newer than this library";
+    case RL_ECONFIG: return "invalid configuration";
+    case RL_ENOTFOUND: return "not found";
+    case RL_ETIMEOUT: return "timed out";
+    case RL_ECANCELED: return "cancelled";
+    case RL_ENOLIMIT: return "no tier or default limits apply to the key";
+    default: return "unknown error";
+    }
+}
+
+const char *rl_version(void)
+{
+    return RL_VERSION_STRING;
+}
+
+const char *rl_errmsg(const rl *r)
+{
+    if (!r)
+        return "out of memory (no handle)";
+    return r->err[0] ? r->err : "no error";
+}
+
+char *rl__errbuf(rl *r)
+{
+    return r->err;
+}
+
+rl_store *rl__store(rl *r)
+{
+    return r->store;
+}
+
+static int64_t realtime_clock(void *ctx)
+{
+    struct timespec ts;
+    (void)ctx;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
+}
+
+static int64_t now_ns(rl *r)
+{
+    return r->o.clock(r->o.clock_ctx);
+}
+
+int rl_default_path(char *buf, size_t len)
+{
+    const char *env = getenv("RL_DB"), *base;
+    int n;
+    if (env && *env)
+        n = snprintf(buf, len, "%s", env);
+    else if ((base = getenv("XDG_STATE_HOME")) && *base == '/')
+        n = snprintf(buf, len, "%s/rl/rl.db", base);
+    else if ((base = getenv("HOME")) && *base)
+        n = snprintf(buf, len, "%s/.local/state/rl/rl.db", base);
+    else
+        return RL_ENOTFOUND;
+    return n < 0 || (size_t)n >= len ? RL_EINVAL : RL_OK;
+}
+
+/* mkdir -p of the directories above the default database, private to the
+ * user as XDG asks; failures surface when the store opens the file. */
+static void make_parents(const char *path)
+{
+    char tmp[4096];
+    char *p;
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            (void)mkdir(tmp, 0700);
+            *p = '/';
+        }
+    }
+}
+
+static int build_tier(rl_tier *t, const char *name, const rl_limit *limits, size_t n, char *err)
+{
+    size_t i, j;
+    char why[RL_ERRMSG_MAX - 64];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    if (n > RL_MAX_LIMITS)
+        return rl_seterr(err, RL_EINVAL, "tier '%s': %zu limits, at most %d", name, n,
+                         RL_MAX_LIMITS);
+    if (n > 0 && !limits)
+        return rl_seterr(err, RL_EINVAL, "tier '%s': limits is NULL", name);
+    t->unlimited = n == 0;
+    for (i = 0; i < n; i++) {
+        if (rl_ldef_from_limit(&t->limits[i], &limits[i], i, why, sizeof why) != RL_OK)
+            return rl_seterr(err, RL_EINVAL, "tier '%s': %s", name, why);
+        for (j = 0; j < i; j++)
+            if (strcmp(t->limits[j].name, t->limits[i].name) == 0)
+                return rl_seterr(err, RL_EINVAL, "tier '%s': duplicate limit name '%s'", name,
+                                 t->limits[i].name);
+    }
+    t->n = n;
+    return RL_OK;
+}
+
+int rl_open(rl **out, const char *path, const rl_options *o)
+{
+    static const rl_options defaults = RL_OPTIONS_INIT;
+    rl_store_config sc;
+    char defpath[4096];
+    rl *r;
+    int rc = RL_OK;
+
+    if (!out)
+        return RL_EINVAL;
+    *out = r = calloc(1, sizeof *r);
+    if (!r)
+        return RL_ENOMEM;
+    pthread_mutex_init(&r->mu, NULL);
+    rl_policy_init(&r->pol);
+    r->pol_version = -1;
+    r->o = defaults;
+    if (o) {
+        if (o->version != RL_OPTIONS_VERSION) {
+            rc = rl_seterr(r->err, RL_EINVAL, "rl_options.version is %u, this library takes %d",
+                           o->version, RL_OPTIONS_VERSION);
+            goto out;
+        }
+        r->o = *o;
+    }
+    r->o.tiers_file = NULL; /* pointers into caller memory are not kept */
+    r->o.default_limits = NULL;
+    if (!r->o.clock) {
+        r->o.clock = realtime_clock;
+        r->o.clock_ctx = NULL;
+    }
+    if (r->o.busy_timeout_ms < 0 || (r->o.fail_mode != RL_FAIL_CLOSED && r->o.fail_mode != RL_FAIL_OPEN) ||
+        (r->o.durability != RL_DURABILITY_NORMAL && r->o.durability != RL_DURABILITY_FULL) ||
+        (r->o.busy_strategy != RL_BUSY_LOCK && r->o.busy_strategy != RL_BUSY_SQLITE) ||
+        (r->o.file_mode & ~0777u) || (r->o.file_mode & 0600u) != 0600u) {
+        rc = rl_seterr(r->err, RL_EINVAL,
+                       "invalid rl_options: busy_timeout_ms, fail_mode, durability, "
+                       "busy_strategy or file_mode (must include 0600) out of range");
+        goto out;
+    }
+    if (o && o->n_default_limits > 0) {
+        rc = build_tier(&r->defaults, "", o->default_limits, o->n_default_limits, r->err);
+        if (rc != RL_OK)
+            goto out;
+        r->have_defaults = 1;
+    }
+    if (!path) {
+        if (rl_default_path(defpath, sizeof defpath) != RL_OK) {
+            rc = rl_seterr(r->err, RL_EINVAL, "no database path: set RL_DB or HOME");
+            goto out;
+        }
+        if (!getenv("RL_DB") || !*getenv("RL_DB"))
+            make_parents(defpath);
+        path = defpath;
+    }
+    if (strcmp(path, ":memory:") == 0) {
+        rc = rl_store_mem_open(&r->store, r->err);
+    } else {
+        sc.busy_timeout_ms = r->o.busy_timeout_ms;
+        sc.durability = r->o.durability;
+        sc.file_mode = r->o.file_mode;
+        sc.flags = r->o.flags;
+        sc.busy_strategy = r->o.busy_strategy;
+        rc = rl_store_sqlite_open(&r->store, path, &sc, r->err);
+    }
+    if (rc != RL_OK)
+        goto out;
+    if (o && o->tiers_file)
+        rc = rl_load_tiers(r, o->tiers_file);
+out:
+    if (rc == RL_OK)
+        r->err[0] = 0;
+    return rc;
+}
+
+void rl_close(rl *r)
+{
+    if (!r)
+        return;
+    if (r->store)
+        r->store->ops->close(r->store);
+    rl_policy_free(&r->pol);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* ---- inside a transaction ---------------------------------------------- */
+
+static int refresh_policy(rl *r, int64_t version)
+{
+    rl_policy p;
+    int rc;
+    if (version == r->pol_version)
+        return RL_OK;
+    rl_policy_init(&p);
+    rc = r->store->ops->policy_get(r->store, &p);
+    if (rc != RL_OK) {
+        rl_policy_free(&p);
+        return rc;
+    }
+    rl_policy_free(&r->pol);
+    r->pol = p;
+    r->pol.version = version;
+    r->pol_version = version;
+    return RL_OK;
+}
+
+/* The key's limits: its tier, else the options' defaults. */
+static const rl_tier *key_tier(rl *r, const char *key, const rl_row *row, int *source)
+{
+    const rl_tier *t = rl_policy_resolve(&r->pol, key, row->tier, source);
+    if (!t && r->have_defaults) {
+        *source = RL_TIER_OPTIONS;
+        t = &r->defaults;
+    }
+    return t;
+}
+
+/* Builds the state the tier's limits will have: existing slots (rescaled if
+ * the limit changed since they were written), fresh full slots for new
+ * limits, and nothing for limits the tier no longer has. */
+static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int64_t now)
+{
+    size_t i, j;
+    st->n = t->n;
+    for (i = 0; i < t->n; i++) {
+        const rl_ldef *d = &t->limits[i];
+        rl_slot *s = &st->slot[i];
+        s->id = d->id;
+        s->count = d->count;
+        s->period_ns = d->period_ns;
+        s->burst = d->burst;
+        s->tat = 0; /* long past: a full bucket */
+        s->rem = 0;
+        for (j = 0; j < old->n; j++) {
+            const rl_slot *o = &old->slot[j];
+            if (o->id != d->id)
+                continue;
+            if (o->count == d->count && o->period_ns == d->period_ns && o->burst == d->burst) {
+                s->tat = o->tat;
+                s->rem = o->rem;
+            } else {
+                rl_ldef od = *d;
+                rl_tat tat = { o->tat, o->rem };
+                od.count = o->count;
+                od.period_ns = o->period_ns;
+                od.burst = o->burst;
+                tat = rl_gcra_rescale(&od, d, tat, now);
+                s->tat = tat.ns;
+                s->rem = tat.rem;
+            }
+            break;
+        }
+    }
+}
+
+static int is_store_failure(int rc)
+{
+    return rc == RL_EBUSY || rc == RL_ESTORE || rc == RL_EREADONLY || rc == RL_EFULL ||
+           rc == RL_ECORRUPT || rc == RL_ENOMEM || rc == RL_EVERSION;
+}
+
+static int fail_mode(const rl *r)
+{
+    return r->pol.fail_mode != RL_FAIL_UNSET ? r->pol.fail_mode : r->o.fail_mode;
+}
+
+static void no_limit_result(rl_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->allowed = 1;
+    res->remaining = INT64_MAX;
+}
+
+/* The deciding limit: the refusing one that needs the longest wait, else
+ * the one with the smallest share of its burst left. */
+static void fill_result(rl_result *res, const lim_eval *ev, size_t n, int allowed)
+{
+    size_t i, best = 0;
+    for (i = 1; i < n; i++) {
+        const rl_gcra_out *a = &ev[i].out, *b = &ev[best].out;
+        if (!allowed) {
+            if (!a->ok && (b->ok || a->delay_ns > b->delay_ns))
+                best = i;
+        } else {
+            /* a.rem/a.burst < b.rem/b.burst, cross-multiplied in 128 bits */
+            __extension__ __int128 l = (__int128)a->remaining * ev[best].d->burst;
+            __extension__ __int128 rr = (__int128)b->remaining * ev[i].d->burst;
+            if (l < rr)
+                best = i;
+        }
+    }
+    memset(res, 0, sizeof *res);
+    res->allowed = allowed;
+    res->limit = ev[best].d->burst;
+    res->remaining = ev[best].out.remaining;
+    res->retry_after_ns = allowed ? 0 : ev[best].out.delay_ns;
+    res->reset_after_ns = ev[best].out.reset_after_ns;
+    snprintf(res->limit_name, sizeof res->limit_name, "%s", ev[best].d->name);
+}
+
+static int check_key(rl *r, const char *key)
+{
+    if (!key || !rl_key_valid(key))
+        return rl_seterr(r->err, RL_EINVAL,
+                         "invalid key: must be 1-%d bytes of UTF-8 without control characters",
+                         RL_KEY_MAX);
+    return RL_OK;
+}
+
+/* The one decision path: Allow (max_delay 0) and Reserve (rv != NULL). */
+static int decide(rl *r, const char *key, const char *resource, int64_t cost,
+                  int64_t max_delay_ns, rl_result *res, rl_reservation *rv)
+{
+    lim_eval ev[RL_MAX_LIMITS];
+    rl_row row;
+    rl_state old, st;
+    const rl_tier *t;
+    int64_t now, version;
+    size_t i, n = 0;
+    int rc, source, allowed = 1, began = 0;
+
+    if (!res)
+        return rl_seterr(r->err, RL_EINVAL, "result is NULL");
+    memset(res, 0, sizeof *res);
+    if ((rc = check_key(r, key)) != RL_OK)
+        return rc;
+    if (cost < 0)
+        return rl_seterr(r->err, RL_EINVAL, "cost %lld is negative", (long long)cost);
+    if (max_delay_ns < 0)
+        max_delay_ns = 0;
+    if (max_delay_ns > RL_FILL_MAX)
+        max_delay_ns = RL_FILL_MAX;
+
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
+        goto out;
+    began = 1;
+    now = now_ns(r);
+    if ((rc = r->store->ops->row_get(r->store, key, &row, &version)) != RL_OK)
+        goto out;
+    if ((rc = refresh_policy(r, version)) != RL_OK)
+        goto out;
+    if (!(t = key_tier(r, key, &row, &source))) {
+        rc = rl_seterr(r->err, RL_ENOLIMIT,
+                       "no tier applies to key '%.64s' and no default limits are set", key);
+        goto out;
+    }
+    if (rl_state_decode(&old, row.state, row.state_len) != RL_OK) {
+        rc = rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", key);
+        goto out;
+    }
+    align_state(t, &old, &st, now);
+    for (i = 0; i < t->n; i++) {
+        const rl_ldef *d = &t->limits[i];
+        rl_tat tat = { st.slot[i].tat, st.slot[i].rem };
+        if (strcmp(d->resource, resource) != 0)
+            continue;
+        if (cost > d->burst) {
+            rc = rl_seterr(r->err, RL_ETOOBIG,
+                           "cost %lld exceeds burst %lld of limit '%s': it can never pass",
+                           (long long)cost, (long long)d->burst, d->name);
+            goto out;
+        }
+        ev[n].d = d;
+        ev[n].slot = &st.slot[i];
+        rl_gcra_decide(d, tat, now, cost, max_delay_ns, &ev[n].out);
+        allowed &= ev[n].out.ok;
+        n++;
+    }
+    if (allowed)
+        for (i = 0; i < n; i++) {
+            ev[i].slot->tat = ev[i].out.tat.ns;
+            ev[i].slot->rem = ev[i].out.tat.rem;
+        }
+    row.state_len = rl_state_encode(&st, row.state);
+    if (!row.exists)
+        row.first_seen = now;
+    row.last_seen = now;
+    if (allowed) {
+        row.allowed++;
+        row.units += cost;
+    } else {
+        row.refused++;
+    }
+    if ((rc = r->store->ops->row_put(r->store, key, &row)) != RL_OK)
+        goto out;
+    rc = r->store->ops->commit(r->store);
+    began = 0;
+    if (rc != RL_OK)
+        goto out;
+
+    if (n == 0)
+        no_limit_result(res);
+    else
+        fill_result(res, ev, n, allowed);
+    if (rv) {
+        int64_t delay = 0;
+        memset(rv, 0, sizeof *rv);
+        for (i = 0; i < n; i++)
+            if (ev[i].out.delay_ns > delay)
+                delay = ev[i].out.delay_ns;
+        rv->ok = allowed;
+        rv->delay_ns = delay;
+        rv->time_to_act = now + delay;
+        rv->cost_ = cost;
+        rv->policy_version_ = version;
+        rv->n_ = allowed ? n : 0;
+        for (i = 0; i < rv->n_; i++) {
+            rv->id_[i] = ev[i].d->id;
+            rv->tat_[i] = ev[i].out.tat.ns;
+            rv->rem_[i] = ev[i].out.tat.rem;
+        }
+        snprintf(rv->key_, sizeof rv->key_, "%s", key);
+        res->retry_after_ns = allowed ? 0 : delay;
+    }
+out:
+    if (began)
+        r->store->ops->rollback(r->store);
+    if (rc != RL_OK && is_store_failure(rc)) {
+        memset(res, 0, sizeof *res);
+        res->allowed = res->degraded = fail_mode(r) == RL_FAIL_OPEN;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res)
+{
+    if (!r)
+        return RL_EINVAL;
+    return decide(r, key, "requests", cost, 0, res, NULL);
+}
+
+int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns, rl_reservation *rv)
+{
+    rl_result res;
+    if (!r)
+        return RL_EINVAL;
+    if (!rv)
+        return rl_seterr(r->err, RL_EINVAL, "reservation is NULL");
+    memset(rv, 0, sizeof *rv);
+    return decide(r, key, "requests", cost, max_delay_ns, &res, rv);
+}
+
+int rl_cancel(rl *r, const rl_reservation *rv)
+{
+    rl_row row;
+    rl_state st;
+    int64_t version;
+    size_t i, j;
+    int rc, began = 0;
+
+    if (!r)
+        return RL_EINVAL;
+    if (!rv)
+        return rl_seterr(r->err, RL_EINVAL, "reservation is NULL");
+    if (!rv->ok || rv->n_ == 0 || rv->n_ > RL_MAX_LIMITS || rv->cost_ <= 0)
+        return RL_OK;
+    if ((rc = check_key(r, rv->key_)) != RL_OK)
+        return rc;
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
+        goto out;
+    began = 1;
+    /* Once its time has come the caller may have acted: nothing to return. */
+    if (now_ns(r) >= rv->time_to_act)
+        goto out;
+    if ((rc = r->store->ops->row_get(r->store, rv->key_, &row, &version)) != RL_OK)
+        goto out;
+    if (!row.exists || version != rv->policy_version_)
+        goto out; /* reset or re-tiered since: nothing of it is left to return */
+    if (rl_state_decode(&st, row.state, row.state_len) != RL_OK) {
+        rc = rl_seterr(r->err, RL_ECORRUPT, "damaged bucket state");
+        goto out;
+    }
+    for (i = 0; i < rv->n_; i++) {
+        for (j = 0; j < st.n; j++) {
+            rl_slot *s = &st.slot[j];
+            rl_ldef d;
+            rl_tat cur = { s->tat, s->rem }, after = { rv->tat_[i], rv->rem_[i] };
+            if (s->id != rv->id_[i])
+                continue;
+            memset(&d, 0, sizeof d);
+            d.count = s->count;
+            d.period_ns = s->period_ns;
+            d.burst = s->burst;
+            if (after.rem < 0 || after.rem >= d.count)
+                break;
+            cur = rl_gcra_cancel(&d, cur, after, rv->cost_);
+            s->tat = cur.ns;
+            s->rem = cur.rem;
+            break;
+        }
+    }
+    row.state_len = rl_state_encode(&st, row.state);
+    if ((rc = r->store->ops->row_put(r->store, rv->key_, &row)) != RL_OK)
+        goto out;
+    rc = r->store->ops->commit(r->store);
+    began = 0;
+out:
+    if (began)
+        r->store->ops->rollback(r->store);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
+}
+
+int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
+            const volatile sig_atomic_t *cancel, rl_result *res)
+{
+    rl_reservation rv;
+    int64_t deadline;
+    int rc;
+
+    if (!r)
+        return RL_EINVAL;
+    if (!res)
+        return rl_seterr(r->err, RL_EINVAL, "result is NULL");
+    if (cancel && *cancel) {
+        memset(res, 0, sizeof *res);
+        return rl_seterr(r->err, RL_ECANCELED, "cancelled before waiting");
+    }
+    if (timeout_ns < 0)
+        timeout_ns = 0;
+    rc = decide(r, key, "requests", cost, timeout_ns, res, &rv);
+    if (rc != RL_OK)
+        return rc;
+    if (!rv.ok)
+        return rl_seterr(r->err, RL_ETIMEOUT, "admission needs %lld ns, more than the timeout",
+                         (long long)rv.delay_ns);
+    /* Sleep in short slices so a cancellation is seen within 10 ms. */
+    deadline = mono_ns() + rv.delay_ns;
+    for (;;) {
+        int64_t left = deadline - mono_ns();
+        struct timespec ts;
+        if (cancel && *cancel) {
+            rc = rl_cancel(r, &rv);
+            res->allowed = 0;
+            if (rc != RL_OK)
+                return rc;
+            return rl_seterr(r->err, RL_ECANCELED, "wait cancelled; its reservation was returned");
+        }
+        if (left <= 0)
+            break;
+        if (left > 5 * RL_MILLISECOND)
+            left = 5 * RL_MILLISECOND;
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)left;
+        nanosleep(&ts, NULL);
+    }
+    res->allowed = 1;
+    res->retry_after_ns = 0;
+    return RL_OK;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_key_stats *st)
+{
+    const rl_tier *t;
+    rl_state old, cur;
+    size_t i;
+    int source;
+
+    memset(st, 0, sizeof *st);
+    snprintf(st->key, sizeof st->key, "%s", key);
+    st->exists = row->exists;
+    st->allowed = row->allowed;
+    st->refused = row->refused;
+    st->units = row->units;
+    st->first_seen_ns = row->first_seen;
+    st->last_seen_ns = row->last_seen;
+    t = key_tier(r, key, row, &source);
+    st->tier_source = t ? source : RL_TIER_NONE;
+    if (!t)
+        return;
+    snprintf(st->tier, sizeof st->tier, "%s", t->name);
+    if (rl_state_decode(&old, row->state, row->state_len) != RL_OK)
+        old.n = 0; /* shown as full; the next decision reports the damage */
+    align_state(t, &old, &cur, now);
+    st->n_limits = t->n;
+    for (i = 0; i < t->n; i++) {
+        const rl_ldef *d = &t->limits[i];
+        rl_limit_stats *ls = &st->limits[i];
+        rl_tat tat = { cur.slot[i].tat, cur.slot[i].rem };
+        snprintf(ls->name, sizeof ls->name, "%s", d->name);
+        snprintf(ls->resource, sizeof ls->resource, "%s", d->resource);
+        ls->count = d->count;
+        ls->period_ns = d->period_ns;
+        ls->burst = d->burst;
+        rl_gcra_peek(d, tat, now, &ls->remaining, &ls->reset_after_ns, &ls->retry_after_ns);
+    }
+}
+
+int rl_stats(rl *r, const char *key, rl_key_stats *st)
+{
+    rl_row row;
+    int64_t version;
+    int rc, began = 0;
+    if (!r)
+        return RL_EINVAL;
+    if (!st)
+        return rl_seterr(r->err, RL_EINVAL, "stats is NULL");
+    if ((rc = check_key(r, key)) != RL_OK)
+        return rc;
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    if ((rc = r->store->ops->begin(r->store, 0)) != RL_OK)
+        goto out;
+    began = 1;
+    if ((rc = r->store->ops->row_get(r->store, key, &row, &version)) != RL_OK)
+        goto out;
+    if ((rc = refresh_policy(r, version)) != RL_OK)
+        goto out;
+    stats_of(r, key, &row, now_ns(r), st);
+out:
+    if (began)
+        r->store->ops->rollback(r->store);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int rl_totals_get(rl *r, rl_totals *t)
+{
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if (!t)
+        return rl_seterr(r->err, RL_EINVAL, "totals is NULL");
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    rc = r->store->ops->totals(r->store, t);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+typedef struct list_ctx {
+    rl *r;
+    int64_t now;
+    int (*fn)(void *ctx, const rl_key_stats *st);
+    void *ctx;
+    rl_key_stats st;
+} list_ctx;
+
+static int list_row(void *ctx, const char *key, const rl_row *row)
+{
+    list_ctx *lc = ctx;
+    stats_of(lc->r, key, row, lc->now, &lc->st);
+    return lc->fn(lc->ctx, &lc->st);
+}
+
+int rl_keys_list(rl *r, const char *match, int sort, size_t limit,
+                 int (*fn)(void *ctx, const rl_key_stats *st), void *ctx)
+{
+    list_ctx *lc;
+    int64_t version;
+    int rc, began = 0;
+    if (!r)
+        return RL_EINVAL;
+    if (!fn || sort < RL_SORT_KEY || sort > RL_SORT_LAST_SEEN)
+        return rl_seterr(r->err, RL_EINVAL, "invalid callback or sort order");
+    if (!(lc = malloc(sizeof *lc)))
+        return rl_seterr(r->err, RL_ENOMEM, "out of memory");
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    if ((rc = r->store->ops->begin(r->store, 0)) != RL_OK)
+        goto out;
+    began = 1;
+    if ((rc = r->store->ops->policy_version(r->store, &version)) != RL_OK)
+        goto out;
+    if ((rc = refresh_policy(r, version)) != RL_OK)
+        goto out;
+    lc->r = r;
+    lc->now = now_ns(r);
+    lc->fn = fn;
+    lc->ctx = ctx;
+    rc = r->store->ops->keys_list(r->store, match, sort, limit, list_row, lc);
+out:
+    if (began)
+        r->store->ops->rollback(r->store);
+    pthread_mutex_unlock(&r->mu);
+    free(lc);
+    return rc;
+}
+
+/* ---- writing policy and keys ------------------------------------------- */
+
+int rl_reset(rl *r, const char *key)
+{
+    rl_row row;
+    int64_t version;
+    int rc, began = 0;
+    if (!r)
+        return RL_EINVAL;
+    if ((rc = check_key(r, key)) != RL_OK)
+        return rc;
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
+        goto out;
+    began = 1;
+    if ((rc = r->store->ops->row_get(r->store, key, &row, &version)) != RL_OK)
+        goto out;
+    if (!row.exists) {
+        rc = rl_seterr(r->err, RL_ENOTFOUND, "no such key: '%.64s'", key);
+        goto out;
+    }
+    if (row.tier[0]) { /* keep the explicit assignment, forget the rest */
+        row.state_len = 0;
+        row.allowed = row.refused = row.units = 0;
+        row.first_seen = row.last_seen = 0;
+        rc = r->store->ops->row_put(r->store, key, &row);
+    } else {
+        rc = r->store->ops->row_delete(r->store, key);
+    }
+    if (rc != RL_OK)
+        goto out;
+    rc = r->store->ops->commit(r->store);
+    began = 0;
+out:
+    if (began)
+        r->store->ops->rollback(r->store);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+/* Runs a policy write (op) in its own write transaction. */
+static int policy_write(rl *r, int (*op)(rl *r, const void *arg), const void *arg)
+{
+    int rc;
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
+        goto out;
+    if ((rc = op(r, arg)) != RL_OK) {
+        r->store->ops->rollback(r->store);
+        goto out;
+    }
+    rc = r->store->ops->commit(r->store);
+    if (rc != RL_OK)
+        r->store->ops->rollback(r->store);
+out:
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+static int op_tier_put(rl *r, const void *arg)
+{
+    return r->store->ops->tier_put(r->store, arg);
+}
+
+int rl_tier_set(rl *r, const char *tier, const rl_limit *limits, size_t n)
+{
+    rl_tier t;
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if (!rl_name_valid(tier))
+        return rl_seterr(r->err, RL_EINVAL, "invalid tier name (1-63 of A-Z a-z 0-9 _ . : -)");
+    if ((rc = build_tier(&t, tier, limits, n, r->err)) != RL_OK)
+        return rc;
+    return policy_write(r, op_tier_put, &t);
+}
+
+static int op_tier_delete(rl *r, const void *arg)
+{
+    return r->store->ops->tier_delete(r->store, arg);
+}
+
+int rl_tier_delete(rl *r, const char *tier)
+{
+    if (!r)
+        return RL_EINVAL;
+    if (!rl_name_valid(tier))
+        return rl_seterr(r->err, RL_EINVAL, "invalid tier name");
+    return policy_write(r, op_tier_delete, tier);
+}
+
+static int op_policy_put(rl *r, const void *arg)
+{
+    return r->store->ops->policy_put(r->store, arg);
+}
+
+int rl__policy_replace(rl *r, const rl_policy *p)
+{
+    return policy_write(r, op_policy_put, p);
+}
+
+typedef struct assign_arg {
+    const char *key, *tier;
+} assign_arg;
+
+static int op_assign(rl *r, const void *arg)
+{
+    const assign_arg *a = arg;
+    rl_row row;
+    int64_t version;
+    int rc = r->store->ops->row_get(r->store, a->key, &row, &version);
+    if (rc != RL_OK)
+        return rc;
+    if ((rc = refresh_policy(r, version)) != RL_OK)
+        return rc;
+    if (a->tier && !rl_policy_tier(&r->pol, a->tier))
+        return rl_seterr(r->err, RL_ENOTFOUND, "no such tier: '%s'", a->tier);
+    if (!a->tier && !row.exists)
+        return RL_OK;
+    snprintf(row.tier, sizeof row.tier, "%s", a->tier ? a->tier : "");
+    return r->store->ops->row_put(r->store, a->key, &row);
+}
+
+int rl_key_assign(rl *r, const char *key, const char *tier)
+{
+    assign_arg a;
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if ((rc = check_key(r, key)) != RL_OK)
+        return rc;
+    if (tier && !rl_name_valid(tier))
+        return rl_seterr(r->err, RL_EINVAL, "invalid tier name");
+    a.key = key;
+    a.tier = tier;
+    return policy_write(r, op_assign, &a);
+}

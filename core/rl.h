@@ -1,0 +1,246 @@
+/*
+ * rl.h - the public API of librl, a rate limiter whose state lives in SQLite.
+ *
+ * Several processes open the same database file and share every bucket: a
+ * decision made by one is seen by all, and survives restarts and crashes.
+ * The shape follows Go's golang.org/x/time/rate (Allow / Wait / Reserve +
+ * Cancel) with per-key state, weighted costs and tiers of several limits that
+ * are checked and consumed all together or not at all.
+ *
+ * Conventions (as in hiredis and libgit2):
+ *   - every function that can fail returns an int: RL_OK (0) or a negative
+ *     RL_E* code; rl_errmsg(r) then holds a one-line message;
+ *   - the caller owns what it passes in; nothing here keeps a pointer to it
+ *     after the call returns, except rl_options.clock_ctx;
+ *   - time is integer nanoseconds (int64_t) throughout.
+ *
+ * This header is self-contained C11 (and C++ compatible).
+ */
+#ifndef RL_H
+#define RL_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define RL_API __attribute__((visibility("default")))
+#else
+#define RL_API
+#endif
+
+#define RL_VERSION_MAJOR 0
+#define RL_VERSION_MINOR 1
+#define RL_VERSION_PATCH 0
+#define RL_VERSION_STRING "0.1.0"
+
+/* Return codes. Deciding calls return RL_OK whether the request was admitted
+ * or refused (rl_result.allowed says which); a code is only for errors. */
+enum {
+    RL_OK = 0,
+    RL_EINVAL = -1,     /* invalid argument (bad key, negative cost, bad limit) */
+    RL_ENOMEM = -2,     /* out of memory */
+    RL_ETOOBIG = -3,    /* cost exceeds a limit's burst: it can never pass */
+    RL_EBUSY = -4,      /* the store stayed locked past busy_timeout_ms */
+    RL_ESTORE = -5,     /* store failure: I/O error, cannot open */
+    RL_EREADONLY = -6,  /* the store is read-only (file permissions, read-only handle) */
+    RL_EFULL = -7,      /* the disk or database is full */
+    RL_ECORRUPT = -8,   /* not an rl database, damaged, or tampered with */
+    RL_EVERSION = -9,   /* database schema newer than this library */
+    RL_ECONFIG = -10,   /* invalid configuration (tier file, limits, options) */
+    RL_ENOTFOUND = -11, /* no such key or tier */
+    RL_ETIMEOUT = -12,  /* the wait would exceed the timeout; nothing consumed */
+    RL_ECANCELED = -13, /* the wait was cancelled; its reservation was returned */
+    RL_ENOLIMIT = -14   /* no tier and no default limits apply to the key */
+};
+
+/* Durations. */
+#define RL_NANOSECOND ((int64_t)1)
+#define RL_MICROSECOND ((int64_t)1000)
+#define RL_MILLISECOND ((int64_t)1000000)
+#define RL_SECOND ((int64_t)1000000000)
+#define RL_MINUTE (60 * RL_SECOND)
+#define RL_HOUR (60 * RL_MINUTE)
+#define RL_DAY (24 * RL_HOUR)
+
+/* Sizes. Keys are 1..RL_KEY_MAX bytes of valid UTF-8 without control
+ * characters; names of tiers, limits and resources are 1..RL_NAME_MAX-1 bytes
+ * of [A-Za-z0-9_.:-]. */
+#define RL_KEY_MAX 512
+#define RL_NAME_MAX 64
+#define RL_MAX_LIMITS 8
+
+/* One limit: `count` units per `period_ns`, bucket capacity `burst` (0 means
+ * `count`). `resource` NULL means "requests"; `name` NULL gets "limitN" (its
+ * 1-based position). */
+typedef struct rl_limit {
+    const char *name;
+    const char *resource;
+    int64_t count;
+    int64_t period_ns;
+    int64_t burst;
+} rl_limit;
+
+/* Initialisers for arrays of rl_limit: rl_limit l[] = { RL_PER_MINUTE(60, 10) }; */
+#define RL_LIMIT(name, resource, count, period_ns, burst) \
+    { (name), (resource), (count), (period_ns), (burst) }
+#define RL_PER_SECOND(n, burst) RL_LIMIT(NULL, NULL, (n), RL_SECOND, (burst))
+#define RL_PER_MINUTE(n, burst) RL_LIMIT(NULL, NULL, (n), RL_MINUTE, (burst))
+#define RL_PER_HOUR(n, burst) RL_LIMIT(NULL, NULL, (n), RL_HOUR, (burst))
+#define RL_PER_DAY(n, burst) RL_LIMIT(NULL, NULL, (n), RL_DAY, (burst))
+
+enum { RL_DURABILITY_NORMAL = 0, RL_DURABILITY_FULL = 1 };
+enum { RL_FAIL_CLOSED = 0, RL_FAIL_OPEN = 1 };
+
+/* How a writer waits for another process's write transaction. RL_BUSY_LOCK
+ * (default) queues writers on a robust process-shared mutex kept in the
+ * side file PATH-rllock; RL_BUSY_SQLITE uses SQLite's own busy handler
+ * (sleeps of 1..100 ms), kept for comparison in bench/. */
+enum { RL_BUSY_LOCK = 0, RL_BUSY_SQLITE = 1 };
+
+/* rl_open flags. */
+#define RL_OPEN_READONLY 0x1 /* never write; deciding calls fail with RL_EREADONLY */
+
+#define RL_OPTIONS_VERSION 1
+
+typedef struct rl_options {
+    unsigned int version;            /* RL_OPTIONS_VERSION */
+    const rl_limit *default_limits;  /* for keys that no tier covers */
+    size_t n_default_limits;
+    int busy_timeout_ms;             /* default 5000 */
+    int durability;                  /* RL_DURABILITY_NORMAL */
+    int fail_mode;                   /* RL_FAIL_CLOSED */
+    int64_t (*clock)(void *ctx);     /* ns; default CLOCK_REALTIME */
+    void *clock_ctx;
+    unsigned int file_mode;          /* mode of a new database file; default 0600 */
+    const char *tiers_file;          /* YAML tiers loaded at open; NULL for none */
+    unsigned int flags;              /* RL_OPEN_* */
+    int busy_strategy;               /* RL_BUSY_LOCK */
+} rl_options;
+
+#define RL_OPTIONS_INIT                                                       \
+    { RL_OPTIONS_VERSION, NULL, 0, 5000, RL_DURABILITY_NORMAL, RL_FAIL_CLOSED, \
+      NULL, NULL, 0600, NULL, 0, RL_BUSY_LOCK }
+
+/* The outcome of a decision. The deciding limit is the one that refused (the
+ * largest retry-after) or, when admitted, the one with least room left. */
+typedef struct rl_result {
+    int allowed;
+    int64_t limit;          /* the deciding limit's burst */
+    int64_t remaining;      /* units it could still admit now */
+    int64_t retry_after_ns; /* 0 if allowed; else when the same request would pass */
+    int64_t reset_after_ns; /* when the deciding limit is full again */
+    char limit_name[RL_NAME_MAX];
+    int degraded;           /* 1: admitted by RL_FAIL_OPEN without the store */
+} rl_result;
+
+/* A reservation made by rl_reserve. Treat as opaque apart from the first
+ * three fields. */
+typedef struct rl_reservation {
+    int ok;              /* 1: reserved; 0: would wait more than max_delay_ns */
+    int64_t delay_ns;    /* how long to wait before acting (ok) or would wait (!ok) */
+    int64_t time_to_act; /* clock time at which the caller may act */
+    /* private */
+    int64_t cost_;
+    int64_t policy_version_;
+    size_t n_;
+    uint64_t id_[RL_MAX_LIMITS];
+    int64_t tat_[RL_MAX_LIMITS];
+    int64_t rem_[RL_MAX_LIMITS];
+    char key_[RL_KEY_MAX + 1];
+} rl_reservation;
+
+/* Where a key's tier came from. */
+enum { RL_TIER_NONE = 0, RL_TIER_ASSIGNED, RL_TIER_RULE, RL_TIER_DEFAULT, RL_TIER_OPTIONS };
+
+typedef struct rl_limit_stats {
+    char name[RL_NAME_MAX];
+    char resource[RL_NAME_MAX];
+    int64_t count, period_ns, burst;
+    int64_t remaining;      /* units admissible now */
+    int64_t reset_after_ns; /* until the bucket is full */
+    int64_t retry_after_ns; /* until one unit is admissible (0: now) */
+} rl_limit_stats;
+
+typedef struct rl_key_stats {
+    char key[RL_KEY_MAX + 1];
+    int exists;              /* 0: the key has never been seen */
+    char tier[RL_NAME_MAX];  /* "" when default_limits apply */
+    int tier_source;         /* RL_TIER_* */
+    int64_t allowed;         /* decisions admitted */
+    int64_t refused;         /* decisions refused */
+    int64_t units;           /* units admitted */
+    int64_t first_seen_ns, last_seen_ns;
+    size_t n_limits;
+    rl_limit_stats limits[RL_MAX_LIMITS];
+} rl_key_stats;
+
+typedef struct rl_totals {
+    int64_t keys, allowed, refused, units;
+} rl_totals;
+
+typedef struct rl rl;
+
+/* Opens (creating if needed) the database at `path`; ":memory:" gives an
+ * in-process store; NULL means $RL_DB, else $XDG_STATE_HOME/rl/rl.db, else
+ * ~/.local/state/rl/rl.db. `o` may be NULL for defaults. On failure *out is
+ * still set (unless out is NULL or memory ran out) so that rl_errmsg(*out)
+ * says why; rl_close it. */
+RL_API int rl_open(rl **out, const char *path, const rl_options *o);
+RL_API void rl_close(rl *r); /* rl_close(NULL) is a no-op */
+RL_API const char *rl_errmsg(const rl *r);
+RL_API const char *rl_strerror(int code);
+RL_API const char *rl_version(void);
+/* The path rl_open(NULL) would use, written to buf. */
+RL_API int rl_default_path(char *buf, size_t len);
+
+/* Policies. rl_tier_set stores or replaces a tier (n == 0: unlimited). */
+RL_API int rl_tier_set(rl *r, const char *tier, const rl_limit *limits, size_t n);
+RL_API int rl_tier_delete(rl *r, const char *tier);
+RL_API int rl_key_assign(rl *r, const char *key, const char *tier); /* tier NULL: unassign */
+
+/* Decisions on the "requests" resource of `key`. */
+RL_API int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res);
+RL_API int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
+                   const volatile sig_atomic_t *cancel, rl_result *res);
+RL_API int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns,
+                      rl_reservation *rv);
+RL_API int rl_cancel(rl *r, const rl_reservation *rv);
+
+/* Reading and resetting. */
+RL_API int rl_stats(rl *r, const char *key, rl_key_stats *st);
+RL_API int rl_totals_get(rl *r, rl_totals *t);
+RL_API int rl_reset(rl *r, const char *key);
+
+/* Keys in order of `sort` (RL_SORT_*), at most `limit` (0: all), whose
+ * names match the glob `match` (NULL: all). fn returning non-zero stops the
+ * walk and is returned. */
+enum { RL_SORT_KEY = 0, RL_SORT_ALLOWED, RL_SORT_REFUSED, RL_SORT_LAST_SEEN };
+RL_API int rl_keys_list(rl *r, const char *match, int sort, size_t limit,
+                        int (*fn)(void *ctx, const rl_key_stats *st), void *ctx);
+
+/* Tiers (YAML). rl_load_tiers replaces all tiers and rules from the file in one
+ * transaction; rl_validate_tiers checks a file without a database and
+ * writes "FILE:LINE:COL: message" to err on failure. */
+RL_API int rl_load_tiers(rl *r, const char *yaml_path);
+RL_API int rl_validate_tiers(const char *yaml_path, char *err, size_t errlen);
+
+/* Parsers used by rlctl: "600/min", "100/30s" and "1m30s", "250ms". */
+RL_API int rl_parse_rate(const char *s, int64_t *count, int64_t *period_ns);
+RL_API int rl_parse_duration(const char *s, int64_t *ns);
+RL_API int rl_format_duration(int64_t ns, char *buf, size_t len);
+RL_API int rl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t len);
+
+/* Glob match as used by tier rules and rlctl --match: '*' any run, '?' one
+ * byte, '\\' escapes the next byte. */
+RL_API int rl_glob_match(const char *pattern, const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RL_H */

@@ -1,0 +1,72 @@
+/*
+ * state.c - the bucket state of one key as a compact, versioned blob.
+ *
+ * Format 1: byte 0 = 1, byte 1 = n (<= RL_MAX_LIMITS), then n slots of six
+ * little-endian 64-bit words: id, count, period_ns, burst, tat, rem. The limit
+ * parameters travel with the state so that a changed tier can be rescaled
+ * lazily, by the next decision, in whatever process makes it.
+ */
+#include "store.h"
+
+#include <string.h>
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    int i;
+    for (i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    int i;
+    for (i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len)
+{
+    size_t i;
+    st->n = 0;
+    if (len == 0)
+        return RL_OK;
+    if (len < 2 || buf[0] != 1 || buf[1] > RL_MAX_LIMITS || len != 2 + (size_t)buf[1] * 48)
+        return RL_ECORRUPT;
+    for (i = 0; i < buf[1]; i++) {
+        const unsigned char *p = buf + 2 + i * 48;
+        rl_slot *s = &st->slot[i];
+        s->id = get64(p);
+        s->count = (int64_t)get64(p + 8);
+        s->period_ns = (int64_t)get64(p + 16);
+        s->burst = (int64_t)get64(p + 24);
+        s->tat = (int64_t)get64(p + 32);
+        s->rem = (int64_t)get64(p + 40);
+        /* Never trust stored numbers into the 128-bit math unchecked. */
+        if (s->count < 1 || s->count > RL_COUNT_MAX || s->period_ns < 1 ||
+            s->period_ns > RL_PERIOD_MAX || s->burst < 1 || s->burst > RL_COUNT_MAX ||
+            s->rem < 0 || s->rem >= s->count)
+            return RL_ECORRUPT;
+    }
+    st->n = buf[1];
+    return RL_OK;
+}
+
+size_t rl_state_encode(const rl_state *st, unsigned char *buf)
+{
+    size_t i;
+    buf[0] = 1;
+    buf[1] = (unsigned char)st->n;
+    for (i = 0; i < st->n; i++) {
+        unsigned char *p = buf + 2 + i * 48;
+        const rl_slot *s = &st->slot[i];
+        put64(p, s->id);
+        put64(p + 8, (uint64_t)s->count);
+        put64(p + 16, (uint64_t)s->period_ns);
+        put64(p + 24, (uint64_t)s->burst);
+        put64(p + 32, (uint64_t)s->tat);
+        put64(p + 40, (uint64_t)s->rem);
+    }
+    return 2 + st->n * 48;
+}

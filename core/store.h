@@ -1,0 +1,102 @@
+/*
+ * store.h - the one small interface between core/ and persistence.
+ *
+ * A store keeps rows (one per key: explicit tier, encoded bucket state and
+ * counters) and the policy (tiers, rules, settings) with a version that goes
+ * up on every policy write. core/ does all the deciding; a store only has to
+ * give it serialisable read-modify-write transactions:
+ *
+ *   begin(write=1) ... row_get / row_put ... commit   (or rollback)
+ *
+ * A write transaction excludes every other writer in every process until it
+ * commits. Stores report failures as RL_E* codes with a one-line message in
+ * the handle's error buffer (rl_store.err). No store function keeps pointers
+ * to caller memory after it returns.
+ */
+#ifndef RL_STORE_H
+#define RL_STORE_H
+
+#include "policy.h"
+
+#define RL_ERRMSG_MAX 256
+#define RL_STATE_MAX (2 + RL_MAX_LIMITS * 48)
+
+typedef struct rl_row {
+    int exists;
+    char tier[RL_NAME_MAX]; /* explicit assignment, "" if none */
+    unsigned char state[RL_STATE_MAX];
+    size_t state_len;
+    int64_t allowed, refused, units, first_seen, last_seen;
+} rl_row;
+
+typedef struct rl_store rl_store;
+
+/* Called by keys_list for each key; non-zero stops the walk. */
+typedef int (*rl_row_fn)(void *ctx, const char *key, const rl_row *row);
+
+typedef struct rl_store_ops {
+    const char *name;
+    void (*close)(rl_store *s);
+    int (*begin)(rl_store *s, int write);
+    int (*commit)(rl_store *s);
+    void (*rollback)(rl_store *s);
+    /* Inside a transaction. row_get fills row (exists = 0 if absent) and the
+     * current policy version. */
+    int (*row_get)(rl_store *s, const char *key, rl_row *row, int64_t *policy_version);
+    int (*row_put)(rl_store *s, const char *key, const rl_row *row);
+    int (*row_delete)(rl_store *s, const char *key);
+    int (*policy_version)(rl_store *s, int64_t *version);
+    /* Policy: read all (p initialised by caller), replace all, one tier. Each
+     * write bumps the version. */
+    int (*policy_get)(rl_store *s, rl_policy *p);
+    int (*policy_put)(rl_store *s, const rl_policy *p);
+    int (*tier_put)(rl_store *s, const rl_tier *t);
+    int (*tier_delete)(rl_store *s, const char *name);
+    /* Outside or inside a transaction. */
+    int (*keys_list)(rl_store *s, const char *match, int sort, size_t limit, rl_row_fn fn,
+                     void *ctx);
+    int (*totals)(rl_store *s, rl_totals *t);
+} rl_store_ops;
+
+struct rl_store {
+    const rl_store_ops *ops;
+    char *err; /* the handle's RL_ERRMSG_MAX buffer */
+};
+
+/* Settings a store needs from rl_options. */
+typedef struct rl_store_config {
+    int busy_timeout_ms;
+    int durability;
+    unsigned int file_mode;
+    unsigned int flags;
+    int busy_strategy;
+} rl_store_config;
+
+/* Constructors: on failure *out may still be set and must be closed. */
+int rl_store_mem_open(rl_store **out, char *err);
+int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config *c, char *err);
+
+/* One-line error message into an RL_ERRMSG_MAX buffer; returns code. */
+int rl_seterr(char *err, int code, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Bucket state encoding shared by the row stores. */
+typedef struct rl_slot {
+    uint64_t id;
+    int64_t count, period_ns, burst;
+    int64_t tat, rem;
+} rl_slot;
+
+typedef struct rl_state {
+    size_t n;
+    rl_slot slot[RL_MAX_LIMITS];
+} rl_state;
+
+/* Decode: RL_ECORRUPT on a malformed blob (an empty blob is an empty state). */
+int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len);
+size_t rl_state_encode(const rl_state *st, unsigned char *buf);
+
+#endif

@@ -1,0 +1,277 @@
+/*
+ * mem.c - the in-process store behind ":memory:".
+ *
+ * Same semantics as the SQLite store for one process: a hash table of rows
+ * and a policy. The handle's mutex already serialises every transaction, so
+ * begin/commit have nothing to lock. Writes are applied in place; the core
+ * writes at most one row per transaction, after every check has passed, so
+ * there is nothing for rollback to undo.
+ */
+#include "store.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct mem_node {
+    struct mem_node *next;
+    rl_row row;
+    char key[];
+} mem_node;
+
+typedef struct mem_store {
+    rl_store base;
+    mem_node **buckets;
+    size_t nbuckets, nkeys;
+    rl_policy pol;
+    int64_t version;
+} mem_store;
+
+static uint64_t hash_key(const char *k)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+    return h;
+}
+
+static mem_node **find(mem_store *m, const char *key)
+{
+    mem_node **pp = &m->buckets[hash_key(key) & (m->nbuckets - 1)];
+    while (*pp && strcmp((*pp)->key, key) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static int grow(mem_store *m)
+{
+    size_t nb = m->nbuckets * 2, i;
+    mem_node **b = calloc(nb, sizeof *b);
+    if (!b)
+        return RL_ENOMEM;
+    for (i = 0; i < m->nbuckets; i++) {
+        mem_node *n = m->buckets[i], *next;
+        for (; n; n = next) {
+            size_t h = hash_key(n->key) & (nb - 1);
+            next = n->next;
+            n->next = b[h];
+            b[h] = n;
+        }
+    }
+    free(m->buckets);
+    m->buckets = b;
+    m->nbuckets = nb;
+    return RL_OK;
+}
+
+static void mem_close(rl_store *s)
+{
+    mem_store *m = (mem_store *)s;
+    size_t i;
+    for (i = 0; i < m->nbuckets; i++) {
+        mem_node *n = m->buckets[i], *next;
+        for (; n; n = next) {
+            next = n->next;
+            free(n);
+        }
+    }
+    free(m->buckets);
+    rl_policy_free(&m->pol);
+    free(m);
+}
+
+static int mem_begin(rl_store *s, int write)
+{
+    (void)s;
+    (void)write;
+    return RL_OK;
+}
+
+static int mem_commit(rl_store *s)
+{
+    (void)s;
+    return RL_OK;
+}
+
+static void mem_rollback(rl_store *s)
+{
+    (void)s;
+}
+
+static int mem_row_get(rl_store *s, const char *key, rl_row *row, int64_t *version)
+{
+    mem_store *m = (mem_store *)s;
+    mem_node *n = *find(m, key);
+    if (n) {
+        *row = n->row;
+    } else {
+        memset(row, 0, offsetof(rl_row, state));
+        row->state_len = 0;
+        row->allowed = row->refused = row->units = row->first_seen = row->last_seen = 0;
+    }
+    *version = m->version;
+    return RL_OK;
+}
+
+static int mem_row_put(rl_store *s, const char *key, const rl_row *row)
+{
+    mem_store *m = (mem_store *)s;
+    mem_node **pp = find(m, key), *n = *pp;
+    if (!n) {
+        size_t len = strlen(key) + 1;
+        if (m->nkeys >= m->nbuckets && grow(m) == RL_OK)
+            pp = find(m, key);
+        if (!(n = malloc(sizeof *n + len)))
+            return rl_seterr(s->err, RL_ENOMEM, "out of memory");
+        memcpy(n->key, key, len);
+        n->next = NULL;
+        *pp = n;
+        m->nkeys++;
+    }
+    n->row = *row;
+    n->row.exists = 1;
+    return RL_OK;
+}
+
+static int mem_row_delete(rl_store *s, const char *key)
+{
+    mem_store *m = (mem_store *)s;
+    mem_node **pp = find(m, key), *n = *pp;
+    if (n) {
+        *pp = n->next;
+        free(n);
+        m->nkeys--;
+    }
+    return RL_OK;
+}
+
+static int mem_policy_version(rl_store *s, int64_t *version)
+{
+    *version = ((mem_store *)s)->version;
+    return RL_OK;
+}
+
+static int mem_policy_get(rl_store *s, rl_policy *p)
+{
+    mem_store *m = (mem_store *)s;
+    int rc = rl_policy_copy(p, &m->pol);
+    if (rc != RL_OK)
+        return rl_seterr(s->err, rc, "out of memory");
+    p->version = m->version;
+    return RL_OK;
+}
+
+static int mem_policy_put(rl_store *s, const rl_policy *p)
+{
+    mem_store *m = (mem_store *)s;
+    rl_policy copy;
+    if (rl_policy_copy(&copy, p) != RL_OK)
+        return rl_seterr(s->err, RL_ENOMEM, "out of memory");
+    rl_policy_free(&m->pol);
+    m->pol = copy;
+    m->version++;
+    return RL_OK;
+}
+
+static int mem_tier_put(rl_store *s, const rl_tier *t)
+{
+    mem_store *m = (mem_store *)s;
+    if (rl_policy_put_tier(&m->pol, t) != RL_OK)
+        return rl_seterr(s->err, RL_ENOMEM, "out of memory");
+    m->version++;
+    return RL_OK;
+}
+
+static int mem_tier_delete(rl_store *s, const char *name)
+{
+    mem_store *m = (mem_store *)s;
+    if (rl_policy_del_tier(&m->pol, name) != RL_OK)
+        return rl_seterr(s->err, RL_ENOTFOUND, "no such tier: '%s'", name);
+    m->version++;
+    return RL_OK;
+}
+
+static int64_t sort_value(const mem_node *n, int sort)
+{
+    switch (sort) {
+    case RL_SORT_ALLOWED: return n->row.allowed;
+    case RL_SORT_REFUSED: return n->row.refused;
+    case RL_SORT_LAST_SEEN: return n->row.last_seen;
+    default: return 0;
+    }
+}
+
+static int cmp_nodes(const void *a, const void *b, void *ctx)
+{
+    const mem_node *x = *(mem_node *const *)a, *y = *(mem_node *const *)b;
+    int sort = *(const int *)ctx;
+    int64_t vx = sort_value(x, sort), vy = sort_value(y, sort);
+    if (vx != vy)
+        return vx > vy ? -1 : 1; /* busiest first */
+    return strcmp(x->key, y->key);
+}
+
+static int mem_keys_list(rl_store *s, const char *match, int sort, size_t limit, rl_row_fn fn,
+                         void *ctx)
+{
+    mem_store *m = (mem_store *)s;
+    mem_node **all = malloc((m->nkeys + 1) * sizeof *all);
+    size_t i, n = 0;
+    int rc = RL_OK;
+    if (!all)
+        return rl_seterr(s->err, RL_ENOMEM, "out of memory");
+    for (i = 0; i < m->nbuckets; i++) {
+        mem_node *nd;
+        for (nd = m->buckets[i]; nd; nd = nd->next)
+            if (!match || rl_glob_match(match, nd->key))
+                all[n++] = nd;
+    }
+    qsort_r(all, n, sizeof *all, cmp_nodes, &sort);
+    for (i = 0; i < n && (limit == 0 || i < limit) && rc == 0; i++)
+        rc = fn(ctx, all[i]->key, &all[i]->row);
+    free(all);
+    return rc;
+}
+
+static int mem_totals(rl_store *s, rl_totals *t)
+{
+    mem_store *m = (mem_store *)s;
+    size_t i;
+    memset(t, 0, sizeof *t);
+    for (i = 0; i < m->nbuckets; i++) {
+        mem_node *n;
+        for (n = m->buckets[i]; n; n = n->next) {
+            t->keys++;
+            t->allowed += n->row.allowed;
+            t->refused += n->row.refused;
+            t->units += n->row.units;
+        }
+    }
+    return RL_OK;
+}
+
+static const rl_store_ops mem_ops = {
+    "memory",        mem_close,       mem_begin,          mem_commit,     mem_rollback,
+    mem_row_get,     mem_row_put,     mem_row_delete,     mem_policy_version,
+    mem_policy_get,  mem_policy_put,  mem_tier_put,       mem_tier_delete,
+    mem_keys_list,   mem_totals,
+};
+
+int rl_store_mem_open(rl_store **out, char *err)
+{
+    mem_store *m = calloc(1, sizeof *m);
+    *out = NULL;
+    if (!m)
+        return rl_seterr(err, RL_ENOMEM, "out of memory");
+    m->base.ops = &mem_ops;
+    m->base.err = err;
+    m->nbuckets = 64;
+    rl_policy_init(&m->pol);
+    if (!(m->buckets = calloc(m->nbuckets, sizeof *m->buckets))) {
+        free(m);
+        return rl_seterr(err, RL_ENOMEM, "out of memory");
+    }
+    m->version = 1;
+    *out = &m->base;
+    return RL_OK;
+}

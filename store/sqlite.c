@@ -1,0 +1,837 @@
+/*
+ * sqlite.c - the SQLite store: one database file in WAL mode shared by every
+ * process on the machine.
+ *
+ * Guarantees:
+ *   - every read-modify-write runs in BEGIN IMMEDIATE (never a read upgraded
+ *     to a write, which fails with SQLITE_BUSY_SNAPSHOT), queued behind the
+ *     process-shared lock of lock.c unless RL_BUSY_SQLITE is chosen;
+ *   - statements are prepared once per connection (lazily, persistent) and
+ *     reused; every value is bound, never pasted into SQL text;
+ *   - the schema is brought up to date under the same lock, so processes that
+ *     open a new file at the same moment all succeed; a newer schema, another
+ *     application's database or unknown schema objects are refused;
+ *   - the connection is hardened: defensive mode, untrusted schema, triggers
+ *     and views disabled (rl uses neither);
+ *   - errors come back as distinct codes: busy, read-only, full, corrupt,
+ *     other I/O.
+ */
+#include "lock.h"
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern const char *const rl_schema_migrations[];
+extern const size_t rl_schema_count;
+
+enum {
+    S_BEGIN_W, S_BEGIN_R, S_COMMIT, S_ROLLBACK, S_GET, S_INS, S_UPD, S_DEL, S_VER, S_BUMP,
+    S_TOTALS, S_LIST_KEY, S_LIST_ALLOWED, S_LIST_REFUSED, S_LIST_SEEN, S_TIERS, S_LIMITS,
+    S_RULES, S_SETTING, S_SET_SETTING, S_TIER_INS, S_LIMIT_INS, S_TIER_DEL, S_LIMITS_DEL,
+    S_TIERS_CLEAR, S_LIMITS_CLEAR, S_RULES_CLEAR, S_RULE_INS, S_COUNT
+};
+
+#define LIST_SQL(order)                                                                      \
+    "SELECT key, tier, state, allowed, refused, units, first_seen, last_seen FROM rl_keys " \
+    "WHERE ?1 IS NULL OR rl_glob(?1, key) ORDER BY " order " LIMIT ?2"
+
+static const char *const sql_text[S_COUNT] = {
+    [S_BEGIN_W] = "BEGIN IMMEDIATE",
+    [S_BEGIN_R] = "BEGIN",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_GET] = "SELECT v.value, k.key IS NOT NULL, k.tier, k.state, k.allowed, k.refused, k.units,"
+              " k.first_seen, k.last_seen FROM rl_meta AS v LEFT JOIN rl_keys AS k ON k.key = ?1"
+              " WHERE v.name = 'policy_version'",
+    [S_INS] = "INSERT INTO rl_keys (key, tier, state, allowed, refused, units, first_seen,"
+              " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_UPD] = "UPDATE rl_keys SET tier = ?2, state = ?3, allowed = ?4, refused = ?5, units = ?6,"
+              " first_seen = ?7, last_seen = ?8 WHERE key = ?1",
+    [S_DEL] = "DELETE FROM rl_keys WHERE key = ?1",
+    [S_VER] = "SELECT value FROM rl_meta WHERE name = 'policy_version'",
+    [S_BUMP] = "UPDATE rl_meta SET value = value + 1 WHERE name = 'policy_version'",
+    [S_TOTALS] = "SELECT count(*), total(allowed), total(refused), total(units) FROM rl_keys",
+    [S_LIST_KEY] = LIST_SQL("key"),
+    [S_LIST_ALLOWED] = LIST_SQL("allowed DESC, key"),
+    [S_LIST_REFUSED] = LIST_SQL("refused DESC, key"),
+    [S_LIST_SEEN] = LIST_SQL("last_seen DESC, key"),
+    [S_TIERS] = "SELECT name, unlimited FROM rl_tiers ORDER BY name",
+    [S_LIMITS] = "SELECT tier, name, resource, count, period_ns, burst, kind FROM rl_limits"
+                 " ORDER BY tier, pos",
+    [S_RULES] = "SELECT match, tier FROM rl_rules ORDER BY pos",
+    [S_SETTING] = "SELECT value FROM rl_meta WHERE name = ?1",
+    [S_SET_SETTING] = "UPDATE rl_meta SET value = ?2 WHERE name = ?1",
+    [S_TIER_INS] = "INSERT OR REPLACE INTO rl_tiers (name, unlimited) VALUES (?1, ?2)",
+    [S_LIMIT_INS] = "INSERT INTO rl_limits (tier, pos, name, resource, count, period_ns, burst,"
+                    " kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_TIER_DEL] = "DELETE FROM rl_tiers WHERE name = ?1",
+    [S_LIMITS_DEL] = "DELETE FROM rl_limits WHERE tier = ?1",
+    [S_TIERS_CLEAR] = "DELETE FROM rl_tiers",
+    [S_LIMITS_CLEAR] = "DELETE FROM rl_limits",
+    [S_RULES_CLEAR] = "DELETE FROM rl_rules",
+    [S_RULE_INS] = "INSERT INTO rl_rules (pos, match, tier) VALUES (?1, ?2, ?3)",
+};
+
+/* The objects the migrations create; anything else in sqlite_schema means
+ * the file was tampered with or belongs to someone else. */
+static const char *const known_objects[] = {
+    "rl_meta", "rl_keys", "rl_tiers", "rl_limits", "rl_rules", NULL,
+};
+
+typedef struct sq_store {
+    rl_store base;
+    sqlite3 *db;
+    rl_lock *lock; /* NULL: read-only, or RL_BUSY_SQLITE */
+    int readonly;
+    int busy_timeout_ms;
+    int locked;    /* holds lock */
+    int in_txn;
+    sqlite3_stmt *st[S_COUNT];
+} sq_store;
+
+/* Maps an SQLite result code to an rl code and a one-line message. */
+static int sq_fail(sq_store *s, int rc, const char *what)
+{
+    int code;
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: code = RL_EBUSY; break;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: code = RL_EREADONLY; break;
+    case SQLITE_FULL: code = RL_EFULL; break;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_SCHEMA:
+    case SQLITE_FORMAT: code = RL_ECORRUPT; break;
+    case SQLITE_NOMEM: code = RL_ENOMEM; break;
+    default: code = RL_ESTORE; break;
+    }
+    return rl_seterr(s->base.err, code, "%s: %s", what,
+                     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+}
+
+static int stmt(sq_store *s, int i, sqlite3_stmt **out)
+{
+    int rc;
+    if (!s->st[i]) {
+        rc = sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                                NULL);
+        if (rc != SQLITE_OK)
+            return sq_fail(s, rc, "prepare");
+    }
+    *out = s->st[i];
+    return RL_OK;
+}
+
+/* Runs a statement that returns no rows. */
+static int run(sq_store *s, int i, const char *what)
+{
+    sqlite3_stmt *q;
+    int rc = stmt(s, i, &q);
+    if (rc != RL_OK)
+        return rc;
+    rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? RL_OK : sq_fail(s, rc, what);
+}
+
+static int exec(sq_store *s, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? RL_OK : sq_fail(s, rc, what);
+}
+
+static void text_col(sqlite3_stmt *q, int col, char *buf, size_t len)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    snprintf(buf, len, "%s", t ? (const char *)t : "");
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+static int sq_begin(rl_store *base, int write)
+{
+    sq_store *s = (sq_store *)base;
+    int64_t waited = 0;
+    int rc;
+    if (!write) {
+        if ((rc = run(s, S_BEGIN_R, "begin")) == RL_OK)
+            s->in_txn = 1;
+        return rc;
+    }
+    if (s->readonly)
+        return rl_seterr(base->err, RL_EREADONLY,
+                         "database is read-only: deciding and resetting need write access");
+    if (s->lock) {
+        if ((rc = rl_lock_acquire(s->lock, s->busy_timeout_ms, &waited, base->err)) != RL_OK)
+            return rc;
+        s->locked = 1;
+        /* The lock wait counts against the same timeout as SQLite's. */
+        if (waited > 0) {
+            int64_t left = s->busy_timeout_ms - waited / 1000000;
+            sqlite3_busy_timeout(s->db, left > 1 ? (int)left : 1);
+        }
+    }
+    rc = run(s, S_BEGIN_W, "begin");
+    if (waited > 0)
+        sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
+    if (rc != RL_OK) {
+        if (s->locked)
+            rl_lock_release(s->lock);
+        s->locked = 0;
+        return rc;
+    }
+    s->in_txn = 1;
+    return RL_OK;
+}
+
+static void unlock(sq_store *s)
+{
+    if (s->locked)
+        rl_lock_release(s->lock);
+    s->locked = 0;
+}
+
+static int sq_commit(rl_store *base)
+{
+    sq_store *s = (sq_store *)base;
+    int rc = run(s, S_COMMIT, "commit");
+    if (rc == RL_OK) {
+        s->in_txn = 0;
+        unlock(s);
+    }
+    return rc; /* on failure the caller rolls back, which unlocks */
+}
+
+static void sq_rollback(rl_store *base)
+{
+    sq_store *s = (sq_store *)base;
+    if (s->in_txn && !sqlite3_get_autocommit(s->db))
+        (void)run(s, S_ROLLBACK, "rollback");
+    s->in_txn = 0;
+    unlock(s);
+}
+
+/* ---- rows --------------------------------------------------------------- */
+
+static int sq_row_get(rl_store *base, const char *key, rl_row *row, int64_t *version)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q;
+    int rc = stmt(s, S_GET, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+        rc = rc == SQLITE_DONE ? rl_seterr(base->err, RL_ECORRUPT, "policy_version row missing")
+                               : sq_fail(s, rc, "read key");
+        goto out;
+    }
+    *version = sqlite3_column_int64(q, 0);
+    row->exists = sqlite3_column_int(q, 1);
+    text_col(q, 2, row->tier, sizeof row->tier);
+    row->state_len = (size_t)sqlite3_column_bytes(q, 3);
+    if (row->state_len > RL_STATE_MAX) {
+        rc = rl_seterr(base->err, RL_ECORRUPT, "key '%.64s': bucket state too large", key);
+        goto out;
+    }
+    if (row->state_len)
+        memcpy(row->state, sqlite3_column_blob(q, 3), row->state_len);
+    row->allowed = sqlite3_column_int64(q, 4);
+    row->refused = sqlite3_column_int64(q, 5);
+    row->units = sqlite3_column_int64(q, 6);
+    row->first_seen = sqlite3_column_int64(q, 7);
+    row->last_seen = sqlite3_column_int64(q, 8);
+    rc = RL_OK;
+out:
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc;
+}
+
+static int sq_row_put(rl_store *base, const char *key, const rl_row *row)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q;
+    int rc = stmt(s, row->exists ? S_UPD : S_INS, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    if (row->tier[0])
+        sqlite3_bind_text(q, 2, row->tier, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 2);
+    if (row->state_len)
+        sqlite3_bind_blob(q, 3, row->state, (int)row->state_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 3);
+    sqlite3_bind_int64(q, 4, row->allowed);
+    sqlite3_bind_int64(q, 5, row->refused);
+    sqlite3_bind_int64(q, 6, row->units);
+    sqlite3_bind_int64(q, 7, row->first_seen);
+    sqlite3_bind_int64(q, 8, row->last_seen);
+    rc = sqlite3_step(q);
+    rc = rc == SQLITE_DONE ? RL_OK : sq_fail(s, rc, "write key");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc;
+}
+
+static int sq_row_delete(rl_store *base, const char *key)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q;
+    int rc = stmt(s, S_DEL, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    return run(s, S_DEL, "delete key");
+}
+
+static int sq_policy_version(rl_store *base, int64_t *version)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q;
+    int rc = stmt(s, S_VER, &q);
+    if (rc != RL_OK)
+        return rc;
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *version = sqlite3_column_int64(q, 0);
+        rc = RL_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? rl_seterr(base->err, RL_ECORRUPT, "policy_version row missing")
+                               : sq_fail(s, rc, "read policy version");
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* ---- policy ------------------------------------------------------------- */
+
+static int get_setting(sq_store *s, const char *name, char *buf, size_t len, int *is_null)
+{
+    sqlite3_stmt *q;
+    int rc = stmt(s, S_SETTING, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    *is_null = 1;
+    buf[0] = 0;
+    if (rc == SQLITE_ROW) {
+        *is_null = sqlite3_column_type(q, 0) == SQLITE_NULL;
+        text_col(q, 0, buf, len);
+        rc = RL_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? RL_OK : sq_fail(s, rc, "read setting");
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc;
+}
+
+static int set_setting(sq_store *s, const char *name, const char *value, int64_t ivalue)
+{
+    sqlite3_stmt *q;
+    int rc = stmt(s, S_SET_SETTING, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    if (value)
+        sqlite3_bind_text(q, 2, value, -1, SQLITE_STATIC);
+    else if (ivalue >= 0)
+        sqlite3_bind_int64(q, 2, ivalue);
+    else
+        sqlite3_bind_null(q, 2);
+    return run(s, S_SET_SETTING, "write setting");
+}
+
+static int sq_policy_get(rl_store *base, rl_policy *p)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q;
+    char buf[RL_NAME_MAX], why[128];
+    int rc, step, is_null;
+    rl_tier t;
+
+    if ((rc = stmt(s, S_TIERS, &q)) != RL_OK)
+        return rc;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        memset(&t, 0, sizeof t);
+        text_col(q, 0, t.name, sizeof t.name);
+        t.unlimited = sqlite3_column_int(q, 1);
+        if ((rc = rl_policy_put_tier(p, &t)) != RL_OK)
+            break;
+    }
+    sqlite3_reset(q);
+    if (rc != RL_OK || step != SQLITE_DONE)
+        return rc != RL_OK ? rl_seterr(base->err, rc, "out of memory") : sq_fail(s, step, "read tiers");
+
+    if ((rc = stmt(s, S_LIMITS, &q)) != RL_OK)
+        return rc;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        rl_tier *pt;
+        rl_ldef *d;
+        text_col(q, 0, buf, sizeof buf);
+        pt = (rl_tier *)rl_policy_tier(p, buf);
+        if (!pt || pt->n >= RL_MAX_LIMITS) {
+            rc = rl_seterr(base->err, RL_ECORRUPT, "limits of unknown or overfull tier '%s'", buf);
+            break;
+        }
+        d = &pt->limits[pt->n];
+        memset(d, 0, sizeof *d);
+        text_col(q, 1, d->name, sizeof d->name);
+        text_col(q, 2, d->resource, sizeof d->resource);
+        d->count = sqlite3_column_int64(q, 3);
+        d->period_ns = sqlite3_column_int64(q, 4);
+        d->burst = sqlite3_column_int64(q, 5);
+        d->kind = sqlite3_column_int(q, 6);
+        d->id = rl_limit_id(d->resource, d->name);
+        /* Stored limits feed the 128-bit math: check them like user input. */
+        if (rl_ldef_check(d, why, sizeof why) != RL_OK || d->kind != RL_KIND_GCRA) {
+            rc = rl_seterr(base->err, RL_ECORRUPT, "tier '%s': stored %s", buf, why);
+            break;
+        }
+        pt->n++;
+    }
+    sqlite3_reset(q);
+    if (rc != RL_OK)
+        return rc;
+    if (step != SQLITE_DONE)
+        return sq_fail(s, step, "read limits");
+
+    if ((rc = stmt(s, S_RULES, &q)) != RL_OK)
+        return rc;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        const unsigned char *m = sqlite3_column_text(q, 0);
+        text_col(q, 1, buf, sizeof buf);
+        if ((rc = rl_policy_add_rule(p, m ? (const char *)m : "", buf)) != RL_OK)
+            break;
+    }
+    sqlite3_reset(q);
+    if (rc != RL_OK)
+        return rl_seterr(base->err, rc, "out of memory");
+    if (step != SQLITE_DONE)
+        return sq_fail(s, step, "read rules");
+
+    if ((rc = get_setting(s, "default_tier", p->default_tier, sizeof p->default_tier, &is_null)))
+        return rc;
+    if ((rc = get_setting(s, "fail_mode", buf, sizeof buf, &is_null)))
+        return rc;
+    p->fail_mode = is_null ? RL_FAIL_UNSET : atoi(buf) ? RL_FAIL_OPEN : RL_FAIL_CLOSED;
+    return RL_OK;
+}
+
+static int put_tier(sq_store *s, const rl_tier *t)
+{
+    sqlite3_stmt *q;
+    size_t i;
+    int rc;
+    if ((rc = stmt(s, S_LIMITS_DEL, &q)) != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+    if ((rc = run(s, S_LIMITS_DEL, "write tier")) != RL_OK)
+        return rc;
+    if ((rc = stmt(s, S_TIER_INS, &q)) != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, t->unlimited);
+    if ((rc = run(s, S_TIER_INS, "write tier")) != RL_OK)
+        return rc;
+    for (i = 0; i < t->n; i++) {
+        const rl_ldef *d = &t->limits[i];
+        if ((rc = stmt(s, S_LIMIT_INS, &q)) != RL_OK)
+            return rc;
+        sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)i);
+        sqlite3_bind_text(q, 3, d->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, d->resource, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 5, d->count);
+        sqlite3_bind_int64(q, 6, d->period_ns);
+        sqlite3_bind_int64(q, 7, d->burst);
+        sqlite3_bind_int(q, 8, d->kind);
+        if ((rc = run(s, S_LIMIT_INS, "write limit")) != RL_OK)
+            return rc;
+    }
+    return RL_OK;
+}
+
+static int sq_tier_put(rl_store *base, const rl_tier *t)
+{
+    sq_store *s = (sq_store *)base;
+    int rc = put_tier(s, t);
+    return rc != RL_OK ? rc : run(s, S_BUMP, "bump policy version");
+}
+
+static int sq_tier_delete(rl_store *base, const char *name)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q;
+    int rc = stmt(s, S_TIER_DEL, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    if ((rc = run(s, S_TIER_DEL, "delete tier")) != RL_OK)
+        return rc;
+    if (sqlite3_changes(s->db) == 0)
+        return rl_seterr(base->err, RL_ENOTFOUND, "no such tier: '%s'", name);
+    if ((rc = stmt(s, S_LIMITS_DEL, &q)) != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    if ((rc = run(s, S_LIMITS_DEL, "delete tier")) != RL_OK)
+        return rc;
+    return run(s, S_BUMP, "bump policy version");
+}
+
+static int sq_policy_put(rl_store *base, const rl_policy *p)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q;
+    size_t i;
+    int rc;
+    if ((rc = run(s, S_TIERS_CLEAR, "clear tiers")) || (rc = run(s, S_LIMITS_CLEAR, "clear limits")) ||
+        (rc = run(s, S_RULES_CLEAR, "clear rules")))
+        return rc;
+    for (i = 0; i < p->n_tiers; i++)
+        if ((rc = put_tier(s, &p->tiers[i])) != RL_OK)
+            return rc;
+    for (i = 0; i < p->n_rules; i++) {
+        if ((rc = stmt(s, S_RULE_INS, &q)) != RL_OK)
+            return rc;
+        sqlite3_bind_int64(q, 1, (sqlite3_int64)i);
+        sqlite3_bind_text(q, 2, p->rules[i].match, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, p->rules[i].tier, -1, SQLITE_STATIC);
+        if ((rc = run(s, S_RULE_INS, "write rule")) != RL_OK)
+            return rc;
+    }
+    if ((rc = set_setting(s, "default_tier", p->default_tier[0] ? p->default_tier : NULL, -1)))
+        return rc;
+    if ((rc = set_setting(s, "fail_mode", NULL, p->fail_mode == RL_FAIL_UNSET ? -1 : p->fail_mode)))
+        return rc;
+    return run(s, S_BUMP, "bump policy version");
+}
+
+/* ---- listing ------------------------------------------------------------ */
+
+static void glob_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const unsigned char *p = sqlite3_value_text(argv[0]), *k = sqlite3_value_text(argv[1]);
+    (void)argc;
+    sqlite3_result_int(ctx, p && k && rl_glob_match((const char *)p, (const char *)k));
+}
+
+static int sq_keys_list(rl_store *base, const char *match, int sort, size_t limit, rl_row_fn fn,
+                        void *ctx)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q;
+    rl_row *row = malloc(sizeof *row);
+    int rc, step, stop = 0;
+    if (!row)
+        return rl_seterr(base->err, RL_ENOMEM, "out of memory");
+    if ((rc = stmt(s, S_LIST_KEY + sort, &q)) != RL_OK)
+        goto out;
+    if (match)
+        sqlite3_bind_text(q, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, limit ? (sqlite3_int64)limit : -1);
+    while (!stop && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(q, 0);
+        row->exists = 1;
+        text_col(q, 1, row->tier, sizeof row->tier);
+        row->state_len = (size_t)sqlite3_column_bytes(q, 2);
+        if (row->state_len > RL_STATE_MAX)
+            row->state_len = 0; /* shown as full; deciding reports the damage */
+        if (row->state_len)
+            memcpy(row->state, sqlite3_column_blob(q, 2), row->state_len);
+        row->allowed = sqlite3_column_int64(q, 3);
+        row->refused = sqlite3_column_int64(q, 4);
+        row->units = sqlite3_column_int64(q, 5);
+        row->first_seen = sqlite3_column_int64(q, 6);
+        row->last_seen = sqlite3_column_int64(q, 7);
+        if ((stop = fn(ctx, key ? key : "", row)) != 0)
+            rc = stop;
+    }
+    if (!stop && step != SQLITE_DONE)
+        rc = sq_fail(s, step, "list keys");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+out:
+    free(row);
+    return rc;
+}
+
+static int sq_totals(rl_store *base, rl_totals *t)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q;
+    int rc = stmt(s, S_TOTALS, &q);
+    if (rc != RL_OK)
+        return rc;
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        t->keys = sqlite3_column_int64(q, 0);
+        t->allowed = sqlite3_column_int64(q, 1);
+        t->refused = sqlite3_column_int64(q, 2);
+        t->units = sqlite3_column_int64(q, 3);
+        rc = RL_OK;
+    } else {
+        rc = sq_fail(s, rc, "totals");
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static void sq_close(rl_store *base)
+{
+    sq_store *s = (sq_store *)base;
+    int i;
+    if (!s)
+        return;
+    if (s->in_txn || s->locked)
+        sq_rollback(base);
+    for (i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close_v2(s->db);
+    rl_lock_close(s->lock);
+    free(s);
+}
+
+static int check_objects(sq_store *s)
+{
+    sqlite3_stmt *q = NULL;
+    int rc, step, i, known;
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
+                            -1, &q, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, rc, "read schema");
+    rc = RL_OK;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(q, 0);
+        const char *name = (const char *)sqlite3_column_text(q, 1);
+        for (known = 0, i = 0; known_objects[i]; i++)
+            known |= name && strcmp(name, known_objects[i]) == 0;
+        if (!known || !type || strcmp(type, "table") != 0) {
+            rc = rl_seterr(s->base.err, RL_ECORRUPT,
+                           "unexpected %s '%s' in the database: not rl's schema (tampered?)",
+                           type ? type : "object", name ? name : "?");
+            break;
+        }
+    }
+    if (rc == RL_OK && step != SQLITE_DONE)
+        rc = sq_fail(s, step, "read schema");
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int user_version(sq_store *s, int *v)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &q, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        *v = sqlite3_column_int(q, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_OK ? RL_OK : sq_fail(s, rc, "read schema version");
+}
+
+static int count_tables(sq_store *s, int *n)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_schema", -1, &q, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        *n = sqlite3_column_int(q, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    return rc == SQLITE_OK ? RL_OK : sq_fail(s, rc, "read schema");
+}
+
+/* Brings the schema to rl_schema_count inside one write transaction. */
+static int migrate(sq_store *s)
+{
+    char sql[64];
+    int rc, v, ntables;
+    size_t i;
+    if ((rc = exec(s, "BEGIN IMMEDIATE", "begin migration")) != RL_OK)
+        return rc;
+    if ((rc = user_version(s, &v)) != RL_OK)
+        goto out;
+    if (v > (int)rl_schema_count) {
+        rc = rl_seterr(s->base.err, RL_EVERSION,
+                       "database schema version %d is newer than this library's %zu: upgrade rl",
+                       v, rl_schema_count);
+        goto out;
+    }
+    if (v == 0) {
+        if ((rc = count_tables(s, &ntables)) != RL_OK)
+            goto out;
+        if (ntables > 0) {
+            rc = rl_seterr(s->base.err, RL_ECORRUPT,
+                           "not an rl database: it has tables but no rl schema version");
+            goto out;
+        }
+    }
+    if (v > 0 && (rc = check_objects(s)) != RL_OK)
+        goto out;
+    for (i = (size_t)v; i < rl_schema_count; i++) {
+        if ((rc = exec(s, rl_schema_migrations[i], "migration")) != RL_OK)
+            goto out;
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %zu", i + 1);
+        if ((rc = exec(s, sql, "migration")) != RL_OK)
+            goto out;
+    }
+    if ((rc = check_objects(s)) != RL_OK)
+        goto out;
+    rc = exec(s, "COMMIT", "commit migration");
+out:
+    if (rc != RL_OK && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Creates the file with the requested mode (SQLite would use 0644 & ~umask);
+ * SQLite gives the -wal and -shm files the database file's permissions. */
+static int create_file(sq_store *s, const char *path, unsigned int mode)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return RL_OK;
+        return rl_seterr(s->base.err, errno == EACCES || errno == EROFS ? RL_EREADONLY : RL_ESTORE,
+                         "%s: %s", path, strerror(errno));
+    }
+    (void)fchmod(fd, mode); /* the umask must not narrow a group-shared 0660 */
+    close(fd);
+    return RL_OK;
+}
+
+static int configure(sq_store *s, const rl_store_config *c)
+{
+    sqlite3_stmt *q = NULL;
+    const unsigned char *mode;
+    int rc, ok;
+
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_VIEW, 0, NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+    if (s->readonly)
+        return RL_OK;
+    /* Keep the -wal and -shm files when the last connection closes: a user
+     * who may only read the database can open it only if they exist. */
+    ok = 1;
+    sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &ok);
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        mode = sqlite3_column_text(q, 0);
+        ok = mode && strcmp((const char *)mode, "wal") == 0;
+        sqlite3_finalize(q);
+        if (!ok)
+            return rl_seterr(s->base.err, RL_ESTORE, "could not switch the database to WAL mode");
+    } else {
+        sqlite3_finalize(q);
+        return sq_fail(s, rc, "set WAL mode");
+    }
+    /* Debian's build makes WAL default to synchronous=FULL: say it explicitly.
+     * A bounded journal keeps the WAL file from staying large after a burst. */
+    return exec(s, c->durability == RL_DURABILITY_FULL
+                       ? "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 67108864"
+                       : "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864",
+                "configure");
+}
+
+int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config *c, char *err)
+{
+    static const rl_store_ops ops = {
+        "sqlite",       sq_close,      sq_begin,         sq_commit,        sq_rollback,
+        sq_row_get,     sq_row_put,    sq_row_delete,    sq_policy_version,
+        sq_policy_get,  sq_policy_put, sq_tier_put,      sq_tier_delete,
+        sq_keys_list,   sq_totals,
+    };
+    char lockpath[4200];
+    sq_store *s;
+    int rc, flags, v, held = 0;
+    int64_t waited;
+
+    *out = NULL;
+    if (!(s = calloc(1, sizeof *s)))
+        return rl_seterr(err, RL_ENOMEM, "out of memory");
+    *out = &s->base;
+    s->base.ops = &ops;
+    s->base.err = err;
+    s->busy_timeout_ms = c->busy_timeout_ms;
+    if (strlen(path) + 8 > sizeof lockpath) {
+        rc = rl_seterr(err, RL_EINVAL, "database path too long");
+        goto out;
+    }
+    s->readonly = (c->flags & RL_OPEN_READONLY) || (access(path, F_OK) == 0 && access(path, W_OK) != 0);
+    if (!s->readonly && (rc = create_file(s, path, c->file_mode)) != RL_OK)
+        goto out;
+    if (!s->readonly && c->busy_strategy == RL_BUSY_LOCK) {
+        snprintf(lockpath, sizeof lockpath, "%s-rllock", path);
+        if ((rc = rl_lock_open(&s->lock, lockpath, c->file_mode, err)) != RL_OK)
+            goto out;
+        /* Opening, WAL switch and migration run under the lock, one process
+         * at a time, so two processes creating a file at once both succeed. */
+        if ((rc = rl_lock_acquire(s->lock, c->busy_timeout_ms, &waited, err)) != RL_OK)
+            goto out;
+        held = 1;
+    }
+    flags = (s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
+            SQLITE_OPEN_EXRESCODE;
+    rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        rc = sq_fail(s, rc, path);
+        goto out;
+    }
+    /* Before any statement: a PRAGMA run without it fails with "database is
+     * locked" while another process holds the lock. */
+    sqlite3_busy_timeout(s->db, c->busy_timeout_ms);
+    if ((rc = configure(s, c)) != RL_OK)
+        goto out;
+    if (s->readonly) {
+        if ((rc = user_version(s, &v)) != RL_OK)
+            goto out;
+        if (v > (int)rl_schema_count)
+            rc = rl_seterr(err, RL_EVERSION, "database schema version %d is newer than this "
+                           "library's %zu: upgrade rl", v, rl_schema_count);
+        else if (v < (int)rl_schema_count)
+            rc = rl_seterr(err, v == 0 ? RL_ECORRUPT : RL_EREADONLY,
+                           v == 0 ? "not an rl database"
+                                  : "database schema is old and it is read-only: open it once "
+                                    "with write access to upgrade");
+        else
+            rc = check_objects(s);
+        if (rc != RL_OK)
+            goto out;
+    } else if ((rc = migrate(s)) != RL_OK) {
+        goto out;
+    }
+    if ((rc = sqlite3_create_function(s->db, "rl_glob", 2,
+                                      SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
+                                      NULL, glob_fn, NULL, NULL)) != SQLITE_OK) {
+        rc = sq_fail(s, rc, "register rl_glob");
+        goto out;
+    }
+    rc = RL_OK;
+out:
+    if (held)
+        rl_lock_release(s->lock);
+    return rc;
+}
