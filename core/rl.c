@@ -903,3 +903,115 @@ int rl_key_assign(rl *r, const char *key, const char *tier)
     a.tier = tier;
     return policy_write(r, op_assign, &a);
 }
+
+/* ---- reading policy ----------------------------------------------------- */
+
+/* Brings the cached policy up to date in a read transaction of its own. */
+static int fresh_policy(rl *r)
+{
+    int64_t version;
+    int rc = r->store->ops->begin(r->store, 0);
+    if (rc != RL_OK)
+        return rc;
+    if ((rc = r->store->ops->policy_version(r->store, &version)) == RL_OK)
+        rc = refresh_policy(r, version);
+    r->store->ops->rollback(r->store);
+    return rc;
+}
+
+static void tier_info(const rl *r, const rl_tier *t, rl_tier_info *ti)
+{
+    size_t i;
+    memset(ti, 0, sizeof *ti);
+    snprintf(ti->name, sizeof ti->name, "%s", t->name);
+    ti->unlimited = t->unlimited;
+    ti->is_default = strcmp(t->name, r->pol.default_tier[0] ? r->pol.default_tier : "default") == 0;
+    ti->n_limits = t->n;
+    for (i = 0; i < t->n; i++) {
+        snprintf(ti->limits[i].name, sizeof ti->limits[i].name, "%s", t->limits[i].name);
+        snprintf(ti->limits[i].resource, sizeof ti->limits[i].resource, "%s",
+                 t->limits[i].resource);
+        ti->limits[i].count = t->limits[i].count;
+        ti->limits[i].period_ns = t->limits[i].period_ns;
+        ti->limits[i].burst = t->limits[i].burst;
+    }
+}
+
+static int cmp_tier_names(const void *a, const void *b)
+{
+    return strcmp(((const rl_tier *)a)->name, ((const rl_tier *)b)->name);
+}
+
+int rl_tiers_list(rl *r, int (*fn)(void *ctx, const rl_tier_info *t), void *ctx)
+{
+    rl_policy copy;
+    rl_tier_info ti;
+    size_t i;
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if (!fn)
+        return rl_seterr(r->err, RL_EINVAL, "callback is NULL");
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    rc = fresh_policy(r);
+    if (rc == RL_OK && (rc = rl_policy_copy(&copy, &r->pol)) != RL_OK)
+        rl_seterr(r->err, rc, "out of memory");
+    pthread_mutex_unlock(&r->mu);
+    if (rc != RL_OK)
+        return rc;
+    /* Callbacks run without the handle's lock, on a private copy, so they may
+     * call back into the handle. */
+    qsort(copy.tiers, copy.n_tiers, sizeof *copy.tiers, cmp_tier_names);
+    for (i = 0; i < copy.n_tiers && rc == 0; i++) {
+        tier_info(r, &copy.tiers[i], &ti);
+        ti.is_default = strcmp(copy.tiers[i].name,
+                               copy.default_tier[0] ? copy.default_tier : "default") == 0;
+        rc = fn(ctx, &ti);
+    }
+    rl_policy_free(&copy);
+    return rc;
+}
+
+int rl_tier_get(rl *r, const char *tier, rl_tier_info *ti)
+{
+    const rl_tier *t;
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if (!tier || !ti)
+        return rl_seterr(r->err, RL_EINVAL, "tier or info is NULL");
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    if ((rc = fresh_policy(r)) == RL_OK) {
+        if ((t = rl_policy_tier(&r->pol, tier)))
+            tier_info(r, t, ti);
+        else
+            rc = rl_seterr(r->err, RL_ENOTFOUND, "no such tier: '%.64s'", tier);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int rl_rules_list(rl *r, int (*fn)(void *ctx, const char *match, const char *tier), void *ctx)
+{
+    rl_policy copy;
+    size_t i;
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if (!fn)
+        return rl_seterr(r->err, RL_EINVAL, "callback is NULL");
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    rc = fresh_policy(r);
+    if (rc == RL_OK && (rc = rl_policy_copy(&copy, &r->pol)) != RL_OK)
+        rl_seterr(r->err, rc, "out of memory");
+    pthread_mutex_unlock(&r->mu);
+    if (rc != RL_OK)
+        return rc;
+    for (i = 0; i < copy.n_rules && rc == 0; i++)
+        rc = fn(ctx, copy.rules[i].match, copy.rules[i].tier);
+    rl_policy_free(&copy);
+    return rc;
+}

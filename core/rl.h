@@ -223,6 +223,26 @@ enum { RL_SORT_KEY = 0, RL_SORT_ALLOWED, RL_SORT_REFUSED, RL_SORT_LAST_SEEN };
 RL_API int rl_keys_list(rl *r, const char *match, int sort, size_t limit,
                         int (*fn)(void *ctx, const rl_key_stats *st), void *ctx);
 
+/* Reading the policy. */
+typedef struct rl_tier_info {
+    char name[RL_NAME_MAX];
+    int unlimited;  /* no limits at all */
+    int is_default; /* the default tier */
+    size_t n_limits;
+    struct {
+        char name[RL_NAME_MAX];
+        char resource[RL_NAME_MAX];
+        int64_t count, period_ns, burst;
+    } limits[RL_MAX_LIMITS];
+} rl_tier_info;
+
+/* Every tier, by name; fn returning non-zero stops the walk and is returned. */
+RL_API int rl_tiers_list(rl *r, int (*fn)(void *ctx, const rl_tier_info *t), void *ctx);
+RL_API int rl_tier_get(rl *r, const char *tier, rl_tier_info *t); /* RL_ENOTFOUND */
+/* Key rules in the order they are tried. */
+RL_API int rl_rules_list(rl *r, int (*fn)(void *ctx, const char *match, const char *tier),
+                         void *ctx);
+
 /* Tiers (YAML). rl_load_tiers replaces all tiers and rules from the file in one
  * transaction; rl_validate_tiers checks a file without a database and
  * writes "FILE:LINE:COL: message" to err on failure. */

@@ -1,0 +1,561 @@
+/*
+ * test_api.c - the public API as a user calls it, run once against the
+ * in-memory store and once against a SQLite file: both must behave alike.
+ *
+ * A fake clock makes every time-dependent answer exact. Covers per-key
+ * isolation, all-or-nothing across limits, Wait's timeout and cancellation,
+ * Reserve/Cancel, stats, reset, tiers and assignments, hot reload of a tier
+ * written through another handle, and argument checking.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rl.h"
+
+typedef struct fixture {
+    int sqlite;
+    char dir[64];
+    char path[128];
+    int64_t now;
+    rl *r;
+} fixture;
+
+static const int64_t T0 = (int64_t)1700000000 * RL_SECOND;
+
+static int64_t fake_clock(void *ctx)
+{
+    return ((fixture *)ctx)->now;
+}
+
+static int open_with(fixture *f, const rl_limit *lims, size_t n, rl **out)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    o.clock = fake_clock;
+    o.clock_ctx = f;
+    o.default_limits = lims;
+    o.n_default_limits = n;
+    return rl_open(out, f->sqlite ? f->path : ":memory:", &o);
+}
+
+static int setup(void **state, int sqlite)
+{
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
+    fixture *f = calloc(1, sizeof *f);
+    f->sqlite = sqlite;
+    f->now = T0;
+    strcpy(f->dir, "/tmp/rl_test_api.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/rl.db", f->dir);
+    assert_int_equal(open_with(f, lims, 1, &f->r), RL_OK);
+    *state = f;
+    return 0;
+}
+
+static int setup_mem(void **state) { return setup(state, 0); }
+static int setup_sqlite(void **state) { return setup(state, 1); }
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    char cmd[160];
+    rl_close(f->r);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void test_allow_burst_and_refill(void **state)
+{
+    fixture *f = *state;
+    rl_result res;
+    int i;
+    for (i = 0; i < 10; i++) {
+        assert_int_equal(rl_allow(f->r, "user:alice", 1, &res), RL_OK);
+        assert_true(res.allowed);
+        assert_int_equal(res.remaining, 9 - i);
+        assert_int_equal(res.limit, 10);
+        assert_string_equal(res.limit_name, "rps");
+    }
+    assert_int_equal(rl_allow(f->r, "user:alice", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(res.retry_after_ns, 100 * RL_MILLISECOND);
+    assert_int_equal(res.reset_after_ns, RL_SECOND);
+    assert_int_equal(res.degraded, 0);
+    f->now += 100 * RL_MILLISECOND;
+    assert_int_equal(rl_allow(f->r, "user:alice", 1, &res), RL_OK);
+    assert_true(res.allowed);
+}
+
+static void test_keys_are_isolated(void **state)
+{
+    fixture *f = *state;
+    rl_result res;
+    assert_int_equal(rl_allow(f->r, "a", 10, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_allow(f->r, "a", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(rl_allow(f->r, "b", 10, &res), RL_OK);
+    assert_true(res.allowed);
+}
+
+static void test_cost_checks(void **state)
+{
+    fixture *f = *state;
+    rl_result res;
+    assert_int_equal(rl_allow(f->r, "k", 11, &res), RL_ETOOBIG);
+    assert_non_null(strstr(rl_errmsg(f->r), "burst"));
+    assert_int_equal(rl_allow(f->r, "k", INT64_MAX, &res), RL_ETOOBIG);
+    assert_int_equal(rl_allow(f->r, "k", -1, &res), RL_EINVAL);
+    assert_int_equal(rl_allow(f->r, "k", 0, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(res.remaining, 10);
+}
+
+static void test_bad_keys(void **state)
+{
+    fixture *f = *state;
+    rl_result res;
+    char longkey[RL_KEY_MAX + 2];
+    memset(longkey, 'x', sizeof longkey);
+    longkey[RL_KEY_MAX + 1] = 0;
+    assert_int_equal(rl_allow(f->r, "", 1, &res), RL_EINVAL);
+    assert_int_equal(rl_allow(f->r, NULL, 1, &res), RL_EINVAL);
+    assert_int_equal(rl_allow(f->r, longkey, 1, &res), RL_EINVAL);
+    longkey[RL_KEY_MAX] = 0; /* exactly the maximum is fine */
+    assert_int_equal(rl_allow(f->r, longkey, 1, &res), RL_OK);
+    assert_int_equal(rl_allow(f->r, "tab\there", 1, &res), RL_EINVAL);
+    assert_int_equal(rl_allow(f->r, "bad\xff", 1, &res), RL_EINVAL);
+    assert_int_equal(rl_allow(f->r, "over\xc0\xaflong", 1, &res), RL_EINVAL);
+    /* SQL metacharacters and UTF-8 are stored verbatim */
+    assert_int_equal(rl_allow(f->r, "x'; DROP TABLE rl_keys; --", 1, &res), RL_OK);
+    assert_int_equal(rl_allow(f->r, "usér:ünïcode:日本", 1, &res), RL_OK);
+    {
+        rl_key_stats st;
+        assert_int_equal(rl_stats(f->r, "x'; DROP TABLE rl_keys; --", &st), RL_OK);
+        assert_int_equal(st.allowed, 1);
+        assert_string_equal(st.key, "x'; DROP TABLE rl_keys; --");
+    }
+}
+
+/* One decision checks every limit and consumes from all or none. */
+static void test_all_or_nothing(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit two[] = { RL_LIMIT("rps", NULL, 2, RL_SECOND, 2),
+                                    RL_LIMIT("rpm", NULL, 3, RL_MINUTE, 3) };
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_set(f->r, "default", two, 2), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_string_equal(res.limit_name, "rps"); /* 1/2 left is less room than 2/3 */
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_string_equal(res.limit_name, "rps");
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_false(res.allowed); /* rps is empty */
+    assert_string_equal(res.limit_name, "rps");
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.n_limits, 2);
+    assert_int_equal(st.limits[1].remaining, 1); /* rpm untouched by the refusal */
+    f->now += RL_SECOND;
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_false(res.allowed); /* rpm is empty now; rps had room */
+    assert_string_equal(res.limit_name, "rpm");
+    assert_int_equal(res.retry_after_ns, 19 * RL_SECOND); /* the first unit back at T0+20s */
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 1); /* rps untouched by the refusal */
+}
+
+static void test_wait_timeout_consumes_nothing(void **state)
+{
+    fixture *f = *state;
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_allow(f->r, "w", 10, &res), RL_OK);
+    assert_int_equal(rl_wait(f->r, "w", 5, 100 * RL_MILLISECOND, NULL, &res), RL_ETIMEOUT);
+    assert_false(res.allowed);
+    assert_int_equal(rl_stats(f->r, "w", &st), RL_OK);
+    assert_int_equal(st.units, 10);
+    assert_int_equal(st.limits[0].retry_after_ns, 100 * RL_MILLISECOND);
+    /* a wait that fits the timeout is admitted (the fake clock does not
+     * move, but rl_wait sleeps the real delay: keep it short) */
+    assert_int_equal(rl_wait(f->r, "w", 1, 200 * RL_MILLISECOND, NULL, &res), RL_OK);
+    assert_true(res.allowed);
+}
+
+typedef struct canceller {
+    volatile sig_atomic_t *flag;
+    int64_t delay_ms;
+} canceller;
+
+static void *cancel_later(void *arg)
+{
+    canceller *c = arg;
+    struct timespec ts = { 0, (long)c->delay_ms * 1000000L };
+    nanosleep(&ts, NULL);
+    *c->flag = 1;
+    return NULL;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_wait_cancel_returns_reservation(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit slow[] = { RL_LIMIT("slow", NULL, 1, 10 * RL_SECOND, 1) };
+    volatile sig_atomic_t flag = 0;
+    canceller c = { &flag, 50 };
+    pthread_t th;
+    rl_result res;
+    rl_key_stats st;
+    int64_t t0, took;
+    assert_int_equal(rl_tier_set(f->r, "default", slow, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "c", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    pthread_create(&th, NULL, cancel_later, &c);
+    t0 = mono_ms();
+    assert_int_equal(rl_wait(f->r, "c", 1, 60 * RL_SECOND, &flag, &res), RL_ECANCELED);
+    took = mono_ms() - t0;
+    pthread_join(th, NULL);
+    assert_false(res.allowed);
+    /* seen within 10 ms of the flag (50 ms), with slack for a loaded CI box */
+    assert_true(took >= 50 && took < 50 + 40);
+    /* the reservation came back: the next unit is 10 s away, not 20 s */
+    assert_int_equal(rl_stats(f->r, "c", &st), RL_OK);
+    assert_int_equal(st.limits[0].retry_after_ns, 10 * RL_SECOND);
+    /* a flag already set: cancelled before anything is consumed */
+    assert_int_equal(rl_wait(f->r, "c", 1, RL_SECOND, &flag, &res), RL_ECANCELED);
+}
+
+static void test_reserve_cancel(void **state)
+{
+    fixture *f = *state;
+    rl_reservation a, b, c;
+    rl_result res;
+    assert_int_equal(rl_allow(f->r, "r", 10, &res), RL_OK);
+    assert_int_equal(rl_reserve(f->r, "r", 1, RL_SECOND, &a), RL_OK);
+    assert_true(a.ok);
+    assert_int_equal(a.delay_ns, 100 * RL_MILLISECOND);
+    assert_int_equal(a.time_to_act, T0 + 100 * RL_MILLISECOND);
+    assert_int_equal(rl_reserve(f->r, "r", 1, RL_SECOND, &b), RL_OK);
+    assert_int_equal(b.delay_ns, 200 * RL_MILLISECOND);
+    /* cancelling b (the last) returns it: the next reservation reuses its slot */
+    assert_int_equal(rl_cancel(f->r, &b), RL_OK);
+    assert_int_equal(rl_reserve(f->r, "r", 1, RL_SECOND, &c), RL_OK);
+    assert_int_equal(c.delay_ns, 200 * RL_MILLISECOND);
+    /* cancelling a, which c builds on, returns nothing */
+    assert_int_equal(rl_cancel(f->r, &a), RL_OK);
+    assert_int_equal(rl_reserve(f->r, "r", 1, RL_SECOND, &b), RL_OK);
+    assert_int_equal(b.delay_ns, 300 * RL_MILLISECOND);
+    /* beyond max delay: not ok, nothing consumed */
+    assert_int_equal(rl_reserve(f->r, "r", 1, 10 * RL_MILLISECOND, &a), RL_OK);
+    assert_false(a.ok);
+    assert_int_equal(a.delay_ns, 400 * RL_MILLISECOND);
+    assert_int_equal(rl_cancel(f->r, &a), RL_OK); /* cancelling a refusal: no-op */
+    /* once its time has come, cancel returns nothing */
+    f->now += 300 * RL_MILLISECOND;
+    assert_int_equal(rl_cancel(f->r, &b), RL_OK);
+    assert_int_equal(rl_reserve(f->r, "r", 1, RL_SECOND, &a), RL_OK);
+    assert_int_equal(a.delay_ns, 100 * RL_MILLISECOND);
+}
+
+static void test_stats_and_reset(void **state)
+{
+    fixture *f = *state;
+    rl_result res;
+    rl_key_stats st;
+    rl_totals t;
+    int i;
+    for (i = 0; i < 12; i++)
+        assert_int_equal(rl_allow(f->r, "s", 1, &res), RL_OK);
+    f->now += RL_SECOND;
+    assert_int_equal(rl_allow(f->r, "s", 3, &res), RL_OK);
+    assert_int_equal(rl_allow(f->r, "other", 1, &res), RL_OK);
+    assert_int_equal(rl_stats(f->r, "s", &st), RL_OK);
+    assert_true(st.exists);
+    assert_int_equal(st.allowed, 11);
+    assert_int_equal(st.refused, 2);
+    assert_int_equal(st.units, 13);
+    assert_int_equal(st.first_seen_ns, T0);
+    assert_int_equal(st.last_seen_ns, T0 + RL_SECOND);
+    assert_int_equal(st.tier_source, RL_TIER_OPTIONS);
+    assert_int_equal(st.limits[0].remaining, 7);
+    assert_int_equal(rl_totals_get(f->r, &t), RL_OK);
+    assert_int_equal(t.keys, 2);
+    assert_int_equal(t.allowed, 12);
+    assert_int_equal(t.refused, 2);
+    assert_int_equal(rl_reset(f->r, "s"), RL_OK);
+    assert_int_equal(rl_stats(f->r, "s", &st), RL_OK);
+    assert_false(st.exists);
+    assert_int_equal(st.limits[0].remaining, 10);
+    assert_int_equal(rl_reset(f->r, "s"), RL_ENOTFOUND);
+    assert_int_equal(rl_reset(f->r, "never"), RL_ENOTFOUND);
+    assert_int_equal(rl_totals_get(f->r, &t), RL_OK);
+    assert_int_equal(t.keys, 1);
+}
+
+static int count_key(void *ctx, const rl_key_stats *st)
+{
+    (void)st;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+typedef struct first_keys {
+    char keys[4][16];
+    int n;
+} first_keys;
+
+static int record_key(void *ctx, const rl_key_stats *st)
+{
+    first_keys *fk = ctx;
+    snprintf(fk->keys[fk->n++], 16, "%.15s", st->key);
+    return fk->n == 4;
+}
+
+static void test_keys_list(void **state)
+{
+    fixture *f = *state;
+    rl_result res;
+    first_keys fk;
+    int i, n = 0;
+    for (i = 0; i < 5; i++)
+        assert_int_equal(rl_allow(f->r, "ip:1", 1, &res), RL_OK);
+    for (i = 0; i < 3; i++)
+        assert_int_equal(rl_allow(f->r, "ip:2", 1, &res), RL_OK);
+    assert_int_equal(rl_allow(f->r, "user:1", 1, &res), RL_OK);
+    assert_int_equal(rl_keys_list(f->r, "ip:*", RL_SORT_KEY, 0, count_key, &n), RL_OK);
+    assert_int_equal(n, 2);
+    memset(&fk, 0, sizeof fk);
+    assert_int_equal(rl_keys_list(f->r, NULL, RL_SORT_ALLOWED, 2, record_key, &fk), RL_OK);
+    assert_int_equal(fk.n, 2);
+    assert_string_equal(fk.keys[0], "ip:1");
+    assert_string_equal(fk.keys[1], "ip:2");
+    assert_int_equal(rl_keys_list(f->r, NULL, 99, 0, count_key, &n), RL_EINVAL);
+}
+
+static void test_tiers_and_assignment(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit pro[] = { RL_PER_SECOND(100, 0) };
+    static const rl_limit bad[] = { RL_PER_SECOND(0, 0) };
+    static const rl_limit dup[] = { RL_LIMIT("a", NULL, 1, RL_SECOND, 0),
+                                    RL_LIMIT("a", NULL, 2, RL_SECOND, 0) };
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_set(f->r, "pro", pro, 1), RL_OK);
+    assert_int_equal(rl_tier_set(f->r, "bad", bad, 1), RL_EINVAL);
+    assert_non_null(strstr(rl_errmsg(f->r), "count"));
+    assert_int_equal(rl_tier_set(f->r, "dup", dup, 2), RL_EINVAL);
+    assert_int_equal(rl_tier_set(f->r, "no spaces", pro, 1), RL_EINVAL);
+    assert_int_equal(rl_key_assign(f->r, "vip", "pro"), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "vip", "gold"), RL_ENOTFOUND);
+    assert_int_equal(rl_allow(f->r, "vip", 50, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_string_equal(res.limit_name, "limit1");
+    assert_int_equal(res.limit, 100);
+    assert_int_equal(rl_stats(f->r, "vip", &st), RL_OK);
+    assert_string_equal(st.tier, "pro");
+    assert_int_equal(st.tier_source, RL_TIER_ASSIGNED);
+    /* unassigned keys keep the options' defaults */
+    assert_int_equal(rl_allow(f->r, "plain", 11, &res), RL_ETOOBIG);
+    /* an unlimited tier admits anything */
+    assert_int_equal(rl_tier_set(f->r, "free4all", NULL, 0), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "vip", "free4all"), RL_OK);
+    assert_int_equal(rl_allow(f->r, "vip", 1000000, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(res.remaining, INT64_MAX);
+    /* a removed tier falls back to the defaults; reset keeps the assignment */
+    assert_int_equal(rl_key_assign(f->r, "vip", "pro"), RL_OK);
+    assert_int_equal(rl_tier_delete(f->r, "pro"), RL_OK);
+    assert_int_equal(rl_tier_delete(f->r, "pro"), RL_ENOTFOUND);
+    assert_int_equal(rl_stats(f->r, "vip", &st), RL_OK);
+    assert_int_equal(st.tier_source, RL_TIER_OPTIONS);
+    assert_int_equal(rl_tier_set(f->r, "pro", pro, 1), RL_OK);
+    assert_int_equal(rl_reset(f->r, "vip"), RL_OK);
+    assert_int_equal(rl_stats(f->r, "vip", &st), RL_OK);
+    assert_string_equal(st.tier, "pro");
+    assert_int_equal(rl_key_assign(f->r, "vip", NULL), RL_OK);
+    assert_int_equal(rl_stats(f->r, "vip", &st), RL_OK);
+    assert_int_equal(st.tier_source, RL_TIER_OPTIONS);
+}
+
+/* A changed tier keeps what each key has spent, rescaled to the new burst. */
+static void test_tier_change_rescales(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit small[] = { RL_LIMIT("rpm", NULL, 10, RL_MINUTE, 10) };
+    static const rl_limit big[] = { RL_LIMIT("rpm", NULL, 100, RL_MINUTE, 100) };
+    rl_result res;
+    assert_int_equal(rl_tier_set(f->r, "default", small, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 4, &res), RL_OK);
+    assert_int_equal(res.remaining, 6);
+    assert_int_equal(rl_tier_set(f->r, "default", big, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 0, &res), RL_OK);
+    assert_int_equal(res.remaining, 60);
+}
+
+static void test_no_limits(void **state)
+{
+    fixture *f = *state;
+    rl *r = NULL;
+    rl_result res;
+    rl_close(f->r);
+    assert_int_equal(open_with(f, NULL, 0, &f->r), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_ENOLIMIT);
+    assert_false(res.allowed);
+    assert_non_null(strstr(rl_errmsg(f->r), "no tier"));
+    (void)r;
+}
+
+static void test_open_errors(void **state)
+{
+    fixture *f = *state;
+    rl_options o = RL_OPTIONS_INIT;
+    static const rl_limit bad[] = { RL_PER_SECOND(5, -1) };
+    rl *r = NULL;
+    (void)f;
+    rl_close(NULL);
+    assert_int_equal(rl_open(NULL, ":memory:", NULL), RL_EINVAL);
+    o.version = 99;
+    assert_int_equal(rl_open(&r, ":memory:", &o), RL_EINVAL);
+    assert_non_null(strstr(rl_errmsg(r), "version"));
+    rl_close(r);
+    o.version = RL_OPTIONS_VERSION;
+    o.default_limits = bad;
+    o.n_default_limits = 1;
+    assert_int_equal(rl_open(&r, ":memory:", &o), RL_EINVAL);
+    assert_non_null(strstr(rl_errmsg(r), "burst"));
+    rl_close(r);
+    o.n_default_limits = 0;
+    o.file_mode = 0400;
+    assert_int_equal(rl_open(&r, ":memory:", &o), RL_EINVAL);
+    rl_close(r);
+    assert_int_equal(rl_open(&r, "/nonexistent-dir/x/rl.db", NULL), RL_ESTORE);
+    assert_non_null(strstr(rl_errmsg(r), "/nonexistent-dir/x/rl.db"));
+    rl_close(r);
+    assert_string_equal(rl_strerror(RL_ETOOBIG), "cost exceeds the limit's burst and can never pass");
+    assert_string_equal(rl_strerror(12345), "unknown error");
+    assert_string_equal(rl_version(), RL_VERSION_STRING);
+}
+
+/* Two handles on one database: a tier written through one applies to the
+ * other's next decision (for the memory store each handle is its own). */
+static void test_hot_reload(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit tight[] = { RL_LIMIT("one", NULL, 1, RL_MINUTE, 1) };
+    rl *other;
+    rl_result res;
+    assert_int_equal(open_with(f, NULL, 0, &other), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 2, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_tier_set(other, "default", tight, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 2, &res), RL_ETOOBIG);
+    assert_int_equal(rl_allow(f->r, "fresh", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_string_equal(res.limit_name, "one");
+    rl_close(other);
+}
+
+static void test_restart_survival(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_allow(f->r, "k", 10, &res), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "vip", "nope"), RL_ENOTFOUND);
+    rl_close(f->r);
+    assert_int_equal(open_with(f, lims, 1, &f->r), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.allowed, 1);
+    assert_int_equal(st.units, 10);
+    assert_int_equal(st.refused, 1);
+}
+
+typedef struct thr_arg {
+    rl *r;
+    int admitted;
+} thr_arg;
+
+static void *hammer(void *arg)
+{
+    thr_arg *a = arg;
+    rl_result res;
+    int i;
+    for (i = 0; i < 500; i++)
+        if (rl_allow(a->r, "shared", 1, &res) == RL_OK && res.allowed)
+            a->admitted++;
+    return NULL;
+}
+
+/* One handle shared by threads: decisions are serialised, none is lost. */
+static void test_threads_share_handle(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_LIMIT("big", NULL, 1000, RL_HOUR, 1000) };
+    thr_arg a[4];
+    pthread_t th[4];
+    int i, total = 0;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 1), RL_OK);
+    for (i = 0; i < 4; i++) {
+        a[i].r = f->r;
+        a[i].admitted = 0;
+        pthread_create(&th[i], NULL, hammer, &a[i]);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        total += a[i].admitted;
+    }
+    assert_int_equal(total, 1000);
+}
+
+#define BOTH(fn) \
+    cmocka_unit_test_setup_teardown(fn, setup_mem, teardown), \
+    cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        BOTH(test_allow_burst_and_refill),
+        BOTH(test_keys_are_isolated),
+        BOTH(test_cost_checks),
+        BOTH(test_bad_keys),
+        BOTH(test_all_or_nothing),
+        BOTH(test_wait_timeout_consumes_nothing),
+        BOTH(test_wait_cancel_returns_reservation),
+        BOTH(test_reserve_cancel),
+        BOTH(test_stats_and_reset),
+        BOTH(test_keys_list),
+        BOTH(test_tiers_and_assignment),
+        BOTH(test_tier_change_rescales),
+        BOTH(test_no_limits),
+        BOTH(test_open_errors),
+        cmocka_unit_test_setup_teardown(test_hot_reload, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_survival, setup_sqlite, teardown),
+        BOTH(test_threads_share_handle),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,245 @@
+/*
+ * test_multiproc.c - several processes sharing one database file.
+ *
+ * What users rely on: with 4 processes hammering one key far above its rate,
+ * the total admitted is at most burst + rate * elapsed (+ one request's
+ * cost) and at least 98% of it; and when workers are SIGKILLed at random
+ * moments while deciding, the database stays intact and the bound still
+ * holds for everything that was admitted. Real processes (fork), a real file
+ * in a temporary directory, the real clock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "rl.h"
+
+#define RATE 2000   /* per second */
+#define BURST 100
+
+static const rl_limit limits[] = { RL_LIMIT("rps", NULL, RATE, RL_SECOND, BURST) };
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
+}
+
+static void make_dir(char *dir)
+{
+    strcpy(dir, "/tmp/rl_test_mp.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A worker: decides on one key until `until` (monotonic ns), appending one
+ * byte per admitted decision to its own log (O_APPEND: a kill loses at most
+ * the byte of the decision in flight). Exit status: 0, or 1 on an error. */
+static void worker(const char *path, const char *log, int64_t until)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    rl_result res;
+    rl *r = NULL;
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600), rc;
+    o.default_limits = limits;
+    o.n_default_limits = 1;
+    if (fd < 0 || rl_open(&r, path, &o) != RL_OK)
+        _exit(1);
+    while (mono_ns() < until) {
+        rc = rl_allow(r, "hot", 1, &res);
+        if (rc != RL_OK) {
+            fprintf(stderr, "worker: %s\n", rl_errmsg(r));
+            _exit(1);
+        }
+        if (res.allowed && write(fd, "a", 1) != 1)
+            _exit(1);
+    }
+    rl_close(r);
+    close(fd);
+    _exit(0);
+}
+
+static off_t file_size(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 ? st.st_size : 0;
+}
+
+/* The database's own record of the key: admitted units and the clock times
+ * of its first and last decision. */
+static void db_record(const char *path, int64_t *units, int64_t *first, int64_t *last)
+{
+    rl *r = NULL;
+    rl_key_stats st;
+    rl_options o = RL_OPTIONS_INIT;
+    o.default_limits = limits;
+    o.n_default_limits = 1;
+    assert_int_equal(rl_open(&r, path, &o), RL_OK);
+    assert_int_equal(rl_stats(r, "hot", &st), RL_OK);
+    *units = st.units;
+    *first = st.first_seen_ns;
+    *last = st.last_seen_ns;
+    rl_close(r);
+}
+
+static void integrity_ok(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+/* bound = burst + rate * elapsed + one request's cost */
+static int64_t bound_for(int64_t first, int64_t last)
+{
+    return BURST + (int64_t)((__int128)RATE * (last - first) / RL_SECOND) + 1;
+}
+
+static void test_four_processes_one_key(void **state)
+{
+    char dir[64], path[96], log[128];
+    pid_t pids[4];
+    int64_t until, units, first, last, bound, logged = 0;
+    int i, status;
+    (void)state;
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/rl.db", dir);
+    until = mono_ns() + 2 * RL_SECOND;
+    for (i = 0; i < 4; i++) {
+        snprintf(log, sizeof log, "%s/log%d", dir, i);
+        if ((pids[i] = fork()) == 0)
+            worker(path, log, until);
+        assert_true(pids[i] > 0);
+    }
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        snprintf(log, sizeof log, "%s/log%d", dir, i);
+        logged += file_size(log);
+    }
+    db_record(path, &units, &first, &last);
+    bound = bound_for(first, last);
+    print_message("4 processes, 2 s: admitted %lld, bound %lld (%.2f%%)\n", (long long)units,
+                  (long long)bound, 100.0 * (double)units / (double)bound);
+    assert_int_equal(logged, units);
+    assert_true(units <= bound);
+    assert_true(units * 100 >= bound * 98);
+    integrity_ok(path);
+    remove_dir(dir);
+}
+
+/* 50 SIGKILLs at random moments of 4 busy workers, replaced as they die. */
+static void test_kill9_while_deciding(void **state)
+{
+    char dir[64], path[96], log[128];
+    pid_t pids[4];
+    int64_t units, first, last, logged = 0, end;
+    int i, kills = 0, status, seq = 0;
+    unsigned seed = (unsigned)getpid();
+    (void)state;
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/rl.db", dir);
+    end = mono_ns() + 60 * RL_SECOND; /* workers stop by themselves at the latest then */
+    for (i = 0; i < 4; i++) {
+        snprintf(log, sizeof log, "%s/log%d", dir, seq++);
+        if ((pids[i] = fork()) == 0)
+            worker(path, log, end);
+    }
+    while (kills < 50) {
+        struct timespec ts = { 0, (long)(5 + rand_r(&seed) % 30) * 1000000L };
+        nanosleep(&ts, NULL);
+        i = rand_r(&seed) % 4;
+        kill(pids[i], SIGKILL);
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        if (WIFEXITED(status))
+            fail_msg("worker exited with %d instead of being killed", WEXITSTATUS(status));
+        kills++;
+        snprintf(log, sizeof log, "%s/log%d", dir, seq++);
+        if ((pids[i] = fork()) == 0)
+            worker(path, log, end);
+    }
+    for (i = 0; i < 4; i++) {
+        kill(pids[i], SIGKILL);
+        waitpid(pids[i], &status, 0);
+    }
+    for (i = 0; i < seq; i++) {
+        snprintf(log, sizeof log, "%s/log%d", dir, i);
+        logged += file_size(log);
+    }
+    integrity_ok(path);
+    db_record(path, &units, &first, &last);
+    print_message("%d kills: admitted %lld (logged %lld), bound %lld\n", kills, (long long)units,
+                  (long long)logged, (long long)bound_for(first, last));
+    /* the log can only miss decisions whose process died right after commit */
+    assert_true(logged <= units && units - logged <= kills);
+    assert_true(units <= bound_for(first, last));
+    remove_dir(dir);
+}
+
+/* Processes opening a brand-new file at the same moment all succeed. */
+static void test_concurrent_create(void **state)
+{
+    char dir[64], path[96];
+    pid_t pids[6];
+    int i, status;
+    (void)state;
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/rl.db", dir);
+    for (i = 0; i < 6; i++) {
+        if ((pids[i] = fork()) == 0) {
+            rl_options o = RL_OPTIONS_INIT;
+            rl_result res;
+            rl *r = NULL;
+            o.default_limits = limits;
+            o.n_default_limits = 1;
+            if (rl_open(&r, path, &o) != RL_OK || rl_allow(r, "k", 1, &res) != RL_OK) {
+                fprintf(stderr, "open: %s\n", rl_errmsg(r));
+                _exit(1);
+            }
+            rl_close(r);
+            _exit(0);
+        }
+    }
+    for (i = 0; i < 6; i++) {
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    integrity_ok(path);
+    remove_dir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_concurrent_create),
+        cmocka_unit_test(test_four_processes_one_key),
+        cmocka_unit_test(test_kill9_while_deciding),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

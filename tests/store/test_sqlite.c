@@ -1,0 +1,287 @@
+/*
+ * test_sqlite.c - what the SQLite store promises about the file itself.
+ *
+ * New databases are private (0600, and the WAL and shm files follow) unless
+ * asked to be group-shared; the file is in WAL mode with the schema version
+ * recorded; files that are not rl databases (garbage, truncated, another
+ * application's, a newer schema, tampered with) are refused with a distinct
+ * code and nothing is run from them; a database the user cannot write opens
+ * read-only: reading works, deciding fails clearly.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "rl.h"
+
+static const rl_limit limits[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
+
+typedef struct fx {
+    char dir[64];
+    char path[96];
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/rl_test_sqlite.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/rl.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", f->dir, f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static int open_db(const char *path, unsigned mode, rl **r)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    o.default_limits = limits;
+    o.n_default_limits = 1;
+    if (mode)
+        o.file_mode = mode;
+    return rl_open(r, path, &o);
+}
+
+static unsigned mode_of(const char *p)
+{
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    return st.st_mode & 0777;
+}
+
+static void sql(const char *path, const char *text)
+{
+    sqlite3 *db;
+    char *err = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_exec(db, text, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s: %s", text, err);
+    sqlite3_close(db);
+}
+
+static void test_new_file_private_and_wal(void **state)
+{
+    fx *f = *state;
+    char p[128];
+    rl *r = NULL;
+    rl_result res;
+    umask(022);
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
+    assert_int_equal(mode_of(f->path), 0600);
+    snprintf(p, sizeof p, "%s-wal", f->path);
+    assert_int_equal(mode_of(p), 0600);
+    snprintf(p, sizeof p, "%s-shm", f->path);
+    assert_int_equal(mode_of(p), 0600);
+    snprintf(p, sizeof p, "%s-rllock", f->path);
+    assert_int_equal(mode_of(p), 0600);
+    rl_close(r);
+    {
+        sqlite3 *db;
+        sqlite3_stmt *q;
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+        sqlite3_finalize(q);
+        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_true(sqlite3_column_int(q, 0) >= 2);
+        sqlite3_finalize(q);
+        sqlite3_close(db);
+    }
+}
+
+static void test_group_shared_mode(void **state)
+{
+    fx *f = *state;
+    rl *r = NULL;
+    umask(077); /* the option wins over a strict umask */
+    assert_int_equal(open_db(f->path, 0660, &r), RL_OK);
+    assert_int_equal(mode_of(f->path), 0660);
+    rl_close(r);
+    umask(022);
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, n, fp), n);
+    fclose(fp);
+}
+
+static void test_not_sqlite(void **state)
+{
+    fx *f = *state;
+    rl *r = NULL;
+    write_file(f->path, "this is not a database, just some text that is long enough......", 64);
+    assert_int_equal(open_db(f->path, 0, &r), RL_ECORRUPT);
+    assert_true(strlen(rl_errmsg(r)) > 0);
+    rl_close(r);
+}
+
+static void test_truncated(void **state)
+{
+    fx *f = *state;
+    rl *r = NULL;
+    char buf[4096];
+    FILE *fp;
+    size_t n;
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
+    rl_close(r);
+    sql(f->path, "PRAGMA wal_checkpoint(TRUNCATE)");
+    fp = fopen(f->path, "rb");
+    n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    assert_true(n >= 1024);
+    unlink(f->path);
+    write_file(f->path, buf, 700); /* half a page: the header survives */
+    assert_int_equal(open_db(f->path, 0, &r), RL_ECORRUPT);
+    rl_close(r);
+}
+
+static void test_other_application(void **state)
+{
+    fx *f = *state;
+    rl *r = NULL;
+    sql(f->path, "CREATE TABLE invoices(id INTEGER PRIMARY KEY, amount REAL)");
+    assert_int_equal(open_db(f->path, 0, &r), RL_ECORRUPT);
+    assert_non_null(strstr(rl_errmsg(r), "not an rl database"));
+    rl_close(r);
+}
+
+static void test_newer_schema(void **state)
+{
+    fx *f = *state;
+    rl *r = NULL;
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
+    rl_close(r);
+    sql(f->path, "PRAGMA user_version = 999");
+    assert_int_equal(open_db(f->path, 0, &r), RL_EVERSION);
+    assert_non_null(strstr(rl_errmsg(r), "999"));
+    rl_close(r);
+}
+
+static void test_tampered_schema(void **state)
+{
+    fx *f = *state;
+    rl *r = NULL;
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
+    rl_close(r);
+    /* a trigger that would wipe the policy on every decision */
+    sql(f->path, "CREATE TRIGGER evil AFTER UPDATE ON rl_keys BEGIN DELETE FROM rl_tiers; END");
+    assert_int_equal(open_db(f->path, 0, &r), RL_ECORRUPT);
+    assert_non_null(strstr(rl_errmsg(r), "evil"));
+    rl_close(r);
+    sql(f->path, "DROP TRIGGER evil; CREATE VIEW v AS SELECT * FROM rl_keys");
+    assert_int_equal(open_db(f->path, 0, &r), RL_ECORRUPT);
+    rl_close(r);
+}
+
+/* The checks of a user who may read the database but not write it. */
+static int read_only_checks(const char *path)
+{
+    rl *r = NULL;
+    rl_result res;
+    rl_key_stats st;
+    rl_totals t;
+    int ok = open_db(path, 0, &r) == RL_OK && rl_stats(r, "k", &st) == RL_OK && st.units == 3 &&
+             rl_totals_get(r, &t) == RL_OK && t.keys == 1 &&
+             rl_allow(r, "k", 1, &res) == RL_EREADONLY && strstr(rl_errmsg(r), "read-only") &&
+             rl_reset(r, "k") == RL_EREADONLY;
+    if (!ok)
+        fprintf(stderr, "read-only: %s\n", rl_errmsg(r));
+    rl_close(r);
+    return ok;
+}
+
+static void test_read_only_file(void **state)
+{
+    fx *f = *state;
+    rl *r = NULL;
+    rl_result res;
+    char cmd[256];
+    pid_t pid;
+    int status;
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 3, &res), RL_OK);
+    rl_close(r);
+    if (geteuid() != 0) {
+        snprintf(cmd, sizeof cmd, "chmod a-w '%s'/rl.db*", f->dir);
+        assert_int_equal(system(cmd), 0);
+        assert_true(read_only_checks(f->path));
+        return;
+    }
+    /* root writes through any permission bits: check as nobody, who may
+     * read the files but write neither them nor the directory */
+    snprintf(cmd, sizeof cmd, "chmod 755 '%s' && chmod 644 '%s'/rl.db*", f->dir, f->dir);
+    assert_int_equal(system(cmd), 0);
+    pid = fork();
+    if (pid == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(2);
+        _exit(read_only_checks(f->path) ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_readonly_flag(void **state)
+{
+    fx *f = *state;
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 3, &res), RL_OK);
+    rl_close(r);
+    o.flags = RL_OPEN_READONLY;
+    o.default_limits = limits;
+    o.n_default_limits = 1;
+    assert_int_equal(rl_open(&r, f->path, &o), RL_OK);
+    assert_int_equal(rl_stats(r, "k", &st), RL_OK);
+    assert_int_equal(st.units, 3);
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_EREADONLY);
+    assert_false(res.allowed); /* fail closed by default */
+    rl_close(r);
+    o.fail_mode = RL_FAIL_OPEN;
+    assert_int_equal(rl_open(&r, f->path, &o), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_EREADONLY);
+    assert_true(res.allowed);
+    assert_true(res.degraded);
+    rl_close(r);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_new_file_private_and_wal), T(test_group_shared_mode), T(test_not_sqlite),
+        T(test_truncated), T(test_other_application), T(test_newer_schema),
+        T(test_tampered_schema), T(test_read_only_file), T(test_readonly_flag),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

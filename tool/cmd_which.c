@@ -1,0 +1,69 @@
+/*
+ * cmd_which.c - `rlctl which KEY`: the tier a key has and why (assigned, a
+ * key rule, the default tier), resolved by librl exactly as a decision
+ * would resolve it.
+ */
+#include "common.h"
+#include "json.h"
+
+#include <stdlib.h>
+
+static const char use[] =
+    "usage: rlctl which [--json] KEY\n"
+    "\n"
+    "Prints the tier KEY has and why: assigned (rlctl assign), a key rule\n"
+    "(which one), the default tier, or none. KEY need not have been seen.\n"
+    "\n"
+    "Options:\n"
+    "  --json  print one JSON object\n";
+
+int rlctl_cmd_which(const rlctl_ctx *ctx, int argc, char **argv)
+{
+    int json = 0, npos, rc;
+    const rlctl_opt opts[] = {
+        { "--json", RLCTL_OPT_FLAG, &json },
+        { NULL, 0, NULL },
+    };
+    char rule[RL_KEY_MAX + 1] = "";
+    rl_key_stats *st = NULL;
+    rl *r = NULL;
+
+    if ((rc = rlctl_parse_opts(argc, argv, opts, use, &npos)) != RLCTL_OK)
+        return rc;
+    if (npos != 1)
+        return rlctl_usage_error(argv[0], "%s", npos ? "takes one KEY" : "needs a KEY");
+    if (!(st = malloc(sizeof *st))) {
+        rc = rlctl_error("out of memory");
+        goto out;
+    }
+    if ((rc = rlctl_open(ctx, 1, &r)) != RLCTL_OK)
+        goto out;
+    if (rl_stats(r, argv[1], st) != RL_OK ||
+        (st->tier_source == RL_TIER_RULE &&
+         rlctl_find_rule(r, argv[1], st->tier, rule, sizeof rule) != RL_OK)) {
+        rc = rlctl_error("%s", rl_errmsg(r));
+        goto out;
+    }
+    if (json) {
+        rlctl_json j;
+        rlctl_json_init(&j, stdout);
+        rlctl_json_object(&j);
+        rlctl_json_kstring(&j, "key", st->key);
+        rlctl_json_kstring(&j, "tier", st->tier[0] ? st->tier : NULL);
+        rlctl_json_kstring(&j, "tier_source", rlctl_tier_source_json(st->tier_source));
+        rlctl_json_kstring(&j, "rule", rule[0] ? rule : NULL);
+        rlctl_json_end(&j);
+        if (rlctl_json_done(&j) != 0)
+            rc = rlctl_error("internal error: bad JSON");
+    } else if (st->tier_source == RL_TIER_NONE) {
+        printf("none (no rule, default tier or default limits applies)\n");
+    } else if (rule[0]) {
+        printf("%s (rule '%s')\n", st->tier, rule);
+    } else {
+        printf("%s (%s)\n", st->tier[0] ? st->tier : "-", rlctl_tier_source_text(st->tier_source));
+    }
+out:
+    free(st);
+    rl_close(r);
+    return rc;
+}

@@ -1,0 +1,329 @@
+/*
+ * common.c - helpers shared by the rlctl commands: option parsing, typo
+ * suggestions, error messages, opening the database, aligned tables and
+ * formatting of times, durations and rates.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- command line ------------------------------------------------------- */
+
+static const rlctl_opt *find_opt(const rlctl_opt *opts, const char *name, size_t len)
+{
+    for (; opts && opts->name; opts++)
+        if (strlen(opts->name) == len && strncmp(opts->name, name, len) == 0)
+            return opts;
+    return NULL;
+}
+
+int rlctl_parse_opts(int argc, char **argv, const rlctl_opt *opts, const char *usage,
+                     int *npos)
+{
+    const char *cmd = argv[0];
+    int i, n = 0, only_pos = 0;
+
+    for (i = 1; i < argc; i++) {
+        char *a = argv[i];
+        const rlctl_opt *o;
+        const char *eq;
+        size_t len;
+
+        if (only_pos || a[0] != '-' || a[1] == '\0') {
+            argv[1 + n++] = a; /* n < i, so nothing unread is overwritten */
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage, stdout);
+            return RLCTL_HELP;
+        }
+        eq = strchr(a, '=');
+        len = eq ? (size_t)(eq - a) : strlen(a);
+        if (a[1] != '-' || !(o = find_opt(opts, a, len)))
+            return rlctl_usage_error(cmd, "unknown option '%.*s'", (int)len, a);
+        if (o->kind == RLCTL_OPT_FLAG) {
+            if (eq)
+                return rlctl_usage_error(cmd, "option '%s' takes no value", o->name);
+            *(int *)o->dest = 1;
+        } else if (eq) {
+            *(const char **)o->dest = eq + 1;
+        } else if (i + 1 < argc) {
+            *(const char **)o->dest = argv[++i];
+        } else {
+            return rlctl_usage_error(cmd, "option '%s' needs a value", o->name);
+        }
+    }
+    *npos = n;
+    return RLCTL_OK;
+}
+
+int rlctl_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    long long v;
+    /* strtoll alone would take " 5", "+5" and "-0": a count is plain digits. */
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Optimal string alignment distance (Levenshtein plus adjacent swaps, so
+ * "stast" is one typo away from "stats"), on short command names only. */
+static size_t typo_distance(const char *a, const char *b)
+{
+    enum { MAXLEN = 32 };
+    size_t d[MAXLEN + 1][MAXLEN + 1];
+    size_t la = strlen(a), lb = strlen(b), i, j;
+    if (la > MAXLEN || lb > MAXLEN)
+        return (size_t)-1;
+    for (i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (i = 1; i <= la; i++) {
+        for (j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1], best = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+const char *rlctl_suggest(const char *s, const char *const *names)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1, len = strlen(s);
+    /* Short words are a typo apart from everything: allow less for them. */
+    size_t max_d = len >= 5 ? 2 : 1;
+    for (; *names; names++) {
+        size_t d = typo_distance(s, *names);
+        if (len >= 3 && strncmp(*names, s, len) == 0 && d > max_d)
+            d = max_d; /* an abbreviation, like "insp" */
+        if (d < best_d) {
+            best_d = d;
+            best = *names;
+        }
+    }
+    return best_d <= max_d ? best : NULL;
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+int rlctl_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("rlctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return RLCTL_ERROR;
+}
+
+int rlctl_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "rlctl: %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'rlctl %s --help')\n", cmd);
+    return RLCTL_USAGE;
+}
+
+/* ---- the database ------------------------------------------------------ */
+
+int rlctl_open(const rlctl_ctx *ctx, int readonly, rl **out)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    if (readonly)
+        o.flags |= RL_OPEN_READONLY;
+    *out = NULL;
+    if (rl_open(&r, ctx->db, &o) != RL_OK) {
+        rlctl_error("%s", rl_errmsg(r));
+        rl_close(r);
+        return RLCTL_ERROR;
+    }
+    *out = r;
+    return RLCTL_OK;
+}
+
+/* ---- formatting -------------------------------------------------------- */
+
+void rlctl_format_time(int64_t ns, char *buf, size_t len)
+{
+    struct tm tm;
+    time_t secs;
+    if (ns == 0) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    /* Round towards minus infinity so a time before 1970 keeps its second. */
+    secs = (time_t)(ns / RL_SECOND - (ns % RL_SECOND < 0));
+    if (!gmtime_r(&secs, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "%lldns", (long long)ns);
+}
+
+void rlctl_format_duration(int64_t ns, char *buf, size_t len)
+{
+    if (rl_format_duration(ns, buf, len) != RL_OK)
+        snprintf(buf, len, "?");
+}
+
+void rlctl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t len)
+{
+    if (rl_format_rate(count, period_ns, buf, len) != RL_OK)
+        snprintf(buf, len, "%lld/%lldns", (long long)count, (long long)period_ns);
+}
+
+const char *rlctl_tier_source_text(int source)
+{
+    switch (source) {
+    case RL_TIER_ASSIGNED: return "assigned";
+    case RL_TIER_RULE: return "rule";
+    case RL_TIER_DEFAULT: return "default tier";
+    case RL_TIER_OPTIONS: return "default limits";
+    default: return "none";
+    }
+}
+
+const char *rlctl_tier_source_json(int source)
+{
+    switch (source) {
+    case RL_TIER_ASSIGNED: return "assigned";
+    case RL_TIER_RULE: return "rule";
+    case RL_TIER_DEFAULT: return "default_tier";
+    case RL_TIER_OPTIONS: return "default_limits";
+    default: return "none";
+    }
+}
+
+typedef struct rule_find {
+    const char *key, *tier;
+    char *match;
+    size_t len;
+} rule_find;
+
+static int rule_cb(void *ctx, const char *match, const char *tier)
+{
+    rule_find *f = ctx;
+    /* A rule naming a missing tier is skipped by the library, so it is
+     * the first matching rule with the key's actual tier that counts. */
+    if (strcmp(tier, f->tier) != 0 || !rl_glob_match(match, f->key))
+        return 0;
+    snprintf(f->match, f->len, "%s", match);
+    return 1;
+}
+
+int rlctl_find_rule(rl *r, const char *key, const char *tier, char *match, size_t len)
+{
+    rule_find f;
+    int rc;
+    f.key = key;
+    f.tier = tier;
+    f.match = match;
+    f.len = len;
+    match[0] = '\0';
+    rc = rl_rules_list(r, rule_cb, &f);
+    return rc < 0 ? rc : RL_OK;
+}
+
+/* ---- aligned tables ---------------------------------------------------- */
+
+void rlctl_table_init(rlctl_table *t, size_t ncols, unsigned right)
+{
+    memset(t, 0, sizeof *t);
+    t->ncols = ncols;
+    t->right = right;
+}
+
+int rlctl_table_add(rlctl_table *t, const char *const *cells)
+{
+    size_t i, base;
+    if (t->nrows == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 16;
+        char **nc = realloc(t->cells, ncap * t->ncols * sizeof *nc);
+        if (!nc)
+            return rlctl_error("out of memory");
+        t->cells = nc;
+        t->cap = ncap;
+    }
+    base = t->nrows * t->ncols;
+    for (i = 0; i < t->ncols; i++) {
+        if (!(t->cells[base + i] = strdup(cells[i] ? cells[i] : ""))) {
+            while (i-- > 0)
+                free(t->cells[base + i]);
+            return rlctl_error("out of memory");
+        }
+    }
+    t->nrows++;
+    return RLCTL_OK;
+}
+
+/* Terminal columns of UTF-8 text, counted as code points: keys may hold
+ * any UTF-8, and counting bytes would push "café" one column off. */
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80;
+    return w;
+}
+
+void rlctl_table_print(const rlctl_table *t, FILE *f)
+{
+    size_t widths[16] = { 0 };
+    size_t r, c;
+    if (t->ncols > sizeof widths / sizeof widths[0])
+        return;
+    for (r = 0; r < t->nrows; r++)
+        for (c = 0; c < t->ncols; c++) {
+            size_t w = text_width(t->cells[r * t->ncols + c]);
+            if (w > widths[c])
+                widths[c] = w;
+        }
+    for (r = 0; r < t->nrows; r++) {
+        for (c = 0; c < t->ncols; c++) {
+            const char *cell = t->cells[r * t->ncols + c];
+            size_t pad = widths[c] - text_width(cell);
+            int last = c + 1 == t->ncols;
+            if (c > 0)
+                fputs("  ", f);
+            if (t->right & (1u << c))
+                fprintf(f, "%*s%s", (int)pad, "", cell);
+            else
+                fprintf(f, "%s%*s", cell, last ? 0 : (int)pad, "");
+        }
+        fputc('\n', f);
+    }
+}
+
+void rlctl_table_free(rlctl_table *t)
+{
+    size_t i;
+    for (i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
+}

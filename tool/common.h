@@ -1,0 +1,130 @@
+/*
+ * common.h - what every rlctl command shares: exit codes, option parsing,
+ * error messages, opening the database, aligned tables and the printing of
+ * times, durations and tier sources.
+ *
+ * rlctl sees librl only through its public header, like any other program.
+ */
+#ifndef RLCTL_COMMON_H
+#define RLCTL_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rl.h"
+
+/* Exit codes, documented in `rlctl --help`. */
+enum {
+    RLCTL_OK = 0,    /* done; allow: admitted */
+    RLCTL_NO = 1,    /* allow: refused or timed out; a tiers file failed its check */
+    RLCTL_USAGE = 2, /* bad command line */
+    RLCTL_ERROR = 3, /* runtime error: database, file, no such key or tier */
+    /* Not an exit code: the command was interrupted by SIGINT, and main
+     * re-raises the signal once it has cleaned up. */
+    RLCTL_INTERRUPTED = 130,
+    /* Not an exit code: rlctl_parse_opts printed the usage for --help. */
+    RLCTL_HELP = -1
+};
+
+typedef struct rlctl_ctx {
+    const char *db; /* --db, or NULL for rl_open's default */
+} rlctl_ctx;
+
+/* A command: argv[0] is its name (e.g. "stats", or "tiers validate"). */
+typedef int (*rlctl_cmd_fn)(const rlctl_ctx *ctx, int argc, char **argv);
+
+int rlctl_cmd_stats(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_inspect(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_reset(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_allow(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_tiers(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_assign(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_unassign(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_which(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_version(const rlctl_ctx *ctx, int argc, char **argv);
+
+/* ---- command line ------------------------------------------------------- */
+
+enum { RLCTL_OPT_FLAG, RLCTL_OPT_VALUE };
+
+/* One long option of a command. FLAG sets *(int *)dest to 1; VALUE stores
+ * the argument (given as "--opt VALUE" or "--opt=VALUE") in
+ * *(const char **)dest. A table ends with a NULL name. */
+typedef struct rlctl_opt {
+    const char *name; /* with its dashes: "--top" */
+    int kind;
+    void *dest;
+} rlctl_opt;
+
+/* Parses the options of command argv[0] wherever they appear up to "--",
+ * and moves the positional arguments to argv[1..*npos]. `-h`/`--help`
+ * prints `usage` to stdout and returns RLCTL_HELP; a bad option prints one
+ * line to stderr and returns RLCTL_USAGE. */
+int rlctl_parse_opts(int argc, char **argv, const rlctl_opt *opts, const char *usage,
+                     int *npos);
+
+/* Reads a decimal integer in [min, max], digits only. */
+int rlctl_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* The closest of `names` (NULL-terminated) to `s` if it is close enough to
+ * be a typo, else NULL. */
+const char *rlctl_suggest(const char *s, const char *const *names);
+
+/* ---- messages ---------------------------------------------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define RLCTL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define RLCTL_PRINTF(a, b)
+#endif
+
+/* "rlctl: message" on stderr; returns RLCTL_ERROR. */
+RLCTL_PRINTF(1, 2) int rlctl_error(const char *fmt, ...);
+/* "rlctl: CMD: message (see 'rlctl CMD --help')" on stderr; returns RLCTL_USAGE. */
+RLCTL_PRINTF(2, 3) int rlctl_usage_error(const char *cmd, const char *fmt, ...);
+
+/* ---- the database ------------------------------------------------------ */
+
+/* Opens the database of ctx (read-only for commands that only look, so a
+ * mistyped --db is not created and no write lock is taken). On failure
+ * prints why and returns RLCTL_ERROR with *out NULL. */
+int rlctl_open(const rlctl_ctx *ctx, int readonly, rl **out);
+
+/* ---- formatting -------------------------------------------------------- */
+
+/* ISO-8601 UTC, "2026-11-28T12:00:00Z", or "-" for 0 (never). */
+void rlctl_format_time(int64_t ns, char *buf, size_t len);
+/* rl_format_duration, or "?" if it refuses. */
+void rlctl_format_duration(int64_t ns, char *buf, size_t len);
+/* rl_format_rate, or "COUNT/PERIODns" if it refuses. */
+void rlctl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t len);
+
+/* How a key got its tier, for people ("default tier") and for JSON
+ * ("default_tier"). */
+const char *rlctl_tier_source_text(int source);
+const char *rlctl_tier_source_json(int source);
+
+/* The key rule that gave `key` its tier `tier` (first match wins, as in the
+ * library): written to match, or "" if none. */
+int rlctl_find_rule(rl *r, const char *key, const char *tier, char *match, size_t len);
+
+/* ---- aligned tables ---------------------------------------------------- */
+
+/* Rows of text cells printed with every column as wide as its widest cell.
+ * Columns whose bit is set in `right` are right-aligned (numbers). */
+typedef struct rlctl_table {
+    size_t ncols;
+    unsigned right;
+    char **cells; /* nrows * ncols, row-major, owned */
+    size_t nrows, cap;
+} rlctl_table;
+
+void rlctl_table_init(rlctl_table *t, size_t ncols, unsigned right);
+/* Appends a row of ncols cells (copied). Returns RLCTL_ERROR when memory
+ * runs out, after saying so. */
+int rlctl_table_add(rlctl_table *t, const char *const *cells);
+void rlctl_table_print(const rlctl_table *t, FILE *f);
+void rlctl_table_free(rlctl_table *t);
+
+#endif

@@ -1,0 +1,160 @@
+/*
+ * main.c - rlctl, the admin tool of librl: global options, the table of
+ * commands, and the exit status (including the check that everything
+ * written to stdout actually got there).
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct rlctl_cmd {
+    const char *name;
+    rlctl_cmd_fn fn;
+    const char *summary;
+} rlctl_cmd;
+
+static const rlctl_cmd commands[] = {
+    { "stats", rlctl_cmd_stats, "totals and the busiest keys, or counters of KEYs" },
+    { "inspect", rlctl_cmd_inspect, "every limit of a key: remaining, retry-after, reset-after" },
+    { "allow", rlctl_cmd_allow, "take COST units for a key now, or wait for them" },
+    { "reset", rlctl_cmd_reset, "forget the buckets and counters of keys" },
+    { "assign", rlctl_cmd_assign, "give a key a tier, whatever the rules say" },
+    { "unassign", rlctl_cmd_unassign, "drop a key's assigned tier" },
+    { "which", rlctl_cmd_which, "which tier a key has, and why" },
+    { "tiers", rlctl_cmd_tiers, "check or load a YAML tiers file" },
+    { "version", rlctl_cmd_version, "versions of rlctl and librl" },
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f)
+{
+    char def[4096];
+    size_t i;
+    if (rl_default_path(def, sizeof def) != RL_OK)
+        snprintf(def, sizeof def, "(none: set RL_DB or HOME)");
+    fprintf(f, "usage: rlctl [--db PATH] COMMAND [ARGS...]\n"
+               "       rlctl --help | --version\n"
+               "\n"
+               "Inspects and manages the rate limits that librl keeps in a SQLite database.\n"
+               "\n"
+               "Commands:\n");
+    for (i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n"
+               "Options (before COMMAND):\n"
+               "  --db PATH  the database; default $RL_DB, else $XDG_STATE_HOME/rl/rl.db,\n"
+               "             else ~/.local/state/rl/rl.db (here: %s)\n"
+               "  --help     this text; 'rlctl COMMAND --help' describes a command\n"
+               "  --version  print the versions of rlctl and librl\n"
+               "\n"
+               "Exit status:\n"
+               "  0  ok; allow: admitted\n"
+               "  1  allow: refused or timed out; tiers validate/load: the file is invalid\n"
+               "  2  usage error (unknown command or option, bad argument)\n"
+               "  3  runtime error (database, I/O, no such key or tier)\n"
+               "  An interrupted 'allow --wait' returns what it reserved and dies of SIGINT.\n",
+            def);
+}
+
+static int print_version(void)
+{
+    printf("rlctl %s (librl %s)\n", RL_VERSION_STRING, rl_version());
+    return RLCTL_OK;
+}
+
+int rlctl_cmd_version(const rlctl_ctx *ctx, int argc, char **argv)
+{
+    static const char use[] = "usage: rlctl version\n"
+                              "\n"
+                              "Prints the version of rlctl and that of the librl it runs with.\n";
+    int npos, rc;
+    (void)ctx;
+    if ((rc = rlctl_parse_opts(argc, argv, NULL, use, &npos)) != RLCTL_OK)
+        return rc;
+    if (npos > 0)
+        return rlctl_usage_error(argv[0], "unexpected argument '%s'", argv[1]);
+    return print_version();
+}
+
+static int unknown_command(const char *name)
+{
+    const char *names[NCOMMANDS + 1];
+    const char *s;
+    size_t i;
+    for (i = 0; i < NCOMMANDS; i++)
+        names[i] = commands[i].name;
+    names[NCOMMANDS] = NULL;
+    if ((s = rlctl_suggest(name, names)))
+        fprintf(stderr, "rlctl: unknown command '%s' (did you mean '%s'?)\n", name, s);
+    else
+        fprintf(stderr, "rlctl: unknown command '%s' (see 'rlctl --help')\n", name);
+    return RLCTL_USAGE;
+}
+
+/* Runs the command line; the status main returns, before the stdout check. */
+static int run(int argc, char **argv)
+{
+    rlctl_ctx ctx = { NULL };
+    int i;
+    size_t c;
+
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return RLCTL_OK;
+        }
+        if (strcmp(a, "--version") == 0)
+            return print_version();
+        if (strcmp(a, "--db") == 0) {
+            if (++i == argc) {
+                fprintf(stderr, "rlctl: option '--db' needs a value (see 'rlctl --help')\n");
+                return RLCTL_USAGE;
+            }
+            ctx.db = argv[i];
+        } else if (strncmp(a, "--db=", 5) == 0) {
+            ctx.db = a + 5;
+        } else {
+            fprintf(stderr, "rlctl: unknown option '%s' (see 'rlctl --help')\n", a);
+            return RLCTL_USAGE;
+        }
+        if (!*ctx.db) {
+            fprintf(stderr, "rlctl: option '--db' needs a non-empty path\n");
+            return RLCTL_USAGE;
+        }
+    }
+    if (i == argc) {
+        usage(stderr);
+        return RLCTL_USAGE;
+    }
+    for (c = 0; c < NCOMMANDS; c++)
+        if (strcmp(argv[i], commands[c].name) == 0)
+            return commands[c].fn(&ctx, argc - i, argv + i);
+    return unknown_command(argv[i]);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = run(argc, argv);
+    if (rc == RLCTL_HELP)
+        rc = RLCTL_OK;
+    /* Output that never arrived (a full disk, a closed pipe) must not look
+     * like success to a script. errno is cleared first so that a stale value
+     * from an unrelated call is not blamed. */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        rlctl_error("write error: %s", strerror(errno ? errno : EIO));
+        if (rc != RLCTL_INTERRUPTED)
+            rc = RLCTL_ERROR;
+    }
+    if (rc == RLCTL_INTERRUPTED) {
+        /* Dying of the signal tells a calling shell the user pressed ^C,
+         * so a script stops too (an exit status would not). */
+        signal(SIGINT, SIG_DFL);
+        raise(SIGINT);
+    }
+    return rc;
+}
