@@ -134,7 +134,7 @@ static int stmt(sq_store *s, int i, sqlite3_stmt **out)
 /* Runs a statement that returns no rows. */
 static int run(sq_store *s, int i, const char *what)
 {
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     int rc = stmt(s, i, &q);
     if (rc != RL_OK)
         return rc;
@@ -226,7 +226,7 @@ static void sq_rollback(rl_store *base)
 static int sq_row_get(rl_store *base, const char *key, rl_row *row, int64_t *version)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     int rc = stmt(s, S_GET, &q);
     if (rc != RL_OK)
         return rc;
@@ -262,7 +262,7 @@ out:
 static int sq_row_put(rl_store *base, const char *key, const rl_row *row)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     int rc = stmt(s, row->exists ? S_UPD : S_INS, &q);
     if (rc != RL_OK)
         return rc;
@@ -290,7 +290,7 @@ static int sq_row_put(rl_store *base, const char *key, const rl_row *row)
 static int sq_row_delete(rl_store *base, const char *key)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     int rc = stmt(s, S_DEL, &q);
     if (rc != RL_OK)
         return rc;
@@ -301,7 +301,7 @@ static int sq_row_delete(rl_store *base, const char *key)
 static int sq_policy_version(rl_store *base, int64_t *version)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     int rc = stmt(s, S_VER, &q);
     if (rc != RL_OK)
         return rc;
@@ -321,7 +321,7 @@ static int sq_policy_version(rl_store *base, int64_t *version)
 
 static int get_setting(sq_store *s, const char *name, char *buf, size_t len, int *is_null)
 {
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     int rc = stmt(s, S_SETTING, &q);
     if (rc != RL_OK)
         return rc;
@@ -343,7 +343,7 @@ static int get_setting(sq_store *s, const char *name, char *buf, size_t len, int
 
 static int set_setting(sq_store *s, const char *name, const char *value, int64_t ivalue)
 {
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     int rc = stmt(s, S_SET_SETTING, &q);
     if (rc != RL_OK)
         return rc;
@@ -360,7 +360,7 @@ static int set_setting(sq_store *s, const char *name, const char *value, int64_t
 static int sq_policy_get(rl_store *base, rl_policy *p)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     char buf[RL_NAME_MAX], why[128];
     int rc, step, is_null;
     rl_tier t;
@@ -435,7 +435,7 @@ static int sq_policy_get(rl_store *base, rl_policy *p)
 
 static int put_tier(sq_store *s, const rl_tier *t)
 {
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     size_t i;
     int rc;
     if ((rc = stmt(s, S_LIMITS_DEL, &q)) != RL_OK)
@@ -477,7 +477,7 @@ static int sq_tier_put(rl_store *base, const rl_tier *t)
 static int sq_tier_delete(rl_store *base, const char *name)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     int rc = stmt(s, S_TIER_DEL, &q);
     if (rc != RL_OK)
         return rc;
@@ -497,7 +497,7 @@ static int sq_tier_delete(rl_store *base, const char *name)
 static int sq_policy_put(rl_store *base, const rl_policy *p)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     size_t i;
     int rc;
     if ((rc = run(s, S_TIERS_CLEAR, "clear tiers")) || (rc = run(s, S_LIMITS_CLEAR, "clear limits")) ||
@@ -535,7 +535,7 @@ static int sq_keys_list(rl_store *base, const char *match, int sort, size_t limi
                         void *ctx)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     rl_row *row = malloc(sizeof *row);
     int rc, step, stop = 0;
     if (!row)
@@ -574,7 +574,7 @@ out:
 static int sq_totals(rl_store *base, rl_totals *t)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = NULL;
     int rc = stmt(s, S_TOTALS, &q);
     if (rc != RL_OK)
         return rc;
@@ -665,7 +665,7 @@ static int count_tables(sq_store *s, int *n)
 static int migrate(sq_store *s)
 {
     char sql[64];
-    int rc, v, ntables;
+    int rc, v = 0, ntables = 0;
     size_t i;
     if ((rc = exec(s, "BEGIN IMMEDIATE", "begin migration")) != RL_OK)
         return rc;
