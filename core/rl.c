@@ -447,7 +447,7 @@ static int decide(rl *r, const char *key, const char *resource, int64_t cost,
             ev[i].slot->rem = ev[i].out.tat.rem;
         }
     row.state_len = rl_state_encode(&st, row.state);
-    if (!row.exists)
+    if (row.first_seen == 0) /* new, or created by an assignment */
         row.first_seen = now;
     row.last_seen = now;
     if (allowed) {
@@ -886,6 +886,9 @@ static int op_assign(rl *r, const void *arg)
     if (!a->tier && !row.exists)
         return RL_OK;
     snprintf(row.tier, sizeof row.tier, "%s", a->tier ? a->tier : "");
+    /* a row that only held the assignment goes with it */
+    if (!a->tier && row.state_len == 0 && row.allowed == 0 && row.refused == 0)
+        return r->store->ops->row_delete(r->store, a->key);
     return r->store->ops->row_put(r->store, a->key, &row);
 }
 

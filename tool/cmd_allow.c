@@ -38,7 +38,13 @@ static void on_sigint(int sig)
 
 static int install_sigint(void)
 {
-    struct sigaction sa;
+    struct sigaction sa, old;
+    /* A shell starts background jobs with SIGINT ignored: ^C is not meant
+     * for them, so neither is it for this wait. */
+    if (sigaction(SIGINT, NULL, &old) != 0)
+        return -1;
+    if (old.sa_handler == SIG_IGN)
+        return 0;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);

@@ -66,7 +66,7 @@ static int print_human(const rl_key_stats *st, const char *rule)
         goto out;
     }
     if (st->n_limits == 0) {
-        printf("no limits: tier '%s' is unlimited\n", st->tier);
+        printf("no limits: tier '%s' admits everything\n", st->tier);
         goto out;
     }
     if ((rc = rlctl_table_add(&lim, head)) != RLCTL_OK)

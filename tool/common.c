@@ -187,6 +187,16 @@ void rlctl_format_time(int64_t ns, char *buf, size_t len)
 
 void rlctl_format_duration(int64_t ns, char *buf, size_t len)
 {
+    /* Nanosecond-exact values ("396.163518ms") are noise to a reader: keep
+     * about three digits, rounding up, so that retrying after the printed
+     * time never comes too early. JSON keeps the exact value. */
+    int64_t g = ns < RL_MICROSECOND ? 1
+                : ns < RL_MILLISECOND ? RL_MICROSECOND
+                : ns < RL_SECOND ? RL_MILLISECOND
+                : ns < RL_MINUTE ? 10 * RL_MILLISECOND
+                                 : RL_SECOND;
+    if (ns % g != 0 && ns <= INT64_MAX - g)
+        ns += g - ns % g;
     if (rl_format_duration(ns, buf, len) != RL_OK)
         snprintf(buf, len, "?");
 }

@@ -95,7 +95,7 @@ int rlctl_open(const rlctl_ctx *ctx, int readonly, rl **out);
 
 /* ISO-8601 UTC, "2026-11-28T12:00:00Z", or "-" for 0 (never). */
 void rlctl_format_time(int64_t ns, char *buf, size_t len);
-/* rl_format_duration, or "?" if it refuses. */
+/* rl_format_duration of ns rounded up to about three digits, or "?". */
 void rlctl_format_duration(int64_t ns, char *buf, size_t len);
 /* rl_format_rate, or "COUNT/PERIODns" if it refuses. */
 void rlctl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t len);
