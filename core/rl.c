@@ -43,7 +43,15 @@ typedef struct lim_eval {
     const rl_ldef *d;
     rl_slot *slot;
     rl_gcra_out out;
+    int key;
 } lim_eval;
+
+/* One key's part in a decision. */
+typedef struct key_eval {
+    rl_row row;
+    rl_state st;
+    const rl_tier *t;
+} key_eval;
 
 int rl_seterr(char *err, int code, const char *fmt, ...)
 {
@@ -290,7 +298,8 @@ static const rl_tier *key_tier(rl *r, const char *key, const rl_row *row, int *s
 
 /* Builds the state the tier's limits will have: existing slots (rescaled if
  * the limit changed since they were written), fresh full slots for new
- * limits, and nothing for limits the tier no longer has. */
+ * limits, nothing for limits the tier no longer has; then the cool-downs
+ * that are still running. GCRA slot i is always the tier's limit i. */
 static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int64_t now)
 {
     size_t i, j;
@@ -298,6 +307,7 @@ static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int
     for (i = 0; i < t->n; i++) {
         const rl_ldef *d = &t->limits[i];
         rl_slot *s = &st->slot[i];
+        s->kind = RL_SLOT_GCRA;
         s->id = d->id;
         s->count = d->count;
         s->period_ns = d->period_ns;
@@ -306,7 +316,7 @@ static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int
         s->rem = 0;
         for (j = 0; j < old->n; j++) {
             const rl_slot *o = &old->slot[j];
-            if (o->id != d->id)
+            if (o->kind != RL_SLOT_GCRA || o->id != d->id)
                 continue;
             if (o->count == d->count && o->period_ns == d->period_ns && o->burst == d->burst) {
                 s->tat = o->tat;
@@ -324,6 +334,9 @@ static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int
             break;
         }
     }
+    for (j = 0; j < old->n && st->n < RL_MAX_SLOTS; j++)
+        if (old->slot[j].kind == RL_SLOT_COOLDOWN && old->slot[j].tat > now)
+            st->slot[st->n++] = old->slot[j];
 }
 
 static int is_store_failure(int rc)
@@ -368,6 +381,7 @@ static void fill_result(rl_result *res, const lim_eval *ev, size_t n, int allowe
     res->remaining = ev[best].out.remaining;
     res->retry_after_ns = allowed ? 0 : ev[best].out.delay_ns;
     res->reset_after_ns = ev[best].out.reset_after_ns;
+    res->key_index = ev[best].key;
     snprintf(res->limit_name, sizeof res->limit_name, "%s", ev[best].d->name);
 }
 
@@ -380,25 +394,92 @@ static int check_key(rl *r, const char *key)
     return RL_OK;
 }
 
-/* The one decision path: Allow (max_delay 0) and Reserve (rv != NULL). */
-static int decide(rl *r, const char *key, const char *resource, int64_t cost,
-                  int64_t max_delay_ns, rl_result *res, rl_reservation *rv)
+static const char *resource_of(const rl_cost *c)
 {
-    lim_eval ev[RL_MAX_LIMITS];
-    rl_row row;
-    rl_state old, st;
-    const rl_tier *t;
-    int64_t now, version;
-    size_t i, n = 0;
-    int rc, source, allowed = 1, began = 0;
+    return c->resource ? c->resource : "requests";
+}
+
+/* Keys valid and distinct; costs valid, non-negative, one per resource. */
+static int check_request(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
+                         size_t ncosts)
+{
+    size_t i, j;
+    int rc;
+    if (!keys || nkeys < 1 || nkeys > RL_MAX_KEYS)
+        return rl_seterr(r->err, RL_EINVAL, "a decision takes 1 to %d keys", RL_MAX_KEYS);
+    if (!costs || ncosts < 1 || ncosts > RL_MAX_LIMITS)
+        return rl_seterr(r->err, RL_EINVAL, "a decision takes 1 to %d costs", RL_MAX_LIMITS);
+    for (i = 0; i < nkeys; i++) {
+        if ((rc = check_key(r, keys[i])) != RL_OK)
+            return rc;
+        for (j = 0; j < i; j++)
+            if (strcmp(keys[i], keys[j]) == 0)
+                return rl_seterr(r->err, RL_EINVAL, "key '%.64s' given twice", keys[i]);
+    }
+    for (i = 0; i < ncosts; i++) {
+        if (!rl_name_valid(resource_of(&costs[i])))
+            return rl_seterr(r->err, RL_EINVAL, "invalid resource name");
+        if (costs[i].amount < 0)
+            return rl_seterr(r->err, RL_EINVAL, "cost %lld of '%s' is negative",
+                             (long long)costs[i].amount, resource_of(&costs[i]));
+        for (j = 0; j < i; j++)
+            if (strcmp(resource_of(&costs[i]), resource_of(&costs[j])) == 0)
+                return rl_seterr(r->err, RL_EINVAL, "resource '%s' given twice",
+                                 resource_of(&costs[i]));
+    }
+    return RL_OK;
+}
+
+/* The amount asked of resource, or -1 when the call does not name it. */
+static int64_t amount_of(const rl_cost *costs, size_t n, const char *resource)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (strcmp(resource_of(&costs[i]), resource) == 0)
+            return costs[i].amount;
+    return -1;
+}
+
+/* The latest end of a running cool-down that covers one of the resources. */
+static int64_t cooldown_until(const rl_state *st, const rl_cost *costs, size_t n, int64_t now)
+{
+    int64_t until = 0;
+    size_t i, j;
+    for (i = 0; i < st->n; i++) {
+        const rl_slot *s = &st->slot[i];
+        int hit;
+        if (s->kind != RL_SLOT_COOLDOWN || s->tat <= now || s->tat <= until)
+            continue;
+        hit = s->id == rl_cooldown_id(NULL);
+        for (j = 0; j < n && !hit; j++)
+            hit = s->id == rl_cooldown_id(resource_of(&costs[j]));
+        if (hit)
+            until = s->tat;
+    }
+    return until;
+}
+
+/* The one decision path, for Allow (max_delay 0), Reserve (rv != NULL) and
+ * Acquire: every key's row is read and written in one write transaction, so
+ * the decision is all-or-nothing across keys, limits and resources. */
+static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
+                  size_t ncosts, int64_t max_delay_ns, rl_result *res, rl_reservation *rv)
+{
+    lim_eval ev[RL_MAX_KEYS * RL_MAX_LIMITS];
+    key_eval ke[RL_MAX_KEYS];
+    rl_state old;
+    int64_t now, version, units, cool = 0, cool_delay = 0, delay = 0;
+    size_t i, k, n = 0;
+    int rc, source, allowed = 1, began = 0, cool_key = 0;
 
     if (!res)
         return rl_seterr(r->err, RL_EINVAL, "result is NULL");
     memset(res, 0, sizeof *res);
-    if ((rc = check_key(r, key)) != RL_OK)
+    if ((rc = check_request(r, keys, nkeys, costs, ncosts)) != RL_OK)
         return rc;
-    if (cost < 0)
-        return rl_seterr(r->err, RL_EINVAL, "cost %lld is negative", (long long)cost);
+    units = amount_of(costs, ncosts, "requests");
+    if (units < 0)
+        units = costs[0].amount;
     if (max_delay_ns < 0)
         max_delay_ns = 0;
     if (max_delay_ns > RL_FILL_MAX)
@@ -410,54 +491,75 @@ static int decide(rl *r, const char *key, const char *resource, int64_t cost,
         goto out;
     began = 1;
     now = now_ns(r);
-    if ((rc = r->store->ops->row_get(r->store, key, &row, &version)) != RL_OK)
-        goto out;
-    if ((rc = refresh_policy(r, version)) != RL_OK)
-        goto out;
-    if (!(t = key_tier(r, key, &row, &source))) {
-        rc = rl_seterr(r->err, RL_ENOLIMIT,
-                       "no tier applies to key '%.64s' and no default limits are set", key);
-        goto out;
-    }
-    if (rl_state_decode(&old, row.state, row.state_len) != RL_OK) {
-        rc = rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", key);
-        goto out;
-    }
-    align_state(t, &old, &st, now);
-    for (i = 0; i < t->n; i++) {
-        const rl_ldef *d = &t->limits[i];
-        rl_tat tat = { st.slot[i].tat, st.slot[i].rem };
-        if (strcmp(d->resource, resource) != 0)
-            continue;
-        if (cost > d->burst) {
-            rc = rl_seterr(r->err, RL_ETOOBIG,
-                           "cost %lld exceeds burst %lld of limit '%s': it can never pass",
-                           (long long)cost, (long long)d->burst, d->name);
+    for (k = 0; k < nkeys; k++) {
+        key_eval *e = &ke[k];
+        int64_t until;
+        if ((rc = r->store->ops->row_get(r->store, keys[k], &e->row, &version)) != RL_OK)
+            goto out;
+        if (k == 0 && (rc = refresh_policy(r, version)) != RL_OK)
+            goto out;
+        if (!(e->t = key_tier(r, keys[k], &e->row, &source))) {
+            rc = rl_seterr(r->err, RL_ENOLIMIT,
+                           "no tier applies to key '%.64s' and no default limits are set", keys[k]);
             goto out;
         }
-        ev[n].d = d;
-        ev[n].slot = &st.slot[i];
-        rl_gcra_decide(d, tat, now, cost, max_delay_ns, &ev[n].out);
-        allowed &= ev[n].out.ok;
-        n++;
+        if (rl_state_decode(&old, e->row.state, e->row.state_len) != RL_OK) {
+            rc = rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", keys[k]);
+            goto out;
+        }
+        align_state(e->t, &old, &e->st, now);
+        if ((until = cooldown_until(&e->st, costs, ncosts, now)) > cool) {
+            cool = until;
+            cool_key = (int)k;
+        }
+        for (i = 0; i < e->t->n; i++) {
+            const rl_ldef *d = &e->t->limits[i];
+            rl_tat tat = { e->st.slot[i].tat, e->st.slot[i].rem };
+            int64_t amount = amount_of(costs, ncosts, d->resource);
+            if (amount < 0)
+                continue; /* a resource this call does not name */
+            if (amount > d->burst) {
+                rc = rl_seterr(r->err, RL_ETOOBIG,
+                               "cost %lld exceeds burst %lld of limit '%s': it can never pass",
+                               (long long)amount, (long long)d->burst, d->name);
+                goto out;
+            }
+            ev[n].d = d;
+            ev[n].slot = &e->st.slot[i];
+            ev[n].key = (int)k;
+            rl_gcra_decide(d, tat, now, amount, max_delay_ns, &ev[n].out);
+            allowed &= ev[n].out.ok;
+            if (ev[n].out.delay_ns > delay)
+                delay = ev[n].out.delay_ns;
+            n++;
+        }
+    }
+    if (cool > now) {
+        cool_delay = cool - now;
+        allowed &= cool_delay <= max_delay_ns;
+        if (cool_delay > delay)
+            delay = cool_delay;
     }
     if (allowed)
         for (i = 0; i < n; i++) {
             ev[i].slot->tat = ev[i].out.tat.ns;
             ev[i].slot->rem = ev[i].out.tat.rem;
         }
-    row.state_len = rl_state_encode(&st, row.state);
-    if (row.first_seen == 0) /* new, or created by an assignment */
-        row.first_seen = now;
-    row.last_seen = now;
-    if (allowed) {
-        row.allowed++;
-        row.units += cost;
-    } else {
-        row.refused++;
+    for (k = 0; k < nkeys; k++) {
+        rl_row *row = &ke[k].row;
+        row->state_len = rl_state_encode(&ke[k].st, row->state);
+        if (row->first_seen == 0) /* new, or created by an assignment */
+            row->first_seen = now;
+        row->last_seen = now;
+        if (allowed) {
+            row->allowed++;
+            row->units += units;
+        } else {
+            row->refused++;
+        }
+        if ((rc = r->store->ops->row_put(r->store, keys[k], row)) != RL_OK)
+            goto out;
     }
-    if ((rc = r->store->ops->row_put(r->store, key, &row)) != RL_OK)
-        goto out;
     rc = r->store->ops->commit(r->store);
     began = 0;
     if (rc != RL_OK)
@@ -467,16 +569,23 @@ static int decide(rl *r, const char *key, const char *resource, int64_t cost,
         no_limit_result(res);
     else
         fill_result(res, ev, n, allowed);
+    if (cool_delay > 0 && cool_delay == delay) {
+        /* the cool-down is what decides: nothing passes before it ends */
+        res->allowed = allowed;
+        res->limit = 0;
+        res->remaining = 0;
+        res->retry_after_ns = allowed ? 0 : cool_delay;
+        if (res->reset_after_ns < cool_delay)
+            res->reset_after_ns = cool_delay;
+        res->key_index = cool_key;
+        snprintf(res->limit_name, sizeof res->limit_name, "cooldown");
+    }
     if (rv) {
-        int64_t delay = 0;
         memset(rv, 0, sizeof *rv);
-        for (i = 0; i < n; i++)
-            if (ev[i].out.delay_ns > delay)
-                delay = ev[i].out.delay_ns;
         rv->ok = allowed;
         rv->delay_ns = delay;
         rv->time_to_act = now + delay;
-        rv->cost_ = cost;
+        rv->cost_ = units;
         rv->policy_version_ = version;
         rv->n_ = allowed ? n : 0;
         for (i = 0; i < rv->n_; i++) {
@@ -484,7 +593,7 @@ static int decide(rl *r, const char *key, const char *resource, int64_t cost,
             rv->tat_[i] = ev[i].out.tat.ns;
             rv->rem_[i] = ev[i].out.tat.rem;
         }
-        snprintf(rv->key_, sizeof rv->key_, "%s", key);
+        snprintf(rv->key_, sizeof rv->key_, "%s", keys[0]);
         res->retry_after_ns = allowed ? 0 : delay;
     }
 out:
@@ -498,11 +607,36 @@ out:
     return rc;
 }
 
+/* Allow, Wait and Reserve decide `cost` units of "requests" on one key. */
+static int decide_requests(rl *r, const char *key, int64_t cost, int64_t max_delay_ns,
+                           rl_result *res, rl_reservation *rv)
+{
+    rl_cost c;
+    c.resource = "requests";
+    c.amount = cost;
+    return decide(r, &key, 1, &c, 1, max_delay_ns, res, rv);
+}
+
 int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res)
 {
     if (!r)
         return RL_EINVAL;
-    return decide(r, key, "requests", cost, 0, res, NULL);
+    return decide_requests(r, key, cost, 0, res, NULL);
+}
+
+int rl_acquire(rl *r, const char *key, const rl_cost *costs, size_t n, rl_result *res)
+{
+    if (!r)
+        return RL_EINVAL;
+    return decide(r, &key, 1, costs, n, 0, res, NULL);
+}
+
+int rl_acquire_keys(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t n,
+                    rl_result *res)
+{
+    if (!r)
+        return RL_EINVAL;
+    return decide(r, keys, nkeys, costs, n, 0, res, NULL);
 }
 
 int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns, rl_reservation *rv)
@@ -513,7 +647,7 @@ int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns, rl_re
     if (!rv)
         return rl_seterr(r->err, RL_EINVAL, "reservation is NULL");
     memset(rv, 0, sizeof *rv);
-    return decide(r, key, "requests", cost, max_delay_ns, &res, rv);
+    return decide_requests(r, key, cost, max_delay_ns, &res, rv);
 }
 
 int rl_cancel(rl *r, const rl_reservation *rv)
@@ -603,7 +737,7 @@ int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
     }
     if (timeout_ns < 0)
         timeout_ns = 0;
-    rc = decide(r, key, "requests", cost, timeout_ns, res, &rv);
+    rc = decide_requests(r, key, cost, timeout_ns, res, &rv);
     if (rc != RL_OK)
         return rc;
     if (!rv.ok)
@@ -635,6 +769,15 @@ int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
 }
 
 /* ---- reading ------------------------------------------------------------ */
+
+static int64_t cooldown_left(const rl_state *st, uint64_t id, int64_t now)
+{
+    size_t i;
+    for (i = 0; i < st->n; i++)
+        if (st->slot[i].kind == RL_SLOT_COOLDOWN && st->slot[i].id == id && st->slot[i].tat > now)
+            return st->slot[i].tat - now;
+    return 0;
+}
 
 static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_key_stats *st)
 {
@@ -670,7 +813,9 @@ static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_
         ls->period_ns = d->period_ns;
         ls->burst = d->burst;
         rl_gcra_peek(d, tat, now, &ls->remaining, &ls->reset_after_ns, &ls->retry_after_ns);
+        ls->cooldown_ns = cooldown_left(&cur, rl_cooldown_id(d->resource), now);
     }
+    st->cooldown_ns = cooldown_left(&cur, rl_cooldown_id(NULL), now);
 }
 
 int rl_stats(rl *r, const char *key, rl_key_stats *st)
@@ -795,6 +940,78 @@ int rl_reset(rl *r, const char *key)
         rc = r->store->ops->row_delete(r->store, key);
     }
     if (rc != RL_OK)
+        goto out;
+    rc = r->store->ops->commit(r->store);
+    began = 0;
+out:
+    if (began)
+        r->store->ops->rollback(r->store);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int rl_penalize(rl *r, const char *key, const char *resource, int64_t duration_ns)
+{
+    rl_row row;
+    rl_state st;
+    uint64_t id;
+    int64_t now, version;
+    size_t i, j, ncool = 0;
+    int rc, began = 0, found = 0;
+    if (!r)
+        return RL_EINVAL;
+    if ((rc = check_key(r, key)) != RL_OK)
+        return rc;
+    if (resource && !rl_name_valid(resource))
+        return rl_seterr(r->err, RL_EINVAL, "invalid resource name");
+    if (duration_ns < 0 || duration_ns > RL_FILL_MAX)
+        return rl_seterr(r->err, RL_EINVAL, "cool-down duration out of range (0 to 50 years)");
+    id = rl_cooldown_id(resource);
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
+        goto out;
+    began = 1;
+    now = now_ns(r);
+    if ((rc = r->store->ops->row_get(r->store, key, &row, &version)) != RL_OK)
+        goto out;
+    if (rl_state_decode(&st, row.state, row.state_len) != RL_OK) {
+        rc = rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", key);
+        goto out;
+    }
+    /* drop ended cool-downs, extend or lift this one */
+    for (i = j = 0; i < st.n; i++) {
+        rl_slot *s = &st.slot[i];
+        if (s->kind == RL_SLOT_COOLDOWN) {
+            if (s->id == id) {
+                found = 1;
+                if (duration_ns == 0)
+                    continue;
+                if (s->tat < now + duration_ns)
+                    s->tat = now + duration_ns;
+            } else if (s->tat <= now) {
+                continue;
+            }
+            ncool++;
+        }
+        st.slot[j++] = *s;
+    }
+    st.n = j;
+    if (!found && duration_ns > 0) {
+        if (ncool >= RL_MAX_COOLDOWNS || st.n >= RL_MAX_SLOTS) {
+            rc = rl_seterr(r->err, RL_EINVAL, "key '%.64s' already has %d cool-downs", key,
+                           RL_MAX_COOLDOWNS);
+            goto out;
+        }
+        memset(&st.slot[st.n], 0, sizeof st.slot[st.n]);
+        st.slot[st.n].kind = RL_SLOT_COOLDOWN;
+        st.slot[st.n].id = id;
+        st.slot[st.n].count = st.slot[st.n].period_ns = st.slot[st.n].burst = 1;
+        st.slot[st.n].tat = now + duration_ns;
+        st.n++;
+    }
+    row.state_len = rl_state_encode(&st, row.state);
+    if ((rc = r->store->ops->row_put(r->store, key, &row)) != RL_OK)
         goto out;
     rc = r->store->ops->commit(r->store);
     began = 0;

@@ -134,9 +134,19 @@ typedef struct rl_result {
     int64_t remaining;      /* units it could still admit now */
     int64_t retry_after_ns; /* 0 if allowed; else when the same request would pass */
     int64_t reset_after_ns; /* when the deciding limit is full again */
-    char limit_name[RL_NAME_MAX];
+    char limit_name[RL_NAME_MAX]; /* "cooldown" when an rl_penalize cool-down refused */
     int degraded;           /* 1: admitted by RL_FAIL_OPEN without the store */
+    int key_index;          /* which key of an rl_acquire_keys call it belongs to */
 } rl_result;
+
+/* One resource's amount in a decision: { "requests", 1 }, { "tokens", 1500 }.
+ * resource NULL means "requests". */
+typedef struct rl_cost {
+    const char *resource;
+    int64_t amount;
+} rl_cost;
+
+#define RL_MAX_KEYS 8 /* keys in one rl_acquire_keys decision */
 
 /* A reservation made by rl_reserve. Treat as opaque apart from the first
  * three fields. */
@@ -164,6 +174,7 @@ typedef struct rl_limit_stats {
     int64_t remaining;      /* units admissible now */
     int64_t reset_after_ns; /* until the bucket is full */
     int64_t retry_after_ns; /* until one unit is admissible (0: now) */
+    int64_t cooldown_ns;    /* left of an rl_penalize cool-down on this resource */
 } rl_limit_stats;
 
 typedef struct rl_key_stats {
@@ -175,6 +186,7 @@ typedef struct rl_key_stats {
     int64_t refused;         /* decisions refused */
     int64_t units;           /* units admitted */
     int64_t first_seen_ns, last_seen_ns;
+    int64_t cooldown_ns;     /* left of a cool-down on every resource */
     size_t n_limits;
     rl_limit_stats limits[RL_MAX_LIMITS];
 } rl_key_stats;
@@ -210,6 +222,20 @@ RL_API int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
 RL_API int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns,
                       rl_reservation *rv);
 RL_API int rl_cancel(rl *r, const rl_reservation *rv);
+
+/* Several resources in one decision: every limit of the key's tier on a
+ * resource named in costs is checked, and all of them admit or none is
+ * charged; limits on other resources are left alone. At most RL_MAX_LIMITS
+ * costs, each resource once. */
+RL_API int rl_acquire(rl *r, const char *key, const rl_cost *costs, size_t n, rl_result *res);
+/* The same over several distinct keys (user:alice and global): admitted only
+ * if every key's limits admit; res->key_index names the deciding key. */
+RL_API int rl_acquire_keys(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
+                           size_t n, rl_result *res);
+/* A shared cool-down: every process refuses `resource` (NULL: everything)
+ * of `key` for duration_ns from now (a provider's 429 or Retry-After). A
+ * longer cool-down already in place is kept; duration 0 lifts it. */
+RL_API int rl_penalize(rl *r, const char *key, const char *resource, int64_t duration_ns);
 
 /* Reading and resetting. */
 RL_API int rl_stats(rl *r, const char *key, rl_key_stats *st);

@@ -1,10 +1,11 @@
 /*
  * state.c - the bucket state of one key as a compact, versioned blob.
  *
- * Format 1: byte 0 = 1, byte 1 = n (<= RL_MAX_LIMITS), then n slots of six
- * little-endian 64-bit words: id, count, period_ns, burst, tat, rem. The limit
- * parameters travel with the state so that a changed tier can be rescaled
- * lazily, by the next decision, in whatever process makes it.
+ * Format 1: byte 0 = 1, byte 1 = n (<= RL_MAX_SLOTS), then n slots of one
+ * kind byte and six little-endian 64-bit words: id, count, period_ns, burst,
+ * tat, rem. The limit parameters travel with the state so that a changed
+ * tier can be rescaled lazily, by the next decision, in whatever process
+ * makes it.
  */
 #include "store.h"
 
@@ -26,27 +27,35 @@ static uint64_t get64(const unsigned char *p)
     return v;
 }
 
+uint64_t rl_cooldown_id(const char *resource)
+{
+    /* "\x01" cannot start a valid limit name, so no limit shares the id */
+    return rl_limit_id(resource ? resource : "*", "\x01cooldown");
+}
+
 int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len)
 {
     size_t i;
     st->n = 0;
     if (len == 0)
         return RL_OK;
-    if (len < 2 || buf[0] != 1 || buf[1] > RL_MAX_LIMITS || len != 2 + (size_t)buf[1] * 48)
+    if (len < 2 || buf[0] != 1 || buf[1] > RL_MAX_SLOTS ||
+        len != 2 + (size_t)buf[1] * RL_SLOT_BYTES)
         return RL_ECORRUPT;
     for (i = 0; i < buf[1]; i++) {
-        const unsigned char *p = buf + 2 + i * 48;
+        const unsigned char *p = buf + 2 + i * RL_SLOT_BYTES;
         rl_slot *s = &st->slot[i];
-        s->id = get64(p);
-        s->count = (int64_t)get64(p + 8);
-        s->period_ns = (int64_t)get64(p + 16);
-        s->burst = (int64_t)get64(p + 24);
-        s->tat = (int64_t)get64(p + 32);
-        s->rem = (int64_t)get64(p + 40);
+        s->kind = p[0];
+        s->id = get64(p + 1);
+        s->count = (int64_t)get64(p + 9);
+        s->period_ns = (int64_t)get64(p + 17);
+        s->burst = (int64_t)get64(p + 25);
+        s->tat = (int64_t)get64(p + 33);
+        s->rem = (int64_t)get64(p + 41);
         /* Never trust stored numbers into the 128-bit math unchecked. */
-        if (s->count < 1 || s->count > RL_COUNT_MAX || s->period_ns < 1 ||
-            s->period_ns > RL_PERIOD_MAX || s->burst < 1 || s->burst > RL_COUNT_MAX ||
-            s->rem < 0 || s->rem >= s->count)
+        if ((s->kind != RL_SLOT_GCRA && s->kind != RL_SLOT_COOLDOWN) || s->count < 1 ||
+            s->count > RL_COUNT_MAX || s->period_ns < 1 || s->period_ns > RL_PERIOD_MAX ||
+            s->burst < 1 || s->burst > RL_COUNT_MAX || s->rem < 0 || s->rem >= s->count)
             return RL_ECORRUPT;
     }
     st->n = buf[1];
@@ -59,14 +68,15 @@ size_t rl_state_encode(const rl_state *st, unsigned char *buf)
     buf[0] = 1;
     buf[1] = (unsigned char)st->n;
     for (i = 0; i < st->n; i++) {
-        unsigned char *p = buf + 2 + i * 48;
+        unsigned char *p = buf + 2 + i * RL_SLOT_BYTES;
         const rl_slot *s = &st->slot[i];
-        put64(p, s->id);
-        put64(p + 8, (uint64_t)s->count);
-        put64(p + 16, (uint64_t)s->period_ns);
-        put64(p + 24, (uint64_t)s->burst);
-        put64(p + 32, (uint64_t)s->tat);
-        put64(p + 40, (uint64_t)s->rem);
+        p[0] = (unsigned char)s->kind;
+        put64(p + 1, s->id);
+        put64(p + 9, (uint64_t)s->count);
+        put64(p + 17, (uint64_t)s->period_ns);
+        put64(p + 25, (uint64_t)s->burst);
+        put64(p + 33, (uint64_t)s->tat);
+        put64(p + 41, (uint64_t)s->rem);
     }
-    return 2 + st->n * 48;
+    return 2 + st->n * RL_SLOT_BYTES;
 }

@@ -19,7 +19,10 @@
 #include "policy.h"
 
 #define RL_ERRMSG_MAX 256
-#define RL_STATE_MAX (2 + RL_MAX_LIMITS * 48)
+#define RL_MAX_COOLDOWNS 4 /* per key: one per resource, or one for all */
+#define RL_MAX_SLOTS (RL_MAX_LIMITS + RL_MAX_COOLDOWNS)
+#define RL_SLOT_BYTES 49
+#define RL_STATE_MAX (2 + RL_MAX_SLOTS * RL_SLOT_BYTES)
 
 typedef struct rl_row {
     int exists;
@@ -83,8 +86,14 @@ int rl_seterr(char *err, int code, const char *fmt, ...)
 #endif
     ;
 
-/* Bucket state encoding shared by the row stores. */
+/* Bucket state encoding shared by the row stores. A GCRA slot holds one
+ * limit's theoretical arrival time with the parameters it was computed
+ * under; a cool-down slot (rl_penalize) holds in tat the time until which
+ * its resource (id = rl_cooldown_id) is refused. */
+enum { RL_SLOT_GCRA = 0, RL_SLOT_COOLDOWN = 1 };
+
 typedef struct rl_slot {
+    int kind;
     uint64_t id;
     int64_t count, period_ns, burst;
     int64_t tat, rem;
@@ -92,8 +101,11 @@ typedef struct rl_slot {
 
 typedef struct rl_state {
     size_t n;
-    rl_slot slot[RL_MAX_LIMITS];
+    rl_slot slot[RL_MAX_SLOTS];
 } rl_state;
+
+/* The slot id of a cool-down on resource (NULL: every resource). */
+uint64_t rl_cooldown_id(const char *resource);
 
 /* Decode: RL_ECORRUPT on a malformed blob (an empty blob is an empty state). */
 int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len);

@@ -532,6 +532,137 @@ static void test_threads_share_handle(void **state)
     assert_int_equal(total, 1000);
 }
 
+/* Several resources in one decision: all limits named admit, or none is charged. */
+static void test_acquire_resources(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_LIMIT("rpm", "requests", 3, RL_MINUTE, 3),
+                                     RL_LIMIT("tpm", "tokens", 100, RL_MINUTE, 100) };
+    rl_cost both[] = { { "requests", 1 }, { "tokens", 60 } };
+    rl_cost tokens_only[] = { { "tokens", 30 } };
+    rl_cost dup[] = { { "tokens", 1 }, { "tokens", 2 } };
+    rl_cost neg[] = { { NULL, -1 } };
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 2), RL_OK);
+    assert_int_equal(rl_acquire(f->r, "agent", both, 2, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_acquire(f->r, "agent", both, 2, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "tpm");
+    assert_int_equal(res.retry_after_ns, 12 * RL_SECOND); /* 20 tokens at 0.6 s each */
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 2); /* rpm not charged by the refusal */
+    assert_int_equal(st.limits[1].remaining, 40);
+    /* a resource the call does not name is left alone */
+    assert_int_equal(rl_acquire(f->r, "agent", tokens_only, 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 2);
+    assert_int_equal(st.limits[1].remaining, 10);
+    /* rl_allow is { "requests", cost } */
+    assert_int_equal(rl_allow(f->r, "agent", 2, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_allow(f->r, "agent", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "rpm");
+    both[1].amount = 101;
+    assert_int_equal(rl_acquire(f->r, "agent", both, 2, &res), RL_ETOOBIG);
+    assert_int_equal(rl_acquire(f->r, "agent", dup, 2, &res), RL_EINVAL);
+    assert_int_equal(rl_acquire(f->r, "agent", neg, 1, &res), RL_EINVAL);
+    assert_int_equal(rl_acquire(f->r, "agent", both, 0, &res), RL_EINVAL);
+}
+
+/* Several keys in one decision: admitted only if every key admits. */
+static void test_acquire_keys(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit user[] = { RL_LIMIT("per_user", NULL, 5, RL_MINUTE, 5) };
+    static const rl_limit global[] = { RL_LIMIT("global", NULL, 3, RL_MINUTE, 3) };
+    const char *alice[] = { "user:alice", "global" };
+    const char *bob[] = { "user:bob", "global" };
+    const char *twice[] = { "global", "global" };
+    rl_cost one = { NULL, 1 };
+    rl_result res;
+    rl_key_stats st;
+    int i;
+    assert_int_equal(rl_tier_set(f->r, "user", user, 1), RL_OK);
+    assert_int_equal(rl_tier_set(f->r, "global", global, 1), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "user:alice", "user"), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "user:bob", "user"), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "global", "global"), RL_OK);
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(rl_acquire_keys(f->r, alice, 2, &one, 1, &res), RL_OK);
+        assert_true(res.allowed);
+    }
+    assert_int_equal(rl_acquire_keys(f->r, bob, 2, &one, 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_acquire_keys(f->r, bob, 2, &one, 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(res.key_index, 1);
+    assert_string_equal(res.limit_name, "global");
+    assert_int_equal(rl_stats(f->r, "user:bob", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 4); /* not charged by the refusal */
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(rl_acquire_keys(f->r, twice, 2, &one, 1, &res), RL_EINVAL);
+    assert_int_equal(rl_acquire_keys(f->r, alice, 0, &one, 1, &res), RL_EINVAL);
+}
+
+/* A cool-down set through one handle stops every decision it covers. */
+static void test_penalize(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_LIMIT("rpm", "requests", 100, RL_MINUTE, 100),
+                                     RL_LIMIT("tpm", "tokens", 1000, RL_MINUTE, 1000) };
+    rl_cost tok = { "tokens", 10 };
+    rl_result res;
+    rl_key_stats st;
+    int i;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 2), RL_OK);
+    assert_int_equal(rl_penalize(f->r, "p", NULL, 5 * RL_SECOND), RL_OK);
+    assert_int_equal(rl_allow(f->r, "p", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "cooldown");
+    assert_int_equal(res.retry_after_ns, 5 * RL_SECOND);
+    assert_int_equal(rl_stats(f->r, "p", &st), RL_OK);
+    assert_int_equal(st.cooldown_ns, 5 * RL_SECOND);
+    assert_int_equal(st.limits[0].remaining, 100); /* nothing was charged */
+    /* a shorter one does not shorten it; other keys are free */
+    assert_int_equal(rl_penalize(f->r, "p", NULL, RL_SECOND), RL_OK);
+    f->now += 4 * RL_SECOND;
+    assert_int_equal(rl_allow(f->r, "p", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(res.retry_after_ns, RL_SECOND);
+    assert_int_equal(rl_allow(f->r, "q", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    f->now += RL_SECOND;
+    assert_int_equal(rl_allow(f->r, "p", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    /* one resource only */
+    assert_int_equal(rl_penalize(f->r, "p", "tokens", 30 * RL_SECOND), RL_OK);
+    assert_int_equal(rl_allow(f->r, "p", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_acquire(f->r, "p", &tok, 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "cooldown");
+    assert_int_equal(rl_stats(f->r, "p", &st), RL_OK);
+    assert_int_equal(st.limits[1].cooldown_ns, 30 * RL_SECOND);
+    assert_int_equal(st.limits[0].cooldown_ns, 0);
+    /* 0 lifts it */
+    assert_int_equal(rl_penalize(f->r, "p", "tokens", 0), RL_OK);
+    assert_int_equal(rl_acquire(f->r, "p", &tok, 1, &res), RL_OK);
+    assert_true(res.allowed);
+    /* bounded number of cool-downs per key; bad arguments */
+    for (i = 0; i < 4; i++) {
+        char res_name[16];
+        snprintf(res_name, sizeof res_name, "r%d", i);
+        assert_int_equal(rl_penalize(f->r, "p", res_name, RL_MINUTE), RL_OK);
+    }
+    assert_int_equal(rl_penalize(f->r, "p", "r9", RL_MINUTE), RL_EINVAL);
+    assert_int_equal(rl_penalize(f->r, "p", "bad name", RL_MINUTE), RL_EINVAL);
+    assert_int_equal(rl_penalize(f->r, "p", NULL, -1), RL_EINVAL);
+}
+
 #define BOTH(fn) \
     cmocka_unit_test_setup_teardown(fn, setup_mem, teardown), \
     cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
@@ -556,6 +687,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hot_reload, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_restart_survival, setup_sqlite, teardown),
         BOTH(test_threads_share_handle),
+        BOTH(test_acquire_resources),
+        BOTH(test_acquire_keys),
+        BOTH(test_penalize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
