@@ -160,13 +160,14 @@ static int rl_cfg_name(rl_cfg_ctx *c, const rl_cfg_node *n, const char *field, c
     return RL_OK;
 }
 
-static const char *const rl_cfg_limit_fields[] = {"name", "rate", "burst", "resource", NULL};
-enum { RL_CFG_L_NAME, RL_CFG_L_RATE, RL_CFG_L_BURST, RL_CFG_L_RESOURCE };
+static const char *const rl_cfg_limit_fields[] = {"name", "rate", "burst", "resource",
+                                                  "concurrent", NULL};
+enum { RL_CFG_L_NAME, RL_CFG_L_RATE, RL_CFG_L_BURST, RL_CFG_L_RESOURCE, RL_CFG_L_CONCURRENT };
 
 static int rl_cfg_limit(rl_cfg_ctx *c, const rl_cfg_node *n, rl_tier *t,
                         const rl_cfg_node **names)
 {
-    rl_cfg_fields f = {rl_cfg_limit_fields, "name, rate, burst, resource", {0}, {0}};
+    rl_cfg_fields f = {rl_cfg_limit_fields, "name, rate, burst, resource, concurrent", {0}, {0}};
     rl_ldef *d = &t->limits[t->n];
     char d80[96], why[160], q[64];
     size_t i;
@@ -189,20 +190,36 @@ static int rl_cfg_limit(rl_cfg_ctx *c, const rl_cfg_node *n, rl_tier *t,
                                   "duplicate limit '%s' in tier '%s' (first at %zu:%zu)", d->name,
                                   t->name, names[i]->line, names[i]->col);
     names[t->n] = f.val[RL_CFG_L_NAME];
-    if (!f.val[RL_CFG_L_RATE])
-        return rl_cfg_fail_at(c, n, "limit '%s' is missing 'rate'", d->name);
-    if ((rc = rl_cfg_string(c, f.val[RL_CFG_L_RATE], "rate")) != RL_OK)
-        return rc;
-    if (rl_parse_rate_ex(f.val[RL_CFG_L_RATE]->text, &d->count, &d->period_ns, why,
-                         sizeof why) != RL_OK)
-        return rl_cfg_fail_at(c, f.val[RL_CFG_L_RATE], "invalid rate '%s': %s",
-                              rl_cfg_quote(f.val[RL_CFG_L_RATE], q, sizeof q), why);
-    d->burst = d->count;
-    if (f.val[RL_CFG_L_BURST]) {
-        if ((rc = rl_cfg_int(c, f.val[RL_CFG_L_BURST], "burst", &d->burst)) != RL_OK)
+    if (f.val[RL_CFG_L_CONCURRENT]) {
+        /* units in flight, held by leases: no rate, no burst */
+        if (f.val[RL_CFG_L_RATE] || f.val[RL_CFG_L_BURST])
+            return rl_cfg_fail_at(c, f.val[RL_CFG_L_CONCURRENT],
+                                  "limit '%s': 'concurrent' cannot go with 'rate' or 'burst'",
+                                  d->name);
+        if ((rc = rl_cfg_int(c, f.val[RL_CFG_L_CONCURRENT], "concurrent", &d->count)) != RL_OK)
             return rc;
-        if (d->burst < 1)
-            return rl_cfg_fail_at(c, f.val[RL_CFG_L_BURST], "'burst' must be at least 1");
+        if (d->count < 1)
+            return rl_cfg_fail_at(c, f.val[RL_CFG_L_CONCURRENT], "'concurrent' must be at least 1");
+        d->burst = d->count;
+        d->period_ns = 0;
+        d->kind = RL_KIND_CONCURRENT;
+    } else if (!f.val[RL_CFG_L_RATE])
+        return rl_cfg_fail_at(c, n, "limit '%s' is missing 'rate'", d->name);
+    else {
+        if ((rc = rl_cfg_string(c, f.val[RL_CFG_L_RATE], "rate")) != RL_OK)
+            return rc;
+        if (rl_parse_rate_ex(f.val[RL_CFG_L_RATE]->text, &d->count, &d->period_ns, why,
+                             sizeof why) != RL_OK)
+            return rl_cfg_fail_at(c, f.val[RL_CFG_L_RATE], "invalid rate '%s': %s",
+                                  rl_cfg_quote(f.val[RL_CFG_L_RATE], q, sizeof q), why);
+        d->burst = d->count;
+        if (f.val[RL_CFG_L_BURST]) {
+            if ((rc = rl_cfg_int(c, f.val[RL_CFG_L_BURST], "burst", &d->burst)) != RL_OK)
+                return rc;
+            if (d->burst < 1)
+                return rl_cfg_fail_at(c, f.val[RL_CFG_L_BURST], "'burst' must be at least 1");
+        }
+        d->kind = RL_KIND_GCRA;
     }
     snprintf(d->resource, sizeof d->resource, "requests");
     if (f.val[RL_CFG_L_RESOURCE]) {
@@ -210,7 +227,6 @@ static int rl_cfg_limit(rl_cfg_ctx *c, const rl_cfg_node *n, rl_tier *t,
             return rc;
         snprintf(d->resource, sizeof d->resource, "%s", f.val[RL_CFG_L_RESOURCE]->text);
     }
-    d->kind = RL_KIND_GCRA;
     d->id = rl_limit_id(d->resource, d->name);
     if (rl_ldef_check(d, why, sizeof why) != RL_OK)
         return rl_cfg_fail_at(c, n, "%s", why);

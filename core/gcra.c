@@ -109,6 +109,13 @@ rl_tat rl_gcra_cancel(const rl_ldef *d, rl_tat cur, rl_tat after, int64_t cost)
     return unscaled(d, c - restore);
 }
 
+rl_tat rl_gcra_adjust(const rl_ldef *d, rl_tat tat, int64_t units)
+{
+    /* a refund that takes TAT below now just means a full bucket: the next
+     * decision's max(TAT, now) never hands out more than burst */
+    return unscaled(d, scaled(d, tat) + (i128)units * d->period_ns);
+}
+
 rl_tat rl_gcra_rescale(const rl_ldef *old, const rl_ldef *nw, rl_tat tat, int64_t now)
 {
     i128 level_s = scaled(old, tat) - (i128)now * old->count;

@@ -46,6 +46,10 @@ void rl_gcra_peek(const rl_ldef *d, rl_tat tat, int64_t now, int64_t *remaining,
  * Reservation.Cancel). Returns the new TAT. */
 rl_tat rl_gcra_cancel(const rl_ldef *d, rl_tat cur, rl_tat after, int64_t cost);
 
+/* Charges (units > 0: debt, no admission check) or refunds (units < 0) a
+ * number of units on an existing state: settling a lease. */
+rl_tat rl_gcra_adjust(const rl_ldef *d, rl_tat tat, int64_t units);
+
 /* Re-expresses state kept under limit `old` for limit `nw`, keeping the
  * fraction of the bucket that is spent (and any debt beyond it). */
 rl_tat rl_gcra_rescale(const rl_ldef *old, const rl_ldef *nw, rl_tat tat, int64_t now);

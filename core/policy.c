@@ -205,7 +205,14 @@ int rl_ldef_check(const rl_ldef *d, char *err, size_t errlen)
 {
     __extension__ typedef __int128 i128;
     const char *why = NULL;
-    if (d->count < 1)
+    if (d->kind == RL_KIND_CONCURRENT) {
+        if (d->count < 1 || d->count > RL_COUNT_MAX)
+            why = "concurrent must be 1 to 2^40";
+        else if (d->period_ns != 0 || d->burst != d->count)
+            why = "a concurrency limit has no period and no burst";
+    } else if (d->kind != RL_KIND_GCRA)
+        why = "unknown kind of limit";
+    else if (d->count < 1)
         why = "count must be at least 1";
     else if (d->count > RL_COUNT_MAX)
         why = "count is too large (at most 2^40)";
@@ -246,7 +253,8 @@ int rl_ldef_from_limit(rl_ldef *d, const rl_limit *l, size_t pos, char *err, siz
     d->count = l->count;
     d->period_ns = l->period_ns;
     d->burst = l->burst == 0 ? l->count : l->burst;
-    d->kind = RL_KIND_GCRA;
+    /* period 0 (RL_CONCURRENT) caps units in flight instead of a rate */
+    d->kind = l->period_ns == 0 ? RL_KIND_CONCURRENT : RL_KIND_GCRA;
     d->id = rl_limit_id(d->resource, d->name);
     return rl_ldef_check(d, err, errlen);
 }

@@ -11,8 +11,9 @@
 
 #include "rl.h"
 
-/* Limit kinds. Only GCRA today; concurrency and sliding windows come later. */
-enum { RL_KIND_GCRA = 0 };
+/* Limit kinds: a rate (GCRA), or a cap on units in flight held by leases
+ * (count = the cap; period_ns 0; burst = count). */
+enum { RL_KIND_GCRA = 0, RL_KIND_CONCURRENT = 1 };
 
 /* Bounds that keep all admission math inside 128-bit intermediates and every
  * theoretical arrival time inside int64 nanoseconds. */

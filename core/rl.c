@@ -17,6 +17,7 @@
  */
 #include "rl_int.h"
 #include "gcra.h"
+#include "lease.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -307,18 +308,21 @@ static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int
     for (i = 0; i < t->n; i++) {
         const rl_ldef *d = &t->limits[i];
         rl_slot *s = &st->slot[i];
-        s->kind = RL_SLOT_GCRA;
+        int kind = d->kind == RL_KIND_CONCURRENT ? RL_SLOT_INFLIGHT : RL_SLOT_GCRA;
+        s->kind = kind;
         s->id = d->id;
         s->count = d->count;
-        s->period_ns = d->period_ns;
+        s->period_ns = kind == RL_SLOT_INFLIGHT ? 1 : d->period_ns;
         s->burst = d->burst;
-        s->tat = 0; /* long past: a full bucket */
+        s->tat = 0; /* GCRA: long past, a full bucket; in flight: none */
         s->rem = 0;
         for (j = 0; j < old->n; j++) {
             const rl_slot *o = &old->slot[j];
-            if (o->kind != RL_SLOT_GCRA || o->id != d->id)
+            if (o->kind != kind || o->id != d->id)
                 continue;
-            if (o->count == d->count && o->period_ns == d->period_ns && o->burst == d->burst) {
+            if (kind == RL_SLOT_INFLIGHT) {
+                s->tat = o->tat; /* units held by leases, whatever the cap is now */
+            } else if (o->count == d->count && o->period_ns == d->period_ns && o->burst == d->burst) {
                 s->tat = o->tat;
                 s->rem = o->rem;
             } else {
@@ -462,13 +466,91 @@ static int64_t cooldown_until(const rl_state *st, const rl_cost *costs, size_t n
 /* The one decision path, for Allow (max_delay 0), Reserve (rv != NULL) and
  * Acquire: every key's row is read and written in one write transaction, so
  * the decision is all-or-nothing across keys, limits and resources. */
+/* Leases of one key that are expired or whose owner died, found while
+ * walking the key's leases (collected first: the walk must not delete). */
+typedef struct reclaim_ctx {
+    int64_t now;
+    int64_t soonest; /* earliest expiry of a lease that stays */
+    size_t n;
+    int64_t id[64];
+    size_t n_held[64];
+    uint64_t held_id[64][RL_MAX_LIMITS];
+    int64_t held_amount[64][RL_MAX_LIMITS];
+} reclaim_ctx;
+
+static int reclaim_one(void *ctx, const rl_lease_rec *rec)
+{
+    reclaim_ctx *rc = ctx;
+    if (rec->expires > rc->now && rl_owner_alive(rec->pid, rec->pstart)) {
+        if (rc->soonest == 0 || rec->expires < rc->soonest)
+            rc->soonest = rec->expires;
+        return 0;
+    }
+    if (rc->n < 64) {
+        rc->id[rc->n] = rec->id;
+        rc->n_held[rc->n] = rec->n_held;
+        memcpy(rc->held_id[rc->n], rec->held_id, sizeof rec->held_id);
+        memcpy(rc->held_amount[rc->n], rec->held_amount, sizeof rec->held_amount);
+        rc->n++;
+    }
+    return 0;
+}
+
+/* Gives back the in-flight units a lease held. */
+static void release_held(rl_state *st, size_t n, const uint64_t *ids, const int64_t *amounts)
+{
+    size_t i, j;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < st->n; j++)
+            if (st->slot[j].kind == RL_SLOT_INFLIGHT && st->slot[j].id == ids[i]) {
+                st->slot[j].tat = st->slot[j].tat > amounts[i] ? st->slot[j].tat - amounts[i] : 0;
+                break;
+            }
+}
+
+/* Ends the key's expired leases (settled at their estimate, which they
+ * already charged) and those of dead owners, freeing their slots. */
+static int reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soonest)
+{
+    reclaim_ctx *c = malloc(sizeof *c);
+    size_t i;
+    int rc;
+    if (!c)
+        return rl_seterr(r->err, RL_ENOMEM, "out of memory");
+    c->now = now;
+    c->soonest = 0;
+    c->n = 0;
+    rc = r->store->ops->leases_each(r->store, key, reclaim_one, c);
+    for (i = 0; i < c->n && rc == RL_OK; i++) {
+        release_held(st, c->n_held[i], c->held_id[i], c->held_amount[i]);
+        rc = r->store->ops->lease_delete(r->store, c->id[i]);
+    }
+    *soonest = c->soonest;
+    free(c);
+    return rc;
+}
+
+/* Units in flight on a concurrency limit: admitted while they fit the cap. */
+static void inflight_decide(const rl_ldef *d, const rl_slot *s, int64_t amount, int64_t now,
+                            int64_t soonest, rl_gcra_out *out)
+{
+    out->ok = s->tat + amount <= d->count;
+    out->tat.ns = out->ok ? s->tat + amount : s->tat;
+    out->tat.rem = 0;
+    out->remaining = d->count > out->tat.ns ? d->count - out->tat.ns : 0;
+    /* the earliest a slot can come free without a settle: the first expiry */
+    out->delay_ns = out->ok || soonest <= now ? 0 : soonest - now;
+    out->reset_after_ns = 0;
+}
+
 static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
-                  size_t ncosts, int64_t max_delay_ns, rl_result *res, rl_reservation *rv)
+                  size_t ncosts, int64_t max_delay_ns, rl_result *res, rl_reservation *rv,
+                  rl_lease_rec *lease)
 {
     lim_eval ev[RL_MAX_KEYS * RL_MAX_LIMITS];
     key_eval ke[RL_MAX_KEYS];
     rl_state old;
-    int64_t now, version, units, cool = 0, cool_delay = 0, delay = 0;
+    int64_t now, version, units, cool = 0, cool_delay = 0, delay = 0, soonest = 0, ttl = 0;
     size_t i, k, n = 0;
     int rc, source, allowed = 1, began = 0, cool_key = 0;
 
@@ -484,6 +566,10 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
         max_delay_ns = 0;
     if (max_delay_ns > RL_FILL_MAX)
         max_delay_ns = RL_FILL_MAX;
+    if (lease) { /* for a lease, max_delay_ns is its TTL: it admits now or never */
+        ttl = max_delay_ns;
+        max_delay_ns = 0;
+    }
 
     pthread_mutex_lock(&r->mu);
     r->err[0] = 0;
@@ -508,6 +594,8 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
             goto out;
         }
         align_state(e->t, &old, &e->st, now);
+        if (lease && (rc = reclaim(r, keys[k], &e->st, now, &soonest)) != RL_OK)
+            goto out;
         if ((until = cooldown_until(&e->st, costs, ncosts, now)) > cool) {
             cool = until;
             cool_key = (int)k;
@@ -524,10 +612,15 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
                                (long long)amount, (long long)d->burst, d->name);
                 goto out;
             }
+            if (d->kind == RL_KIND_CONCURRENT && !lease)
+                continue; /* only a lease holds units in flight */
             ev[n].d = d;
             ev[n].slot = &e->st.slot[i];
             ev[n].key = (int)k;
-            rl_gcra_decide(d, tat, now, amount, max_delay_ns, &ev[n].out);
+            if (d->kind == RL_KIND_CONCURRENT)
+                inflight_decide(d, &e->st.slot[i], amount, now, soonest, &ev[n].out);
+            else
+                rl_gcra_decide(d, tat, now, amount, max_delay_ns, &ev[n].out);
             allowed &= ev[n].out.ok;
             if (ev[n].out.delay_ns > delay)
                 delay = ev[n].out.delay_ns;
@@ -545,6 +638,27 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
             ev[i].slot->tat = ev[i].out.tat.ns;
             ev[i].slot->rem = ev[i].out.tat.rem;
         }
+    if (allowed && lease) {
+        lease->n_held = 0;
+        for (i = 0; i < n; i++) {
+            int64_t amount = amount_of(costs, ncosts, ev[i].d->resource);
+            if (ev[i].d->kind == RL_KIND_CONCURRENT && amount > 0) {
+                lease->held_id[lease->n_held] = ev[i].d->id;
+                lease->held_amount[lease->n_held++] = amount;
+            }
+        }
+        snprintf(lease->key, sizeof lease->key, "%s", keys[0]);
+        lease->created = now;
+        lease->expires = now + ttl;
+        rl_owner_self(&lease->pid, &lease->pstart);
+        lease->n_est = ncosts;
+        for (i = 0; i < ncosts; i++) {
+            snprintf(lease->est_resource[i], RL_NAME_MAX, "%s", resource_of(&costs[i]));
+            lease->est_amount[i] = costs[i].amount;
+        }
+        if ((rc = r->store->ops->lease_put(r->store, lease)) != RL_OK)
+            goto out;
+    }
     for (k = 0; k < nkeys; k++) {
         rl_row *row = &ke[k].row;
         row->state_len = rl_state_encode(&ke[k].st, row->state);
@@ -614,7 +728,7 @@ static int decide_requests(rl *r, const char *key, int64_t cost, int64_t max_del
     rl_cost c;
     c.resource = "requests";
     c.amount = cost;
-    return decide(r, &key, 1, &c, 1, max_delay_ns, res, rv);
+    return decide(r, &key, 1, &c, 1, max_delay_ns, res, rv, NULL);
 }
 
 int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res)
@@ -628,7 +742,7 @@ int rl_acquire(rl *r, const char *key, const rl_cost *costs, size_t n, rl_result
 {
     if (!r)
         return RL_EINVAL;
-    return decide(r, &key, 1, costs, n, 0, res, NULL);
+    return decide(r, &key, 1, costs, n, 0, res, NULL, NULL);
 }
 
 int rl_acquire_keys(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t n,
@@ -636,7 +750,7 @@ int rl_acquire_keys(rl *r, const char *const *keys, size_t nkeys, const rl_cost 
 {
     if (!r)
         return RL_EINVAL;
-    return decide(r, keys, nkeys, costs, n, 0, res, NULL);
+    return decide(r, keys, nkeys, costs, n, 0, res, NULL, NULL);
 }
 
 int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns, rl_reservation *rv)
@@ -648,6 +762,181 @@ int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns, rl_re
         return rl_seterr(r->err, RL_EINVAL, "reservation is NULL");
     memset(rv, 0, sizeof *rv);
     return decide_requests(r, key, cost, max_delay_ns, &res, rv);
+}
+
+int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n, int64_t ttl_ns,
+                   rl_lease *lease, rl_result *res)
+{
+    rl_lease_rec *rec;
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if (!lease)
+        return rl_seterr(r->err, RL_EINVAL, "lease is NULL");
+    memset(lease, 0, sizeof *lease);
+    if (ttl_ns <= 0 || ttl_ns > RL_FILL_MAX)
+        return rl_seterr(r->err, RL_EINVAL, "lease TTL must be positive (at most 50 years)");
+    if (!(rec = calloc(1, sizeof *rec)))
+        return rl_seterr(r->err, RL_ENOMEM, "out of memory");
+    rc = decide(r, &key, 1, estimate, n, ttl_ns, res, NULL, rec);
+    if (rc == RL_OK && res->allowed) {
+        lease->id = rec->id;
+        lease->expires_at = rec->expires;
+    }
+    free(rec);
+    return rc;
+}
+
+/* Settles (actual != NULL) or cancels (actual == NULL: everything back) a
+ * lease, and frees the slots it held, in one write transaction. */
+static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n)
+{
+    rl_lease_rec *rec = NULL;
+    rl_row row;
+    rl_state old, st;
+    const rl_tier *t;
+    int64_t now, version, est, act;
+    size_t i, j;
+    int rc, began = 0, source, expired;
+
+    if (!lease || lease->id <= 0)
+        return rl_seterr(r->err, RL_EINVAL, "not a granted lease");
+    if (actual) {
+        const char *key = "k";
+        if ((rc = check_request(r, &key, 1, actual, n)) != RL_OK)
+            return rc;
+    }
+    if (!(rec = malloc(sizeof *rec)))
+        return rl_seterr(r->err, RL_ENOMEM, "out of memory");
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
+        goto out;
+    began = 1;
+    now = now_ns(r);
+    if ((rc = r->store->ops->lease_get(r->store, lease->id, rec)) != RL_OK)
+        goto out;
+    if ((rc = r->store->ops->row_get(r->store, rec->key, &row, &version)) != RL_OK)
+        goto out;
+    if ((rc = refresh_policy(r, version)) != RL_OK)
+        goto out;
+    if (rl_state_decode(&old, row.state, row.state_len) != RL_OK) {
+        rc = rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", rec->key);
+        goto out;
+    }
+    expired = now >= rec->expires;
+    if ((t = key_tier(r, rec->key, &row, &source))) {
+        align_state(t, &old, &st, now);
+    } else {
+        st = old; /* no limits apply any more: only the slots to free */
+    }
+    for (i = 0; t && !expired && i < t->n; i++) {
+        const rl_ldef *d = &t->limits[i];
+        rl_tat tat = { st.slot[i].tat, st.slot[i].rem };
+        if (d->kind != RL_KIND_GCRA)
+            continue;
+        for (est = 0, j = 0; j < rec->n_est; j++)
+            if (strcmp(rec->est_resource[j], d->resource) == 0)
+                est = rec->est_amount[j];
+        act = actual ? amount_of(actual, n, d->resource) : 0;
+        if (act < 0)
+            act = est; /* not named: settled at its estimate */
+        if (act != est) {
+            tat = rl_gcra_adjust(d, tat, act - est);
+            st.slot[i].tat = tat.ns;
+            st.slot[i].rem = tat.rem;
+            if (strcmp(d->resource, "requests") == 0)
+                row.units += act - est;
+        }
+    }
+    release_held(&st, rec->n_held, rec->held_id, rec->held_amount);
+    row.state_len = rl_state_encode(&st, row.state);
+    if ((rc = r->store->ops->lease_delete(r->store, rec->id)) != RL_OK ||
+        (rc = r->store->ops->row_put(r->store, rec->key, &row)) != RL_OK)
+        goto out;
+    rc = r->store->ops->commit(r->store);
+    began = 0;
+    if (rc == RL_OK && expired)
+        rc = rl_seterr(r->err, RL_ETIMEOUT,
+                       "lease %lld had expired: it was settled at its estimate",
+                       (long long)lease->id);
+out:
+    if (began)
+        r->store->ops->rollback(r->store);
+    pthread_mutex_unlock(&r->mu);
+    free(rec);
+    return rc;
+}
+
+int rl_lease_settle(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n)
+{
+    if (!r)
+        return RL_EINVAL;
+    if (!actual)
+        return rl_seterr(r->err, RL_EINVAL, "actual costs are NULL");
+    return lease_end(r, lease, actual, n);
+}
+
+int rl_lease_cancel(rl *r, const rl_lease *lease)
+{
+    if (!r)
+        return RL_EINVAL;
+    return lease_end(r, lease, NULL, 0);
+}
+
+typedef struct leases_ctx {
+    int (*fn)(void *ctx, const rl_lease_info *l);
+    void *ctx;
+    rl_lease_info info;
+} leases_ctx;
+
+static int lease_info(void *ctx, const rl_lease_rec *rec)
+{
+    leases_ctx *lc = ctx;
+    rl_lease_info *li = &lc->info;
+    size_t i;
+    memset(li, 0, sizeof *li);
+    li->id = rec->id;
+    snprintf(li->key, sizeof li->key, "%s", rec->key);
+    li->created_ns = rec->created;
+    li->expires_ns = rec->expires;
+    li->pid = rec->pid;
+    li->owner_alive = rl_owner_alive(rec->pid, rec->pstart);
+    li->n_costs = rec->n_est;
+    for (i = 0; i < rec->n_est; i++) {
+        snprintf(li->costs[i].resource, RL_NAME_MAX, "%s", rec->est_resource[i]);
+        li->costs[i].amount = rec->est_amount[i];
+    }
+    return lc->fn(lc->ctx, li);
+}
+
+int rl_leases_list(rl *r, const char *key, int (*fn)(void *ctx, const rl_lease_info *l),
+                   void *ctx)
+{
+    leases_ctx *lc;
+    int rc, began = 0;
+    if (!r)
+        return RL_EINVAL;
+    if (!fn)
+        return rl_seterr(r->err, RL_EINVAL, "callback is NULL");
+    if (key && (rc = check_key(r, key)) != RL_OK)
+        return rc;
+    if (!(lc = malloc(sizeof *lc)))
+        return rl_seterr(r->err, RL_ENOMEM, "out of memory");
+    lc->fn = fn;
+    lc->ctx = ctx;
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    if ((rc = r->store->ops->begin(r->store, 0)) != RL_OK)
+        goto out;
+    began = 1;
+    rc = r->store->ops->leases_each(r->store, key, lease_info, lc);
+out:
+    if (began)
+        r->store->ops->rollback(r->store);
+    pthread_mutex_unlock(&r->mu);
+    free(lc);
+    return rc;
 }
 
 int rl_cancel(rl *r, const rl_reservation *rv)
@@ -812,7 +1101,10 @@ static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_
         ls->count = d->count;
         ls->period_ns = d->period_ns;
         ls->burst = d->burst;
-        rl_gcra_peek(d, tat, now, &ls->remaining, &ls->reset_after_ns, &ls->retry_after_ns);
+        if (d->kind == RL_KIND_CONCURRENT)
+            ls->remaining = d->count > cur.slot[i].tat ? d->count - cur.slot[i].tat : 0;
+        else
+            rl_gcra_peek(d, tat, now, &ls->remaining, &ls->reset_after_ns, &ls->retry_after_ns);
         ls->cooldown_ns = cooldown_left(&cur, rl_cooldown_id(d->resource), now);
     }
     st->cooldown_ns = cooldown_left(&cur, rl_cooldown_id(NULL), now);

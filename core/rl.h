@@ -92,6 +92,9 @@ typedef struct rl_limit {
 #define RL_PER_MINUTE(n, burst) RL_LIMIT(NULL, NULL, (n), RL_MINUTE, (burst))
 #define RL_PER_HOUR(n, burst) RL_LIMIT(NULL, NULL, (n), RL_HOUR, (burst))
 #define RL_PER_DAY(n, burst) RL_LIMIT(NULL, NULL, (n), RL_DAY, (burst))
+/* At most n units of resource in flight at once, held by leases
+ * (rl_lease_begin) until settled or cancelled; period 0 marks it. */
+#define RL_CONCURRENT(name, resource, n) RL_LIMIT((name), (resource), (n), 0, 0)
 
 enum { RL_DURABILITY_NORMAL = 0, RL_DURABILITY_FULL = 1 };
 enum { RL_FAIL_CLOSED = 0, RL_FAIL_OPEN = 1 };
@@ -232,6 +235,44 @@ RL_API int rl_acquire(rl *r, const char *key, const rl_cost *costs, size_t n, rl
  * if every key's limits admit; res->key_index names the deciding key. */
 RL_API int rl_acquire_keys(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
                            size_t n, rl_result *res);
+/* Leases: reserve an estimate now, settle the actual amount later (an LLM
+ * call's tokens are known only after the response). The unused part goes
+ * back; an excess is charged as debt that delays later requests. A lease
+ * also holds units of the key's concurrency limits (RL_CONCURRENT) until it
+ * ends. Leases live in the database: one neither settled nor cancelled by
+ * expires_at is settled at its estimate, and the slots of a process that
+ * died are reclaimed as soon as another lease needs them. */
+typedef struct rl_lease {
+    int64_t id;         /* > 0 for a lease that was granted */
+    int64_t expires_at; /* clock time */
+} rl_lease;
+
+RL_API int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n,
+                          int64_t ttl_ns, rl_lease *lease, rl_result *res);
+/* actual names resources to settle; one the estimate had but actual does not
+ * name is settled at its estimate. RL_ENOTFOUND once settled, cancelled or
+ * reclaimed; RL_ETIMEOUT past expires_at (then settled at its estimate). */
+RL_API int rl_lease_settle(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n);
+/* Gives the whole estimate back and frees the slots. */
+RL_API int rl_lease_cancel(rl *r, const rl_lease *lease);
+
+typedef struct rl_lease_info {
+    int64_t id;
+    char key[RL_KEY_MAX + 1];
+    int64_t created_ns, expires_ns;
+    int64_t pid;     /* owner process */
+    int owner_alive; /* 0 when the owner is known to be gone */
+    size_t n_costs;
+    struct {
+        char resource[RL_NAME_MAX];
+        int64_t amount;
+    } costs[RL_MAX_LIMITS];
+} rl_lease_info;
+
+/* Open leases of key (NULL: all), oldest first. */
+RL_API int rl_leases_list(rl *r, const char *key,
+                          int (*fn)(void *ctx, const rl_lease_info *l), void *ctx);
+
 /* A shared cool-down: every process refuses `resource` (NULL: everything)
  * of `key` for duration_ns from now (a provider's 429 or Retry-After). A
  * longer cool-down already in place is kept; duration 0 lifts it. */
@@ -284,6 +325,94 @@ RL_API int rl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t le
 /* Glob match as used by tier rules and rlctl --match: '*' any run, '?' one
  * byte, '\\' escapes the next byte. */
 RL_API int rl_glob_match(const char *pattern, const char *s);
+
+/* Agent helpers: keys and response headers. */
+
+/* Who a request is for. A field that is NULL or "" is absent. Values are
+ * taken byte for byte: canonicalise them first if several spellings mean
+ * one identity (lower-case e-mail addresses, inet_ntop for addresses). */
+typedef struct rl_key_ctx {
+    const char *user;  /* the accountable end user: account id, e-mail */
+    const char *ip;    /* the client's address */
+    const char *agent; /* the agent or worker acting: name, credential id */
+    const char *org;   /* the organisation or tenant */
+} rl_key_ctx;
+
+/* rl_keys_for never gives more keys than this: user, agent, org, ip, global. */
+#define RL_KEYS_FOR_MAX 5
+
+/* Writes "KIND:VALUE" to buf. KIND is a name (rl_tier_set's rules) without
+ * ':'; VALUE is any non-empty C string, written with ':', '%', '*', '?',
+ * '\\', space, control bytes and bytes that are not strict UTF-8 (or are
+ * C1 controls) as %XX in upper-case hex. The key is always valid, contains
+ * no glob metacharacter, never equals another kind's or another value's
+ * key, and never equals "global". RL_EINVAL if an argument is invalid, the
+ * key would exceed RL_KEY_MAX or buf is too small (buf then holds ""). */
+RL_API int rl_key_build(char *buf, size_t len, const char *kind, const char *value);
+/* The inverse: splits a key rl_key_build wrote into its kind and decoded
+ * value (either output may be NULL to skip it). RL_EINVAL for any key
+ * rl_key_build cannot have written ("global", "%41" for "A", ...), or a
+ * buffer too small. */
+RL_API int rl_key_unescape(const char *key, char *kind, size_t kindlen, char *value,
+                           size_t valuelen);
+/* The key of the most specific identity present, in this order: user,
+ * agent, org, ip; "global" when there is none. A present field that cannot
+ * make a key fails the call (RL_EINVAL) rather than falling back. */
+RL_API int rl_key_for(char *buf, size_t len, const rl_key_ctx *ctx);
+/* Every applicable key, in rl_key_for's order, then "global": for limiting
+ * a request on all of them at once. *n is the number of keys; if max is
+ * smaller, RL_EINVAL with *n saying how many are needed. */
+RL_API int rl_keys_for(const rl_key_ctx *ctx, char keys[][RL_KEY_MAX + 1], size_t max,
+                       size_t *n);
+
+/* rl_format_headers flags, and a buffer size that always suffices. */
+#define RL_HEADERS_IETF 0x1    /* RateLimit-Policy and RateLimit (IETF draft 11) */
+#define RL_HEADERS_CLASSIC 0x2 /* X-RateLimit-Limit, -Remaining, -Reset */
+#define RL_HEADERS_MAX 512
+
+/* Writes a decision as HTTP header lines, each ending in CRLF:
+ *   RateLimit-Policy: "NAME";q=LIMIT;w=WINDOW
+ *   RateLimit: "NAME";r=REMAINING;t=SECONDS
+ *   X-RateLimit-Limit / -Remaining / -Reset (seconds until full)
+ *   Retry-After: SECONDS (only when refused, whatever the flags)
+ * NAME is res->limit_name, LIMIT its burst. window_ns is the time the
+ * deciding limit takes to refill LIMIT units: its period when burst equals
+ * count (the default), else burst * period / count; 0 leaves out w. t is
+ * the Retry-After value when refused, else the seconds until full. Seconds
+ * are rounded up. A result without a deciding limit (limit_name "": no
+ * limit applied, or the store failed) gives only Retry-After, if refused.
+ * RL_EINVAL for bad arguments or a buffer too small (buf then holds ""). */
+RL_API int rl_format_headers(const rl_result *res, int64_t window_ns, int flags, char *buf,
+                             size_t len);
+
+/* What a provider's response headers say about one of its windows; -1 for
+ * what they do not say. */
+typedef struct rl_provider_quota {
+    int64_t limit;          /* units per window */
+    int64_t remaining;      /* units left */
+    int64_t reset_after_ns; /* until the window is full again (0: already) */
+} rl_provider_quota;
+
+typedef struct rl_provider_limits {
+    rl_provider_quota requests;
+    rl_provider_quota tokens;
+    int64_t retry_after_ns; /* -1 when no Retry-After */
+    unsigned int n_read;    /* fields recognised and read */
+    unsigned int n_bad;     /* fields recognised but malformed, so ignored */
+} rl_provider_limits;
+
+/* Reads the rate-limit fields among n response headers (names compared
+ * without case): x-ratelimit-{limit,remaining}-{requests,tokens}
+ * (integers) and x-ratelimit-reset-{requests,tokens} (durations such as
+ * "6m0s", "20ms", or plain seconds), as OpenAI sends them;
+ * anthropic-ratelimit-{requests,tokens}-{limit,remaining} and -reset (an
+ * RFC 3339 time); Retry-After (delta-seconds or any HTTP-date) and
+ * retry-after-ms. Times are made relative to now_ns (clock time, ns since
+ * the epoch). A malformed field is skipped on its own; a field given twice
+ * keeps the cautious value (lower limit or remaining, later reset or
+ * retry). RL_EINVAL only for bad arguments. */
+RL_API int rl_parse_provider_headers(const char *const *names, const char *const *values,
+                                     size_t n, int64_t now_ns, rl_provider_limits *out);
 
 #ifdef __cplusplus
 }

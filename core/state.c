@@ -53,9 +53,10 @@ int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len)
         s->tat = (int64_t)get64(p + 33);
         s->rem = (int64_t)get64(p + 41);
         /* Never trust stored numbers into the 128-bit math unchecked. */
-        if ((s->kind != RL_SLOT_GCRA && s->kind != RL_SLOT_COOLDOWN) || s->count < 1 ||
+        if (s->kind < RL_SLOT_GCRA || s->kind > RL_SLOT_INFLIGHT || s->count < 1 ||
             s->count > RL_COUNT_MAX || s->period_ns < 1 || s->period_ns > RL_PERIOD_MAX ||
-            s->burst < 1 || s->burst > RL_COUNT_MAX || s->rem < 0 || s->rem >= s->count)
+            s->burst < 1 || s->burst > RL_COUNT_MAX || s->rem < 0 || s->rem >= s->count ||
+            (s->kind == RL_SLOT_INFLIGHT && s->tat < 0))
             return RL_ECORRUPT;
     }
     st->n = buf[1];

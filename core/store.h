@@ -34,6 +34,28 @@ typedef struct rl_row {
 
 typedef struct rl_store rl_store;
 
+/* A lease (rl_lease_begin): its estimate, the in-flight units it holds in
+ * concurrency limits, and who holds it, so a dead owner can be detected. */
+typedef struct rl_lease_rec {
+    int64_t id;
+    char key[RL_KEY_MAX + 1];
+    int64_t created, expires;
+    int64_t pid, pstart; /* owner's pid and start time (clock ticks after boot) */
+    size_t n_est;
+    char est_resource[RL_MAX_LIMITS][RL_NAME_MAX];
+    int64_t est_amount[RL_MAX_LIMITS];
+    size_t n_held;
+    uint64_t held_id[RL_MAX_LIMITS]; /* concurrency limit ids */
+    int64_t held_amount[RL_MAX_LIMITS];
+} rl_lease_rec;
+
+typedef int (*rl_lease_fn)(void *ctx, const rl_lease_rec *rec);
+
+/* The body blob of a lease row (estimate and holdings). */
+#define RL_LEASE_BODY_MAX (2 + RL_MAX_LIMITS * (1 + RL_NAME_MAX + 8) + RL_MAX_LIMITS * 16)
+size_t rl_lease_encode(const rl_lease_rec *rec, unsigned char *buf);
+int rl_lease_decode(rl_lease_rec *rec, const unsigned char *buf, size_t len);
+
 /* Called by keys_list for each key; non-zero stops the walk. */
 typedef int (*rl_row_fn)(void *ctx, const char *key, const rl_row *row);
 
@@ -59,6 +81,12 @@ typedef struct rl_store_ops {
     int (*keys_list)(rl_store *s, const char *match, int sort, size_t limit, rl_row_fn fn,
                      void *ctx);
     int (*totals)(rl_store *s, rl_totals *t);
+    /* Leases, inside a transaction. lease_put assigns rec->id. */
+    int (*lease_put)(rl_store *s, rl_lease_rec *rec);
+    int (*lease_get)(rl_store *s, int64_t id, rl_lease_rec *rec); /* RL_ENOTFOUND */
+    int (*lease_delete)(rl_store *s, int64_t id);
+    /* Leases of key (NULL: all), oldest first; fn non-zero stops the walk. */
+    int (*leases_each)(rl_store *s, const char *key, rl_lease_fn fn, void *ctx);
 } rl_store_ops;
 
 struct rl_store {
@@ -89,8 +117,9 @@ int rl_seterr(char *err, int code, const char *fmt, ...)
 /* Bucket state encoding shared by the row stores. A GCRA slot holds one
  * limit's theoretical arrival time with the parameters it was computed
  * under; a cool-down slot (rl_penalize) holds in tat the time until which
- * its resource (id = rl_cooldown_id) is refused. */
-enum { RL_SLOT_GCRA = 0, RL_SLOT_COOLDOWN = 1 };
+ * its resource (id = rl_cooldown_id) is refused; an in-flight slot holds in
+ * tat the units that leases hold in a concurrency limit. */
+enum { RL_SLOT_GCRA = 0, RL_SLOT_COOLDOWN = 1, RL_SLOT_INFLIGHT = 2 };
 
 typedef struct rl_slot {
     int kind;

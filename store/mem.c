@@ -25,6 +25,9 @@ typedef struct mem_store {
     size_t nbuckets, nkeys;
     rl_policy pol;
     int64_t version;
+    rl_lease_rec *leases; /* by id, ascending */
+    size_t n_leases, cap_leases;
+    int64_t next_lease;
 } mem_store;
 
 static uint64_t hash_key(const char *k)
@@ -77,6 +80,7 @@ static void mem_close(rl_store *s)
     }
     free(m->buckets);
     rl_policy_free(&m->pol);
+    free(m->leases);
     free(m);
 }
 
@@ -250,11 +254,81 @@ static int mem_totals(rl_store *s, rl_totals *t)
     return RL_OK;
 }
 
+static rl_lease_rec *find_lease(mem_store *m, int64_t id)
+{
+    size_t i;
+    for (i = 0; i < m->n_leases; i++)
+        if (m->leases[i].id == id)
+            return &m->leases[i];
+    return NULL;
+}
+
+static int mem_lease_put(rl_store *s, rl_lease_rec *rec)
+{
+    mem_store *m = (mem_store *)s;
+    if (m->n_leases == m->cap_leases) {
+        size_t cap = m->cap_leases ? m->cap_leases * 2 : 16;
+        rl_lease_rec *nl = realloc(m->leases, cap * sizeof *nl);
+        if (!nl)
+            return rl_seterr(s->err, RL_ENOMEM, "out of memory");
+        m->leases = nl;
+        m->cap_leases = cap;
+    }
+    rec->id = ++m->next_lease;
+    m->leases[m->n_leases++] = *rec;
+    return RL_OK;
+}
+
+static int mem_lease_get(rl_store *s, int64_t id, rl_lease_rec *rec)
+{
+    rl_lease_rec *l = find_lease((mem_store *)s, id);
+    if (!l)
+        return rl_seterr(s->err, RL_ENOTFOUND,
+                         "lease %lld not found: settled, cancelled or reclaimed", (long long)id);
+    *rec = *l;
+    return RL_OK;
+}
+
+static int mem_lease_delete(rl_store *s, int64_t id)
+{
+    mem_store *m = (mem_store *)s;
+    rl_lease_rec *l = find_lease(m, id);
+    if (l) {
+        memmove(l, l + 1, (size_t)(m->leases + m->n_leases - (l + 1)) * sizeof *l);
+        m->n_leases--;
+    }
+    return RL_OK;
+}
+
+static int mem_leases_each(rl_store *s, const char *key, rl_lease_fn fn, void *ctx)
+{
+    mem_store *m = (mem_store *)s;
+    rl_lease_rec rec;
+    int64_t after = 0;
+    int rc = RL_OK;
+    /* by id, re-finding each time: fn may delete the lease it is given */
+    for (;;) {
+        size_t i;
+        rl_lease_rec *next = NULL;
+        for (i = 0; i < m->n_leases; i++)
+            if (m->leases[i].id > after && (!key || strcmp(m->leases[i].key, key) == 0) &&
+                (!next || m->leases[i].id < next->id))
+                next = &m->leases[i];
+        if (!next)
+            return rc;
+        rec = *next;
+        after = rec.id;
+        if ((rc = fn(ctx, &rec)) != 0)
+            return rc;
+    }
+}
+
 static const rl_store_ops mem_ops = {
     "memory",        mem_close,       mem_begin,          mem_commit,     mem_rollback,
     mem_row_get,     mem_row_put,     mem_row_delete,     mem_policy_version,
     mem_policy_get,  mem_policy_put,  mem_tier_put,       mem_tier_delete,
-    mem_keys_list,   mem_totals,
+    mem_keys_list,   mem_totals,      mem_lease_put,      mem_lease_get,  mem_lease_delete,
+    mem_leases_each,
 };
 
 int rl_store_mem_open(rl_store **out, char *err)

@@ -35,7 +35,8 @@ enum {
     S_BEGIN_W, S_BEGIN_R, S_COMMIT, S_ROLLBACK, S_GET, S_INS, S_UPD, S_DEL, S_VER, S_BUMP,
     S_TOTALS, S_LIST_KEY, S_LIST_ALLOWED, S_LIST_REFUSED, S_LIST_SEEN, S_TIERS, S_LIMITS,
     S_RULES, S_SETTING, S_SET_SETTING, S_TIER_INS, S_LIMIT_INS, S_TIER_DEL, S_LIMITS_DEL,
-    S_TIERS_CLEAR, S_LIMITS_CLEAR, S_RULES_CLEAR, S_RULE_INS, S_COUNT
+    S_TIERS_CLEAR, S_LIMITS_CLEAR, S_RULES_CLEAR, S_RULE_INS, S_LEASE_INS, S_LEASE_GET,
+    S_LEASE_DEL, S_LEASES_KEY, S_LEASES_ALL, S_COUNT
 };
 
 #define LIST_SQL(order)                                                                      \
@@ -77,12 +78,22 @@ static const char *const sql_text[S_COUNT] = {
     [S_LIMITS_CLEAR] = "DELETE FROM rl_limits",
     [S_RULES_CLEAR] = "DELETE FROM rl_rules",
     [S_RULE_INS] = "INSERT INTO rl_rules (pos, match, tier) VALUES (?1, ?2, ?3)",
+    [S_LEASE_INS] = "INSERT INTO rl_leases (key, created, expires, pid, pstart, body)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_LEASE_GET] = "SELECT id, key, created, expires, pid, pstart, body FROM rl_leases"
+                    " WHERE id = ?1",
+    [S_LEASE_DEL] = "DELETE FROM rl_leases WHERE id = ?1",
+    [S_LEASES_KEY] = "SELECT id, key, created, expires, pid, pstart, body FROM rl_leases"
+                     " WHERE key = ?1 ORDER BY id",
+    [S_LEASES_ALL] = "SELECT id, key, created, expires, pid, pstart, body FROM rl_leases"
+                     " ORDER BY id",
 };
 
 /* The objects the migrations create; anything else in sqlite_schema means
  * the file was tampered with or belongs to someone else. */
 static const char *const known_objects[] = {
-    "rl_meta", "rl_keys", "rl_tiers", "rl_limits", "rl_rules", NULL,
+    "table", "rl_meta",  "table", "rl_keys",   "table", "rl_tiers",       "table", "rl_limits",
+    "table", "rl_rules", "table", "rl_leases", "index", "rl_leases_key", NULL,
 };
 
 typedef struct sq_store {
@@ -399,7 +410,7 @@ static int sq_policy_get(rl_store *base, rl_policy *p)
         d->kind = sqlite3_column_int(q, 6);
         d->id = rl_limit_id(d->resource, d->name);
         /* Stored limits feed the 128-bit math: check them like user input. */
-        if (rl_ldef_check(d, why, sizeof why) != RL_OK || d->kind != RL_KIND_GCRA) {
+        if (rl_ldef_check(d, why, sizeof why) != RL_OK) {
             rc = rl_seterr(base->err, RL_ECORRUPT, "tier '%s': stored %s", buf, why);
             break;
         }
@@ -522,6 +533,100 @@ static int sq_policy_put(rl_store *base, const rl_policy *p)
     return run(s, S_BUMP, "bump policy version");
 }
 
+/* ---- leases ------------------------------------------------------------- */
+
+static int sq_lease_put(rl_store *base, rl_lease_rec *rec)
+{
+    sq_store *s = (sq_store *)base;
+    unsigned char body[RL_LEASE_BODY_MAX];
+    size_t len = rl_lease_encode(rec, body);
+    sqlite3_stmt *q = NULL;
+    int rc = stmt(s, S_LEASE_INS, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, rec->key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, rec->created);
+    sqlite3_bind_int64(q, 3, rec->expires);
+    sqlite3_bind_int64(q, 4, rec->pid);
+    sqlite3_bind_int64(q, 5, rec->pstart);
+    sqlite3_bind_blob(q, 6, body, (int)len, SQLITE_STATIC);
+    if ((rc = run(s, S_LEASE_INS, "write lease")) == RL_OK)
+        rec->id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+/* Reads the current row of a lease query into rec. */
+static int lease_row(sq_store *s, sqlite3_stmt *q, rl_lease_rec *rec)
+{
+    const void *body = sqlite3_column_blob(q, 6);
+    rec->id = sqlite3_column_int64(q, 0);
+    text_col(q, 1, rec->key, sizeof rec->key);
+    rec->created = sqlite3_column_int64(q, 2);
+    rec->expires = sqlite3_column_int64(q, 3);
+    rec->pid = sqlite3_column_int64(q, 4);
+    rec->pstart = sqlite3_column_int64(q, 5);
+    if (rl_lease_decode(rec, body, (size_t)sqlite3_column_bytes(q, 6)) != RL_OK)
+        return rl_seterr(s->base.err, RL_ECORRUPT, "lease %lld: damaged record",
+                         (long long)rec->id);
+    return RL_OK;
+}
+
+static int sq_lease_get(rl_store *base, int64_t id, rl_lease_rec *rec)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q = NULL;
+    int rc = stmt(s, S_LEASE_GET, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_int64(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        rc = lease_row(s, q, rec);
+    else if (rc == SQLITE_DONE)
+        rc = rl_seterr(base->err, RL_ENOTFOUND,
+                       "lease %lld not found: settled, cancelled or reclaimed", (long long)id);
+    else
+        rc = sq_fail(s, rc, "read lease");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc;
+}
+
+static int sq_lease_delete(rl_store *base, int64_t id)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q = NULL;
+    int rc = stmt(s, S_LEASE_DEL, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_int64(q, 1, id);
+    return run(s, S_LEASE_DEL, "delete lease");
+}
+
+static int sq_leases_each(rl_store *base, const char *key, rl_lease_fn fn, void *ctx)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q = NULL;
+    rl_lease_rec *rec = malloc(sizeof *rec);
+    int rc, step = SQLITE_DONE;
+    if (!rec)
+        return rl_seterr(base->err, RL_ENOMEM, "out of memory");
+    if ((rc = stmt(s, key ? S_LEASES_KEY : S_LEASES_ALL, &q)) != RL_OK)
+        goto out;
+    if (key)
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    while (rc == RL_OK && (step = sqlite3_step(q)) == SQLITE_ROW)
+        if ((rc = lease_row(s, q, rec)) == RL_OK)
+            rc = fn(ctx, rec);
+    if (rc == RL_OK && step != SQLITE_DONE)
+        rc = sq_fail(s, step, "list leases");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+out:
+    free(rec);
+    return rc;
+}
+
 /* ---- listing ------------------------------------------------------------ */
 
 static void glob_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -622,9 +727,10 @@ static int check_objects(sq_store *s)
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         const char *type = (const char *)sqlite3_column_text(q, 0);
         const char *name = (const char *)sqlite3_column_text(q, 1);
-        for (known = 0, i = 0; known_objects[i]; i++)
-            known |= name && strcmp(name, known_objects[i]) == 0;
-        if (!known || !type || strcmp(type, "table") != 0) {
+        for (known = 0, i = 0; known_objects[i]; i += 2)
+            known |= type && name && strcmp(type, known_objects[i]) == 0 &&
+                     strcmp(name, known_objects[i + 1]) == 0;
+        if (!known) {
             rc = rl_seterr(s->base.err, RL_ECORRUPT,
                            "unexpected %s '%s' in the database: not rl's schema (tampered?)",
                            type ? type : "object", name ? name : "?");
@@ -762,7 +868,8 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
         "sqlite",       sq_close,      sq_begin,         sq_commit,        sq_rollback,
         sq_row_get,     sq_row_put,    sq_row_delete,    sq_policy_version,
         sq_policy_get,  sq_policy_put, sq_tier_put,      sq_tier_delete,
-        sq_keys_list,   sq_totals,
+        sq_keys_list,   sq_totals,     sq_lease_put,     sq_lease_get,     sq_lease_delete,
+        sq_leases_each,
     };
     char lockpath[4200];
     sq_store *s;

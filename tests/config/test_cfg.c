@@ -166,7 +166,7 @@ static const bad_case bad_cases[] = {
     BAD("unknown_field.yaml",
         ":2:1: unknown field 'tier' (allowed: version, default_tier, fail_mode, tiers, keys)"),
     BAD("unknown_field_limit.yaml",
-        ":5:33: unknown field 'brust' in limit (allowed: name, rate, burst, resource)"),
+        ":5:33: unknown field 'brust' in limit (allowed: name, rate, burst, resource, concurrent)"),
     BAD("unknown_field_rule.yaml",
         ":5:34: unknown field 'priority' in key rule (allowed: match, tier)"),
     BAD("unknown_field_tier.yaml",

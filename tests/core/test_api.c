@@ -663,6 +663,120 @@ static void test_penalize(void **state)
     assert_int_equal(rl_penalize(f->r, "p", NULL, -1), RL_EINVAL);
 }
 
+/* Reserve an estimate, settle the actual: refunds and debt are exact. */
+static void test_lease_settle(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_LIMIT("rpm", "requests", 10, RL_MINUTE, 10),
+                                     RL_LIMIT("tpm", "tokens", 1000, RL_MINUTE, 1000) };
+    rl_cost est[] = { { "requests", 1 }, { "tokens", 600 } };
+    rl_cost act200[] = { { "tokens", 200 } };
+    rl_cost est500[] = { { "tokens", 500 } };
+    rl_cost act900[] = { { "tokens", 900 } };
+    rl_cost one_token[] = { { "tokens", 1 } };
+    rl_lease a, b;
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 2), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "agent", est, 2, RL_MINUTE, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_true(a.id > 0);
+    assert_int_equal(a.expires_at, T0 + RL_MINUTE);
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[1].remaining, 400);
+    /* 200 used of 600: 400 come back; requests settle at their estimate */
+    assert_int_equal(rl_lease_settle(f->r, &a, act200, 1), RL_OK);
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[1].remaining, 800);
+    assert_int_equal(st.limits[0].remaining, 9);
+    assert_int_equal(rl_lease_settle(f->r, &a, act200, 1), RL_ENOTFOUND);
+    /* 900 used of 500: 400 more charged as debt, 100 beyond the bucket */
+    assert_int_equal(rl_lease_begin(f->r, "agent", est500, 1, RL_MINUTE, &b, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_settle(f->r, &b, act900, 1), RL_OK);
+    assert_int_equal(rl_acquire(f->r, "agent", one_token, 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "tpm");
+    assert_int_equal(res.retry_after_ns, 101 * 60 * RL_MILLISECOND); /* 101 tokens at 60 ms */
+    /* cancel gives the whole estimate back */
+    f->now += RL_MINUTE;
+    assert_int_equal(rl_lease_begin(f->r, "agent", est500, 1, RL_MINUTE, &b, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[1].remaining, 400);
+    assert_int_equal(rl_lease_cancel(f->r, &b), RL_OK);
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[1].remaining, 900);
+    /* past its TTL a lease is settled at its estimate */
+    assert_int_equal(rl_lease_begin(f->r, "agent", est500, 1, RL_SECOND, &b, &res), RL_OK);
+    f->now += 2 * RL_SECOND;
+    assert_int_equal(rl_lease_settle(f->r, &b, act200, 1), RL_ETIMEOUT);
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[1].remaining, 400 + 2 * 1000 / 60);
+    /* refused: nothing reserved, no lease */
+    est500[0].amount = 1000;
+    assert_int_equal(rl_lease_begin(f->r, "agent", est500, 1, RL_MINUTE, &b, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(b.id, 0);
+    assert_int_equal(rl_lease_settle(f->r, &b, act200, 1), RL_EINVAL);
+    assert_int_equal(rl_lease_begin(f->r, "agent", est500, 1, 0, &b, &res), RL_EINVAL);
+}
+
+static int count_lease(void *ctx, const rl_lease_info *l)
+{
+    int *n = ctx;
+    if (l->owner_alive && l->n_costs == 1 && strcmp(l->costs[0].resource, "streams") == 0)
+        (*n)++;
+    return 0;
+}
+
+/* A concurrency limit caps units in flight; leases hold them until they end. */
+static void test_lease_concurrency(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_CONCURRENT("streams", "streams", 2),
+                                     RL_LIMIT("rpm", NULL, 100, RL_MINUTE, 100) };
+    rl_cost one[] = { { "streams", 1 } };
+    rl_cost three[] = { { "streams", 3 } };
+    rl_lease a, b, c;
+    rl_result res;
+    rl_key_stats st;
+    int n = 0;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 2), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 1, 10 * RL_SECOND, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    f->now += RL_SECOND;
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 1, 10 * RL_SECOND, &b, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 1, 10 * RL_SECOND, &c, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "streams");
+    assert_int_equal(res.remaining, 0);
+    assert_int_equal(res.retry_after_ns, 9 * RL_SECOND); /* a's expiry */
+    assert_int_equal(rl_lease_begin(f->r, "k", three, 1, RL_SECOND, &c, &res), RL_ETOOBIG);
+    assert_int_equal(rl_leases_list(f->r, "k", count_lease, &n), RL_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 0);
+    /* plain decisions hold nothing, so the cap does not apply to them */
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    /* ending a lease frees its slot */
+    assert_int_equal(rl_lease_cancel(f->r, &a), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 1, 10 * RL_SECOND, &c, &res), RL_OK);
+    assert_true(res.allowed);
+    /* an expired lease frees its slot for the next one */
+    f->now += 20 * RL_SECOND;
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 1, 10 * RL_SECOND, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 1, 10 * RL_SECOND, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_settle(f->r, &b, one, 1), RL_ENOTFOUND); /* reclaimed */
+    n = 0;
+    assert_int_equal(rl_leases_list(f->r, NULL, count_lease, &n), RL_OK);
+    assert_int_equal(n, 2);
+}
+
 #define BOTH(fn) \
     cmocka_unit_test_setup_teardown(fn, setup_mem, teardown), \
     cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
@@ -690,6 +804,8 @@ int main(void)
         BOTH(test_acquire_resources),
         BOTH(test_acquire_keys),
         BOTH(test_penalize),
+        BOTH(test_lease_settle),
+        BOTH(test_lease_concurrency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

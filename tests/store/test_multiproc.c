@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -234,12 +235,157 @@ static void test_concurrent_create(void **state)
     remove_dir(dir);
 }
 
+static rl *open_tier(const char *path, const rl_limit *lims, size_t n)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    o.default_limits = lims;
+    o.n_default_limits = n;
+    if (rl_open(&r, path, &o) != RL_OK) {
+        fprintf(stderr, "open: %s\n", rl_errmsg(r));
+        rl_close(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* The slot of a lease whose process was SIGKILLed is reclaimed long before
+ * the lease's TTL, as soon as another lease needs it. */
+static void test_killed_lease_reclaimed(void **state)
+{
+    static const rl_limit lims[] = { RL_CONCURRENT("streams", "streams", 1) };
+    rl_cost one = { "streams", 1 };
+    char dir[64], path[96], c;
+    int ready[2], status;
+    rl_result res;
+    rl_lease lease;
+    rl *r;
+    pid_t pid;
+    (void)state;
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/rl.db", dir);
+    assert_int_equal(pipe(ready), 0);
+    if ((pid = fork()) == 0) {
+        rl *cr = open_tier(path, lims, 1);
+        close(ready[0]);
+        if (!cr || rl_lease_begin(cr, "model", &one, 1, RL_HOUR, &lease, &res) != RL_OK ||
+            !res.allowed)
+            _exit(1);
+        if (write(ready[1], "1", 1) != 1)
+            _exit(1);
+        pause(); /* holds the only slot until killed */
+        _exit(0);
+    }
+    close(ready[1]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    r = open_tier(path, lims, 1);
+    assert_non_null(r);
+    assert_int_equal(rl_lease_begin(r, "model", &one, 1, RL_HOUR, &lease, &res), RL_OK);
+    assert_false(res.allowed); /* the owner lives: its slot is held */
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(rl_lease_begin(r, "model", &one, 1, RL_HOUR, &lease, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_settle(r, &lease, &one, 1), RL_OK);
+    rl_close(r);
+    close(ready[0]);
+    remove_dir(dir);
+}
+
+/* 4 processes taking and returning slots of a cap of 3 as fast as they can:
+ * the number in flight, sampled by each holder, never exceeds 3. */
+static void test_concurrency_cap_across_processes(void **state)
+{
+    static const rl_limit lims[] = { RL_CONCURRENT("streams", "streams", 3) };
+    char dir[64], path[96];
+    int *shared, i, status;
+    pid_t pids[4];
+    int64_t until;
+    (void)state;
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/rl.db", dir);
+    shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(shared != MAP_FAILED);
+    shared[0] = shared[1] = shared[2] = 0; /* in flight, max seen, grants */
+    until = mono_ns() + RL_SECOND;
+    for (i = 0; i < 4; i++) {
+        if ((pids[i] = fork()) == 0) {
+            rl_cost one = { "streams", 1 };
+            rl_result res;
+            rl_lease lease;
+            rl *r = open_tier(path, lims, 1);
+            if (!r)
+                _exit(1);
+            while (mono_ns() < until) {
+                int now_in;
+                if (rl_lease_begin(r, "model", &one, 1, RL_MINUTE, &lease, &res) != RL_OK)
+                    _exit(1);
+                if (!res.allowed)
+                    continue;
+                now_in = __atomic_add_fetch(&shared[0], 1, __ATOMIC_SEQ_CST);
+                __atomic_add_fetch(&shared[2], 1, __ATOMIC_SEQ_CST);
+                while (now_in > __atomic_load_n(&shared[1], __ATOMIC_SEQ_CST))
+                    __atomic_store_n(&shared[1], now_in, __ATOMIC_SEQ_CST);
+                usleep(200);
+                __atomic_sub_fetch(&shared[0], 1, __ATOMIC_SEQ_CST);
+                if (rl_lease_settle(r, &lease, &one, 1) != RL_OK)
+                    _exit(1);
+            }
+            rl_close(r);
+            _exit(0);
+        }
+    }
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    print_message("cap 3: %d leases granted, at most %d in flight\n", shared[2], shared[1]);
+    assert_true(shared[2] > 100);
+    assert_true(shared[1] <= 3);
+    assert_int_equal(shared[1], 3); /* and the cap was actually reached */
+    munmap(shared, 4096);
+    remove_dir(dir);
+}
+
+/* A cool-down recorded by one process stops the others at once. */
+static void test_cooldown_across_processes(void **state)
+{
+    static const rl_limit lims[] = { RL_LIMIT("rpm", NULL, 1000, RL_MINUTE, 1000) };
+    char dir[64], path[96];
+    rl_result res;
+    int status;
+    pid_t pid;
+    rl *r;
+    (void)state;
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/rl.db", dir);
+    r = open_tier(path, lims, 1);
+    assert_non_null(r);
+    assert_int_equal(rl_allow(r, "provider", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    if ((pid = fork()) == 0) {
+        rl *cr = open_tier(path, lims, 1);
+        _exit(cr && rl_penalize(cr, "provider", NULL, 30 * RL_SECOND) == RL_OK ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(rl_allow(r, "provider", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "cooldown");
+    assert_true(res.retry_after_ns > 29 * RL_SECOND && res.retry_after_ns <= 30 * RL_SECOND);
+    rl_close(r);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_create),
         cmocka_unit_test(test_four_processes_one_key),
         cmocka_unit_test(test_kill9_while_deciding),
+        cmocka_unit_test(test_killed_lease_reclaimed),
+        cmocka_unit_test(test_concurrency_cap_across_processes),
+        cmocka_unit_test(test_cooldown_across_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
