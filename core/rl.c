@@ -675,7 +675,8 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
             goto out;
     }
     rc = r->store->ops->commit(r->store);
-    began = 0;
+    if (rc == RL_OK) /* a failed commit still needs its rollback to unlock */
+        began = 0;
     if (rc != RL_OK)
         goto out;
 
@@ -699,10 +700,10 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
         rv->ok = allowed;
         rv->delay_ns = delay;
         rv->time_to_act = now + delay;
-        rv->cost_ = units;
         rv->policy_version_ = version;
         rv->n_ = allowed ? n : 0;
         for (i = 0; i < rv->n_; i++) {
+            rv->amount_[i] = amount_of(costs, ncosts, ev[i].d->resource);
             rv->id_[i] = ev[i].d->id;
             rv->tat_[i] = ev[i].out.tat.ns;
             rv->rem_[i] = ev[i].out.tat.rem;
@@ -855,7 +856,8 @@ static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t
         (rc = r->store->ops->row_put(r->store, rec->key, &row)) != RL_OK)
         goto out;
     rc = r->store->ops->commit(r->store);
-    began = 0;
+    if (rc == RL_OK) /* a failed commit still needs its rollback to unlock */
+        began = 0;
     if (rc == RL_OK && expired)
         rc = rl_seterr(r->err, RL_ETIMEOUT,
                        "lease %lld had expired: it was settled at its estimate",
@@ -951,7 +953,7 @@ int rl_cancel(rl *r, const rl_reservation *rv)
         return RL_EINVAL;
     if (!rv)
         return rl_seterr(r->err, RL_EINVAL, "reservation is NULL");
-    if (!rv->ok || rv->n_ == 0 || rv->n_ > RL_MAX_LIMITS || rv->cost_ <= 0)
+    if (!rv->ok || rv->n_ == 0 || rv->n_ > RL_MAX_LIMITS)
         return RL_OK;
     if ((rc = check_key(r, rv->key_)) != RL_OK)
         return rc;
@@ -984,7 +986,8 @@ int rl_cancel(rl *r, const rl_reservation *rv)
             d.burst = s->burst;
             if (after.rem < 0 || after.rem >= d.count)
                 break;
-            cur = rl_gcra_cancel(&d, cur, after, rv->cost_);
+            if (rv->amount_[i] > 0 && rv->amount_[i] <= d.burst)
+                cur = rl_gcra_cancel(&d, cur, after, rv->amount_[i]);
             s->tat = cur.ns;
             s->rem = cur.rem;
             break;
@@ -994,7 +997,8 @@ int rl_cancel(rl *r, const rl_reservation *rv)
     if ((rc = r->store->ops->row_put(r->store, rv->key_, &row)) != RL_OK)
         goto out;
     rc = r->store->ops->commit(r->store);
-    began = 0;
+    if (rc == RL_OK) /* a failed commit still needs its rollback to unlock */
+        began = 0;
 out:
     if (began)
         r->store->ops->rollback(r->store);
@@ -1009,52 +1013,84 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
 }
 
-int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
-            const volatile sig_atomic_t *cancel, rl_result *res)
+/* Sleeps until deadline (monotonic) in slices short enough that a
+ * cancellation is seen within 10 ms. Returns 1 if cancelled. */
+static int sleep_until(int64_t deadline, const volatile sig_atomic_t *cancel)
 {
-    rl_reservation rv;
-    int64_t deadline;
-    int rc;
-
-    if (!r)
-        return RL_EINVAL;
-    if (!res)
-        return rl_seterr(r->err, RL_EINVAL, "result is NULL");
-    if (cancel && *cancel) {
-        memset(res, 0, sizeof *res);
-        return rl_seterr(r->err, RL_ECANCELED, "cancelled before waiting");
-    }
-    if (timeout_ns < 0)
-        timeout_ns = 0;
-    rc = decide_requests(r, key, cost, timeout_ns, res, &rv);
-    if (rc != RL_OK)
-        return rc;
-    if (!rv.ok)
-        return rl_seterr(r->err, RL_ETIMEOUT, "admission needs %lld ns, more than the timeout",
-                         (long long)rv.delay_ns);
-    /* Sleep in short slices so a cancellation is seen within 10 ms. */
-    deadline = mono_ns() + rv.delay_ns;
     for (;;) {
         int64_t left = deadline - mono_ns();
         struct timespec ts;
-        if (cancel && *cancel) {
-            rc = rl_cancel(r, &rv);
-            res->allowed = 0;
-            if (rc != RL_OK)
-                return rc;
-            return rl_seterr(r->err, RL_ECANCELED, "wait cancelled; its reservation was returned");
-        }
+        if (cancel && *cancel)
+            return 1;
         if (left <= 0)
-            break;
+            return 0;
         if (left > 5 * RL_MILLISECOND)
             left = 5 * RL_MILLISECOND;
         ts.tv_sec = 0;
         ts.tv_nsec = (long)left;
         nanosleep(&ts, NULL);
     }
+}
+
+int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int priority,
+               int64_t timeout_ns, const volatile sig_atomic_t *cancel, rl_result *res)
+{
+    rl_reservation rv;
+    int64_t deadline, left, horizon;
+    int rc;
+
+    if (!r)
+        return RL_EINVAL;
+    if (!res)
+        return rl_seterr(r->err, RL_EINVAL, "result is NULL");
+    memset(res, 0, sizeof *res);
+    if (priority != RL_PRIORITY_INTERACTIVE && priority != RL_PRIORITY_BATCH)
+        return rl_seterr(r->err, RL_EINVAL, "unknown priority %d", priority);
+    if (cancel && *cancel)
+        return rl_seterr(r->err, RL_ECANCELED, "cancelled before waiting");
+    if (timeout_ns < 0)
+        timeout_ns = 0;
+    deadline = mono_ns() + timeout_ns;
+    for (;;) {
+        left = deadline - mono_ns();
+        if (left < 0)
+            left = 0;
+        /* interactive callers take their place in the queue at once; batch
+         * callers only take room that is free now, and otherwise come back */
+        horizon = priority == RL_PRIORITY_BATCH ? 0 : left;
+        rc = decide(r, &key, 1, costs, n, horizon, res, &rv, NULL);
+        if (rc != RL_OK)
+            return rc;
+        if (rv.ok)
+            break;
+        if (rv.delay_ns > left)
+            return rl_seterr(r->err, RL_ETIMEOUT,
+                             "admission needs %lld ns, more than the time left to wait",
+                             (long long)rv.delay_ns);
+        if (sleep_until(mono_ns() + rv.delay_ns - horizon, cancel)) {
+            res->allowed = 0;
+            return rl_seterr(r->err, RL_ECANCELED, "wait cancelled");
+        }
+    }
+    if (sleep_until(mono_ns() + rv.delay_ns, cancel)) {
+        rc = rl_cancel(r, &rv);
+        res->allowed = 0;
+        if (rc != RL_OK)
+            return rc;
+        return rl_seterr(r->err, RL_ECANCELED, "wait cancelled; its reservation was returned");
+    }
     res->allowed = 1;
     res->retry_after_ns = 0;
     return RL_OK;
+}
+
+int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
+            const volatile sig_atomic_t *cancel, rl_result *res)
+{
+    rl_cost c;
+    c.resource = "requests";
+    c.amount = cost;
+    return rl_wait_ex(r, key, &c, 1, RL_PRIORITY_INTERACTIVE, timeout_ns, cancel, res);
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -1234,7 +1270,8 @@ int rl_reset(rl *r, const char *key)
     if (rc != RL_OK)
         goto out;
     rc = r->store->ops->commit(r->store);
-    began = 0;
+    if (rc == RL_OK) /* a failed commit still needs its rollback to unlock */
+        began = 0;
 out:
     if (began)
         r->store->ops->rollback(r->store);
@@ -1306,7 +1343,8 @@ int rl_penalize(rl *r, const char *key, const char *resource, int64_t duration_n
     if ((rc = r->store->ops->row_put(r->store, key, &row)) != RL_OK)
         goto out;
     rc = r->store->ops->commit(r->store);
-    began = 0;
+    if (rc == RL_OK) /* a failed commit still needs its rollback to unlock */
+        began = 0;
 out:
     if (began)
         r->store->ops->rollback(r->store);

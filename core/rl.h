@@ -158,8 +158,8 @@ typedef struct rl_reservation {
     int64_t delay_ns;    /* how long to wait before acting (ok) or would wait (!ok) */
     int64_t time_to_act; /* clock time at which the caller may act */
     /* private */
-    int64_t cost_;
     int64_t policy_version_;
+    int64_t amount_[RL_MAX_LIMITS];
     size_t n_;
     uint64_t id_[RL_MAX_LIMITS];
     int64_t tat_[RL_MAX_LIMITS];
@@ -222,6 +222,15 @@ RL_API int rl_key_assign(rl *r, const char *key, const char *tier); /* tier NULL
 RL_API int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res);
 RL_API int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
                    const volatile sig_atomic_t *cancel, rl_result *res);
+/* Wait over several resources, with a priority. Interactive waiters are
+ * served in the order they arrive: each takes its place at once by
+ * reserving, then sleeps until its time (nobody polls, nobody wakes anyone).
+ * RL_PRIORITY_BATCH waiters yield to them: they take only room that is free
+ * now, and otherwise sleep until room should be free and look again, so an
+ * interactive call that arrives meanwhile goes first. */
+enum { RL_PRIORITY_INTERACTIVE = 0, RL_PRIORITY_BATCH = 1 };
+RL_API int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int priority,
+                      int64_t timeout_ns, const volatile sig_atomic_t *cancel, rl_result *res);
 RL_API int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns,
                       rl_reservation *rv);
 RL_API int rl_cancel(rl *r, const rl_reservation *rv);

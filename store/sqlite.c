@@ -873,7 +873,7 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
     };
     char lockpath[4200];
     sq_store *s;
-    int rc, flags, v, held = 0;
+    int rc, flags, v = 0, held = 0;
     int64_t waited;
 
     *out = NULL;

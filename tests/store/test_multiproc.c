@@ -377,6 +377,78 @@ static void test_cooldown_across_processes(void **state)
     remove_dir(dir);
 }
 
+/* Waiters of 4 processes on one key: each loops on a wait; the limit's
+ * throughput is shared evenly (Jain's index) and never exceeded. With two
+ * batch and two interactive waiters, the interactive ones go first. */
+static void waiters(const char *path, int *counts, const int *priority, double *jain,
+                    int64_t *total, int64_t *elapsed_ns)
+{
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 400, RL_SECOND, 1) };
+    int64_t until = mono_ns() + 1500 * RL_MILLISECOND, t0 = mono_ns();
+    double sum = 0, sq = 0;
+    pid_t pids[4];
+    int i, status;
+    for (i = 0; i < 4; i++) {
+        if ((pids[i] = fork()) == 0) {
+            rl_cost one = { NULL, 1 };
+            rl_result res;
+            rl *r = open_tier(path, lims, 1);
+            int rc;
+            if (!r)
+                _exit(1);
+            while (mono_ns() < until) {
+                rc = rl_wait_ex(r, "shared", &one, 1, priority[i], RL_SECOND, NULL, &res);
+                if (rc == RL_OK && res.allowed)
+                    counts[i]++;
+                else if (rc != RL_ETIMEOUT)
+                    _exit(1);
+            }
+            rl_close(r);
+            _exit(0);
+        }
+    }
+    *total = 0;
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        sum += counts[i];
+        sq += (double)counts[i] * counts[i];
+        *total += counts[i];
+    }
+    *elapsed_ns = mono_ns() - t0;
+    *jain = sum * sum / (4 * sq);
+}
+
+static void test_waiters_fair_and_prioritised(void **state)
+{
+    static const int same[4] = { 0, 0, 0, 0 };
+    static const int mixed[4] = { RL_PRIORITY_INTERACTIVE, RL_PRIORITY_BATCH,
+                                  RL_PRIORITY_INTERACTIVE, RL_PRIORITY_BATCH };
+    char dir[64], path[96];
+    int *counts;
+    double jain;
+    int64_t total, elapsed;
+    (void)state;
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/rl.db", dir);
+    counts = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(counts != MAP_FAILED);
+    memset(counts, 0, 4 * sizeof *counts);
+    waiters(path, counts, same, &jain, &total, &elapsed);
+    print_message("4 waiters: %d %d %d %d admitted, Jain's index %.4f\n", counts[0], counts[1],
+                  counts[2], counts[3], jain);
+    assert_true(jain >= 0.98);
+    /* served at the rate: 400/s over the run, never more */
+    assert_true(total <= 1 + (int64_t)((__int128)400 * elapsed / RL_SECOND));
+    assert_true(total * 100 >= 90 * 400 * 1500 / 1000);
+    memset(counts, 0, 4 * sizeof *counts);
+    waiters(path, counts, mixed, &jain, &total, &elapsed);
+    print_message("interactive %d %d, batch %d %d\n", counts[0], counts[2], counts[1], counts[3]);
+    assert_true((counts[0] + counts[2]) * 100 >= 90 * total);
+    munmap(counts, 4096);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_killed_lease_reclaimed),
         cmocka_unit_test(test_concurrency_cap_across_processes),
         cmocka_unit_test(test_cooldown_across_processes),
+        cmocka_unit_test(test_waiters_fair_and_prioritised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -275,6 +277,57 @@ static void test_readonly_flag(void **state)
     rl_close(r);
 }
 
+/* A write that fails in the middle of a decision (the file may not grow)
+ * returns a store error, and leaves nothing locked: once the disk has room
+ * again, the same handle decides at once. */
+static int fill_until_failure(const char *path)
+{
+    struct rlimit lim;
+    struct stat st;
+    char key[32];
+    rl_result res;
+    rl *r = NULL;
+    int i, rc = RL_OK;
+    if (open_db(path, 0, &r) != RL_OK || rl_allow(r, "warm", 1, &res) != RL_OK)
+        return 10;
+    signal(SIGXFSZ, SIG_IGN);
+    snprintf(key, sizeof key, "%s-wal", path);
+    stat(key, &st);
+    lim.rlim_cur = (rlim_t)st.st_size + 8192;
+    lim.rlim_max = RLIM_INFINITY;
+    if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+        return 11;
+    for (i = 0; i < 100000 && rc == RL_OK; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        rc = rl_allow(r, key, 1, &res);
+    }
+    if (rc != RL_EFULL && rc != RL_ESTORE)
+        return 12;
+    if (res.allowed) /* failing closed */
+        return 13;
+    lim.rlim_cur = RLIM_INFINITY;
+    if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+        return 14;
+    if (rl_allow(r, "after", 1, &res) != RL_OK || !res.allowed) {
+        fprintf(stderr, "after the fault: %s\n", rl_errmsg(r));
+        return 15;
+    }
+    rl_close(r);
+    return 0;
+}
+
+static void test_failed_write_unlocks(void **state)
+{
+    fx *f = *state;
+    int status;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fill_until_failure(f->path));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -282,6 +335,7 @@ int main(void)
         T(test_new_file_private_and_wal), T(test_group_shared_mode), T(test_not_sqlite),
         T(test_truncated), T(test_other_application), T(test_newer_schema),
         T(test_tampered_schema), T(test_read_only_file), T(test_readonly_flag),
+        T(test_failed_write_unlocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
