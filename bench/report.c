@@ -1,0 +1,359 @@
+/*
+ * report.c - what bench prints: the machine, one table row per case, the
+ * ratios the project tracks, and notes (errors, refusals, early stops).
+ * Plain ASCII text that pastes into an issue, or one JSON object (--json).
+ */
+#include "bench.h"
+
+#include <math.h>
+#include <rl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+/* ---- machine ------------------------------------------------------------ */
+
+static const char *fs_name(long type)
+{
+    switch ((unsigned long)type) {
+    case 0x01021994ul: return "tmpfs";
+    case 0xEF53ul: return "ext2/3/4";
+    case 0x794C7630ul: return "overlayfs";
+    case 0x58465342ul: return "xfs";
+    case 0x9123683Eul: return "btrfs";
+    case 0x2FC12FC1ul: return "zfs";
+    case 0x6969ul: return "nfs";
+    case 0x65735546ul: return "fuse";
+    default: return "other";
+    }
+}
+
+void bench_env_fill(bench_env *e, const char *dir, double secs)
+{
+    struct utsname u;
+    struct statfs sf;
+    char line[256];
+    FILE *f;
+    memset(e, 0, sizeof *e);
+    e->nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    e->sqlite_version = sqlite3_libversion();
+    e->rl_version = rl_version();
+    e->dir = dir;
+    e->secs = secs;
+    snprintf(e->cpu, sizeof e->cpu, "unknown");
+    if ((f = fopen("/proc/cpuinfo", "r")) != NULL) {
+        while (fgets(line, sizeof line, f)) {
+            char *c = strchr(line, ':');
+            if (strncmp(line, "model name", 10) == 0 && c) {
+                c++;
+                while (*c == ' ' || *c == '\t')
+                    c++;
+                c[strcspn(c, "\n")] = 0;
+                snprintf(e->cpu, sizeof e->cpu, "%s", c);
+                break;
+            }
+        }
+        fclose(f);
+    }
+    if (uname(&u) == 0)
+        snprintf(e->kernel, sizeof e->kernel, "%s %s %s", u.sysname, u.release, u.machine);
+    snprintf(e->fs, sizeof e->fs, "%s", statfs(dir, &sf) == 0 ? fs_name((long)sf.f_type) : "?");
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+const bench_result *bench_find(const bench_case *cases, const bench_result *res, size_t n,
+                               const char *label)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (strcmp(cases[i].label, label) == 0)
+            return res[i].ran ? &res[i] : NULL;
+    return NULL;
+}
+
+static void fmt_ns(char *buf, size_t len, int64_t ns)
+{
+    if (ns < 1000)
+        snprintf(buf, len, "%lldns", (long long)ns);
+    else if (ns < 1000000)
+        snprintf(buf, len, "%.1fus", (double)ns / 1e3);
+    else if (ns < 1000000000)
+        snprintf(buf, len, "%.2fms", (double)ns / 1e6);
+    else
+        snprintf(buf, len, "%.2fs", (double)ns / 1e9);
+}
+
+static void fmt_bytes(char *buf, size_t len, int64_t b)
+{
+    if (b < 0)
+        snprintf(buf, len, "-");
+    else if (b < 1024)
+        snprintf(buf, len, "%lldB", (long long)b);
+    else if (b < 1024 * 1024)
+        snprintf(buf, len, "%.1fKiB", (double)b / 1024);
+    else
+        snprintf(buf, len, "%.1fMiB", (double)b / (1024.0 * 1024));
+}
+
+/* 1234567 -> "1,234,567" */
+static void fmt_count(char *buf, size_t len, double v)
+{
+    char raw[32], out[48];
+    size_t n, i, o = 0;
+    snprintf(raw, sizeof raw, "%.0f", v);
+    n = strlen(raw);
+    for (i = 0; i < n && o + 2 < sizeof out; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = raw[i];
+    }
+    out[o] = 0;
+    snprintf(buf, len, "%s", out);
+}
+
+static const char *busy_name(int busy)
+{
+    return busy == RL_BUSY_LOCK ? "lock" : busy == RL_BUSY_SQLITE ? "sqlite" : "-";
+}
+
+static void fmt_keys(char *buf, size_t len, int nkeys)
+{
+    if (nkeys >= 1000 && nkeys % 1000 == 0)
+        snprintf(buf, len, "%dk", nkeys / 1000);
+    else
+        snprintf(buf, len, "%d", nkeys);
+}
+
+/* ---- ratios ------------------------------------------------------------- */
+
+enum { M_RATE, M_P99, M_MAX, M_FAIR };
+
+typedef struct ratio_item {
+    int m;           /* M_* */
+    const char *den; /* NULL: the line's */
+    const char *tag; /* shown instead of the metric's name; JSON suffix */
+} ratio_item;
+
+typedef struct ratio_line {
+    const char *key;  /* JSON name */
+    const char *text; /* table label */
+    const char *num, *den;
+    int n;
+    ratio_item it[4];
+} ratio_line;
+
+#define RATE_VS(den, tag) { M_RATE, den, tag }
+static const ratio_line ratio_lines[] = {
+    { "sqlite_over_bare_1p_1key", "sqlite 1p 1 key / bare-upsert 1p 1 key",
+      "sqlite/1p/1key/lock", "bare-upsert/1p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_over_bare_1p_100k", "sqlite 1p 100k / bare-upsert 1p 100k",
+      "sqlite/1p/100k/lock", "bare-upsert/1p/100k", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "lock_over_sqlitebusy_4p_1key", "4p 1 key: ours (lock) / SQLite busy handler",
+      "sqlite/4p/1key/lock", "sqlite/4p/1key/sqlite", 4,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
+    { "sqlite_4p_1key_aggregate_over", "4p aggregate decisions/s, sqlite lock 1 key /",
+      "sqlite/4p/1key/lock", NULL, 2,
+      { RATE_VS("bare-upsert/1p/1key", "bare-upsert 1p"), RATE_VS("sqlite/1p/1key/lock", "sqlite 1p") } },
+    { "sqlite_4p_100k_aggregate_over", "4p aggregate decisions/s, sqlite lock 100k /",
+      "sqlite/4p/100k/lock", NULL, 2,
+      { RATE_VS("bare-upsert/1p/100k", "bare-upsert 1p"), RATE_VS("sqlite/1p/100k/lock", "sqlite 1p") } },
+    { "bare_4p_1key_aggregate_over", "4p aggregate decisions/s, bare-upsert 1 key /",
+      "bare-upsert/4p/1key", NULL, 1, { RATE_VS("bare-upsert/1p/1key", "bare-upsert 1p") } },
+};
+#define NRATIOS (sizeof ratio_lines / sizeof ratio_lines[0])
+
+static const char *metric_name(int m)
+{
+    return m == M_RATE ? "decisions/s" : m == M_P99 ? "p99" : m == M_MAX ? "max" : "fairness";
+}
+
+static double ratio(const bench_result *a, const bench_result *b, int m)
+{
+    double x, y;
+    if (!a || !b)
+        return NAN;
+    x = m == M_RATE ? a->rate : m == M_P99 ? (double)a->p99 : (double)a->max;
+    y = m == M_RATE ? b->rate : m == M_P99 ? (double)b->p99 : (double)b->max;
+    return y > 0 ? x / y : NAN;
+}
+
+/* ---- text --------------------------------------------------------------- */
+
+void bench_report_text(const bench_env *e, const bench_case *cases, const bench_result *res,
+                       size_t n)
+{
+    char rate[48], p50[24], p99[24], mx[24], wal[24], fair[16], keys[16], errs[24];
+    size_t i;
+    int j, notes = 0;
+
+    printf("rl bench: rl %s, SQLite %s, nproc %ld, %s, %s\n", e->rl_version, e->sqlite_version,
+           e->nproc, e->cpu, e->kernel);
+    printf("db: fresh file per case in %s (%s), %.1f s per case, limit 1e9/s burst 1e9 "
+           "(every decision admitted and written)\n\n", e->dir, e->fs, e->secs);
+    printf("%-12s %5s %5s %6s %12s %8s %8s %8s %5s %8s %6s\n", "store", "procs", "keys", "busy",
+           "decisions/s", "p50", "p99", "max", "fair", "WAL max", "errors");
+    for (i = 0; i < n; i++) {
+        const bench_case *c = &cases[i];
+        const bench_result *r = &res[i];
+        if (!r->ran && !r->err[0])
+            continue; /* not selected */
+        fmt_keys(keys, sizeof keys, c->nkeys);
+        if (!r->ran) {
+            printf("%-12s %5d %5s %6s %12s  (failed: see notes)\n", c->store, c->nproc, keys,
+                   busy_name(c->busy), "-");
+            continue;
+        }
+        fmt_count(rate, sizeof rate, r->rate);
+        fmt_ns(p50, sizeof p50, r->p50);
+        fmt_ns(p99, sizeof p99, r->p99);
+        fmt_ns(mx, sizeof mx, r->max);
+        fmt_bytes(wal, sizeof wal, r->wal_max);
+        if (c->nproc > 1)
+            snprintf(fair, sizeof fair, "%.2f", r->fairness);
+        else
+            snprintf(fair, sizeof fair, "-");
+        snprintf(errs, sizeof errs, "%llu", (unsigned long long)r->errors);
+        printf("%-12s %5d %5s %6s %12s %8s %8s %8s %5s %8s %6s\n", c->store, c->nproc, keys,
+               busy_name(c->busy), rate, p50, p99, mx, fair, wal, errs);
+    }
+
+    printf("\nratios (x = first / second; decisions/s above 1 and latency below 1 favour the "
+           "first)\n");
+    for (i = 0; i < NRATIOS; i++) {
+        const ratio_line *l = &ratio_lines[i];
+        const bench_result *a = bench_find(cases, res, n, l->num);
+        printf("  %-46s", l->text);
+        for (j = 0; j < l->n; j++) {
+            const ratio_item *it = &l->it[j];
+            const bench_result *b = bench_find(cases, res, n, it->den ? it->den : l->den);
+            const char *name = it->tag ? it->tag : metric_name(it->m);
+            double v = ratio(a, b, it->m);
+            if (it->m == M_FAIR) {
+                if (a && b)
+                    printf("  fairness %.2f vs %.2f", a->fairness, b->fairness);
+                else
+                    printf("  fairness n/a");
+            } else if (isnan(v)) {
+                printf("  %s n/a", name);
+            } else {
+                printf("  %s %.2fx", name, v);
+            }
+        }
+        printf("\n");
+    }
+
+    for (i = 0; i < n; i++) {
+        const bench_result *r = &res[i];
+        if (!r->ran && !r->err[0])
+            continue;
+        if (r->errors || r->refused || r->capped || r->err[0]) {
+            if (!notes++)
+                printf("\nnotes\n");
+            printf("  %s: %llu errors, %llu refused%s%s%s\n", cases[i].label,
+                   (unsigned long long)r->errors, (unsigned long long)r->refused,
+                   r->capped ? ", a worker filled its sample array and stopped early" : "",
+                   r->err[0] ? "; first: " : "", r->err);
+        }
+    }
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static void json_num(double v)
+{
+    if (isnan(v))
+        printf("null");
+    else
+        printf("%.4g", v);
+}
+
+void bench_report_json(const bench_env *e, const bench_case *cases, const bench_result *res,
+                       size_t n)
+{
+    size_t i;
+    int j, first = 1;
+    printf("{\"machine\":{\"nproc\":%ld,\"sqlite\":", e->nproc);
+    json_str(e->sqlite_version);
+    printf(",\"rl\":");
+    json_str(e->rl_version);
+    printf(",\"cpu\":");
+    json_str(e->cpu);
+    printf(",\"kernel\":");
+    json_str(e->kernel);
+    printf(",\"fs\":");
+    json_str(e->fs);
+    printf("},\"seconds_per_case\":%.3f,\"cases\":[", e->secs);
+    for (i = 0; i < n; i++) {
+        const bench_case *c = &cases[i];
+        const bench_result *r = &res[i];
+        if (!r->ran && !r->err[0])
+            continue;
+        printf("%s\n{\"label\":", first ? "" : ",");
+        first = 0;
+        json_str(c->label);
+        printf(",\"store\":");
+        json_str(c->store);
+        printf(",\"procs\":%d,\"keys\":%d,\"busy\":", c->nproc, c->nkeys);
+        json_str(busy_name(c->busy));
+        printf(",\"ran\":%s,\"decisions\":%llu,\"seconds\":%.4f,\"decisions_per_s\":%.1f,"
+               "\"p50_ns\":%lld,\"p99_ns\":%lld,\"max_ns\":%lld,\"per_proc_min\":%llu,"
+               "\"per_proc_max\":%llu,\"fairness\":%.4f,\"wal_max_bytes\":%lld,\"errors\":%llu,"
+               "\"refused\":%llu,\"capped\":%s,\"error\":",
+               r->ran ? "true" : "false", (unsigned long long)r->n, r->secs, r->rate,
+               (long long)r->p50, (long long)r->p99, (long long)r->max,
+               (unsigned long long)(r->ran ? r->per_min : 0), (unsigned long long)r->per_max,
+               r->fairness, (long long)r->wal_max, (unsigned long long)r->errors,
+               (unsigned long long)r->refused, r->capped ? "true" : "false");
+        json_str(r->err);
+        printf("}");
+    }
+    printf("\n],\"ratios\":{");
+    first = 1;
+    for (i = 0; i < NRATIOS; i++) {
+        const ratio_line *l = &ratio_lines[i];
+        const bench_result *a = bench_find(cases, res, n, l->num);
+        for (j = 0; j < l->n; j++) {
+            static const char *const suffix[] = { "rate", "p99", "max", "fairness" };
+            const ratio_item *it = &l->it[j];
+            const bench_result *b = bench_find(cases, res, n, it->den ? it->den : l->den);
+            printf("%s\n\"%s_", first ? "" : ",", l->key);
+            if (it->tag) {
+                const char *t;
+                for (t = it->tag; *t; t++)
+                    putchar(*t == ' ' || *t == '-' ? '_' : *t);
+            } else {
+                fputs(suffix[it->m], stdout);
+            }
+            if (it->m == M_FAIR) {
+                printf("_first\":");
+                json_num(a ? a->fairness : NAN);
+                printf(",\n\"%s_fairness_second\":", l->key);
+                json_num(b ? b->fairness : NAN);
+            } else {
+                printf("\":");
+                json_num(ratio(a, b, it->m));
+            }
+            first = 0;
+        }
+    }
+    printf("\n}}\n");
+}
