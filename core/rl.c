@@ -1352,6 +1352,26 @@ out:
     return rc;
 }
 
+int rl_observe_headers(rl *r, const char *key, const char *const *names,
+                       const char *const *values, size_t n)
+{
+    rl_provider_limits pl;
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if ((rc = rl_parse_provider_headers(names, values, n, now_ns(r), &pl)) != RL_OK)
+        return rl_seterr(r->err, rc, "could not read the response headers");
+    if (pl.retry_after_ns > 0 && (rc = rl_penalize(r, key, NULL, pl.retry_after_ns)) != RL_OK)
+        return rc;
+    if (pl.requests.remaining == 0 && pl.requests.reset_after_ns > 0 &&
+        (rc = rl_penalize(r, key, "requests", pl.requests.reset_after_ns)) != RL_OK)
+        return rc;
+    if (pl.tokens.remaining == 0 && pl.tokens.reset_after_ns > 0 &&
+        (rc = rl_penalize(r, key, "tokens", pl.tokens.reset_after_ns)) != RL_OK)
+        return rc;
+    return RL_OK;
+}
+
 /* Runs a policy write (op) in its own write transaction. */
 static int policy_write(rl *r, int (*op)(rl *r, const void *arg), const void *arg)
 {

@@ -335,6 +335,54 @@ RL_API int rl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t le
  * byte, '\\' escapes the next byte. */
 RL_API int rl_glob_match(const char *pattern, const char *s);
 
+/* Administration (rlctl).
+ *
+ * Walking calls (rl_reset_match, rl_prune) go through the keys a few hundred
+ * at a time, each batch in a write transaction of its own that re-reads
+ * every row it changes, so deciding processes wait for a moment at most and
+ * no decision made between two batches is lost. They take the store's
+ * locks like any writer, but not the handle's mutex: give them a handle that
+ * no other thread uses meanwhile (rlctl opens one of its own). Idle times
+ * and full buckets are judged against the real-time clock (CLOCK_REALTIME),
+ * not rl_options.clock. */
+
+/* Resets (as rl_reset: an assigned tier stays) every key whose name
+ * matches the glob `match` and whose tier (as a decision would resolve it)
+ * is `tier`; NULL for either means any. dry_run: only counts. *count (may
+ * be NULL) is the number of keys reset, or that would be, even when an
+ * error stops the walk half-way. */
+RL_API int rl_reset_match(rl *r, const char *match, const char *tier, int dry_run,
+                          int64_t *count);
+/* Removes keys that hold nothing worth keeping: every bucket full (no
+ * units spent, none in flight, no cool-down running), last decision at
+ * least idle_ns ago, and no assigned tier. Their next request meets the
+ * same full buckets, so pruning changes no decision. dry_run and *count as
+ * for rl_reset_match. */
+RL_API int rl_prune(rl *r, int64_t idle_ns, int dry_run, int64_t *count);
+
+/* Health checks of the database: journal mode, synchronous, busy timeout,
+ * schema version, integrity, file permissions, filesystem, stored policy
+ * and bucket states. fn is called once per check with a short name, a
+ * status and a one-line detail; its non-zero return stops the checks and is
+ * returned. RL_OK when every check ran, whatever their statuses. */
+enum { RL_CHECK_OK = 0, RL_CHECK_WARN = 1, RL_CHECK_FAIL = 2 };
+RL_API int rl_doctor(rl *r,
+                     int (*fn)(void *ctx, const char *check, int status, const char *detail),
+                     void *ctx);
+
+/* The whole state as one JSON document ("format": "rl-export", "version":
+ * 1): settings, tiers with their limits, key rules, open leases, and every
+ * key with its assigned tier, counters and bucket slots. Written through
+ * `write` (non-zero return: stop, and it is returned) in pieces, from one
+ * read transaction, so deciding goes on and memory stays small whatever the
+ * number of keys. */
+RL_API int rl_export(rl *r, int (*write)(void *ctx, const char *buf, size_t len), void *ctx);
+/* Replaces the whole state with an rl_export document, in one write
+ * transaction: all of it, or on any error nothing (RL_EINVAL with the place
+ * and reason in rl_errmsg for a document that is not valid). Every value is
+ * checked as the library checks its own input. */
+RL_API int rl_import(rl *r, const char *json, size_t len);
+
 /* Agent helpers: keys and response headers. */
 
 /* Who a request is for. A field that is NULL or "" is absent. Values are
@@ -422,6 +470,13 @@ typedef struct rl_provider_limits {
  * retry). RL_EINVAL only for bad arguments. */
 RL_API int rl_parse_provider_headers(const char *const *names, const char *const *values,
                                      size_t n, int64_t now_ns, rl_provider_limits *out);
+/* Applies a provider's rate-limit response headers to key: Retry-After (or
+ * retry-after-ms) becomes a cool-down on every resource, and a quota read
+ * as exhausted (remaining 0) becomes a cool-down on "requests" or "tokens"
+ * until its reset. Headers that say there is room change nothing: the
+ * local limits stay in charge. */
+RL_API int rl_observe_headers(rl *r, const char *key, const char *const *names,
+                              const char *const *values, size_t n);
 
 #ifdef __cplusplus
 }

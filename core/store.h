@@ -59,6 +59,9 @@ int rl_lease_decode(rl_lease_rec *rec, const unsigned char *buf, size_t len);
 /* Called by keys_list for each key; non-zero stops the walk. */
 typedef int (*rl_row_fn)(void *ctx, const char *key, const rl_row *row);
 
+/* One result of a health check (rl_doctor): RL_CHECK_* status. */
+typedef int (*rl_check_fn)(void *ctx, const char *check, int status, const char *detail);
+
 typedef struct rl_store_ops {
     const char *name;
     void (*close)(rl_store *s);
@@ -87,6 +90,20 @@ typedef struct rl_store_ops {
     int (*lease_delete)(rl_store *s, int64_t id);
     /* Leases of key (NULL: all), oldest first; fn non-zero stops the walk. */
     int (*leases_each)(rl_store *s, const char *key, rl_lease_fn fn, void *ctx);
+    /* Administration (core/admin.c). keys_page: at most `limit` keys after
+     * `after` ("" for the first) in byte order, whose names match the glob
+     * `match` (NULL: all); inside or outside a transaction. admin.c walks
+     * big tables with it one short transaction at a time. */
+    int (*keys_page)(rl_store *s, const char *after, const char *match, size_t limit,
+                     rl_row_fn fn, void *ctx);
+    /* Inside a write transaction: forget every key and lease (rl_import). */
+    int (*state_clear)(rl_store *s);
+    /* Inside a write transaction: a lease stored under its own id, which a
+     * live holder may still present (rl_import). */
+    int (*lease_restore)(rl_store *s, const rl_lease_rec *rec);
+    /* Outside a transaction: the store's own health checks (rl_doctor);
+     * fn returning non-zero stops them and is returned. */
+    int (*doctor)(rl_store *s, rl_check_fn fn, void *ctx);
 } rl_store_ops;
 
 struct rl_store {

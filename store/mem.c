@@ -4,8 +4,10 @@
  * Same semantics as the SQLite store for one process: a hash table of rows
  * and a policy. The handle's mutex already serialises every transaction, so
  * begin/commit have nothing to lock. Writes are applied in place; the core
- * writes at most one row per transaction, after every check has passed, so
- * there is nothing for rollback to undo.
+ * writes rows only after every check of the transaction has passed (rl_import
+ * validates the whole document first), so there is nothing for rollback to
+ * undo. Only running out of memory half-way through a many-row write (an
+ * import) could leave part of it applied.
  */
 #include "store.h"
 
@@ -323,12 +325,88 @@ static int mem_leases_each(rl_store *s, const char *key, rl_lease_fn fn, void *c
     }
 }
 
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp((*(mem_node *const *)a)->key, (*(mem_node *const *)b)->key);
+}
+
+/* A page costs a pass over every key (this store has no order): fine for
+ * the in-process store of tests and small programs. */
+static int mem_keys_page(rl_store *s, const char *after, const char *match, size_t limit,
+                         rl_row_fn fn, void *ctx)
+{
+    mem_store *m = (mem_store *)s;
+    mem_node **all = malloc((m->nkeys + 1) * sizeof *all);
+    size_t i, n = 0;
+    int rc = RL_OK;
+    if (!all)
+        return rl_seterr(s->err, RL_ENOMEM, "out of memory");
+    for (i = 0; i < m->nbuckets; i++) {
+        mem_node *nd;
+        for (nd = m->buckets[i]; nd; nd = nd->next)
+            if ((!after || strcmp(nd->key, after) > 0) && (!match || rl_glob_match(match, nd->key)))
+                all[n++] = nd;
+    }
+    qsort(all, n, sizeof *all, cmp_keys);
+    for (i = 0; i < n && (limit == 0 || i < limit) && rc == 0; i++)
+        rc = fn(ctx, all[i]->key, &all[i]->row);
+    free(all);
+    return rc;
+}
+
+static int mem_state_clear(rl_store *s)
+{
+    mem_store *m = (mem_store *)s;
+    size_t i;
+    for (i = 0; i < m->nbuckets; i++) {
+        mem_node *n = m->buckets[i], *next;
+        for (; n; n = next) {
+            next = n->next;
+            free(n);
+        }
+        m->buckets[i] = NULL;
+    }
+    m->nkeys = 0;
+    m->n_leases = 0;
+    return RL_OK;
+}
+
+static int mem_lease_restore(rl_store *s, const rl_lease_rec *rec)
+{
+    mem_store *m = (mem_store *)s;
+    size_t i;
+    if (find_lease(m, rec->id))
+        return rl_seterr(s->err, RL_EINVAL, "lease %lld exists already", (long long)rec->id);
+    if (m->n_leases == m->cap_leases) {
+        size_t cap = m->cap_leases ? m->cap_leases * 2 : 16;
+        rl_lease_rec *nl = realloc(m->leases, cap * sizeof *nl);
+        if (!nl)
+            return rl_seterr(s->err, RL_ENOMEM, "out of memory");
+        m->leases = nl;
+        m->cap_leases = cap;
+    }
+    /* kept in id order, and ids never reused: next_lease stays above */
+    for (i = m->n_leases; i > 0 && m->leases[i - 1].id > rec->id; i--)
+        m->leases[i] = m->leases[i - 1];
+    m->leases[i] = *rec;
+    m->n_leases++;
+    if (m->next_lease < rec->id)
+        m->next_lease = rec->id;
+    return RL_OK;
+}
+
+static int mem_doctor(rl_store *s, rl_check_fn fn, void *ctx)
+{
+    (void)s;
+    return fn(ctx, "store", RL_CHECK_OK, "in-process memory store: nothing on disk to check");
+}
+
 static const rl_store_ops mem_ops = {
     "memory",        mem_close,       mem_begin,          mem_commit,     mem_rollback,
     mem_row_get,     mem_row_put,     mem_row_delete,     mem_policy_version,
     mem_policy_get,  mem_policy_put,  mem_tier_put,       mem_tier_delete,
     mem_keys_list,   mem_totals,      mem_lease_put,      mem_lease_get,  mem_lease_delete,
-    mem_leases_each,
+    mem_leases_each, mem_keys_page,   mem_state_clear,    mem_lease_restore, mem_doctor,
 };
 
 int rl_store_mem_open(rl_store **out, char *err)

@@ -22,10 +22,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 extern const char *const rl_schema_migrations[];
@@ -36,7 +38,8 @@ enum {
     S_TOTALS, S_LIST_KEY, S_LIST_ALLOWED, S_LIST_REFUSED, S_LIST_SEEN, S_TIERS, S_LIMITS,
     S_RULES, S_SETTING, S_SET_SETTING, S_TIER_INS, S_LIMIT_INS, S_TIER_DEL, S_LIMITS_DEL,
     S_TIERS_CLEAR, S_LIMITS_CLEAR, S_RULES_CLEAR, S_RULE_INS, S_LEASE_INS, S_LEASE_GET,
-    S_LEASE_DEL, S_LEASES_KEY, S_LEASES_ALL, S_COUNT
+    S_LEASE_DEL, S_LEASES_KEY, S_LEASES_ALL, S_PAGE, S_KEYS_CLEAR, S_LEASES_CLEAR,
+    S_LEASE_RESTORE, S_P_JOURNAL, S_P_SYNC, S_P_BUSY, S_P_VERSION, S_P_CHECK, S_COUNT
 };
 
 #define LIST_SQL(order)                                                                      \
@@ -87,6 +90,20 @@ static const char *const sql_text[S_COUNT] = {
                      " WHERE key = ?1 ORDER BY id",
     [S_LEASES_ALL] = "SELECT id, key, created, expires, pid, pstart, body FROM rl_leases"
                      " ORDER BY id",
+    /* key > ?1 walks the primary key's b-tree from the cursor on: a page
+     * costs the rows it returns (and those the glob skips), never a sort. */
+    [S_PAGE] = "SELECT key, tier, state, allowed, refused, units, first_seen, last_seen"
+               " FROM rl_keys WHERE key > ?1 AND (?2 IS NULL OR rl_glob(?2, key))"
+               " ORDER BY key LIMIT ?3",
+    [S_KEYS_CLEAR] = "DELETE FROM rl_keys",
+    [S_LEASES_CLEAR] = "DELETE FROM rl_leases",
+    [S_LEASE_RESTORE] = "INSERT INTO rl_leases (id, key, created, expires, pid, pstart, body)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_P_JOURNAL] = "PRAGMA journal_mode",
+    [S_P_SYNC] = "PRAGMA synchronous",
+    [S_P_BUSY] = "PRAGMA busy_timeout",
+    [S_P_VERSION] = "PRAGMA user_version",
+    [S_P_CHECK] = "PRAGMA quick_check",
 };
 
 /* The objects the migrations create; anything else in sqlite_schema means
@@ -102,6 +119,7 @@ typedef struct sq_store {
     rl_lock *lock; /* NULL: read-only, or RL_BUSY_SQLITE */
     int readonly;
     int busy_timeout_ms;
+    int durability; /* RL_DURABILITY_*, for the doctor's synchronous check */
     int locked;    /* holds lock */
     int in_txn;
     sqlite3_stmt *st[S_COUNT];
@@ -697,6 +715,81 @@ static int sq_totals(rl_store *base, rl_totals *t)
     return rc;
 }
 
+/* ---- administration (core/admin.c) --------------------------------------- */
+
+static int sq_keys_page(rl_store *base, const char *after, const char *match, size_t limit,
+                        rl_row_fn fn, void *ctx)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q = NULL;
+    rl_row *row = malloc(sizeof *row);
+    int rc, step = SQLITE_DONE, stop = 0;
+    if (!row)
+        return rl_seterr(base->err, RL_ENOMEM, "out of memory");
+    if ((rc = stmt(s, S_PAGE, &q)) != RL_OK)
+        goto out;
+    sqlite3_bind_text(q, 1, after ? after : "", -1, SQLITE_STATIC);
+    if (match)
+        sqlite3_bind_text(q, 2, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, limit ? (sqlite3_int64)limit : -1);
+    while (!stop && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(q, 0);
+        size_t len = (size_t)sqlite3_column_bytes(q, 2);
+        row->exists = 1;
+        text_col(q, 1, row->tier, sizeof row->tier);
+        if (len > RL_STATE_MAX) {
+            /* Passed on as one byte no decoder accepts: prune and doctor
+             * must see damage here, not an empty state (full buckets). */
+            row->state[0] = 0;
+            row->state_len = 1;
+        } else {
+            row->state_len = len;
+            if (len)
+                memcpy(row->state, sqlite3_column_blob(q, 2), len);
+        }
+        row->allowed = sqlite3_column_int64(q, 3);
+        row->refused = sqlite3_column_int64(q, 4);
+        row->units = sqlite3_column_int64(q, 5);
+        row->first_seen = sqlite3_column_int64(q, 6);
+        row->last_seen = sqlite3_column_int64(q, 7);
+        if ((stop = fn(ctx, key ? key : "", row)) != 0)
+            rc = stop;
+    }
+    if (!stop && step != SQLITE_DONE)
+        rc = sq_fail(s, step, "list keys");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+out:
+    free(row);
+    return rc;
+}
+
+static int sq_state_clear(rl_store *base)
+{
+    sq_store *s = (sq_store *)base;
+    int rc = run(s, S_KEYS_CLEAR, "clear keys");
+    return rc != RL_OK ? rc : run(s, S_LEASES_CLEAR, "clear leases");
+}
+
+static int sq_lease_restore(rl_store *base, const rl_lease_rec *rec)
+{
+    sq_store *s = (sq_store *)base;
+    unsigned char body[RL_LEASE_BODY_MAX];
+    size_t len = rl_lease_encode(rec, body);
+    sqlite3_stmt *q = NULL;
+    int rc = stmt(s, S_LEASE_RESTORE, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_int64(q, 1, rec->id);
+    sqlite3_bind_text(q, 2, rec->key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, rec->created);
+    sqlite3_bind_int64(q, 4, rec->expires);
+    sqlite3_bind_int64(q, 5, rec->pid);
+    sqlite3_bind_int64(q, 6, rec->pstart);
+    sqlite3_bind_blob(q, 7, body, (int)len, SQLITE_STATIC);
+    return run(s, S_LEASE_RESTORE, "write lease");
+}
+
 /* ---- opening ------------------------------------------------------------ */
 
 static void sq_close(rl_store *base)
@@ -862,6 +955,229 @@ static int configure(sq_store *s, const rl_store_config *c)
                 "configure");
 }
 
+/* ---- doctor --------------------------------------------------------------- */
+
+/* Filesystems by statfs f_type. WAL keeps its index in a shared-memory file
+ * (-shm) mapped by every process: over NFS, SMB, 9P or FUSE the mapping is
+ * not shared between machines (or not coherent), and locks may be advisory
+ * only, so processes can corrupt the database or see stale buckets. */
+static const struct {
+    uint32_t type;
+    const char *name;
+    int network;
+} fs_types[] = {
+    { 0x6969, "NFS", 1 },          { 0x517b, "SMB", 1 },         { 0xff534d42, "CIFS", 1 },
+    { 0xfe534d42, "SMB2", 1 },     { 0x01021997, "9P", 1 },      { 0x65735546, "FUSE", 1 },
+    { 0xef53, "ext2/3/4", 0 },     { 0x58465342, "XFS", 0 },     { 0x9123683e, "Btrfs", 0 },
+    { 0x01021994, "tmpfs", 0 },    { 0x794c7630, "overlayfs", 0 }, { 0x2fc12fc1, "ZFS", 0 },
+    { 0xf2f52010, "F2FS", 0 },
+};
+
+typedef struct doctor_ctx {
+    rl_check_fn fn;
+    void *ctx;
+    int stop; /* fn's non-zero return */
+} doctor_ctx;
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static void report(doctor_ctx *d, const char *check, int status, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    if (d->stop)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    d->stop = d->fn(d->ctx, check, status, detail);
+}
+
+/* Runs a cached one-row PRAGMA; its first column as text (and int). */
+static int pragma_value(sq_store *s, int i, char *buf, size_t len, int64_t *v)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = stmt(s, i, &q);
+    if (rc != RL_OK)
+        return rc;
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        text_col(q, 0, buf, len);
+        *v = sqlite3_column_int64(q, 0);
+        rc = RL_OK;
+    } else {
+        rc = sq_fail(s, rc == SQLITE_DONE ? SQLITE_ERROR : rc, "pragma");
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+static void doctor_pragmas(sq_store *s, doctor_ctx *d)
+{
+    static const char *const sync_names[] = { "OFF", "NORMAL", "FULL", "EXTRA" };
+    char buf[64];
+    int64_t v = 0, want;
+
+    if (pragma_value(s, S_P_JOURNAL, buf, sizeof buf, &v) != RL_OK)
+        report(d, "journal mode", RL_CHECK_FAIL, "cannot read: %s", s->base.err);
+    else if (strcmp(buf, "wal") == 0)
+        report(d, "journal mode", RL_CHECK_OK, "wal");
+    else
+        report(d, "journal mode", RL_CHECK_FAIL,
+               "%s: processes need wal to read while one writes (open it once with write "
+               "access)", buf);
+
+    want = s->durability == RL_DURABILITY_FULL ? 2 : 1;
+    if (pragma_value(s, S_P_SYNC, buf, sizeof buf, &v) != RL_OK)
+        report(d, "synchronous", RL_CHECK_FAIL, "cannot read: %s", s->base.err);
+    else if (v < 0 || v > 3)
+        report(d, "synchronous", RL_CHECK_FAIL, "unknown value %lld", (long long)v);
+    else if (s->readonly)
+        report(d, "synchronous", RL_CHECK_OK,
+               "%s here; this handle is read-only, and every writer sets NORMAL or FULL "
+               "(rl_options.durability) itself", sync_names[v]);
+    else if (v == want)
+        report(d, "synchronous", RL_CHECK_OK, "%s, as configured", sync_names[v]);
+    else
+        report(d, "synchronous", RL_CHECK_FAIL, "%s, but the handle asked for %s",
+               sync_names[v], sync_names[want]);
+
+    if (pragma_value(s, S_P_BUSY, buf, sizeof buf, &v) != RL_OK)
+        report(d, "busy timeout", RL_CHECK_FAIL, "cannot read: %s", s->base.err);
+    else if (v <= 0)
+        report(d, "busy timeout", RL_CHECK_WARN,
+               "0 ms: a write meeting another fails at once with RL_EBUSY");
+    else
+        report(d, "busy timeout", v == s->busy_timeout_ms ? RL_CHECK_OK : RL_CHECK_WARN,
+               "%lld ms%s", (long long)v,
+               v == s->busy_timeout_ms ? "" : ", not the configured value");
+}
+
+static void doctor_schema(sq_store *s, doctor_ctx *d)
+{
+    char buf[64];
+    int64_t v = 0;
+    size_t nproblems = 0;
+    sqlite3_stmt *q = NULL;
+    int step;
+
+    if (pragma_value(s, S_P_VERSION, buf, sizeof buf, &v) != RL_OK)
+        report(d, "schema", RL_CHECK_FAIL, "cannot read the version: %s", s->base.err);
+    else if (v != (int64_t)rl_schema_count)
+        report(d, "schema", RL_CHECK_FAIL, "version %lld, this library's is %zu",
+               (long long)v, rl_schema_count);
+    else if (check_objects(s) != RL_OK)
+        report(d, "schema", RL_CHECK_FAIL, "%s", s->base.err);
+    else
+        report(d, "schema", RL_CHECK_OK, "version %lld, as this library's", (long long)v);
+
+    /* quick_check reads every page, in a read transaction of its own: WAL
+     * lets deciding processes write meanwhile. */
+    if (stmt(s, S_P_CHECK, &q) != RL_OK) {
+        report(d, "integrity", RL_CHECK_FAIL, "%s", s->base.err);
+        return;
+    }
+    buf[0] = 0;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        if (nproblems++ == 0)
+            text_col(q, 0, buf, sizeof buf);
+    }
+    if (step != SQLITE_DONE)
+        report(d, "integrity", RL_CHECK_FAIL, "check failed: %s", sqlite3_errmsg(s->db));
+    else if (nproblems == 1 && strcmp(buf, "ok") == 0)
+        report(d, "integrity", RL_CHECK_OK, "quick_check: ok");
+    else
+        report(d, "integrity", RL_CHECK_FAIL, "quick_check: %zu problem(s), first: %s",
+               nproblems, buf);
+    sqlite3_reset(q);
+}
+
+static void doctor_files(sq_store *s, doctor_ctx *d)
+{
+    static const char *const sides[] = { "-wal", "-shm", "-rllock" };
+    const char *path = sqlite3_db_filename(s->db, "main");
+    char side[4200], issues[400];
+    struct stat db, st;
+    struct statfs sf;
+    size_t i, o = 0;
+    int status = RL_CHECK_OK;
+
+    if (!path || !*path || stat(path, &db) != 0) {
+        report(d, "permissions", RL_CHECK_FAIL, "cannot stat the database: %s",
+               path && *path ? strerror(errno) : "no file name");
+        return;
+    }
+    if (db.st_mode & (S_IROTH | S_IWOTH))
+        report(d, "permissions", RL_CHECK_FAIL,
+               "mode %04o: every user of the machine may %s it (chmod o-rwx %s)",
+               (unsigned)(db.st_mode & 07777),
+               db.st_mode & S_IWOTH ? "write" : "read", path);
+    else
+        report(d, "permissions", RL_CHECK_OK, "mode %04o, owner %u:%u",
+               (unsigned)(db.st_mode & 07777), (unsigned)db.st_uid, (unsigned)db.st_gid);
+
+    /* SQLite gives -wal and -shm the database's mode and owner; when they
+     * differ (created by root, by another umask) some users cannot open it. */
+    issues[0] = 0;
+    for (i = 0; i < sizeof sides / sizeof sides[0]; i++) {
+        int n = 0;
+        snprintf(side, sizeof side, "%s%s", path, sides[i]);
+        if (stat(side, &st) != 0) {
+            if (errno == ENOENT && i < 2) {
+                n = snprintf(issues + o, sizeof issues - o, "%s%s missing (read-only users "
+                             "cannot open the database until a writer has)", o ? "; " : "",
+                             sides[i]);
+                if (status < RL_CHECK_WARN)
+                    status = RL_CHECK_WARN;
+            }
+        } else if ((st.st_mode & 0777) != (db.st_mode & 0777) || st.st_uid != db.st_uid ||
+                   st.st_gid != db.st_gid) {
+            n = snprintf(issues + o, sizeof issues - o, "%s%s has mode %04o owner %u:%u",
+                         o ? "; " : "", sides[i], (unsigned)(st.st_mode & 0777),
+                         (unsigned)st.st_uid, (unsigned)st.st_gid);
+            status = RL_CHECK_FAIL;
+        }
+        if (n > 0)
+            o = (size_t)n < sizeof issues - o ? o + (size_t)n : sizeof issues - 1;
+    }
+    if (status == RL_CHECK_OK)
+        report(d, "side files", status, "-wal, -shm and -rllock match the database");
+    else
+        report(d, "side files", status, "%s%s", issues,
+               status == RL_CHECK_FAIL ? " (the database: same mode and owner expected)" : "");
+
+    if (statfs(path, &sf) != 0) {
+        report(d, "filesystem", RL_CHECK_WARN, "cannot tell: %s", strerror(errno));
+        return;
+    }
+    for (i = 0; i < sizeof fs_types / sizeof fs_types[0]; i++)
+        if ((uint32_t)sf.f_type == fs_types[i].type)
+            break;
+    if (i == sizeof fs_types / sizeof fs_types[0])
+        report(d, "filesystem", RL_CHECK_OK, "local (type 0x%x)", (unsigned)sf.f_type);
+    else if (fs_types[i].network)
+        report(d, "filesystem", RL_CHECK_WARN,
+               "%s: WAL needs shared memory between processes, which does not work there; "
+               "keep the database on a local disk", fs_types[i].name);
+    else
+        report(d, "filesystem", RL_CHECK_OK, "local (%s)", fs_types[i].name);
+}
+
+static int sq_doctor(rl_store *base, rl_check_fn fn, void *ctx)
+{
+    sq_store *s = (sq_store *)base;
+    doctor_ctx d;
+    d.fn = fn;
+    d.ctx = ctx;
+    d.stop = 0;
+    doctor_pragmas(s, &d);
+    doctor_schema(s, &d);
+    doctor_files(s, &d);
+    base->err[0] = 0; /* what failed is in the reports, not an error of the call */
+    return d.stop;
+}
+
 int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config *c, char *err)
 {
     static const rl_store_ops ops = {
@@ -869,7 +1185,7 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
         sq_row_get,     sq_row_put,    sq_row_delete,    sq_policy_version,
         sq_policy_get,  sq_policy_put, sq_tier_put,      sq_tier_delete,
         sq_keys_list,   sq_totals,     sq_lease_put,     sq_lease_get,     sq_lease_delete,
-        sq_leases_each,
+        sq_leases_each, sq_keys_page,  sq_state_clear,   sq_lease_restore, sq_doctor,
     };
     char lockpath[4200];
     sq_store *s;
@@ -883,6 +1199,7 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
     s->base.ops = &ops;
     s->base.err = err;
     s->busy_timeout_ms = c->busy_timeout_ms;
+    s->durability = c->durability;
     if (strlen(path) + 8 > sizeof lockpath) {
         rc = rl_seterr(err, RL_EINVAL, "database path too long");
         goto out;

@@ -777,6 +777,35 @@ static void test_lease_concurrency(void **state)
     assert_int_equal(n, 2);
 }
 
+/* A provider's 429 headers become cool-downs every process respects. */
+static void test_observe_headers(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_LIMIT("rpm", "requests", 100, RL_MINUTE, 100),
+                                     RL_LIMIT("tpm", "tokens", 10000, RL_MINUTE, 10000) };
+    const char *names1[] = { "Retry-After" }, *values1[] = { "7" };
+    const char *names2[] = { "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
+                             "x-ratelimit-remaining-requests" };
+    const char *values2[] = { "0", "6m0s", "42" };
+    rl_cost tok = { "tokens", 1 };
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 2), RL_OK);
+    assert_int_equal(rl_observe_headers(f->r, "openai", names1, values1, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "openai", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(res.retry_after_ns, 7 * RL_SECOND);
+    f->now += 7 * RL_SECOND;
+    assert_int_equal(rl_observe_headers(f->r, "openai", names2, values2, 3), RL_OK);
+    assert_int_equal(rl_allow(f->r, "openai", 1, &res), RL_OK);
+    assert_true(res.allowed); /* requests still have room */
+    assert_int_equal(rl_acquire(f->r, "openai", &tok, 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(res.retry_after_ns, 6 * RL_MINUTE);
+    assert_int_equal(rl_stats(f->r, "openai", &st), RL_OK);
+    assert_int_equal(st.limits[1].cooldown_ns, 6 * RL_MINUTE);
+}
+
 #define BOTH(fn) \
     cmocka_unit_test_setup_teardown(fn, setup_mem, teardown), \
     cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
@@ -806,6 +835,7 @@ int main(void)
         BOTH(test_penalize),
         BOTH(test_lease_settle),
         BOTH(test_lease_concurrency),
+        BOTH(test_observe_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

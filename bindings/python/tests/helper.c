@@ -1,0 +1,133 @@
+/*
+ * helper.c - the C side of the Python binding's tests (test_pyrl.py).
+ *
+ *   pyrl_helper layout                  sizes, field offsets and constants of
+ *                                       rl.h, as the C compiler sees them
+ *   pyrl_helper hammer DB KEY SECONDS   rl_allow(KEY) as fast as possible for
+ *                                       SECONDS; prints "admitted N refused M"
+ *
+ * `layout` is what keeps the ctypes mirror of rl.h honest: the test compares
+ * every line with ctypes.sizeof / Field.offset, so a header change that the
+ * binding does not follow fails the test instead of corrupting memory.
+ */
+#include <rl.h>
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SIZE(T) printf("size %s %zu\n", #T, sizeof(T))
+#define OFF(T, F) printf("offset %s %s %zu\n", #T, #F, offsetof(T, F))
+#define CONST(C) printf("const %s %lld\n", #C, (long long)(C))
+
+static void layout(void)
+{
+    SIZE(rl_limit);
+    OFF(rl_limit, name); OFF(rl_limit, resource); OFF(rl_limit, count);
+    OFF(rl_limit, period_ns); OFF(rl_limit, burst);
+
+    SIZE(rl_options);
+    OFF(rl_options, version); OFF(rl_options, default_limits); OFF(rl_options, n_default_limits);
+    OFF(rl_options, busy_timeout_ms); OFF(rl_options, durability); OFF(rl_options, fail_mode);
+    OFF(rl_options, clock); OFF(rl_options, clock_ctx); OFF(rl_options, file_mode);
+    OFF(rl_options, tiers_file); OFF(rl_options, flags); OFF(rl_options, busy_strategy);
+
+    SIZE(rl_result);
+    OFF(rl_result, allowed); OFF(rl_result, limit); OFF(rl_result, remaining);
+    OFF(rl_result, retry_after_ns); OFF(rl_result, reset_after_ns); OFF(rl_result, limit_name);
+    OFF(rl_result, degraded); OFF(rl_result, key_index);
+
+    SIZE(rl_cost);
+    OFF(rl_cost, resource); OFF(rl_cost, amount);
+
+    SIZE(rl_reservation);
+    OFF(rl_reservation, ok); OFF(rl_reservation, delay_ns); OFF(rl_reservation, time_to_act);
+    /* the rest is private: only its size and alignment matter */
+
+    SIZE(rl_limit_stats);
+    OFF(rl_limit_stats, name); OFF(rl_limit_stats, resource); OFF(rl_limit_stats, count);
+    OFF(rl_limit_stats, period_ns); OFF(rl_limit_stats, burst); OFF(rl_limit_stats, remaining);
+    OFF(rl_limit_stats, reset_after_ns); OFF(rl_limit_stats, retry_after_ns);
+    OFF(rl_limit_stats, cooldown_ns);
+
+    SIZE(rl_key_stats);
+    OFF(rl_key_stats, key); OFF(rl_key_stats, exists); OFF(rl_key_stats, tier);
+    OFF(rl_key_stats, tier_source); OFF(rl_key_stats, allowed); OFF(rl_key_stats, refused);
+    OFF(rl_key_stats, units); OFF(rl_key_stats, first_seen_ns); OFF(rl_key_stats, last_seen_ns);
+    OFF(rl_key_stats, cooldown_ns); OFF(rl_key_stats, n_limits); OFF(rl_key_stats, limits);
+
+    SIZE(rl_totals);
+    OFF(rl_totals, keys); OFF(rl_totals, allowed); OFF(rl_totals, refused);
+    OFF(rl_totals, units);
+
+    SIZE(rl_tier_info);
+    OFF(rl_tier_info, name); OFF(rl_tier_info, unlimited); OFF(rl_tier_info, is_default);
+    OFF(rl_tier_info, n_limits); OFF(rl_tier_info, limits);
+
+    SIZE(sig_atomic_t);
+
+    CONST(RL_KEY_MAX); CONST(RL_NAME_MAX); CONST(RL_MAX_LIMITS); CONST(RL_MAX_KEYS);
+    CONST(RL_OPTIONS_VERSION); CONST(RL_OPEN_READONLY);
+    CONST(RL_FAIL_CLOSED); CONST(RL_FAIL_OPEN);
+    CONST(RL_DURABILITY_NORMAL); CONST(RL_DURABILITY_FULL);
+    CONST(RL_BUSY_LOCK); CONST(RL_BUSY_SQLITE);
+    CONST(RL_SORT_KEY); CONST(RL_SORT_ALLOWED); CONST(RL_SORT_REFUSED); CONST(RL_SORT_LAST_SEEN);
+    CONST(RL_TIER_NONE); CONST(RL_TIER_ASSIGNED); CONST(RL_TIER_RULE); CONST(RL_TIER_DEFAULT);
+    CONST(RL_TIER_OPTIONS);
+    CONST(RL_OK); CONST(RL_EINVAL); CONST(RL_ENOMEM); CONST(RL_ETOOBIG); CONST(RL_EBUSY);
+    CONST(RL_ESTORE); CONST(RL_EREADONLY); CONST(RL_EFULL); CONST(RL_ECORRUPT);
+    CONST(RL_EVERSION); CONST(RL_ECONFIG); CONST(RL_ENOTFOUND); CONST(RL_ETIMEOUT);
+    CONST(RL_ECANCELED); CONST(RL_ENOLIMIT);
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* No default limits: the key's limits come from the tiers the Python side
+ * loaded into the database, as they would for any second program. */
+static int hammer(const char *db, const char *key, double seconds)
+{
+    rl *r = NULL;
+    rl_result res;
+    long admitted = 0, refused = 0;
+    double end;
+    if (rl_open(&r, db, NULL) != RL_OK) {
+        fprintf(stderr, "pyrl_helper: %s\n", rl_errmsg(r));
+        rl_close(r);
+        return 1;
+    }
+    end = mono() + seconds;
+    while (mono() < end) {
+        if (rl_allow(r, key, 1, &res) != RL_OK) {
+            fprintf(stderr, "pyrl_helper: %s\n", rl_errmsg(r));
+            rl_close(r);
+            return 1;
+        }
+        if (res.allowed)
+            admitted++;
+        else
+            refused++;
+    }
+    rl_close(r);
+    printf("admitted %ld refused %ld\n", admitted, refused);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "layout") == 0) {
+        layout();
+        return 0;
+    }
+    if (argc == 5 && strcmp(argv[1], "hammer") == 0)
+        return hammer(argv[2], argv[3], atof(argv[4]));
+    fprintf(stderr, "usage: pyrl_helper layout | hammer DB KEY SECONDS\n");
+    return 2;
+}
