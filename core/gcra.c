@@ -95,6 +95,16 @@ void rl_gcra_peek(const rl_ldef *d, rl_tat tat, int64_t now, int64_t *remaining,
     *retry_after_ns = ceil_ns(d, cur + d->period_ns - tau - now_s);
 }
 
+int64_t rl_gcra_debt(const rl_ldef *d, rl_tat tat, int64_t now)
+{
+    i128 over = scaled(d, tat) - (i128)now * d->count - (i128)d->burst * d->period_ns;
+    i128 u;
+    if (over <= 0)
+        return 0;
+    u = (over + d->period_ns - 1) / d->period_ns;
+    return u > INT64_MAX ? INT64_MAX : (int64_t)u;
+}
+
 rl_tat rl_gcra_cancel(const rl_ldef *d, rl_tat cur, rl_tat after, int64_t cost)
 {
     i128 inc = (i128)cost * d->period_ns;

@@ -41,6 +41,10 @@ void rl_gcra_decide(const rl_ldef *d, rl_tat tat, int64_t now, int64_t cost,
 void rl_gcra_peek(const rl_ldef *d, rl_tat tat, int64_t now, int64_t *remaining,
                   int64_t *reset_after_ns, int64_t *retry_after_ns);
 
+/* Units owed beyond an empty bucket (settled leases that used more than
+ * they reserved), rounded up; 0 when none. */
+int64_t rl_gcra_debt(const rl_ldef *d, rl_tat tat, int64_t now);
+
 /* Returns a reservation of `cost` whose TAT right after it was `after`:
  * only the part no later decision has built on is given back (as Go's
  * Reservation.Cancel). Returns the new TAT. */

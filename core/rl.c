@@ -1137,10 +1137,13 @@ static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_
         ls->count = d->count;
         ls->period_ns = d->period_ns;
         ls->burst = d->burst;
-        if (d->kind == RL_KIND_CONCURRENT)
-            ls->remaining = d->count > cur.slot[i].tat ? d->count - cur.slot[i].tat : 0;
-        else
+        if (d->kind == RL_KIND_CONCURRENT) {
+            ls->in_flight = cur.slot[i].tat;
+            ls->remaining = d->count > ls->in_flight ? d->count - ls->in_flight : 0;
+        } else {
             rl_gcra_peek(d, tat, now, &ls->remaining, &ls->reset_after_ns, &ls->retry_after_ns);
+            ls->debt = rl_gcra_debt(d, tat, now);
+        }
         ls->cooldown_ns = cooldown_left(&cur, rl_cooldown_id(d->resource), now);
     }
     st->cooldown_ns = cooldown_left(&cur, rl_cooldown_id(NULL), now);

@@ -178,6 +178,8 @@ typedef struct rl_limit_stats {
     int64_t reset_after_ns; /* until the bucket is full */
     int64_t retry_after_ns; /* until one unit is admissible (0: now) */
     int64_t cooldown_ns;    /* left of an rl_penalize cool-down on this resource */
+    int64_t debt;           /* units owed beyond an empty bucket (lease overruns) */
+    int64_t in_flight;      /* concurrency limits: units held by leases */
 } rl_limit_stats;
 
 typedef struct rl_key_stats {

@@ -698,6 +698,8 @@ static void test_lease_settle(void **state)
     assert_false(res.allowed);
     assert_string_equal(res.limit_name, "tpm");
     assert_int_equal(res.retry_after_ns, 101 * 60 * RL_MILLISECOND); /* 101 tokens at 60 ms */
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[1].debt, 100);
     /* cancel gives the whole estimate back */
     f->now += RL_MINUTE;
     assert_int_equal(rl_lease_begin(f->r, "agent", est500, 1, RL_MINUTE, &b, &res), RL_OK);
@@ -758,6 +760,7 @@ static void test_lease_concurrency(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
     assert_int_equal(st.limits[0].remaining, 0);
+    assert_int_equal(st.limits[0].in_flight, 2);
     /* plain decisions hold nothing, so the cap does not apply to them */
     assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
     assert_true(res.allowed);
