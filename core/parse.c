@@ -267,6 +267,7 @@ static int rl_parse_fmt_scaled(char *dst, size_t len, int64_t v, int64_t unit, c
     if (r)
         frac[k++] = '.';
     for (w = unit / 10; r && w > 0; w /= 10) {
+        /* cppcheck-suppress zerodivcond ; w > 0 is part of the loop condition */
         frac[k++] = (char)('0' + r / w);
         r %= w;
     }

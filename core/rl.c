@@ -184,6 +184,7 @@ int rl_open(rl **out, const char *path, const rl_options *o)
     static const rl_options defaults = RL_OPTIONS_INIT;
     rl_store_config sc;
     char defpath[4096];
+    const char *env;
     rl *r;
     int rc = RL_OK;
 
@@ -230,7 +231,8 @@ int rl_open(rl **out, const char *path, const rl_options *o)
             rc = rl_seterr(r->err, RL_EINVAL, "no database path: set RL_DB or HOME");
             goto out;
         }
-        if (!getenv("RL_DB") || !*getenv("RL_DB"))
+        env = getenv("RL_DB");
+        if (!env || !*env) /* the XDG default: create its directories */
             make_parents(defpath);
         path = defpath;
     }

@@ -79,7 +79,11 @@ int rl_lock_open(rl_lock **out, const char *path, unsigned int mode, char *err)
     *out = NULL;
     if (!(l = calloc(1, sizeof *l)))
         return rl_seterr(err, RL_ENOMEM, "out of memory");
-    l->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
+    l->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (l->fd >= 0)
+        (void)fchmod(l->fd, mode); /* as the database: the umask must not narrow it */
+    else if (errno == EEXIST)
+        l->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (l->fd < 0) {
         rc = rl_seterr(err, errno == EACCES || errno == EROFS ? RL_EREADONLY : RL_ESTORE,
                        "%s: %s", path, strerror(errno));

@@ -8,6 +8,7 @@
  * written through another handle, and argument checking.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -197,8 +198,18 @@ static void test_wait_timeout_consumes_nothing(void **state)
     assert_true(res.allowed);
 }
 
+/* The cancel flag is set as the API intends: by a signal handler (here
+ * SIGUSR1, sent to the waiting thread after a delay by another thread). */
+static volatile sig_atomic_t cancel_flag;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    cancel_flag = 1;
+}
+
 typedef struct canceller {
-    volatile sig_atomic_t *flag;
+    pthread_t target;
     int64_t delay_ms;
 } canceller;
 
@@ -207,7 +218,7 @@ static void *cancel_later(void *arg)
     canceller *c = arg;
     struct timespec ts = { 0, (long)c->delay_ms * 1000000L };
     nanosleep(&ts, NULL);
-    *c->flag = 1;
+    pthread_kill(c->target, SIGUSR1);
     return NULL;
 }
 
@@ -222,18 +233,24 @@ static void test_wait_cancel_returns_reservation(void **state)
 {
     fixture *f = *state;
     static const rl_limit slow[] = { RL_LIMIT("slow", NULL, 1, 10 * RL_SECOND, 1) };
-    volatile sig_atomic_t flag = 0;
-    canceller c = { &flag, 50 };
+    canceller c;
     pthread_t th;
+    struct sigaction sa;
     rl_result res;
     rl_key_stats st;
     int64_t t0, took;
     assert_int_equal(rl_tier_set(f->r, "default", slow, 1), RL_OK);
     assert_int_equal(rl_allow(f->r, "c", 1, &res), RL_OK);
     assert_true(res.allowed);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    cancel_flag = 0;
+    c.target = pthread_self();
+    c.delay_ms = 50;
     pthread_create(&th, NULL, cancel_later, &c);
     t0 = mono_ms();
-    assert_int_equal(rl_wait(f->r, "c", 1, 60 * RL_SECOND, &flag, &res), RL_ECANCELED);
+    assert_int_equal(rl_wait(f->r, "c", 1, 60 * RL_SECOND, &cancel_flag, &res), RL_ECANCELED);
     took = mono_ms() - t0;
     pthread_join(th, NULL);
     assert_false(res.allowed);
@@ -243,7 +260,7 @@ static void test_wait_cancel_returns_reservation(void **state)
     assert_int_equal(rl_stats(f->r, "c", &st), RL_OK);
     assert_int_equal(st.limits[0].retry_after_ns, 10 * RL_SECOND);
     /* a flag already set: cancelled before anything is consumed */
-    assert_int_equal(rl_wait(f->r, "c", 1, RL_SECOND, &flag, &res), RL_ECANCELED);
+    assert_int_equal(rl_wait(f->r, "c", 1, RL_SECOND, &cancel_flag, &res), RL_ECANCELED);
 }
 
 static void test_reserve_cancel(void **state)

@@ -121,6 +121,15 @@ static void test_group_shared_mode(void **state)
     umask(077); /* the option wins over a strict umask */
     assert_int_equal(open_db(f->path, 0660, &r), RL_OK);
     assert_int_equal(mode_of(f->path), 0660);
+    {
+        char p[128];
+        rl_result res;
+        assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
+        snprintf(p, sizeof p, "%s-rllock", f->path);
+        assert_int_equal(mode_of(p), 0660);
+        snprintf(p, sizeof p, "%s-wal", f->path);
+        assert_int_equal(mode_of(p), 0660);
+    }
     rl_close(r);
     umask(022);
 }

@@ -208,7 +208,8 @@ class rl_limit_stats(ctypes.Structure):
                 ("count", ctypes.c_int64), ("period_ns", ctypes.c_int64),
                 ("burst", ctypes.c_int64), ("remaining", ctypes.c_int64),
                 ("reset_after_ns", ctypes.c_int64), ("retry_after_ns", ctypes.c_int64),
-                ("cooldown_ns", ctypes.c_int64)]
+                ("cooldown_ns", ctypes.c_int64), ("debt", ctypes.c_int64),
+                ("in_flight", ctypes.c_int64)]
 
 
 class rl_key_stats(ctypes.Structure):
@@ -495,6 +496,8 @@ class LimitStats:
     reset_after_ns: int
     retry_after_ns: int
     cooldown_ns: int
+    debt: int = 0       # units owed beyond an empty bucket (lease overruns)
+    in_flight: int = 0  # concurrency limits: units held by leases
 
 
 @dataclass(frozen=True)
@@ -514,7 +517,7 @@ class KeyStats:
 
 def _key_stats(st: rl_key_stats) -> KeyStats:
     limits = [LimitStats(_s(l.name), _s(l.resource), l.count, l.period_ns, l.burst, l.remaining,
-                         l.reset_after_ns, l.retry_after_ns, l.cooldown_ns)
+                         l.reset_after_ns, l.retry_after_ns, l.cooldown_ns, l.debt, l.in_flight)
               for l in st.limits[:min(st.n_limits, RL_MAX_LIMITS)]]
     return KeyStats(_s(st.key), bool(st.exists), _s(st.tier),
                     TIER_SOURCES.get(st.tier_source, str(st.tier_source)), st.allowed,

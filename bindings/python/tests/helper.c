@@ -51,7 +51,7 @@ static void layout(void)
     OFF(rl_limit_stats, name); OFF(rl_limit_stats, resource); OFF(rl_limit_stats, count);
     OFF(rl_limit_stats, period_ns); OFF(rl_limit_stats, burst); OFF(rl_limit_stats, remaining);
     OFF(rl_limit_stats, reset_after_ns); OFF(rl_limit_stats, retry_after_ns);
-    OFF(rl_limit_stats, cooldown_ns);
+    OFF(rl_limit_stats, cooldown_ns); OFF(rl_limit_stats, debt); OFF(rl_limit_stats, in_flight);
 
     SIZE(rl_key_stats);
     OFF(rl_key_stats, key); OFF(rl_key_stats, exists); OFF(rl_key_stats, tier);
