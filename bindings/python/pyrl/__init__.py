@@ -203,6 +203,10 @@ class rl_reservation(ctypes.Structure):
                 ("key_", ctypes.c_char * (RL_KEY_MAX + 1))]
 
 
+class rl_lease(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_int64), ("expires_at", ctypes.c_int64)]
+
+
 class rl_limit_stats(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char * RL_NAME_MAX), ("resource", ctypes.c_char * RL_NAME_MAX),
                 ("count", ctypes.c_int64), ("period_ns", ctypes.c_int64),
@@ -243,7 +247,8 @@ sig_atomic_t = ctypes.c_int  # glibc, musl and the BSDs; checked by the tests
 STRUCTS = {"rl_limit": rl_limit, "rl_options": rl_options, "rl_result": rl_result,
            "rl_cost": rl_cost, "rl_reservation": rl_reservation,
            "rl_limit_stats": rl_limit_stats, "rl_key_stats": rl_key_stats,
-           "rl_totals": rl_totals, "rl_tier_info": rl_tier_info, "sig_atomic_t": sig_atomic_t}
+           "rl_totals": rl_totals, "rl_tier_info": rl_tier_info, "rl_lease": rl_lease,
+           "sig_atomic_t": sig_atomic_t}
 
 _key_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(rl_key_stats))
 _tier_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(rl_tier_info))
@@ -318,6 +323,11 @@ _rl_acquire = _fn("rl_acquire", _INT, _P, _S, ctypes.POINTER(rl_cost), _SZ,
 _rl_acquire_keys = _fn("rl_acquire_keys", _INT, _P, ctypes.POINTER(_S), _SZ,
                        ctypes.POINTER(rl_cost), _SZ, ctypes.POINTER(rl_result))
 _rl_penalize = _fn("rl_penalize", _INT, _P, _S, _S, _I64)
+_rl_lease_begin = _fn("rl_lease_begin", _INT, _P, _S, ctypes.POINTER(rl_cost), _SZ, _I64,
+                      ctypes.POINTER(rl_lease), ctypes.POINTER(rl_result))
+_rl_lease_settle = _fn("rl_lease_settle", _INT, _P, ctypes.POINTER(rl_lease),
+                       ctypes.POINTER(rl_cost), _SZ)
+_rl_lease_cancel = _fn("rl_lease_cancel", _INT, _P, ctypes.POINTER(rl_lease))
 _rl_stats = _fn("rl_stats", _INT, _P, _S, ctypes.POINTER(rl_key_stats))
 _rl_totals_get = _fn("rl_totals_get", _INT, _P, ctypes.POINTER(rl_totals))
 _rl_reset = _fn("rl_reset", _INT, _P, _S)
@@ -583,6 +593,87 @@ class Reservation:
 # ---- the handle --------------------------------------------------------------------
 
 
+class Refused(RLError):
+    """lease() was refused: .result says by which limit and for how long."""
+
+    def __init__(self, result: "Result"):
+        super().__init__(RL_OK, "refused by %s; retry after %.3f s"
+                         % (result.limit_name or "a limit", result.retry_after))
+        self.result = result
+
+
+def _costs(requests, costs, resources):
+    amounts = {}
+    if requests is not None:
+        amounts["requests"] = requests
+    amounts.update(costs or {})
+    amounts.update(resources)
+    if not amounts:
+        raise InvalidArgument(RL_EINVAL, "at least one cost is needed")
+    carr = (rl_cost * len(amounts))()
+    for i, (name, amount) in enumerate(amounts.items()):
+        carr[i] = rl_cost(_b(name, "resource"), int(amount))
+    return carr, len(amounts)
+
+
+class Lease:
+    """A lease from Limiter.lease(): its estimate is charged and its slots of
+    concurrency limits are held until settle() or cancel(). As a context
+    manager it is begun on entry (raising Refused if the limits say no),
+    cancelled if the block raises, and settled at its estimate if the block
+    ends without settling."""
+
+    def __init__(self, limiter: "Limiter", key, ttl: float, carr, n: int):
+        self._limiter = limiter
+        self._key = key
+        self._ttl = ttl
+        self._carr = carr
+        self._n = n
+        self._lease = rl_lease()
+        self._open = False
+        self.result: Optional[Result] = None
+
+    @property
+    def id(self) -> int:
+        return self._lease.id
+
+    def begin(self) -> "Lease":
+        res = rl_result()
+        self.result = self._limiter._decide(
+            _rl_lease_begin, (_b(self._key, "key"), self._carr, self._n, _ns(self._ttl),
+                              ctypes.byref(self._lease)), res)
+        if not self.result.allowed:
+            raise Refused(self.result)
+        self._open = self._lease.id > 0
+        return self
+
+    def settle(self, requests: Optional[int] = None, costs: Optional[dict] = None,
+               **resources: int) -> None:
+        """Charges what was really used: lease.settle(tokens=900). The
+        unused part goes back; an excess is charged as debt. Resources not
+        named are settled at their estimate."""
+        carr, n = _costs(requests, costs, resources)
+        self._open = False
+        self._limiter._call(_rl_lease_settle, ctypes.byref(self._lease), carr, n)
+
+    def cancel(self) -> None:
+        """Gives the whole estimate back and frees the slots."""
+        self._open = False
+        self._limiter._call(_rl_lease_cancel, ctypes.byref(self._lease))
+
+    def __enter__(self) -> "Lease":
+        return self.begin()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._open:
+            return
+        if exc_type is not None:
+            self.cancel()
+        else:
+            self._open = False
+            self._limiter._call(_rl_lease_settle, ctypes.byref(self._lease), self._carr, self._n)
+
+
 class Limiter:
     """A handle on an rl database.
 
@@ -778,6 +869,20 @@ class Limiter:
             return self._decide(_rl_acquire, (kb[0], carr, len(amounts)), res, strs)
         karr = (_S * len(kb))(*kb)
         return self._decide(_rl_acquire_keys, (karr, len(kb), carr, len(amounts)), res, strs)
+
+    def lease(self, key, ttl: float = 60.0, requests: Optional[int] = 1,
+              costs: Optional[dict] = None, **resources: int) -> Lease:
+        """A lease for an estimate, to settle when the real amount is known:
+
+            with limiter.lease("provider:x", tokens=1500) as lease:
+                used = call_model()
+                lease.settle(tokens=used)
+
+        ttl (seconds): an unsettled lease stands settled at its estimate
+        after it. Use Lease.begin() directly instead of `with` to handle a
+        refusal without an exception."""
+        carr, n = _costs(requests, costs, resources)
+        return Lease(self, key, ttl, carr, n)
 
     def penalize(self, key, seconds: float, resource: Optional[str] = None) -> None:
         """A cool-down shared by every process: key is refused (on resource,

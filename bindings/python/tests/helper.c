@@ -67,6 +67,9 @@ static void layout(void)
     OFF(rl_tier_info, name); OFF(rl_tier_info, unlimited); OFF(rl_tier_info, is_default);
     OFF(rl_tier_info, n_limits); OFF(rl_tier_info, limits);
 
+    SIZE(rl_lease);
+    OFF(rl_lease, id); OFF(rl_lease, expires_at);
+
     SIZE(sig_atomic_t);
 
     CONST(RL_KEY_MAX); CONST(RL_NAME_MAX); CONST(RL_MAX_LIMITS); CONST(RL_MAX_KEYS);

@@ -261,6 +261,29 @@ class TestDecisions(Base):
             rl.penalize("k", 30, resource="tokens")
             self.assertTrue(rl.allow("k"))  # requests are not under the cool-down
 
+    def test_lease_settles_tokens_and_holds_slots(self):
+        limits = [pyrl.Limit(60000, 60, name="tpm", resource="tokens"),
+                  pyrl.Limit(1, 0, name="streams", resource="streams")]
+        with pyrl.Limiter(self.db, default_limits=limits) as rl:
+            with rl.lease("acct", requests=None, tokens=1500, streams=1) as lease:
+                self.assertGreater(lease.id, 0)
+                self.assertEqual(rl.stats("acct").limits[0].remaining, 58500)
+                # the only stream slot is held: a second stream is refused
+                with self.assertRaises(pyrl.Refused) as cm:
+                    with rl.lease("acct", requests=None, tokens=10, streams=1):
+                        pass
+                self.assertEqual(cm.exception.result.limit_name, "streams")
+                lease.settle(tokens=900)
+            st = rl.stats("acct")
+            self.assertGreaterEqual(st.limits[0].remaining, 59100)  # 600 came back
+            self.assertEqual(st.limits[1].remaining, 1)             # slot freed
+            # an exception in the block gives everything back
+            before = rl.stats("acct").limits[0].remaining
+            with self.assertRaises(KeyError):
+                with rl.lease("acct", requests=None, tokens=5000):
+                    raise KeyError("model call failed")
+            self.assertGreaterEqual(rl.stats("acct").limits[0].remaining, before)
+
     def test_threads_share_one_limiter(self):
         with pyrl.Limiter(self.db, default_limits=[pyrl.Limit(1, 3600, burst=40)]) as rl:
             counts = []
