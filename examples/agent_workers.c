@@ -4,8 +4,8 @@
  * Four forked workers call a simulated model for a few seconds: one-shot
  * "ask" calls and long "stream" calls, with latency and token usage drawn at
  * random. The account allows so many requests and tokens per minute and so
- * many streams at once (config/agents.example.yaml, scaled down so the
- * limits bind within seconds). Each call reserves its estimated tokens with
+ * many streams at once (the "agents" tier of config/tiers.example.yaml,
+ * scaled down so the limits bind within seconds). Each call reserves its estimated tokens with
  * a lease, and settles the tokens it really used when the response is in.
  * At the end the demo prints what each worker got, `rlctl inspect` of the
  * account, and checks that the shared limits held:
@@ -139,7 +139,7 @@ static int check(const char *what, long long used, const rl_limit_stats *l, int6
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 5.0;
-    const char *tiers = argc > 2 ? argv[2] : RL_SOURCE_DIR "/config/agents.example.yaml";
+    const char *tiers = argc > 2 ? argv[2] : RL_SOURCE_DIR "/config/tiers.example.yaml";
     char dir[] = "/tmp/rl-agents.XXXXXX", db[64], cmd[256];
     rl_options o = RL_OPTIONS_INIT;
     rl_key_stats st;

@@ -326,7 +326,7 @@ static void test_example(void **state)
     parse_ok(RL_SOURCE_DIR "/config/tiers.example.yaml", &p);
     assert_string_equal(p.default_tier, "free");
     assert_int_equal(p.fail_mode, RL_FAIL_CLOSED);
-    assert_int_equal(p.n_tiers, 3);
+    assert_int_equal(p.n_tiers, 4);
     t = tier_at(&p, 0, "free", 0, 2);
     check_limit(&t->limits[0], "rps", "requests", 5, RL_SECOND, 10);
     check_limit(&t->limits[1], "daily", "requests", 1000, RL_DAY, 1000);
@@ -334,9 +334,16 @@ static void test_example(void **state)
     check_limit(&t->limits[0], "rpm", "requests", 600, RL_MINUTE, 50);
     check_limit(&t->limits[1], "tpm", "tokens", 90000, RL_MINUTE, 90000);
     tier_at(&p, 2, "unlimited", 1, 0);
-    assert_int_equal(p.n_rules, 2);
+    t = tier_at(&p, 3, "agents", 0, 3);
+    check_limit(&t->limits[0], "rpm", "requests", 600, RL_MINUTE, 10);
+    check_limit(&t->limits[1], "tpm", "tokens", 300000, RL_MINUTE, 5000);
+    assert_int_equal(t->limits[2].kind, RL_KIND_CONCURRENT);
+    assert_int_equal(t->limits[2].count, 2);
+    assert_string_equal(t->limits[2].resource, "streams");
+    assert_int_equal(p.n_rules, 3);
     check_rule(&p, 0, "user:admin-*", "unlimited");
     check_rule(&p, 1, "ip:*", "free");
+    check_rule(&p, 2, "provider:*", "agents");
 
     /* The policy resolves as the file says. */
     t = rl_policy_resolve(&p, "user:admin-1", NULL, &src);
