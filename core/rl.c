@@ -1537,7 +1537,8 @@ int rl_tiers_list(rl *r, int (*fn)(void *ctx, const rl_tier_info *t), void *ctx)
         return rc;
     /* Callbacks run without the handle's lock, on a private copy, so they may
      * call back into the handle. */
-    qsort(copy.tiers, copy.n_tiers, sizeof *copy.tiers, cmp_tier_names);
+    if (copy.n_tiers > 0) /* qsort(NULL, 0, ...) is undefined */
+        qsort(copy.tiers, copy.n_tiers, sizeof *copy.tiers, cmp_tier_names);
     for (i = 0; i < copy.n_tiers && rc == 0; i++) {
         tier_info(r, &copy.tiers[i], &ti);
         ti.is_default = strcmp(copy.tiers[i].name,

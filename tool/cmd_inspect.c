@@ -1,7 +1,8 @@
 /*
  * cmd_inspect.c - `rlctl inspect KEY`: a key's tier and why it has it, its
- * counters, and for every limit of the tier what is left and when it
- * refills.
+ * counters, for every limit of the tier what is left and when it refills,
+ * and what leases and cool-downs hold on it: stream slots in flight, debt
+ * from leases that used more than they reserved, cool-downs, open leases.
  *
  * A key never seen is shown too, with full buckets: what its first request
  * would meet is exactly what an operator wants to check before traffic.
@@ -35,7 +36,34 @@ static void tier_line(const rl_key_stats *st, const char *rule, char *buf, size_
                  rlctl_tier_source_text(st->tier_source));
 }
 
-static int print_human(const rl_key_stats *st, const char *rule)
+/* What leases and cool-downs hold on the key, below the limits table and
+ * only when there is something to say. */
+static void print_agent_state(const rl_key_stats *st, int64_t leases)
+{
+    char d[64];
+    size_t i;
+    if (st->cooldown_ns) {
+        rlctl_format_duration(st->cooldown_ns, d, sizeof d);
+        printf("\ncool-down   every resource refused for %s more\n", d);
+    }
+    for (i = 0; i < st->n_limits; i++) {
+        const rl_limit_stats *l = &st->limits[i];
+        if (l->cooldown_ns) {
+            rlctl_format_duration(l->cooldown_ns, d, sizeof d);
+            printf("cool-down   %s refused for %s more\n", l->resource, d);
+        }
+        if (l->period_ns == 0)
+            printf("in flight   %s: %lld of %lld held by leases\n", l->name,
+                   (long long)l->in_flight, (long long)l->count);
+        if (l->debt)
+            printf("debt        %s: %lld %s owed beyond an empty bucket\n", l->name,
+                   (long long)l->debt, l->resource);
+    }
+    if (leases > 0)
+        printf("leases      %lld open (rlctl leases %s)\n", (long long)leases, st->key);
+}
+
+static int print_human(const rl_key_stats *st, const char *rule, int64_t leases)
 {
     static const char *const head[] = { "LIMIT", "RESOURCE", "RATE", "BURST", "REMAINING",
                                         "RESET AFTER", "RETRY AFTER" };
@@ -91,6 +119,7 @@ static int print_human(const rl_key_stats *st, const char *rule)
             goto out;
     }
     rlctl_table_print(&lim, stdout);
+    print_agent_state(st, leases);
 out:
     rlctl_table_free(&info);
     rlctl_table_free(&lim);
@@ -105,7 +134,14 @@ static void json_time(rlctl_json *j, const char *name, const char *name_ns, int6
     rlctl_json_kint(j, name_ns, ns);
 }
 
-static int print_json(const rl_key_stats *st, const char *rule)
+static int count_lease(void *ctx, const rl_lease_info *l)
+{
+    (void)l;
+    (*(int64_t *)ctx)++;
+    return 0;
+}
+
+static int print_json(const rl_key_stats *st, const char *rule, int64_t leases)
 {
     rlctl_json j;
     size_t i;
@@ -137,9 +173,15 @@ static int print_json(const rl_key_stats *st, const char *rule)
         rlctl_json_kint(&j, "remaining", l->remaining);
         rlctl_json_kint(&j, "reset_after_ns", l->reset_after_ns);
         rlctl_json_kint(&j, "retry_after_ns", l->retry_after_ns);
+        rlctl_json_kint(&j, "cooldown_ns", l->cooldown_ns);
+        rlctl_json_kint(&j, "debt", l->debt);
+        if (l->period_ns == 0)
+            rlctl_json_kint(&j, "in_flight", l->in_flight);
         rlctl_json_end(&j);
     }
     rlctl_json_end(&j);
+    rlctl_json_kint(&j, "cooldown_ns", st->cooldown_ns);
+    rlctl_json_kint(&j, "open_leases", leases);
     rlctl_json_end(&j);
     return rlctl_json_done(&j) == 0 ? RLCTL_OK : rlctl_error("internal error: bad JSON");
 }
@@ -153,6 +195,7 @@ int rlctl_cmd_inspect(const rlctl_ctx *ctx, int argc, char **argv)
     };
     char rule[RL_KEY_MAX + 1] = "";
     rl_key_stats *st = NULL;
+    int64_t leases = 0;
     rl *r = NULL;
 
     if ((rc = rlctl_parse_opts(argc, argv, opts, use, &npos)) != RLCTL_OK)
@@ -171,7 +214,11 @@ int rlctl_cmd_inspect(const rlctl_ctx *ctx, int argc, char **argv)
         rc = rlctl_error("%s", rl_errmsg(r));
         goto out;
     }
-    rc = json ? print_json(st, rule) : print_human(st, rule);
+    if (rl_leases_list(r, argv[1], count_lease, &leases) != RL_OK) {
+        rc = rlctl_error("%s", rl_errmsg(r));
+        goto out;
+    }
+    rc = json ? print_json(st, rule, leases) : print_human(st, rule, leases);
 out:
     free(st);
     rl_close(r);

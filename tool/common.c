@@ -1,7 +1,7 @@
 /*
  * common.c - helpers shared by the rlctl commands: option parsing, typo
- * suggestions, error messages, opening the database, aligned tables and
- * formatting of times, durations and rates.
+ * suggestions, error messages, opening the database, confirmation, colour,
+ * aligned tables and formatting of times, durations, rates and limits.
  */
 #include "common.h"
 
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- command line ------------------------------------------------------- */
 
@@ -169,6 +170,90 @@ int rlctl_open(const rlctl_ctx *ctx, int readonly, rl **out)
     return RLCTL_OK;
 }
 
+int rlctl_check_tier(rl *r, const char *tier)
+{
+    rl_tier_info ti;
+    if (!tier)
+        return RLCTL_OK;
+    if (rl_tier_get(r, tier, &ti) != RL_OK)
+        return rlctl_error("%s", rl_errmsg(r));
+    return RLCTL_OK;
+}
+
+int rlctl_confirm(const char *question)
+{
+    char line[64];
+    FILE *tty = fopen("/dev/tty", "r+");
+    int yes = 0;
+    if (!tty)
+        return 0;
+    fprintf(tty, "%s [y/N] ", question);
+    fflush(tty);
+    if (fgets(line, sizeof line, tty)) {
+        line[strcspn(line, "\r\n")] = 0;
+        yes = strcmp(line, "y") == 0 || strcmp(line, "Y") == 0 || strcmp(line, "yes") == 0 ||
+              strcmp(line, "YES") == 0 || strcmp(line, "Yes") == 0;
+    } else {
+        fputc('\n', tty); /* ^D: leave the prompt's line ended */
+    }
+    fclose(tty);
+    return yes;
+}
+
+/* ---- colour -------------------------------------------------------------- */
+
+int rlctl_color(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        const char *no = getenv("NO_COLOR");
+        cached = isatty(STDOUT_FILENO) && !(no && *no);
+    }
+    return cached;
+}
+
+const char *rlctl_sgr(const char *code)
+{
+    static char buf[8][16];
+    static unsigned next;
+    char *b;
+    if (!rlctl_color())
+        return "";
+    /* a few rotating buffers: several may appear in one printf */
+    b = buf[next++ % 8];
+    snprintf(b, sizeof buf[0], "\033[%sm", code);
+    return b;
+}
+
+/* ---- whole documents ------------------------------------------------------ */
+
+int rlctl_out_open(rlctl_out *o)
+{
+    o->buf = NULL;
+    o->len = 0;
+    if (!(o->f = open_memstream(&o->buf, &o->len)))
+        return rlctl_error("out of memory");
+    return RLCTL_OK;
+}
+
+void rlctl_out_flush(rlctl_out *o)
+{
+    if (o->f && fclose(o->f) == 0 && o->len)
+        fwrite(o->buf, 1, o->len, stdout);
+    o->f = NULL;
+    free(o->buf);
+    o->buf = NULL;
+}
+
+void rlctl_out_discard(rlctl_out *o)
+{
+    if (o->f)
+        fclose(o->f);
+    o->f = NULL;
+    free(o->buf);
+    o->buf = NULL;
+}
+
 /* ---- formatting -------------------------------------------------------- */
 
 void rlctl_format_time(int64_t ns, char *buf, size_t len)
@@ -203,8 +288,27 @@ void rlctl_format_duration(int64_t ns, char *buf, size_t len)
 
 void rlctl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t len)
 {
-    if (rl_format_rate(count, period_ns, buf, len) != RL_OK)
+    if (period_ns == 0)
+        snprintf(buf, len, "%lld in flight", (long long)count);
+    else if (rl_format_rate(count, period_ns, buf, len) != RL_OK)
         snprintf(buf, len, "%lld/%lldns", (long long)count, (long long)period_ns);
+}
+
+void rlctl_format_limit(const char *name, const char *resource, int64_t count,
+                        int64_t period_ns, int64_t burst, char *buf, size_t len)
+{
+    char rate[64], b[40] = "", res[RL_NAME_MAX + 8] = "";
+    rlctl_format_rate(count, period_ns, rate, sizeof rate);
+    if (period_ns != 0 && burst != count)
+        snprintf(b, sizeof b, " burst %lld", (long long)burst);
+    if (strcmp(resource, "requests") != 0)
+        snprintf(res, sizeof res, " of %s", resource);
+    snprintf(buf, len, "%s %s%s%s", name, rate, b, res);
+}
+
+const char *rlctl_limit_kind(int64_t period_ns)
+{
+    return period_ns == 0 ? "concurrent" : "rate";
 }
 
 const char *rlctl_tier_source_text(int source)
@@ -301,6 +405,23 @@ static size_t text_width(const char *s)
     return w;
 }
 
+/* Writes s, at most *left columns of it (SIZE_MAX: all). */
+static void put_cut(FILE *f, const char *s, size_t *left)
+{
+    for (; *s && *left > 0; s++) {
+        fputc(*s, f);
+        /* a character ends where the next byte is not a continuation */
+        if (((unsigned char)s[1] & 0xc0) != 0x80)
+            --*left;
+    }
+}
+
+static void put_pad(FILE *f, size_t n, size_t *left)
+{
+    for (; n > 0 && *left > 0; n--, --*left)
+        fputc(' ', f);
+}
+
 void rlctl_table_print(const rlctl_table *t, FILE *f)
 {
     size_t widths[16] = { 0 };
@@ -314,17 +435,27 @@ void rlctl_table_print(const rlctl_table *t, FILE *f)
                 widths[c] = w;
         }
     for (r = 0; r < t->nrows; r++) {
+        size_t left = t->width ? t->width : (size_t)-1;
+        int bold = t->header && r == 0 && rlctl_color();
+        if (bold)
+            fputs(rlctl_sgr("1"), f);
         for (c = 0; c < t->ncols; c++) {
             const char *cell = t->cells[r * t->ncols + c];
             size_t pad = widths[c] - text_width(cell);
             int last = c + 1 == t->ncols;
             if (c > 0)
-                fputs("  ", f);
-            if (t->right & (1u << c))
-                fprintf(f, "%*s%s", (int)pad, "", cell);
-            else
-                fprintf(f, "%s%*s", cell, last ? 0 : (int)pad, "");
+                put_pad(f, 2, &left);
+            if (t->right & (1u << c)) {
+                put_pad(f, pad, &left);
+                put_cut(f, cell, &left);
+            } else {
+                put_cut(f, cell, &left);
+                if (!last)
+                    put_pad(f, pad, &left);
+            }
         }
+        if (bold)
+            fputs(rlctl_sgr("0"), f);
         fputc('\n', f);
     }
 }

@@ -1,7 +1,7 @@
 /*
  * common.h - what every rlctl command shares: exit codes, option parsing,
- * error messages, opening the database, aligned tables and the printing of
- * times, durations and tier sources.
+ * error messages, opening the database, aligned tables, colour, and the
+ * printing of times, durations, rates, limits and tier sources.
  *
  * rlctl sees librl only through its public header, like any other program.
  */
@@ -16,8 +16,9 @@
 
 /* Exit codes, documented in `rlctl --help`. */
 enum {
-    RLCTL_OK = 0,    /* done; allow: admitted */
-    RLCTL_NO = 1,    /* allow: refused or timed out; a tiers file failed its check */
+    RLCTL_OK = 0,    /* done; allow: admitted; doctor: nothing failed */
+    RLCTL_NO = 1,    /* allow: refused or timed out; a tiers or import file failed its
+                      * check; doctor: a check failed; reset --all: not confirmed */
     RLCTL_USAGE = 2, /* bad command line */
     RLCTL_ERROR = 3, /* runtime error: database, file, no such key or tier */
     /* Not an exit code: the command was interrupted by SIGINT, and main
@@ -43,6 +44,14 @@ int rlctl_cmd_assign(const rlctl_ctx *ctx, int argc, char **argv);
 int rlctl_cmd_unassign(const rlctl_ctx *ctx, int argc, char **argv);
 int rlctl_cmd_which(const rlctl_ctx *ctx, int argc, char **argv);
 int rlctl_cmd_version(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_keys(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_prune(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_doctor(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_export(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_import(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_leases(const rlctl_ctx *ctx, int argc, char **argv);
+int rlctl_cmd_penalize(const rlctl_ctx *ctx, int argc, char **argv);
 
 /* ---- command line ------------------------------------------------------- */
 
@@ -91,14 +100,51 @@ RLCTL_PRINTF(2, 3) int rlctl_usage_error(const char *cmd, const char *fmt, ...);
  * prints why and returns RLCTL_ERROR with *out NULL. */
 int rlctl_open(const rlctl_ctx *ctx, int readonly, rl **out);
 
+/* --tier T given to a command: RLCTL_OK if the tier exists, else says so
+ * (RLCTL_ERROR); tier NULL is fine. */
+int rlctl_check_tier(rl *r, const char *tier);
+
+/* Asks `question [y/N] ` on the controlling terminal (/dev/tty, so that
+ * stdin may be a pipe) and reads the answer there: 1 for y or yes. */
+int rlctl_confirm(const char *question);
+
+/* ---- colour -------------------------------------------------------------- */
+
+/* Whether stdout gets colour: it is a terminal and NO_COLOR is unset or
+ * empty (https://no-color.org). */
+int rlctl_color(void);
+/* An SGR sequence ("1" bold, "31" red, "0" reset...) when rlctl_color(),
+ * else "": printf("%s...%s", rlctl_sgr("31"), rlctl_sgr("0")). */
+const char *rlctl_sgr(const char *code);
+
+/* ---- whole documents ------------------------------------------------------ */
+
+/* Output built in memory and written only when complete, so a failure
+ * half-way never leaves half a JSON document or table on stdout. */
+typedef struct rlctl_out {
+    FILE *f; /* write here */
+    char *buf;
+    size_t len;
+} rlctl_out;
+
+int rlctl_out_open(rlctl_out *o);   /* RLCTL_ERROR (said) if memory runs out */
+void rlctl_out_flush(rlctl_out *o); /* writes it to stdout and frees it */
+void rlctl_out_discard(rlctl_out *o);
+
 /* ---- formatting -------------------------------------------------------- */
 
 /* ISO-8601 UTC, "2026-11-28T12:00:00Z", or "-" for 0 (never). */
 void rlctl_format_time(int64_t ns, char *buf, size_t len);
 /* rl_format_duration of ns rounded up to about three digits, or "?". */
 void rlctl_format_duration(int64_t ns, char *buf, size_t len);
-/* rl_format_rate, or "COUNT/PERIODns" if it refuses. */
+/* rl_format_rate ("600/min"), "N in flight" for a concurrency limit
+ * (period 0), or "COUNT/PERIODns" if it refuses. */
 void rlctl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t len);
+/* One limit for people: "rps 5/s burst 10", "tpm 90000/min of tokens". */
+void rlctl_format_limit(const char *name, const char *resource, int64_t count,
+                        int64_t period_ns, int64_t burst, char *buf, size_t len);
+/* "rate" or "concurrent", as rl_export writes a limit's kind. */
+const char *rlctl_limit_kind(int64_t period_ns);
 
 /* How a key got its tier, for people ("default tier") and for JSON
  * ("default_tier"). */
@@ -116,6 +162,8 @@ int rlctl_find_rule(rl *r, const char *key, const char *tier, char *match, size_
 typedef struct rlctl_table {
     size_t ncols;
     unsigned right;
+    int header;   /* the first row is a header: bold when in colour */
+    size_t width; /* cut lines to this many columns (0: never) */
     char **cells; /* nrows * ncols, row-major, owned */
     size_t nrows, cap;
 } rlctl_table;

@@ -18,13 +18,21 @@ typedef struct rlctl_cmd {
 
 static const rlctl_cmd commands[] = {
     { "stats", rlctl_cmd_stats, "totals and the busiest keys, or counters of KEYs" },
+    { "keys", rlctl_cmd_keys, "keys with their tier and remaining budget" },
     { "inspect", rlctl_cmd_inspect, "every limit of a key: remaining, retry-after, reset-after" },
+    { "watch", rlctl_cmd_watch, "the busiest keys live, with decisions per second" },
     { "allow", rlctl_cmd_allow, "take COST units for a key now, or wait for them" },
     { "reset", rlctl_cmd_reset, "forget the buckets and counters of keys" },
+    { "prune", rlctl_cmd_prune, "remove keys idle with full buckets" },
+    { "penalize", rlctl_cmd_penalize, "refuse a key for a while, as on a provider's 429" },
+    { "leases", rlctl_cmd_leases, "open leases: estimates, owners, expiry" },
     { "assign", rlctl_cmd_assign, "give a key a tier, whatever the rules say" },
     { "unassign", rlctl_cmd_unassign, "drop a key's assigned tier" },
     { "which", rlctl_cmd_which, "which tier a key has, and why" },
-    { "tiers", rlctl_cmd_tiers, "check or load a YAML tiers file" },
+    { "tiers", rlctl_cmd_tiers, "list or show tiers; check or load a YAML tiers file" },
+    { "doctor", rlctl_cmd_doctor, "check the database's health and setup" },
+    { "export", rlctl_cmd_export, "write the whole state as JSON" },
+    { "import", rlctl_cmd_import, "replace the whole state with an export" },
     { "version", rlctl_cmd_version, "versions of rlctl and librl" },
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -50,12 +58,18 @@ static void usage(FILE *f)
                "  --help     this text; 'rlctl COMMAND --help' describes a command\n"
                "  --version  print the versions of rlctl and librl\n"
                "\n"
+               "Output: tables for people; --json on every reading command. Colour only\n"
+               "on a terminal, and never when NO_COLOR is set. See rlctl(1).\n"
+               "\n"
                "Exit status:\n"
-               "  0  ok; allow: admitted\n"
-               "  1  allow: refused or timed out; tiers validate/load: the file is invalid\n"
-               "  2  usage error (unknown command or option, bad argument)\n"
+               "  0  ok; allow: admitted; doctor: no check failed\n"
+               "  1  allow: refused or timed out; tiers validate/load, import: the file\n"
+               "     is invalid; doctor: a check failed; reset --all: not confirmed\n"
+               "  2  usage error (unknown command or option, bad argument; watch without\n"
+               "     a terminal; reset --all without --yes when stdin is not a terminal)\n"
                "  3  runtime error (database, I/O, no such key or tier)\n"
-               "  An interrupted 'allow --wait' returns what it reserved and dies of SIGINT.\n",
+               "  An interrupted 'allow --wait' returns what it reserved and dies of SIGINT;\n"
+               "  'watch' ends on ^C with status 0.\n",
             def);
 }
 

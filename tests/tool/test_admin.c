@@ -1,0 +1,584 @@
+/*
+ * test_admin.c - the administration API behind rlctl (core/admin.c), run
+ * against the in-memory store and a SQLite file alike: rl_reset_match,
+ * rl_prune, rl_doctor, rl_export and rl_import.
+ *
+ * What it pins down: selections by glob and by resolved tier, assignments
+ * kept, walks longer than one batch, dry runs that count without changing;
+ * prune keeping anything with spent, held or cooled-down buckets, recent
+ * use or an assigned tier; doctor's checks and their statuses; an export
+ * that imports back to the same export byte for byte (tiers of both kinds,
+ * rules, settings, assignments, slots of every kind, leases), and imports
+ * that fail on every kind of bad input while changing nothing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "rl.h"
+
+typedef struct fixture {
+    int sqlite;
+    char dir[64];
+    char path[128];
+    int64_t now;
+    rl *r;
+} fixture;
+
+static int64_t wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
+}
+
+static int64_t fake_clock(void *ctx)
+{
+    return ((fixture *)ctx)->now;
+}
+
+static int open_at(fixture *f, const char *path, rl **out)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    o.clock = fake_clock;
+    o.clock_ctx = f;
+    return rl_open(out, path, &o);
+}
+
+static int setup(void **state, int sqlite)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->sqlite = sqlite;
+    /* An hour ago: what is decided now is idle for prune, unless the
+     * test moves the clock. */
+    f->now = wall() - RL_HOUR;
+    strcpy(f->dir, "/tmp/rl_test_admin.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/rl.db", f->dir);
+    assert_int_equal(open_at(f, sqlite ? f->path : ":memory:", &f->r), RL_OK);
+    *state = f;
+    return 0;
+}
+
+static int setup_mem(void **state) { return setup(state, 0); }
+static int setup_sqlite(void **state) { return setup(state, 1); }
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    char cmd[160];
+    rl_close(f->r);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void allow(rl *r, const char *key, int64_t cost)
+{
+    rl_result res;
+    assert_int_equal(rl_allow(r, key, cost, &res), RL_OK);
+}
+
+static int exists(rl *r, const char *key)
+{
+    rl_key_stats st;
+    assert_int_equal(rl_stats(r, key, &st), RL_OK);
+    return st.exists;
+}
+
+static void two_tiers(rl *r)
+{
+    static const rl_limit free_l[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
+    static const rl_limit pro_l[] = { RL_LIMIT("rpm", NULL, 600, RL_MINUTE, 50),
+                                      RL_CONCURRENT("streams", "streams", 2) };
+    assert_int_equal(rl_tier_set(r, "default", free_l, 1), RL_OK);
+    assert_int_equal(rl_tier_set(r, "pro", pro_l, 2), RL_OK);
+}
+
+/* ---- rl_reset_match ----------------------------------------------------- */
+
+static void test_reset_match(void **state)
+{
+    fixture *f = *state;
+    rl_key_stats st;
+    int64_t n = -1;
+    two_tiers(f->r);
+    allow(f->r, "user:a", 3);
+    allow(f->r, "user:b", 1);
+    allow(f->r, "ip:1", 1);
+    assert_int_equal(rl_key_assign(f->r, "user:c", "pro"), RL_OK);
+    allow(f->r, "user:c", 5);
+
+    /* a dry run counts and changes nothing */
+    assert_int_equal(rl_reset_match(f->r, "user:*", NULL, 1, &n), RL_OK);
+    assert_int_equal(n, 3);
+    assert_true(exists(f->r, "user:a"));
+
+    /* by tier: only user:c resolves to pro; its assignment stays */
+    assert_int_equal(rl_reset_match(f->r, NULL, "pro", 0, &n), RL_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rl_stats(f->r, "user:c", &st), RL_OK);
+    assert_int_equal(st.allowed, 0);
+    assert_string_equal(st.tier, "pro");
+    assert_int_equal(st.tier_source, RL_TIER_ASSIGNED);
+    assert_int_equal(st.limits[0].remaining, 50);
+
+    /* by glob and tier together */
+    assert_int_equal(rl_reset_match(f->r, "user:*", "default", 0, &n), RL_OK);
+    assert_int_equal(n, 2);
+    assert_false(exists(f->r, "user:a"));
+    assert_false(exists(f->r, "user:b"));
+    assert_true(exists(f->r, "ip:1"));
+
+    /* everything */
+    assert_int_equal(rl_reset_match(f->r, NULL, NULL, 0, &n), RL_OK);
+    assert_int_equal(n, 2); /* ip:1, and user:c's assignment row */
+    assert_false(exists(f->r, "ip:1"));
+    assert_int_equal(rl_stats(f->r, "user:c", &st), RL_OK);
+    assert_string_equal(st.tier, "pro");
+
+    assert_int_equal(rl_reset_match(f->r, "bad\x01", NULL, 0, &n), RL_EINVAL);
+    assert_int_equal(rl_reset_match(f->r, NULL, "no tier!", 0, &n), RL_EINVAL);
+    assert_int_equal(rl_reset_match(f->r, "nothing*", NULL, 0, NULL), RL_OK);
+}
+
+static void test_reset_match_many_batches(void **state)
+{
+    fixture *f = *state;
+    rl_totals t;
+    char key[32];
+    int64_t n = 0;
+    int i;
+    two_tiers(f->r);
+    for (i = 0; i < 700; i++) {
+        snprintf(key, sizeof key, "k:%04d", i);
+        allow(f->r, key, 1);
+    }
+    allow(f->r, "other", 1);
+    assert_int_equal(rl_reset_match(f->r, "k:*", NULL, 1, &n), RL_OK);
+    assert_int_equal(n, 700);
+    assert_int_equal(rl_reset_match(f->r, "k:*", NULL, 0, &n), RL_OK);
+    assert_int_equal(n, 700);
+    assert_int_equal(rl_totals_get(f->r, &t), RL_OK);
+    assert_int_equal(t.keys, 1);
+}
+
+/* ---- rl_prune ------------------------------------------------------------- */
+
+static void test_prune(void **state)
+{
+    fixture *f = *state;
+    rl_lease lease;
+    rl_result res;
+    rl_cost stream = { "streams", 1 };
+    int64_t n = -1, now = wall();
+    two_tiers(f->r);
+
+    /* an hour ago, refilled since: pruned */
+    allow(f->r, "old:full", 10);
+    /* an hour ago but assigned: kept */
+    assert_int_equal(rl_key_assign(f->r, "old:assigned", "default"), RL_OK);
+    allow(f->r, "old:assigned", 1);
+    /* an hour ago, but a lease still holds a stream: kept */
+    assert_int_equal(rl_key_assign(f->r, "old:lease", "pro"), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "old:lease", &stream, 1, 2 * RL_HOUR, &lease, &res),
+                     RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_key_assign(f->r, "old:lease", NULL), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "old:lease", "pro"), RL_OK);
+    /* an hour ago, with a cool-down for another hour: kept */
+    allow(f->r, "old:cool", 1);
+    assert_int_equal(rl_penalize(f->r, "old:cool", NULL, 2 * RL_HOUR), RL_OK);
+    /* ten seconds ago, refilled since: kept unless idle is shorter */
+    f->now = now - 10 * RL_SECOND;
+    allow(f->r, "recent:full", 10);
+    /* now, bucket spent: kept whatever the idle time */
+    f->now = now;
+    allow(f->r, "now:spent", 10);
+
+    assert_int_equal(rl_prune(f->r, RL_MINUTE, 1, &n), RL_OK);
+    assert_int_equal(n, 1);
+    assert_true(exists(f->r, "old:full"));
+    assert_int_equal(rl_prune(f->r, RL_MINUTE, 0, &n), RL_OK);
+    assert_int_equal(n, 1);
+    assert_false(exists(f->r, "old:full"));
+    assert_true(exists(f->r, "old:assigned"));
+    assert_true(exists(f->r, "old:lease"));
+    assert_true(exists(f->r, "old:cool"));
+    assert_true(exists(f->r, "recent:full"));
+    assert_true(exists(f->r, "now:spent"));
+
+    assert_int_equal(rl_prune(f->r, 5 * RL_SECOND, 0, &n), RL_OK);
+    assert_int_equal(n, 1);
+    assert_false(exists(f->r, "recent:full"));
+    assert_true(exists(f->r, "now:spent"));
+
+    /* the lease ends: its stream comes back, and the key can go */
+    assert_int_equal(rl_lease_cancel(f->r, &lease), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "old:lease", NULL), RL_OK);
+    f->now = now - RL_HOUR;
+    assert_int_equal(rl_prune(f->r, RL_MINUTE, 0, &n), RL_OK);
+    assert_true(n >= 1);
+    assert_false(exists(f->r, "old:lease"));
+
+    assert_int_equal(rl_prune(f->r, -1, 0, &n), RL_EINVAL);
+}
+
+/* ---- rl_doctor ------------------------------------------------------------ */
+
+typedef struct checks {
+    size_t n;
+    char name[32][32];
+    int status[32];
+    char detail[32][512];
+} checks;
+
+static int collect_check(void *ctx, const char *check, int status, const char *detail)
+{
+    checks *c = ctx;
+    if (c->n < 32) {
+        snprintf(c->name[c->n], sizeof c->name[c->n], "%s", check);
+        snprintf(c->detail[c->n], sizeof c->detail[c->n], "%s", detail);
+        c->status[c->n] = status;
+        c->n++;
+    }
+    return 0;
+}
+
+static int status_of(const checks *c, const char *name)
+{
+    size_t i;
+    for (i = 0; i < c->n; i++)
+        if (strcmp(c->name[i], name) == 0)
+            return c->status[i];
+    fail_msg("no check named '%s'", name);
+    return -1;
+}
+
+static int stop_at_two(void *ctx, const char *check, int status, const char *detail)
+{
+    (void)check;
+    (void)status;
+    (void)detail;
+    return ++*(int *)ctx == 2 ? 42 : 0;
+}
+
+static void test_doctor(void **state)
+{
+    fixture *f = *state;
+    checks c;
+    int calls = 0;
+    size_t i;
+    two_tiers(f->r);
+    allow(f->r, "k", 1);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(rl_doctor(f->r, collect_check, &c), RL_OK);
+    if (!f->sqlite) {
+        assert_int_equal(status_of(&c, "store"), RL_CHECK_OK);
+    } else {
+        for (i = 0; i < c.n; i++)
+            assert_true(c.status[i] == RL_CHECK_OK || strcmp(c.name[i], "filesystem") == 0);
+        assert_int_equal(status_of(&c, "journal mode"), RL_CHECK_OK);
+        assert_int_equal(status_of(&c, "synchronous"), RL_CHECK_OK);
+        assert_int_equal(status_of(&c, "busy timeout"), RL_CHECK_OK);
+        assert_int_equal(status_of(&c, "schema"), RL_CHECK_OK);
+        assert_int_equal(status_of(&c, "integrity"), RL_CHECK_OK);
+        assert_int_equal(status_of(&c, "permissions"), RL_CHECK_OK);
+        assert_int_equal(status_of(&c, "side files"), RL_CHECK_OK);
+        status_of(&c, "filesystem");
+    }
+    assert_int_equal(status_of(&c, "policy"), RL_CHECK_OK);
+    assert_int_equal(status_of(&c, "bucket states"), RL_CHECK_OK);
+    assert_int_equal(status_of(&c, "assignments"), RL_CHECK_OK);
+    assert_int_equal(rl_doctor(f->r, stop_at_two, &calls), 42);
+    assert_int_equal(rl_doctor(f->r, NULL, NULL), RL_EINVAL);
+}
+
+static void test_doctor_finds_problems(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db;
+    checks c;
+    two_tiers(f->r);
+    allow(f->r, "k", 1);
+    assert_int_equal(rl_key_assign(f->r, "lost", "pro"), RL_OK);
+    assert_int_equal(rl_tier_delete(f->r, "pro"), RL_OK);
+    /* a damaged bucket, written behind the library's back */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE rl_keys SET state = x'0102' WHERE key = 'k'",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(chmod(f->path, 0644), 0);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(rl_doctor(f->r, collect_check, &c), RL_OK);
+    assert_int_equal(status_of(&c, "permissions"), RL_CHECK_FAIL);
+    assert_int_equal(status_of(&c, "side files"), RL_CHECK_FAIL); /* -wal is still 0600 */
+    assert_int_equal(status_of(&c, "bucket states"), RL_CHECK_FAIL);
+    assert_int_equal(status_of(&c, "assignments"), RL_CHECK_WARN);
+    assert_int_equal(status_of(&c, "journal mode"), RL_CHECK_OK);
+}
+
+/* ---- rl_export / rl_import ------------------------------------------------ */
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+    size_t calls;
+} buf;
+
+static int buf_write(void *ctx, const char *data, size_t len)
+{
+    buf *b = ctx;
+    if (b->len + len + 1 > b->cap) {
+        b->cap = (b->len + len + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    b->p[b->len] = 0;
+    b->calls++;
+    return 0;
+}
+
+/* The export without its time stamp, which is all that may differ. */
+static char *export_of(rl *r)
+{
+    buf b = { NULL, 0, 0, 0 };
+    char *ts, *end;
+    int rc = rl_export(r, buf_write, &b);
+    if (rc != RL_OK)
+        fail_msg("rl_export: %d %s", rc, rl_errmsg(r));
+    assert_non_null(b.p);
+    ts = strstr(b.p, ",\"exported_at_ns\":");
+    assert_non_null(ts);
+    end = ts + strlen(",\"exported_at_ns\":");
+    while (*end >= '0' && *end <= '9')
+        end++;
+    memmove(ts, end, strlen(end) + 1);
+    return b.p;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fputs(text, fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void rich_state(fixture *f)
+{
+    static const char yaml[] =
+        "version: 1\n"
+        "default_tier: free\n"
+        "fail_mode: open\n"
+        "tiers:\n"
+        "  free:\n"
+        "    limits:\n"
+        "      - { name: rps, rate: 5/s, burst: 10 }\n"
+        "      - { name: daily, rate: 1000/day }\n"
+        "  pro:\n"
+        "    limits:\n"
+        "      - { name: rpm, rate: 600/min, burst: 50 }\n"
+        "      - { name: tpm, rate: 90000/min, resource: tokens }\n"
+        "      - { name: streams, concurrent: 2, resource: streams }\n"
+        "  unlimited: { unlimited: true }\n"
+        "keys:\n"
+        "  - { match: \"user:admin-*\", tier: unlimited }\n"
+        "  - { match: \"ip:*\", tier: free }\n";
+    char path[160];
+    rl_cost cost[] = { { "streams", 1 }, { "tokens", 700 } };
+    rl_lease lease;
+    rl_result res;
+    snprintf(path, sizeof path, "%s/tiers.yaml", f->dir);
+    write_file(path, yaml);
+    assert_int_equal(rl_load_tiers(f->r, path), RL_OK);
+    allow(f->r, "ip:1.2.3.4", 3);
+    allow(f->r, "user:admin-x", 1);
+    allow(f->r, "caf\xc3\xa9 \"q\\", 2);
+    assert_int_equal(rl_key_assign(f->r, "user:bob", "pro"), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "user:bob", cost, 2, RL_HOUR, &lease, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_key_assign(f->r, "user:only-assigned", "pro"), RL_OK);
+    assert_int_equal(rl_penalize(f->r, "ip:1.2.3.4", "requests", RL_MINUTE), RL_OK);
+}
+
+static void test_export_import_round_trip(void **state)
+{
+    fixture *f = *state;
+    fixture g = *f;
+    char *a, *b, path[160];
+    rl_key_stats s1, s2;
+    rl_tier_info ti;
+    rl *r2;
+    rich_state(f);
+    a = export_of(f->r);
+    assert_non_null(strstr(a, "\"format\":\"rl-export\""));
+    assert_non_null(strstr(a, "\"kind\":\"concurrent\""));
+    assert_non_null(strstr(a, "\"kind\":\"cooldown\""));
+    assert_non_null(strstr(a, "\"kind\":\"inflight\""));
+    assert_non_null(strstr(a, "\"fail_mode\":\"open\""));
+
+    snprintf(path, sizeof path, "%s/copy.db", f->dir);
+    assert_int_equal(open_at(&g, f->sqlite ? path : ":memory:", &r2), RL_OK);
+    if (rl_import(r2, a, strlen(a)) != RL_OK)
+        fail_msg("import: %s\n%s", rl_errmsg(r2), a);
+    b = export_of(r2);
+    assert_string_equal(a, b);
+
+    assert_int_equal(rl_stats(f->r, "user:bob", &s1), RL_OK);
+    assert_int_equal(rl_stats(r2, "user:bob", &s2), RL_OK);
+    assert_int_equal(s2.tier_source, RL_TIER_ASSIGNED);
+    assert_int_equal(s1.limits[1].remaining, s2.limits[1].remaining);
+    assert_int_equal(s2.limits[2].remaining, 1); /* one stream held by the lease */
+    assert_int_equal(rl_tier_get(r2, "free", &ti), RL_OK);
+    assert_true(ti.is_default);
+
+    /* importing over existing state replaces it all */
+    allow(r2, "extra", 1);
+    assert_int_equal(rl_import(r2, a, strlen(a)), RL_OK);
+    assert_false(exists(r2, "extra"));
+    free(b);
+    b = export_of(r2);
+    assert_string_equal(a, b);
+    rl_close(r2);
+    free(a);
+    free(b);
+}
+
+static int fail_third(void *ctx, const char *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    return ++*(int *)ctx == 3 ? 7 : 0;
+}
+
+static void test_export_streams(void **state)
+{
+    fixture *f = *state;
+    buf b = { NULL, 0, 0, 0 };
+    char key[32];
+    int i, calls = 0;
+    two_tiers(f->r);
+    for (i = 0; i < 300; i++) {
+        snprintf(key, sizeof key, "k%03d", i);
+        allow(f->r, key, 1);
+    }
+    assert_int_equal(rl_export(f->r, buf_write, &b), RL_OK);
+    /* a piece per key at least: nothing gathered the keys first */
+    assert_true(b.calls > 600);
+    assert_int_equal(b.p[b.len - 1], '\n');
+    assert_int_equal(rl_export(f->r, fail_third, &calls), 7);
+    assert_int_equal(calls, 3);
+    assert_int_equal(rl_export(f->r, NULL, NULL), RL_EINVAL);
+    free(b.p);
+}
+
+static void test_import_refuses_bad_documents(void **state)
+{
+    static const struct {
+        const char *doc;
+        const char *msg; /* in rl_errmsg */
+    } bad[] = {
+        { "not json", "not valid JSON" },
+        { "[1]", "not a JSON object" },
+        { "{}", "not an rl export" },
+        { "{\"format\":\"other\",\"version\":1}", "rl-export" },
+        { "{\"format\":\"rl-export\",\"version\":2}", "not supported" },
+        { "{\"format\":\"rl-export\",\"version\":\"1\"}", "must be an integer" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"extra\":1}", "unknown member 'extra'" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"version\":1}", "given twice" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"keys\":{}}", "must be an array" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"settings\":{\"fail_mode\":\"maybe\"}}",
+          "fail_mode" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"settings\":{\"default_tier\":\"a b\"}}",
+          "not a valid tier name" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"tiers\":[{\"name\":\"t\",\"unlimited\":"
+          "false,\"limits\":[{\"name\":\"l\",\"resource\":\"requests\",\"kind\":\"rate\","
+          "\"count\":0,\"period_ns\":1000000000,\"burst\":1}]}]}", "count must be at least 1" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"tiers\":[{\"name\":\"t\",\"unlimited\":"
+          "false,\"limits\":[]}]}", "has no limits" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"tiers\":[{\"name\":\"t\",\"unlimited\":"
+          "true,\"limits\":[]},{\"name\":\"t\",\"unlimited\":true,\"limits\":[]}]}",
+          "duplicate tier" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"rules\":[{\"match\":\"a\"}]}",
+          "'tier' is missing" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\\u0001\",\"tier\":"
+          "null,\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
+          "\"slots\":[]}]}", "not a valid key" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
+          "\"allowed\":-1,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
+          "\"slots\":[]}]}", "out of range" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
+          "\"allowed\":1e999,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
+          "\"slots\":[]}]}", "must be an integer" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
+          "\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
+          "\"slots\":[{\"kind\":\"gcra\",\"id\":\"00000000000000ff\",\"count\":5,"
+          "\"period_ns\":1000,\"burst\":5,\"tat\":0,\"rem\":5}]}]}", "out of range" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
+          "\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
+          "\"slots\":[{\"kind\":\"gcra\",\"id\":\"xyz\",\"count\":5,"
+          "\"period_ns\":1000,\"burst\":5,\"tat\":0,\"rem\":0}]}]}", "hex digits" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
+          "\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
+          "\"slots\":[]},{\"key\":\"a\",\"tier\":null,\"allowed\":0,\"refused\":0,\"units\":0,"
+          "\"first_seen_ns\":0,\"last_seen_ns\":0,\"slots\":[]}]}", "given twice" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"leases\":[{\"id\":1,\"key\":\"a\","
+          "\"created_ns\":0,\"expires_ns\":0,\"pid\":1,\"pstart\":1,\"estimate\":[{\"resource\":"
+          "\"bad name\",\"amount\":1}],\"held\":[]}]}", "not a valid resource name" },
+    };
+    fixture *f = *state;
+    static const char tiny[] = "{\"version\":1,\"format\":\"rl-export\"}";
+    char *before, *after, nul[] = "{\"format\":\"rl-export\",\"version\":1}\0{}";
+    size_t i;
+    rich_state(f);
+    before = export_of(f->r);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = rl_import(f->r, bad[i].doc, strlen(bad[i].doc));
+        if (rc != RL_EINVAL || !strstr(rl_errmsg(f->r), bad[i].msg))
+            fail_msg("document %zu: rc %d, '%s' (wanted '%s')", i, rc, rl_errmsg(f->r),
+                     bad[i].msg);
+    }
+    assert_int_equal(rl_import(f->r, nul, sizeof nul - 1), RL_EINVAL);
+    assert_non_null(strstr(rl_errmsg(f->r), "NUL"));
+    after = export_of(f->r);
+    assert_string_equal(before, after);
+    /* the smallest document: everything empty */
+    if (rl_import(f->r, tiny, strlen(tiny)) != RL_OK)
+        fail_msg("the smallest document: %s", rl_errmsg(f->r));
+    assert_false(exists(f->r, "ip:1.2.3.4"));
+    free(before);
+    free(after);
+}
+
+#define BOTH(fn)                                                   \
+    cmocka_unit_test_setup_teardown(fn, setup_mem, teardown),      \
+    cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        BOTH(test_reset_match),
+        BOTH(test_reset_match_many_batches),
+        BOTH(test_prune),
+        BOTH(test_doctor),
+        cmocka_unit_test_setup_teardown(test_doctor_finds_problems, setup_sqlite, teardown),
+        BOTH(test_export_import_round_trip),
+        BOTH(test_export_streams),
+        BOTH(test_import_refuses_bad_documents),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,407 @@
+/*
+ * cmd_watch.c - `rlctl watch`: a live, top-like view of the busiest keys,
+ * with the decisions per second admitted and refused since the previous
+ * refresh.
+ *
+ * Rates are differences of the stored counters between two refreshes. Each
+ * refresh reads the database's totals and the most recently used keys (any
+ * key decided on since the last refresh is among them unless more than
+ * RECENT keys were), in read transactions that never hold up a deciding
+ * process. Each frame is drawn in one write, line by line over the last
+ * one, so it does not flicker. On ^C (or SIGTERM) the terminal is left as
+ * it was found: cursor shown, attributes reset, prompt on a fresh line.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Recently used keys read per refresh. */
+#define RECENT 512
+
+static const char use[] =
+    "usage: rlctl watch [--interval DURATION] [--top N] [--match GLOB]\n"
+    "\n"
+    "Shows the busiest keys live, like top: for each, the decisions per\n"
+    "second admitted and refused since the previous refresh, its totals and\n"
+    "when it was last used; above them the totals of the database. Needs a\n"
+    "terminal; ^C quits.\n"
+    "\n"
+    "Options:\n"
+    "  --interval DURATION  time between refreshes (default 1s; 100ms to 1h)\n"
+    "  --top N              at most N keys (default: as many as fit)\n"
+    "  --match GLOB         only keys that match GLOB\n";
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
+}
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
+}
+
+/* ---- the counters of the previous refresh, by key ---- */
+
+typedef struct seen {
+    char *key;
+    int64_t allowed, refused;
+} seen;
+
+typedef struct seen_map {
+    seen *v;
+    size_t n, cap; /* cap: a power of two, at most half full */
+} seen_map;
+
+static size_t hash(const char *s)
+{
+    size_t h = 1469598103934665603ULL & (size_t)-1;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * (size_t)1099511628211ULL;
+    return h;
+}
+
+static seen *map_find(seen_map *m, const char *key)
+{
+    size_t i;
+    if (!m->cap)
+        return NULL;
+    for (i = hash(key) & (m->cap - 1); m->v[i].key; i = (i + 1) & (m->cap - 1))
+        if (strcmp(m->v[i].key, key) == 0)
+            return &m->v[i];
+    return &m->v[i]; /* the empty slot where it would go */
+}
+
+static int map_grow(seen_map *m)
+{
+    seen_map n = { NULL, 0, m->cap ? m->cap * 2 : 256 };
+    size_t i;
+    if (!(n.v = calloc(n.cap, sizeof *n.v)))
+        return -1;
+    for (i = 0; i < m->cap; i++)
+        if (m->v[i].key)
+            *map_find(&n, m->v[i].key) = m->v[i];
+    n.n = m->n;
+    free(m->v);
+    *m = n;
+    return 0;
+}
+
+static void map_free(seen_map *m)
+{
+    size_t i;
+    for (i = 0; i < m->cap; i++)
+        free(m->v[i].key);
+    free(m->v);
+}
+
+/* ---- one refresh ---- */
+
+typedef struct row {
+    char key[RL_KEY_MAX + 1];
+    char tier[RL_NAME_MAX];
+    int64_t allowed, refused, first_seen, last_seen;
+    int64_t da, dr; /* since the previous refresh; -1: not known yet */
+} row;
+
+typedef struct frame {
+    row *rows;
+    size_t n;
+} frame;
+
+static int collect(void *ctx, const rl_key_stats *st)
+{
+    frame *f = ctx;
+    row *w = &f->rows[f->n++];
+    snprintf(w->key, sizeof w->key, "%s", st->key);
+    snprintf(w->tier, sizeof w->tier, "%s", st->tier[0] ? st->tier : "-");
+    w->allowed = st->allowed;
+    w->refused = st->refused;
+    w->first_seen = st->first_seen_ns;
+    w->last_seen = st->last_seen_ns;
+    return f->n >= RECENT;
+}
+
+static int busiest_first(const void *a, const void *b)
+{
+    const row *x = a, *y = b;
+    int64_t vx = x->da + x->dr, vy = y->da + y->dr;
+    if (vx != vy)
+        return vx > vy ? -1 : 1;
+    if (x->last_seen != y->last_seen)
+        return x->last_seen > y->last_seen ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
+/* Differences against the previous refresh, which is then replaced. */
+static int diff(seen_map *m, frame *f, int first, int64_t prev_wall)
+{
+    size_t i;
+    for (i = 0; i < f->n; i++) {
+        row *w = &f->rows[i];
+        seen *s;
+        if (m->n * 2 >= m->cap && map_grow(m) != 0)
+            return -1;
+        s = map_find(m, w->key);
+        if (s->key) {
+            /* fewer than before: the key was reset in between */
+            w->da = w->allowed >= s->allowed ? w->allowed - s->allowed : w->allowed;
+            w->dr = w->refused >= s->refused ? w->refused - s->refused : w->refused;
+        } else if (!first && w->first_seen >= prev_wall) {
+            w->da = w->allowed; /* new since the previous refresh */
+            w->dr = w->refused;
+        } else {
+            w->da = w->dr = first ? -1 : 0;
+        }
+        if (!s->key) {
+            if (!(s->key = strdup(w->key)))
+                return -1;
+            m->n++;
+        }
+        s->allowed = w->allowed;
+        s->refused = w->refused;
+    }
+    return 0;
+}
+
+static void format_rate(int64_t n, int64_t dt_ns, char *buf, size_t len)
+{
+    double per_s;
+    if (n < 0 || dt_ns <= 0) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    per_s = (double)n * 1e9 / (double)dt_ns;
+    snprintf(buf, len, per_s < 10 && n ? "%.1f/s" : "%.0f/s", per_s);
+}
+
+static void format_ago(int64_t then, int64_t now, char *buf, size_t len)
+{
+    char d[32];
+    if (then == 0) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    /* whole seconds: a live view needs no more */
+    rlctl_format_duration(now > then ? (now - then) / RL_SECOND * RL_SECOND : 0, d, sizeof d);
+    snprintf(buf, len, "%s ago", d);
+}
+
+/* Draws the frame into o: the caller writes it out in one go. */
+static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
+                const rl_totals *prev, int64_t dt, frame *f, size_t max_rows, size_t cols)
+{
+    static const char *const head[] = { "KEY", "TIER", "ADMITTED/S", "REFUSED/S", "ADMITTED",
+                                        "REFUSED", "LAST SEEN" };
+    char iv[32], clock[32], ra[32], rr[32], a[24], r[24], ago[48];
+    const char *cells[7];
+    rlctl_table tb;
+    time_t secs = time(NULL);
+    struct tm tm;
+    int64_t now = wall_ns();
+    size_t i;
+    int rc = RLCTL_OK;
+
+    rlctl_format_duration(interval, iv, sizeof iv);
+    if (!localtime_r(&secs, &tm) || !strftime(clock, sizeof clock, "%H:%M:%S", &tm))
+        snprintf(clock, sizeof clock, "?");
+    fprintf(o, "%srlctl watch%s  %.*s  every %s  %s\n", rlctl_sgr("1"), rlctl_sgr("0"),
+            (int)(cols > 60 ? cols - 40 : 20), db, iv, clock);
+    format_rate(prev ? t->allowed - prev->allowed : -1, dt, ra, sizeof ra);
+    format_rate(prev ? t->refused - prev->refused : -1, dt, rr, sizeof rr);
+    fprintf(o, "keys %lld  admitted %s  refused %s%s%s  (totals %lld admitted, %lld refused)\n",
+            (long long)t->keys, ra, prev && t->refused > prev->refused ? rlctl_sgr("31") : "", rr,
+            prev && t->refused > prev->refused ? rlctl_sgr("0") : "", (long long)t->allowed,
+            (long long)t->refused);
+    fputc('\n', o);
+    if (f->n == 0) {
+        fprintf(o, "no keys yet\n");
+        return RLCTL_OK;
+    }
+    qsort(f->rows, f->n, sizeof *f->rows, busiest_first);
+    rlctl_table_init(&tb, 7, 0x7cu);
+    tb.header = 1;
+    tb.width = cols;
+    if ((rc = rlctl_table_add(&tb, head)) != RLCTL_OK)
+        goto out;
+    for (i = 0; i < f->n && i < max_rows; i++) {
+        row *w = &f->rows[i];
+        format_rate(w->da, dt, ra, sizeof ra);
+        format_rate(w->dr, dt, rr, sizeof rr);
+        snprintf(a, sizeof a, "%lld", (long long)w->allowed);
+        snprintf(r, sizeof r, "%lld", (long long)w->refused);
+        format_ago(w->last_seen, now, ago, sizeof ago);
+        cells[0] = w->key;
+        cells[1] = w->tier;
+        cells[2] = ra;
+        cells[3] = rr;
+        cells[4] = a;
+        cells[5] = r;
+        cells[6] = ago;
+        if ((rc = rlctl_table_add(&tb, cells)) != RLCTL_OK)
+            goto out;
+    }
+    rlctl_table_print(&tb, o);
+out:
+    rlctl_table_free(&tb);
+    return rc;
+}
+
+/* Writes a frame over the previous one: home, each line cleared to its
+ * end, the rest of the screen cleared. */
+static void show(const char *buf, size_t len)
+{
+    size_t i;
+    fputs("\033[H", stdout);
+    for (i = 0; i < len; i++) {
+        if (buf[i] == '\n')
+            fputs("\033[K", stdout);
+        putchar(buf[i]);
+    }
+    fputs("\033[J", stdout);
+    fflush(stdout);
+}
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ns / RL_SECOND);
+    ts.tv_nsec = (long)(ns % RL_SECOND);
+    /* a signal ends the sleep early (no SA_RESTART): ^C quits at once */
+    while (!stop && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGINT, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0 &&
+                   sigaction(SIGHUP, &sa, NULL) == 0
+               ? 0
+               : -1;
+}
+
+int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
+{
+    const char *interval_s = NULL, *top_s = NULL, *match = NULL;
+    const rlctl_opt opts[] = {
+        { "--interval", RLCTL_OPT_VALUE, &interval_s },
+        { "--top", RLCTL_OPT_VALUE, &top_s },
+        { "--match", RLCTL_OPT_VALUE, &match },
+        { NULL, 0, NULL },
+    };
+    int64_t interval = RL_SECOND, top = 0, prev_mono = 0, prev_wall = 0;
+    char path[4096];
+    const char *db = ctx->db;
+    rl_totals t, prev;
+    seen_map m = { NULL, 0, 0 };
+    frame f = { NULL, 0 };
+    rlctl_out o = { NULL, NULL, 0 };
+    int npos, rc, first = 1, drawn = 0;
+    rl *r = NULL;
+
+    if ((rc = rlctl_parse_opts(argc, argv, opts, use, &npos)) != RLCTL_OK)
+        return rc;
+    if (npos > 0)
+        return rlctl_usage_error(argv[0], "unexpected argument '%s'", argv[1]);
+    if (interval_s && (rl_parse_duration(interval_s, &interval) != RL_OK ||
+                       interval < 100 * RL_MILLISECOND || interval > RL_HOUR))
+        return rlctl_usage_error(argv[0], "--interval takes a duration from 100ms to 1h, not '%s'",
+                                 interval_s);
+    if (top_s && rlctl_parse_int(top_s, 1, 100000, &top) != 0)
+        return rlctl_usage_error(argv[0], "--top takes a count from 1, not '%s'", top_s);
+    if (match && !*match)
+        return rlctl_usage_error(argv[0], "--match needs a non-empty GLOB");
+    if (!isatty(STDOUT_FILENO))
+        return rlctl_usage_error(argv[0], "stdout is not a terminal: for scripts, use "
+                                          "'rlctl stats' or 'rlctl keys'");
+    if (!db && rl_default_path(path, sizeof path) == RL_OK)
+        db = path;
+    if ((rc = rlctl_open(ctx, 1, &r)) != RLCTL_OK)
+        return rc;
+    if (!(f.rows = malloc(RECENT * sizeof *f.rows))) {
+        rc = rlctl_error("out of memory");
+        goto out;
+    }
+    if (install() != 0) {
+        rc = rlctl_error("cannot handle SIGINT");
+        goto out;
+    }
+    fputs("\033[?25l\033[H\033[2J", stdout); /* cursor hidden, screen cleared */
+    drawn = 1;
+    while (!stop) {
+        struct winsize ws;
+        size_t rows = 24, cols = 80, max_rows;
+        int64_t now_mono, now_wall = wall_ns(), lrc;
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
+            rows = ws.ws_row;
+            cols = ws.ws_col;
+        }
+        /* the three header lines, the table's, and one for the cursor */
+        max_rows = rows > 6 ? rows - 5 : 1;
+        if (top > 0 && (size_t)top < max_rows)
+            max_rows = (size_t)top;
+        f.n = 0;
+        if (rl_totals_get(r, &t) != RL_OK) {
+            rc = rlctl_error("%s", rl_errmsg(r));
+            break;
+        }
+        lrc = rl_keys_list(r, match, RL_SORT_LAST_SEEN, RECENT, collect, &f);
+        now_mono = mono_ns();
+        if (lrc < 0) {
+            rc = rlctl_error("%s", rl_errmsg(r));
+            break;
+        }
+        if (diff(&m, &f, first, prev_wall) != 0) {
+            rc = rlctl_error("out of memory");
+            break;
+        }
+        if ((rc = rlctl_out_open(&o)) != RLCTL_OK)
+            break;
+        rc = draw(o.f, db ? db : "", interval, &t, first ? NULL : &prev, now_mono - prev_mono,
+                  &f, max_rows, cols);
+        if (rc != RLCTL_OK)
+            break;
+        if (fclose(o.f) == 0)
+            show(o.buf, o.len);
+        o.f = NULL;
+        rlctl_out_discard(&o);
+        prev = t;
+        prev_mono = now_mono;
+        prev_wall = now_wall;
+        first = 0;
+        sleep_ns(interval);
+    }
+out:
+    if (drawn) {
+        /* attributes off, cursor back, and the shell's prompt below */
+        fputs("\033[0m\033[?25h\n", stdout);
+        fflush(stdout);
+    }
+    rlctl_out_discard(&o);
+    free(f.rows);
+    map_free(&m);
+    rl_close(r);
+    return rc;
+}
