@@ -111,6 +111,16 @@ rl_store *rl__store(rl *r)
     return r->store;
 }
 
+void rl__lock(rl *r)
+{
+    pthread_mutex_lock(&r->mu);
+}
+
+void rl__unlock(rl *r)
+{
+    pthread_mutex_unlock(&r->mu);
+}
+
 static int64_t realtime_clock(void *ctx)
 {
     struct timespec ts;
@@ -122,6 +132,11 @@ static int64_t realtime_clock(void *ctx)
 static int64_t now_ns(rl *r)
 {
     return r->o.clock(r->o.clock_ctx);
+}
+
+int64_t rl__now(rl *r)
+{
+    return now_ns(r);
 }
 
 int rl_default_path(char *buf, size_t len)

@@ -342,11 +342,9 @@ RL_API int rl_glob_match(const char *pattern, const char *s);
  * Walking calls (rl_reset_match, rl_prune) go through the keys a few hundred
  * at a time, each batch in a write transaction of its own that re-reads
  * every row it changes, so deciding processes wait for a moment at most and
- * no decision made between two batches is lost. They take the store's
- * locks like any writer, but not the handle's mutex: give them a handle that
- * no other thread uses meanwhile (rlctl opens one of its own). Idle times
- * and full buckets are judged against the real-time clock (CLOCK_REALTIME),
- * not rl_options.clock. */
+ * no decision made between two batches is lost. Like every call they hold
+ * the handle's mutex, and judge idle times and full buckets by the handle's
+ * clock (rl_options.clock). Callbacks must not call back into the handle. */
 
 /* Resets (as rl_reset: an assigned tier stays) every key whose name
  * matches the glob `match` and whose tier (as a decision would resolve it)

@@ -10,7 +10,11 @@
 int rl__policy_replace(rl *r, const rl_policy *p);
 /* The handle's error buffer (RL_ERRMSG_MAX bytes). */
 char *rl__errbuf(rl *r);
-/* The store behind a handle (for tests). */
+/* The store behind a handle (for tests and core/admin.c). */
 rl_store *rl__store(rl *r);
+/* The handle's mutex (every public call holds it) and its clock. */
+void rl__lock(rl *r);
+void rl__unlock(rl *r);
+int64_t rl__now(rl *r);
 
 #endif
