@@ -16,35 +16,6 @@
 
 #include <string.h>
 
-/* Strict UTF-8, as rl_key_valid reads it: the length of the sequence that
- * starts at p, or 0 if p does not start one that a key may hold (overlong,
- * surrogate, past U+10FFFF, C1 control, truncated). It stops at the first
- * byte that is not a continuation, so it never reads past the NUL. */
-static size_t rl_keys_utf8_len(const unsigned char *p)
-{
-    unsigned c = p[0], cp, need, i;
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 1;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 2;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 3;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (i = 1; i <= need; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0x80 && cp <= 0x9f))
-        return 0;
-    return need + 1;
-}
 
 /* ':' would fake a kind boundary, '%' an escape, '*', '?' and '\\' a glob;
  * controls are refused by rl_key_valid; a space would split the key in
@@ -76,7 +47,7 @@ static size_t rl_keys_encode(char *tmp, const char *kind, const char *value)
     memcpy(tmp, kind, o);
     tmp[o++] = ':';
     while (*p) {
-        size_t n = *p >= 0x80 ? rl_keys_utf8_len(p) : rl_keys_ascii_escaped(*p) ? 0 : 1;
+        size_t n = *p >= 0x80 ? rl_utf8_len(p) : rl_keys_ascii_escaped(*p) ? 0 : 1;
         if (n) {
             if (o + n > RL_KEY_MAX)
                 return 0;

@@ -12,6 +12,7 @@
  * 22 of /proc/PID/stat): a pid alone could have been reused by a new
  * process after the owner died.
  */
+#include "bytes.h"
 #include "lease.h"
 
 #include <errno.h>
@@ -19,22 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    int i;
-    for (i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    int i;
-    for (i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 size_t rl_lease_encode(const rl_lease_rec *rec, unsigned char *buf)
 {
@@ -46,13 +31,13 @@ size_t rl_lease_encode(const rl_lease_rec *rec, unsigned char *buf)
         buf[o++] = (unsigned char)len;
         memcpy(buf + o, rec->est_resource[i], len);
         o += len;
-        put64(buf + o, (uint64_t)rec->est_amount[i]);
+        rl_put64(buf + o, (uint64_t)rec->est_amount[i]);
         o += 8;
     }
     buf[o++] = (unsigned char)rec->n_held;
     for (i = 0; i < rec->n_held; i++) {
-        put64(buf + o, rec->held_id[i]);
-        put64(buf + o + 8, (uint64_t)rec->held_amount[i]);
+        rl_put64(buf + o, rec->held_id[i]);
+        rl_put64(buf + o + 8, (uint64_t)rec->held_amount[i]);
         o += 16;
     }
     return o;
@@ -72,7 +57,7 @@ int rl_lease_decode(rl_lease_rec *rec, const unsigned char *buf, size_t len)
         rec->est_resource[i][n] = 0;
         if (!rl_name_valid(rec->est_resource[i]))
             return RL_ECORRUPT;
-        rec->est_amount[i] = (int64_t)get64(buf + o + 1 + n);
+        rec->est_amount[i] = (int64_t)rl_get64(buf + o + 1 + n);
         if (rec->est_amount[i] < 0)
             return RL_ECORRUPT;
         o += 1 + n + 8;
@@ -83,8 +68,8 @@ int rl_lease_decode(rl_lease_rec *rec, const unsigned char *buf, size_t len)
     if (o + rec->n_held * 16 != len)
         return RL_ECORRUPT;
     for (i = 0; i < rec->n_held; i++) {
-        rec->held_id[i] = get64(buf + o);
-        rec->held_amount[i] = (int64_t)get64(buf + o + 8);
+        rec->held_id[i] = rl_get64(buf + o);
+        rec->held_amount[i] = (int64_t)rl_get64(buf + o + 8);
         if (rec->held_amount[i] < 0)
             return RL_ECORRUPT;
         o += 16;

@@ -145,47 +145,56 @@ int rl_name_valid(const char *s)
     return n > 0;
 }
 
-/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF) and no
- * C0/C1 controls or DEL: a key must print safely in rlctl's tables. */
+/* The length of the UTF-8 sequence at p, or 0 if p does not start one a
+ * key may hold: strict UTF-8 (no overlongs, surrogates or code points past
+ * U+10FFFF) and no C1 control. It stops at the first byte that is not a
+ * continuation, so it never reads past the NUL. */
+size_t rl_utf8_len(const unsigned char *p)
+{
+    unsigned c = p[0], cp, need, i;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    for (i = 1; i <= need; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0x80 && cp <= 0x9f))
+        return 0;
+    return need + 1;
+}
+
+/* No C0 controls or DEL either: a key must print safely in rlctl's tables. */
 int rl_key_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t n = 0;
+    size_t n = 0, len;
     if (!s || !*s)
         return 0;
     while (p[n]) {
-        unsigned c = p[n], cp, need, i;
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f)
+        if (p[n] < 0x80) {
+            if (p[n] < 0x20 || p[n] == 0x7f)
                 return 0;
-            n++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            cp = c & 0x07;
-        } else {
+            len = 1;
+        } else if (!(len = rl_utf8_len(p + n))) {
             return 0;
         }
-        for (i = 1; i <= need; i++) {
-            if ((p[n + i] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[n + i] & 0x3f);
-        }
-        if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0x80 && cp <= 0x9f))
-            return 0;
-        n += need + 1;
+        n += len;
         if (n > RL_KEY_MAX)
             return 0;
     }
-    return n <= RL_KEY_MAX;
+    return 1;
 }
 
 /* FNV-1a over "resource\0name": stable across processes and versions. */

@@ -75,6 +75,8 @@ const rl_tier *rl_policy_resolve(const rl_policy *p, const char *key, const char
 int rl_name_valid(const char *s);
 /* 1..RL_KEY_MAX bytes of valid UTF-8, no control characters. */
 int rl_key_valid(const char *s);
+/* Bytes of the UTF-8 sequence at p that a key may hold, or 0. */
+size_t rl_utf8_len(const unsigned char *p);
 uint64_t rl_limit_id(const char *resource, const char *name);
 
 /* Checks one public rl_limit and fills d (defaults applied, name "limitN"

@@ -1509,6 +1509,20 @@ static int fresh_policy(rl *r)
     return rc;
 }
 
+/* A private copy of the current policy, so callbacks can run without the
+ * handle's lock and may call back into the handle. */
+static int policy_snapshot(rl *r, rl_policy *copy)
+{
+    int rc;
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    rc = fresh_policy(r);
+    if (rc == RL_OK && (rc = rl_policy_copy(copy, &r->pol)) != RL_OK)
+        rl_seterr(r->err, rc, "out of memory");
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
 static void tier_info(const rl *r, const rl_tier *t, rl_tier_info *ti)
 {
     size_t i;
@@ -1542,13 +1556,7 @@ int rl_tiers_list(rl *r, int (*fn)(void *ctx, const rl_tier_info *t), void *ctx)
         return RL_EINVAL;
     if (!fn)
         return rl_seterr(r->err, RL_EINVAL, "callback is NULL");
-    pthread_mutex_lock(&r->mu);
-    r->err[0] = 0;
-    rc = fresh_policy(r);
-    if (rc == RL_OK && (rc = rl_policy_copy(&copy, &r->pol)) != RL_OK)
-        rl_seterr(r->err, rc, "out of memory");
-    pthread_mutex_unlock(&r->mu);
-    if (rc != RL_OK)
+    if ((rc = policy_snapshot(r, &copy)) != RL_OK)
         return rc;
     /* Callbacks run without the handle's lock, on a private copy, so they may
      * call back into the handle. */
@@ -1593,13 +1601,7 @@ int rl_rules_list(rl *r, int (*fn)(void *ctx, const char *match, const char *tie
         return RL_EINVAL;
     if (!fn)
         return rl_seterr(r->err, RL_EINVAL, "callback is NULL");
-    pthread_mutex_lock(&r->mu);
-    r->err[0] = 0;
-    rc = fresh_policy(r);
-    if (rc == RL_OK && (rc = rl_policy_copy(&copy, &r->pol)) != RL_OK)
-        rl_seterr(r->err, rc, "out of memory");
-    pthread_mutex_unlock(&r->mu);
-    if (rc != RL_OK)
+    if ((rc = policy_snapshot(r, &copy)) != RL_OK)
         return rc;
     for (i = 0; i < copy.n_rules && rc == 0; i++)
         rc = fn(ctx, copy.rules[i].match, copy.rules[i].tier);

@@ -7,25 +7,10 @@
  * tier can be rescaled lazily, by the next decision, in whatever process
  * makes it.
  */
+#include "bytes.h"
 #include "store.h"
 
 #include <string.h>
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    int i;
-    for (i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    int i;
-    for (i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 uint64_t rl_cooldown_id(const char *resource)
 {
@@ -46,12 +31,12 @@ int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len)
         const unsigned char *p = buf + 2 + i * RL_SLOT_BYTES;
         rl_slot *s = &st->slot[i];
         s->kind = p[0];
-        s->id = get64(p + 1);
-        s->count = (int64_t)get64(p + 9);
-        s->period_ns = (int64_t)get64(p + 17);
-        s->burst = (int64_t)get64(p + 25);
-        s->tat = (int64_t)get64(p + 33);
-        s->rem = (int64_t)get64(p + 41);
+        s->id = rl_get64(p + 1);
+        s->count = (int64_t)rl_get64(p + 9);
+        s->period_ns = (int64_t)rl_get64(p + 17);
+        s->burst = (int64_t)rl_get64(p + 25);
+        s->tat = (int64_t)rl_get64(p + 33);
+        s->rem = (int64_t)rl_get64(p + 41);
         /* Never trust stored numbers into the 128-bit math unchecked. */
         if (s->kind < RL_SLOT_GCRA || s->kind > RL_SLOT_INFLIGHT || s->count < 1 ||
             s->count > RL_COUNT_MAX || s->period_ns < 1 || s->period_ns > RL_PERIOD_MAX ||
@@ -72,12 +57,12 @@ size_t rl_state_encode(const rl_state *st, unsigned char *buf)
         unsigned char *p = buf + 2 + i * RL_SLOT_BYTES;
         const rl_slot *s = &st->slot[i];
         p[0] = (unsigned char)s->kind;
-        put64(p + 1, s->id);
-        put64(p + 9, (uint64_t)s->count);
-        put64(p + 17, (uint64_t)s->period_ns);
-        put64(p + 25, (uint64_t)s->burst);
-        put64(p + 33, (uint64_t)s->tat);
-        put64(p + 41, (uint64_t)s->rem);
+        rl_put64(p + 1, s->id);
+        rl_put64(p + 9, (uint64_t)s->count);
+        rl_put64(p + 17, (uint64_t)s->period_ns);
+        rl_put64(p + 25, (uint64_t)s->burst);
+        rl_put64(p + 33, (uint64_t)s->tat);
+        rl_put64(p + 41, (uint64_t)s->rem);
     }
     return 2 + st->n * RL_SLOT_BYTES;
 }
