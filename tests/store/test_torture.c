@@ -70,8 +70,9 @@ static pid_t spawn_rlctl(const char *db, const char *yaml, int n)
         dup2(devnull, 1);
         dup2(devnull, 2);
         snprintf(key, sizeof key, "other:%d", n % 8);
+        /* --match: a key no decider has made yet is no error, just 0 reset */
         if (n % 2)
-            execl(RLCTL_PATH, "rlctl", "--db", db, "reset", key, (char *)NULL);
+            execl(RLCTL_PATH, "rlctl", "--db", db, "reset", "--match", key, (char *)NULL);
         else
             execl(RLCTL_PATH, "rlctl", "--db", db, "tiers", "load", yaml, (char *)NULL);
         _exit(127);
