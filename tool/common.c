@@ -194,7 +194,8 @@ int rlctl_confirm(const char *question)
         yes = strcmp(line, "y") == 0 || strcmp(line, "Y") == 0 || strcmp(line, "yes") == 0 ||
               strcmp(line, "YES") == 0 || strcmp(line, "Yes") == 0;
     } else {
-        fputc('\n', tty); /* ^D: leave the prompt's line ended */
+        (void)fseek(tty, 0, SEEK_CUR); /* C11 7.21.5.3: input, then output */
+        fputc('\n', tty);              /* ^D: leave the prompt's line ended */
     }
     fclose(tty);
     return yes;
