@@ -323,6 +323,9 @@ static void decisions_under_faults(fx *f, int sticky, int fail_mode)
             assert_int_equal(res.allowed, fail_mode == RL_FAIL_OPEN);
             assert_int_equal(res.degraded, fail_mode == RL_FAIL_OPEN);
             assert_true(after == before || after == before + 1);
+            /* and nothing stays locked: the same handle decides at once */
+            if (rl_allow(r, "probe", 1, &res) != RL_OK)
+                fail_msg("after fault %d: %s", n, rl_errmsg(r));
         }
         integrity_ok(f->path);
         if (before >= BURST - 2) { /* keep room in the bucket */
