@@ -77,6 +77,7 @@ void rl_cfg_node_free(rl_cfg_node *n)
 
 static int rl_cfg_add_kid(rl_cfg_node *parent, rl_cfg_node *kid)
 {
+    /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): parent is never NULL: rl_cfg_make_node returns RL_OK only with a node; the analyzer does not inline the variadic rl_cfg_fail and assumes it may return RL_OK */
     if (parent->n == parent->cap) {
         size_t cap = parent->cap ? parent->cap * 2 : 4;
         rl_cfg_node **k = realloc(parent->kids, cap * sizeof *k);
@@ -301,6 +302,7 @@ int rl_cfg_yaml_load(rl_cfg_ctx *c, const unsigned char *buf, size_t len, rl_cfg
                 goto out;
             if (depth == 0) {
                 *root = n;
+            /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): depth > 0 means stack[depth - 1] was pushed; libyaml never emits an END event without its START */
             } else if (rl_cfg_add_kid(stack[depth - 1], n) != RL_OK) {
                 rl_cfg_node_free(n);
                 rc = rl_cfg_nomem(c);

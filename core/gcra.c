@@ -141,7 +141,9 @@ rl_tat rl_gcra_rescale(const rl_ldef *old, const rl_ldef *nw, rl_tat tat, int64_
     tau_old = ((i128)old->burst * old->period_ns + old->count - 1) / old->count;
     tau_new = ((i128)nw->burst * nw->period_ns + nw->count - 1) / nw->count;
     level = (i128)ceil_ns(old, level_s) * tau_new / tau_old;
+    /* NOLINTNEXTLINE(bugprone-implicit-widening-of-multiplication-result): RL_FILL_MAX < 2^61, so 2 * RL_FILL_MAX cannot overflow int64 */
     if (level > 2 * RL_FILL_MAX)
+        /* NOLINTNEXTLINE(bugprone-implicit-widening-of-multiplication-result): RL_FILL_MAX < 2^61, so 2 * RL_FILL_MAX cannot overflow int64 */
         level = 2 * RL_FILL_MAX;
     out.ns = now + (int64_t)level;
     out.rem = 0;

@@ -209,6 +209,7 @@ static int rl_hdr_epoch(int64_t y, int mo, int d, int h, int mi, int s, int64_t 
     if (y < 0 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > rl_hdr_mdays(y, mo) || h > 23 ||
         mi > 59 || s > 60)
         return 0;
+    /* NOLINTNEXTLINE(bugprone-implicit-widening-of-multiplication-result): h <= 23 and mi <= 59 (checked above): h * 3600 and mi * 60 fit int */
     secs = rl_hdr_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + s + off_s;
     if (secs > (INT64_MAX - RL_SECOND) / RL_SECOND || secs < INT64_MIN / RL_SECOND + 1)
         return 0;

@@ -233,6 +233,7 @@ int rl_ldef_check(const rl_ldef *d, char *err, size_t errlen)
         why = "burst must be at least 1";
     else if (d->burst > RL_COUNT_MAX)
         why = "burst is too large (at most 2^40)";
+    /* NOLINTNEXTLINE(bugprone-implicit-widening-of-multiplication-result): RL_FILL_MAX is a constant (< 2^61) computed in int64 without overflow */
     else if ((i128)d->burst * d->period_ns / d->count > RL_FILL_MAX)
         why = "burst takes more than 50 years to refill";
     if (why) {

@@ -1155,9 +1155,11 @@ static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_
         ls->period_ns = d->period_ns;
         ls->burst = d->burst;
         if (d->kind == RL_KIND_CONCURRENT) {
+            /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): align_state fills cur.slot[0..t->n-1]; the analyzer loses t->n across the snprintf calls above */
             ls->in_flight = cur.slot[i].tat;
             ls->remaining = d->count > ls->in_flight ? d->count - ls->in_flight : 0;
         } else {
+            /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): align_state fills cur.slot[0..t->n-1]; the analyzer loses t->n across the snprintf calls above */
             rl_gcra_peek(d, tat, now, &ls->remaining, &ls->reset_after_ns, &ls->retry_after_ns);
             ls->debt = rl_gcra_debt(d, tat, now);
         }
