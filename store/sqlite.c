@@ -654,29 +654,29 @@ static void glob_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_int(ctx, p && k && rl_glob_match((const char *)p, (const char *)k));
 }
 
-static int sq_keys_list(rl_store *base, const char *match, int sort, size_t limit, rl_row_fn fn,
-                        void *ctx)
+/* Steps a listing statement whose columns are key, tier, state, allowed,
+ * refused, units, first_seen, last_seen, calling fn for each row. A state
+ * too large to be one is passed on as a byte no decoder accepts, so that
+ * prune and doctor see damage there, not an empty state (full buckets). */
+static int each_row(sq_store *s, sqlite3_stmt *q, rl_row_fn fn, void *ctx)
 {
-    sq_store *s = (sq_store *)base;
-    sqlite3_stmt *q = NULL;
     rl_row *row = malloc(sizeof *row);
-    int rc, step, stop = 0;
+    int rc = RL_OK, step = SQLITE_DONE, stop = 0;
     if (!row)
-        return rl_seterr(base->err, RL_ENOMEM, "out of memory");
-    if ((rc = stmt(s, S_LIST_KEY + sort, &q)) != RL_OK)
-        goto out;
-    if (match)
-        sqlite3_bind_text(q, 1, match, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, limit ? (sqlite3_int64)limit : -1);
-    while (!stop && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        rc = rl_seterr(s->base.err, RL_ENOMEM, "out of memory");
+    while (row && !stop && (step = sqlite3_step(q)) == SQLITE_ROW) {
         const char *key = (const char *)sqlite3_column_text(q, 0);
+        size_t len = (size_t)sqlite3_column_bytes(q, 2);
         row->exists = 1;
         text_col(q, 1, row->tier, sizeof row->tier);
-        row->state_len = (size_t)sqlite3_column_bytes(q, 2);
-        if (row->state_len > RL_STATE_MAX)
-            row->state_len = 0; /* shown as full; deciding reports the damage */
-        if (row->state_len)
-            memcpy(row->state, sqlite3_column_blob(q, 2), row->state_len);
+        if (len > RL_STATE_MAX) {
+            row->state[0] = 0;
+            row->state_len = 1;
+        } else {
+            row->state_len = len;
+            if (len)
+                memcpy(row->state, sqlite3_column_blob(q, 2), len);
+        }
         row->allowed = sqlite3_column_int64(q, 3);
         row->refused = sqlite3_column_int64(q, 4);
         row->units = sqlite3_column_int64(q, 5);
@@ -685,13 +685,26 @@ static int sq_keys_list(rl_store *base, const char *match, int sort, size_t limi
         if ((stop = fn(ctx, key ? key : "", row)) != 0)
             rc = stop;
     }
-    if (!stop && step != SQLITE_DONE)
+    if (row && !stop && step != SQLITE_DONE)
         rc = sq_fail(s, step, "list keys");
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
-out:
     free(row);
     return rc;
+}
+
+static int sq_keys_list(rl_store *base, const char *match, int sort, size_t limit, rl_row_fn fn,
+                        void *ctx)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q = NULL;
+    int rc = stmt(s, S_LIST_KEY + sort, &q);
+    if (rc != RL_OK)
+        return rc;
+    if (match)
+        sqlite3_bind_text(q, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, limit ? (sqlite3_int64)limit : -1);
+    return each_row(s, q, fn, ctx);
 }
 
 static int sq_totals(rl_store *base, rl_totals *t)
@@ -722,46 +735,14 @@ static int sq_keys_page(rl_store *base, const char *after, const char *match, si
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *q = NULL;
-    rl_row *row = malloc(sizeof *row);
-    int rc, step = SQLITE_DONE, stop = 0;
-    if (!row)
-        return rl_seterr(base->err, RL_ENOMEM, "out of memory");
-    if ((rc = stmt(s, S_PAGE, &q)) != RL_OK)
-        goto out;
+    int rc = stmt(s, S_PAGE, &q);
+    if (rc != RL_OK)
+        return rc;
     sqlite3_bind_text(q, 1, after ? after : "", -1, SQLITE_STATIC);
     if (match)
         sqlite3_bind_text(q, 2, match, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, limit ? (sqlite3_int64)limit : -1);
-    while (!stop && (step = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *key = (const char *)sqlite3_column_text(q, 0);
-        size_t len = (size_t)sqlite3_column_bytes(q, 2);
-        row->exists = 1;
-        text_col(q, 1, row->tier, sizeof row->tier);
-        if (len > RL_STATE_MAX) {
-            /* Passed on as one byte no decoder accepts: prune and doctor
-             * must see damage here, not an empty state (full buckets). */
-            row->state[0] = 0;
-            row->state_len = 1;
-        } else {
-            row->state_len = len;
-            if (len)
-                memcpy(row->state, sqlite3_column_blob(q, 2), len);
-        }
-        row->allowed = sqlite3_column_int64(q, 3);
-        row->refused = sqlite3_column_int64(q, 4);
-        row->units = sqlite3_column_int64(q, 5);
-        row->first_seen = sqlite3_column_int64(q, 6);
-        row->last_seen = sqlite3_column_int64(q, 7);
-        if ((stop = fn(ctx, key ? key : "", row)) != 0)
-            rc = stop;
-    }
-    if (!stop && step != SQLITE_DONE)
-        rc = sq_fail(s, step, "list keys");
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
-out:
-    free(row);
-    return rc;
+    return each_row(s, q, fn, ctx);
 }
 
 static int sq_state_clear(rl_store *base)
