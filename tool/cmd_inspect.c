@@ -208,12 +208,8 @@ int rlctl_cmd_inspect(const rlctl_ctx *ctx, int argc, char **argv)
     }
     if ((rc = rlctl_open(ctx, 1, &r)) != RLCTL_OK)
         goto out;
-    if (rl_stats(r, argv[1], st) != RL_OK ||
-        (st->tier_source == RL_TIER_RULE &&
-         rlctl_find_rule(r, argv[1], st->tier, rule, sizeof rule) != RL_OK)) {
-        rc = rlctl_error("%s", rl_errmsg(r));
+    if ((rc = rlctl_key_tier(r, argv[1], st, rule, sizeof rule)) != RLCTL_OK)
         goto out;
-    }
     if (rl_leases_list(r, argv[1], count_lease, &leases) != RL_OK) {
         rc = rlctl_error("%s", rl_errmsg(r));
         goto out;

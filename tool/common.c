@@ -364,6 +364,15 @@ int rlctl_find_rule(rl *r, const char *key, const char *tier, char *match, size_
     return rc < 0 ? rc : RL_OK;
 }
 
+int rlctl_key_tier(rl *r, const char *key, rl_key_stats *st, char *rule, size_t len)
+{
+    rule[0] = 0;
+    if (rl_stats(r, key, st) != RL_OK ||
+        (st->tier_source == RL_TIER_RULE && rlctl_find_rule(r, key, st->tier, rule, len) != RL_OK))
+        return rlctl_error("%s", rl_errmsg(r));
+    return RLCTL_OK;
+}
+
 /* ---- aligned tables ---------------------------------------------------- */
 
 void rlctl_table_init(rlctl_table *t, size_t ncols, unsigned right)

@@ -154,6 +154,9 @@ const char *rlctl_tier_source_json(int source);
 /* The key rule that gave `key` its tier `tier` (first match wins, as in the
  * library): written to match, or "" if none. */
 int rlctl_find_rule(rl *r, const char *key, const char *tier, char *match, size_t len);
+/* rl_stats of key, and in rule the key rule that gave it its tier ("" when
+ * no rule did). Says why and returns RLCTL_ERROR on failure. */
+int rlctl_key_tier(rl *r, const char *key, rl_key_stats *st, char *rule, size_t len);
 
 /* ---- aligned tables ---------------------------------------------------- */
 
