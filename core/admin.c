@@ -83,10 +83,13 @@ static int walk_policy(walk *w, int64_t version)
  * since a decider may have used or reset it since the page was read. */
 static int walk_write(walk *w, int64_t *done)
 {
+    rl_retry retry = RL_RETRY_INIT;
     rl_row row;
-    int64_t version, n = 0;
+    int64_t version, n;
     size_t i;
     int rc;
+again:
+    n = 0;
     if ((rc = w->s->ops->begin(w->s, 1)) != RL_OK)
         return rc;
     w->now = rl__now(w->r);
@@ -111,6 +114,8 @@ out:
         w->s->ops->rollback(w->s);
     else
         *done += n;
+    if (rl__conflict_retry(w->r, &retry, &rc))
+        goto again;
     return rc;
 }
 

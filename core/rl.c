@@ -35,6 +35,7 @@ struct rl {
     int64_t pol_version; /* -1: not loaded */
     rl_tier defaults;    /* rl_options.default_limits */
     int have_defaults;
+    int store_clock; /* no caller clock: the store's time if it has one */
     rl_options o;
     char err[RL_ERRMSG_MAX];
 };
@@ -85,6 +86,8 @@ const char *rl_strerror(int code)
     case RL_ETIMEOUT: return "timed out";
     case RL_ECANCELED: return "cancelled";
     case RL_ENOLIMIT: return "no tier or default limits apply to the key";
+    case RL_ECONNECT: return "store server unreachable";
+    case RL_EAUTH: return "store server refused the credentials";
     default: return "unknown error";
     }
 }
@@ -129,9 +132,45 @@ static int64_t realtime_clock(void *ctx)
     return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
 }
 
+/* The caller's clock if it gave one, else the store's (Redis: the server's
+ * TIME, shared by every machine), else CLOCK_REALTIME. */
 static int64_t now_ns(rl *r)
 {
-    return r->o.clock(r->o.clock_ctx);
+    int64_t ns;
+    if (!r->store_clock || !r->store || !r->store->ops->now ||
+        r->store->ops->now(r->store, &ns) != RL_OK)
+        return r->o.clock(r->o.clock_ctx);
+    return ns; /* on a store failure the next store call reports it */
+}
+
+/* After commit said RL_ECONFLICT: whether to run the transaction again.
+ * Immediately at first, then after a growing random pause, until
+ * busy_timeout_ms has passed since the first attempt; then RL_EBUSY. */
+int rl__conflict_retry(rl *r, rl_retry *t, int *rc)
+{
+    struct timespec ts;
+    int64_t now, pause;
+    if (*rc != RL_ECONFLICT)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
+    if (t->attempt++ == 0)
+        t->deadline = now + (int64_t)r->o.busy_timeout_ms * RL_MILLISECOND;
+    if (now >= t->deadline) {
+        *rc = rl_seterr(r->err, RL_EBUSY, "store busy: %d conflicting writes in %d ms",
+                        t->attempt, r->o.busy_timeout_ms);
+        return 0;
+    }
+    r->err[0] = 0;
+    if (t->attempt > 2) {
+        int shift = t->attempt < 9 ? t->attempt : 9;
+        t->rng = t->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        pause = (int64_t)((t->rng >> 33) % (uint64_t)((int64_t)10000 << shift));
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)pause;
+        nanosleep(&ts, NULL);
+    }
+    return 1;
 }
 
 int64_t rl__now(rl *r)
@@ -225,6 +264,7 @@ int rl_open(rl **out, const char *path, const rl_options *o)
     if (!r->o.clock) {
         r->o.clock = realtime_clock;
         r->o.clock_ctx = NULL;
+        r->store_clock = 1;
     }
     if (r->o.busy_timeout_ms < 0 || (r->o.fail_mode != RL_FAIL_CLOSED && r->o.fail_mode != RL_FAIL_OPEN) ||
         (r->o.durability != RL_DURABILITY_NORMAL && r->o.durability != RL_DURABILITY_FULL) ||
@@ -251,16 +291,17 @@ int rl_open(rl **out, const char *path, const rl_options *o)
             make_parents(defpath);
         path = defpath;
     }
-    if (strcmp(path, ":memory:") == 0) {
+    sc.busy_timeout_ms = r->o.busy_timeout_ms;
+    sc.durability = r->o.durability;
+    sc.file_mode = r->o.file_mode;
+    sc.flags = r->o.flags;
+    sc.busy_strategy = r->o.busy_strategy;
+    if (strcmp(path, ":memory:") == 0)
         rc = rl_store_mem_open(&r->store, r->err);
-    } else {
-        sc.busy_timeout_ms = r->o.busy_timeout_ms;
-        sc.durability = r->o.durability;
-        sc.file_mode = r->o.file_mode;
-        sc.flags = r->o.flags;
-        sc.busy_strategy = r->o.busy_strategy;
+    else if (rl_store_is_redis(path))
+        rc = rl_store_redis_open(&r->store, path, &sc, r->err);
+    else
         rc = rl_store_sqlite_open(&r->store, path, &sc, r->err);
-    }
     if (rc != RL_OK)
         goto out;
     if (o && o->tiers_file)
@@ -363,7 +404,8 @@ static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int
 static int is_store_failure(int rc)
 {
     return rc == RL_EBUSY || rc == RL_ESTORE || rc == RL_EREADONLY || rc == RL_EFULL ||
-           rc == RL_ECORRUPT || rc == RL_ENOMEM || rc == RL_EVERSION;
+           rc == RL_ECORRUPT || rc == RL_ENOMEM || rc == RL_EVERSION || rc == RL_ECONNECT ||
+           rc == RL_EAUTH;
 }
 
 static int fail_mode(const rl *r)
@@ -567,7 +609,8 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
     lim_eval ev[RL_MAX_KEYS * RL_MAX_LIMITS];
     key_eval ke[RL_MAX_KEYS];
     rl_state old;
-    int64_t now, version, units, cool = 0, cool_delay = 0, delay = 0, soonest = 0, ttl = 0;
+    rl_retry retry = RL_RETRY_INIT;
+    int64_t now = 0, version = 0, units, cool = 0, cool_delay = 0, delay = 0, soonest = 0, ttl = 0;
     size_t i, k, n = 0;
     int rc, source, allowed = 1, began = 0, cool_key = 0;
 
@@ -589,16 +632,25 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
     }
 
     pthread_mutex_lock(&r->mu);
+again:
     r->err[0] = 0;
+    n = 0;
+    allowed = 1;
+    cool = cool_delay = delay = soonest = 0;
+    cool_key = 0;
     if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
         goto out;
     began = 1;
-    now = now_ns(r);
+    if (nkeys > 1 && r->store->ops->prefetch &&
+        (rc = r->store->ops->prefetch(r->store, keys, nkeys)) != RL_OK)
+        goto out;
     for (k = 0; k < nkeys; k++) {
         key_eval *e = &ke[k];
         int64_t until;
         if ((rc = r->store->ops->row_get(r->store, keys[k], &e->row, &version)) != RL_OK)
             goto out;
+        if (k == 0) /* after the first read: a remote store's time comes with it */
+            now = now_ns(r);
         if (k == 0 && (rc = refresh_policy(r, version)) != RL_OK)
             goto out;
         if (!(e->t = key_tier(r, keys[k], &e->row, &source))) {
@@ -731,6 +783,9 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
 out:
     if (began)
         r->store->ops->rollback(r->store);
+    began = 0;
+    if (rl__conflict_retry(r, &retry, &rc))
+        goto again;
     if (rc != RL_OK && is_store_failure(rc)) {
         memset(res, 0, sizeof *res);
         res->allowed = res->degraded = fail_mode(r) == RL_FAIL_OPEN;
@@ -809,6 +864,7 @@ int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n, in
  * lease, and frees the slots it held, in one write transaction. */
 static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n)
 {
+    rl_retry retry = RL_RETRY_INIT;
     rl_lease_rec *rec = NULL;
     rl_row row;
     rl_state old, st;
@@ -827,6 +883,7 @@ static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t
     if (!(rec = malloc(sizeof *rec)))
         return rl_seterr(r->err, RL_ENOMEM, "out of memory");
     pthread_mutex_lock(&r->mu);
+again:
     r->err[0] = 0;
     if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
         goto out;
@@ -882,6 +939,9 @@ static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t
 out:
     if (began)
         r->store->ops->rollback(r->store);
+    began = 0;
+    if (rl__conflict_retry(r, &retry, &rc))
+        goto again;
     pthread_mutex_unlock(&r->mu);
     free(rec);
     return rc;
@@ -960,6 +1020,7 @@ out:
 
 int rl_cancel(rl *r, const rl_reservation *rv)
 {
+    rl_retry retry = RL_RETRY_INIT;
     rl_row row;
     rl_state st;
     int64_t version;
@@ -975,6 +1036,7 @@ int rl_cancel(rl *r, const rl_reservation *rv)
     if ((rc = check_key(r, rv->key_)) != RL_OK)
         return rc;
     pthread_mutex_lock(&r->mu);
+again:
     r->err[0] = 0;
     if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
         goto out;
@@ -1019,6 +1081,9 @@ int rl_cancel(rl *r, const rl_reservation *rv)
 out:
     if (began)
         r->store->ops->rollback(r->store);
+    began = 0;
+    if (rl__conflict_retry(r, &retry, &rc))
+        goto again;
     pthread_mutex_unlock(&r->mu);
     return rc;
 }
@@ -1263,6 +1328,7 @@ out:
 
 int rl_reset(rl *r, const char *key)
 {
+    rl_retry retry = RL_RETRY_INIT;
     rl_row row;
     int64_t version;
     int rc, began = 0;
@@ -1271,6 +1337,7 @@ int rl_reset(rl *r, const char *key)
     if ((rc = check_key(r, key)) != RL_OK)
         return rc;
     pthread_mutex_lock(&r->mu);
+again:
     r->err[0] = 0;
     if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
         goto out;
@@ -1297,12 +1364,16 @@ int rl_reset(rl *r, const char *key)
 out:
     if (began)
         r->store->ops->rollback(r->store);
+    began = 0;
+    if (rl__conflict_retry(r, &retry, &rc))
+        goto again;
     pthread_mutex_unlock(&r->mu);
     return rc;
 }
 
 int rl_penalize(rl *r, const char *key, const char *resource, int64_t duration_ns)
 {
+    rl_retry retry = RL_RETRY_INIT;
     rl_row row;
     rl_state st;
     uint64_t id;
@@ -1319,7 +1390,10 @@ int rl_penalize(rl *r, const char *key, const char *resource, int64_t duration_n
         return rl_seterr(r->err, RL_EINVAL, "cool-down duration out of range (0 to 50 years)");
     id = rl_cooldown_id(resource);
     pthread_mutex_lock(&r->mu);
+again:
     r->err[0] = 0;
+    found = 0;
+    ncool = 0;
     if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
         goto out;
     began = 1;
@@ -1370,6 +1444,9 @@ int rl_penalize(rl *r, const char *key, const char *resource, int64_t duration_n
 out:
     if (began)
         r->store->ops->rollback(r->store);
+    began = 0;
+    if (rl__conflict_retry(r, &retry, &rc))
+        goto again;
     pthread_mutex_unlock(&r->mu);
     return rc;
 }
@@ -1397,8 +1474,10 @@ int rl_observe_headers(rl *r, const char *key, const char *const *names,
 /* Runs a policy write (op) in its own write transaction. */
 static int policy_write(rl *r, int (*op)(rl *r, const void *arg), const void *arg)
 {
+    rl_retry retry = RL_RETRY_INIT;
     int rc;
     pthread_mutex_lock(&r->mu);
+again:
     r->err[0] = 0;
     if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
         goto out;
@@ -1410,6 +1489,8 @@ static int policy_write(rl *r, int (*op)(rl *r, const void *arg), const void *ar
     if (rc != RL_OK)
         r->store->ops->rollback(r->store);
 out:
+    if (rl__conflict_retry(r, &retry, &rc))
+        goto again;
     pthread_mutex_unlock(&r->mu);
     return rc;
 }

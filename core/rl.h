@@ -55,7 +55,9 @@ enum {
     RL_ENOTFOUND = -11, /* no such key or tier */
     RL_ETIMEOUT = -12,  /* the wait would exceed the timeout; nothing consumed */
     RL_ECANCELED = -13, /* the wait was cancelled; its reservation was returned */
-    RL_ENOLIMIT = -14   /* no tier and no default limits apply to the key */
+    RL_ENOLIMIT = -14,  /* no tier and no default limits apply to the key */
+    RL_ECONNECT = -15,  /* the store's server is unreachable: refused, lost, timed out */
+    RL_EAUTH = -16      /* the store's server refused our credentials */
 };
 
 /* Durations. */

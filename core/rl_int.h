@@ -17,4 +17,17 @@ void rl__lock(rl *r);
 void rl__unlock(rl *r);
 int64_t rl__now(rl *r);
 
+/* Retrying a transaction an optimistic store refused (RL_ECONFLICT):
+ *   rl_retry t = RL_RETRY_INIT;
+ *   again: begin ... commit ... if (rl__conflict_retry(r, &t, &rc)) goto again;
+ * Returns 1 to run it again; 0 to give up, with *rc unchanged, or turned into
+ * RL_EBUSY once busy_timeout_ms has passed. */
+typedef struct rl_retry {
+    int attempt;
+    int64_t deadline;
+    uint64_t rng;
+} rl_retry;
+#define RL_RETRY_INIT { 0, 0, 0x2545F4914F6CDD1DULL }
+int rl__conflict_retry(rl *r, rl_retry *t, int *rc);
+
 #endif

@@ -104,7 +104,18 @@ typedef struct rl_store_ops {
     /* Outside a transaction: the store's own health checks (rl_doctor);
      * fn returning non-zero stops them and is returned. */
     int (*doctor)(rl_store *s, rl_check_fn fn, void *ctx);
+    /* Optional (NULL: the local realtime clock). The store's time in ns;
+     * inside a transaction, the same moment as its reads (Redis: TIME). */
+    int (*now)(rl_store *s, int64_t *ns);
+    /* Optional: reads rows of keys[] ahead, in one round trip, for a
+     * transaction that will row_get each of them. */
+    int (*prefetch)(rl_store *s, const char *const *keys, size_t n);
 } rl_store_ops;
+
+/* From commit, in optimistic stores (Redis): a row or the policy read by the
+ * transaction changed before it committed, and nothing was written. The
+ * caller runs the whole transaction again. Never returned to users. */
+#define RL_ECONFLICT (-100)
 
 struct rl_store {
     const rl_store_ops *ops;
@@ -123,6 +134,10 @@ typedef struct rl_store_config {
 /* Constructors: on failure *out may still be set and must be closed. */
 int rl_store_mem_open(rl_store **out, char *err);
 int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config *c, char *err);
+/* "redis://..." or "unix://...": RL_EINVAL when built without hiredis. */
+int rl_store_redis_open(rl_store **out, const char *url, const rl_store_config *c, char *err);
+/* Whether path names a Redis server rather than a file. */
+int rl_store_is_redis(const char *path);
 
 /* One-line error message into an RL_ERRMSG_MAX buffer; returns code. */
 int rl_seterr(char *err, int code, const char *fmt, ...)

@@ -1171,6 +1171,7 @@ out:
 
 static int import_all(rl *r, const char *json, size_t len)
 {
+    rl_retry retry = RL_RETRY_INIT;
     importer *im = NULL;
     int rc;
     if (!r)
@@ -1187,7 +1188,9 @@ static int import_all(rl *r, const char *json, size_t len)
         goto out;
     if ((rc = import_read(im)) != RL_OK)
         goto out;
-    rc = import_write(im, rl__store(r));
+    do /* an optimistic store may ask for the write again */
+        rc = import_write(im, rl__store(r));
+    while (rl__conflict_retry(r, &retry, &rc));
 out:
     jdb_close(&im->j);
     rl_policy_free(&im->pol);

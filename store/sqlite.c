@@ -1167,6 +1167,7 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
         sq_policy_get,  sq_policy_put, sq_tier_put,      sq_tier_delete,
         sq_keys_list,   sq_totals,     sq_lease_put,     sq_lease_get,     sq_lease_delete,
         sq_leases_each, sq_keys_page,  sq_state_clear,   sq_lease_restore, sq_doctor,
+        NULL,           NULL,
     };
     char lockpath[4200];
     sq_store *s;

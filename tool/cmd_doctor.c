@@ -141,8 +141,9 @@ int rlctl_cmd_doctor(const rlctl_ctx *ctx, int argc, char **argv)
             return rlctl_error("no database path: set RL_DB or HOME, or give --db");
         db = path;
     }
-    /* A missing file is a mistyped path, not a sick database. */
-    if (stat(db, &sb) != 0)
+    /* A missing file is a mistyped path, not a sick database (a server
+     * address, redis://..., has no file to look for). */
+    if (!strstr(db, "://") && stat(db, &sb) != 0)
         return rlctl_error("%s: %s", db, strerror(errno));
     o.flags = RL_OPEN_READONLY;
     if (rl_open(&r, db, &o) != RL_OK) {
