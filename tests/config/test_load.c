@@ -6,7 +6,8 @@
  * that already has the database open applies a tier that `rlctl tiers load`
  * wrote from another process on its very next decision; keys resolve by
  * assignment, then rule, then default tier, then default limits; a changed
- * limit keeps what keys have spent, rescaled.
+ * limit keeps what keys have spent, rescaled. Run against every store that
+ * processes share: a SQLite file, and Redis when RL_TEST_REDIS is set.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -22,10 +23,11 @@
 #include <cmocka.h>
 
 #include "rl.h"
+#include "../common/stores.h"
 
 typedef struct fx {
     char dir[64];
-    char db[96];
+    char db[512];
     char yaml[96];
     int64_t now;
 } fx;
@@ -35,17 +37,20 @@ static int64_t fake_clock(void *ctx)
     return ((fx *)ctx)->now;
 }
 
-static int setup(void **state)
+static int setup(void **state, int kind)
 {
     fx *f = calloc(1, sizeof *f);
     strcpy(f->dir, "/tmp/rl_test_load.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof f->db, "%s/rl.db", f->dir);
+    assert_int_equal(test_store_path(kind, f->dir, f->db, sizeof f->db), 0);
     snprintf(f->yaml, sizeof f->yaml, "%s/tiers.yaml", f->dir);
     f->now = (int64_t)1700000000 * RL_SECOND;
     *state = f;
     return 0;
 }
+
+static int setup_sqlite(void **state) { return setup(state, STORE_SQLITE); }
+static int setup_redis(void **state) { return setup(state, STORE_REDIS); }
 
 static int teardown(void **state)
 {
@@ -236,7 +241,7 @@ static void test_other_process_load_applies(void **state)
                         "    limits:\n"
                         "      - { name: rps2, rate: 1/s, burst: 3 }\n");
     {
-        char cmd[512];
+        char cmd[1024];
         snprintf(cmd, sizeof cmd, "'%s' --db '%s' tiers load '%s' >/dev/null", RLCTL_PATH, f->db,
                  f->yaml);
         assert_int_equal(system(cmd), 0);
@@ -274,12 +279,13 @@ static void test_reload_rescales(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
+              cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
     const struct CMUnitTest tests[] = {
         T(test_load_and_resolve),
         T(test_bad_files_change_nothing),
         T(test_other_process_load_applies),
         T(test_reload_rescales),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

@@ -1,6 +1,7 @@
 /*
- * test_api.c - the public API as a user calls it, run once against the
- * in-memory store and once against a SQLite file: both must behave alike.
+ * test_api.c - the public API as a user calls it, run against every store
+ * (memory, a SQLite file, Redis when RL_TEST_REDIS is set; tests/common/
+ * stores.h): all must behave alike.
  *
  * A fake clock makes every time-dependent answer exact. Covers per-key
  * isolation, all-or-nothing across limits, Wait's timeout and cancellation,
@@ -22,11 +23,13 @@
 #include <cmocka.h>
 
 #include "rl.h"
+#include "../common/stores.h"
 
 typedef struct fixture {
-    int sqlite;
+    int sqlite; /* a store shared through its address: STORE_SQLITE or STORE_REDIS */
+    int kind;
     char dir[64];
-    char path[128];
+    char path[512];
     int64_t now;
     rl *r;
 } fixture;
@@ -45,25 +48,27 @@ static int open_with(fixture *f, const rl_limit *lims, size_t n, rl **out)
     o.clock_ctx = f;
     o.default_limits = lims;
     o.n_default_limits = n;
-    return rl_open(out, f->sqlite ? f->path : ":memory:", &o);
+    return rl_open(out, f->path, &o);
 }
 
-static int setup(void **state, int sqlite)
+static int setup(void **state, int kind)
 {
     static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
     fixture *f = calloc(1, sizeof *f);
-    f->sqlite = sqlite;
+    f->kind = kind;
+    f->sqlite = kind != STORE_MEM;
     f->now = T0;
     strcpy(f->dir, "/tmp/rl_test_api.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/rl.db", f->dir);
+    assert_int_equal(test_store_path(kind, f->dir, f->path, sizeof f->path), 0);
     assert_int_equal(open_with(f, lims, 1, &f->r), RL_OK);
     *state = f;
     return 0;
 }
 
-static int setup_mem(void **state) { return setup(state, 0); }
-static int setup_sqlite(void **state) { return setup(state, 1); }
+static int setup_mem(void **state) { return setup(state, STORE_MEM); }
+static int setup_sqlite(void **state) { return setup(state, STORE_SQLITE); }
+static int setup_redis(void **state) { return setup(state, STORE_REDIS); }
 
 static int teardown(void **state)
 {
@@ -828,7 +833,11 @@ static void test_observe_headers(void **state)
 
 #define BOTH(fn) \
     cmocka_unit_test_setup_teardown(fn, setup_mem, teardown), \
-    cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
+    cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
+    cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
+#define SHARED(fn) \
+    cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
+    cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
 
 int main(void)
 {
@@ -847,8 +856,8 @@ int main(void)
         BOTH(test_tier_change_rescales),
         BOTH(test_no_limits),
         BOTH(test_open_errors),
-        cmocka_unit_test_setup_teardown(test_hot_reload, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_restart_survival, setup_sqlite, teardown),
+        SHARED(test_hot_reload),
+        SHARED(test_restart_survival),
         BOTH(test_threads_share_handle),
         BOTH(test_acquire_resources),
         BOTH(test_acquire_keys),
@@ -857,5 +866,5 @@ int main(void)
         BOTH(test_lease_concurrency),
         BOTH(test_observe_headers),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

@@ -6,7 +6,8 @@
  * cost) and at least 98% of it; and when workers are SIGKILLed at random
  * moments while deciding, the database stays intact and the bound still
  * holds for everything that was admitted. Real processes (fork), a real file
- * in a temporary directory, the real clock.
+ * in a temporary directory, the real clock; and the same tests against a
+ * Redis server when RL_TEST_REDIS names one (tests/common/stores.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include <sqlite3.h>
 
 #include "rl.h"
+#include "../common/stores.h"
 
 #define RATE 2000   /* per second */
 #define BURST 100
@@ -108,6 +110,8 @@ static void integrity_ok(const char *path)
 {
     sqlite3 *db;
     sqlite3_stmt *q;
+    if (strstr(path, "://"))
+        return; /* a server's own business */
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
@@ -124,13 +128,12 @@ static int64_t bound_for(int64_t first, int64_t last)
 
 static void test_four_processes_one_key(void **state)
 {
-    char dir[64], path[96], log[128];
+    char dir[64], path[512], log[128];
     pid_t pids[4];
     int64_t until, units, first, last, bound, logged = 0;
     int i, status;
-    (void)state;
     make_dir(dir);
-    snprintf(path, sizeof path, "%s/rl.db", dir);
+    assert_int_equal(test_store_path(*(int *)*state, dir, path, sizeof path), 0);
     until = mono_ns() + 2 * RL_SECOND;
     for (i = 0; i < 4; i++) {
         snprintf(log, sizeof log, "%s/log%d", dir, i);
@@ -158,14 +161,13 @@ static void test_four_processes_one_key(void **state)
 /* 50 SIGKILLs at random moments of 4 busy workers, replaced as they die. */
 static void test_kill9_while_deciding(void **state)
 {
-    char dir[64], path[96], log[128];
+    char dir[64], path[512], log[128];
     pid_t pids[4];
     int64_t units, first, last, logged = 0, end;
     int i, kills = 0, status, seq = 0;
     unsigned seed = (unsigned)getpid();
-    (void)state;
     make_dir(dir);
-    snprintf(path, sizeof path, "%s/rl.db", dir);
+    assert_int_equal(test_store_path(*(int *)*state, dir, path, sizeof path), 0);
     end = mono_ns() + 60 * RL_SECOND; /* workers stop by themselves at the latest then */
     for (i = 0; i < 4; i++) {
         snprintf(log, sizeof log, "%s/log%d", dir, seq++);
@@ -206,12 +208,11 @@ static void test_kill9_while_deciding(void **state)
 /* Processes opening a brand-new file at the same moment all succeed. */
 static void test_concurrent_create(void **state)
 {
-    char dir[64], path[96];
+    char dir[64], path[512];
     pid_t pids[6];
     int i, status;
-    (void)state;
     make_dir(dir);
-    snprintf(path, sizeof path, "%s/rl.db", dir);
+    assert_int_equal(test_store_path(*(int *)*state, dir, path, sizeof path), 0);
     for (i = 0; i < 6; i++) {
         if ((pids[i] = fork()) == 0) {
             rl_options o = RL_OPTIONS_INIT;
@@ -255,15 +256,14 @@ static void test_killed_lease_reclaimed(void **state)
 {
     static const rl_limit lims[] = { RL_CONCURRENT("streams", "streams", 1) };
     rl_cost one = { "streams", 1 };
-    char dir[64], path[96], c;
+    char dir[64], path[512], c;
     int ready[2], status;
     rl_result res;
     rl_lease lease;
     rl *r;
     pid_t pid;
-    (void)state;
     make_dir(dir);
-    snprintf(path, sizeof path, "%s/rl.db", dir);
+    assert_int_equal(test_store_path(*(int *)*state, dir, path, sizeof path), 0);
     assert_int_equal(pipe(ready), 0);
     if ((pid = fork()) == 0) {
         rl *cr = open_tier(path, lims, 1);
@@ -297,13 +297,12 @@ static void test_killed_lease_reclaimed(void **state)
 static void test_concurrency_cap_across_processes(void **state)
 {
     static const rl_limit lims[] = { RL_CONCURRENT("streams", "streams", 3) };
-    char dir[64], path[96];
+    char dir[64], path[512];
     int *shared, i, status;
     pid_t pids[4];
     int64_t until;
-    (void)state;
     make_dir(dir);
-    snprintf(path, sizeof path, "%s/rl.db", dir);
+    assert_int_equal(test_store_path(*(int *)*state, dir, path, sizeof path), 0);
     shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(shared != MAP_FAILED);
     shared[0] = shared[1] = shared[2] = 0; /* in flight, max seen, grants */
@@ -351,14 +350,13 @@ static void test_concurrency_cap_across_processes(void **state)
 static void test_cooldown_across_processes(void **state)
 {
     static const rl_limit lims[] = { RL_LIMIT("rpm", NULL, 1000, RL_MINUTE, 1000) };
-    char dir[64], path[96];
+    char dir[64], path[512];
     rl_result res;
     int status;
     pid_t pid;
     rl *r;
-    (void)state;
     make_dir(dir);
-    snprintf(path, sizeof path, "%s/rl.db", dir);
+    assert_int_equal(test_store_path(*(int *)*state, dir, path, sizeof path), 0);
     r = open_tier(path, lims, 1);
     assert_non_null(r);
     assert_int_equal(rl_allow(r, "provider", 1, &res), RL_OK);
@@ -424,13 +422,12 @@ static void test_waiters_fair_and_prioritised(void **state)
     static const int same[4] = { 0, 0, 0, 0 };
     static const int mixed[4] = { RL_PRIORITY_INTERACTIVE, RL_PRIORITY_BATCH,
                                   RL_PRIORITY_INTERACTIVE, RL_PRIORITY_BATCH };
-    char dir[64], path[96];
+    char dir[64], path[512];
     int *counts;
     double jain;
     int64_t total, elapsed;
-    (void)state;
     make_dir(dir);
-    snprintf(path, sizeof path, "%s/rl.db", dir);
+    assert_int_equal(test_store_path(*(int *)*state, dir, path, sizeof path), 0);
     counts = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(counts != MAP_FAILED);
     memset(counts, 0, 4 * sizeof *counts);
@@ -449,16 +446,32 @@ static void test_waiters_fair_and_prioritised(void **state)
     remove_dir(dir);
 }
 
+static int setup_sqlite(void **state)
+{
+    static int kind = STORE_SQLITE;
+    *state = &kind;
+    return 0;
+}
+
+static int setup_redis(void **state)
+{
+    static int kind = STORE_REDIS;
+    *state = &kind;
+    return 0;
+}
+
+#define BOTH(fn) cmocka_unit_test_setup(fn, setup_sqlite), cmocka_unit_test_setup(fn, setup_redis)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_concurrent_create),
-        cmocka_unit_test(test_four_processes_one_key),
-        cmocka_unit_test(test_kill9_while_deciding),
-        cmocka_unit_test(test_killed_lease_reclaimed),
-        cmocka_unit_test(test_concurrency_cap_across_processes),
-        cmocka_unit_test(test_cooldown_across_processes),
-        cmocka_unit_test(test_waiters_fair_and_prioritised),
+        BOTH(test_concurrent_create),
+        BOTH(test_four_processes_one_key),
+        BOTH(test_kill9_while_deciding),
+        BOTH(test_killed_lease_reclaimed),
+        BOTH(test_concurrency_cap_across_processes),
+        BOTH(test_cooldown_across_processes),
+        BOTH(test_waiters_fair_and_prioritised),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

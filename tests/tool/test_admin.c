@@ -26,11 +26,12 @@
 #include <sqlite3.h>
 
 #include "rl.h"
+#include "../common/stores.h"
 
 typedef struct fixture {
-    int sqlite;
+    int sqlite; /* STORE_* */
     char dir[64];
-    char path[128];
+    char path[512];
     int64_t now;
     rl *r;
 } fixture;
@@ -55,22 +56,23 @@ static int open_at(fixture *f, const char *path, rl **out)
     return rl_open(out, path, &o);
 }
 
-static int setup(void **state, int sqlite)
+static int setup(void **state, int kind)
 {
     fixture *f = calloc(1, sizeof *f);
-    f->sqlite = sqlite;
+    f->sqlite = kind;
     /* The handle's clock starts an hour back; tests move it as they need. */
     f->now = wall() - RL_HOUR;
     strcpy(f->dir, "/tmp/rl_test_admin.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/rl.db", f->dir);
-    assert_int_equal(open_at(f, sqlite ? f->path : ":memory:", &f->r), RL_OK);
+    assert_int_equal(test_store_path(kind, f->dir, f->path, sizeof f->path), 0);
+    assert_int_equal(open_at(f, f->path, &f->r), RL_OK);
     *state = f;
     return 0;
 }
 
-static int setup_mem(void **state) { return setup(state, 0); }
-static int setup_sqlite(void **state) { return setup(state, 1); }
+static int setup_mem(void **state) { return setup(state, STORE_MEM); }
+static int setup_sqlite(void **state) { return setup(state, STORE_SQLITE); }
+static int setup_redis(void **state) { return setup(state, STORE_REDIS); }
 
 static int teardown(void **state)
 {
@@ -282,8 +284,12 @@ static void test_doctor(void **state)
     allow(f->r, "k", 1);
     memset(&c, 0, sizeof c);
     assert_int_equal(rl_doctor(f->r, collect_check, &c), RL_OK);
-    if (!f->sqlite) {
+    if (f->sqlite == STORE_MEM) {
         assert_int_equal(status_of(&c, "store"), RL_CHECK_OK);
+    } else if (f->sqlite == STORE_REDIS) { /* the test server runs without persistence */
+        assert_int_equal(status_of(&c, "store"), RL_CHECK_OK);
+        assert_int_equal(status_of(&c, "eviction"), RL_CHECK_OK);
+        assert_int_equal(status_of(&c, "persistence"), RL_CHECK_WARN);
     } else {
         for (i = 0; i < c.n; i++)
             assert_true(c.status[i] == RL_CHECK_OK || strcmp(c.name[i], "filesystem") == 0);
@@ -396,7 +402,7 @@ static void rich_state(fixture *f)
         "keys:\n"
         "  - { match: \"user:admin-*\", tier: unlimited }\n"
         "  - { match: \"ip:*\", tier: free }\n";
-    char path[160];
+    char path[512];
     rl_cost cost[] = { { "streams", 1 }, { "tokens", 700 } };
     rl_lease lease;
     rl_result res;
@@ -429,8 +435,10 @@ static void test_export_import_round_trip(void **state)
     assert_non_null(strstr(a, "\"kind\":\"inflight\""));
     assert_non_null(strstr(a, "\"fail_mode\":\"open\""));
 
-    snprintf(path, sizeof path, "%s/copy.db", f->dir);
-    assert_int_equal(open_at(&g, f->sqlite ? path : ":memory:", &r2), RL_OK);
+    assert_int_equal(test_store_path(f->sqlite, f->dir, path, sizeof path), 0);
+    if (f->sqlite == STORE_SQLITE)
+        snprintf(path, sizeof path, "%s/copy.db", f->dir);
+    assert_int_equal(open_at(&g, path, &r2), RL_OK);
     if (rl_import(r2, a, strlen(a)) != RL_OK)
         fail_msg("import: %s\n%s", rl_errmsg(r2), a);
     b = export_of(r2);
@@ -564,7 +572,8 @@ static void test_import_refuses_bad_documents(void **state)
 
 #define BOTH(fn)                                                   \
     cmocka_unit_test_setup_teardown(fn, setup_mem, teardown),      \
-    cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
+    cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown),   \
+    cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
 
 int main(void)
 {
@@ -578,5 +587,5 @@ int main(void)
         BOTH(test_export_streams),
         BOTH(test_import_refuses_bad_documents),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }
