@@ -93,7 +93,11 @@ typedef struct rd_store {
     rl_policy pol;
 } rd_store;
 
+/* The shebang (Redis >= 7.0) makes the server refuse the whole script when
+ * it is out of memory, before any write; without it a script that has begun
+ * writing may go on past maxmemory, and the caller never hears of it. */
 static const char commit_lua[] =
+    "#!lua\n"
     "-- KEYS: policy, key index, lease map, lease seq, then rows\n"
     "-- ARGV: policy version to check ('' none), new policy blob ('' none),\n"
     "-- '1' to clear all keys first, row key prefix, then per row: version\n"
@@ -1466,8 +1470,8 @@ static int rd_lease_restore(rl_store *base, const rl_lease_rec *rec)
     s->base.err[0] = 0;
     if ((rc = row_of(s, rec->key, &w)) != RL_OK)
         return rc;
-    /* host 0: the owner's pid came from a file and means nothing here */
-    if (add_lease(w, rec, raw, rd_lease_encode(rec, 0, raw)) != RL_OK)
+    /* as the SQLite store does, an imported owner is taken to be local */
+    if (add_lease(w, rec, raw, rd_lease_encode(rec, s->host_id, raw)) != RL_OK)
         return rl_seterr(s->base.err, RL_ENOMEM, "out of memory");
     w->dirty = 1;
     return RL_OK;

@@ -1,0 +1,426 @@
+/*
+ * test_redis.c - the Redis store when the server misbehaves.
+ *
+ * What users rely on: every kind of server failure (refused, killed and
+ * restarted, frozen past the timeout, BUSY with a script, out of memory,
+ * wrong password) gives its own error code and a message, applies the fail
+ * mode, never hangs past the timeout, and the same handle decides again once
+ * the server is back. Hostile contents (a newer data format, damaged
+ * records) are refused. Idle keys get a TTL; assigned ones keep none.
+ *
+ * Each test runs a private redis-server on a free loopback port, started
+ * and stopped by its PID. Without redis-server on PATH the tests are skipped.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "rl.h"
+
+typedef struct fx {
+    char dir[64];
+    int port;
+    pid_t pid;
+    char url[256];
+} fx;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static redisContext *raw(const fx *f)
+{
+    struct timeval tv = { 2, 0 };
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", f->port, tv);
+    assert_non_null(c);
+    return c;
+}
+
+/* A raw command that must succeed (on a server without a password). */
+static void must(const fx *f, const char *fmt, const char *arg)
+{
+    redisContext *c = raw(f);
+    redisReply *r = redisCommand(c, fmt, arg);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("%s: %s", fmt, r->str);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static void start(fx *f)
+{
+    char port[16], log[128];
+    int64_t until = mono_ms() + 5000;
+    snprintf(port, sizeof port, "%d", f->port);
+    snprintf(log, sizeof log, "%s/redis.log", f->dir);
+    f->pid = fork();
+    assert_true(f->pid >= 0);
+    if (f->pid == 0) {
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", "--dir", f->dir, "--logfile", log, (char *)NULL);
+        _exit(127);
+    }
+    for (;;) { /* until it answers */
+        struct timeval tv = { 0, 200000 };
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", f->port, tv);
+        redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+        int up = r && r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+        redisFree(c);
+        if (up)
+            return;
+        assert_true(mono_ms() < until);
+        sleep_ms(20);
+    }
+}
+
+static void stop(fx *f, int sig)
+{
+    int status;
+    if (f->pid <= 0)
+        return;
+    kill(f->pid, SIGCONT);
+    kill(f->pid, sig);
+    waitpid(f->pid, &status, 0);
+    f->pid = 0;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    static int warned;
+    if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+        if (!warned++)
+            print_message("redis-server not found: nothing to test\n");
+        free(f);
+        *state = NULL;
+        return 0;
+    }
+    strcpy(f->dir, "/tmp/rl_test_redis.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->port = free_port();
+    snprintf(f->url, sizeof f->url, "redis://127.0.0.1:%d/0?timeout_ms=300", f->port);
+    start(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[128];
+    if (!f)
+        return 0;
+    stop(f, SIGTERM);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+#define FX()                   \
+    fx *f = *state;            \
+    if (!f)                    \
+        skip();
+
+static rl *open_mode(const fx *f, const char *url, int fail_mode)
+{
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 1000, RL_SECOND, 1000) };
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    (void)f;
+    o.default_limits = lims;
+    o.n_default_limits = 1;
+    o.fail_mode = fail_mode;
+    if (rl_open(&r, url, &o) != RL_OK)
+        fail_msg("open %s: %s", url, rl_errmsg(r));
+    return r;
+}
+
+/* Decides until the handle works again (it backs off up to 1 s), or fails
+ * the test after `ms`. */
+static void recovers(rl *r, int ms)
+{
+    rl_result res;
+    int64_t until = mono_ms() + ms;
+    while (rl_allow(r, "k", 1, &res) != RL_OK) {
+        if (mono_ms() > until)
+            fail_msg("no recovery: %s", rl_errmsg(r));
+        sleep_ms(20);
+    }
+    assert_true(res.allowed);
+}
+
+static void test_refused(void **state)
+{
+    FX();
+    char url[128];
+    rl *r = NULL;
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", free_port());
+    assert_int_equal(rl_open(&r, url, NULL), RL_ECONNECT);
+    assert_non_null(strstr(rl_errmsg(r), "refused"));
+    rl_close(r);
+    (void)f;
+}
+
+static void test_restart_fail_modes(void **state)
+{
+    FX();
+    rl *closed = open_mode(f, f->url, RL_FAIL_CLOSED);
+    rl *open = open_mode(f, f->url, RL_FAIL_OPEN);
+    rl_result res;
+    int64_t t0;
+    assert_int_equal(rl_allow(closed, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    stop(f, SIGKILL);
+    assert_int_equal(rl_allow(closed, "k", 1, &res), RL_ECONNECT);
+    assert_false(res.allowed);
+    assert_false(res.degraded);
+    assert_non_null(strstr(rl_errmsg(closed), "127.0.0.1"));
+    assert_int_equal(rl_allow(open, "k", 1, &res), RL_ECONNECT);
+    assert_true(res.allowed);
+    assert_true(res.degraded);
+    /* while it backs off, callers get a fast answer, not a connect timeout */
+    t0 = mono_ms();
+    assert_int_equal(rl_allow(closed, "k", 1, &res), RL_ECONNECT);
+    assert_true(mono_ms() - t0 < 300);
+    start(f);
+    recovers(closed, 3000);
+    recovers(open, 3000);
+    assert_int_equal(rl_allow(open, "k", 1, &res), RL_OK);
+    assert_false(res.degraded);
+    rl_close(closed);
+    rl_close(open);
+}
+
+static void test_frozen_server_times_out(void **state)
+{
+    FX();
+    rl *r = open_mode(f, f->url, RL_FAIL_CLOSED);
+    rl_result res;
+    int64_t t0;
+    kill(f->pid, SIGSTOP);
+    t0 = mono_ms();
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_ECONNECT);
+    assert_true(mono_ms() - t0 < 1500); /* timeout_ms=300, never a hang */
+    assert_non_null(strstr(rl_errmsg(r), "no reply within 300 ms"));
+    assert_false(res.allowed);
+    kill(f->pid, SIGCONT);
+    recovers(r, 3000);
+    rl_close(r);
+}
+
+static void test_busy_script(void **state)
+{
+    FX();
+    rl *r = open_mode(f, f->url, RL_FAIL_CLOSED);
+    redisContext *c = raw(f);
+    redisReply *rep;
+    rl_result res;
+    int done = 0;
+    must(f, "CONFIG SET busy-reply-threshold %s", "50");
+    /* a script that never ends, sent without waiting for its reply */
+    assert_int_equal(redisAppendCommand(c, "EVAL %s 0", "while true do end"), REDIS_OK);
+    while (!done)
+        assert_int_equal(redisBufferWrite(c, &done), REDIS_OK);
+    sleep_ms(150);
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_EBUSY);
+    assert_non_null(strstr(rl_errmsg(r), "BUSY"));
+    assert_false(res.allowed);
+    must(f, "SCRIPT %s", "KILL");
+    assert_int_equal(redisGetReply(c, (void **)&rep), REDIS_OK); /* the killed script's error */
+    freeReplyObject(rep);
+    redisFree(c);
+    recovers(r, 3000);
+    rl_close(r);
+}
+
+static void test_out_of_memory(void **state)
+{
+    FX();
+    rl *r = open_mode(f, f->url, RL_FAIL_OPEN);
+    rl_result res;
+    must(f, "CONFIG SET maxmemory %s", "1");
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_EFULL);
+    assert_non_null(strstr(rl_errmsg(r), "OOM"));
+    assert_true(res.allowed && res.degraded);
+    must(f, "CONFIG SET maxmemory %s", "0");
+    recovers(r, 1000);
+    rl_close(r);
+}
+
+static void test_wrong_password(void **state)
+{
+    FX();
+    char url[300];
+    rl *r = NULL;
+    rl_result res;
+    must(f, "CONFIG SET requirepass %s", "s3cret");
+    assert_int_equal(rl_open(&r, f->url, NULL), RL_EAUTH); /* none given */
+    rl_close(r);
+    r = NULL;
+    snprintf(url, sizeof url, "redis://:wrong@127.0.0.1:%d/0", f->port);
+    assert_int_equal(rl_open(&r, url, NULL), RL_EAUTH);
+    assert_null(strstr(rl_errmsg(r), "wrong")); /* the password is not echoed */
+    rl_close(r);
+    snprintf(url, sizeof url, "redis://:s3cret@127.0.0.1:%d/0", f->port);
+    r = open_mode(f, url, RL_FAIL_CLOSED);
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
+    rl_close(r);
+    setenv("RL_REDIS_PASSWORD", "s3cret", 1);
+    r = open_mode(f, f->url, RL_FAIL_CLOSED);
+    unsetenv("RL_REDIS_PASSWORD");
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
+    rl_close(r);
+}
+
+static void test_scripts_flushed(void **state)
+{
+    FX();
+    rl *r = open_mode(f, f->url, RL_FAIL_CLOSED);
+    rl_result res;
+    must(f, "SCRIPT %s", "FLUSH");
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK); /* NOSCRIPT: loaded again */
+    assert_true(res.allowed);
+    rl_close(r);
+}
+
+static void test_bad_addresses(void **state)
+{
+    static const char *const bad[] = {
+        "redis://",
+        "redis://host:0/0",
+        "redis://host:99999/0",
+        "redis://host:6379/x",
+        "redis://host:6379/0?nope=1",
+        "redis://host:6379/0?timeout_ms=0",
+        "redis://host:6379/0?prefix={x}",
+        "redis://user@host",
+        "unix://relative.sock",
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rl *r = NULL;
+        if (rl_open(&r, bad[i], NULL) != RL_EINVAL)
+            fail_msg("%s: %s", bad[i], rl_errmsg(r));
+        assert_non_null(strstr(rl_errmsg(r), "invalid Redis address"));
+        rl_close(r);
+    }
+}
+
+static void test_hostile_contents(void **state)
+{
+    FX();
+    rl *r;
+    rl_result res;
+    char url[300];
+    snprintf(url, sizeof url, "%s&prefix=h:", f->url);
+    must(f, "SET h:format %s", "99");
+    r = NULL;
+    assert_int_equal(rl_open(&r, url, NULL), RL_EVERSION);
+    rl_close(r);
+    must(f, "SET h:format %s", "garbage");
+    r = NULL;
+    assert_int_equal(rl_open(&r, url, NULL), RL_ECORRUPT);
+    rl_close(r);
+    must(f, "SET h:format %s", "1");
+    r = open_mode(f, url, RL_FAIL_CLOSED);
+    must(f, "HSET h:k:{bad} v 1 r %s", "junk");
+    assert_int_equal(rl_allow(r, "bad", 1, &res), RL_ECORRUPT);
+    assert_false(res.allowed);
+    must(f, "HSET h:policy v 7 b %s", "\x01garbage");
+    assert_int_equal(rl_allow(r, "fine", 1, &res), RL_ECORRUPT);
+    rl_close(r);
+}
+
+static void test_idle_keys_expire(void **state)
+{
+    FX();
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
+    char url[300];
+    redisContext *c;
+    redisReply *rep;
+    rl_result res;
+    rl *r;
+    snprintf(url, sizeof url, "%s&prefix=e:&idle_ttl=60", f->url);
+    r = open_mode(f, url, RL_FAIL_CLOSED);
+    assert_int_equal(rl_tier_set(r, "gold", lims, 1), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 10, &res), RL_OK); /* empty: full again in 1 s */
+    assert_int_equal(rl_key_assign(r, "kept", "gold"), RL_OK);
+    c = raw(f);
+    rep = redisCommand(c, "PTTL e:k:{k}");
+    assert_true(rep->integer > 60000 && rep->integer <= 61001);
+    freeReplyObject(rep);
+    rep = redisCommand(c, "PTTL e:k:{kept}");
+    assert_int_equal(rep->integer, -1);
+    freeReplyObject(rep);
+    /* an expired key drops out of listings too */
+    rep = redisCommand(c, "DEL e:k:{k}");
+    freeReplyObject(rep);
+    redisFree(c);
+    {
+        rl_totals t;
+        assert_int_equal(rl_totals_get(r, &t), RL_OK);
+        assert_int_equal(t.keys, 1);
+    }
+    rl_close(r);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_refused),
+        T(test_restart_fail_modes),
+        T(test_frozen_server_times_out),
+        T(test_busy_script),
+        T(test_out_of_memory),
+        T(test_wrong_password),
+        T(test_scripts_flushed),
+        cmocka_unit_test(test_bad_addresses),
+        T(test_hostile_contents),
+        T(test_idle_keys_expire),
+    };
+    signal(SIGPIPE, SIG_DFL); /* the library must survive a closed socket on its own */
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
