@@ -602,26 +602,191 @@ static void inflight_decide(const rl_ldef *d, const rl_slot *s, int64_t amount, 
     out->reset_after_ns = 0;
 }
 
+/* One decision in the making: what decide_tx found, for decide_fill. */
+typedef struct decision {
+    lim_eval ev[RL_MAX_KEYS * RL_MAX_LIMITS];
+    key_eval ke[RL_MAX_KEYS];
+    size_t n;
+    int allowed, cool_key;
+    int64_t now, version, cool_delay, delay;
+} decision;
+
+/* Inside a write transaction: reads the keys, decides, and writes their
+ * rows (and the lease, if one is asked for). Arguments are checked. */
+static int decide_tx(rl *r, decision *x, const char *const *keys, size_t nkeys,
+                     const rl_cost *costs, size_t ncosts, int64_t max_delay_ns,
+                     rl_lease_rec *lease, int64_t ttl)
+{
+    rl_state old;
+    int64_t units, cool = 0, soonest = 0;
+    size_t i, k;
+    int rc, source;
+
+    x->n = 0;
+    x->allowed = 1;
+    x->cool_key = 0;
+    x->now = x->version = x->cool_delay = x->delay = 0;
+    units = amount_of(costs, ncosts, "requests");
+    if (units < 0)
+        units = costs[0].amount;
+    for (k = 0; k < nkeys; k++) {
+        key_eval *e = &x->ke[k];
+        int64_t until;
+        if ((rc = r->store->ops->row_get(r->store, keys[k], &e->row, &x->version)) != RL_OK)
+            return rc;
+        if (k == 0) /* after the first read: a remote store's time comes with it */
+            x->now = now_ns(r);
+        if (k == 0 && (rc = refresh_policy(r, x->version)) != RL_OK)
+            return rc;
+        if (!(e->t = key_tier(r, keys[k], &e->row, &source)))
+            return rl_seterr(r->err, RL_ENOLIMIT,
+                             "no tier applies to key '%.64s' and no default limits are set",
+                             keys[k]);
+        if (rl_state_decode(&old, e->row.state, e->row.state_len) != RL_OK)
+            return rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", keys[k]);
+        align_state(e->t, &old, &e->st, x->now);
+        if (lease && (rc = reclaim(r, keys[k], &e->st, x->now, &soonest)) != RL_OK)
+            return rc;
+        if ((until = cooldown_until(&e->st, costs, ncosts, x->now)) > cool) {
+            cool = until;
+            x->cool_key = (int)k;
+        }
+        for (i = 0; i < e->t->n; i++) {
+            const rl_ldef *d = &e->t->limits[i];
+            lim_eval *v = &x->ev[x->n];
+            rl_tat tat = { e->st.slot[i].tat, e->st.slot[i].rem };
+            int64_t amount = amount_of(costs, ncosts, d->resource);
+            if (amount < 0)
+                continue; /* a resource this call does not name */
+            if (amount > d->burst)
+                return rl_seterr(r->err, RL_ETOOBIG,
+                                 "cost %lld exceeds burst %lld of limit '%s': it can never pass",
+                                 (long long)amount, (long long)d->burst, d->name);
+            if (d->kind == RL_KIND_CONCURRENT && !lease)
+                continue; /* only a lease holds units in flight */
+            v->d = d;
+            v->slot = &e->st.slot[i];
+            v->key = (int)k;
+            if (d->kind == RL_KIND_CONCURRENT)
+                inflight_decide(d, &e->st.slot[i], amount, x->now, soonest, &v->out);
+            else
+                rl_gcra_decide(d, tat, x->now, amount, max_delay_ns, &v->out);
+            x->allowed &= v->out.ok;
+            if (v->out.delay_ns > x->delay)
+                x->delay = v->out.delay_ns;
+            x->n++;
+        }
+    }
+    if (cool > x->now) {
+        x->cool_delay = cool - x->now;
+        x->allowed &= x->cool_delay <= max_delay_ns;
+        if (x->cool_delay > x->delay)
+            x->delay = x->cool_delay;
+    }
+    if (x->allowed)
+        for (i = 0; i < x->n; i++) {
+            x->ev[i].slot->tat = x->ev[i].out.tat.ns;
+            x->ev[i].slot->rem = x->ev[i].out.tat.rem;
+        }
+    if (x->allowed && lease) {
+        lease->n_held = 0;
+        for (i = 0; i < x->n; i++) {
+            int64_t amount = amount_of(costs, ncosts, x->ev[i].d->resource);
+            if (x->ev[i].d->kind == RL_KIND_CONCURRENT && amount > 0) {
+                lease->held_id[lease->n_held] = x->ev[i].d->id;
+                lease->held_amount[lease->n_held++] = amount;
+            }
+        }
+        snprintf(lease->key, sizeof lease->key, "%s", keys[0]);
+        lease->created = x->now;
+        lease->expires = x->now + ttl;
+        rl_owner_self(&lease->pid, &lease->pstart);
+        lease->n_est = ncosts;
+        for (i = 0; i < ncosts; i++) {
+            snprintf(lease->est_resource[i], RL_NAME_MAX, "%s", resource_of(&costs[i]));
+            lease->est_amount[i] = costs[i].amount;
+        }
+        if ((rc = r->store->ops->lease_put(r->store, lease)) != RL_OK)
+            return rc;
+    }
+    for (k = 0; k < nkeys; k++) {
+        rl_row *row = &x->ke[k].row;
+        row->state_len = rl_state_encode(&x->ke[k].st, row->state);
+        if (row->first_seen == 0) /* new, or created by an assignment */
+            row->first_seen = x->now;
+        row->last_seen = x->now;
+        if (x->allowed) {
+            row->allowed++;
+            row->units += units;
+        } else {
+            row->refused++;
+        }
+        if ((rc = r->store->ops->row_put(r->store, keys[k], row)) != RL_OK)
+            return rc;
+    }
+    return RL_OK;
+}
+
+/* What the caller learns of a decision that decide_tx made and that was
+ * committed. */
+static void decide_fill(const decision *x, const char *key0, const rl_cost *costs,
+                        size_t ncosts, rl_result *res, rl_reservation *rv)
+{
+    size_t i;
+    if (x->n == 0)
+        no_limit_result(res);
+    else
+        fill_result(res, x->ev, x->n, x->allowed);
+    if (x->cool_delay > 0 && x->cool_delay == x->delay) {
+        /* the cool-down is what decides: nothing passes before it ends */
+        res->allowed = x->allowed;
+        res->limit = 0;
+        res->remaining = 0;
+        res->retry_after_ns = x->allowed ? 0 : x->cool_delay;
+        if (res->reset_after_ns < x->cool_delay)
+            res->reset_after_ns = x->cool_delay;
+        res->key_index = x->cool_key;
+        snprintf(res->limit_name, sizeof res->limit_name, "cooldown");
+    }
+    if (rv) {
+        memset(rv, 0, sizeof *rv);
+        rv->ok = x->allowed;
+        rv->delay_ns = x->delay;
+        rv->time_to_act = x->now + x->delay;
+        rv->policy_version_ = x->version;
+        rv->n_ = x->allowed ? x->n : 0;
+        for (i = 0; i < rv->n_; i++) {
+            rv->amount_[i] = amount_of(costs, ncosts, x->ev[i].d->resource);
+            rv->id_[i] = x->ev[i].d->id;
+            rv->tat_[i] = x->ev[i].out.tat.ns;
+            rv->rem_[i] = x->ev[i].out.tat.rem;
+        }
+        snprintf(rv->key_, sizeof rv->key_, "%s", key0);
+        res->retry_after_ns = x->allowed ? 0 : x->delay;
+    }
+}
+
+/* A store failure: the fail mode's answer. */
+static void failed_result(const rl *r, rl_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->allowed = res->degraded = fail_mode(r) == RL_FAIL_OPEN;
+}
+
 static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
                   size_t ncosts, int64_t max_delay_ns, rl_result *res, rl_reservation *rv,
                   rl_lease_rec *lease)
 {
-    lim_eval ev[RL_MAX_KEYS * RL_MAX_LIMITS];
-    key_eval ke[RL_MAX_KEYS];
-    rl_state old;
     rl_retry retry = RL_RETRY_INIT;
-    int64_t now = 0, version = 0, units, cool = 0, cool_delay = 0, delay = 0, soonest = 0, ttl = 0;
-    size_t i, k, n = 0;
-    int rc, source, allowed = 1, began = 0, cool_key = 0;
+    decision *x;
+    int64_t ttl = 0;
+    int rc, began = 0;
 
     if (!res)
         return rl_seterr(r->err, RL_EINVAL, "result is NULL");
     memset(res, 0, sizeof *res);
     if ((rc = check_request(r, keys, nkeys, costs, ncosts)) != RL_OK)
         return rc;
-    units = amount_of(costs, ncosts, "requests");
-    if (units < 0)
-        units = costs[0].amount;
     if (max_delay_ns < 0)
         max_delay_ns = 0;
     if (max_delay_ns > RL_FILL_MAX)
@@ -630,167 +795,115 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
         ttl = max_delay_ns;
         max_delay_ns = 0;
     }
+    if (!(x = malloc(sizeof *x)))
+        return rl_seterr(r->err, RL_ENOMEM, "out of memory");
 
     pthread_mutex_lock(&r->mu);
 again:
     r->err[0] = 0;
-    n = 0;
-    allowed = 1;
-    cool = cool_delay = delay = soonest = 0;
-    cool_key = 0;
     if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
         goto out;
     began = 1;
     if (nkeys > 1 && r->store->ops->prefetch &&
         (rc = r->store->ops->prefetch(r->store, keys, nkeys)) != RL_OK)
         goto out;
-    for (k = 0; k < nkeys; k++) {
-        key_eval *e = &ke[k];
-        int64_t until;
-        if ((rc = r->store->ops->row_get(r->store, keys[k], &e->row, &version)) != RL_OK)
-            goto out;
-        if (k == 0) /* after the first read: a remote store's time comes with it */
-            now = now_ns(r);
-        if (k == 0 && (rc = refresh_policy(r, version)) != RL_OK)
-            goto out;
-        if (!(e->t = key_tier(r, keys[k], &e->row, &source))) {
-            rc = rl_seterr(r->err, RL_ENOLIMIT,
-                           "no tier applies to key '%.64s' and no default limits are set", keys[k]);
-            goto out;
-        }
-        if (rl_state_decode(&old, e->row.state, e->row.state_len) != RL_OK) {
-            rc = rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", keys[k]);
-            goto out;
-        }
-        align_state(e->t, &old, &e->st, now);
-        if (lease && (rc = reclaim(r, keys[k], &e->st, now, &soonest)) != RL_OK)
-            goto out;
-        if ((until = cooldown_until(&e->st, costs, ncosts, now)) > cool) {
-            cool = until;
-            cool_key = (int)k;
-        }
-        for (i = 0; i < e->t->n; i++) {
-            const rl_ldef *d = &e->t->limits[i];
-            rl_tat tat = { e->st.slot[i].tat, e->st.slot[i].rem };
-            int64_t amount = amount_of(costs, ncosts, d->resource);
-            if (amount < 0)
-                continue; /* a resource this call does not name */
-            if (amount > d->burst) {
-                rc = rl_seterr(r->err, RL_ETOOBIG,
-                               "cost %lld exceeds burst %lld of limit '%s': it can never pass",
-                               (long long)amount, (long long)d->burst, d->name);
-                goto out;
-            }
-            if (d->kind == RL_KIND_CONCURRENT && !lease)
-                continue; /* only a lease holds units in flight */
-            ev[n].d = d;
-            ev[n].slot = &e->st.slot[i];
-            ev[n].key = (int)k;
-            if (d->kind == RL_KIND_CONCURRENT)
-                inflight_decide(d, &e->st.slot[i], amount, now, soonest, &ev[n].out);
-            else
-                rl_gcra_decide(d, tat, now, amount, max_delay_ns, &ev[n].out);
-            allowed &= ev[n].out.ok;
-            if (ev[n].out.delay_ns > delay)
-                delay = ev[n].out.delay_ns;
-            n++;
-        }
-    }
-    if (cool > now) {
-        cool_delay = cool - now;
-        allowed &= cool_delay <= max_delay_ns;
-        if (cool_delay > delay)
-            delay = cool_delay;
-    }
-    if (allowed)
-        for (i = 0; i < n; i++) {
-            ev[i].slot->tat = ev[i].out.tat.ns;
-            ev[i].slot->rem = ev[i].out.tat.rem;
-        }
-    if (allowed && lease) {
-        lease->n_held = 0;
-        for (i = 0; i < n; i++) {
-            int64_t amount = amount_of(costs, ncosts, ev[i].d->resource);
-            if (ev[i].d->kind == RL_KIND_CONCURRENT && amount > 0) {
-                lease->held_id[lease->n_held] = ev[i].d->id;
-                lease->held_amount[lease->n_held++] = amount;
-            }
-        }
-        snprintf(lease->key, sizeof lease->key, "%s", keys[0]);
-        lease->created = now;
-        lease->expires = now + ttl;
-        rl_owner_self(&lease->pid, &lease->pstart);
-        lease->n_est = ncosts;
-        for (i = 0; i < ncosts; i++) {
-            snprintf(lease->est_resource[i], RL_NAME_MAX, "%s", resource_of(&costs[i]));
-            lease->est_amount[i] = costs[i].amount;
-        }
-        if ((rc = r->store->ops->lease_put(r->store, lease)) != RL_OK)
-            goto out;
-    }
-    for (k = 0; k < nkeys; k++) {
-        rl_row *row = &ke[k].row;
-        row->state_len = rl_state_encode(&ke[k].st, row->state);
-        if (row->first_seen == 0) /* new, or created by an assignment */
-            row->first_seen = now;
-        row->last_seen = now;
-        if (allowed) {
-            row->allowed++;
-            row->units += units;
-        } else {
-            row->refused++;
-        }
-        if ((rc = r->store->ops->row_put(r->store, keys[k], row)) != RL_OK)
-            goto out;
-    }
+    if ((rc = decide_tx(r, x, keys, nkeys, costs, ncosts, max_delay_ns, lease, ttl)) != RL_OK)
+        goto out;
     rc = r->store->ops->commit(r->store);
     if (rc == RL_OK) /* a failed commit still needs its rollback to unlock */
         began = 0;
-    if (rc != RL_OK)
-        goto out;
-
-    if (n == 0)
-        no_limit_result(res);
-    else
-        fill_result(res, ev, n, allowed);
-    if (cool_delay > 0 && cool_delay == delay) {
-        /* the cool-down is what decides: nothing passes before it ends */
-        res->allowed = allowed;
-        res->limit = 0;
-        res->remaining = 0;
-        res->retry_after_ns = allowed ? 0 : cool_delay;
-        if (res->reset_after_ns < cool_delay)
-            res->reset_after_ns = cool_delay;
-        res->key_index = cool_key;
-        snprintf(res->limit_name, sizeof res->limit_name, "cooldown");
-    }
-    if (rv) {
-        memset(rv, 0, sizeof *rv);
-        rv->ok = allowed;
-        rv->delay_ns = delay;
-        rv->time_to_act = now + delay;
-        rv->policy_version_ = version;
-        rv->n_ = allowed ? n : 0;
-        for (i = 0; i < rv->n_; i++) {
-            rv->amount_[i] = amount_of(costs, ncosts, ev[i].d->resource);
-            rv->id_[i] = ev[i].d->id;
-            rv->tat_[i] = ev[i].out.tat.ns;
-            rv->rem_[i] = ev[i].out.tat.rem;
-        }
-        snprintf(rv->key_, sizeof rv->key_, "%s", keys[0]);
-        res->retry_after_ns = allowed ? 0 : delay;
-    }
+    if (rc == RL_OK)
+        decide_fill(x, keys[0], costs, ncosts, res, rv);
 out:
     if (began)
         r->store->ops->rollback(r->store);
     began = 0;
     if (rl__conflict_retry(r, &retry, &rc))
         goto again;
-    if (rc != RL_OK && is_store_failure(rc)) {
-        memset(res, 0, sizeof *res);
-        res->allowed = res->degraded = fail_mode(r) == RL_FAIL_OPEN;
-    }
+    if (rc != RL_OK && is_store_failure(rc))
+        failed_result(r, res);
     pthread_mutex_unlock(&r->mu);
+    free(x);
+    return rc;
+}
+
+int rl_allow_batch(rl *r, rl_batch_item *items, size_t n)
+{
+    rl_retry retry = RL_RETRY_INIT;
+    const char **keys = NULL;
+    decision *x = NULL;
+    rl_cost c;
+    size_t i;
+    int rc = RL_OK, began = 0;
+
+    if (!r)
+        return RL_EINVAL;
+    if (!items && n)
+        return rl_seterr(r->err, RL_EINVAL, "items is NULL");
+    if (n == 0)
+        return RL_OK;
+    if (!(x = malloc(sizeof *x)) || !(keys = malloc(n * sizeof *keys))) {
+        rc = rl_seterr(r->err, RL_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (i = 0; i < n; i++)
+        keys[i] = items[i].key;
+    c.resource = "requests";
+    pthread_mutex_lock(&r->mu);
+again:
+    r->err[0] = 0;
+    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
+        goto out;
+    began = 1;
+    for (i = 0; i < n; i++) { /* bad items are answered alone; the rest go on */
+        memset(&items[i].res, 0, sizeof items[i].res);
+        c.amount = items[i].cost;
+        items[i].rc = check_request(r, &keys[i], 1, &c, 1);
+    }
+    if (r->store->ops->prefetch) {
+        size_t m = 0;
+        for (i = 0; i < n; i++)
+            if (items[i].rc == RL_OK)
+                keys[m++] = items[i].key;
+        rc = r->store->ops->prefetch(r->store, keys, m);
+        for (i = 0; i < n; i++)
+            keys[i] = items[i].key;
+        if (rc != RL_OK)
+            goto out;
+    }
+    for (i = 0; i < n; i++) {
+        if (items[i].rc != RL_OK)
+            continue;
+        c.amount = items[i].cost;
+        items[i].rc = decide_tx(r, x, &keys[i], 1, &c, 1, 0, NULL, 0);
+        if (items[i].rc == RL_OK) {
+            decide_fill(x, keys[i], &c, 1, &items[i].res, NULL);
+        } else if (is_store_failure(items[i].rc)) {
+            rc = items[i].rc;
+            goto out;
+        }
+    }
+    rc = r->store->ops->commit(r->store);
+    if (rc == RL_OK)
+        began = 0;
+out:
+    if (began)
+        r->store->ops->rollback(r->store);
+    began = 0;
+    if (rl__conflict_retry(r, &retry, &rc))
+        goto again;
+    if (rc != RL_OK) /* nothing of the batch was written */
+        for (i = 0; i < n; i++) {
+            items[i].rc = rc;
+            if (is_store_failure(rc))
+                failed_result(r, &items[i].res);
+            else
+                memset(&items[i].res, 0, sizeof items[i].res);
+        }
+    pthread_mutex_unlock(&r->mu);
+done:
+    free(x);
+    free(keys);
     return rc;
 }
 

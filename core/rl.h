@@ -248,6 +248,19 @@ RL_API int rl_acquire(rl *r, const char *key, const rl_cost *costs, size_t n, rl
  * if every key's limits admit; res->key_index names the deciding key. */
 RL_API int rl_acquire_keys(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
                            size_t n, rl_result *res);
+/* Many independent rl_allow calls in one store transaction: one commit on
+ * SQLite, one round trip of reads and one of commit on Redis. Each item is
+ * decided on its own, in order (a later item on the same key sees the
+ * earlier ones), and gets its own rc and result: an invalid key or cost
+ * fails that item only. On a store failure nothing is written and every
+ * item gets the error and the fail mode's answer; that error is returned. */
+typedef struct rl_batch_item {
+    const char *key;
+    int64_t cost;  /* units of "requests" */
+    int rc;        /* out: RL_OK or this item's RL_E* */
+    rl_result res; /* out */
+} rl_batch_item;
+RL_API int rl_allow_batch(rl *r, rl_batch_item *items, size_t n);
 /* Leases: reserve an estimate now, settle the actual amount later (an LLM
  * call's tokens are known only after the response). The unused part goes
  * back; an excess is charged as debt that delays later requests. A lease

@@ -831,6 +831,48 @@ static void test_observe_headers(void **state)
     assert_int_equal(st.limits[1].cooldown_ns, 6 * RL_MINUTE);
 }
 
+/* A batch decides items one by one in one transaction: the 11th unit of a
+ * burst of 10 is refused with its retry-after, a bad item fails alone, and
+ * the counters are those of the same calls made one at a time. */
+static void test_allow_batch(void **state)
+{
+    fixture *f = *state;
+    rl_batch_item it[14];
+    rl_key_stats st;
+    size_t i;
+    memset(it, 0, sizeof it);
+    for (i = 0; i < 11; i++) {
+        it[i].key = "a";
+        it[i].cost = 1;
+    }
+    it[11].key = "";    /* invalid key */
+    it[11].cost = 1;
+    it[12].key = "b";
+    it[12].cost = 11;   /* more than the burst */
+    it[13].key = "b";
+    it[13].cost = 4;
+    assert_int_equal(rl_allow_batch(f->r, it, 14), RL_OK);
+    for (i = 0; i < 10; i++) {
+        assert_int_equal(it[i].rc, RL_OK);
+        assert_true(it[i].res.allowed);
+        assert_int_equal(it[i].res.remaining, 9 - (int64_t)i);
+    }
+    assert_int_equal(it[10].rc, RL_OK);
+    assert_false(it[10].res.allowed);
+    assert_int_equal(it[10].res.retry_after_ns, RL_SECOND / 10);
+    assert_int_equal(it[11].rc, RL_EINVAL);
+    assert_int_equal(it[12].rc, RL_ETOOBIG);
+    assert_int_equal(it[13].rc, RL_OK);
+    assert_true(it[13].res.allowed);
+    assert_int_equal(it[13].res.remaining, 6);
+    assert_int_equal(rl_stats(f->r, "a", &st), RL_OK);
+    assert_int_equal(st.allowed, 10);
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(rl_allow_batch(f->r, NULL, 0), RL_OK);
+    assert_int_equal(rl_allow_batch(f->r, NULL, 1), RL_EINVAL);
+    assert_int_equal(rl_allow_batch(NULL, it, 1), RL_EINVAL);
+}
+
 #define BOTH(fn) \
     cmocka_unit_test_setup_teardown(fn, setup_mem, teardown), \
     cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
@@ -865,6 +907,7 @@ int main(void)
         BOTH(test_lease_settle),
         BOTH(test_lease_concurrency),
         BOTH(test_observe_headers),
+        BOTH(test_allow_batch),
     };
     return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

@@ -219,6 +219,12 @@ static void test_restart_fail_modes(void **state)
     assert_int_equal(rl_allow(open, "k", 1, &res), RL_ECONNECT);
     assert_true(res.allowed);
     assert_true(res.degraded);
+    {
+        rl_batch_item it[3] = { { "a", 1, 0, { 0 } }, { "b", 1, 0, { 0 } }, { "c", 1, 0, { 0 } } };
+        assert_int_equal(rl_allow_batch(open, it, 3), RL_ECONNECT);
+        assert_int_equal(it[2].rc, RL_ECONNECT);
+        assert_true(it[2].res.allowed && it[2].res.degraded);
+    }
     /* while it backs off, callers get a fast answer, not a connect timeout */
     t0 = mono_ms();
     assert_int_equal(rl_allow(closed, "k", 1, &res), RL_ECONNECT);
