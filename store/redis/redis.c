@@ -826,6 +826,11 @@ static int run_commit(rd_store *s, argvec *a, redisReply **r)
     return rc;
 }
 
+static int cmp_tier(const void *a, const void *b)
+{
+    return strcmp(((const rl_tier *)a)->name, ((const rl_tier *)b)->name);
+}
+
 static int rd_commit(rl_store *base)
 {
     rd_store *s = (rd_store *)base;
@@ -841,6 +846,8 @@ static int rd_commit(rl_store *base)
     a.size = commit_space(s, &nkeys);
     if (nkeys == 0 && !s->pol_dirty && !s->clear)
         goto out;
+    if (s->pol_dirty) /* in name order, as the SQLite store lists them */
+        qsort(s->pol.tiers, s->pol.n_tiers, sizeof *s->pol.tiers, cmp_tier);
     if (s->pol_dirty && (rc = rd_policy_encode(&s->pol, &pol, &pol_len)) != RL_OK) {
         rc = rl_seterr(s->base.err, rc, "out of memory");
         goto out;

@@ -1159,6 +1159,44 @@ c rlctl --d
             self.assertRegex(p.stderr, r"read-only")
 
 
+class RlctlRedisTest(RlctlTest):
+    """Every test above again with --db redis://... (RL_TEST_REDIS), each
+    under its own key prefix; skipped without RL_TEST_REDIS."""
+
+    SEQ = [0]
+
+    def setUp(self):
+        url = os.environ.get("RL_TEST_REDIS")
+        if not url:
+            self.skipTest("RL_TEST_REDIS is not set")
+        self.SEQ[0] += 1
+        sep = "&" if "?" in url else "?"
+        self.redis_db = f"{url}{sep}prefix=rlctl{os.getpid()}.{time.monotonic_ns()}.{self.SEQ[0]}:"
+        super().setUp()
+
+    @property
+    def db(self):
+        return self.redis_db
+
+    @db.setter
+    def db(self, value):
+        pass  # the file path the base class sets is not used
+
+    def test_doctor(self):
+        self.allow("m:d")
+        out = self.ok("doctor")
+        for check in ("store", "eviction", "persistence", "policy", "bucket states",
+                      "assignments"):
+            self.assertRegex(out, rf"(?m)^{check} +(ok|warn) +\S")
+        self.assertRegex(out, r"(?m)^store +ok +redis \d")
+        d = self.json_of("doctor", "--json")
+        self.assertTrue(d["ok"])
+        self.assertEqual(d["database"], self.db)
+
+    def test_reading_commands_on_a_read_only_database(self):
+        self.skipTest("file permissions: on Redis, access is the server's ACLs")
+
+
 def main():
     global RLCTL
     args = sys.argv[1:]
