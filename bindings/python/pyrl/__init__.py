@@ -32,7 +32,8 @@ from typing import List, Optional, Sequence, Union
 __all__ = [
     "Limiter", "Limit", "Result", "KeyStats", "LimitStats", "Totals", "Reservation",
     "CancelToken", "RLError", "InvalidArgument", "NoMemory", "TooBig", "StoreFailure",
-    "StoreError", "Busy", "ReadOnly", "Full", "Corrupt", "Version", "Config", "NotFound",
+    "StoreError", "Unreachable", "AuthFailed", "Busy", "ReadOnly", "Full", "Corrupt", "Version",
+    "Config", "NotFound",
     "Timeout", "Canceled", "NoLimit", "validate_tiers", "parse_rate", "parse_duration",
     "default_path", "version", "library_path",
 ]
@@ -66,6 +67,8 @@ RL_ENOTFOUND = -11
 RL_ETIMEOUT = -12
 RL_ECANCELED = -13
 RL_ENOLIMIT = -14
+RL_ECONNECT = -15
+RL_EAUTH = -16
 
 SECOND = 1_000_000_000
 _FOREVER_NS = 50 * 366 * 86400 * SECOND  # librl caps waits at 50 years
@@ -143,6 +146,14 @@ class Canceled(RLError):
     """RL_ECANCELED: the wait was cancelled and its reservation returned."""
 
 
+class Unreachable(StoreFailure, ConnectionError):
+    """RL_ECONNECT: the store's server (Redis) is unreachable: refused, lost, timed out."""
+
+
+class AuthFailed(StoreFailure, PermissionError):
+    """RL_EAUTH: the store's server (Redis) refused the credentials."""
+
+
 class NoLimit(RLError):
     """RL_ENOLIMIT: no tier and no default limits apply to the key."""
 
@@ -151,7 +162,7 @@ _ERRORS = {RL_EINVAL: InvalidArgument, RL_ENOMEM: NoMemory, RL_ETOOBIG: TooBig,
            RL_EBUSY: Busy, RL_ESTORE: StoreError, RL_EREADONLY: ReadOnly, RL_EFULL: Full,
            RL_ECORRUPT: Corrupt, RL_EVERSION: Version, RL_ECONFIG: Config,
            RL_ENOTFOUND: NotFound, RL_ETIMEOUT: Timeout, RL_ECANCELED: Canceled,
-           RL_ENOLIMIT: NoLimit}
+           RL_ENOLIMIT: NoLimit, RL_ECONNECT: Unreachable, RL_EAUTH: AuthFailed}
 
 
 def _error(code: int, message: str) -> RLError:

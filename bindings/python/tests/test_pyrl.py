@@ -377,6 +377,18 @@ class TestErrors(Base):
         with self.assertRaises(pyrl.InvalidArgument):
             pyrl.Limiter(self.db, default_limits=[pyrl.Limit(0, 1)])
 
+    def test_unreachable_server(self):
+        # a loopback port nothing listens on: the connection is refused
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with self.assertRaises(pyrl.Unreachable) as cm:
+            pyrl.Limiter("redis://127.0.0.1:%d/0" % port)
+        self.assertIsInstance(cm.exception, ConnectionError)
+        self.assertIsInstance(cm.exception, pyrl.StoreFailure)
+        self.assertEqual(cm.exception.code, pyrl.RL_ECONNECT)
+
     def test_readonly_fail_closed_and_open(self):
         pyrl.Limiter(self.db).close()
         with pyrl.Limiter(self.db, default_limits=["5/s"], readonly=True) as rl:
