@@ -160,14 +160,42 @@ static int rl_cfg_name(rl_cfg_ctx *c, const rl_cfg_node *n, const char *field, c
     return RL_OK;
 }
 
-static const char *const rl_cfg_limit_fields[] = {"name", "rate", "burst", "resource",
-                                                  "concurrent", NULL};
-enum { RL_CFG_L_NAME, RL_CFG_L_RATE, RL_CFG_L_BURST, RL_CFG_L_RESOURCE, RL_CFG_L_CONCURRENT };
+static const char *const rl_cfg_limit_fields[] = {"name",       "rate",      "burst", "resource",
+                                                  "concurrent", "algorithm", NULL};
+enum {
+    RL_CFG_L_NAME,
+    RL_CFG_L_RATE,
+    RL_CFG_L_BURST,
+    RL_CFG_L_RESOURCE,
+    RL_CFG_L_CONCURRENT,
+    RL_CFG_L_ALGORITHM
+};
+
+/* algorithm: gcra (the default; token_bucket is the same), or
+ * sliding_window. Sets d->kind for a rate limit. */
+static int rl_cfg_algorithm(rl_cfg_ctx *c, const rl_cfg_node *n, rl_ldef *d)
+{
+    char q[64];
+    int rc = rl_cfg_string(c, n, "algorithm");
+    if (rc != RL_OK)
+        return rc;
+    if (rl_cfg_is(n, "gcra") || rl_cfg_is(n, "token_bucket"))
+        d->kind = RL_KIND_GCRA;
+    else if (rl_cfg_is(n, "sliding_window"))
+        d->kind = RL_KIND_WINDOW;
+    else
+        return rl_cfg_fail_at(c, n,
+                              "invalid algorithm '%s' (allowed: gcra, token_bucket, "
+                              "sliding_window)",
+                              rl_cfg_quote(n, q, sizeof q));
+    return RL_OK;
+}
 
 static int rl_cfg_limit(rl_cfg_ctx *c, const rl_cfg_node *n, rl_tier *t,
                         const rl_cfg_node **names)
 {
-    rl_cfg_fields f = {rl_cfg_limit_fields, "name, rate, burst, resource, concurrent", {0}, {0}};
+    rl_cfg_fields f = {rl_cfg_limit_fields, "name, rate, burst, resource, concurrent, algorithm",
+                       {0}, {0}};
     rl_ldef *d = &t->limits[t->n];
     char d80[96], why[160], q[64];
     size_t i;
@@ -197,6 +225,10 @@ static int rl_cfg_limit(rl_cfg_ctx *c, const rl_cfg_node *n, rl_tier *t,
             return rl_cfg_fail_at(c, f.val[RL_CFG_L_CONCURRENT],
                                   "limit '%s': 'concurrent' cannot go with 'rate' or 'burst'",
                                   d->name);
+        if (f.key[RL_CFG_L_ALGORITHM])
+            return rl_cfg_fail_at(c, f.key[RL_CFG_L_ALGORITHM],
+                                  "limit '%s': 'algorithm' is for rates, not 'concurrent'",
+                                  d->name);
         if ((rc = rl_cfg_int(c, f.val[RL_CFG_L_CONCURRENT], "concurrent", &d->count)) != RL_OK)
             return rc;
         if (d->count < 1)
@@ -214,13 +246,24 @@ static int rl_cfg_limit(rl_cfg_ctx *c, const rl_cfg_node *n, rl_tier *t,
             return rl_cfg_fail_at(c, f.val[RL_CFG_L_RATE], "invalid rate '%s': %s",
                                   rl_cfg_quote(f.val[RL_CFG_L_RATE], q, sizeof q), why);
         d->burst = d->count;
+        d->kind = RL_KIND_GCRA;
+        if (f.val[RL_CFG_L_ALGORITHM] &&
+            (rc = rl_cfg_algorithm(c, f.val[RL_CFG_L_ALGORITHM], d)) != RL_OK)
+            return rc;
+        /* a window admits count per period: a burst would silently mean
+         * nothing, so it is refused where it was written */
+        if (f.val[RL_CFG_L_BURST] && d->kind == RL_KIND_WINDOW)
+            return rl_cfg_fail_at(c, f.key[RL_CFG_L_BURST],
+                                  "limit '%s': 'burst' cannot go with 'algorithm: "
+                                  "sliding_window' (a sliding window admits its count per "
+                                  "period)",
+                                  d->name);
         if (f.val[RL_CFG_L_BURST]) {
             if ((rc = rl_cfg_int(c, f.val[RL_CFG_L_BURST], "burst", &d->burst)) != RL_OK)
                 return rc;
             if (d->burst < 1)
                 return rl_cfg_fail_at(c, f.val[RL_CFG_L_BURST], "'burst' must be at least 1");
         }
-        d->kind = RL_KIND_GCRA;
     }
     snprintf(d->resource, sizeof d->resource, "requests");
     if (f.val[RL_CFG_L_RESOURCE]) {

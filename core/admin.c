@@ -14,6 +14,7 @@
  */
 #include "gcra.h"
 #include "rl_int.h"
+#include "window.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -249,6 +250,15 @@ static int state_full(const unsigned char *buf, size_t len, int64_t now)
             rl_gcra_peek(&d, tat, now, &remaining, &reset_after, &retry_after);
             if (remaining != s->burst)
                 return 0;
+        } else if (s->kind == RL_SLOT_WINDOW) {
+            rl_ldef d;
+            rl_window w = { s->tat, s->rem, s->burst }; /* store.h: start, cur, prev */
+            memset(&d, 0, sizeof d);
+            d.kind = RL_KIND_WINDOW;
+            d.count = d.burst = s->count;
+            d.period_ns = s->period_ns;
+            if (rl_window_estimate(&d, w, now) != 0)
+                return 0; /* a fresh window counts nothing */
         } else if (s->kind == RL_SLOT_COOLDOWN) {
             if (s->tat > now)
                 return 0;

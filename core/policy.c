@@ -2,7 +2,8 @@
  * policy.c - tiers, rules and key resolution (see policy.h).
  *
  * Guarantees: every limit that passes rl_ldef_check keeps the GCRA math of
- * gcra.c inside its 128-bit intermediates; names and keys that pass the
+ * gcra.c and the sliding window math of window.c inside their 128-bit
+ * intermediates; names and keys that pass the
  * validators fit the fixed buffers of rl.h.
  */
 #include "policy.h"
@@ -219,8 +220,13 @@ int rl_ldef_check(const rl_ldef *d, char *err, size_t errlen)
             why = "concurrent must be 1 to 2^40";
         else if (d->period_ns != 0 || d->burst != d->count)
             why = "a concurrency limit has no period and no burst";
-    } else if (d->kind != RL_KIND_GCRA)
+    } else if (d->kind != RL_KIND_GCRA && d->kind != RL_KIND_WINDOW)
         why = "unknown kind of limit";
+    /* A window's math (window.c) multiplies counts of at most twice count by
+     * period, the same bounds as GCRA's burst * period: one set of checks
+     * serves both; burst == count makes the refill bound period's. */
+    else if (d->kind == RL_KIND_WINDOW && d->burst != d->count)
+        why = "a sliding window has no burst (it is its count)";
     else if (d->count < 1)
         why = "count must be at least 1";
     else if (d->count > RL_COUNT_MAX)
@@ -265,6 +271,17 @@ int rl_ldef_from_limit(rl_ldef *d, const rl_limit *l, size_t pos, char *err, siz
     d->burst = l->burst == 0 ? l->count : l->burst;
     /* period 0 (RL_CONCURRENT) caps units in flight instead of a rate */
     d->kind = l->period_ns == 0 ? RL_KIND_CONCURRENT : RL_KIND_GCRA;
+    if (l->algorithm == RL_ALGO_SLIDING_WINDOW) {
+        if (l->period_ns == 0) {
+            snprintf(err, errlen, "limit '%s': a concurrency limit has no algorithm", d->name);
+            return RL_EINVAL;
+        }
+        d->kind = RL_KIND_WINDOW;
+        d->burst = l->count; /* a window admits count per period, no more */
+    } else if (l->algorithm != RL_ALGO_GCRA) {
+        snprintf(err, errlen, "limit '%s': unknown algorithm %d", d->name, l->algorithm);
+        return RL_EINVAL;
+    }
     d->id = rl_limit_id(d->resource, d->name);
     return rl_ldef_check(d, err, errlen);
 }

@@ -11,9 +11,11 @@
 
 #include "rl.h"
 
-/* Limit kinds: a rate (GCRA), or a cap on units in flight held by leases
- * (count = the cap; period_ns 0; burst = count). */
-enum { RL_KIND_GCRA = 0, RL_KIND_CONCURRENT = 1 };
+/* Limit kinds: a rate (GCRA), a cap on units in flight held by leases
+ * (count = the cap; period_ns 0; burst = count), or a rate kept by a
+ * sliding window counter (window.h; burst = count). The value is what the
+ * store's rl_limits.kind column holds. */
+enum { RL_KIND_GCRA = 0, RL_KIND_CONCURRENT = 1, RL_KIND_WINDOW = 2 };
 
 /* Bounds that keep all admission math inside 128-bit intermediates and every
  * theoretical arrival time inside int64 nanoseconds. */

@@ -18,6 +18,7 @@
 #include "rl_int.h"
 #include "gcra.h"
 #include "lease.h"
+#include "window.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -40,11 +41,15 @@ struct rl {
     char err[RL_ERRMSG_MAX];
 };
 
-/* One limit's part in a decision. */
+/* One limit's part in a decision: whatever its kind, the same outcome. */
 typedef struct lim_eval {
     const rl_ldef *d;
     rl_slot *slot;
-    rl_gcra_out out;
+    rl_slot next;           /* the slot once admitted */
+    int ok;                 /* admitted now, or within max_delay_ns */
+    int64_t delay_ns;       /* wait before acting (ok) or needed (!ok) */
+    int64_t remaining;      /* units admissible right after this decision */
+    int64_t reset_after_ns; /* until the limit is full again */
     int key;
 } lim_eval;
 
@@ -355,10 +360,110 @@ static const rl_tier *key_tier(rl *r, const char *key, const rl_row *row, int *s
     return t;
 }
 
+static int slot_kind_of(const rl_ldef *d)
+{
+    return d->kind == RL_KIND_CONCURRENT ? RL_SLOT_INFLIGHT
+           : d->kind == RL_KIND_WINDOW   ? RL_SLOT_WINDOW
+                                         : RL_SLOT_GCRA;
+}
+
+/* A window slot's words (see store.h): tat = start, rem = cur, burst = prev. */
+static rl_window window_of(const rl_slot *s)
+{
+    rl_window w;
+    w.start = s->tat;
+    w.cur = s->rem;
+    w.prev = s->burst;
+    return w;
+}
+
+static void set_window(rl_slot *s, rl_window w)
+{
+    s->tat = w.start;
+    s->rem = w.cur;
+    s->burst = w.prev;
+}
+
+/* The limit a GCRA or window slot was written under, as d's kind. */
+static rl_ldef ldef_of_slot(const rl_ldef *d, const rl_slot *o)
+{
+    rl_ldef od = *d;
+    od.kind = o->kind == RL_SLOT_WINDOW ? RL_KIND_WINDOW : RL_KIND_GCRA;
+    od.count = o->count;
+    od.period_ns = o->period_ns;
+    od.burst = o->kind == RL_SLOT_WINDOW ? o->count : o->burst;
+    return od;
+}
+
+/* ceil(used * to / from), at most twice `to`: a carried-over debt beyond
+ * that would outlast any meaning. */
+static int64_t carry_units(int64_t used, int64_t from, int64_t to)
+{
+    __extension__ __int128 u = ((__int128)used * to + from - 1) / from;
+    return u > 2 * (__int128)to ? 2 * to : u < 0 ? 0 : (int64_t)u;
+}
+
+/* A limit whose algorithm changed keeps the share of it that is spent
+ * (what a GCRA bucket lacks of full, or a window's estimate). */
+static void carry_across(const rl_ldef *d, const rl_slot *o, rl_slot *s, int64_t now)
+{
+    rl_ldef od = ldef_of_slot(d, o);
+    if (o->kind == RL_SLOT_GCRA) {
+        rl_tat tat = { o->tat, o->rem };
+        int64_t remaining, reset, retry, used;
+        rl_gcra_peek(&od, tat, now, &remaining, &reset, &retry);
+        used = od.burst - remaining + rl_gcra_debt(&od, tat, now);
+        set_window(s, rl_window_from_used(d, carry_units(used, od.burst, d->count), now));
+    } else {
+        rl_tat tat = { now, 0 };
+        int64_t used = rl_window_estimate(&od, window_of(o), now);
+        tat = rl_gcra_adjust(d, tat, carry_units(used, od.count, d->burst));
+        s->tat = tat.ns;
+        s->rem = tat.rem;
+    }
+}
+
+/* Slot s of limit d takes over the old slot o of the same limit id. */
+static void carry_slot(const rl_ldef *d, const rl_slot *o, rl_slot *s, int64_t now)
+{
+    rl_ldef od;
+    if (s->kind == RL_SLOT_INFLIGHT) {
+        s->tat = o->tat; /* units held by leases, whatever the cap is now */
+        return;
+    }
+    if (o->kind != s->kind) {
+        carry_across(d, o, s, now);
+        return;
+    }
+    od = ldef_of_slot(d, o);
+    if (od.count == d->count && od.period_ns == d->period_ns && od.burst == d->burst) {
+        s->tat = o->tat;
+        s->rem = o->rem;
+        s->burst = o->burst; /* a window's prev; a GCRA burst, unchanged */
+    } else if (s->kind == RL_SLOT_WINDOW) {
+        set_window(s, rl_window_rescale(&od, d, window_of(o), now));
+    } else {
+        rl_tat tat = { o->tat, o->rem };
+        tat = rl_gcra_rescale(&od, d, tat, now);
+        s->tat = tat.ns;
+        s->rem = tat.rem;
+    }
+}
+
+/* An old slot that carries over into one of kind `kind`: the same kind, or
+ * the other kind of rate (a limit whose algorithm changed). */
+static int carries(int kind, int old_kind)
+{
+    if (kind == RL_SLOT_INFLIGHT || old_kind == RL_SLOT_INFLIGHT)
+        return kind == old_kind;
+    return (kind == RL_SLOT_GCRA || kind == RL_SLOT_WINDOW) &&
+           (old_kind == RL_SLOT_GCRA || old_kind == RL_SLOT_WINDOW);
+}
+
 /* Builds the state the tier's limits will have: existing slots (rescaled if
  * the limit changed since they were written), fresh full slots for new
  * limits, nothing for limits the tier no longer has; then the cool-downs
- * that are still running. GCRA slot i is always the tier's limit i. */
+ * that are still running. Limit slot i is always the tier's limit i. */
 static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int64_t now)
 {
     size_t i, j;
@@ -366,7 +471,7 @@ static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int
     for (i = 0; i < t->n; i++) {
         const rl_ldef *d = &t->limits[i];
         rl_slot *s = &st->slot[i];
-        int kind = d->kind == RL_KIND_CONCURRENT ? RL_SLOT_INFLIGHT : RL_SLOT_GCRA;
+        int kind = slot_kind_of(d);
         s->kind = kind;
         s->id = d->id;
         s->count = d->count;
@@ -374,25 +479,13 @@ static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int
         s->burst = d->burst;
         s->tat = 0; /* GCRA: long past, a full bucket; in flight: none */
         s->rem = 0;
+        if (kind == RL_SLOT_WINDOW) /* an empty window */
+            set_window(s, rl_window_fresh(d, now));
         for (j = 0; j < old->n; j++) {
             const rl_slot *o = &old->slot[j];
-            if (o->kind != kind || o->id != d->id)
+            if (o->id != d->id || !carries(kind, o->kind))
                 continue;
-            if (kind == RL_SLOT_INFLIGHT) {
-                s->tat = o->tat; /* units held by leases, whatever the cap is now */
-            } else if (o->count == d->count && o->period_ns == d->period_ns && o->burst == d->burst) {
-                s->tat = o->tat;
-                s->rem = o->rem;
-            } else {
-                rl_ldef od = *d;
-                rl_tat tat = { o->tat, o->rem };
-                od.count = o->count;
-                od.period_ns = o->period_ns;
-                od.burst = o->burst;
-                tat = rl_gcra_rescale(&od, d, tat, now);
-                s->tat = tat.ns;
-                s->rem = tat.rem;
-            }
+            carry_slot(d, o, s, now);
             break;
         }
     }
@@ -426,7 +519,7 @@ static void fill_result(rl_result *res, const lim_eval *ev, size_t n, int allowe
 {
     size_t i, best = 0;
     for (i = 1; i < n; i++) {
-        const rl_gcra_out *a = &ev[i].out, *b = &ev[best].out;
+        const lim_eval *a = &ev[i], *b = &ev[best];
         if (!allowed) {
             if (!a->ok && (b->ok || a->delay_ns > b->delay_ns))
                 best = i;
@@ -441,9 +534,9 @@ static void fill_result(rl_result *res, const lim_eval *ev, size_t n, int allowe
     memset(res, 0, sizeof *res);
     res->allowed = allowed;
     res->limit = ev[best].d->burst;
-    res->remaining = ev[best].out.remaining;
-    res->retry_after_ns = allowed ? 0 : ev[best].out.delay_ns;
-    res->reset_after_ns = ev[best].out.reset_after_ns;
+    res->remaining = ev[best].remaining;
+    res->retry_after_ns = allowed ? 0 : ev[best].delay_ns;
+    res->reset_after_ns = ev[best].reset_after_ns;
     res->key_index = ev[best].key;
     snprintf(res->limit_name, sizeof res->limit_name, "%s", ev[best].d->name);
 }
@@ -590,16 +683,54 @@ static int reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *s
 }
 
 /* Units in flight on a concurrency limit: admitted while they fit the cap. */
-static void inflight_decide(const rl_ldef *d, const rl_slot *s, int64_t amount, int64_t now,
-                            int64_t soonest, rl_gcra_out *out)
+static void inflight_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t soonest)
 {
-    out->ok = s->tat + amount <= d->count;
-    out->tat.ns = out->ok ? s->tat + amount : s->tat;
-    out->tat.rem = 0;
-    out->remaining = d->count > out->tat.ns ? d->count - out->tat.ns : 0;
+    const rl_ldef *d = ev->d;
+    ev->ok = ev->slot->tat + amount <= d->count;
+    if (ev->ok)
+        ev->next.tat += amount;
+    ev->remaining = d->count > ev->next.tat ? d->count - ev->next.tat : 0;
     /* the earliest a slot can come free without a settle: the first expiry */
-    out->delay_ns = out->ok || soonest <= now ? 0 : soonest - now;
-    out->reset_after_ns = 0;
+    ev->delay_ns = ev->ok || soonest <= now ? 0 : soonest - now;
+    ev->reset_after_ns = 0;
+}
+
+static void gcra_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t max_delay_ns)
+{
+    rl_tat tat = { ev->slot->tat, ev->slot->rem };
+    rl_gcra_out out;
+    rl_gcra_decide(ev->d, tat, now, amount, max_delay_ns, &out);
+    ev->ok = out.ok;
+    ev->next.tat = out.tat.ns;
+    ev->next.rem = out.tat.rem;
+    ev->delay_ns = out.delay_ns;
+    ev->remaining = out.remaining;
+    ev->reset_after_ns = out.reset_after_ns;
+}
+
+static void window_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t max_delay_ns)
+{
+    rl_window_out out;
+    rl_window_decide(ev->d, window_of(ev->slot), now, amount, max_delay_ns, &out);
+    ev->ok = out.ok;
+    set_window(&ev->next, out.w);
+    ev->delay_ns = out.delay_ns;
+    ev->remaining = out.remaining;
+    ev->reset_after_ns = out.reset_after_ns;
+}
+
+/* Decides amount on the limit of ev, by its kind; ev->next is the slot to
+ * write if the whole decision admits. */
+static void limit_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t max_delay_ns,
+                         int64_t soonest)
+{
+    ev->next = *ev->slot;
+    if (ev->d->kind == RL_KIND_CONCURRENT)
+        inflight_decide(ev, amount, now, soonest);
+    else if (ev->d->kind == RL_KIND_WINDOW)
+        window_decide(ev, amount, now, max_delay_ns);
+    else
+        gcra_decide(ev, amount, now, max_delay_ns);
 }
 
 /* One decision in the making: what decide_tx found, for decide_fill. */
@@ -654,7 +785,6 @@ static int decide_tx(rl *r, decision *x, const char *const *keys, size_t nkeys,
         for (i = 0; i < e->t->n; i++) {
             const rl_ldef *d = &e->t->limits[i];
             lim_eval *v = &x->ev[x->n];
-            rl_tat tat = { e->st.slot[i].tat, e->st.slot[i].rem };
             int64_t amount = amount_of(costs, ncosts, d->resource);
             if (amount < 0)
                 continue; /* a resource this call does not name */
@@ -667,13 +797,10 @@ static int decide_tx(rl *r, decision *x, const char *const *keys, size_t nkeys,
             v->d = d;
             v->slot = &e->st.slot[i];
             v->key = (int)k;
-            if (d->kind == RL_KIND_CONCURRENT)
-                inflight_decide(d, &e->st.slot[i], amount, x->now, soonest, &v->out);
-            else
-                rl_gcra_decide(d, tat, x->now, amount, max_delay_ns, &v->out);
-            x->allowed &= v->out.ok;
-            if (v->out.delay_ns > x->delay)
-                x->delay = v->out.delay_ns;
+            limit_decide(v, amount, x->now, max_delay_ns, soonest);
+            x->allowed &= v->ok;
+            if (v->delay_ns > x->delay)
+                x->delay = v->delay_ns;
             x->n++;
         }
     }
@@ -684,10 +811,8 @@ static int decide_tx(rl *r, decision *x, const char *const *keys, size_t nkeys,
             x->delay = x->cool_delay;
     }
     if (x->allowed)
-        for (i = 0; i < x->n; i++) {
-            x->ev[i].slot->tat = x->ev[i].out.tat.ns;
-            x->ev[i].slot->rem = x->ev[i].out.tat.rem;
-        }
+        for (i = 0; i < x->n; i++)
+            *x->ev[i].slot = x->ev[i].next;
     if (x->allowed && lease) {
         lease->n_held = 0;
         for (i = 0; i < x->n; i++) {
@@ -758,8 +883,8 @@ static void decide_fill(const decision *x, const char *key0, const rl_cost *cost
         for (i = 0; i < rv->n_; i++) {
             rv->amount_[i] = amount_of(costs, ncosts, x->ev[i].d->resource);
             rv->id_[i] = x->ev[i].d->id;
-            rv->tat_[i] = x->ev[i].out.tat.ns;
-            rv->rem_[i] = x->ev[i].out.tat.rem;
+            rv->tat_[i] = x->ev[i].next.tat; /* a window's: the window it is counted in */
+            rv->rem_[i] = x->ev[i].next.rem;
         }
         snprintf(rv->key_, sizeof rv->key_, "%s", key0);
         res->retry_after_ns = x->allowed ? 0 : x->delay;
@@ -973,6 +1098,21 @@ int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n, in
     return rc;
 }
 
+/* Charges (units > 0) or refunds (units < 0) a settled lease's difference
+ * from its estimate on one rate limit; the lease was charged at created. */
+static void settle_slot(const rl_ldef *d, rl_slot *s, int64_t now, int64_t units,
+                        int64_t created)
+{
+    rl_tat tat = { s->tat, s->rem };
+    if (d->kind == RL_KIND_WINDOW) {
+        set_window(s, rl_window_adjust(d, window_of(s), now, units, created));
+        return;
+    }
+    tat = rl_gcra_adjust(d, tat, units);
+    s->tat = tat.ns;
+    s->rem = tat.rem;
+}
+
 /* Settles (actual != NULL) or cancels (actual == NULL: everything back) a
  * lease, and frees the slots it held, in one write transaction. */
 static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n)
@@ -1020,8 +1160,7 @@ again:
     }
     for (i = 0; t && !expired && i < t->n; i++) {
         const rl_ldef *d = &t->limits[i];
-        rl_tat tat = { st.slot[i].tat, st.slot[i].rem };
-        if (d->kind != RL_KIND_GCRA)
+        if (d->kind == RL_KIND_CONCURRENT)
             continue;
         for (est = 0, j = 0; j < rec->n_est; j++)
             if (strcmp(rec->est_resource[j], d->resource) == 0)
@@ -1030,9 +1169,7 @@ again:
         if (act < 0)
             act = est; /* not named: settled at its estimate */
         if (act != est) {
-            tat = rl_gcra_adjust(d, tat, act - est);
-            st.slot[i].tat = tat.ns;
-            st.slot[i].rem = tat.rem;
+            settle_slot(d, &st.slot[i], now, act - est, rec->created);
             if (strcmp(d->resource, "requests") == 0)
                 row.units += act - est;
         }
@@ -1131,12 +1268,45 @@ out:
     return rc;
 }
 
+/* The limit a slot was written under, from its own words. */
+static rl_ldef ldef_of(const rl_slot *s)
+{
+    rl_ldef d;
+    memset(&d, 0, sizeof d);
+    d.kind = s->kind == RL_SLOT_WINDOW ? RL_KIND_WINDOW : RL_KIND_GCRA;
+    d.count = s->count;
+    d.period_ns = s->period_ns;
+    d.burst = s->kind == RL_SLOT_WINDOW ? s->count : s->burst;
+    return d;
+}
+
+/* A reservation's TAT right after it was (after_ns, after_rem). */
+static void cancel_gcra(rl_slot *s, int64_t after_ns, int64_t after_rem, int64_t amount)
+{
+    rl_ldef d = ldef_of(s);
+    rl_tat cur = { s->tat, s->rem }, after = { after_ns, after_rem };
+    if (after.rem < 0 || after.rem >= d.count || amount <= 0 || amount > d.burst)
+        return;
+    cur = rl_gcra_cancel(&d, cur, after, amount);
+    s->tat = cur.ns;
+    s->rem = cur.rem;
+}
+
+/* A reservation counted in the window that begins at charged_start. */
+static void cancel_window(rl_slot *s, int64_t charged_start, int64_t amount, int64_t now)
+{
+    rl_ldef d = ldef_of(s);
+    if (amount <= 0 || amount > d.count)
+        return;
+    set_window(s, rl_window_cancel(&d, window_of(s), charged_start, amount, now));
+}
+
 int rl_cancel(rl *r, const rl_reservation *rv)
 {
     rl_retry retry = RL_RETRY_INIT;
     rl_row row;
     rl_state st;
-    int64_t version;
+    int64_t version, now;
     size_t i, j;
     int rc, began = 0;
 
@@ -1155,7 +1325,7 @@ again:
         goto out;
     began = 1;
     /* Once its time has come the caller may have acted: nothing to return. */
-    if (now_ns(r) >= rv->time_to_act)
+    if ((now = now_ns(r)) >= rv->time_to_act)
         goto out;
     if ((rc = r->store->ops->row_get(r->store, rv->key_, &row, &version)) != RL_OK)
         goto out;
@@ -1168,20 +1338,12 @@ again:
     for (i = 0; i < rv->n_; i++) {
         for (j = 0; j < st.n; j++) {
             rl_slot *s = &st.slot[j];
-            rl_ldef d;
-            rl_tat cur = { s->tat, s->rem }, after = { rv->tat_[i], rv->rem_[i] };
             if (s->id != rv->id_[i])
                 continue;
-            memset(&d, 0, sizeof d);
-            d.count = s->count;
-            d.period_ns = s->period_ns;
-            d.burst = s->burst;
-            if (after.rem < 0 || after.rem >= d.count)
-                break;
-            if (rv->amount_[i] > 0 && rv->amount_[i] <= d.burst)
-                cur = rl_gcra_cancel(&d, cur, after, rv->amount_[i]);
-            s->tat = cur.ns;
-            s->rem = cur.rem;
+            if (s->kind == RL_SLOT_WINDOW)
+                cancel_window(s, rv->tat_[i], rv->amount_[i], now);
+            else if (s->kind == RL_SLOT_GCRA)
+                cancel_gcra(s, rv->tat_[i], rv->rem_[i], rv->amount_[i]);
             break;
         }
     }
@@ -1332,10 +1494,16 @@ static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_
         ls->count = d->count;
         ls->period_ns = d->period_ns;
         ls->burst = d->burst;
+        ls->algorithm = d->kind == RL_KIND_WINDOW ? RL_ALGO_SLIDING_WINDOW : RL_ALGO_GCRA;
         if (d->kind == RL_KIND_CONCURRENT) {
             /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): align_state fills cur.slot[0..t->n-1]; the analyzer loses t->n across the snprintf calls above */
             ls->in_flight = cur.slot[i].tat;
             ls->remaining = d->count > ls->in_flight ? d->count - ls->in_flight : 0;
+        } else if (d->kind == RL_KIND_WINDOW) {
+            rl_window w = { cur.slot[i].tat, cur.slot[i].rem, cur.slot[i].burst }; /* window_of */
+            /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): align_state fills cur.slot[0..t->n-1]; the analyzer loses t->n across the snprintf calls above */
+            rl_window_peek(d, w, now, &ls->remaining, &ls->reset_after_ns, &ls->retry_after_ns);
+            ls->debt = rl_window_debt(d, w, now);
         } else {
             /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): align_state fills cur.slot[0..t->n-1]; the analyzer loses t->n across the snprintf calls above */
             rl_gcra_peek(d, tat, now, &ls->remaining, &ls->reset_after_ns, &ls->retry_after_ns);
@@ -1734,6 +1902,8 @@ static void tier_info(const rl *r, const rl_tier *t, rl_tier_info *ti)
         ti->limits[i].count = t->limits[i].count;
         ti->limits[i].period_ns = t->limits[i].period_ns;
         ti->limits[i].burst = t->limits[i].burst;
+        ti->limits[i].algorithm =
+            t->limits[i].kind == RL_KIND_WINDOW ? RL_ALGO_SLIDING_WINDOW : RL_ALGO_GCRA;
     }
 }
 

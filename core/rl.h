@@ -76,20 +76,36 @@ enum {
 #define RL_NAME_MAX 64
 #define RL_MAX_LIMITS 8
 
+/* How a rate limit counts (rl_limit.algorithm).
+ *   RL_ALGO_GCRA (0, the default): a token bucket of capacity `burst` that
+ *     refills at count per period (the Generic Cell Rate Algorithm).
+ *   RL_ALGO_SLIDING_WINDOW: the sliding window counter. Time is cut into
+ *     fixed windows of period_ns (aligned to the epoch); with cur units
+ *     counted in the current window, prev in the one before and e ns
+ *     elapsed in the current one, the estimate is
+ *         ceil(prev * (period_ns - e) / period_ns) + cur
+ *     and a cost c is admitted iff estimate + c <= count. burst is ignored
+ *     (it is count). retry_after_ns is the exact wait, rounded up, after
+ *     which the same request passes; reset_after_ns lasts until both
+ *     windows have aged out (the estimate is 0). */
+enum { RL_ALGO_GCRA = 0, RL_ALGO_SLIDING_WINDOW = 1 };
+
 /* One limit: `count` units per `period_ns`, bucket capacity `burst` (0 means
  * `count`). `resource` NULL means "requests"; `name` NULL gets "limitN" (its
- * 1-based position). */
+ * 1-based position). `algorithm` is RL_ALGO_*; it comes last, so that an
+ * initialiser that stops before it means GCRA. */
 typedef struct rl_limit {
     const char *name;
     const char *resource;
     int64_t count;
     int64_t period_ns;
     int64_t burst;
+    int algorithm;
 } rl_limit;
 
 /* Initialisers for arrays of rl_limit: rl_limit l[] = { RL_PER_MINUTE(60, 10) }; */
 #define RL_LIMIT(name, resource, count, period_ns, burst) \
-    { (name), (resource), (count), (period_ns), (burst) }
+    { (name), (resource), (count), (period_ns), (burst), RL_ALGO_GCRA }
 #define RL_PER_SECOND(n, burst) RL_LIMIT(NULL, NULL, (n), RL_SECOND, (burst))
 #define RL_PER_MINUTE(n, burst) RL_LIMIT(NULL, NULL, (n), RL_MINUTE, (burst))
 #define RL_PER_HOUR(n, burst) RL_LIMIT(NULL, NULL, (n), RL_HOUR, (burst))
@@ -97,6 +113,9 @@ typedef struct rl_limit {
 /* At most n units of resource in flight at once, held by leases
  * (rl_lease_begin) until settled or cancelled; period 0 marks it. */
 #define RL_CONCURRENT(name, resource, n) RL_LIMIT((name), (resource), (n), 0, 0)
+/* At most count units per sliding window of period_ns (RL_ALGO_SLIDING_WINDOW). */
+#define RL_SLIDING_WINDOW(name, resource, count, period_ns) \
+    { (name), (resource), (count), (period_ns), 0, RL_ALGO_SLIDING_WINDOW }
 
 enum { RL_DURABILITY_NORMAL = 0, RL_DURABILITY_FULL = 1 };
 enum { RL_FAIL_CLOSED = 0, RL_FAIL_OPEN = 1 };
@@ -182,6 +201,7 @@ typedef struct rl_limit_stats {
     int64_t cooldown_ns;    /* left of an rl_penalize cool-down on this resource */
     int64_t debt;           /* units owed beyond an empty bucket (lease overruns) */
     int64_t in_flight;      /* concurrency limits: units held by leases */
+    int algorithm;          /* RL_ALGO_*; RL_ALGO_GCRA for concurrency limits */
 } rl_limit_stats;
 
 typedef struct rl_key_stats {
@@ -326,6 +346,7 @@ typedef struct rl_tier_info {
         char name[RL_NAME_MAX];
         char resource[RL_NAME_MAX];
         int64_t count, period_ns, burst;
+        int algorithm; /* RL_ALGO_*; RL_ALGO_GCRA for concurrency limits */
     } limits[RL_MAX_LIMITS];
 } rl_tier_info;
 

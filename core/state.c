@@ -6,9 +6,16 @@
  * tat, rem. The limit parameters travel with the state so that a changed
  * tier can be rescaled lazily, by the next decision, in whatever process
  * makes it.
+ *
+ * Kind 3 (RL_SLOT_WINDOW, a sliding window limit) came later in the same
+ * format: its words mean id, count, period_ns, prev, start, cur (burst holds
+ * the previous window's count, tat the current window's start, rem the
+ * current window's count). A blob without window slots is byte for byte
+ * what it was before they existed.
  */
 #include "bytes.h"
 #include "store.h"
+#include "window.h"
 
 #include <string.h>
 
@@ -16,6 +23,19 @@ uint64_t rl_cooldown_id(const char *resource)
 {
     /* "\x01" cannot start a valid limit name, so no limit shares the id */
     return rl_limit_id(resource ? resource : "*", "\x01cooldown");
+}
+
+/* Never trust stored numbers into the 128-bit math unchecked. */
+static int slot_valid(const rl_slot *s)
+{
+    if (s->kind < RL_SLOT_GCRA || s->kind > RL_SLOT_WINDOW || s->count < 1 ||
+        s->count > RL_COUNT_MAX || s->period_ns < 1 || s->period_ns > RL_PERIOD_MAX)
+        return 0;
+    if (s->kind == RL_SLOT_WINDOW) /* burst = prev, rem = cur, tat = any start */
+        return s->burst >= 0 && s->burst <= RL_WINDOW_UNITS_MAX && s->rem >= 0 &&
+               s->rem <= RL_WINDOW_UNITS_MAX;
+    return s->burst >= 1 && s->burst <= RL_COUNT_MAX && s->rem >= 0 && s->rem < s->count &&
+           (s->kind != RL_SLOT_INFLIGHT || s->tat >= 0);
 }
 
 int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len)
@@ -37,11 +57,7 @@ int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len)
         s->burst = (int64_t)rl_get64(p + 25);
         s->tat = (int64_t)rl_get64(p + 33);
         s->rem = (int64_t)rl_get64(p + 41);
-        /* Never trust stored numbers into the 128-bit math unchecked. */
-        if (s->kind < RL_SLOT_GCRA || s->kind > RL_SLOT_INFLIGHT || s->count < 1 ||
-            s->count > RL_COUNT_MAX || s->period_ns < 1 || s->period_ns > RL_PERIOD_MAX ||
-            s->burst < 1 || s->burst > RL_COUNT_MAX || s->rem < 0 || s->rem >= s->count ||
-            (s->kind == RL_SLOT_INFLIGHT && s->tat < 0))
+        if (!slot_valid(s))
             return RL_ECORRUPT;
     }
     st->n = buf[1];

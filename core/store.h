@@ -150,8 +150,12 @@ int rl_seterr(char *err, int code, const char *fmt, ...)
  * limit's theoretical arrival time with the parameters it was computed
  * under; a cool-down slot (rl_penalize) holds in tat the time until which
  * its resource (id = rl_cooldown_id) is refused; an in-flight slot holds in
- * tat the units that leases hold in a concurrency limit. */
-enum { RL_SLOT_GCRA = 0, RL_SLOT_COOLDOWN = 1, RL_SLOT_INFLIGHT = 2 };
+ * tat the units that leases hold in a concurrency limit. A window slot
+ * (sliding window limit, window.h) keeps count and period_ns as the limit's
+ * and re-uses the other words: tat = the current window's start (ns), rem =
+ * cur (units counted in it), burst = prev (units of the window before);
+ * cur and prev are 0..RL_WINDOW_UNITS_MAX. */
+enum { RL_SLOT_GCRA = 0, RL_SLOT_COOLDOWN = 1, RL_SLOT_INFLIGHT = 2, RL_SLOT_WINDOW = 3 };
 
 typedef struct rl_slot {
     int kind;

@@ -217,13 +217,17 @@ static void hex_id(uint64_t id, char *buf, size_t len)
 
 static const char *limit_kind(int kind)
 {
-    return kind == RL_KIND_GCRA ? "rate" : kind == RL_KIND_CONCURRENT ? "concurrent" : NULL;
+    return kind == RL_KIND_GCRA         ? "rate"
+           : kind == RL_KIND_CONCURRENT ? "concurrent"
+           : kind == RL_KIND_WINDOW     ? "sliding_window"
+                                        : NULL;
 }
 
 static const char *slot_kind(int kind)
 {
     return kind == RL_SLOT_GCRA ? "gcra" : kind == RL_SLOT_COOLDOWN ? "cooldown"
-                                         : kind == RL_SLOT_INFLIGHT ? "inflight" : NULL;
+                                         : kind == RL_SLOT_INFLIGHT ? "inflight"
+                                         : kind == RL_SLOT_WINDOW   ? "window" : NULL;
 }
 
 static int export_tier(exporter *e, const rl_tier *t)
@@ -668,8 +672,8 @@ typedef struct tier_arg {
 
 static const char *const limit_fields[] = { "name", "resource", "kind", "count", "period_ns",
                                             "burst", NULL };
-static const char *const limit_kinds[] = { "rate", "concurrent", NULL };
-static const int limit_kind_values[] = { RL_KIND_GCRA, RL_KIND_CONCURRENT };
+static const char *const limit_kinds[] = { "rate", "concurrent", "sliding_window", NULL };
+static const int limit_kind_values[] = { RL_KIND_GCRA, RL_KIND_CONCURRENT, RL_KIND_WINDOW };
 
 static int limit_member(importer *im, const jv *v, void *arg)
 {
@@ -909,8 +913,11 @@ typedef struct key_arg {
 
 static const char *const slot_fields[] = { "kind", "id", "count", "period_ns", "burst", "tat",
                                            "rem", NULL };
-static const char *const slot_kinds[] = { "gcra", "cooldown", "inflight", NULL };
-static const int slot_kind_values[] = { RL_SLOT_GCRA, RL_SLOT_COOLDOWN, RL_SLOT_INFLIGHT };
+/* A "window" slot's burst, tat and rem are its prev, start and cur, as in
+ * the state blob (store.h). */
+static const char *const slot_kinds[] = { "gcra", "cooldown", "inflight", "window", NULL };
+static const int slot_kind_values[] = { RL_SLOT_GCRA, RL_SLOT_COOLDOWN, RL_SLOT_INFLIGHT,
+                                        RL_SLOT_WINDOW };
 
 static int slot_member(importer *im, const jv *v, void *arg)
 {

@@ -108,6 +108,8 @@ static int print_human(const rl_key_stats *st, const char *rule, int64_t leases)
         snprintf(rem, sizeof rem, "%lld", (long long)l->remaining);
         rlctl_format_duration(l->reset_after_ns, reset, sizeof reset);
         rlctl_format_duration(l->retry_after_ns, retry, sizeof retry);
+        if (l->algorithm == RL_ALGO_SLIDING_WINDOW) /* its burst is its count */
+            snprintf(burst, sizeof burst, "- (window)");
         cells[0] = l->name;
         cells[1] = l->resource;
         cells[2] = rate;
@@ -166,6 +168,7 @@ static int print_json(const rl_key_stats *st, const char *rule, int64_t leases)
         rlctl_json_object(&j);
         rlctl_json_kstring(&j, "name", l->name);
         rlctl_json_kstring(&j, "resource", l->resource);
+        rlctl_json_kstring(&j, "kind", rlctl_limit_kind(l->period_ns, l->algorithm));
         rlctl_json_kstring(&j, "rate", rate);
         rlctl_json_kint(&j, "count", l->count);
         rlctl_json_kint(&j, "period_ns", l->period_ns);

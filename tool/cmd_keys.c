@@ -138,7 +138,7 @@ static void json_key(keys_ctx *c, const rl_key_stats *st, const rl_limit_stats *
         rlctl_json_object(j);
         rlctl_json_kstring(j, "name", l->name);
         rlctl_json_kstring(j, "resource", l->resource);
-        rlctl_json_kstring(j, "kind", rlctl_limit_kind(l->period_ns));
+        rlctl_json_kstring(j, "kind", rlctl_limit_kind(l->period_ns, l->algorithm));
         rlctl_json_kstring(j, "rate", rate);
         rlctl_json_kint(j, "burst", l->burst);
         rlctl_json_kint(j, "remaining", l->remaining);

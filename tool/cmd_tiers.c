@@ -169,7 +169,8 @@ static void limits_text(const rl_tier_info *t, char *buf, size_t len)
         char one[200];
         int n;
         rlctl_format_limit(t->limits[i].name, t->limits[i].resource, t->limits[i].count,
-                           t->limits[i].period_ns, t->limits[i].burst, one, sizeof one);
+                           t->limits[i].period_ns, t->limits[i].burst, t->limits[i].algorithm,
+                           one, sizeof one);
         n = snprintf(buf + o, len - o, "%s%s", i ? ", " : "", one);
         if (n < 0)
             break;
@@ -196,7 +197,8 @@ static void json_limits(rlctl_json *j, const rl_tier_info *t)
         rlctl_json_object(j);
         rlctl_json_kstring(j, "name", t->limits[i].name);
         rlctl_json_kstring(j, "resource", t->limits[i].resource);
-        rlctl_json_kstring(j, "kind", rlctl_limit_kind(t->limits[i].period_ns));
+        rlctl_json_kstring(j, "kind",
+                           rlctl_limit_kind(t->limits[i].period_ns, t->limits[i].algorithm));
         rlctl_json_kstring(j, "rate", rate);
         rlctl_json_kint(j, "count", t->limits[i].count);
         rlctl_json_kint(j, "period_ns", t->limits[i].period_ns);
@@ -367,9 +369,11 @@ static int tiers_show(const rlctl_ctx *ctx, int argc, char **argv)
         snprintf(burst, sizeof burst, "%lld", (long long)ti->limits[i].burst);
         cells[0] = ti->limits[i].name;
         cells[1] = ti->limits[i].resource;
-        cells[2] = rlctl_limit_kind(ti->limits[i].period_ns);
+        cells[2] = rlctl_limit_kind(ti->limits[i].period_ns, ti->limits[i].algorithm);
         cells[3] = rate;
-        cells[4] = ti->limits[i].period_ns ? burst : "-";
+        /* a concurrency limit has no burst, and a window's is its count */
+        cells[4] = ti->limits[i].period_ns && ti->limits[i].algorithm == RL_ALGO_GCRA ? burst
+                                                                                      : "-";
         if ((rc = rlctl_table_add(&t, cells)) != RLCTL_OK)
             goto out;
     }
@@ -416,7 +420,8 @@ static int same_tier(const rl_tier_info *a, const rl_tier_info *b)
             strcmp(a->limits[i].resource, b->limits[i].resource) != 0 ||
             a->limits[i].count != b->limits[i].count ||
             a->limits[i].period_ns != b->limits[i].period_ns ||
-            a->limits[i].burst != b->limits[i].burst)
+            a->limits[i].burst != b->limits[i].burst ||
+            a->limits[i].algorithm != b->limits[i].algorithm)
             return 0;
     return 1;
 }

@@ -296,20 +296,24 @@ void rlctl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t len)
 }
 
 void rlctl_format_limit(const char *name, const char *resource, int64_t count,
-                        int64_t period_ns, int64_t burst, char *buf, size_t len)
+                        int64_t period_ns, int64_t burst, int algorithm, char *buf, size_t len)
 {
     char rate[64], b[40] = "", res[RL_NAME_MAX + 8] = "";
     rlctl_format_rate(count, period_ns, rate, sizeof rate);
-    if (period_ns != 0 && burst != count)
+    if (period_ns != 0 && algorithm == RL_ALGO_SLIDING_WINDOW)
+        snprintf(b, sizeof b, " sliding window");
+    else if (period_ns != 0 && burst != count)
         snprintf(b, sizeof b, " burst %lld", (long long)burst);
     if (strcmp(resource, "requests") != 0)
         snprintf(res, sizeof res, " of %s", resource);
     snprintf(buf, len, "%s %s%s%s", name, rate, b, res);
 }
 
-const char *rlctl_limit_kind(int64_t period_ns)
+const char *rlctl_limit_kind(int64_t period_ns, int algorithm)
 {
-    return period_ns == 0 ? "concurrent" : "rate";
+    return period_ns == 0                          ? "concurrent"
+           : algorithm == RL_ALGO_SLIDING_WINDOW ? "sliding_window"
+                                                  : "rate";
 }
 
 const char *rlctl_tier_source_text(int source)

@@ -718,7 +718,7 @@ static int64_t ttl_ms(const rd_store *s, const rd_row *w)
                 int64_t u = st.slot[i].tat;
                 if (st.slot[i].kind == RL_SLOT_INFLIGHT)
                     continue; /* its leases say how long */
-                if (st.slot[i].kind > RL_SLOT_INFLIGHT) /* windows: tat starts the window */
+                if (st.slot[i].kind == RL_SLOT_WINDOW) /* tat starts the current window */
                     u = st.slot[i].tat + 2 * st.slot[i].period_ns;
                 if (u > until)
                     until = u;
@@ -846,7 +846,7 @@ static int rd_commit(rl_store *base)
     a.size = commit_space(s, &nkeys);
     if (nkeys == 0 && !s->pol_dirty && !s->clear)
         goto out;
-    if (s->pol_dirty) /* in name order, as the SQLite store lists them */
+    if (s->pol_dirty && s->pol.n_tiers) /* in name order, as SQLite lists them */
         qsort(s->pol.tiers, s->pol.n_tiers, sizeof *s->pol.tiers, cmp_tier);
     if (s->pol_dirty && (rc = rd_policy_encode(&s->pol, &pol, &pol_len)) != RL_OK) {
         rc = rl_seterr(s->base.err, rc, "out of memory");
@@ -1235,7 +1235,7 @@ static int rd_keys_list(rl_store *base, const char *match, int sort, size_t limi
     rc = each_key(s, NULL, match, 0, collect_one, &c);
     if (rc == RL_ENOMEM)
         rc = rl_seterr(s->base.err, RL_ENOMEM, "out of memory");
-    if (rc == RL_OK) {
+    if (rc == RL_OK && c.n) {
         qsort_r(c.v, c.n, sizeof *c.v, cmp_sorted, &sort);
         for (i = 0; i < c.n && (limit == 0 || i < limit) && rc == RL_OK; i++)
             rc = fn(ctx, c.v[i].key, &c.v[i].row);

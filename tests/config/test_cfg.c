@@ -37,6 +37,12 @@ typedef struct bad_case {
 #define BAD(file, rest) { file, BAD_DIR file rest }
 
 static const bad_case bad_cases[] = {
+    BAD("algorithm_concurrent.yaml",
+        ":5:41: limit 'streams': 'algorithm' is for rates, not 'concurrent'"),
+    BAD("algorithm_not_string.yaml",
+        ":7:20: 'algorithm' must be a string, got a sequence"),
+    BAD("bad_algorithm.yaml",
+        ":5:47: invalid algorithm 'fixed_window' (allowed: gcra, token_bucket, sliding_window)"),
     BAD("alias.yaml",
         ":3:9: anchors are not supported"),
     BAD("alias_only.yaml",
@@ -166,7 +172,7 @@ static const bad_case bad_cases[] = {
     BAD("unknown_field.yaml",
         ":2:1: unknown field 'tier' (allowed: version, default_tier, fail_mode, tiers, keys)"),
     BAD("unknown_field_limit.yaml",
-        ":5:33: unknown field 'brust' in limit (allowed: name, rate, burst, resource, concurrent)"),
+        ":5:33: unknown field 'brust' in limit (allowed: name, rate, burst, resource, concurrent, algorithm)"),
     BAD("unknown_field_rule.yaml",
         ":5:34: unknown field 'priority' in key rule (allowed: match, tier)"),
     BAD("unknown_field_tier.yaml",
@@ -191,6 +197,8 @@ static const bad_case bad_cases[] = {
         ":1:10: 'version' must be a decimal integer, got '1.0'"),
     BAD("version_string.yaml",
         ":1:10: 'version' must be an integer, got the string '1'"),
+    BAD("window_burst.yaml",
+        ":5:63: limit 'rpm': 'burst' cannot go with 'algorithm: sliding_window' (a sliding window admits its count per period)"),
     BAD("zero_burst.yaml",
         ":5:40: 'burst' must be at least 1"),
     BAD("zero_period.yaml",
@@ -200,8 +208,8 @@ static const bad_case bad_cases[] = {
 };
 
 static const char *const good_files[] = {
-    "block_style.yaml", "bom.yaml",   "crlf_utf8.yaml", "minimal.yaml",
-    "resources.yaml",   "tagged.yaml", "units.yaml",
+    "algorithms.yaml", "block_style.yaml", "bom.yaml",   "crlf_utf8.yaml",
+    "minimal.yaml",    "resources.yaml",   "tagged.yaml", "units.yaml",
 };
 
 static int listed(const char *name, int bad)
@@ -357,6 +365,31 @@ static void test_example(void **state)
     t = rl_policy_resolve(&p, "user:bob", "pro", &src);
     assert_string_equal(t->name, "pro");
     assert_int_equal(src, RL_TIER_ASSIGNED);
+    rl_policy_free(&p);
+}
+
+/* algorithm: picks the kind; a window's burst is its count. */
+static void test_good_algorithms(void **state)
+{
+    rl_policy p;
+    const rl_tier *t;
+    (void)state;
+    parse_ok(GOOD_DIR "algorithms.yaml", &p);
+    t = tier_at(&p, 0, "mixed", 0, 5);
+    check_limit(&t->limits[0], "rps", "requests", 5, RL_SECOND, 10);
+    assert_int_equal(t->limits[1].kind, RL_KIND_WINDOW);
+    assert_int_equal(t->limits[1].count, 60);
+    assert_int_equal(t->limits[1].period_ns, RL_MINUTE);
+    assert_int_equal(t->limits[1].burst, 60);
+    check_limit(&t->limits[2], "rph", "requests", 600, RL_HOUR, 20);
+    check_limit(&t->limits[3], "rpd", "requests", 1000, RL_DAY, 1000);
+    assert_string_equal(t->limits[4].name, "tpm");
+    assert_string_equal(t->limits[4].resource, "tokens");
+    assert_int_equal(t->limits[4].kind, RL_KIND_WINDOW);
+    assert_int_equal(t->limits[4].count, 7);
+    assert_int_equal(t->limits[4].period_ns, 13 * RL_SECOND);
+    assert_int_equal(t->limits[4].burst, 7);
+    assert_int_equal(t->limits[4].id, rl_limit_id("tokens", "tpm"));
     rl_policy_free(&p);
 }
 
@@ -613,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_tables_complete),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_example),
+        cmocka_unit_test(test_good_algorithms),
         cmocka_unit_test(test_good_block_style),
         cmocka_unit_test(test_good_units),
         cmocka_unit_test(test_good_resources),

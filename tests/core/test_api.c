@@ -873,6 +873,200 @@ static void test_allow_batch(void **state)
     assert_int_equal(rl_allow_batch(NULL, it, 1), RL_EINVAL);
 }
 
+/* Sliding windows of a minute: T0 lies 20 s into the window that began at
+ * T0 - 20 s (windows are aligned to the epoch). */
+static const int64_t WIN0 = (int64_t)1699999980 * RL_SECOND;
+
+static void test_window_allow(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_SLIDING_WINDOW("rpm", NULL, 3, RL_MINUTE) };
+    rl_limit odd = RL_SLIDING_WINDOW("odd", NULL, 3, RL_MINUTE);
+    rl_tier_info ti;
+    rl_key_stats st;
+    rl_result res;
+    int i;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 1), RL_OK);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(rl_allow(f->r, "w", 1, &res), RL_OK);
+        assert_true(res.allowed);
+        assert_int_equal(res.remaining, 2 - i);
+        assert_int_equal(res.limit, 3);
+        assert_string_equal(res.limit_name, "rpm");
+        assert_int_equal(res.reset_after_ns, WIN0 + 2 * RL_MINUTE - f->now);
+    }
+    assert_int_equal(rl_allow(f->r, "w", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    /* 3 in prev weigh <= 2 from 20 s into the next window: T0 + 60 s */
+    assert_int_equal(res.retry_after_ns, RL_MINUTE);
+    assert_int_equal(rl_allow(f->r, "w", 4, &res), RL_ETOOBIG);
+    assert_int_equal(rl_stats(f->r, "w", &st), RL_OK);
+    assert_int_equal(st.limits[0].algorithm, RL_ALGO_SLIDING_WINDOW);
+    assert_int_equal(st.limits[0].burst, 3);
+    assert_int_equal(st.limits[0].remaining, 0);
+    assert_int_equal(st.limits[0].retry_after_ns, RL_MINUTE);
+    /* retrying a nanosecond early is refused, at retry_after admitted */
+    f->now += RL_MINUTE - 1;
+    assert_int_equal(rl_allow(f->r, "w", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(res.retry_after_ns, 1);
+    f->now += 1;
+    assert_int_equal(rl_allow(f->r, "w", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    /* a burst given with the sliding window is forced to count */
+    odd.burst = 10;
+    assert_int_equal(rl_tier_set(f->r, "odd", &odd, 1), RL_OK);
+    assert_int_equal(rl_tier_get(f->r, "odd", &ti), RL_OK);
+    assert_int_equal(ti.limits[0].burst, 3);
+    assert_int_equal(ti.limits[0].algorithm, RL_ALGO_SLIDING_WINDOW);
+    odd.algorithm = 7;
+    assert_int_equal(rl_tier_set(f->r, "odd", &odd, 1), RL_EINVAL);
+    assert_non_null(strstr(rl_errmsg(f->r), "algorithm"));
+    assert_int_equal(rl_tier_get(f->r, "default", &ti), RL_OK);
+    assert_int_equal(ti.limits[0].algorithm, RL_ALGO_SLIDING_WINDOW);
+}
+
+/* A reservation is counted in the window of its time; cancelled before
+ * that window begins it decays there instead of counting in full, and
+ * cancelled inside it, it is gone. */
+static void test_window_reserve_cancel(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_SLIDING_WINDOW("rpm", NULL, 3, RL_MINUTE) };
+    rl_reservation a, b, c, d;
+    rl_result res;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "r", 3, &res), RL_OK);
+    assert_int_equal(rl_reserve(f->r, "r", 1, 2 * RL_MINUTE, &a), RL_OK);
+    assert_true(a.ok);
+    assert_int_equal(a.delay_ns, RL_MINUTE); /* prev 3 weighs 2 at 20 s in */
+    /* counted in the next window: prev 3 + cur 1 must weigh 1 at most */
+    assert_int_equal(rl_reserve(f->r, "r", 1, 2 * RL_MINUTE, &b), RL_OK);
+    assert_true(b.ok);
+    assert_int_equal(b.delay_ns, 80 * RL_SECOND);
+    assert_int_equal(rl_cancel(f->r, &b), RL_OK);
+    /* b's unit now decays with prev (4) instead of counting in full: with
+     * a's unit in cur, prev may weigh 1, which 4 do from 45 s in (not 3's
+     * 40 s: what the meantime saw, prev + cur, must not drop) */
+    assert_int_equal(rl_reserve(f->r, "r", 1, 2 * RL_MINUTE, &c), RL_OK);
+    assert_int_equal(c.delay_ns, 85 * RL_SECOND);
+    /* in its own window, before its time, c comes out in full */
+    f->now = WIN0 + RL_MINUTE + 1;
+    assert_int_equal(rl_cancel(f->r, &c), RL_OK);
+    assert_int_equal(rl_reserve(f->r, "r", 1, 2 * RL_MINUTE, &d), RL_OK);
+    assert_int_equal(d.delay_ns, 45 * RL_SECOND - 1); /* prev 4 weighs 1 from 45 s */
+    /* beyond max delay: not ok, nothing consumed; cancelling it is a no-op */
+    assert_int_equal(rl_reserve(f->r, "r", 1, RL_SECOND, &b), RL_OK);
+    assert_false(b.ok);
+    assert_int_equal(rl_cancel(f->r, &b), RL_OK);
+    assert_int_equal(rl_reserve(f->r, "r", 1, RL_SECOND, &b), RL_OK);
+    assert_false(b.ok);
+}
+
+/* One decision over a GCRA and a sliding window limit: both admit or
+ * neither is charged. */
+static void test_window_with_gcra(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit two[] = { RL_LIMIT("rps", NULL, 2, RL_SECOND, 2),
+                                    RL_SLIDING_WINDOW("rpm", NULL, 3, RL_MINUTE) };
+    rl_cost c2 = { NULL, 2 };
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_set(f->r, "default", two, 2), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_false(res.allowed); /* rps is empty */
+    assert_string_equal(res.limit_name, "rps");
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[1].remaining, 1); /* the window untouched by the refusal */
+    assert_int_equal(st.limits[0].algorithm, RL_ALGO_GCRA);
+    f->now += RL_SECOND;
+    assert_int_equal(rl_acquire(f->r, "k", &c2, 1, &res), RL_OK);
+    assert_false(res.allowed); /* the window has 1 left; rps had room for 2 */
+    assert_string_equal(res.limit_name, "rpm");
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 2); /* rps untouched by the refusal */
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_false(res.allowed); /* the window is full; rps had room */
+    assert_string_equal(res.limit_name, "rpm");
+    assert_int_equal(res.retry_after_ns, 59 * RL_SECOND);
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 1);
+}
+
+/* Writing the tier again keeps a window whose limit did not change as it
+ * was, wherever it moved in the tier; a changed count keeps the share. */
+static void test_window_survives_reload(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit one[] = { RL_SLIDING_WINDOW("rpm", NULL, 3, RL_MINUTE) };
+    static const rl_limit two[] = { RL_LIMIT("rps", NULL, 5, RL_SECOND, 5),
+                                    RL_SLIDING_WINDOW("rpm", NULL, 3, RL_MINUTE) };
+    static const rl_limit six[] = { RL_SLIDING_WINDOW("rpm", NULL, 6, RL_MINUTE) };
+    rl_key_stats st, again;
+    rl_result res;
+    assert_int_equal(rl_tier_set(f->r, "default", one, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 2, &res), RL_OK);
+    f->now += 50 * RL_SECOND; /* the next window, 10 s in: prev 2 weighs 2 */
+    assert_int_equal(rl_allow(f->r, "k", 0, &res), RL_OK);
+    assert_int_equal(res.remaining, 1);
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(rl_tier_set(f->r, "default", one, 1), RL_OK);
+    assert_int_equal(rl_stats(f->r, "k", &again), RL_OK);
+    assert_memory_equal(&st.limits[0], &again.limits[0], sizeof st.limits[0]);
+    assert_int_equal(rl_tier_set(f->r, "default", two, 2), RL_OK);
+    assert_int_equal(rl_stats(f->r, "k", &again), RL_OK);
+    assert_memory_equal(&st.limits[0], &again.limits[1], sizeof st.limits[0]);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "rpm");
+    /* twice the count: prev 2 and cur 1 become 4 and 2 */
+    assert_int_equal(rl_tier_set(f->r, "default", six, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 0, &res), RL_OK);
+    assert_int_equal(res.remaining, 0);
+    f->now += 30 * RL_SECOND; /* 40 s in: 4 weighs 4/3, rounded up 2 */
+    assert_int_equal(rl_allow(f->r, "k", 0, &res), RL_OK);
+    assert_int_equal(res.remaining, 2);
+}
+
+/* Leases on a window: the unused part of the estimate comes back, an
+ * overrun is debt until its window ages out. */
+static void test_window_lease(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_SLIDING_WINDOW("tpm", "tokens", 1000, RL_MINUTE) };
+    rl_cost est[] = { { "tokens", 600 } };
+    rl_cost act200[] = { { "tokens", 200 } };
+    rl_cost act1500[] = { { "tokens", 1500 } };
+    rl_lease a;
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 1), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "agent", est, 1, RL_MINUTE, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(res.remaining, 400);
+    assert_int_equal(rl_lease_settle(f->r, &a, act200, 1), RL_OK);
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 800);
+    assert_int_equal(rl_lease_begin(f->r, "agent", est, 1, RL_MINUTE, &a, &res), RL_OK);
+    assert_int_equal(rl_lease_settle(f->r, &a, act1500, 1), RL_OK);
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 0);
+    assert_int_equal(st.limits[0].debt, 700); /* 200 + 1500 */
+    f->now = WIN0 + 2 * RL_MINUTE;
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[0].debt, 0);
+    assert_int_equal(st.limits[0].remaining, 1000);
+}
+
 #define BOTH(fn) \
     cmocka_unit_test_setup_teardown(fn, setup_mem, teardown), \
     cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
@@ -908,6 +1102,11 @@ int main(void)
         BOTH(test_lease_concurrency),
         BOTH(test_observe_headers),
         BOTH(test_allow_batch),
+        BOTH(test_window_allow),
+        BOTH(test_window_reserve_cancel),
+        BOTH(test_window_with_gcra),
+        BOTH(test_window_survives_reload),
+        BOTH(test_window_lease),
     };
     return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

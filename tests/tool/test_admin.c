@@ -399,6 +399,10 @@ static void rich_state(fixture *f)
         "      - { name: tpm, rate: 90000/min, resource: tokens }\n"
         "      - { name: streams, concurrent: 2, resource: streams }\n"
         "  unlimited: { unlimited: true }\n"
+        "  window:\n"
+        "    limits:\n"
+        "      - { name: rpm, rate: 3/min, algorithm: sliding_window }\n"
+        "      - { name: tpm, rate: 7/13s, resource: tokens, algorithm: sliding_window }\n"
         "keys:\n"
         "  - { match: \"user:admin-*\", tier: unlimited }\n"
         "  - { match: \"ip:*\", tier: free }\n";
@@ -417,6 +421,12 @@ static void rich_state(fixture *f)
     assert_true(res.allowed);
     assert_int_equal(rl_key_assign(f->r, "user:only-assigned", "pro"), RL_OK);
     assert_int_equal(rl_penalize(f->r, "ip:1.2.3.4", "requests", RL_MINUTE), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "user:carol", "window"), RL_OK);
+    assert_int_equal(rl_acquire(f->r, "user:carol", cost + 1, 1, &res), RL_ETOOBIG);
+    cost[1].amount = 5;
+    assert_int_equal(rl_acquire(f->r, "user:carol", cost + 1, 1, &res), RL_OK);
+    assert_true(res.allowed);
+    allow(f->r, "user:carol", 2);
 }
 
 static void test_export_import_round_trip(void **state)
@@ -433,6 +443,8 @@ static void test_export_import_round_trip(void **state)
     assert_non_null(strstr(a, "\"kind\":\"concurrent\""));
     assert_non_null(strstr(a, "\"kind\":\"cooldown\""));
     assert_non_null(strstr(a, "\"kind\":\"inflight\""));
+    assert_non_null(strstr(a, "\"kind\":\"sliding_window\""));
+    assert_non_null(strstr(a, "\"kind\":\"window\""));
     assert_non_null(strstr(a, "\"fail_mode\":\"open\""));
 
     assert_int_equal(test_store_path(f->sqlite, f->dir, path, sizeof path), 0);
@@ -451,6 +463,14 @@ static void test_export_import_round_trip(void **state)
     assert_int_equal(s2.limits[2].remaining, 1); /* one stream held by the lease */
     assert_int_equal(rl_tier_get(r2, "free", &ti), RL_OK);
     assert_true(ti.is_default);
+    /* sliding windows: their kind, their counts */
+    assert_int_equal(rl_tier_get(r2, "window", &ti), RL_OK);
+    assert_int_equal(ti.limits[0].algorithm, RL_ALGO_SLIDING_WINDOW);
+    assert_int_equal(ti.limits[1].period_ns, 13 * RL_SECOND);
+    assert_int_equal(rl_stats(f->r, "user:carol", &s1), RL_OK);
+    assert_int_equal(rl_stats(r2, "user:carol", &s2), RL_OK);
+    assert_memory_equal(s1.limits, s2.limits, sizeof s1.limits);
+    assert_int_equal(s2.limits[0].algorithm, RL_ALGO_SLIDING_WINDOW);
 
     /* importing over existing state replaces it all */
     allow(r2, "extra", 1);
@@ -534,6 +554,14 @@ static void test_import_refuses_bad_documents(void **state)
           "\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
           "\"slots\":[{\"kind\":\"gcra\",\"id\":\"00000000000000ff\",\"count\":5,"
           "\"period_ns\":1000,\"burst\":5,\"tat\":0,\"rem\":5}]}]}", "out of range" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
+          "\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
+          "\"slots\":[{\"kind\":\"window\",\"id\":\"00000000000000ff\",\"count\":5,"
+          "\"period_ns\":1000,\"burst\":0,\"tat\":0,\"rem\":-1}]}]}", "out of range" },
+        { "{\"format\":\"rl-export\",\"version\":1,\"tiers\":[{\"name\":\"t\",\"unlimited\":"
+          "false,\"limits\":[{\"name\":\"l\",\"resource\":\"requests\",\"kind\":"
+          "\"sliding_window\",\"count\":5,\"period_ns\":1000000000,\"burst\":6}]}]}",
+          "has no burst" },
         { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
           "\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
           "\"slots\":[{\"kind\":\"gcra\",\"id\":\"xyz\",\"count\":5,"

@@ -1057,6 +1057,30 @@ c rlctl --d
                            encoding="utf-8", env=self.env, timeout=60)
         self.assertIn("no tiers", p.stdout)
 
+    def test_sliding_window_shown(self):
+        self.ok("tiers", "load", self.write("win.yaml", """\
+version: 1
+tiers:
+  win:
+    limits:
+      - { name: rpm, rate: 3/min, algorithm: sliding_window }
+      - { name: rps, rate: 5/s, burst: 10 }
+keys:
+  - { match: "w:*", tier: win }
+"""))
+        out = self.ok("tiers", "list")
+        self.assertRegex(out, r"(?m)^win +1 +rpm 3/min sliding window, rps 5/s burst 10$")
+        out = self.ok("tiers", "show", "win")
+        self.assertRegex(out, r"(?m)^rpm +requests +sliding_window +3/min +-$")
+        self.assertRegex(out, r"(?m)^rps +requests +rate +5/s +10$")
+        d = self.json_of("tiers", "show", "--json", "win")
+        self.assertEqual([l["kind"] for l in d["limits"]], ["sliding_window", "rate"])
+        self.ok("allow", "w:ann")
+        d = self.json_of("inspect", "--json", "w:ann")
+        self.assertEqual([(l["kind"], l["remaining"]) for l in d["limits"]],
+                         [("sliding_window", 2), ("rate", 9)])
+        self.assertRegex(self.ok("inspect", "w:ann"), r"(?m)^rpm +requests +3/min +- \(window\) +2 ")
+
     def test_load_says_what_changed(self):
         out = self.ok("tiers", "load", self.write("tiers2.yaml", TIERS2))
         lines = out.splitlines()

@@ -47,6 +47,7 @@ RL_MAX_KEYS = 8
 RL_OPTIONS_VERSION = 1
 RL_OPEN_READONLY = 0x1
 RL_FAIL_CLOSED, RL_FAIL_OPEN = 0, 1
+RL_ALGO_GCRA, RL_ALGO_SLIDING_WINDOW = 0, 1
 RL_DURABILITY_NORMAL, RL_DURABILITY_FULL = 0, 1
 RL_BUSY_LOCK, RL_BUSY_SQLITE = 0, 1
 RL_SORT_KEY, RL_SORT_ALLOWED, RL_SORT_REFUSED, RL_SORT_LAST_SEEN = 0, 1, 2, 3
@@ -174,7 +175,7 @@ def _error(code: int, message: str) -> RLError:
 class rl_limit(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("resource", ctypes.c_char_p),
                 ("count", ctypes.c_int64), ("period_ns", ctypes.c_int64),
-                ("burst", ctypes.c_int64)]
+                ("burst", ctypes.c_int64), ("algorithm", ctypes.c_int)]
 
 
 _clock_fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
@@ -224,7 +225,7 @@ class rl_limit_stats(ctypes.Structure):
                 ("burst", ctypes.c_int64), ("remaining", ctypes.c_int64),
                 ("reset_after_ns", ctypes.c_int64), ("retry_after_ns", ctypes.c_int64),
                 ("cooldown_ns", ctypes.c_int64), ("debt", ctypes.c_int64),
-                ("in_flight", ctypes.c_int64)]
+                ("in_flight", ctypes.c_int64), ("algorithm", ctypes.c_int)]
 
 
 class rl_key_stats(ctypes.Structure):
@@ -244,7 +245,7 @@ class rl_totals(ctypes.Structure):
 class _rl_tier_limit(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char * RL_NAME_MAX), ("resource", ctypes.c_char * RL_NAME_MAX),
                 ("count", ctypes.c_int64), ("period_ns", ctypes.c_int64),
-                ("burst", ctypes.c_int64)]
+                ("burst", ctypes.c_int64), ("algorithm", ctypes.c_int)]
 
 
 class rl_tier_info(ctypes.Structure):
@@ -425,25 +426,40 @@ def validate_tiers(path) -> None:
 # ---- values ----------------------------------------------------------------------
 
 
+_ALGORITHMS = {"gcra": RL_ALGO_GCRA, "token_bucket": RL_ALGO_GCRA,
+               "sliding_window": RL_ALGO_SLIDING_WINDOW}
+
+
 @dataclass(frozen=True)
 class Limit:
     """count units per period (seconds), bucket capacity burst (0: count).
-    resource None means "requests"; name None gets "limitN"."""
+    resource None means "requests"; name None gets "limitN". algorithm is
+    "gcra" (a token bucket, the default) or "sliding_window" (at most count
+    per sliding window of period; burst is then ignored)."""
     count: int
     period: float
     burst: int = 0
     name: Optional[str] = None
     resource: Optional[str] = None
+    algorithm: str = "gcra"
 
     @classmethod
-    def rate(cls, rate: str, burst: int = 0, name=None, resource=None) -> "Limit":
+    def rate(cls, rate: str, burst: int = 0, name=None, resource=None,
+             algorithm: str = "gcra") -> "Limit":
         """Limit.rate("600/min", burst=50), in the notation of tiers files."""
         count, period_ns = parse_rate(rate)
-        return cls(count, period_ns / SECOND, burst, name, resource)
+        return cls(count, period_ns / SECOND, burst, name, resource, algorithm)
 
     @property
     def period_ns(self) -> int:
         return _ns(self.period)
+
+    @property
+    def algorithm_code(self) -> int:
+        if self.algorithm not in _ALGORITHMS:
+            raise ValueError("unknown algorithm %r (gcra, token_bucket or sliding_window)"
+                             % (self.algorithm,))
+        return _ALGORITHMS[self.algorithm]
 
 
 def _limit(x) -> Limit:
@@ -468,7 +484,7 @@ def _limit_array(limits):
     for i, l in enumerate(ls):
         name, res = _b(l.name, "limit name"), _b(l.resource, "resource")
         keep += [name, res]
-        arr[i] = rl_limit(name, res, l.count, l.period_ns, l.burst)
+        arr[i] = rl_limit(name, res, l.count, l.period_ns, l.burst, l.algorithm_code)
     return arr, len(ls), keep
 
 
@@ -519,6 +535,7 @@ class LimitStats:
     cooldown_ns: int
     debt: int = 0       # units owed beyond an empty bucket (lease overruns)
     in_flight: int = 0  # concurrency limits: units held by leases
+    algorithm: str = "gcra"  # or "sliding_window"
 
 
 @dataclass(frozen=True)
@@ -536,9 +553,14 @@ class KeyStats:
     limits: List[LimitStats] = field(default_factory=list)
 
 
+def _algorithm_name(code: int) -> str:
+    return "sliding_window" if code == RL_ALGO_SLIDING_WINDOW else "gcra"
+
+
 def _key_stats(st: rl_key_stats) -> KeyStats:
     limits = [LimitStats(_s(l.name), _s(l.resource), l.count, l.period_ns, l.burst, l.remaining,
-                         l.reset_after_ns, l.retry_after_ns, l.cooldown_ns, l.debt, l.in_flight)
+                         l.reset_after_ns, l.retry_after_ns, l.cooldown_ns, l.debt, l.in_flight,
+                         _algorithm_name(l.algorithm))
               for l in st.limits[:min(st.n_limits, RL_MAX_LIMITS)]]
     return KeyStats(_s(st.key), bool(st.exists), _s(st.tier),
                     TIER_SOURCES.get(st.tier_source, str(st.tier_source)), st.allowed,
@@ -960,7 +982,7 @@ class Limiter:
         def each(ctx, ti):
             t = ti.contents
             out[_s(t.name)] = [Limit(l.count, l.period_ns / SECOND, l.burst, _s(l.name),
-                                     _s(l.resource))
+                                     _s(l.resource), _algorithm_name(l.algorithm))
                                for l in t.limits[:min(t.n_limits, RL_MAX_LIMITS)]]
             return 0
 

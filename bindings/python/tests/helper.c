@@ -27,7 +27,7 @@ static void layout(void)
 {
     SIZE(rl_limit);
     OFF(rl_limit, name); OFF(rl_limit, resource); OFF(rl_limit, count);
-    OFF(rl_limit, period_ns); OFF(rl_limit, burst);
+    OFF(rl_limit, period_ns); OFF(rl_limit, burst); OFF(rl_limit, algorithm);
 
     SIZE(rl_options);
     OFF(rl_options, version); OFF(rl_options, default_limits); OFF(rl_options, n_default_limits);
@@ -52,6 +52,7 @@ static void layout(void)
     OFF(rl_limit_stats, period_ns); OFF(rl_limit_stats, burst); OFF(rl_limit_stats, remaining);
     OFF(rl_limit_stats, reset_after_ns); OFF(rl_limit_stats, retry_after_ns);
     OFF(rl_limit_stats, cooldown_ns); OFF(rl_limit_stats, debt); OFF(rl_limit_stats, in_flight);
+    OFF(rl_limit_stats, algorithm);
 
     SIZE(rl_key_stats);
     OFF(rl_key_stats, key); OFF(rl_key_stats, exists); OFF(rl_key_stats, tier);
@@ -75,6 +76,7 @@ static void layout(void)
     CONST(RL_KEY_MAX); CONST(RL_NAME_MAX); CONST(RL_MAX_LIMITS); CONST(RL_MAX_KEYS);
     CONST(RL_OPTIONS_VERSION); CONST(RL_OPEN_READONLY);
     CONST(RL_FAIL_CLOSED); CONST(RL_FAIL_OPEN);
+    CONST(RL_ALGO_GCRA); CONST(RL_ALGO_SLIDING_WINDOW);
     CONST(RL_DURABILITY_NORMAL); CONST(RL_DURABILITY_FULL);
     CONST(RL_BUSY_LOCK); CONST(RL_BUSY_SQLITE);
     CONST(RL_SORT_KEY); CONST(RL_SORT_ALLOWED); CONST(RL_SORT_REFUSED); CONST(RL_SORT_LAST_SEEN);

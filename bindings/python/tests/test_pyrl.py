@@ -148,6 +148,22 @@ class TestDecisions(Base):
                          [("limit1", 60, 60 * pyrl.SECOND, 60), ("fast", 10, pyrl.SECOND, 3),
                           ("daily", 1000, 86400 * pyrl.SECOND, 1000)])
 
+    def test_sliding_window(self):
+        limits = [{"rate": "3/hour", "name": "w", "algorithm": "sliding_window"},
+                  pyrl.Limit(100, 1, name="g")]
+        with pyrl.Limiter(self.db, default_limits=limits) as rl:
+            self.assertTrue(all(rl.allow("k") for _ in range(3)))
+            self.assertFalse(rl.allow("k"))
+            st = rl.stats("k")
+            rl.set_tier("t", [pyrl.Limit.rate("5/min", algorithm="sliding_window")])
+            tiers = rl.tiers()
+        self.assertEqual([(l.name, l.algorithm, l.burst) for l in st.limits],
+                         [("w", "sliding_window", 3), ("g", "gcra", 100)])
+        self.assertEqual(st.limits[0].remaining, 0)
+        self.assertEqual(tiers["t"][0].algorithm, "sliding_window")
+        with self.assertRaises(ValueError):
+            pyrl.Limiter(":memory:", default_limits=[pyrl.Limit(1, 1, algorithm="fixed")])
+
     def test_wait(self):
         with pyrl.Limiter(self.db, default_limits=[pyrl.Limit(20, 1, burst=1)]) as rl:
             self.assertTrue(rl.allow("k"))
