@@ -2,7 +2,11 @@
  * bench.c - rl's benchmark: options, the list of cases, one fresh database
  * per case in a mkdtemp directory (removed at the end), and main().
  *
- *   bench [--quick | --seconds S] [--only SUBSTR] [--dir DIR] [--json]
+ *   bench [--quick | --seconds S] [--only SUBSTR] [--dir DIR] [--redis URL] [--json]
+ *
+ * The Redis rows run against --redis URL, else a private redis-server that
+ * the bench starts on a free loopback port and stops at the end, else they
+ * are skipped (and say so). Every case gets its own key prefix.
  *
  * Prints figures, never pass/fail; see bench/README.md for how to read them.
  */
@@ -15,33 +19,44 @@
 #include <string.h>
 #include <unistd.h>
 
-#define K100 BENCH_NKEYS_MAX
+#define K100 100000
+#define M1 1000000
 
 /* The order of the table. Labels are what --only matches and what
- * report.c looks up for the ratios. */
+ * report.c looks up for the ratios. Fields after busy: redis, prefill,
+ * memory_probe. */
 static const bench_case cases[] = {
-    { "bare-upsert/1p/1key", "bare-upsert", W_BARE, 0, 1, 1, RL_BUSY_SQLITE },
-    { "bare-upsert/1p/100k", "bare-upsert", W_BARE, 0, 1, K100, RL_BUSY_SQLITE },
-    { "memory/1p/1key", "memory", W_RL, 1, 1, 1, BUSY_NA },
-    { "memory/1p/100k", "memory", W_RL, 1, 1, K100, BUSY_NA },
-    { "sqlite/1p/1key/lock", "sqlite", W_RL, 0, 1, 1, RL_BUSY_LOCK },
-    { "sqlite/1p/100k/lock", "sqlite", W_RL, 0, 1, K100, RL_BUSY_LOCK },
-    { "sqlite/4p/1key/lock", "sqlite", W_RL, 0, 4, 1, RL_BUSY_LOCK },
-    { "sqlite/4p/1key/sqlite", "sqlite", W_RL, 0, 4, 1, RL_BUSY_SQLITE },
-    { "sqlite/4p/100k/lock", "sqlite", W_RL, 0, 4, K100, RL_BUSY_LOCK },
-    { "bare-upsert/4p/1key", "bare-upsert", W_BARE, 0, 4, 1, RL_BUSY_SQLITE },
+    { "bare-upsert/1p/1key", "bare-upsert", W_BARE, 0, 1, 1, RL_BUSY_SQLITE, 0, 0, 0 },
+    { "bare-upsert/1p/100k", "bare-upsert", W_BARE, 0, 1, K100, RL_BUSY_SQLITE, 0, 0, 0 },
+    { "memory/1p/1key", "memory", W_RL, 1, 1, 1, BUSY_NA, 0, 0, 0 },
+    { "memory/1p/100k", "memory", W_RL, 1, 1, K100, BUSY_NA, 0, 0, 0 },
+    { "sqlite/1p/1key/lock", "sqlite", W_RL, 0, 1, 1, RL_BUSY_LOCK, 0, 0, 0 },
+    { "sqlite/1p/100k/lock", "sqlite", W_RL, 0, 1, K100, RL_BUSY_LOCK, 0, 0, 0 },
+    { "sqlite/1p/1M/lock", "sqlite", W_RL, 0, 1, M1, RL_BUSY_LOCK, 0, 1, 1 },
+    { "sqlite/4p/1key/lock", "sqlite", W_RL, 0, 4, 1, RL_BUSY_LOCK, 0, 0, 0 },
+    { "sqlite/4p/1key/sqlite", "sqlite", W_RL, 0, 4, 1, RL_BUSY_SQLITE, 0, 0, 0 },
+    { "sqlite/4p/100k/lock", "sqlite", W_RL, 0, 4, K100, RL_BUSY_LOCK, 0, 0, 0 },
+    { "bare-upsert/4p/1key", "bare-upsert", W_BARE, 0, 4, 1, RL_BUSY_SQLITE, 0, 0, 0 },
+    { "redis-lua/1p/1key", "redis-lua", W_LUA, 0, 1, 1, BUSY_NA, 1, 0, 0 },
+    { "redis-lua/4p/1key", "redis-lua", W_LUA, 0, 4, 1, BUSY_NA, 1, 0, 0 },
+    { "redis/1p/1key", "redis", W_RL, 0, 1, 1, BUSY_NA, 1, 0, 0 },
+    { "redis/4p/1key", "redis", W_RL, 0, 4, 1, BUSY_NA, 1, 0, 0 },
+    { "redis/1p/100k", "redis", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 1 },
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: bench [--quick | --seconds S] [--only SUBSTR] [--dir DIR] [--json]\n"
+            "usage: bench [--quick | --seconds S] [--only SUBSTR] [--dir DIR] [--redis URL]\n"
+            "             [--json]\n"
             "  --seconds S   measuring time per case (default 2)\n"
             "  --quick       0.3 s per case\n"
             "  --only SUBSTR run only the cases whose label contains SUBSTR\n"
             "                (labels: bare-upsert/1p/1key, sqlite/4p/1key/lock, ...)\n"
             "  --dir DIR     where to make the temporary directory (default /tmp)\n"
+            "  --redis URL   Redis server for the Redis rows (redis://HOST:PORT/DB);\n"
+            "                default: a private redis-server if one is on PATH\n"
             "  --json        one JSON object instead of the table\n");
 }
 
@@ -62,14 +77,33 @@ static void empty_dir(const char *dir)
     closedir(d);
 }
 
+/* Whether any selected case needs Redis: no server is started otherwise. */
+static int need_redis(const char *only)
+{
+    size_t k;
+    for (k = 0; k < NCASES; k++)
+        if (cases[k].redis && (!only || strstr(cases[k].label, only)))
+            return 1;
+    return 0;
+}
+
+/* A case's address: the run's URL plus a prefix of its own, so cases do not
+ * see each other's keys and can be cleaned up one by one. rl and redis.c
+ * both read the last prefix= of the query. */
+static void case_url(char *buf, size_t len, const char *url, size_t k)
+{
+    snprintf(buf, len, "%s%cprefix=rlbench.%ld.%zu:", url, strchr(url, '?') ? '&' : '?',
+             (long)getpid(), k + 1);
+}
+
 int main(int argc, char **argv)
 {
     bench_result res[NCASES];
     bench_env env;
-    const char *only = NULL, *base = "/tmp";
-    char dir[4096], path[4200];
+    const char *only = NULL, *base = "/tmp", *redis_url = NULL;
+    char dir[4096], path[4200], url[BENCH_URL_MAX], err[BENCH_ERR_MAX], ver[32];
     double secs = 2.0;
-    int json = 0, progress, i;
+    int json = 0, progress, i, have_redis = 0;
     size_t k;
 
     for (i = 1; i < argc; i++) {
@@ -86,6 +120,8 @@ int main(int argc, char **argv)
             only = argv[++i];
         } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             base = argv[++i];
+        } else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) {
+            redis_url = argv[++i];
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -102,9 +138,32 @@ int main(int argc, char **argv)
         perror("bench: mkdtemp");
         return 1;
     }
-    bench_keys_init();
     bench_env_fill(&env, dir, secs);
     progress = !json && isatty(2);
+
+    /* Redis for the Redis rows: the caller's, else a private one. */
+    if (need_redis(only)) {
+        if (redis_url) {
+            snprintf(url, sizeof url, "%s", redis_url);
+            have_redis = 1;
+        } else if (bench_redis_start(dir, url, sizeof url, err, sizeof err) == 0) {
+            have_redis = 2;
+        } else {
+            snprintf(env.redis, sizeof env.redis, "none: %s; Redis rows skipped", err);
+        }
+        if (have_redis && bench_redis_check(url, ver, sizeof ver, err, sizeof err) != 0) {
+            snprintf(env.redis, sizeof env.redis, "none: %s; Redis rows skipped", err);
+            bench_redis_stop();
+            have_redis = 0;
+        } else if (have_redis) {
+            /* Never print a password: only what follows "user:pass@", and
+             * not the options (password= may be one). */
+            const char *at = strchr(url, '@'), *show = at ? at + 1 : url;
+            snprintf(env.redis, sizeof env.redis, "%s redis-server %s at %s%.*s",
+                     have_redis == 2 ? "private" : "given", ver, at ? "redis://" : "",
+                     (int)strcspn(show, "?"), show);
+        }
+    }
 
     /* Untimed warm-up (CPU clocks, page cache, the allocator), discarded,
      * so the first case of the table is not measured cold. */
@@ -113,21 +172,36 @@ int main(int argc, char **argv)
     empty_dir(dir);
 
     for (k = 0; k < NCASES; k++) {
+        const bench_case *c = &cases[k];
         memset(&res[k], 0, sizeof res[k]);
-        if (only && !strstr(cases[k].label, only))
+        if (only && !strstr(c->label, only))
             continue;
+        if (c->redis && !have_redis) {
+            res[k].skipped = 1;
+            snprintf(res[k].err, sizeof res[k].err, "skipped: no Redis server");
+            continue;
+        }
         if (progress) {
-            fprintf(stderr, "running %-24s\r", cases[k].label);
+            fprintf(stderr, "running %-24s\r", c->label);
             fflush(stderr);
         }
-        snprintf(path, sizeof path, "%s/case%02zu.db", dir, k + 1);
-        (void)bench_run(&cases[k], path, secs, &res[k]);
+        if (c->redis)
+            case_url(path, sizeof path, url, k);
+        else
+            snprintf(path, sizeof path, "%s/case%02zu.db", dir, k + 1);
+        (void)bench_run(c, path, secs, &res[k]);
         if (!res[k].ran && !res[k].err[0])
             snprintf(res[k].err, sizeof res[k].err, "did not run");
+        /* Measured before the files or keys go: they are what is measured. */
+        if (c->memory_probe && res[k].ran)
+            bench_probe_memory(c, path, &res[k]);
+        if (c->redis)
+            bench_redis_cleanup(path);
         empty_dir(dir);
     }
     if (progress)
         fprintf(stderr, "%-40s\r", "");
+    bench_redis_stop();
     rmdir(dir);
 
     if (json)

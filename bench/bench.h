@@ -6,6 +6,8 @@
  *             WAL, merge and sort the latencies
  *   work.c    what a worker does: open its own handle, then decide in a loop
  *   report.c  the table, the ratios, the machine line (text or --json)
+ *   redis.c   the Redis side: a private redis-server for the run, the
+ *             baseline GCRA Lua script by EVALSHA, INFO figures, clean-up
  *
  * The program prints figures, never pass/fail.
  */
@@ -15,11 +17,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { W_BARE = 0, W_RL = 1 };          /* raw SQLite upsert, or rl_allow */
-enum { BUSY_NA = -1 };                  /* memory store: no busy strategy */
+/* raw SQLite upsert, rl_allow, or the baseline GCRA Lua script on Redis */
+enum { W_BARE = 0, W_RL = 1, W_LUA = 2 };
+enum { BUSY_NA = -1 };                  /* memory and Redis: no busy strategy */
 
-#define BENCH_NKEYS_MAX 100000
+#define BENCH_NKEYS_MAX 1000000
 #define BENCH_ERR_MAX 200
+#define BENCH_URL_MAX 600
+#define BENCH_PROBE_DECISIONS 100 /* made by the memory probe before reading VmRSS */
 
 typedef struct bench_case {
     const char *label;  /* unique, e.g. "sqlite/4p/1key/lock"; --only matches it */
@@ -29,6 +34,10 @@ typedef struct bench_case {
     int nproc;
     int nkeys;
     int busy;           /* RL_BUSY_LOCK, RL_BUSY_SQLITE, or BUSY_NA */
+    int redis;          /* runs against the run's Redis server (W_RL or W_LUA) */
+    int prefill;        /* every key's row is inserted before timing (SQLite) */
+    int memory_probe;   /* after the run: file size / Redis memory, and the
+                         * resident memory of a process with a handle open */
 } bench_case;
 
 typedef struct bench_result {
@@ -43,13 +52,24 @@ typedef struct bench_result {
     uint64_t errors;    /* calls that returned an error */
     uint64_t refused;   /* decisions refused (should be 0: the limit is huge) */
     int capped;         /* a worker filled its sample array and stopped early */
+    int skipped;        /* not run on purpose (no Redis server); err says why */
+    uint64_t ebusy;     /* errors that were RL_EBUSY (Redis: conflicts past the timeout) */
     char err[BENCH_ERR_MAX]; /* first error seen, "" if none */
+    /* Each of the following is -1 when it does not apply or was not measured. */
+    int64_t fill_ns;    /* prefill: time to insert the rows (untimed) */
+    int64_t commits;    /* Redis: EVALSHA calls from start to end (INFO commandstats) */
+    int64_t redis_mem_delta;  /* Redis: used_memory after - before (INFO memory) */
+    int64_t redis_keys_delta; /* Redis: DBSIZE after - before */
+    int64_t file_bytes; /* memory_probe, SQLite: database file after a checkpoint */
+    int64_t rss_base;   /* memory_probe: VmRSS of a fresh worker before opening */
+    int64_t rss_open;   /* memory_probe: VmRSS with the handle open, after decisions */
 } bench_result;
 
 /* What each worker reports back, in memory shared with the parent. */
 typedef struct bench_slot {
     uint64_t n, errors, refused;
     int64_t t_last;     /* CLOCK_MONOTONIC ns at the end of its last decision */
+    uint64_t ebusy;
     int capped;
     int open_failed;
     char err[BENCH_ERR_MAX];
@@ -60,13 +80,38 @@ typedef struct bench_slot {
 typedef int64_t (*bench_barrier_fn)(void *ctx);
 
 /* work.c */
-void bench_keys_init(void);
-/* Creates the database (schema or table) before the workers open it. */
-int bench_prepare(const bench_case *c, const char *path, char *err, size_t errlen);
+/* Creates the database (schema or table) before the workers open it, and
+ * fills it for a prefill case (out->fill_ns). */
+int bench_prepare(const bench_case *c, const char *path, bench_result *out);
 /* Runs in the child: open, warm up, barrier, loop until the deadline. */
 void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot,
                 int64_t *samples, size_t cap, bench_barrier_fn barrier, void *bctx);
 int64_t bench_now_ns(void); /* CLOCK_MONOTONIC */
+/* After a memory_probe case: the file size after a checkpoint (SQLite) and
+ * the VmRSS of a fresh process before and after opening a handle and
+ * making a few decisions on existing keys. */
+void bench_probe_memory(const bench_case *c, const char *path, bench_result *out);
+int64_t bench_vmrss(void); /* this process's VmRSS in bytes, -1 if unknown */
+
+/* redis.c. `url` is a redis:// or unix:// address with ?prefix=P. */
+typedef struct bench_redis_stats {
+    int64_t evalsha_calls, used_memory, dbsize;
+} bench_redis_stats;
+int bench_redis_available(void); /* built with hiredis */
+/* Starts a private redis-server on a free loopback port; 0 and the URL,
+ * or -1 with the reason (not on PATH, did not answer PING). */
+int bench_redis_start(const char *dir, char *url, size_t urllen, char *err, size_t errlen);
+void bench_redis_stop(void); /* SIGTERM + waitpid; no-op if none started */
+/* Connects and PINGs; fills `version` with redis_version from INFO. */
+int bench_redis_check(const char *url, char *version, size_t vlen, char *err, size_t errlen);
+int bench_redis_stats_get(const char *url, bench_redis_stats *st);
+/* Deletes every Redis key under the URL's prefix (SCAN + UNLINK). */
+void bench_redis_cleanup(const char *url);
+/* The baseline: hiredis, SCRIPT LOAD once per connection, EVALSHA per call. */
+int bench_lua_prepare(const char *url, char *err, size_t errlen);
+void *bench_lua_open(const char *url, char *err, size_t errlen);
+int bench_lua_op(void *h, const char *key, char *err, size_t errlen);
+void bench_lua_close(void *h);
 
 /* run.c */
 int bench_run(const bench_case *c, const char *path, double secs, bench_result *out);
@@ -81,6 +126,7 @@ typedef struct bench_env {
     char fs[32];        /* file system of the database directory */
     const char *dir;
     double secs;
+    char redis[BENCH_URL_MAX + 100]; /* which Redis server the Redis rows ran on, or why none */
 } bench_env;
 
 void bench_env_fill(bench_env *e, const char *dir, double secs);

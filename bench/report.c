@@ -120,9 +120,20 @@ static const char *busy_name(int busy)
     return busy == RL_BUSY_LOCK ? "lock" : busy == RL_BUSY_SQLITE ? "sqlite" : "-";
 }
 
+/* Conflicts rl retried on Redis: EVALSHA commits beyond one per decision
+ * (the Lua baseline never retries, so its difference is 0). -1 unknown. */
+static int64_t conflicts(const bench_case *c, const bench_result *r)
+{
+    if (!c->redis || !r->ran || r->commits < 0)
+        return -1;
+    return r->commits - (int64_t)r->n;
+}
+
 static void fmt_keys(char *buf, size_t len, int nkeys)
 {
-    if (nkeys >= 1000 && nkeys % 1000 == 0)
+    if (nkeys >= 1000000 && nkeys % 1000000 == 0)
+        snprintf(buf, len, "%dM", nkeys / 1000000);
+    else if (nkeys >= 1000 && nkeys % 1000 == 0)
         snprintf(buf, len, "%dk", nkeys / 1000);
     else
         snprintf(buf, len, "%d", nkeys);
@@ -163,6 +174,19 @@ static const ratio_line ratio_lines[] = {
       { RATE_VS("bare-upsert/1p/100k", "bare-upsert 1p"), RATE_VS("sqlite/1p/100k/lock", "sqlite 1p") } },
     { "bare_4p_1key_aggregate_over", "4p aggregate decisions/s, bare-upsert 1 key /",
       "bare-upsert/4p/1key", NULL, 1, { RATE_VS("bare-upsert/1p/1key", "bare-upsert 1p") } },
+    { "sqlite_1m_over_1key", "sqlite 1p 1M keys / sqlite 1p 1 key",
+      "sqlite/1p/1M/lock", "sqlite/1p/1key/lock", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_over_redislua_1p_1key", "sqlite 1p 1 key / redis-lua 1p 1 key",
+      "sqlite/1p/1key/lock", "redis-lua/1p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_over_redislua_4p_1key", "sqlite 4p 1 key / redis-lua 4p 1 key",
+      "sqlite/4p/1key/lock", "redis-lua/4p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "redis_over_redislua_1p_1key", "rl redis 1p 1 key / redis-lua 1p 1 key",
+      "redis/1p/1key", "redis-lua/1p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "redis_over_redislua_4p_1key", "rl redis 4p 1 key / redis-lua 4p 1 key",
+      "redis/4p/1key", "redis-lua/4p/1key", 4,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
+    { "redis_100k_over_1key", "rl redis 1p 100k / rl redis 1p 1 key",
+      "redis/1p/100k", "redis/1p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
 };
 #define NRATIOS (sizeof ratio_lines / sizeof ratio_lines[0])
 
@@ -183,6 +207,71 @@ static double ratio(const bench_result *a, const bench_result *b, int m)
 
 /* ---- text --------------------------------------------------------------- */
 
+/* Bytes per key in the database file, memory of one handle, and Redis
+ * memory per key, from the memory_probe cases. */
+static void report_memory(const bench_case *cases, const bench_result *res, size_t n)
+{
+    char a[24], b[24], keys[16];
+    size_t i;
+    int head = 0;
+    for (i = 0; i < n; i++) {
+        const bench_case *c = &cases[i];
+        const bench_result *r = &res[i];
+        if (!r->ran || (!c->memory_probe && r->fill_ns < 0))
+            continue;
+        if (!head++)
+            printf("\nmemory\n");
+        fmt_keys(keys, sizeof keys, c->nkeys);
+        if (r->fill_ns >= 0)
+            printf("  %-22s %s rows inserted before timing in %.1f s (untimed)\n", c->label, keys,
+                   (double)r->fill_ns / 1e9);
+        if (r->file_bytes >= 0) {
+            fmt_bytes(a, sizeof a, r->file_bytes);
+            printf("  %-22s database file %s after a checkpoint = %.1f bytes/key\n", c->label, a,
+                   (double)r->file_bytes / c->nkeys);
+        }
+        if (r->redis_mem_delta >= 0 && r->redis_keys_delta > 0) {
+            fmt_bytes(a, sizeof a, r->redis_mem_delta);
+            printf("  %-22s Redis used_memory +%s for +%lld Redis keys = %.1f bytes/key\n",
+                   c->label, a, (long long)r->redis_keys_delta,
+                   (double)r->redis_mem_delta / (double)r->redis_keys_delta);
+        }
+        if (r->rss_open >= 0) {
+            fmt_bytes(a, sizeof a, r->rss_open);
+            fmt_bytes(b, sizeof b, r->rss_base);
+            printf("  %-22s VmRSS of a fresh process with a %s handle open after %d decisions:"
+                   " %s (%s before rl_open)\n", c->label, c->store, BENCH_PROBE_DECISIONS, a, b);
+        }
+    }
+}
+
+/* What the optimistic transactions cost on Redis: commits per decision. */
+static void report_redis(const bench_case *cases, const bench_result *res, size_t n)
+{
+    char a[48], b[48], d[48];
+    size_t i;
+    int head = 0;
+    for (i = 0; i < n; i++) {
+        const bench_case *c = &cases[i];
+        const bench_result *r = &res[i];
+        int64_t x = conflicts(c, r);
+        if (x < 0 && !(c->redis && r->ran))
+            continue;
+        if (!head++)
+            printf("\nredis commits (EVALSHA calls from start to end, INFO commandstats)\n");
+        if (r->commits < 0) {
+            printf("  %-22s n/a\n", c->label);
+            continue;
+        }
+        fmt_count(a, sizeof a, (double)r->commits);
+        fmt_count(b, sizeof b, (double)r->n);
+        fmt_count(d, sizeof d, (double)(x > 0 ? x : 0));
+        printf("  %-22s %s EVALSHA for %s decisions: %s conflicts retried (%.3f per decision),"
+               " %llu RL_EBUSY\n", c->label, a, b, d, r->n ? (double)x / (double)r->n : 0.0,
+               (unsigned long long)r->ebusy);
+    }
+}
+
 void bench_report_text(const bench_env *e, const bench_case *cases, const bench_result *res,
                        size_t n)
 {
@@ -193,7 +282,11 @@ void bench_report_text(const bench_env *e, const bench_case *cases, const bench_
     printf("rl bench: rl %s, SQLite %s, nproc %ld, %s, %s\n", e->rl_version, e->sqlite_version,
            e->nproc, e->cpu, e->kernel);
     printf("db: fresh file per case in %s (%s), %.1f s per case, limit 1e9/s burst 1e9 "
-           "(every decision admitted and written)\n\n", e->dir, e->fs, e->secs);
+           "(every decision admitted and written)\n", e->dir, e->fs, e->secs);
+    if (e->redis[0])
+        printf("redis: %s%s\n", e->redis,
+               strncmp(e->redis, "none", 4) != 0 ? ", a key prefix per case" : "");
+    printf("\n");
     printf("%-12s %5s %5s %6s %12s %8s %8s %8s %5s %8s %6s\n", "store", "procs", "keys", "busy",
            "decisions/s", "p50", "p99", "max", "fair", "WAL max", "errors");
     for (i = 0; i < n; i++) {
@@ -203,8 +296,9 @@ void bench_report_text(const bench_env *e, const bench_case *cases, const bench_
             continue; /* not selected */
         fmt_keys(keys, sizeof keys, c->nkeys);
         if (!r->ran) {
-            printf("%-12s %5d %5s %6s %12s  (failed: see notes)\n", c->store, c->nproc, keys,
-                   busy_name(c->busy), "-");
+            printf("%-12s %5d %5s %6s %12s  (%s)\n", c->store, c->nproc, keys,
+                   busy_name(c->busy), "-", r->skipped ? "skipped: no Redis server"
+                                                       : "failed: see notes");
             continue;
         }
         fmt_count(rate, sizeof rate, r->rate);
@@ -246,15 +340,21 @@ void bench_report_text(const bench_env *e, const bench_case *cases, const bench_
         printf("\n");
     }
 
+    report_memory(cases, res, n);
+    report_redis(cases, res, n);
+
     for (i = 0; i < n; i++) {
         const bench_result *r = &res[i];
         if (!r->ran && !r->err[0])
             continue;
-        if (r->errors || r->refused || r->capped || r->err[0]) {
+        if (r->skipped) {
+            continue; /* its row and the header say why */
+        } else if (r->errors || r->refused || r->capped || r->err[0]) {
             if (!notes++)
                 printf("\nnotes\n");
-            printf("  %s: %llu errors, %llu refused%s%s%s\n", cases[i].label,
-                   (unsigned long long)r->errors, (unsigned long long)r->refused,
+            printf("  %s: %llu errors (%llu RL_EBUSY), %llu refused%s%s%s\n", cases[i].label,
+                   (unsigned long long)r->errors, (unsigned long long)r->ebusy,
+                   (unsigned long long)r->refused,
                    r->capped ? ", a worker filled its sample array and stopped early" : "",
                    r->err[0] ? "; first: " : "", r->err);
         }
@@ -286,6 +386,14 @@ static void json_num(double v)
         printf("%.4g", v);
 }
 
+static void json_opt(const char *name, int64_t v)
+{
+    if (v < 0)
+        printf(",\"%s\":null", name);
+    else
+        printf(",\"%s\":%lld", name, (long long)v);
+}
+
 void bench_report_json(const bench_env *e, const bench_case *cases, const bench_result *res,
                        size_t n)
 {
@@ -301,6 +409,8 @@ void bench_report_json(const bench_env *e, const bench_case *cases, const bench_
     json_str(e->kernel);
     printf(",\"fs\":");
     json_str(e->fs);
+    printf(",\"redis\":");
+    json_str(e->redis);
     printf("},\"seconds_per_case\":%.3f,\"cases\":[", e->secs);
     for (i = 0; i < n; i++) {
         const bench_case *c = &cases[i];
@@ -324,6 +434,23 @@ void bench_report_json(const bench_env *e, const bench_case *cases, const bench_
                r->fairness, (long long)r->wal_max, (unsigned long long)r->errors,
                (unsigned long long)r->refused, r->capped ? "true" : "false");
         json_str(r->err);
+        printf(",\"skipped\":%s,\"ebusy\":%llu", r->skipped ? "true" : "false",
+               (unsigned long long)r->ebusy);
+        /* -1 in the result means not measured: null here. */
+        json_opt("fill_ns", r->fill_ns);
+        json_opt("redis_evalsha_calls", r->commits);
+        json_opt("redis_conflicts", conflicts(c, r));
+        json_opt("redis_used_memory_delta", r->redis_mem_delta);
+        json_opt("redis_keys_delta", r->redis_keys_delta);
+        json_opt("db_file_bytes", r->file_bytes);
+        printf(",\"db_file_bytes_per_key\":");
+        json_num(r->file_bytes >= 0 ? (double)r->file_bytes / c->nkeys : NAN);
+        printf(",\"redis_bytes_per_key\":");
+        json_num(r->redis_mem_delta >= 0 && r->redis_keys_delta > 0
+                     ? (double)r->redis_mem_delta / (double)r->redis_keys_delta
+                     : NAN);
+        json_opt("rss_before_open", r->rss_base);
+        json_opt("rss_handle_open", r->rss_open);
         printf("}");
     }
     printf("\n],\"ratios\":{");

@@ -11,6 +11,11 @@
  *
  * Samples live in one MAP_SHARED|MAP_NORESERVE anonymous mapping, one fixed
  * array per worker; only the pages a worker touches cost memory.
+ *
+ * Redis cases: the parent reads INFO (EVALSHA calls, used_memory, DBSIZE)
+ * once every worker is open and warm, just before the start, and again
+ * after they have all exited, so the differences cover the timed decisions
+ * only; EVALSHA calls beyond the decisions are rl's conflict retries.
  */
 #include "bench.h"
 
@@ -99,15 +104,19 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
     int ready[2], go[2], alive = 0, p, got = 0, rc = 0;
     char ch;
 
+    bench_redis_stats rs0 = { -1, -1, -1 }, rs1;
+
     memset(out, 0, sizeof *out);
     out->wal_max = -1;
+    out->fill_ns = out->commits = out->redis_mem_delta = out->redis_keys_delta = -1;
+    out->file_bytes = out->rss_base = out->rss_open = -1;
     if (c->nproc < 1 || c->nproc > 64) {
         snprintf(out->err, sizeof out->err, "nproc %d out of range", c->nproc);
         return -1;
     }
-    if (bench_prepare(c, path, out->err, sizeof out->err) != 0)
+    if (bench_prepare(c, path, out) != 0)
         return -1;
-    if (!c->memory) {
+    if (!c->memory && !c->redis) {
         snprintf(walpath, sizeof walpath, "%s-wal", path);
         wal = walpath;
         out->wal_max = 0;
@@ -150,11 +159,11 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
     close(go[0]);
 
     /* Wait until every worker is open and warm; give up if one dies first
-     * (waitid with WNOWAIT looks without reaping). */
+     * (waitid with WNOWAIT looks without reaping; only at our workers, as the
+     * bench has another child, the Redis server). */
     while (rc == 0 && got < alive) {
         struct pollfd pf = { ready[0], POLLIN, 0 };
-        siginfo_t si;
-        int pr = poll(&pf, 1, 100);
+        int pr = poll(&pf, 1, 100), dead = 0, j;
         if (pr > 0) {
             ssize_t k = read(ready[0], &ch, 1);
             if (k == 1)
@@ -165,10 +174,17 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
         }
         if (pr < 0 && errno == EINTR)
             continue;
-        memset(&si, 0, sizeof si);
-        if (pr < 0 || (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0))
+        for (j = 0; j < alive && !dead; j++) {
+            siginfo_t si;
+            memset(&si, 0, sizeof si);
+            dead = waitid(P_PID, (id_t)pids[j], &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                   si.si_pid != 0;
+        }
+        if (pr < 0 || dead)
             break;
     }
+    if (c->redis)
+        bench_redis_stats_get(path, &rs0);
     cl->start_ns = bench_now_ns();
     __atomic_store_n(&cl->end_ns, cl->start_ns + (int64_t)(secs * 1e9), __ATOMIC_RELEASE);
     if (rc != 0)
@@ -194,6 +210,11 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
     }
     sample_wal(wal, &out->wal_max);
     close(ready[0]);
+    if (c->redis && bench_redis_stats_get(path, &rs1) == 0 && rs0.dbsize >= 0) {
+        out->commits = rs1.evalsha_calls - rs0.evalsha_calls;
+        out->redis_mem_delta = rs1.used_memory - rs0.used_memory;
+        out->redis_keys_delta = rs1.dbsize - rs0.dbsize;
+    }
 
     /* Merge. */
     out->per_min = UINT64_MAX;
@@ -205,6 +226,7 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
             snprintf(out->err, sizeof out->err, "%s", s->err);
         total += s->n;
         out->errors += s->errors;
+        out->ebusy += s->ebusy;
         out->refused += s->refused;
         out->capped |= s->capped;
         if (s->n < out->per_min)

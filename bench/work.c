@@ -4,26 +4,34 @@
  * barrier, then decide as fast as it can until the deadline, timing each
  * call with CLOCK_MONOTONIC into a preallocated array.
  *
- * Two workloads:
+ * Three workloads:
  *   W_BARE  the floor: raw SQLite with rl's settings (WAL, synchronous=NORMAL,
  *           busy_timeout 5000, SQLite's own busy handler) and one prepared
  *           autocommit upsert ... RETURNING per decision;
  *   W_RL    rl_allow(key, cost 1) with default limits so large that every
- *           decision is admitted and writes its row.
- * Keys are "k%d", picked by xorshift64 from a table built once before fork,
- * so no formatting happens in the loop.
+ *           decision is admitted and writes its row (a file, ":memory:" or
+ *           a redis:// URL);
+ *   W_LUA   the baseline GCRA Lua script by EVALSHA (redis.c), same limit.
+ * Keys are "k%d", picked by xorshift64 from a table each worker builds
+ * before the barrier (only as many as its case uses, so a 1-key worker
+ * does not carry a million of them), so no formatting happens in the loop.
  */
 #include "bench.h"
 
+#include <errno.h>
 #include <rl.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define KEY_LEN 8 /* "k99999" + NUL fits */
+#define KEY_LEN 8 /* "k999999" + NUL fits */
 
+/* In BSS: pages a worker never writes cost it no memory. */
 static char keys[BENCH_NKEYS_MAX][KEY_LEN];
 
 /* 10^9 per second, burst 10^9: 1 ns per unit, never exhausted in a run.
@@ -31,10 +39,10 @@ static char keys[BENCH_NKEYS_MAX][KEY_LEN];
  * is one second, well under RL_FILL_MAX. */
 static const rl_limit huge_limit[] = { RL_PER_SECOND(1000000000, 1000000000) };
 
-void bench_keys_init(void)
+static void keys_init(int n)
 {
     int i;
-    for (i = 0; i < BENCH_NKEYS_MAX; i++)
+    for (i = 0; i < n && i < BENCH_NKEYS_MAX; i++)
         snprintf(keys[i], KEY_LEN, "k%d", i);
 }
 
@@ -139,7 +147,8 @@ static int rl_open_case(rl **r, const bench_case *c, const char *path, char *err
     return 0;
 }
 
-/* 0 admitted, 1 refused, -1 error (message in err). */
+/* 0 admitted, 1 refused, -1 error, -2 the error was RL_EBUSY (message in
+ * err). */
 static int rl_op(void *h, const char *key, char *err, size_t errlen)
 {
     rl *r = h;
@@ -148,28 +157,175 @@ static int rl_op(void *h, const char *key, char *err, size_t errlen)
     if (rc != RL_OK) {
         if (err)
             snprintf(err, errlen, "rl_allow: %s (%s)", rl_strerror(rc), rl_errmsg(r));
-        return -1;
+        return rc == RL_EBUSY ? -2 : -1;
     }
     return res.allowed ? 0 : 1;
 }
 
+/* ---- prefill ------------------------------------------------------------ */
+
+/* The technique of tests/tool/fill_keys.c: rl_open makes the schema, then
+ * the rows go in directly, in one transaction with one prepared statement,
+ * since a million decisions through rl_allow would take longer than the
+ * rest of the run. Each row is a copy of what one real rl_allow left for
+ * k0 (state blob, counters, times), so it is exactly what the library
+ * writes without the bench knowing the encoding. Keys are inserted in a
+ * shuffled order, as traffic would add them: the b-tree's pages end up as
+ * full as in a table grown by decisions, not packed by a sorted load. */
+static int prefill(const bench_case *c, const char *path, rl *r, bench_result *out)
+{
+    static const char ins[] =
+        "INSERT INTO rl_keys (key, tier, state, allowed, refused, units, first_seen,"
+        " last_seen) SELECT ?1, tier, state, allowed, refused, units, first_seen, last_seen"
+        " FROM rl_keys WHERE key = 'k0'";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    rl_result res;
+    uint32_t *order = NULL;
+    uint64_t seed = 0x2545F4914F6CDD1Dull;
+    int64_t t0 = bench_now_ns();
+    char key[16];
+    int rc, i;
+
+    rc = rl_allow(r, "k0", 1, &res);
+    if (rc != RL_OK) {
+        snprintf(out->err, sizeof out->err, "prefill rl_allow: %s", rl_errmsg(r));
+        return -1;
+    }
+    if (c->nkeys > 1 && (order = malloc((size_t)c->nkeys * sizeof *order)) == NULL) {
+        snprintf(out->err, sizeof out->err, "prefill: out of memory");
+        return -1;
+    }
+    for (i = 1; i < c->nkeys; i++)
+        order[i] = (uint32_t)i;
+    for (i = c->nkeys - 1; i > 1; i--) { /* Fisher-Yates over 1..nkeys-1 */
+        int j = 1 + (int)(xorshift64(&seed) % (uint64_t)i);
+        uint32_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    /* Untimed and thrown away on failure: no durability needed, and a
+     * cache large enough that the load does not spill to the WAL. */
+    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "PRAGMA synchronous=OFF; PRAGMA cache_size=-262144; BEGIN IMMEDIATE",
+                          NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, ins, -1, &q, NULL);
+    for (i = 1; rc == SQLITE_OK && i < c->nkeys; i++) {
+        snprintf(key, sizeof key, "k%u", order[i]);
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+        rc = sqlite3_step(q);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        sqlite3_reset(q);
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        snprintf(out->err, sizeof out->err, "prefill %s: %s", path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close_v2(db);
+    free(order);
+    out->fill_ns = bench_now_ns() - t0;
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
 /* ---- both --------------------------------------------------------------- */
 
-int bench_prepare(const bench_case *c, const char *path, char *err, size_t errlen)
+int bench_prepare(const bench_case *c, const char *path, bench_result *out)
 {
     bare b;
     rl *r = NULL;
+    int rc = 0;
     if (c->workload == W_BARE) {
-        int rc = bare_open(&b, path, 1, err, errlen);
+        rc = bare_open(&b, path, 1, out->err, sizeof out->err);
         bare_close(&b);
         return rc;
     }
+    if (c->workload == W_LUA)
+        return bench_lua_prepare(path, out->err, sizeof out->err);
     if (c->memory)
         return 0;
-    if (rl_open_case(&r, c, path, err, errlen) != 0)
+    if (rl_open_case(&r, c, path, out->err, sizeof out->err) != 0)
         return -1;
+    if (c->prefill && !c->redis)
+        rc = prefill(c, path, r, out);
     rl_close(r);
-    return 0;
+    return rc;
+}
+
+/* ---- memory ------------------------------------------------------------- */
+
+int64_t bench_vmrss(void)
+{
+    char line[256];
+    long long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb < 0 ? -1 : (int64_t)kb * 1024;
+}
+
+void bench_probe_memory(const bench_case *c, const char *path, bench_result *out)
+{
+    int64_t v[2] = { -1, -1 };
+    int fd[2], st;
+    pid_t pid;
+
+    out->file_bytes = out->rss_base = out->rss_open = -1;
+    if (c->workload == W_RL && !c->redis && !c->memory) {
+        /* Fold the WAL back in so the file holds every row, and nothing else. */
+        sqlite3 *db = NULL;
+        struct stat sb;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+            sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) == SQLITE_OK &&
+            stat(path, &sb) == 0)
+            out->file_bytes = (int64_t)sb.st_size;
+        sqlite3_close_v2(db);
+    }
+    if (c->workload != W_RL || pipe(fd) != 0)
+        return;
+    /* A fresh process, so the figure is one handle's, not the bench's:
+     * VmRSS before rl_open, then after opening and a few decisions on keys
+     * the case left behind. */
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        char err[BENCH_ERR_MAX], key[16];
+        rl *r = NULL;
+        rl_result res;
+        int i, step = c->nkeys / BENCH_PROBE_DECISIONS > 0 ? c->nkeys / BENCH_PROBE_DECISIONS : 1;
+        close(fd[0]);
+        v[0] = bench_vmrss();
+        if (rl_open_case(&r, c, path, err, sizeof err) == 0) {
+            for (i = 0; i < BENCH_PROBE_DECISIONS; i++) {
+                snprintf(key, sizeof key, "k%d", (i * step) % c->nkeys);
+                (void)rl_allow(r, key, 1, &res);
+            }
+            v[1] = bench_vmrss();
+            rl_close(r);
+        }
+        if (write(fd[1], v, sizeof v) != (ssize_t)sizeof v)
+            _exit(1);
+        _exit(0);
+    }
+    close(fd[1]);
+    if (pid > 0) {
+        ssize_t k;
+        while ((k = read(fd[0], v, sizeof v)) < 0 && errno == EINTR)
+            ;
+        if (k == (ssize_t)sizeof v) {
+            out->rss_base = v[0];
+            out->rss_open = v[1];
+        }
+        waitpid(pid, &st, 0);
+    }
+    close(fd[0]);
 }
 
 void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot,
@@ -185,6 +341,7 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
     void *h;
     int rc;
 
+    keys_init(c->nkeys);
     if (c->workload == W_BARE) {
         if (bare_open(&b, path, 0, slot->err, sizeof slot->err) != 0) {
             bare_close(&b);
@@ -192,6 +349,10 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
         }
         h = &b;
         op = bare_op;
+    } else if (c->workload == W_LUA) {
+        if ((h = bench_lua_open(path, slot->err, sizeof slot->err)) == NULL)
+            slot->open_failed = 1;
+        op = bench_lua_op;
     } else {
         if (rl_open_case(&r, c, path, slot->err, sizeof slot->err) != 0)
             slot->open_failed = 1;
@@ -217,6 +378,8 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
         samples[n++] = t1 - t0;
         if (rc < 0)
             slot->errors++;
+        if (rc == -2)
+            slot->ebusy++;
         else if (rc > 0)
             slot->refused++;
         if (t1 >= end)
@@ -231,6 +394,8 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
 
     if (c->workload == W_BARE)
         bare_close(&b);
+    else if (c->workload == W_LUA)
+        bench_lua_close(h);
     else
         rl_close(r);
 }
