@@ -162,8 +162,9 @@ int rl__conflict_retry(rl *r, rl_retry *t, int *rc)
     if (t->attempt++ == 0)
         t->deadline = now + (int64_t)r->o.busy_timeout_ms * RL_MILLISECOND;
     if (now >= t->deadline) {
-        *rc = rl_seterr(r->err, RL_EBUSY, "store busy: %d conflicting writes in %d ms",
-                        t->attempt, r->o.busy_timeout_ms);
+        rl_seterr(r->err, RL_EBUSY, "store busy: %d conflicting writes in %d ms", t->attempt,
+                  r->o.busy_timeout_ms);
+        *rc = RL_EBUSY;
         return 0;
     }
     r->err[0] = 0;
@@ -910,6 +911,8 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
     if (!res)
         return rl_seterr(r->err, RL_EINVAL, "result is NULL");
     memset(res, 0, sizeof *res);
+    if (rv)
+        memset(rv, 0, sizeof *rv);
     if ((rc = check_request(r, keys, nkeys, costs, ncosts)) != RL_OK)
         return rc;
     if (max_delay_ns < 0)

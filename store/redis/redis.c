@@ -225,8 +225,9 @@ static void drop(rd_store *s)
     s->have_time = 0;
 }
 
-/* A failure of the connection itself (c->err): it is dropped. */
-static int conn_fail(rd_store *s, const char *what)
+/* A failure of the connection itself (c->err): it is dropped. The caller
+ * returns RL_ECONNECT. */
+static void conn_fail(rd_store *s, const char *what)
 {
     int timed_out = s->c && s->c->err == REDIS_ERR_IO &&
                     (errno == EAGAIN || errno == EWOULDBLOCK || strstr(s->c->errstr, "temporarily"));
@@ -241,7 +242,6 @@ static int conn_fail(rd_store *s, const char *what)
     else
         rl_seterr(s->base.err, RL_ECONNECT, "redis %s: %s: %s", s->where, what, s->c->errstr);
     drop(s);
-    return RL_ECONNECT;
 }
 
 /* An error reply: its first word says which code it gets. */
@@ -258,7 +258,8 @@ static int reply_fail(rd_store *s, const redisReply *r, const char *what)
         code = RL_EFULL;
     else if (!strncmp(m, "READONLY", 8))
         code = RL_EREADONLY;
-    return rl_seterr(s->base.err, code, "redis %s: %s: %.160s", s->where, what, m);
+    rl_seterr(s->base.err, code, "redis %s: %s: %.160s", s->where, what, m);
+    return code;
 }
 
 static int plain(rd_store *s, redisReply **out, const char *what, int argc, const char **argv,
@@ -314,11 +315,13 @@ static int connect_now(rd_store *s)
     char dbs[16];
     int rc;
     tv.tv_sec = s->timeout_ms / 1000;
-    tv.tv_usec = (s->timeout_ms % 1000) * 1000;
+    tv.tv_usec = (suseconds_t)(s->timeout_ms % 1000) * 1000;
     s->c = s->sock[0] ? redisConnectUnixWithTimeout(s->sock, tv)
                       : redisConnectWithTimeout(s->host, s->port, tv);
-    if (!s->c || s->c->err)
-        return conn_fail(s, "connect");
+    if (!s->c || s->c->err) {
+        conn_fail(s, "connect");
+        return RL_ECONNECT;
+    }
     redisSetTimeout(s->c, tv);
     if (s->pass[0]) {
         const char *argv[3] = { "AUTH", s->user[0] ? s->user : s->pass, s->pass };
@@ -375,12 +378,14 @@ static int plain(rd_store *s, redisReply **out, const char *what, int argc, cons
     sig_block(&g);
     r = redisCommandArgv(s->c, argc, argv, len);
     sig_restore(&g);
-    if (!r)
-        return conn_fail(s, what);
+    if (!r) {
+        conn_fail(s, what);
+        return RL_ECONNECT;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
         int rc = reply_fail(s, r, what);
         freeReplyObject(r);
-        return rc;
+        return rc != RL_OK ? rc : RL_ESTORE; /* (always an error: for the analyzer) */
     }
     *out = r;
     return RL_OK;
@@ -417,11 +422,13 @@ static int pipeline(rd_store *s, size_t n, int *argc, const char ***argv, size_t
         if (redisGetReply(s->c, (void **)&out[i]) != REDIS_OK)
             rc = -1;
     sig_restore(&g);
-    if (rc != RL_OK)
-        rc = conn_fail(s, what);
+    if (rc != RL_OK) {
+        conn_fail(s, what);
+        rc = RL_ECONNECT;
+    }
     for (i = 0; i < n && rc == RL_OK; i++)
-        if (out[i]->type == REDIS_REPLY_ERROR)
-            rc = reply_fail(s, out[i], what);
+        if (out[i]->type == REDIS_REPLY_ERROR && (rc = reply_fail(s, out[i], what)) == RL_OK)
+            rc = RL_ESTORE;
     if (rc != RL_OK)
         for (i = 0; i < n; i++) {
             freeReplyObject(out[i]);
@@ -501,7 +508,7 @@ static int parse_hash(rd_store *s, rd_row *w, const redisReply *r)
                          s->where, w->key);
     for (i = 0; i + 1 < r->elements; i += 2) {
         const redisReply *f = r->element[i], *v = r->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || !f->str || !v->str)
             continue;
         if (!strcmp(f->str, "v")) {
             snprintf(w->ver, sizeof w->ver, "%.*s", (int)(v->len < 20 ? v->len : 20), v->str);
@@ -870,7 +877,8 @@ static int rd_commit(rl_store *base)
     for (i = 0; i < s->n_rows; i++)
         if (s->rows[i]->dirty) {
             char nm[RD_NAME_MAX];
-            arg_copy(&a, nm, row_name(s, s->rows[i]->key, nm));
+            size_t len = row_name(s, s->rows[i]->key, nm);
+            arg_copy(&a, nm, len);
         }
     if (s->have_pver)
         arg_int(&a, s->pver);
@@ -935,6 +943,7 @@ static int read_policy(rd_store *s, rl_policy *p, int64_t *version)
     const char *argv[4] = { "HMGET", name, "v", "b" };
     redisReply *r = NULL;
     int rc;
+    *version = 0;
     name_of(s, "policy", name);
     if ((rc = cmd(s, &r, "read the policy", 4, argv, NULL)) != RL_OK)
         return rc;
@@ -1429,7 +1438,7 @@ static int rd_leases_each(rl_store *base, const char *key, rl_lease_fn fn, void 
         const redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_STRING || e->len > RL_KEY_MAX)
             continue;
-        for (j = 0; j < n && strcmp(keys[j], e->str); j++)
+        for (j = 0; j < n && strcmp(keys[j], e->str) != 0; j++)
             ;
         if (j == n)
             keys[n++] = e->str;
