@@ -38,11 +38,13 @@ typedef struct bench_case {
     int prefill;        /* every key's row is inserted before timing (SQLite) */
     int memory_probe;   /* after the run: file size / Redis memory, and the
                          * resident memory of a process with a handle open */
+    int batch;          /* W_RL: decisions per rl_allow_batch call (0: rl_allow) */
 } bench_case;
 
 typedef struct bench_result {
     int ran;            /* 0: filtered out or could not run */
     uint64_t n;         /* decisions timed, all processes */
+    uint64_t calls;     /* calls timed (n / batch for batch cases) */
     double secs;        /* from the common start to the last decision's end */
     double rate;        /* n / secs */
     int64_t p50, p99, max;  /* ns, exact from the sorted samples */

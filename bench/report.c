@@ -126,7 +126,7 @@ static int64_t conflicts(const bench_case *c, const bench_result *r)
 {
     if (!c->redis || !r->ran || r->commits < 0)
         return -1;
-    return r->commits - (int64_t)r->n;
+    return r->commits - (int64_t)r->calls; /* one commit per call */
 }
 
 static void fmt_keys(char *buf, size_t len, int nkeys)
@@ -187,6 +187,14 @@ static const ratio_line ratio_lines[] = {
       { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
     { "redis_100k_over_1key", "rl redis 1p 100k / rl redis 1p 1 key",
       "redis/1p/100k", "redis/1p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_batch64_over_single_100k", "sqlite batches of 64 / rl_allow, 1p 100k",
+      "sqlite/1p/100k/batch64", "sqlite/1p/100k/lock", 1, { { M_RATE, 0, 0 } } },
+    { "sqlite_batch64_over_bare_100k", "sqlite batches of 64 / bare-upsert, 1p 100k",
+      "sqlite/1p/100k/batch64", "bare-upsert/1p/100k", 1, { { M_RATE, 0, 0 } } },
+    { "redis_batch64_over_single_100k", "rl redis batches of 64 / rl_allow, 1p 100k",
+      "redis/1p/100k/batch64", "redis/1p/100k", 1, { { M_RATE, 0, 0 } } },
+    { "redis_batch64_over_redislua_1p", "rl redis batches of 64 / redis-lua 1p",
+      "redis/1p/100k/batch64", "redis-lua/1p/1key", 1, { { M_RATE, 0, 0 } } },
 };
 #define NRATIOS (sizeof ratio_lines / sizeof ratio_lines[0])
 
@@ -314,6 +322,8 @@ void bench_report_text(const bench_env *e, const bench_case *cases, const bench_
         printf("%-12s %5d %5s %6s %12s %8s %8s %8s %5s %8s %6s\n", c->store, c->nproc, keys,
                busy_name(c->busy), rate, p50, p99, mx, fair, wal, errs);
     }
+    printf("(b64 rows: rl_allow_batch of 64 random keys per call; decisions/s counts "
+           "decisions, p50/p99/max are per call)\n");
 
     printf("\nratios (x = first / second; decisions/s above 1 and latency below 1 favour the "
            "first)\n");

@@ -242,9 +242,11 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
             off += slots[p].n;
         }
         qsort(all, total, sizeof *all, cmp_i64);
-        out->n = total;
+        /* a batch case's samples are calls of c->batch decisions each */
+        out->calls = total;
+        out->n = total * (uint64_t)(c->batch > 1 ? c->batch : 1);
         out->secs = (double)(t_last - cl->start_ns) / 1e9;
-        out->rate = out->secs > 0 ? (double)total / out->secs : 0;
+        out->rate = out->secs > 0 ? (double)out->n / out->secs : 0;
         out->p50 = percentile(all, total, 50);
         out->p99 = percentile(all, total, 99);
         out->max = all[total - 1];

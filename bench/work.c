@@ -328,6 +328,44 @@ void bench_probe_memory(const bench_case *c, const char *path, bench_result *out
     close(fd[0]);
 }
 
+/* W_RL with batch > 1: each call decides c->batch random keys in one
+ * transaction (rl_allow_batch); slot->n counts calls, one sample each. */
+static void batch_loop(const bench_case *c, rl *r, uint64_t *seed, uint64_t nkeys, int64_t end,
+                       bench_slot *slot, int64_t *samples, size_t cap)
+{
+    rl_batch_item items[256];
+    size_t n = 0, i, m = (size_t)c->batch < 256 ? (size_t)c->batch : 256;
+    int64_t t0, t1 = 0;
+    for (;;) {
+        int rc;
+        for (i = 0; i < m; i++) {
+            items[i].key = keys[nkeys > 1 ? xorshift64(seed) % nkeys : 0];
+            items[i].cost = 1;
+        }
+        t0 = bench_now_ns();
+        rc = rl_allow_batch(r, items, m);
+        t1 = bench_now_ns();
+        samples[n++] = t1 - t0;
+        if (rc != RL_OK) {
+            if (!slot->errors)
+                snprintf(slot->err, sizeof slot->err, "rl_allow_batch: %s (%s)", rl_strerror(rc),
+                         rl_errmsg(r));
+            slot->errors++;
+            slot->ebusy += rc == RL_EBUSY;
+        }
+        for (i = 0; i < m && rc == RL_OK; i++)
+            slot->refused += items[i].rc == RL_OK && !items[i].res.allowed;
+        if (t1 >= end)
+            break;
+        if (n == cap) {
+            slot->capped = 1;
+            break;
+        }
+    }
+    slot->n = n;
+    slot->t_last = t1;
+}
+
 void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot,
                 int64_t *samples, size_t cap, bench_barrier_fn barrier, void *bctx)
 {
@@ -370,6 +408,11 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
         seed = 1;
 
     end = barrier(bctx);
+    if (c->batch > 1) { /* one sample per rl_allow_batch call */
+        batch_loop(c, r, &seed, nkeys, end, slot, samples, cap);
+        rl_close(r);
+        return;
+    }
     for (;;) {
         const char *key = keys[nkeys > 1 ? xorshift64(&seed) % nkeys : 0];
         t0 = bench_now_ns();
