@@ -325,7 +325,9 @@ static void test_concurrency_cap_across_processes(void **state)
                 __atomic_add_fetch(&shared[2], 1, __ATOMIC_SEQ_CST);
                 while (now_in > __atomic_load_n(&shared[1], __ATOMIC_SEQ_CST))
                     __atomic_store_n(&shared[1], now_in, __ATOMIC_SEQ_CST);
-                usleep(200);
+                /* held long against a lease's round trips (three on Redis),
+                 * so that the cap is reached on every store */
+                usleep(2000);
                 __atomic_sub_fetch(&shared[0], 1, __ATOMIC_SEQ_CST);
                 if (rl_lease_settle(r, &lease, &one, 1) != RL_OK)
                     _exit(1);
