@@ -168,8 +168,8 @@ int rl__conflict_retry(rl *r, rl_retry *t, int *rc)
         return 0;
     }
     r->err[0] = 0;
-    if (t->attempt > 2) {
-        int shift = t->attempt < 9 ? t->attempt : 9;
+    if (t->attempt > 4) {
+        int shift = t->attempt < 5 ? t->attempt : 5;
         t->rng = t->rng * 6364136223846793005ULL + 1442695040888963407ULL;
         pause = (int64_t)((t->rng >> 33) % (uint64_t)((int64_t)10000 << shift));
         ts.tv_sec = 0;

@@ -96,6 +96,8 @@ typedef struct rd_store {
     rd_row **warm;
     size_t n_warm;
     int64_t warm_pver, warm_time, warm_at;
+    char token[20];  /* this handle's name in claims */
+    int losses;      /* conflicts in a row: from RD_CLAIM_AFTER on, claim */
 } rd_store;
 
 /* The shebang (Redis >= 7.0) makes the server refuse the whole script when
@@ -105,24 +107,53 @@ static const char commit_lua[] =
     "#!lua\n"
     "-- KEYS: policy, key index, lease map, lease seq, then rows\n"
     "-- ARGV: policy version to check ('' none), new policy blob ('' none),\n"
-    "-- '1' to clear all keys first, row key prefix, then per row: version\n"
-    "-- read ('' absent, '*' unchecked), new version, ttl ms, key, has row,\n"
-    "-- n, n field/value items, m, m lease ids gone\n"
+    "-- '1' to clear all keys first, row key prefix, the caller's token,\n"
+    "-- '1' if it may claim its rows, then per row: version read ('' absent,\n"
+    "-- '*' unchecked), new version, ttl ms, key, has row, n, n field/value\n"
+    "-- items, m, m lease ids gone.\n"
     "-- Returns 1, or on a conflict what the caller needs to decide again\n"
-    "-- at once: {0, policy version, TIME, HGETALL of each row}.\n"
-    "local function conflict()\n"
-    "  local out = {0, redis.call('HGET', KEYS[1], 'v') or '0', redis.call('TIME')}\n"
+    "-- at once: {0, policy version, TIME, HGETALL of each row}, with -1\n"
+    "-- for 0 when another caller's claim is what stood in the way.\n"
+    "--\n"
+    "-- Claims keep a caller that keeps losing from starving: after a few\n"
+    "-- conflicts in a row it claims its rows (field q = token and deadline,\n"
+    "-- 20 ms on the server's clock) and every other commit on them\n"
+    "-- conflicts until it has committed (its rewrite drops q) or the claim\n"
+    "-- has lapsed.\n"
+    "local token, now = ARGV[5], nil\n"
+    "local function now_ms()\n"
+    "  if not now then local t = redis.call('TIME'); now = t[1] * 1000 + math.floor(t[2] / 1000) end\n"
+    "  return now\n"
+    "end\n"
+    "local function claimed_by_other(k)\n"
+    "  local q = redis.call('HGET', k, 'q')\n"
+    "  if not q then return false end\n"
+    "  local tok, dl = string.match(q, '^(%S+) (%d+)$')\n"
+    "  return tok ~= token and tonumber(dl or '0') > now_ms()\n"
+    "end\n"
+    "local function conflict(blocked)\n"
+    "  if ARGV[6] == '1' then\n"
+    "    for i = 5, #KEYS do\n"
+    "      if not claimed_by_other(KEYS[i]) then\n"
+    "        local fresh = redis.call('EXISTS', KEYS[i]) == 0\n"
+    "        redis.call('HSET', KEYS[i], 'q', token .. ' ' .. (now_ms() + 20))\n"
+    "        if fresh then redis.call('PEXPIRE', KEYS[i], 1000) end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  local out = {blocked and -1 or 0, redis.call('HGET', KEYS[1], 'v') or '0', redis.call('TIME')}\n"
     "  for i = 5, #KEYS do out[#out + 1] = redis.call('HGETALL', KEYS[i]) end\n"
     "  return out\n"
     "end\n"
     "if ARGV[1] ~= '' and (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then\n"
-    "  return conflict()\n"
+    "  return conflict(false)\n"
     "end\n"
-    "local a, pos = 5, {}\n"
+    "local a, pos = 7, {}\n"
     "for i = 5, #KEYS do\n"
     "  pos[i] = a\n"
+    "  if claimed_by_other(KEYS[i]) then return conflict(true) end\n"
     "  if ARGV[a] ~= '*' and (redis.call('HGET', KEYS[i], 'v') or '') ~= ARGV[a] then\n"
-    "    return conflict()\n"
+    "    return conflict(false)\n"
     "  end\n"
     "  local n = tonumber(ARGV[a + 5])\n"
     "  a = a + 7 + n + tonumber(ARGV[a + 6 + n])\n"
@@ -566,7 +597,7 @@ static int parse_hash(rd_store *s, rd_row *w, const redisReply *r)
                 return rl_seterr(s->base.err, RL_ENOMEM, "out of memory");
         }
     }
-    if (r->elements && !w->ver[0])
+    if (!w->ver[0] && (w->row.exists || w->n_leases)) /* a lone claim (q) is no row */
         goto corrupt;
     return RL_OK;
 corrupt:
@@ -692,6 +723,10 @@ static int row_of(rd_store *s, const char *key, rd_row **out)
 /* How long a conflict's snapshot may stand in for a fresh read: the retry
  * comes at once, and a later transaction reads for itself. */
 #define RD_WARM_MS 5
+/* Conflicts in a row after which a commit claims its rows. */
+#define RD_CLAIM_AFTER 3
+/* How long a commit that met another's claim waits before its retry. */
+#define RD_CLAIM_WAIT_US 100
 
 static int rd_begin(rl_store *base, int write)
 {
@@ -702,6 +737,8 @@ static int rd_begin(rl_store *base, int write)
         return rl_seterr(s->base.err, RL_EREADONLY, "redis %s: opened read-only", s->where);
     s->in_tx = 1;
     s->write = write;
+    if (!s->n_warm || mono_ms() - s->warm_at > RD_WARM_MS)
+        s->losses = 0; /* not the retry of a conflict: a new streak */
     if (s->n_warm && write && mono_ms() - s->warm_at <= RD_WARM_MS) {
         /* The retry of a conflicting commit: the commit's reply holds the
          * rows as they are now, with the policy version and the time, so no
@@ -975,6 +1012,8 @@ static int rd_commit(rl_store *base)
     arg(&a, pol ? (const char *)pol : "", pol_len);
     arg(&a, s->clear ? "1" : "0", 1);
     arg(&a, rprefix, strlen(rprefix));
+    arg(&a, s->token, strlen(s->token));
+    arg(&a, s->losses >= RD_CLAIM_AFTER ? "1" : "0", 1);
     for (i = 0; i < s->n_rows; i++) {
         rd_row *w = s->rows[i];
         char ver[RD_VER_MAX];
@@ -1009,11 +1048,21 @@ static int rd_commit(rl_store *base)
     if ((rc = run_commit(s, &a, &r)) != RL_OK)
         goto out;
     if (r->type == REDIS_REPLY_ARRAY) {
+        s->losses++;
         keep_warm(s, r);
+        if (r->elements && r->element[0]->type == REDIS_REPLY_INTEGER &&
+            r->element[0]->integer < 0) {
+            /* another caller holds a claim and commits within a round trip
+             * or so: retrying sooner only loads the server */
+            struct timespec ts = { 0, RD_CLAIM_WAIT_US * 1000L };
+            nanosleep(&ts, NULL);
+        }
         rc = rl_seterr(s->base.err, RL_ECONFLICT, "redis %s: a concurrent write changed a key",
                        s->where);
     } else if (r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
         rc = rl_seterr(s->base.err, RL_ESTORE, "redis %s: commit: unexpected reply", s->where);
+    } else {
+        s->losses = 0;
     }
 out:
     freeReplyObject(r);
@@ -1831,6 +1880,7 @@ int rl_store_redis_open(rl_store **out, const char *url, const rl_store_config *
              (uint64_t)(uintptr_t)s;
     if (!s->rng)
         s->rng = 1;
+    snprintf(s->token, sizeof s->token, "%016" PRIx64, next_rand(s));
     if ((rc = parse_url(s, url)) != RL_OK)
         return rc;
     if (!s->pass[0] && pw)

@@ -412,6 +412,45 @@ static void test_idle_keys_expire(void **state)
     rl_close(r);
 }
 
+/* A claim (field q: another caller's token and a deadline in server ms)
+ * holds every other commit on the key off until it lapses; a lapsed one is
+ * ignored and dropped by the next commit. */
+static void test_claims_hold_off_and_lapse(void **state)
+{
+    FX();
+    char url[300];
+    redisContext *c;
+    redisReply *rep;
+    rl_result res;
+    rl *r;
+    int64_t t0;
+    snprintf(url, sizeof url, "%s&prefix=c:", f->url);
+    {
+        static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 1000, RL_SECOND, 1000) };
+        rl_options o = RL_OPTIONS_INIT;
+        o.default_limits = lims;
+        o.n_default_limits = 1;
+        o.busy_timeout_ms = 200;
+        r = NULL;
+        assert_int_equal(rl_open(&r, url, &o), RL_OK);
+    }
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
+    must(f, "HSET c:k:{k} q %s", "someoneelse 99999999999999");
+    t0 = mono_ms();
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_EBUSY);
+    assert_true(mono_ms() - t0 >= 200);
+    assert_false(res.allowed);
+    must(f, "HSET c:k:{k} q %s", "someoneelse 1");
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    c = raw(f);
+    rep = redisCommand(c, "HEXISTS c:k:{k} q");
+    assert_int_equal(rep->integer, 0);
+    freeReplyObject(rep);
+    redisFree(c);
+    rl_close(r);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -426,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_bad_addresses),
         T(test_hostile_contents),
         T(test_idle_keys_expire),
+        T(test_claims_hold_off_and_lapse),
     };
     signal(SIGPIPE, SIG_DFL); /* the library must survive a closed socket on its own */
     return cmocka_run_group_tests(tests, NULL, NULL);
