@@ -39,7 +39,7 @@ int rd_row_decode(rl_row *row, const unsigned char *buf, size_t len)
         return RL_ECORRUPT;
     memcpy(row->tier, buf + 2, tl);
     row->tier[tl] = 0;
-    if (tl && !rl_name_valid(row->tier))
+    if (tl && (memchr(row->tier, 0, tl) || !rl_name_valid(row->tier))) /* no hidden NUL */
         return RL_ECORRUPT;
     o = 2 + tl;
     row->allowed = (int64_t)rl_get64(buf + o);
@@ -209,6 +209,8 @@ static void getstr(rbuf *r, char *dst, size_t max)
     }
     memcpy(dst, r->p + r->o, (size_t)n);
     dst[n] = 0;
+    if (memchr(dst, 0, (size_t)n)) /* a NUL would cut the string short unseen */
+        r->bad = 1;
     r->o += (size_t)n;
 }
 
