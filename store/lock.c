@@ -6,12 +6,23 @@
  * runs under flock); a dead holder never blocks the others for longer than
  * it takes the kernel to notice the death; waiting is bounded by the timeout
  * on the monotonic clock, so a wall-clock step does not stretch it.
+ *
+ * Handoff: a futex mutex lets the process that just unlocked take it again
+ * before a woken waiter runs, so on a busy machine one process can keep the
+ * lock for tens of milliseconds while the others starve. Waiters therefore
+ * count themselves in the file, and a process that has released the lock
+ * RL_LOCK_HANDOFF times in a row while others waited yields the CPU once,
+ * letting a waiter in. (bench/ sqlite/4p/1key: fairness 0.79-0.94 -> 0.99,
+ * worst decision 29-35 ms -> 6 ms, for about 15% of the peak rate.) The
+ * count is a hint: a waiter killed while waiting leaves it one too high,
+ * which only makes the yields a little more frequent.
  */
 #include "lock.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -28,9 +39,21 @@ typedef struct rl_lock_shm {
     pthread_mutex_t mu;
 } rl_lock_shm;
 
+/* After rl_lock_shm, at RL_LOCK_EXT_AT, so that libraries which predate it
+ * (and check size) share the file unchanged; they just never count. */
+typedef struct rl_lock_ext {
+    uint32_t waiters; /* processes blocked on mu now */
+} rl_lock_ext;
+
+#define RL_LOCK_EXT_AT ((sizeof(rl_lock_shm) + 63) / 64 * 64)
+#define RL_LOCK_MAP (RL_LOCK_EXT_AT + 64)
+#define RL_LOCK_HANDOFF 64 /* releases in a row before yielding to a waiter */
+
 struct rl_lock {
     int fd;
     rl_lock_shm *shm;
+    rl_lock_ext *ext;
+    int streak; /* releases in a row while others waited */
 };
 
 static int init_shared(rl_lock *l, char *err)
@@ -44,17 +67,18 @@ static int init_shared(rl_lock *l, char *err)
         rc = rl_seterr(err, RL_ESTORE, "lock file: stat: %s", strerror(errno));
         goto out;
     }
-    if ((size_t)st.st_size < sizeof(rl_lock_shm) && ftruncate(l->fd, sizeof(rl_lock_shm)) != 0) {
+    if ((size_t)st.st_size < RL_LOCK_MAP && ftruncate(l->fd, RL_LOCK_MAP) != 0) {
         rc = rl_seterr(err, errno == ENOSPC ? RL_EFULL : RL_ESTORE, "lock file: %s",
                        strerror(errno));
         goto out;
     }
-    l->shm = mmap(NULL, sizeof(rl_lock_shm), PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
+    l->shm = mmap(NULL, RL_LOCK_MAP, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
     if (l->shm == MAP_FAILED) {
         l->shm = NULL;
         rc = rl_seterr(err, RL_ESTORE, "lock file: mmap: %s", strerror(errno));
         goto out;
     }
+    l->ext = (rl_lock_ext *)((char *)l->shm + RL_LOCK_EXT_AT);
     if (l->shm->magic == RL_LOCK_MAGIC) {
         if (l->shm->size != sizeof(rl_lock_shm))
             rc = rl_seterr(err, RL_ECORRUPT, "lock file was written by an incompatible build");
@@ -113,7 +137,9 @@ int rl_lock_acquire(rl_lock *l, int timeout_ms, int64_t *waited_ns, char *err)
             dl.tv_sec++;
             dl.tv_nsec -= 1000000000L;
         }
+        __atomic_add_fetch(&l->ext->waiters, 1, __ATOMIC_RELAXED);
         rc = pthread_mutex_clocklock(&l->shm->mu, CLOCK_MONOTONIC, &dl);
+        __atomic_sub_fetch(&l->ext->waiters, 1, __ATOMIC_RELAXED);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         *waited_ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
     }
@@ -130,6 +156,12 @@ int rl_lock_acquire(rl_lock *l, int timeout_ms, int64_t *waited_ns, char *err)
 void rl_lock_release(rl_lock *l)
 {
     pthread_mutex_unlock(&l->shm->mu);
+    if (!__atomic_load_n(&l->ext->waiters, __ATOMIC_RELAXED)) {
+        l->streak = 0;
+    } else if (++l->streak >= RL_LOCK_HANDOFF) {
+        l->streak = 0;
+        sched_yield(); /* let a woken waiter take it before we come back */
+    }
 }
 
 void rl_lock_close(rl_lock *l)
@@ -137,7 +169,7 @@ void rl_lock_close(rl_lock *l)
     if (!l)
         return;
     if (l->shm)
-        munmap(l->shm, sizeof(rl_lock_shm));
+        munmap(l->shm, RL_LOCK_MAP);
     if (l->fd >= 0)
         close(l->fd);
     free(l);
