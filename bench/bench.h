@@ -39,6 +39,7 @@ typedef struct bench_case {
     int memory_probe;   /* after the run: file size / Redis memory, and the
                          * resident memory of a process with a handle open */
     int batch;          /* W_RL: decisions per rl_allow_batch call (0: rl_allow) */
+    int pad;            /* W_BARE: bytes of blob stored with each row (0: none) */
 } bench_case;
 
 typedef struct bench_result {

@@ -163,6 +163,8 @@ static const ratio_line ratio_lines[] = {
       "sqlite/1p/1key/lock", "bare-upsert/1p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
     { "sqlite_over_bare_1p_100k", "sqlite 1p 100k / bare-upsert 1p 100k",
       "sqlite/1p/100k/lock", "bare-upsert/1p/100k", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_over_bare90_1p_100k", "sqlite 1p 100k / bare-upsert+90B 1p 100k",
+      "sqlite/1p/100k/lock", "bare-upsert-90B/1p/100k", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
     { "lock_over_sqlitebusy_4p_1key", "4p 1 key: ours (lock) / SQLite busy handler",
       "sqlite/4p/1key/lock", "sqlite/4p/1key/sqlite", 4,
       { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },

@@ -74,20 +74,26 @@ static uint64_t xorshift64(uint64_t *s)
 typedef struct bare {
     sqlite3 *db;
     sqlite3_stmt *st;
+    int pad; /* bytes of blob written with each row, 0: none */
 } bare;
 
 static const char bare_upsert[] =
     "INSERT INTO b(key,tat) VALUES(?1,?2) ON CONFLICT(key) DO UPDATE SET tat = max(tat, ?2) "
     "+ 1000 RETURNING tat";
+static const char bare_upsert_pad[] =
+    "INSERT INTO b(key,tat,pad) VALUES(?1,?2,?3) ON CONFLICT(key) DO UPDATE SET "
+    "tat = max(tat, ?2) + 1000, pad = ?3 RETURNING tat";
+static const unsigned char pad_bytes[256];
 
-static int bare_open(bare *b, const char *path, int create, char *err, size_t errlen)
+static int bare_open(bare *b, const char *path, int create, int pad, char *err, size_t errlen)
 {
     const char *setup = create ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                 "CREATE TABLE IF NOT EXISTS b(key TEXT PRIMARY KEY, tat INTEGER)"
-                                 " WITHOUT ROWID"
+                                 "CREATE TABLE IF NOT EXISTS b(key TEXT PRIMARY KEY, tat INTEGER,"
+                                 " pad BLOB) WITHOUT ROWID"
                                : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL";
     int rc;
     memset(b, 0, sizeof *b);
+    b->pad = pad > (int)sizeof pad_bytes ? (int)sizeof pad_bytes : pad;
     rc = sqlite3_open_v2(path, &b->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) {
@@ -95,7 +101,8 @@ static int bare_open(bare *b, const char *path, int create, char *err, size_t er
         rc = sqlite3_exec(b->db, setup, NULL, NULL, NULL);
     }
     if (rc == SQLITE_OK && !create)
-        rc = sqlite3_prepare_v3(b->db, bare_upsert, -1, SQLITE_PREPARE_PERSISTENT, &b->st, NULL);
+        rc = sqlite3_prepare_v3(b->db, b->pad ? bare_upsert_pad : bare_upsert, -1,
+                                SQLITE_PREPARE_PERSISTENT, &b->st, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "bare-upsert open %s: %s", path,
                  b->db ? sqlite3_errmsg(b->db) : sqlite3_errstr(rc));
@@ -117,6 +124,8 @@ static int bare_op(void *h, const char *key, char *err, size_t errlen)
     int rc;
     sqlite3_bind_text(b->st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(b->st, 2, realtime_ns());
+    if (b->pad)
+        sqlite3_bind_blob(b->st, 3, pad_bytes, b->pad, SQLITE_STATIC);
     rc = sqlite3_step(b->st);
     if (rc == SQLITE_ROW) {
         (void)sqlite3_column_int64(b->st, 0);
@@ -239,7 +248,7 @@ int bench_prepare(const bench_case *c, const char *path, bench_result *out)
     rl *r = NULL;
     int rc = 0;
     if (c->workload == W_BARE) {
-        rc = bare_open(&b, path, 1, out->err, sizeof out->err);
+        rc = bare_open(&b, path, 1, c->pad, out->err, sizeof out->err);
         bare_close(&b);
         return rc;
     }
@@ -381,7 +390,7 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
 
     keys_init(c->nkeys);
     if (c->workload == W_BARE) {
-        if (bare_open(&b, path, 0, slot->err, sizeof slot->err) != 0) {
+        if (bare_open(&b, path, 0, c->pad, slot->err, sizeof slot->err) != 0) {
             bare_close(&b);
             slot->open_failed = 1;
         }
