@@ -734,6 +734,33 @@ static void limit_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t max_
         gcra_decide(ev, amount, now, max_delay_ns);
 }
 
+/* Every writing call runs as one write transaction: under the handle's
+ * mutex, begin, body, commit (or rollback when either fails), and all of it
+ * again when an optimistic store (Redis) reports a conflict. done, if given,
+ * runs under the mutex with the final code and returns the call's: what the
+ * caller learns of the handle's state (the fail mode, messages) is read
+ * while no other thread changes it. */
+static int write_tx(rl *r, int (*body)(rl *r, void *ctx), int (*done)(rl *r, void *ctx, int rc),
+                    void *ctx)
+{
+    rl_retry retry = RL_RETRY_INIT;
+    int rc;
+    pthread_mutex_lock(&r->mu);
+    do {
+        r->err[0] = 0;
+        if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
+            continue;
+        if ((rc = body(r, ctx)) == RL_OK)
+            rc = r->store->ops->commit(r->store);
+        if (rc != RL_OK) /* a failed commit still needs its rollback to unlock */
+            r->store->ops->rollback(r->store);
+    } while (rl__conflict_retry(r, &retry, &rc));
+    if (done)
+        rc = done(r, ctx, rc);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
 /* One decision in the making: what decide_tx found, for decide_fill. */
 typedef struct decision {
     lim_eval ev[RL_MAX_KEYS * RL_MAX_LIMITS];
@@ -899,15 +926,45 @@ static void failed_result(const rl *r, rl_result *res)
     res->allowed = res->degraded = fail_mode(r) == RL_FAIL_OPEN;
 }
 
+typedef struct decide_arg {
+    const char *const *keys;
+    size_t nkeys;
+    const rl_cost *costs;
+    size_t ncosts;
+    int64_t max_delay_ns, ttl;
+    rl_lease_rec *lease;
+    rl_result *res;
+    rl_reservation *rv;
+    decision x;
+} decide_arg;
+
+static int decide_body(rl *r, void *ctx)
+{
+    decide_arg *a = ctx;
+    int rc;
+    if (a->nkeys > 1 && r->store->ops->prefetch &&
+        (rc = r->store->ops->prefetch(r->store, a->keys, a->nkeys)) != RL_OK)
+        return rc;
+    return decide_tx(r, &a->x, a->keys, a->nkeys, a->costs, a->ncosts, a->max_delay_ns,
+                     a->lease, a->ttl);
+}
+
+static int decide_done(rl *r, void *ctx, int rc)
+{
+    decide_arg *a = ctx;
+    if (rc == RL_OK)
+        decide_fill(&a->x, a->keys[0], a->costs, a->ncosts, a->res, a->rv);
+    else if (is_store_failure(rc))
+        failed_result(r, a->res);
+    return rc;
+}
+
 static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
                   size_t ncosts, int64_t max_delay_ns, rl_result *res, rl_reservation *rv,
                   rl_lease_rec *lease)
 {
-    rl_retry retry = RL_RETRY_INIT;
-    decision *x;
-    int64_t ttl = 0;
-    int rc, began = 0;
-
+    decide_arg *a;
+    int rc;
     if (!res)
         return rl_seterr(r->err, RL_EINVAL, "result is NULL");
     memset(res, 0, sizeof *res);
@@ -915,123 +972,97 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
         memset(rv, 0, sizeof *rv);
     if ((rc = check_request(r, keys, nkeys, costs, ncosts)) != RL_OK)
         return rc;
-    if (max_delay_ns < 0)
-        max_delay_ns = 0;
-    if (max_delay_ns > RL_FILL_MAX)
-        max_delay_ns = RL_FILL_MAX;
-    if (lease) { /* for a lease, max_delay_ns is its TTL: it admits now or never */
-        ttl = max_delay_ns;
-        max_delay_ns = 0;
-    }
-    if (!(x = malloc(sizeof *x)))
+    if (!(a = malloc(sizeof *a)))
         return rl_seterr(r->err, RL_ENOMEM, "out of memory");
+    a->keys = keys;
+    a->nkeys = nkeys;
+    a->costs = costs;
+    a->ncosts = ncosts;
+    a->max_delay_ns = max_delay_ns < 0 ? 0 : max_delay_ns > RL_FILL_MAX ? RL_FILL_MAX : max_delay_ns;
+    a->ttl = 0;
+    if (lease) { /* for a lease, max_delay_ns is its TTL: it admits now or never */
+        a->ttl = a->max_delay_ns;
+        a->max_delay_ns = 0;
+    }
+    a->lease = lease;
+    a->res = res;
+    a->rv = rv;
+    rc = write_tx(r, decide_body, decide_done, a);
+    free(a);
+    return rc;
+}
 
-    pthread_mutex_lock(&r->mu);
-again:
-    r->err[0] = 0;
-    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
-        goto out;
-    began = 1;
-    if (nkeys > 1 && r->store->ops->prefetch &&
-        (rc = r->store->ops->prefetch(r->store, keys, nkeys)) != RL_OK)
-        goto out;
-    if ((rc = decide_tx(r, x, keys, nkeys, costs, ncosts, max_delay_ns, lease, ttl)) != RL_OK)
-        goto out;
-    rc = r->store->ops->commit(r->store);
-    if (rc == RL_OK) /* a failed commit still needs its rollback to unlock */
-        began = 0;
-    if (rc == RL_OK)
-        decide_fill(x, keys[0], costs, ncosts, res, rv);
-out:
-    if (began)
-        r->store->ops->rollback(r->store);
-    began = 0;
-    if (rl__conflict_retry(r, &retry, &rc))
-        goto again;
-    if (rc != RL_OK && is_store_failure(rc))
-        failed_result(r, res);
-    pthread_mutex_unlock(&r->mu);
-    free(x);
+typedef struct batch_arg {
+    rl_batch_item *items;
+    size_t n;
+    const char **keys;
+    decision x;
+} batch_arg;
+
+static int batch_body(rl *r, void *ctx)
+{
+    batch_arg *a = ctx;
+    rl_batch_item *items = a->items;
+    rl_cost c;
+    size_t i, m = 0;
+    int rc;
+    c.resource = "requests";
+    for (i = 0; i < a->n; i++) { /* bad items are answered alone; the rest go on */
+        memset(&items[i].res, 0, sizeof items[i].res);
+        c.amount = items[i].cost;
+        items[i].rc = check_request(r, &items[i].key, 1, &c, 1);
+        if (items[i].rc == RL_OK)
+            a->keys[m++] = items[i].key;
+    }
+    if (r->store->ops->prefetch && (rc = r->store->ops->prefetch(r->store, a->keys, m)) != RL_OK)
+        return rc;
+    for (i = 0; i < a->n; i++) {
+        if (items[i].rc != RL_OK)
+            continue;
+        c.amount = items[i].cost;
+        items[i].rc = decide_tx(r, &a->x, &items[i].key, 1, &c, 1, 0, NULL, 0);
+        if (items[i].rc == RL_OK)
+            decide_fill(&a->x, items[i].key, &c, 1, &items[i].res, NULL);
+        else if (is_store_failure(items[i].rc))
+            return items[i].rc;
+    }
+    return RL_OK;
+}
+
+static int batch_done(rl *r, void *ctx, int rc)
+{
+    batch_arg *a = ctx;
+    size_t i;
+    if (rc != RL_OK) /* nothing of the batch was written */
+        for (i = 0; i < a->n; i++) {
+            a->items[i].rc = rc;
+            if (is_store_failure(rc))
+                failed_result(r, &a->items[i].res);
+            else
+                memset(&a->items[i].res, 0, sizeof a->items[i].res);
+        }
     return rc;
 }
 
 int rl_allow_batch(rl *r, rl_batch_item *items, size_t n)
 {
-    rl_retry retry = RL_RETRY_INIT;
-    const char **keys = NULL;
-    decision *x = NULL;
-    rl_cost c;
-    size_t i;
-    int rc = RL_OK, began = 0;
-
+    batch_arg *a;
+    int rc;
     if (!r)
         return RL_EINVAL;
     if (!items && n)
         return rl_seterr(r->err, RL_EINVAL, "items is NULL");
     if (n == 0)
         return RL_OK;
-    if (!(x = malloc(sizeof *x)) || !(keys = malloc(n * sizeof *keys))) {
-        rc = rl_seterr(r->err, RL_ENOMEM, "out of memory");
-        goto done;
+    if (!(a = malloc(sizeof *a)) || !(a->keys = malloc(n * sizeof *a->keys))) {
+        free(a);
+        return rl_seterr(r->err, RL_ENOMEM, "out of memory");
     }
-    for (i = 0; i < n; i++)
-        keys[i] = items[i].key;
-    c.resource = "requests";
-    pthread_mutex_lock(&r->mu);
-again:
-    r->err[0] = 0;
-    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
-        goto out;
-    began = 1;
-    for (i = 0; i < n; i++) { /* bad items are answered alone; the rest go on */
-        memset(&items[i].res, 0, sizeof items[i].res);
-        c.amount = items[i].cost;
-        items[i].rc = check_request(r, &keys[i], 1, &c, 1);
-    }
-    if (r->store->ops->prefetch) {
-        size_t m = 0;
-        for (i = 0; i < n; i++)
-            if (items[i].rc == RL_OK)
-                keys[m++] = items[i].key;
-        rc = r->store->ops->prefetch(r->store, keys, m);
-        for (i = 0; i < n; i++)
-            keys[i] = items[i].key;
-        if (rc != RL_OK)
-            goto out;
-    }
-    for (i = 0; i < n; i++) {
-        if (items[i].rc != RL_OK)
-            continue;
-        c.amount = items[i].cost;
-        items[i].rc = decide_tx(r, x, &keys[i], 1, &c, 1, 0, NULL, 0);
-        if (items[i].rc == RL_OK) {
-            decide_fill(x, keys[i], &c, 1, &items[i].res, NULL);
-        } else if (is_store_failure(items[i].rc)) {
-            rc = items[i].rc;
-            goto out;
-        }
-    }
-    rc = r->store->ops->commit(r->store);
-    if (rc == RL_OK)
-        began = 0;
-out:
-    if (began)
-        r->store->ops->rollback(r->store);
-    began = 0;
-    if (rl__conflict_retry(r, &retry, &rc))
-        goto again;
-    if (rc != RL_OK) /* nothing of the batch was written */
-        for (i = 0; i < n; i++) {
-            items[i].rc = rc;
-            if (is_store_failure(rc))
-                failed_result(r, &items[i].res);
-            else
-                memset(&items[i].res, 0, sizeof items[i].res);
-        }
-    pthread_mutex_unlock(&r->mu);
-done:
-    free(x);
-    free(keys);
+    a->items = items;
+    a->n = n;
+    rc = write_tx(r, batch_body, batch_done, a);
+    free(a->keys);
+    free(a);
     return rc;
 }
 
@@ -1116,59 +1147,45 @@ static void settle_slot(const rl_ldef *d, rl_slot *s, int64_t now, int64_t units
     s->rem = tat.rem;
 }
 
-/* Settles (actual != NULL) or cancels (actual == NULL: everything back) a
- * lease, and frees the slots it held, in one write transaction. */
-static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n)
+typedef struct lease_arg {
+    const rl_lease *lease;
+    const rl_cost *actual; /* NULL: cancel */
+    size_t n;
+    rl_lease_rec rec;
+    int expired;
+} lease_arg;
+
+static int lease_end_tx(rl *r, void *ctx)
 {
-    rl_retry retry = RL_RETRY_INIT;
-    rl_lease_rec *rec = NULL;
+    lease_arg *a = ctx;
+    rl_lease_rec *rec = &a->rec;
     rl_row row;
     rl_state old, st;
     const rl_tier *t;
-    int64_t now, version, est, act;
+    int64_t now = now_ns(r), version, est, act;
     size_t i, j;
-    int rc, began = 0, source, expired;
-
-    if (!lease || lease->id <= 0)
-        return rl_seterr(r->err, RL_EINVAL, "not a granted lease");
-    if (actual) {
-        const char *key = "k";
-        if ((rc = check_request(r, &key, 1, actual, n)) != RL_OK)
-            return rc;
-    }
-    if (!(rec = malloc(sizeof *rec)))
-        return rl_seterr(r->err, RL_ENOMEM, "out of memory");
-    pthread_mutex_lock(&r->mu);
-again:
-    r->err[0] = 0;
-    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
-        goto out;
-    began = 1;
-    now = now_ns(r);
-    if ((rc = r->store->ops->lease_get(r->store, lease->id, rec)) != RL_OK)
-        goto out;
+    int rc, source;
+    if ((rc = r->store->ops->lease_get(r->store, a->lease->id, rec)) != RL_OK)
+        return rc;
     if ((rc = r->store->ops->row_get(r->store, rec->key, &row, &version)) != RL_OK)
-        goto out;
+        return rc;
     if ((rc = refresh_policy(r, version)) != RL_OK)
-        goto out;
-    if (rl_state_decode(&old, row.state, row.state_len) != RL_OK) {
-        rc = rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", rec->key);
-        goto out;
-    }
-    expired = now >= rec->expires;
-    if ((t = key_tier(r, rec->key, &row, &source))) {
+        return rc;
+    if (rl_state_decode(&old, row.state, row.state_len) != RL_OK)
+        return rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", rec->key);
+    a->expired = now >= rec->expires;
+    if ((t = key_tier(r, rec->key, &row, &source)))
         align_state(t, &old, &st, now);
-    } else {
+    else
         st = old; /* no limits apply any more: only the slots to free */
-    }
-    for (i = 0; t && !expired && i < t->n; i++) {
+    for (i = 0; t && !a->expired && i < t->n; i++) {
         const rl_ldef *d = &t->limits[i];
         if (d->kind == RL_KIND_CONCURRENT)
             continue;
         for (est = 0, j = 0; j < rec->n_est; j++)
             if (strcmp(rec->est_resource[j], d->resource) == 0)
                 est = rec->est_amount[j];
-        act = actual ? amount_of(actual, n, d->resource) : 0;
+        act = a->actual ? amount_of(a->actual, a->n, d->resource) : 0;
         if (act < 0)
             act = est; /* not named: settled at its estimate */
         if (act != est) {
@@ -1179,24 +1196,41 @@ again:
     }
     release_held(&st, rec->n_held, rec->held_id, rec->held_amount);
     row.state_len = rl_state_encode(&st, row.state);
-    if ((rc = r->store->ops->lease_delete(r->store, rec->id)) != RL_OK ||
-        (rc = r->store->ops->row_put(r->store, rec->key, &row)) != RL_OK)
-        goto out;
-    rc = r->store->ops->commit(r->store);
-    if (rc == RL_OK) /* a failed commit still needs its rollback to unlock */
-        began = 0;
-    if (rc == RL_OK && expired)
-        rc = rl_seterr(r->err, RL_ETIMEOUT,
-                       "lease %lld had expired: it was settled at its estimate",
-                       (long long)lease->id);
-out:
-    if (began)
-        r->store->ops->rollback(r->store);
-    began = 0;
-    if (rl__conflict_retry(r, &retry, &rc))
-        goto again;
-    pthread_mutex_unlock(&r->mu);
-    free(rec);
+    if ((rc = r->store->ops->lease_delete(r->store, rec->id)) != RL_OK)
+        return rc;
+    return r->store->ops->row_put(r->store, rec->key, &row);
+}
+
+static int lease_end_done(rl *r, void *ctx, int rc)
+{
+    const lease_arg *a = ctx;
+    if (rc == RL_OK && a->expired)
+        return rl_seterr(r->err, RL_ETIMEOUT,
+                         "lease %lld had expired: it was settled at its estimate",
+                         (long long)a->lease->id);
+    return rc;
+}
+
+/* Settles (actual != NULL) or cancels (actual == NULL: everything back) a
+ * lease, and frees the slots it held, in one write transaction. */
+static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n)
+{
+    lease_arg *a;
+    int rc;
+    if (!lease || lease->id <= 0)
+        return rl_seterr(r->err, RL_EINVAL, "not a granted lease");
+    if (actual) {
+        const char *key = "k";
+        if ((rc = check_request(r, &key, 1, actual, n)) != RL_OK)
+            return rc;
+    }
+    if (!(a = calloc(1, sizeof *a)))
+        return rl_seterr(r->err, RL_ENOMEM, "out of memory");
+    a->lease = lease;
+    a->actual = actual;
+    a->n = n;
+    rc = write_tx(r, lease_end_tx, lease_end_done, a);
+    free(a);
     return rc;
 }
 
@@ -1304,40 +1338,23 @@ static void cancel_window(rl_slot *s, int64_t charged_start, int64_t amount, int
     set_window(s, rl_window_cancel(&d, window_of(s), charged_start, amount, now));
 }
 
-int rl_cancel(rl *r, const rl_reservation *rv)
+static int cancel_tx(rl *r, void *ctx)
 {
-    rl_retry retry = RL_RETRY_INIT;
+    const rl_reservation *rv = ctx;
     rl_row row;
     rl_state st;
     int64_t version, now;
     size_t i, j;
-    int rc, began = 0;
-
-    if (!r)
-        return RL_EINVAL;
-    if (!rv)
-        return rl_seterr(r->err, RL_EINVAL, "reservation is NULL");
-    if (!rv->ok || rv->n_ == 0 || rv->n_ > RL_MAX_LIMITS)
-        return RL_OK;
-    if ((rc = check_key(r, rv->key_)) != RL_OK)
-        return rc;
-    pthread_mutex_lock(&r->mu);
-again:
-    r->err[0] = 0;
-    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
-        goto out;
-    began = 1;
+    int rc;
     /* Once its time has come the caller may have acted: nothing to return. */
     if ((now = now_ns(r)) >= rv->time_to_act)
-        goto out;
+        return RL_OK;
     if ((rc = r->store->ops->row_get(r->store, rv->key_, &row, &version)) != RL_OK)
-        goto out;
+        return rc;
     if (!row.exists || version != rv->policy_version_)
-        goto out; /* reset or re-tiered since: nothing of it is left to return */
-    if (rl_state_decode(&st, row.state, row.state_len) != RL_OK) {
-        rc = rl_seterr(r->err, RL_ECORRUPT, "damaged bucket state");
-        goto out;
-    }
+        return RL_OK; /* reset or re-tiered since: nothing of it is left to return */
+    if (rl_state_decode(&st, row.state, row.state_len) != RL_OK)
+        return rl_seterr(r->err, RL_ECORRUPT, "damaged bucket state");
     for (i = 0; i < rv->n_; i++) {
         for (j = 0; j < st.n; j++) {
             rl_slot *s = &st.slot[j];
@@ -1351,19 +1368,21 @@ again:
         }
     }
     row.state_len = rl_state_encode(&st, row.state);
-    if ((rc = r->store->ops->row_put(r->store, rv->key_, &row)) != RL_OK)
-        goto out;
-    rc = r->store->ops->commit(r->store);
-    if (rc == RL_OK) /* a failed commit still needs its rollback to unlock */
-        began = 0;
-out:
-    if (began)
-        r->store->ops->rollback(r->store);
-    began = 0;
-    if (rl__conflict_retry(r, &retry, &rc))
-        goto again;
-    pthread_mutex_unlock(&r->mu);
-    return rc;
+    return r->store->ops->row_put(r->store, rv->key_, &row);
+}
+
+int rl_cancel(rl *r, const rl_reservation *rv)
+{
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if (!rv)
+        return rl_seterr(r->err, RL_EINVAL, "reservation is NULL");
+    if (!rv->ok || rv->n_ == 0 || rv->n_ > RL_MAX_LIMITS)
+        return RL_OK;
+    if ((rc = check_key(r, rv->key_)) != RL_OK)
+        return rc;
+    return write_tx(r, cancel_tx, NULL, (void *)rv); /* only read */
 }
 
 static int64_t mono_ns(void)
@@ -1610,94 +1629,63 @@ out:
 
 /* ---- writing policy and keys ------------------------------------------- */
 
-int rl_reset(rl *r, const char *key)
+static int reset_tx(rl *r, void *ctx)
 {
-    rl_retry retry = RL_RETRY_INIT;
+    const char *key = ctx;
     rl_row row;
     int64_t version;
-    int rc, began = 0;
-    if (!r)
-        return RL_EINVAL;
-    if ((rc = check_key(r, key)) != RL_OK)
-        return rc;
-    pthread_mutex_lock(&r->mu);
-again:
-    r->err[0] = 0;
-    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
-        goto out;
-    began = 1;
-    if ((rc = r->store->ops->row_get(r->store, key, &row, &version)) != RL_OK)
-        goto out;
-    if (!row.exists) {
-        rc = rl_seterr(r->err, RL_ENOTFOUND, "no such key: '%.64s'", key);
-        goto out;
-    }
-    if (row.tier[0]) { /* keep the explicit assignment, forget the rest */
-        row.state_len = 0;
-        row.allowed = row.refused = row.units = 0;
-        row.first_seen = row.last_seen = 0;
-        rc = r->store->ops->row_put(r->store, key, &row);
-    } else {
-        rc = r->store->ops->row_delete(r->store, key);
-    }
+    int rc = r->store->ops->row_get(r->store, key, &row, &version);
     if (rc != RL_OK)
-        goto out;
-    rc = r->store->ops->commit(r->store);
-    if (rc == RL_OK) /* a failed commit still needs its rollback to unlock */
-        began = 0;
-out:
-    if (began)
-        r->store->ops->rollback(r->store);
-    began = 0;
-    if (rl__conflict_retry(r, &retry, &rc))
-        goto again;
-    pthread_mutex_unlock(&r->mu);
-    return rc;
+        return rc;
+    if (!row.exists)
+        return rl_seterr(r->err, RL_ENOTFOUND, "no such key: '%.64s'", key);
+    if (!row.tier[0])
+        return r->store->ops->row_delete(r->store, key);
+    /* keep the explicit assignment, forget the rest */
+    row.state_len = 0;
+    row.allowed = row.refused = row.units = 0;
+    row.first_seen = row.last_seen = 0;
+    return r->store->ops->row_put(r->store, key, &row);
 }
 
-int rl_penalize(rl *r, const char *key, const char *resource, int64_t duration_ns)
+int rl_reset(rl *r, const char *key)
 {
-    rl_retry retry = RL_RETRY_INIT;
-    rl_row row;
-    rl_state st;
-    uint64_t id;
-    int64_t now, version;
-    size_t i, j, ncool = 0;
-    int rc, began = 0, found = 0;
+    int rc;
     if (!r)
         return RL_EINVAL;
     if ((rc = check_key(r, key)) != RL_OK)
         return rc;
-    if (resource && !rl_name_valid(resource))
-        return rl_seterr(r->err, RL_EINVAL, "invalid resource name");
-    if (duration_ns < 0 || duration_ns > RL_FILL_MAX)
-        return rl_seterr(r->err, RL_EINVAL, "cool-down duration out of range (0 to 50 years)");
-    id = rl_cooldown_id(resource);
-    pthread_mutex_lock(&r->mu);
-again:
-    r->err[0] = 0;
-    found = 0;
-    ncool = 0;
-    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
-        goto out;
-    began = 1;
-    now = now_ns(r);
-    if ((rc = r->store->ops->row_get(r->store, key, &row, &version)) != RL_OK)
-        goto out;
-    if (rl_state_decode(&st, row.state, row.state_len) != RL_OK) {
-        rc = rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", key);
-        goto out;
-    }
+    return write_tx(r, reset_tx, NULL, (void *)key); /* only read */
+}
+
+typedef struct penalize_arg {
+    const char *key;
+    uint64_t id;
+    int64_t duration_ns;
+} penalize_arg;
+
+static int penalize_tx(rl *r, void *ctx)
+{
+    const penalize_arg *a = ctx;
+    rl_row row;
+    rl_state st;
+    int64_t now = now_ns(r), version;
+    size_t i, j, ncool = 0;
+    int rc, found = 0;
+    if ((rc = r->store->ops->row_get(r->store, a->key, &row, &version)) != RL_OK)
+        return rc;
+    if (rl_state_decode(&st, row.state, row.state_len) != RL_OK)
+        return rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", a->key);
     /* drop ended cool-downs, extend or lift this one */
     for (i = j = 0; i < st.n; i++) {
         rl_slot *s = &st.slot[i];
         if (s->kind == RL_SLOT_COOLDOWN) {
-            if (s->id == id) {
+            if (s->id == a->id) {
                 found = 1;
-                if (duration_ns == 0)
+                if (a->duration_ns == 0)
                     continue;
-                if (s->tat < now + duration_ns)
-                    s->tat = now + duration_ns;
+                if (s->tat < now + a->duration_ns)
+                    s->tat = now + a->duration_ns;
             } else if (s->tat <= now) {
                 continue;
             }
@@ -1706,33 +1694,37 @@ again:
         st.slot[j++] = *s;
     }
     st.n = j;
-    if (!found && duration_ns > 0) {
-        if (ncool >= RL_MAX_COOLDOWNS || st.n >= RL_MAX_SLOTS) {
-            rc = rl_seterr(r->err, RL_EINVAL, "key '%.64s' already has %d cool-downs", key,
-                           RL_MAX_COOLDOWNS);
-            goto out;
-        }
+    if (!found && a->duration_ns > 0) {
+        if (ncool >= RL_MAX_COOLDOWNS || st.n >= RL_MAX_SLOTS)
+            return rl_seterr(r->err, RL_EINVAL, "key '%.64s' already has %d cool-downs", a->key,
+                             RL_MAX_COOLDOWNS);
         memset(&st.slot[st.n], 0, sizeof st.slot[st.n]);
         st.slot[st.n].kind = RL_SLOT_COOLDOWN;
-        st.slot[st.n].id = id;
+        st.slot[st.n].id = a->id;
         st.slot[st.n].count = st.slot[st.n].period_ns = st.slot[st.n].burst = 1;
-        st.slot[st.n].tat = now + duration_ns;
+        st.slot[st.n].tat = now + a->duration_ns;
         st.n++;
     }
     row.state_len = rl_state_encode(&st, row.state);
-    if ((rc = r->store->ops->row_put(r->store, key, &row)) != RL_OK)
-        goto out;
-    rc = r->store->ops->commit(r->store);
-    if (rc == RL_OK) /* a failed commit still needs its rollback to unlock */
-        began = 0;
-out:
-    if (began)
-        r->store->ops->rollback(r->store);
-    began = 0;
-    if (rl__conflict_retry(r, &retry, &rc))
-        goto again;
-    pthread_mutex_unlock(&r->mu);
-    return rc;
+    return r->store->ops->row_put(r->store, a->key, &row);
+}
+
+int rl_penalize(rl *r, const char *key, const char *resource, int64_t duration_ns)
+{
+    penalize_arg a;
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if ((rc = check_key(r, key)) != RL_OK)
+        return rc;
+    if (resource && !rl_name_valid(resource))
+        return rl_seterr(r->err, RL_EINVAL, "invalid resource name");
+    if (duration_ns < 0 || duration_ns > RL_FILL_MAX)
+        return rl_seterr(r->err, RL_EINVAL, "cool-down duration out of range (0 to 50 years)");
+    a.key = key;
+    a.id = rl_cooldown_id(resource);
+    a.duration_ns = duration_ns;
+    return write_tx(r, penalize_tx, NULL, &a);
 }
 
 int rl_observe_headers(rl *r, const char *key, const char *const *names,
@@ -1756,30 +1748,8 @@ int rl_observe_headers(rl *r, const char *key, const char *const *names,
 }
 
 /* Runs a policy write (op) in its own write transaction. */
-static int policy_write(rl *r, int (*op)(rl *r, const void *arg), const void *arg)
-{
-    rl_retry retry = RL_RETRY_INIT;
-    int rc;
-    pthread_mutex_lock(&r->mu);
-again:
-    r->err[0] = 0;
-    if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
-        goto out;
-    if ((rc = op(r, arg)) != RL_OK) {
-        r->store->ops->rollback(r->store);
-        goto out;
-    }
-    rc = r->store->ops->commit(r->store);
-    if (rc != RL_OK)
-        r->store->ops->rollback(r->store);
-out:
-    if (rl__conflict_retry(r, &retry, &rc))
-        goto again;
-    pthread_mutex_unlock(&r->mu);
-    return rc;
-}
 
-static int op_tier_put(rl *r, const void *arg)
+static int op_tier_put(rl *r, void *arg)
 {
     return r->store->ops->tier_put(r->store, arg);
 }
@@ -1794,10 +1764,10 @@ int rl_tier_set(rl *r, const char *tier, const rl_limit *limits, size_t n)
         return rl_seterr(r->err, RL_EINVAL, "invalid tier name (1-63 of A-Z a-z 0-9 _ . : -)");
     if ((rc = build_tier(&t, tier, limits, n, r->err)) != RL_OK)
         return rc;
-    return policy_write(r, op_tier_put, &t);
+    return write_tx(r, op_tier_put, NULL, &t);
 }
 
-static int op_tier_delete(rl *r, const void *arg)
+static int op_tier_delete(rl *r, void *arg)
 {
     return r->store->ops->tier_delete(r->store, arg);
 }
@@ -1808,24 +1778,24 @@ int rl_tier_delete(rl *r, const char *tier)
         return RL_EINVAL;
     if (!rl_name_valid(tier))
         return rl_seterr(r->err, RL_EINVAL, "invalid tier name");
-    return policy_write(r, op_tier_delete, tier);
+    return write_tx(r, op_tier_delete, NULL, (void *)tier); /* only read */
 }
 
-static int op_policy_put(rl *r, const void *arg)
+static int op_policy_put(rl *r, void *arg)
 {
     return r->store->ops->policy_put(r->store, arg);
 }
 
 int rl__policy_replace(rl *r, const rl_policy *p)
 {
-    return policy_write(r, op_policy_put, p);
+    return write_tx(r, op_policy_put, NULL, (void *)p); /* only read */
 }
 
 typedef struct assign_arg {
     const char *key, *tier;
 } assign_arg;
 
-static int op_assign(rl *r, const void *arg)
+static int op_assign(rl *r, void *arg)
 {
     const assign_arg *a = arg;
     rl_row row;
@@ -1858,7 +1828,7 @@ int rl_key_assign(rl *r, const char *key, const char *tier)
         return rl_seterr(r->err, RL_EINVAL, "invalid tier name");
     a.key = key;
     a.tier = tier;
-    return policy_write(r, op_assign, &a);
+    return write_tx(r, op_assign, NULL, &a);
 }
 
 /* ---- reading policy ----------------------------------------------------- */
