@@ -198,7 +198,7 @@ static const char commit_lua[] =
 /* Drops index entries whose key has expired, unless it came back. */
 static const char unindex_lua[] =
     "for i = 1, #ARGV do\n"
-    "  if redis.call('EXISTS', ARGV[i + 0]) == 0 then\n"
+    "  if redis.call('EXISTS', ARGV[i]) == 0 then\n"
     "    redis.call('ZREM', KEYS[1], string.sub(ARGV[i], #KEYS[2] + 2, -2))\n"
     "  end\n"
     "end\n"
@@ -1652,7 +1652,7 @@ static int rd_doctor(rl_store *base, rl_check_fn fn, void *ctx)
     rd_store *s = (rd_store *)base;
     const char *info_argv[2] = { "INFO", "all" };
     redisReply *r = NULL;
-    char ver[32], pol[48], aof[8], saves[64], detail[RL_ERRMSG_MAX + 128];
+    char ver[32], pol[48], aof[8], detail[RL_ERRMSG_MAX + 128];
     int rc = cmd(s, &r, "INFO", 2, info_argv, NULL);
     if (rc != RL_OK) {
         snprintf(detail, sizeof detail, "%s", s->base.err);
@@ -1662,7 +1662,6 @@ static int rd_doctor(rl_store *base, rl_check_fn fn, void *ctx)
     info_field(r->str ? r->str : "", "redis_version:", ver, sizeof ver);
     info_field(r->str ? r->str : "", "maxmemory_policy:", pol, sizeof pol);
     info_field(r->str ? r->str : "", "aof_enabled:", aof, sizeof aof);
-    info_field(r->str ? r->str : "", "rdb_last_save_time:", saves, sizeof saves);
     freeReplyObject(r);
     snprintf(detail, sizeof detail, "redis %s at %s, data format %d", ver, s->where, RD_FORMAT);
     if ((rc = fn(ctx, "store", RL_CHECK_OK, detail)) != 0)
