@@ -523,17 +523,29 @@ static rd_row *cached(rd_store *s, const char *key)
     return NULL;
 }
 
+/* Room for one more element in an array that doubles: returns the array
+ * (moved, if it had to grow) and updates *cap, or NULL when out of memory,
+ * leaving the old array and *cap as they were. */
+static void *room(void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+    size_t nc;
+    void *nv;
+    if (n < *cap)
+        return v;
+    nc = *cap ? *cap * 2 : first;
+    if (!(nv = realloc(v, nc * size)))
+        return NULL;
+    *cap = nc;
+    return nv;
+}
+
 /* Adds w to the transaction's rows (it owns it then); 0 on success. */
 static int push_row(rd_store *s, rd_row *w)
 {
-    if (s->n_rows == s->cap_rows) {
-        size_t cap = s->cap_rows ? s->cap_rows * 2 : 8;
-        rd_row **nr = realloc(s->rows, cap * sizeof *nr);
-        if (!nr)
-            return -1;
-        s->rows = nr;
-        s->cap_rows = cap;
-    }
+    rd_row **nr = room(s->rows, s->n_rows, &s->cap_rows, sizeof *nr, 8);
+    if (!nr)
+        return -1;
+    s->rows = nr;
     s->rows[s->n_rows++] = w;
     return 0;
 }
@@ -553,14 +565,10 @@ static rd_row *new_row(rd_store *s, const char *key)
 
 static int add_lease(rd_row *w, const rl_lease_rec *rec, const unsigned char *raw, size_t len)
 {
-    if (w->n_leases == w->cap_leases) {
-        size_t cap = w->cap_leases ? w->cap_leases * 2 : 4;
-        rd_lease *nl = realloc(w->leases, cap * sizeof *nl);
-        if (!nl)
-            return RL_ENOMEM;
-        w->leases = nl;
-        w->cap_leases = cap;
-    }
+    rd_lease *nl = room(w->leases, w->n_leases, &w->cap_leases, sizeof *nl, 4);
+    if (!nl)
+        return RL_ENOMEM;
+    w->leases = nl;
     w->leases[w->n_leases].rec = *rec;
     memcpy(w->leases[w->n_leases].raw, raw, len);
     w->leases[w->n_leases].raw_len = len;
@@ -1347,14 +1355,10 @@ static int64_t sort_value(const rl_row *r, int sort)
 static int collect_one(void *ctx, const char *key, const rl_row *row)
 {
     collect *c = ctx;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 256;
-        sorted *nv = realloc(c->v, cap * sizeof *nv);
-        if (!nv)
-            return RL_ENOMEM;
-        c->v = nv;
-        c->cap = cap;
-    }
+    sorted *nv = room(c->v, c->n, &c->cap, sizeof *nv, 256);
+    if (!nv)
+        return RL_ENOMEM;
+    c->v = nv;
     if (!(c->v[c->n].key = strdup(key)))
         return RL_ENOMEM;
     c->v[c->n++].row = *row;
@@ -1491,6 +1495,7 @@ static int rd_lease_delete(rl_store *base, int64_t id)
 {
     rd_store *s = (rd_store *)base;
     rd_row *w;
+    int64_t *ng;
     size_t at;
     int rc = find_lease(s, id, &w, &at);
     if (rc == RL_ENOTFOUND) {
@@ -1499,14 +1504,9 @@ static int rd_lease_delete(rl_store *base, int64_t id)
     }
     if (rc != RL_OK)
         return rc;
-    if (w->n_gone == w->cap_gone) {
-        size_t cap = w->cap_gone ? w->cap_gone * 2 : 4;
-        int64_t *ng = realloc(w->gone, cap * sizeof *ng);
-        if (!ng)
-            return rl_seterr(s->base.err, RL_ENOMEM, "out of memory");
-        w->gone = ng;
-        w->cap_gone = cap;
-    }
+    if (!(ng = room(w->gone, w->n_gone, &w->cap_gone, sizeof *ng, 4)))
+        return rl_seterr(s->base.err, RL_ENOMEM, "out of memory");
+    w->gone = ng;
     w->gone[w->n_gone++] = id;
     memmove(&w->leases[at], &w->leases[at + 1], (w->n_leases - at - 1) * sizeof *w->leases);
     w->n_leases--;
@@ -1532,16 +1532,12 @@ static int leases_of(rd_store *s, const char *const *keys, size_t n, rl_lease_fn
     for (i = 0; i < n; i++) {
         rd_row *w = cached(s, keys[i]);
         for (j = 0; w && j < w->n_leases; j++) {
-            if (m == cap) {
-                size_t nc = cap ? cap * 2 : 16;
-                rl_lease_rec *na = realloc(all, nc * sizeof *na);
-                if (!na) {
-                    free(all);
-                    return rl_seterr(s->base.err, RL_ENOMEM, "out of memory");
-                }
-                all = na;
-                cap = nc;
+            rl_lease_rec *na = room(all, m, &cap, sizeof *na, 16);
+            if (!na) {
+                free(all);
+                return rl_seterr(s->base.err, RL_ENOMEM, "out of memory");
             }
+            all = na;
             all[m++] = w->leases[j].rec;
         }
     }
