@@ -37,6 +37,7 @@ struct rl {
     rl_tier defaults;    /* rl_options.default_limits */
     int have_defaults;
     int store_clock; /* no caller clock: the store's time if it has one */
+    uint64_t sig;    /* rl_group_req.sig: what decides besides the database */
     rl_options o;
     char err[RL_ERRMSG_MAX];
 };
@@ -112,6 +113,11 @@ const char *rl_errmsg(const rl *r)
 char *rl__errbuf(rl *r)
 {
     return r->err;
+}
+
+uint64_t rl__group_sig(const rl *r)
+{
+    return r->sig;
 }
 
 rl_store *rl__store(rl *r)
@@ -239,6 +245,33 @@ static int build_tier(rl_tier *t, const char *name, const rl_limit *limits, size
     return RL_OK;
 }
 
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    while (n--)
+        h = (h ^ *b++) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Handles whose calls one group-commit leader may decide: same default
+ * limits, same durability (the leader's commit is theirs). */
+static uint64_t group_sig(const rl *r)
+{
+    uint64_t h = fnv(0xcbf29ce484222325ULL, &r->o.durability, sizeof r->o.durability);
+    size_t i;
+    h = fnv(h, &r->have_defaults, sizeof r->have_defaults);
+    for (i = 0; r->have_defaults && i < r->defaults.n; i++) {
+        const rl_ldef *d = &r->defaults.limits[i];
+        h = fnv(h, d->name, strlen(d->name) + 1);
+        h = fnv(h, d->resource, strlen(d->resource) + 1);
+        h = fnv(h, &d->count, sizeof d->count);
+        h = fnv(h, &d->period_ns, sizeof d->period_ns);
+        h = fnv(h, &d->burst, sizeof d->burst);
+        h = fnv(h, &d->kind, sizeof d->kind);
+    }
+    return h;
+}
+
 int rl_open(rl **out, const char *path, const rl_options *o)
 {
     static const rl_options defaults = RL_OPTIONS_INIT;
@@ -310,6 +343,7 @@ int rl_open(rl **out, const char *path, const rl_options *o)
         rc = rl_store_sqlite_open(&r->store, path, &sc, r->err);
     if (rc != RL_OK)
         goto out;
+    r->sig = group_sig(r);
     if (o && o->tiers_file)
         rc = rl_load_tiers(r, o->tiers_file);
 out:
@@ -1076,10 +1110,113 @@ static int decide_requests(rl *r, const char *key, int64_t cost, int64_t max_del
     return decide(r, &key, 1, &c, 1, max_delay_ns, res, rv, NULL);
 }
 
+/* As a group-commit leader, holding the write lock: decides the batch in
+ * one transaction, each request as rl_allow would alone, in order, taking
+ * in requests posted meanwhile until none is left, so that a process that
+ * was answered a moment ago and asks again makes this commit too. A store
+ * failure on one request's key (a damaged row, say) answers that request
+ * alone, and the others are decided again without it; one of the
+ * transaction itself (begin, commit) answers them all. */
+static void group_lead(rl *r, decision *x, rl_group_req **batch, size_t n)
+{
+    unsigned char alone[RL_GROUP_MAX] = { 0 };
+    rl_cost c;
+    size_t i, bad;
+    int rc, first = 1;
+    c.resource = "requests";
+    do {
+        bad = n;
+        rc = r->store->ops->begin(r->store, 1);
+        for (i = 0; rc == RL_OK && i < n; i++) {
+            const char *key = batch[i]->key;
+            if (!alone[i]) {
+                r->err[0] = 0;
+                c.amount = batch[i]->cost;
+                memset(&batch[i]->res, 0, sizeof batch[i]->res);
+                batch[i]->mark = 0;
+                batch[i]->rc = decide_tx(r, x, &key, 1, &c, 1, 0, NULL, 0);
+                if (batch[i]->rc == RL_OK) {
+                    decide_fill(x, key, &c, 1, &batch[i]->res, NULL);
+                    batch[i]->mark = x->ke[0].row.allowed + x->ke[0].row.refused;
+                } else if (is_store_failure(batch[i]->rc))
+                    rc = batch[(bad = i)]->rc;
+                snprintf(batch[i]->err, sizeof batch[i]->err, "%s", r->err);
+            }
+            if (first && rc == RL_OK && i + 1 == n)
+                n += r->store->ops->group_take(r->store, r->sig, batch + n, RL_GROUP_MAX - n);
+        }
+        first = 0;
+        if (rc == RL_OK)
+            rc = r->store->ops->commit(r->store);
+        if (rc == RL_OK)
+            break;
+        r->store->ops->rollback(r->store);
+        if (bad < n)
+            alone[bad] = 1;
+    } while (bad < n);
+    for (i = 0; rc != RL_OK && i < n; i++) /* nothing of the batch was written */
+        if (!alone[i]) {
+            batch[i]->rc = rc;
+            memset(&batch[i]->res, 0, sizeof batch[i]->res);
+            snprintf(batch[i]->err, sizeof batch[i]->err, "%s", r->err);
+        }
+    r->store->ops->group_end(r->store);
+}
+
+/* rl_allow through group commit: RL_GROUP_NONE if the store cannot. */
+static int allow_grouped(rl *r, const char *key, int64_t cost, rl_result *res)
+{
+    struct {
+        rl_group_req me;
+        decision x;
+    } *a;
+    rl_group_req *batch[RL_GROUP_MAX];
+    rl_cost c;
+    int rc;
+    if (!res)
+        return rl_seterr(r->err, RL_EINVAL, "result is NULL");
+    memset(res, 0, sizeof *res);
+    c.resource = "requests";
+    c.amount = cost;
+    pthread_mutex_lock(&r->mu);
+    r->err[0] = 0;
+    if ((rc = check_request(r, &key, 1, &c, 1)) != RL_OK)
+        goto out;
+    if (!(a = malloc(sizeof *a))) {
+        rc = rl_seterr(r->err, RL_ENOMEM, "out of memory");
+        goto out;
+    }
+    memset(&a->me, 0, sizeof a->me);
+    snprintf(a->me.key, sizeof a->me.key, "%s", key);
+    a->me.cost = cost;
+    a->me.sig = r->sig;
+    rc = r->store->ops->group_join(r->store, &a->me);
+    if (rc == RL_GROUP_LEAD) {
+        batch[0] = &a->me;
+        group_lead(r, &a->x, batch, 1);
+        rc = RL_OK;
+    }
+    if (rc == RL_OK) {
+        *res = a->me.res;
+        if ((rc = a->me.rc) != RL_OK)
+            snprintf(r->err, sizeof r->err, "%s", a->me.err);
+    }
+    if (is_store_failure(rc))
+        failed_result(r, res);
+    free(a);
+out:
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
 int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res)
 {
+    int rc;
     if (!r)
         return RL_EINVAL;
+    if (r->store_clock && r->store->ops->group_join &&
+        (rc = allow_grouped(r, key, cost, res)) != RL_GROUP_NONE)
+        return rc;
     return decide_requests(r, key, cost, 0, res, NULL);
 }
 

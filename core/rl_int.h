@@ -16,6 +16,8 @@ rl_store *rl__store(rl *r);
 void rl__lock(rl *r);
 void rl__unlock(rl *r);
 int64_t rl__now(rl *r);
+/* The signature of the handle's group-commit requests (rl_group_req.sig). */
+uint64_t rl__group_sig(const rl *r);
 
 /* Retrying a transaction an optimistic store refused (RL_ECONFLICT):
  *   rl_retry t = RL_RETRY_INIT;

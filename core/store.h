@@ -34,6 +34,22 @@ typedef struct rl_row {
 
 typedef struct rl_store rl_store;
 
+/* Group commit: a process that finds the write lock taken posts its
+ * rl_allow in shared memory and sleeps; whoever holds the lock decides every
+ * posted request of the same signature in its own transaction, so one
+ * commit answers several processes. The signature covers what decides
+ * besides the database: the handle's default limits and durability. Plain
+ * data, since it is shared between processes. */
+typedef struct rl_group_req {
+    char key[RL_KEY_MAX + 1];
+    int64_t cost;
+    uint64_t sig;
+    int rc;
+    int64_t mark; /* the key's allowed + refused once decided: was it committed? */
+    rl_result res;
+    char err[RL_ERRMSG_MAX];
+} rl_group_req;
+
 /* A lease (rl_lease_begin): its estimate, the in-flight units it holds in
  * concurrency limits, and who holds it, so a dead owner can be detected. */
 typedef struct rl_lease_rec {
@@ -110,7 +126,23 @@ typedef struct rl_store_ops {
     /* Optional: reads rows of keys[] ahead, in one round trip, for a
      * transaction that will row_get each of them. */
     int (*prefetch)(rl_store *s, const char *const *keys, size_t n);
+    /* Optional: group commit (see rl_group_req). group_join returns
+     * RL_OK when another process decided req (its rc, res and err are set),
+     * RL_GROUP_LEAD when this handle holds the write lock, with no
+     * transaction begun, and must decide req and what group_take adds in
+     * one transaction and then call group_end, or RL_GROUP_NONE when the
+     * store cannot group this handle's calls; else an RL_E* failure. */
+    int (*group_join)(rl_store *s, rl_group_req *req);
+    /* As the leader, inside its transaction: appends requests posted since
+     * to batch[0..max) and returns how many. */
+    size_t (*group_take)(rl_store *s, uint64_t sig, rl_group_req **batch, size_t max);
+    /* After the leader's commit or rollback: answers the batch, unlocks. */
+    void (*group_end)(rl_store *s);
 } rl_store_ops;
+
+#define RL_GROUP_LEAD 1
+#define RL_GROUP_NONE 2
+#define RL_GROUP_MAX 17 /* a leader's own request and 16 posted ones */
 
 /* From commit, in optimistic stores (Redis): a row or the policy read by the
  * transaction changed before it committed, and nothing was written. The

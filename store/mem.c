@@ -407,7 +407,7 @@ static const rl_store_ops mem_ops = {
     mem_policy_get,  mem_policy_put,  mem_tier_put,       mem_tier_delete,
     mem_keys_list,   mem_totals,      mem_lease_put,      mem_lease_get,  mem_lease_delete,
     mem_leases_each, mem_keys_page,   mem_state_clear,    mem_lease_restore, mem_doctor,
-    NULL,            NULL,
+    NULL,            NULL,            NULL,               NULL,           NULL,
 };
 
 int rl_store_mem_open(rl_store **out, char *err)

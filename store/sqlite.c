@@ -121,6 +121,7 @@ typedef struct sq_store {
     int busy_timeout_ms;
     int durability; /* RL_DURABILITY_*, for the doctor's synchronous check */
     int locked;    /* holds lock */
+    int leading;   /* holds lock as a group-commit leader: group_end unlocks */
     int in_txn;
     sqlite3_stmt *st[S_COUNT];
 } sq_store;
@@ -187,6 +188,9 @@ static void text_col(sqlite3_stmt *q, int col, char *buf, size_t len)
 
 /* ---- transactions ------------------------------------------------------- */
 
+static void unlock(sq_store *s);
+static int sq_row_get(rl_store *base, const char *key, rl_row *row, int64_t *version);
+
 static int sq_begin(rl_store *base, int write)
 {
     sq_store *s = (sq_store *)base;
@@ -200,7 +204,7 @@ static int sq_begin(rl_store *base, int write)
     if (s->readonly)
         return rl_seterr(base->err, RL_EREADONLY,
                          "database is read-only: deciding and resetting need write access");
-    if (s->lock) {
+    if (s->lock && !s->leading) {
         if ((rc = rl_lock_acquire(s->lock, s->busy_timeout_ms, &waited, base->err)) != RL_OK)
             return rc;
         s->locked = 1;
@@ -214,9 +218,7 @@ static int sq_begin(rl_store *base, int write)
     if (waited > 0)
         sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
     if (rc != RL_OK) {
-        if (s->locked)
-            rl_lock_release(s->lock);
-        s->locked = 0;
+        unlock(s);
         return rc;
     }
     s->in_txn = 1;
@@ -225,9 +227,54 @@ static int sq_begin(rl_store *base, int write)
 
 static void unlock(sq_store *s)
 {
+    if (s->leading)
+        return; /* sq_group_end answers the batch first */
     if (s->locked)
         rl_lock_release(s->lock);
     s->locked = 0;
+}
+
+static int sq_group_join(rl_store *base, rl_group_req *req)
+{
+    sq_store *s = (sq_store *)base;
+    int rc;
+    if (!s->lock || s->locked)
+        return RL_GROUP_NONE;
+    rc = rl_lock_join(s->lock, s->busy_timeout_ms, req, base->err);
+    if (rc == RL_GROUP_LEAD)
+        s->locked = s->leading = 1;
+    return rc;
+}
+
+/* After a leader died: whether its decision on req's key was committed.
+ * Nothing has written since (we hold the write lock), so the key's count
+ * of decisions has reached the one it recorded only if it was. */
+static int sq_resolve(void *ctx, const rl_group_req *req)
+{
+    sq_store *s = ctx;
+    rl_row row;
+    int64_t v;
+    if (req->rc != RL_OK || req->mark <= 0)
+        return 0;
+    if (sq_row_get(&s->base, req->key, &row, &v) != RL_OK)
+        return -1;
+    return row.allowed + row.refused >= req->mark;
+}
+
+static size_t sq_group_take(rl_store *base, uint64_t sig, rl_group_req **batch, size_t max)
+{
+    sq_store *s = (sq_store *)base;
+    return s->leading ? rl_lock_take(s->lock, sig, batch, max) : 0;
+}
+
+static void sq_group_end(rl_store *base)
+{
+    sq_store *s = (sq_store *)base;
+    if (!s->leading)
+        return;
+    rl_lock_publish(s->lock);
+    s->leading = 0;
+    unlock(s);
 }
 
 static int sq_commit(rl_store *base)
@@ -1167,7 +1214,7 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
         sq_policy_get,  sq_policy_put, sq_tier_put,      sq_tier_delete,
         sq_keys_list,   sq_totals,     sq_lease_put,     sq_lease_get,     sq_lease_delete,
         sq_leases_each, sq_keys_page,  sq_state_clear,   sq_lease_restore, sq_doctor,
-        NULL,           NULL,
+        NULL,           NULL,          sq_group_join,    sq_group_take,    sq_group_end,
     };
     char lockpath[4200];
     sq_store *s;
@@ -1236,6 +1283,8 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
         goto out;
     }
     rc = RL_OK;
+    if (s->lock)
+        rl_lock_on_recover(s->lock, sq_resolve, s);
 out:
     if (held)
         rl_lock_release(s->lock);

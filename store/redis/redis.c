@@ -1728,7 +1728,7 @@ static const rl_store_ops rd_ops = {
     rd_policy_get,  rd_policy_put,  rd_tier_put,     rd_tier_delete,
     rd_keys_list,   rd_totals,      rd_lease_put,    rd_lease_get,    rd_lease_delete,
     rd_leases_each, rd_keys_page,   rd_state_clear,  rd_lease_restore, rd_doctor,
-    rd_now,         rd_prefetch,
+    rd_now,         rd_prefetch,    NULL,            NULL,            NULL,
 };
 
 /* ---- opening ------------------------------------------------------------------------- */

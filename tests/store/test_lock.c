@@ -1,0 +1,400 @@
+/*
+ * test_lock.c - the write lock's group commit (store/lock.c), as processes
+ * sharing one database file see it.
+ *
+ * What users rely on: callers that queue behind a busy writer are all
+ * answered, each by its own handle's limits, even when more of them wait
+ * than the queue has slots; a caller waits no longer than busy_timeout_ms;
+ * and when the process deciding for others is killed, its batch is settled
+ * by what the database holds: answered if it was committed, decided again
+ * if it was not, never counted twice and never reported as a failure.
+ * Real processes (fork) and real files; the dying leader is a child driving
+ * the store's group-commit calls by hand, so it can die at a chosen point.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rl.h"
+#include "rl_int.h"
+#include "lock.h"
+
+static const rl_limit small[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
+static const rl_limit large[] = { RL_LIMIT("rps", NULL, 1000, RL_SECOND, 1000) };
+
+typedef struct fx {
+    char dir[64];
+    char path[128];
+    char lockpath[160];
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    strcpy(f->dir, "/tmp/rl_test_lock.XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/rl.db", f->dir);
+    snprintf(f->lockpath, sizeof f->lockpath, "%s-rllock", f->path);
+    o.default_limits = small;
+    o.n_default_limits = 1;
+    if (rl_open(&r, f->path, &o) != RL_OK) /* the file and its lock file exist */
+        return -1;
+    rl_close(r);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static rl *open_with(const char *path, const rl_limit *lims, int busy_ms)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    o.default_limits = lims;
+    o.n_default_limits = 1;
+    o.busy_timeout_ms = busy_ms;
+    if (rl_open(&r, path, &o) != RL_OK) {
+        fprintf(stderr, "open: %s\n", rl_errmsg(r));
+        _exit(90);
+    }
+    return r;
+}
+
+/* A child that opens a handle, says so on ready_fd, waits for a byte on
+ * go_fd, makes one rl_allow and writes its code and result to fd. */
+typedef struct answer {
+    int rc;
+    rl_result res;
+    char msg[256];
+} answer;
+
+typedef struct pipes {
+    int ready[2], go[2], out[2];
+} pipes;
+
+static void pipes_open(pipes *p)
+{
+    assert_int_equal(pipe(p->ready), 0);
+    assert_int_equal(pipe(p->go), 0);
+    assert_int_equal(pipe(p->out), 0);
+}
+
+static void pipes_close(pipes *p)
+{
+    int i;
+    for (i = 0; i < 2; i++) {
+        close(p->ready[i]);
+        close(p->go[i]);
+        close(p->out[i]);
+    }
+}
+
+static pid_t asker(const char *path, const char *key, const rl_limit *lims, int busy_ms,
+                   const pipes *p)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        answer a;
+        char c;
+        rl *r = open_with(path, lims, busy_ms);
+        memset(&a, 0, sizeof a);
+        if (write(p->ready[1], "r", 1) != 1 || read(p->go[0], &c, 1) != 1)
+            _exit(91);
+        a.rc = rl_allow(r, key, 1, &a.res);
+        snprintf(a.msg, sizeof a.msg, "%s", rl_errmsg(r));
+        rl_close(r);
+        _exit(write(p->out[1], &a, sizeof a) == (ssize_t)sizeof a ? 0 : 92);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
+/* Waits until n askers have their handles open (rl_open takes the lock
+ * too, so this comes before hold()). */
+static void ready(const pipes *p, int n)
+{
+    char c;
+    int i;
+    for (i = 0; i < n; i++)
+        assert_int_equal(read(p->ready[0], &c, 1), 1);
+}
+
+static void go(const pipes *p, int n)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        assert_int_equal(write(p->go[1], "g", 1), 1);
+}
+
+static void collect(const pipes *p, answer *a)
+{
+    assert_int_equal(read(p->out[0], a, sizeof *a), (ssize_t)sizeof *a);
+}
+
+static void reap(pid_t pid)
+{
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static rl_lock *hold(const char *lockpath)
+{
+    rl_lock *l = NULL;
+    char err[RL_ERRMSG_MAX];
+    int64_t waited;
+    assert_int_equal(rl_lock_open(&l, lockpath, 0600, err), RL_OK);
+    assert_int_equal(rl_lock_acquire(l, 5000, &waited, err), RL_OK);
+    return l;
+}
+
+static int64_t allowed_of(const char *path, const char *key)
+{
+    rl_key_stats st;
+    rl *r = open_with(path, small, 5000);
+    memset(&st, 0, sizeof st);
+    assert_int_equal(rl_stats(r, key, &st), RL_OK);
+    rl_close(r);
+    return st.allowed;
+}
+
+/* 20 callers queue behind a held lock, more than the 16 slots: every one
+ * is answered once it is released, and each counted once. */
+static void test_more_waiters_than_slots(void **state)
+{
+    fx *f = *state;
+    pid_t pids[20];
+    answer a;
+    pipes p;
+    rl_lock *l;
+    int i;
+    pipes_open(&p);
+    for (i = 0; i < 20; i++)
+        pids[i] = asker(f->path, "many", large, 5000, &p);
+    ready(&p, 20);
+    l = hold(f->lockpath);
+    go(&p, 20);
+    sleep_ms(300);
+    rl_lock_release(l);
+    for (i = 0; i < 20; i++) {
+        collect(&p, &a);
+        assert_int_equal(a.rc, RL_OK);
+        assert_true(a.res.allowed);
+    }
+    for (i = 0; i < 20; i++)
+        reap(pids[i]);
+    rl_lock_close(l);
+    pipes_close(&p);
+    assert_int_equal(allowed_of(f->path, "many"), 20);
+}
+
+/* Two handles with different default limits queue together: whichever
+ * leads, each is decided by its own limits. */
+static void test_each_by_its_own_limits(void **state)
+{
+    fx *f = *state;
+    int i, round, seen_small, seen_large;
+    pipes p;
+    rl_lock *l;
+    pid_t pa, pb;
+    pipes_open(&p);
+    for (round = 0; round < 5; round++) {
+        char ka[16], kb[16];
+        snprintf(ka, sizeof ka, "small%d", round);
+        snprintf(kb, sizeof kb, "large%d", round);
+        pa = asker(f->path, ka, small, 5000, &p);
+        pb = asker(f->path, kb, large, 5000, &p);
+        ready(&p, 2);
+        l = hold(f->lockpath);
+        go(&p, 2);
+        sleep_ms(100);
+        rl_lock_release(l);
+        seen_small = seen_large = 0;
+        for (i = 0; i < 2; i++) {
+            answer x;
+            collect(&p, &x);
+            assert_int_equal(x.rc, RL_OK);
+            if (x.res.limit == 10) {
+                assert_int_equal(x.res.remaining, 9);
+                seen_small++;
+            } else {
+                assert_int_equal(x.res.limit, 1000);
+                assert_int_equal(x.res.remaining, 999);
+                seen_large++;
+            }
+        }
+        assert_int_equal(seen_small, 1);
+        assert_int_equal(seen_large, 1);
+        reap(pa);
+        reap(pb);
+        rl_lock_close(l);
+    }
+    pipes_close(&p);
+}
+
+/* A caller queued behind a writer that never lets go gives up after its
+ * busy_timeout_ms with RL_EBUSY and the fail mode's answer, and its slot is
+ * free again: once the lock is released the next call is answered. */
+static void test_queued_caller_times_out(void **state)
+{
+    fx *f = *state;
+    answer a;
+    pipes p;
+    rl_lock *l;
+    pid_t pid;
+    pipes_open(&p);
+    pid = asker(f->path, "slow", small, 200, &p);
+    ready(&p, 1);
+    l = hold(f->lockpath);
+    go(&p, 1);
+    collect(&p, &a);
+    reap(pid);
+    assert_int_equal(a.rc, RL_EBUSY);
+    assert_false(a.res.allowed);
+    assert_non_null(strstr(a.msg, "write lock"));
+    rl_lock_release(l);
+    pid = asker(f->path, "slow", small, 200, &p);
+    ready(&p, 1);
+    go(&p, 1);
+    collect(&p, &a);
+    reap(pid);
+    assert_int_equal(a.rc, RL_OK);
+    assert_true(a.res.allowed);
+    rl_lock_close(l);
+    pipes_close(&p);
+    assert_int_equal(allowed_of(f->path, "slow"), 1);
+}
+
+/* A leader driven by hand: takes the lock as a group-commit leader, waits
+ * for one posted request, "decides" it (one more admitted decision on its
+ * key, and the marker answer remaining = 4242), commits or not, and dies
+ * without answering. */
+enum { DIE_BEFORE_COMMIT, DIE_AFTER_COMMIT };
+
+static void fake_leader(const char *path, int when, int ready_fd)
+{
+    rl *r = open_with(path, small, 5000);
+    rl_store *s = rl__store(r);
+    rl_group_req me, *batch[16];
+    rl_row row;
+    int64_t version, deadline = time(NULL) + 10;
+    size_t n = 0;
+    memset(&me, 0, sizeof me);
+    strcpy(me.key, "self");
+    me.sig = rl__group_sig(r);
+    if (s->ops->group_join(s, &me) != RL_GROUP_LEAD || s->ops->begin(s, 1) != RL_OK)
+        _exit(92);
+    if (write(ready_fd, "x", 1) != 1)
+        _exit(93);
+    while (n == 0 && time(NULL) < deadline) {
+        n = s->ops->group_take(s, me.sig, batch, 16);
+        if (n == 0)
+            sleep_ms(1);
+    }
+    if (n != 1 || s->ops->row_get(s, batch[0]->key, &row, &version) != RL_OK)
+        _exit(94);
+    row.allowed++;
+    row.units++;
+    if (s->ops->row_put(s, batch[0]->key, &row) != RL_OK)
+        _exit(95);
+    batch[0]->rc = RL_OK;
+    batch[0]->res.allowed = 1;
+    batch[0]->res.limit = 10;
+    batch[0]->res.remaining = 4242;
+    batch[0]->mark = row.allowed + row.refused;
+    if (when == DIE_AFTER_COMMIT && s->ops->commit(s) != RL_OK)
+        _exit(96);
+    kill(getpid(), SIGKILL);
+}
+
+static void leader_dies(fx *f, int when, answer *a)
+{
+    int up[2], status;
+    char c;
+    pipes p;
+    pid_t leader, pid;
+    pipes_open(&p);
+    assert_int_equal(pipe(up), 0);
+    pid = asker(f->path, "k", small, 5000, &p);
+    ready(&p, 1);
+    if ((leader = fork()) == 0)
+        fake_leader(f->path, when, up[1]);
+    assert_true(leader > 0);
+    assert_int_equal(read(up[0], &c, 1), 1); /* the leader holds the lock */
+    go(&p, 1);
+    assert_int_equal(waitpid(leader, &status, 0), leader);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    collect(&p, a);
+    reap(pid);
+    close(up[0]);
+    close(up[1]);
+    pipes_close(&p);
+}
+
+/* It committed: the queued caller gets the answer it was given, without an
+ * error, and the key counts that one decision once. */
+static void test_leader_killed_after_commit(void **state)
+{
+    fx *f = *state;
+    answer a;
+    leader_dies(f, DIE_AFTER_COMMIT, &a);
+    assert_int_equal(a.rc, RL_OK);
+    assert_true(a.res.allowed);
+    assert_int_equal(a.res.remaining, 4242);
+    assert_int_equal(allowed_of(f->path, "k"), 1);
+}
+
+/* It died before committing: nothing of its batch was written, the queued
+ * caller's request is decided again (by the caller itself here), and the
+ * key counts one decision. */
+static void test_leader_killed_before_commit(void **state)
+{
+    fx *f = *state;
+    answer a;
+    leader_dies(f, DIE_BEFORE_COMMIT, &a);
+    assert_int_equal(a.rc, RL_OK);
+    assert_true(a.res.allowed);
+    assert_int_equal(a.res.remaining, 9);
+    assert_int_equal(allowed_of(f->path, "k"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_more_waiters_than_slots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_by_its_own_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queued_caller_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leader_killed_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leader_killed_before_commit, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
