@@ -1120,23 +1120,26 @@ static int decide_requests(rl *r, const char *key, int64_t cost, int64_t max_del
 static void group_lead(rl *r, decision *x, rl_group_req **batch, size_t n)
 {
     unsigned char alone[RL_GROUP_MAX] = { 0 };
-    rl_cost c;
-    size_t i, bad;
+    rl_cost c[RL_MAX_LIMITS];
+    size_t i, j, bad;
     int rc, first = 1;
-    c.resource = "requests";
     do {
         bad = n;
         rc = r->store->ops->begin(r->store, 1);
         for (i = 0; rc == RL_OK && i < n; i++) {
             const char *key = batch[i]->key;
             if (!alone[i]) {
+                size_t nc = batch[i]->ncosts;
                 r->err[0] = 0;
-                c.amount = batch[i]->cost;
+                for (j = 0; j < nc; j++) {
+                    c[j].resource = batch[i]->resource[j];
+                    c[j].amount = batch[i]->amount[j];
+                }
                 memset(&batch[i]->res, 0, sizeof batch[i]->res);
                 batch[i]->mark = 0;
-                batch[i]->rc = decide_tx(r, x, &key, 1, &c, 1, 0, NULL, 0);
+                batch[i]->rc = decide_tx(r, x, &key, 1, c, nc, 0, NULL, 0);
                 if (batch[i]->rc == RL_OK) {
-                    decide_fill(x, key, &c, 1, &batch[i]->res, NULL);
+                    decide_fill(x, key, c, nc, &batch[i]->res, NULL);
                     batch[i]->mark = x->ke[0].row.allowed + x->ke[0].row.refused;
                 } else if (is_store_failure(batch[i]->rc))
                     rc = batch[(bad = i)]->rc;
@@ -1163,24 +1166,26 @@ static void group_lead(rl *r, decision *x, rl_group_req **batch, size_t n)
     r->store->ops->group_end(r->store);
 }
 
-/* rl_allow through group commit: RL_GROUP_NONE if the store cannot. */
-static int allow_grouped(rl *r, const char *key, int64_t cost, rl_result *res)
+/* rl_allow and rl_acquire through group commit, when the store offers it
+ * and the handle reads the shared clock: RL_GROUP_NONE when not. */
+static int decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n,
+                          rl_result *res)
 {
     struct {
         rl_group_req me;
         decision x;
     } *a;
     rl_group_req *batch[RL_GROUP_MAX];
-    rl_cost c;
+    size_t i;
     int rc;
+    if (!r->store_clock || !r->store->ops->group_join)
+        return RL_GROUP_NONE;
     if (!res)
         return rl_seterr(r->err, RL_EINVAL, "result is NULL");
     memset(res, 0, sizeof *res);
-    c.resource = "requests";
-    c.amount = cost;
     pthread_mutex_lock(&r->mu);
     r->err[0] = 0;
-    if ((rc = check_request(r, &key, 1, &c, 1)) != RL_OK)
+    if ((rc = check_request(r, &key, 1, costs, n)) != RL_OK)
         goto out;
     if (!(a = malloc(sizeof *a))) {
         rc = rl_seterr(r->err, RL_ENOMEM, "out of memory");
@@ -1188,7 +1193,11 @@ static int allow_grouped(rl *r, const char *key, int64_t cost, rl_result *res)
     }
     memset(&a->me, 0, sizeof a->me);
     snprintf(a->me.key, sizeof a->me.key, "%s", key);
-    a->me.cost = cost;
+    a->me.ncosts = n;
+    for (i = 0; i < n; i++) {
+        snprintf(a->me.resource[i], RL_NAME_MAX, "%s", resource_of(&costs[i]));
+        a->me.amount[i] = costs[i].amount;
+    }
     a->me.sig = r->sig;
     rc = r->store->ops->group_join(r->store, &a->me);
     if (rc == RL_GROUP_LEAD) {
@@ -1211,19 +1220,24 @@ out:
 
 int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res)
 {
+    rl_cost c;
     int rc;
     if (!r)
         return RL_EINVAL;
-    if (r->store_clock && r->store->ops->group_join &&
-        (rc = allow_grouped(r, key, cost, res)) != RL_GROUP_NONE)
+    c.resource = "requests";
+    c.amount = cost;
+    if ((rc = decide_grouped(r, key, &c, 1, res)) != RL_GROUP_NONE)
         return rc;
     return decide_requests(r, key, cost, 0, res, NULL);
 }
 
 int rl_acquire(rl *r, const char *key, const rl_cost *costs, size_t n, rl_result *res)
 {
+    int rc;
     if (!r)
         return RL_EINVAL;
+    if ((rc = decide_grouped(r, key, costs, n, res)) != RL_GROUP_NONE)
+        return rc;
     return decide(r, &key, 1, costs, n, 0, res, NULL, NULL);
 }
 

@@ -35,14 +35,16 @@ typedef struct rl_row {
 typedef struct rl_store rl_store;
 
 /* Group commit: a process that finds the write lock taken posts its
- * rl_allow in shared memory and sleeps; whoever holds the lock decides every
+ * rl_allow or rl_acquire in shared memory and sleeps; whoever holds the lock decides every
  * posted request of the same signature in its own transaction, so one
  * commit answers several processes. The signature covers what decides
  * besides the database: the handle's default limits and durability. Plain
  * data, since it is shared between processes. */
 typedef struct rl_group_req {
     char key[RL_KEY_MAX + 1];
-    int64_t cost;
+    size_t ncosts; /* rl_acquire's costs; rl_allow's is one of "requests" */
+    char resource[RL_MAX_LIMITS][RL_NAME_MAX];
+    int64_t amount[RL_MAX_LIMITS];
     uint64_t sig;
     int rc;
     int64_t mark; /* the key's allowed + refused once decided: was it committed? */

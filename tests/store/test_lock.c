@@ -2,8 +2,8 @@
  * test_lock.c - the write lock's group commit (store/lock.c), as processes
  * sharing one database file see it.
  *
- * What users rely on: callers that queue behind a busy writer are all
- * answered, each by its own handle's limits, even when more of them wait
+ * What users rely on: callers (rl_allow, rl_acquire) that queue behind a
+ * busy writer are all answered, each by its own handle's limits, even when more of them wait
  * than the queue has slots; a caller waits no longer than busy_timeout_ms;
  * and when the process deciding for others is killed, its batch is settled
  * by what the database holds: answered if it was committed, decided again
@@ -118,24 +118,41 @@ static void pipes_close(pipes *p)
     }
 }
 
-static pid_t asker(const char *path, const char *key, const rl_limit *lims, int busy_ms,
-                   const pipes *p)
+/* tokens > 0: rl_acquire of 1 request and that many tokens; else rl_allow. */
+static pid_t asker_n(const char *path, const char *key, const rl_limit *lims, size_t nlims,
+                     int busy_ms, int64_t tokens, const pipes *p)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        rl_options o = RL_OPTIONS_INIT;
+        rl_cost costs[2] = { { "requests", 1 }, { "tokens", tokens } };
         answer a;
         char c;
-        rl *r = open_with(path, lims, busy_ms);
+        rl *r = NULL;
+        o.default_limits = lims;
+        o.n_default_limits = nlims;
+        o.busy_timeout_ms = busy_ms;
+        if (rl_open(&r, path, &o) != RL_OK)
+            _exit(90);
         memset(&a, 0, sizeof a);
         if (write(p->ready[1], "r", 1) != 1 || read(p->go[0], &c, 1) != 1)
             _exit(91);
-        a.rc = rl_allow(r, key, 1, &a.res);
+        if (tokens > 0)
+            a.rc = rl_acquire(r, key, costs, 2, &a.res);
+        else
+            a.rc = rl_allow(r, key, 1, &a.res);
         snprintf(a.msg, sizeof a.msg, "%s", rl_errmsg(r));
         rl_close(r);
         _exit(write(p->out[1], &a, sizeof a) == (ssize_t)sizeof a ? 0 : 92);
     }
     assert_true(pid > 0);
     return pid;
+}
+
+static pid_t asker(const char *path, const char *key, const rl_limit *lims, int busy_ms,
+                   const pipes *p)
+{
+    return asker_n(path, key, lims, 1, busy_ms, 0, p);
 }
 
 /* Waits until n askers have their handles open (rl_open takes the lock
@@ -259,6 +276,51 @@ static void test_each_by_its_own_limits(void **state)
         rl_lock_close(l);
     }
     pipes_close(&p);
+}
+
+/* rl_acquire calls with several costs queue and are decided together, each
+ * against every limit, in the order they queued: with 1000 tokens a second,
+ * three calls of 300 tokens pass and the fourth, asking for 300 of the 100
+ * left, is refused with what remains. */
+static void test_acquire_queued(void **state)
+{
+    static const rl_limit two[] = {
+        RL_LIMIT("rps", "requests", 100, RL_SECOND, 100),
+        RL_LIMIT("tps", "tokens", 1000, RL_SECOND, 1000),
+    };
+    fx *f = *state;
+    pid_t pids[4];
+    int i, passed = 0, refused = 0;
+    answer a;
+    pipes p;
+    rl_lock *l;
+    pipes_open(&p);
+    for (i = 0; i < 4; i++)
+        pids[i] = asker_n(f->path, "agent", two, 2, 5000, 300, &p);
+    ready(&p, 4);
+    l = hold(f->lockpath);
+    go(&p, 4);
+    sleep_ms(200);
+    rl_lock_release(l);
+    for (i = 0; i < 4; i++) {
+        collect(&p, &a);
+        assert_int_equal(a.rc, RL_OK);
+        if (a.res.allowed) {
+            passed++;
+        } else {
+            refused++;
+            assert_string_equal(a.res.limit_name, "tps");
+            assert_true(a.res.remaining <= 100);
+            assert_true(a.res.retry_after_ns > 0);
+        }
+    }
+    for (i = 0; i < 4; i++)
+        reap(pids[i]);
+    rl_lock_close(l);
+    pipes_close(&p);
+    assert_int_equal(passed, 3);
+    assert_int_equal(refused, 1);
+    assert_int_equal(allowed_of(f->path, "agent"), 3);
 }
 
 /* A caller queued behind a writer that never lets go gives up after its
@@ -392,6 +454,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_more_waiters_than_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_by_its_own_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acquire_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queued_caller_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_killed_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_killed_before_commit, setup, teardown),
