@@ -8,6 +8,10 @@
  * WAL checkpoint while no other writer can slip in. A holder that dies is
  * detected by the kernel (EOWNERDEAD) and the next taker carries on; its
  * SQLite transaction was already rolled back with its file locks.
+ *
+ * The same file carries the group-commit queue (rl_lock_join and friends):
+ * a writer that finds the mutex taken may post its request there and be
+ * answered by the holder, which decides it in its own transaction.
  */
 #ifndef RL_LOCK_H
 #define RL_LOCK_H
