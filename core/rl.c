@@ -1110,6 +1110,17 @@ static int decide_requests(rl *r, const char *key, int64_t cost, int64_t max_del
     return decide(r, &key, 1, &c, 1, max_delay_ns, res, rv, NULL);
 }
 
+/* Copies a string known to fit, or cuts it; snprintf costs more on the
+ * path every decision takes. */
+static void copy_str(char *dst, const char *src, size_t cap)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
 /* As a group-commit leader, holding the write lock: decides the batch in
  * one transaction, each request as rl_allow would alone, in order, taking
  * in requests posted meanwhile until none is left, so that a process that
@@ -1143,7 +1154,7 @@ static void group_lead(rl *r, decision *x, rl_group_req **batch, size_t n)
                     batch[i]->mark = x->ke[0].row.allowed + x->ke[0].row.refused;
                 } else if (is_store_failure(batch[i]->rc))
                     rc = batch[(bad = i)]->rc;
-                snprintf(batch[i]->err, sizeof batch[i]->err, "%s", r->err);
+                copy_str(batch[i]->err, r->err, sizeof batch[i]->err);
             }
             if (first && rc == RL_OK && i + 1 == n)
                 n += r->store->ops->group_take(r->store, r->sig, batch + n, RL_GROUP_MAX - n);
@@ -1161,7 +1172,7 @@ static void group_lead(rl *r, decision *x, rl_group_req **batch, size_t n)
         if (!alone[i]) {
             batch[i]->rc = rc;
             memset(&batch[i]->res, 0, sizeof batch[i]->res);
-            snprintf(batch[i]->err, sizeof batch[i]->err, "%s", r->err);
+            copy_str(batch[i]->err, r->err, sizeof batch[i]->err);
         }
     r->store->ops->group_end(r->store);
 }
@@ -1191,14 +1202,16 @@ static int decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n
         rc = rl_seterr(r->err, RL_ENOMEM, "out of memory");
         goto out;
     }
-    memset(&a->me, 0, sizeof a->me);
-    snprintf(a->me.key, sizeof a->me.key, "%s", key);
+    copy_str(a->me.key, key, sizeof a->me.key);
     a->me.ncosts = n;
     for (i = 0; i < n; i++) {
-        snprintf(a->me.resource[i], RL_NAME_MAX, "%s", resource_of(&costs[i]));
+        copy_str(a->me.resource[i], resource_of(&costs[i]), RL_NAME_MAX);
         a->me.amount[i] = costs[i].amount;
     }
     a->me.sig = r->sig;
+    a->me.rc = RL_OK;
+    a->me.mark = 0;
+    a->me.err[0] = 0;
     rc = r->store->ops->group_join(r->store, &a->me);
     if (rc == RL_GROUP_LEAD) {
         batch[0] = &a->me;
@@ -1208,7 +1221,7 @@ static int decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n
     if (rc == RL_OK) {
         *res = a->me.res;
         if ((rc = a->me.rc) != RL_OK)
-            snprintf(r->err, sizeof r->err, "%s", a->me.err);
+            copy_str(r->err, a->me.err, sizeof r->err);
     }
     if (is_store_failure(rc))
         failed_result(r, res);

@@ -94,6 +94,11 @@ enum { Q_FREE, Q_FILLING, Q_POSTED, Q_LEAD, Q_TAKEN, Q_DONE };
 typedef struct rl_queue {
     uint32_t magic;
     uint32_t slot_size;
+    /* Slots POSTED or LEAD, counted up before a slot becomes one and down
+     * after it stops being one, so it is never below the truth: at 0 a
+     * writer skips looking at the slots. A poster that dies in between
+     * leaves it too high, which only costs those looks. */
+    uint32_t posted;
 } rl_queue;
 
 typedef struct rl_qslot {
@@ -113,6 +118,7 @@ struct rl_lock {
     rl_lock_shm *shm;
     rl_lock_ext *ext;
     unsigned char *slots; /* NULL: no group commit with this file */
+    uint32_t *posted;     /* rl_queue.posted */
     rl_lock_resolve_fn resolve;
     void *resolve_ctx;
     int unresolved; /* took the mutex from a dead holder before resolve was set */
@@ -123,6 +129,7 @@ struct rl_lock {
 
 static void recover(rl_lock *l);
 static int slot_free(rl_lock *l, int i, uint32_t w);
+static void posted_add(rl_lock *l, int d);
 
 /* Under flock: claims the queue for this layout, or leaves it to the one
  * that claimed it first. */
@@ -134,8 +141,10 @@ static void init_queue(rl_lock *l)
         q->slot_size = (uint32_t)sizeof(rl_qslot);
         __atomic_store_n(&q->magic, RL_QUEUE_MAGIC, __ATOMIC_RELEASE);
     }
-    if (q->magic == RL_QUEUE_MAGIC && q->slot_size == sizeof(rl_qslot))
+    if (q->magic == RL_QUEUE_MAGIC && q->slot_size == sizeof(rl_qslot)) {
         l->slots = (unsigned char *)l->shm + RL_QSLOTS_AT;
+        l->posted = &q->posted;
+    }
 #else
     (void)l;
 #endif
@@ -307,10 +316,15 @@ static void recover(rl_lock *l)
             if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_DONE)))
                 q_wake(&q->state);
         } else if (done == 0) {
-            if (__atomic_load_n(&q->abandoned, __ATOMIC_ACQUIRE))
+            if (__atomic_load_n(&q->abandoned, __ATOMIC_ACQUIRE)) {
                 slot_free(l, i, w);
-            else if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_POSTED)))
+                continue;
+            }
+            posted_add(l, 1);
+            if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_POSTED)))
                 q_wake(&q->state);
+            else
+                posted_add(l, -1);
         }
     }
 }
@@ -334,11 +348,25 @@ void rl_lock_on_recover(rl_lock *l, rl_lock_resolve_fn fn, void *ctx)
     }
 }
 
+static void posted_add(rl_lock *l, int d)
+{
+    __atomic_add_fetch(l->posted, (uint32_t)d, __ATOMIC_SEQ_CST);
+}
+
+static int is_posted(uint32_t w)
+{
+    return Q_ST(w) == Q_POSTED || Q_ST(w) == Q_LEAD;
+}
+
 /* Frees slot i whose state is still w; the generation moves on. */
 static int slot_free(rl_lock *l, int i, uint32_t w)
 {
     rl_qslot *q = slot_at(l, i);
-    return cas(&q->state, w, Q_WORD(Q_GEN(w) + 1, Q_FREE));
+    if (!cas(&q->state, w, Q_WORD(Q_GEN(w) + 1, Q_FREE)))
+        return 0;
+    if (is_posted(w))
+        posted_add(l, -1);
+    return 1;
 }
 
 /* A free slot, or one whose poster is gone; -1 if none. */
@@ -375,7 +403,7 @@ size_t rl_lock_take(rl_lock *l, uint64_t sig, rl_group_req **batch, size_t max)
 {
     size_t first = l->ntaken, k;
     int i, j;
-    if (!l->slots)
+    if (!l->slots || !__atomic_load_n(l->posted, __ATOMIC_SEQ_CST))
         return 0;
     for (i = 0; i < RL_QUEUE_SLOTS && l->ntaken - first < max; i++) {
         rl_qslot *q = slot_at(l, i);
@@ -394,6 +422,7 @@ size_t rl_lock_take(rl_lock *l, uint64_t sig, rl_group_req **batch, size_t max)
             i--; /* POSTED turned LEAD under us: look again */
             continue;
         }
+        posted_add(l, -1);
         for (j = (int)l->ntaken; j > (int)first && slot_at(l, l->taken[j - 1])->since > q->since;
              j--)
             l->taken[j] = l->taken[j - 1];
@@ -426,6 +455,8 @@ static void wake_posted(rl_lock *l)
     uint32_t ow = 0;
     int i;
     __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the unlock before any read of a slot */
+    if (!__atomic_load_n(l->posted, __ATOMIC_SEQ_CST))
+        return;
     for (i = 0; i < RL_QUEUE_SLOTS; i++) {
         rl_qslot *q = slot_at(l, i);
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
@@ -552,6 +583,7 @@ int rl_lock_join(rl_lock *l, int timeout_ms, rl_group_req *req, char *err)
             memcpy(&q->req, req, sizeof *req);
             q->abandoned = 0;
             q->since = mono_ns();
+            posted_add(l, 1);
             if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_POSTED))) {
                 rc = wait_posted(l, i, Q_GEN(w), q->since + (int64_t)timeout_ms * 1000000, req,
                                  err);
@@ -559,7 +591,7 @@ int rl_lock_join(rl_lock *l, int timeout_ms, rl_group_req *req, char *err)
                     return rc; /* answered by another process, or failed */
                 goto lead;
             }
-            /* reclaimed while we filled it: we were stalled for a second */
+            posted_add(l, -1); /* reclaimed while we filled it: stalled for a second */
         }
         /* every slot in use: wait for the mutex itself */
         if ((rc = rl_lock_acquire(l, timeout_ms, &waited, err)) != RL_OK)
