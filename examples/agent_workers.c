@@ -10,7 +10,7 @@
  * At the end the demo prints what each worker got, `rlctl inspect` of the
  * account, and checks that the shared limits held:
  *   requests <= burst + rate x elapsed,
- *   tokens   <= burst + rate x elapsed + debt still owed (overruns),
+ *   tokens   <= burst + rate x elapsed until the check + debt owed then,
  *   streams in flight never above the cap (sampled by every worker).
  *
  *   agent_workers [SECONDS] [TIERS.yaml]
@@ -201,7 +201,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "agent_workers: %s\n", rl_errmsg(r));
         ok = 0;
     } else {
-        int64_t elapsed = st.last_seen_ns - st.first_seen_ns;
+        /* Requests are charged when a lease is admitted, so the last
+         * admission ends their time. Tokens are charged again when a lease
+         * settles, after that: their bound is taken at one instant, now,
+         * just after the stats (and the debt owed) were read. */
+        struct timespec ts;
+        int64_t elapsed = st.last_seen_ns - st.first_seen_ns, settled;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        settled = (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec - st.first_seen_ns;
         for (k = 0; k < st.n_limits; k++) {
             const rl_limit_stats *l = &st.limits[k];
             if (l->period_ns == 0) {
@@ -210,7 +217,7 @@ int main(int argc, char **argv)
                        sh->max_in_flight <= l->count ? "ok" : "EXCEEDED");
                 ok &= sh->max_in_flight <= l->count;
             } else if (strcmp(l->resource, "tokens") == 0) {
-                ok &= check(l->name, tokens, l, elapsed);
+                ok &= check(l->name, tokens, l, settled);
             } else {
                 ok &= check(l->name, asks + streams, l, elapsed);
             }
