@@ -1202,6 +1202,8 @@ static int decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n
         rc = rl_seterr(r->err, RL_ENOMEM, "out of memory");
         goto out;
     }
+    /* all of it: it is copied into a file other processes map */
+    memset(&a->me, 0, sizeof a->me);
     copy_str(a->me.key, key, sizeof a->me.key);
     a->me.ncosts = n;
     for (i = 0; i < n; i++) {
@@ -1209,9 +1211,6 @@ static int decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n
         a->me.amount[i] = costs[i].amount;
     }
     a->me.sig = r->sig;
-    a->me.rc = RL_OK;
-    a->me.mark = 0;
-    a->me.err[0] = 0;
     rc = r->store->ops->group_join(r->store, &a->me);
     if (rc == RL_GROUP_LEAD) {
         batch[0] = &a->me;
