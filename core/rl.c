@@ -1131,7 +1131,7 @@ static void copy_str(char *dst, const char *src, size_t cap)
 static void group_lead(rl *r, decision *x, rl_group_req **batch, size_t n)
 {
     unsigned char alone[RL_GROUP_MAX] = { 0 };
-    rl_cost c[RL_MAX_LIMITS];
+    rl_cost c[RL_MAX_LIMITS] = { { NULL, 0 } };
     size_t i, j, bad;
     int rc, first = 1;
     do {

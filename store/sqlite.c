@@ -254,6 +254,7 @@ static int sq_resolve(void *ctx, const rl_group_req *req)
     sq_store *s = ctx;
     rl_row row;
     int64_t v;
+    row.allowed = row.refused = 0;
     if (req->rc != RL_OK || req->mark <= 0)
         return 0;
     if (sq_row_get(&s->base, req->key, &row, &v) != RL_OK)
