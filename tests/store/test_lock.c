@@ -44,18 +44,25 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof *f);
     rl_options o = RL_OPTIONS_INIT;
     rl *r = NULL;
+    int rc = -1;
+    if (!f)
+        return -1;
     strcpy(f->dir, "/tmp/rl_test_lock.XXXXXX");
     if (!mkdtemp(f->dir))
-        return -1;
+        goto out;
     snprintf(f->path, sizeof f->path, "%s/rl.db", f->dir);
     snprintf(f->lockpath, sizeof f->lockpath, "%s-rllock", f->path);
     o.default_limits = small;
     o.n_default_limits = 1;
-    if (rl_open(&r, f->path, &o) != RL_OK) /* the file and its lock file exist */
-        return -1;
+    if (rl_open(&r, f->path, &o) == RL_OK) /* the file and its lock file exist */
+        rc = 0;
     rl_close(r);
-    *state = f;
-    return 0;
+out:
+    if (rc != 0)
+        free(f);
+    else
+        *state = f;
+    return rc;
 }
 
 static int teardown(void **state)
