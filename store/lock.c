@@ -537,14 +537,15 @@ static int wait_posted(rl_lock *l, int i, uint32_t gen, int64_t deadline, rl_gro
             return RL_OK;
         }
         if ((got = try_take(l)) < 0) {
-            slot_free(l, i, w); /* fails only if it was taken: then it is answered */
+            if (!is_posted(w) || !slot_free(l, i, w)) /* taken: left to its leader */
+                __atomic_store_n(&q->abandoned, 1, __ATOMIC_RELEASE);
             return rl_seterr(err, RL_ESTORE, "write lock: %s", strerror(-got));
         }
         if (got)
             return settle_held(l, i, req, err);
         now = mono_ns();
         if (now >= deadline) {
-            if (slot_free(l, i, w))
+            if (is_posted(w) && slot_free(l, i, w))
                 return rl_seterr(err, RL_EBUSY, "another process held the write lock for too long");
             if (st == Q_TAKEN) { /* left to its leader; reclaimed once stale */
                 __atomic_store_n(&q->abandoned, 1, __ATOMIC_RELEASE);

@@ -415,7 +415,7 @@ static void test_queued_caller_times_out(void **state)
  * for one posted request, "decides" it (one more admitted decision on its
  * key, and the marker answer remaining = 4242), commits or not, and dies
  * without answering. */
-enum { DIE_BEFORE_COMMIT, DIE_AFTER_COMMIT };
+enum { DIE_BEFORE_COMMIT, DIE_AFTER_COMMIT, DIE_LATE };
 
 static void fake_leader(const char *path, int when, int ready_fd)
 {
@@ -450,10 +450,12 @@ static void fake_leader(const char *path, int when, int ready_fd)
     batch[0]->mark = row.allowed + row.refused;
     if (when == DIE_AFTER_COMMIT && s->ops->commit(s) != RL_OK)
         _exit(96);
+    if (when == DIE_LATE) /* longer than the asker's busy timeout */
+        sleep_ms(600);
     kill(getpid(), SIGKILL);
 }
 
-static void leader_dies(fx *f, int when, answer *a)
+static void leader_dies(fx *f, int when, int busy_ms, answer *a)
 {
     int up[2], status;
     char c;
@@ -461,7 +463,7 @@ static void leader_dies(fx *f, int when, answer *a)
     pid_t leader, pid;
     pipes_open(&p);
     assert_int_equal(pipe(up), 0);
-    pid = asker(f->path, "k", small, 5000, &p);
+    pid = asker(f->path, "k", small, busy_ms, &p);
     ready(&p, 1);
     if ((leader = fork()) == 0)
         fake_leader(f->path, when, up[1]);
@@ -483,7 +485,7 @@ static void test_leader_killed_after_commit(void **state)
 {
     fx *f = *state;
     answer a;
-    leader_dies(f, DIE_AFTER_COMMIT, &a);
+    leader_dies(f, DIE_AFTER_COMMIT, 5000, &a);
     assert_int_equal(a.rc, RL_OK);
     assert_true(a.res.allowed);
     assert_int_equal(a.res.remaining, 4242);
@@ -497,7 +499,35 @@ static void test_leader_killed_before_commit(void **state)
 {
     fx *f = *state;
     answer a;
-    leader_dies(f, DIE_BEFORE_COMMIT, &a);
+    leader_dies(f, DIE_BEFORE_COMMIT, 5000, &a);
+    assert_int_equal(a.rc, RL_OK);
+    assert_true(a.res.allowed);
+    assert_int_equal(a.res.remaining, 9);
+    assert_int_equal(allowed_of(f->path, "k"), 1);
+}
+
+/* The leader took the request and then hung for longer than the caller's
+ * busy timeout: the caller gets RL_EBUSY saying it cannot know whether it
+ * was counted (as after any timeout), and the fail mode's answer. Once
+ * that leader is gone, its abandoned slot is freed, not decided, and the
+ * next call is answered. */
+static void test_leader_too_slow(void **state)
+{
+    fx *f = *state;
+    answer a;
+    pipes p;
+    pid_t pid;
+    leader_dies(f, DIE_LATE, 200, &a);
+    assert_int_equal(a.rc, RL_EBUSY);
+    assert_false(a.res.allowed);
+    assert_non_null(strstr(a.msg, "may or may not have been counted"));
+    pipes_open(&p);
+    pid = asker(f->path, "k", small, 5000, &p);
+    ready(&p, 1);
+    go(&p, 1);
+    collect(&p, &a);
+    reap(pid);
+    pipes_close(&p);
     assert_int_equal(a.rc, RL_OK);
     assert_true(a.res.allowed);
     assert_int_equal(a.res.remaining, 9);
@@ -514,6 +544,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queued_caller_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_killed_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_killed_before_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leader_too_slow, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
