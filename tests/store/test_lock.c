@@ -415,9 +415,9 @@ static void test_queued_caller_times_out(void **state)
  * for one posted request, "decides" it (one more admitted decision on its
  * key, and the marker answer remaining = 4242), commits or not, and dies
  * without answering. */
-enum { DIE_BEFORE_COMMIT, DIE_AFTER_COMMIT, DIE_LATE };
+enum { DIE_BEFORE_COMMIT, DIE_AFTER_COMMIT, DIE_LATE, ANSWER_LATE };
 
-static void fake_leader(const char *path, int when, int ready_fd)
+static void fake_leader(const char *path, int when, int ready_fd, int cont_fd)
 {
     rl *r = open_with(path, small, 5000);
     rl_store *s = rl__store(r);
@@ -448,8 +448,16 @@ static void fake_leader(const char *path, int when, int ready_fd)
     batch[0]->res.limit = 10;
     batch[0]->res.remaining = 4242;
     batch[0]->mark = row.allowed + row.refused;
-    if (when == DIE_AFTER_COMMIT && s->ops->commit(s) != RL_OK)
+    if ((when == DIE_AFTER_COMMIT || when == ANSWER_LATE) && s->ops->commit(s) != RL_OK)
         _exit(96);
+    if (when == ANSWER_LATE) { /* committed; answers when told to */
+        char c;
+        if (write(ready_fd, "t", 1) != 1 || read(cont_fd, &c, 1) != 1)
+            _exit(97);
+        s->ops->group_end(s);
+        rl_close(r);
+        _exit(0);
+    }
     if (when == DIE_LATE) /* longer than the asker's busy timeout */
         sleep_ms(600);
     kill(getpid(), SIGKILL);
@@ -466,7 +474,7 @@ static void leader_dies(fx *f, int when, int busy_ms, answer *a)
     pid = asker(f->path, "k", small, busy_ms, &p);
     ready(&p, 1);
     if ((leader = fork()) == 0)
-        fake_leader(f->path, when, up[1]);
+        fake_leader(f->path, when, up[1], -1);
     assert_true(leader > 0);
     assert_int_equal(read(up[0], &c, 1), 1); /* the leader holds the lock */
     go(&p, 1);
@@ -534,6 +542,60 @@ static void test_leader_too_slow(void **state)
     assert_int_equal(allowed_of(f->path, "k"), 1);
 }
 
+/* A caller stalled (SIGSTOP) for over a second after its answer came: its
+ * slot is reclaimed by the next caller that needs one, and the stalled
+ * caller, resumed, reports RL_ESTORE "the answer was lost" rather than
+ * reading another request's answer. */
+static void test_stalled_caller_loses_answer(void **state)
+{
+    fx *f = *state;
+    int up[2], cont[2];
+    answer a;
+    pipes p, p2;
+    pid_t leader, pid, pid2;
+    rl_lock *l;
+    char c;
+    pipes_open(&p);
+    pipes_open(&p2);
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(cont), 0);
+    pid = asker(f->path, "k", small, 5000, &p);
+    pid2 = asker(f->path, "k", small, 5000, &p2);
+    ready(&p, 1);
+    ready(&p2, 1);
+    if ((leader = fork()) == 0)
+        fake_leader(f->path, ANSWER_LATE, up[1], cont[0]);
+    assert_true(leader > 0);
+    assert_int_equal(read(up[0], &c, 1), 1); /* the leader holds the lock */
+    go(&p, 1);
+    assert_int_equal(read(up[0], &c, 1), 1); /* it took and committed the request */
+    kill(pid, SIGSTOP);
+    assert_int_equal(write(cont[1], "c", 1), 1);
+    assert_int_equal(waitpid(leader, NULL, 0), leader);
+    sleep_ms(1200); /* the answer goes stale */
+    l = hold(f->lockpath);
+    go(&p2, 1); /* posts, reclaiming the stale slot */
+    sleep_ms(100);
+    kill(pid, SIGCONT);
+    collect(&p, &a);
+    reap(pid);
+    assert_int_equal(a.rc, RL_ESTORE);
+    assert_non_null(strstr(a.msg, "the answer was lost"));
+    rl_lock_release(l);
+    collect(&p2, &a);
+    reap(pid2);
+    assert_int_equal(a.rc, RL_OK);
+    assert_true(a.res.allowed);
+    rl_lock_close(l);
+    pipes_close(&p);
+    pipes_close(&p2);
+    close(up[0]);
+    close(up[1]);
+    close(cont[0]);
+    close(cont[1]);
+    assert_int_equal(allowed_of(f->path, "k"), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +607,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leader_killed_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_killed_before_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_too_slow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stalled_caller_loses_answer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
