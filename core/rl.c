@@ -1121,6 +1121,23 @@ static void copy_str(char *dst, const char *src, size_t cap)
     dst[n] = 0;
 }
 
+/* A request read from the lock file, which any process of the group (or a
+ * damaged file) may have written: bounded and checked as the caller's own
+ * arguments would be, into c, before anything is decided from it. */
+static int group_req_valid(rl *r, rl_group_req *q, rl_cost *c)
+{
+    size_t j;
+    if (q->ncosts < 1 || q->ncosts > RL_MAX_LIMITS || !memchr(q->key, 0, sizeof q->key))
+        return rl_seterr(r->err, RL_ECORRUPT, "a queued request in the lock file is damaged");
+    for (j = 0; j < q->ncosts; j++) {
+        if (!memchr(q->resource[j], 0, RL_NAME_MAX))
+            return rl_seterr(r->err, RL_ECORRUPT, "a queued request in the lock file is damaged");
+        c[j].resource = q->resource[j];
+        c[j].amount = q->amount[j];
+    }
+    return check_request(r, (const char *const[]){ q->key }, 1, c, q->ncosts);
+}
+
 /* As a group-commit leader, holding the write lock: decides the batch in
  * one transaction, each request as rl_allow would alone, in order, taking
  * in requests posted meanwhile until none is left, so that a process that
@@ -1132,7 +1149,7 @@ static void group_lead(rl *r, decision *x, rl_group_req **batch, size_t n)
 {
     unsigned char alone[RL_GROUP_MAX] = { 0 };
     rl_cost c[RL_MAX_LIMITS] = { { NULL, 0 } };
-    size_t i, j, bad;
+    size_t i, bad;
     int rc, first = 1;
     do {
         bad = n;
@@ -1142,13 +1159,11 @@ static void group_lead(rl *r, decision *x, rl_group_req **batch, size_t n)
             if (!alone[i]) {
                 size_t nc = batch[i]->ncosts;
                 r->err[0] = 0;
-                for (j = 0; j < nc; j++) {
-                    c[j].resource = batch[i]->resource[j];
-                    c[j].amount = batch[i]->amount[j];
-                }
                 memset(&batch[i]->res, 0, sizeof batch[i]->res);
                 batch[i]->mark = 0;
-                batch[i]->rc = decide_tx(r, x, &key, 1, c, nc, 0, NULL, 0);
+                batch[i]->rc = group_req_valid(r, batch[i], c);
+                if (batch[i]->rc == RL_OK)
+                    batch[i]->rc = decide_tx(r, x, &key, 1, c, nc, 0, NULL, 0);
                 if (batch[i]->rc == RL_OK) {
                     decide_fill(x, key, c, nc, &batch[i]->res, NULL);
                     batch[i]->mark = x->ke[0].row.allowed + x->ke[0].row.refused;

@@ -596,6 +596,71 @@ static void test_stalled_caller_loses_answer(void **state)
     assert_int_equal(allowed_of(f->path, "k"), 2);
 }
 
+/* A damaged request in the lock file (1000 costs where there is room for
+ * RL_MAX_LIMITS) posted by a process that then stops: the next leader
+ * answers it RL_ECORRUPT instead of reading and writing past its bounds,
+ * and decides its own call as usual. */
+static void test_damaged_request_refused(void **state)
+{
+    fx *f = *state;
+    int status, rc, brc;
+    answer a;
+    pipes p, pp;
+    rl_lock *l;
+    pid_t poster, pid;
+    pipes_open(&p);
+    pipes_open(&pp);
+    pid = asker(f->path, "good", small, 5000, &p);
+    if ((poster = fork()) == 0) {
+        rl *r = open_with(f->path, small, 5000); /* for its signature only */
+        rl_group_req bad;
+        rl_lock *pl = NULL;
+        char err[RL_ERRMSG_MAX], c;
+        size_t k;
+        memset(&bad, 0, sizeof bad);
+        strcpy(bad.key, "bad");
+        for (k = 0; k < RL_MAX_LIMITS; k++) /* valid names: only the count is wrong */
+            snprintf(bad.resource[k], RL_NAME_MAX, "r%zu", k);
+        bad.ncosts = 1000;
+        bad.sig = rl__group_sig(r);
+        if (rl_lock_open(&pl, f->lockpath, 0600, err) != RL_OK)
+            _exit(90);
+        if (write(pp.ready[1], "r", 1) != 1 || read(pp.go[0], &c, 1) != 1)
+            _exit(91);
+        rc = rl_lock_join(pl, 5000, &bad, err);
+        if (write(pp.out[1], &rc, sizeof rc) != (ssize_t)sizeof rc ||
+            write(pp.out[1], &bad.rc, sizeof bad.rc) != (ssize_t)sizeof bad.rc)
+            _exit(92);
+        _exit(0);
+    }
+    assert_true(poster > 0);
+    ready(&p, 1);
+    ready(&pp, 1);
+    l = hold(f->lockpath);
+    go(&pp, 1);
+    sleep_ms(100); /* posted, and waiting */
+    kill(poster, SIGSTOP);
+    go(&p, 1);
+    sleep_ms(100);
+    rl_lock_release(l); /* the asker leads and takes the damaged request too */
+    collect(&p, &a);
+    reap(pid);
+    assert_int_equal(a.rc, RL_OK);
+    assert_true(a.res.allowed);
+    assert_int_equal(a.res.remaining, 9);
+    kill(poster, SIGCONT);
+    assert_int_equal(read(pp.out[0], &rc, sizeof rc), (ssize_t)sizeof rc);
+    assert_int_equal(read(pp.out[0], &brc, sizeof brc), (ssize_t)sizeof brc);
+    assert_int_equal(rc, RL_OK);        /* answered by the leader... */
+    assert_int_equal(brc, RL_ECORRUPT); /* ...as damaged */
+    assert_int_equal(waitpid(poster, &status, 0), poster);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    rl_lock_close(l);
+    pipes_close(&p);
+    pipes_close(&pp);
+    assert_int_equal(allowed_of(f->path, "good"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -608,6 +673,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leader_killed_before_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_too_slow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_caller_loses_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_request_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
