@@ -623,6 +623,7 @@ static void test_damaged_request_refused(void **state)
             snprintf(bad.resource[k], RL_NAME_MAX, "r%zu", k);
         bad.ncosts = 1000;
         bad.sig = rl__group_sig(r);
+        rl_close(r);
         if (rl_lock_open(&pl, f->lockpath, 0600, err) != RL_OK)
             _exit(90);
         if (write(pp.ready[1], "r", 1) != 1 || read(pp.go[0], &c, 1) != 1)
@@ -631,6 +632,7 @@ static void test_damaged_request_refused(void **state)
         if (write(pp.out[1], &rc, sizeof rc) != (ssize_t)sizeof rc ||
             write(pp.out[1], &bad.rc, sizeof bad.rc) != (ssize_t)sizeof bad.rc)
             _exit(92);
+        rl_lock_close(pl);
         _exit(0);
     }
     assert_true(poster > 0);
