@@ -1121,21 +1121,22 @@ static void copy_str(char *dst, const char *src, size_t cap)
     dst[n] = 0;
 }
 
-/* A request read from the lock file, which any process of the group (or a
- * damaged file) may have written: bounded and checked as the caller's own
- * arguments would be, into c, before anything is decided from it. */
-static int group_req_valid(rl *r, rl_group_req *q, rl_cost *c)
+/* A request's costs, into c. One read from the lock file (posted), which
+ * any process of the group or a damaged file may have written, is bounded
+ * and checked as the caller's own arguments would be before anything is
+ * decided from it; the leader's own was checked when it was made. */
+static int group_req_costs(rl *r, const rl_group_req *q, rl_cost *c, int posted)
 {
     size_t j;
-    if (q->ncosts < 1 || q->ncosts > RL_MAX_LIMITS || !memchr(q->key, 0, sizeof q->key))
+    if (posted && (q->ncosts < 1 || q->ncosts > RL_MAX_LIMITS || !memchr(q->key, 0, sizeof q->key)))
         return rl_seterr(r->err, RL_ECORRUPT, "a queued request in the lock file is damaged");
     for (j = 0; j < q->ncosts; j++) {
-        if (!memchr(q->resource[j], 0, RL_NAME_MAX))
+        if (posted && !memchr(q->resource[j], 0, RL_NAME_MAX))
             return rl_seterr(r->err, RL_ECORRUPT, "a queued request in the lock file is damaged");
         c[j].resource = q->resource[j];
         c[j].amount = q->amount[j];
     }
-    return check_request(r, (const char *const[]){ q->key }, 1, c, q->ncosts);
+    return posted ? check_request(r, (const char *const[]){ q->key }, 1, c, q->ncosts) : RL_OK;
 }
 
 /* As a group-commit leader, holding the write lock: decides the batch in
@@ -1161,7 +1162,7 @@ static void group_lead(rl *r, decision *x, rl_group_req **batch, size_t n)
                 r->err[0] = 0;
                 memset(&batch[i]->res, 0, sizeof batch[i]->res);
                 batch[i]->mark = 0;
-                batch[i]->rc = group_req_valid(r, batch[i], c);
+                batch[i]->rc = group_req_costs(r, batch[i], c, i > 0);
                 if (batch[i]->rc == RL_OK)
                     batch[i]->rc = decide_tx(r, x, &key, 1, c, nc, 0, NULL, 0);
                 if (batch[i]->rc == RL_OK) {
