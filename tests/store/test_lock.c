@@ -191,6 +191,20 @@ static void reap(pid_t pid)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* One rl_allow in a child of its own, with nobody else about. */
+static void ask_once(const char *path, const char *key, int busy_ms, answer *a)
+{
+    pipes p;
+    pid_t pid;
+    pipes_open(&p);
+    pid = asker(path, key, small, busy_ms, &p);
+    ready(&p, 1);
+    go(&p, 1);
+    collect(&p, a);
+    reap(pid);
+    pipes_close(&p);
+}
+
 static rl_lock *hold(const char *lockpath)
 {
     rl_lock *l = NULL;
@@ -399,11 +413,7 @@ static void test_queued_caller_times_out(void **state)
     assert_false(a.res.allowed);
     assert_non_null(strstr(a.msg, "write lock"));
     rl_lock_release(l);
-    pid = asker(f->path, "slow", small, 200, &p);
-    ready(&p, 1);
-    go(&p, 1);
-    collect(&p, &a);
-    reap(pid);
+    ask_once(f->path, "slow", 200, &a);
     assert_int_equal(a.rc, RL_OK);
     assert_true(a.res.allowed);
     rl_lock_close(l);
@@ -523,19 +533,11 @@ static void test_leader_too_slow(void **state)
 {
     fx *f = *state;
     answer a;
-    pipes p;
-    pid_t pid;
     leader_dies(f, DIE_LATE, 200, &a);
     assert_int_equal(a.rc, RL_EBUSY);
     assert_false(a.res.allowed);
     assert_non_null(strstr(a.msg, "may or may not have been counted"));
-    pipes_open(&p);
-    pid = asker(f->path, "k", small, 5000, &p);
-    ready(&p, 1);
-    go(&p, 1);
-    collect(&p, &a);
-    reap(pid);
-    pipes_close(&p);
+    ask_once(f->path, "k", 5000, &a);
     assert_int_equal(a.rc, RL_OK);
     assert_true(a.res.allowed);
     assert_int_equal(a.res.remaining, 9);
