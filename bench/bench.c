@@ -64,7 +64,7 @@ static void usage(FILE *f)
             "  --json        one JSON object instead of the table\n");
 }
 
-/* Removes every file in dir (the database, -wal, -shm, -rllock). */
+/* Removes every file in dir (the database, -wal, -shm, -rlshm). */
 static void empty_dir(const char *dir)
 {
     char path[4400];

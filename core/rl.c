@@ -94,6 +94,7 @@ const char *rl_strerror(int code)
     case RL_ENOLIMIT: return "no tier or default limits apply to the key";
     case RL_ECONNECT: return "store server unreachable";
     case RL_EAUTH: return "store server refused the credentials";
+    case RL_EPERM: return "a file is owned by another user or its mode is wider than file_mode";
     default: return "unknown error";
     }
 }
@@ -1161,14 +1162,12 @@ static void group_lead(rl *r, decision *x, rl_group_req **batch, size_t n)
                 size_t nc = batch[i]->ncosts;
                 r->err[0] = 0;
                 memset(&batch[i]->res, 0, sizeof batch[i]->res);
-                batch[i]->mark = 0;
                 batch[i]->rc = group_req_costs(r, batch[i], c, i > 0);
                 if (batch[i]->rc == RL_OK)
                     batch[i]->rc = decide_tx(r, x, &key, 1, c, nc, 0, NULL, 0);
-                if (batch[i]->rc == RL_OK) {
+                if (batch[i]->rc == RL_OK)
                     decide_fill(x, key, c, nc, &batch[i]->res, NULL);
-                    batch[i]->mark = x->ke[0].row.allowed + x->ke[0].row.refused;
-                } else if (is_store_failure(batch[i]->rc))
+                else if (is_store_failure(batch[i]->rc))
                     rc = batch[(bad = i)]->rc;
                 copy_str(batch[i]->err, r->err, sizeof batch[i]->err);
             }

@@ -57,7 +57,8 @@ enum {
     RL_ECANCELED = -13, /* the wait was cancelled; its reservation was returned */
     RL_ENOLIMIT = -14,  /* no tier and no default limits apply to the key */
     RL_ECONNECT = -15,  /* the store's server is unreachable: refused, lost, timed out */
-    RL_EAUTH = -16      /* the store's server refused our credentials */
+    RL_EAUTH = -16,     /* the store's server refused our credentials */
+    RL_EPERM = -17      /* a file is owned by another user or its mode is wider than file_mode */
 };
 
 /* Durations. */
@@ -121,13 +122,18 @@ enum { RL_DURABILITY_NORMAL = 0, RL_DURABILITY_FULL = 1 };
 enum { RL_FAIL_CLOSED = 0, RL_FAIL_OPEN = 1 };
 
 /* How a writer waits for another process's write transaction. RL_BUSY_LOCK
- * (default) queues writers on a robust process-shared mutex kept in the
- * side file PATH-rllock; RL_BUSY_SQLITE uses SQLite's own busy handler
- * (sleeps of 1..100 ms), kept for comparison in bench/. */
+ * (default) queues writers on a futex lock kept in the side file
+ * PATH-rlshm, whose owners the kernel vouches for (docs/operations.md);
+ * RL_BUSY_SQLITE uses SQLite's own busy handler (sleeps of 1..100 ms), kept
+ * for comparison in bench/. */
 enum { RL_BUSY_LOCK = 0, RL_BUSY_SQLITE = 1 };
 
 /* rl_open flags. */
 #define RL_OPEN_READONLY 0x1 /* never write; deciding calls fail with RL_EREADONLY */
+/* The database is shared by a group on purpose: its files may belong to
+ * other users of one of our groups (their mode still no wider than
+ * file_mode), and a read-only handle accepts files our groups may write. */
+#define RL_OPEN_SHARED_GROUP 0x2
 
 #define RL_OPTIONS_VERSION 1
 
@@ -226,7 +232,10 @@ typedef struct rl rl;
 
 /* Opens (creating if needed) the database at `path`; ":memory:" gives an
  * in-process store; NULL means $RL_DB, else $XDG_STATE_HOME/rl/rl.db, else
- * ~/.local/state/rl/rl.db. `o` may be NULL for defaults. On failure *out is
+ * ~/.local/state/rl/rl.db. `o` may be NULL for defaults. An existing file
+ * that another user could have planted (the database, PATH-wal, PATH-shm:
+ * owned by another user, wider than file_mode, not a regular file) is
+ * refused with RL_EPERM; see docs/security.md. On failure *out is
  * still set (unless out is NULL or memory ran out) so that rl_errmsg(*out)
  * says why; rl_close it. */
 RL_API int rl_open(rl **out, const char *path, const rl_options *o);

@@ -47,7 +47,6 @@ typedef struct rl_group_req {
     int64_t amount[RL_MAX_LIMITS];
     uint64_t sig;
     int rc;
-    int64_t mark; /* the key's allowed + refused once decided: was it committed? */
     rl_result res;
     char err[RL_ERRMSG_MAX];
 } rl_group_req;

@@ -35,7 +35,7 @@ static int rm_entry(const char *path, const struct stat *sb, int type, struct FT
     return remove(path);
 }
 
-/* The database comes with -wal, -shm and -rllock side files: remove the
+/* The database comes with -wal, -shm and -rlshm side files: remove the
  * whole directory rather than guessing their names. */
 static void remove_tree(const char *dir)
 {

@@ -1,260 +1,266 @@
 /*
- * lock.c - the process-shared write queue (see lock.h).
+ * lock.c - the process-shared write lock and group-commit queue (lock.h).
  *
- * Guarantees: the mutex in the side file is initialised exactly once even
- * when several processes create the file at the same moment (initialisation
- * runs under flock); a dead holder never blocks the others for longer than
- * it takes the kernel to notice the death; waiting is bounded by the timeout
- * on the monotonic clock, so a wall-clock step does not stretch it.
+ * The file PATH-rlshm is shared, writable and mapped by every writer, so
+ * it is treated as input: any byte of it may be garbage, and nothing in it
+ * decides who owns what. Guarantees:
  *
- * Handoff: a futex mutex lets the process that just unlocked take it again
- * before a woken waiter runs, so on a busy machine one process can keep the
- * lock for tens of milliseconds while the others starve. Waiters therefore
- * count themselves in the file, and a process that has released the lock
- * RL_LOCK_HANDOFF times in a row while others waited yields the CPU once,
- * letting a waiter in. (bench/ sqlite/4p/1key: fairness 0.79-0.94 -> 0.99,
- * worst decision 29-35 ms -> 6 ms, for about 15% of the peak rate.) The
- * count is a hint: a waiter killed while waiting leaves it one too high,
- * which only makes the yields a little more frequent.
+ * - Ownership is kernel state. Each handle holds an open-file-description
+ *   (OFD) write lock on one "member" byte, far past the end of the file,
+ *   for as long as it is open; the kernel drops it when the process dies.
+ *   The lock word and each queue slot name their owner's member (with a
+ *   generation, against reuse), set in the same compare-and-swap that
+ *   takes them. Another process takes over a lock or a slot only when the
+ *   owner's member byte is free: a dead owner, never a slow or stopped one.
+ *   So a poster stalled for any time (SIGSTOP, swap) gets its own answer.
+ * - A file nobody has open is rebuilt. Every handle holds a shared OFD lock
+ *   on a "dead-man" byte; the process that gets it exclusively is alone,
+ *   so it rebuilds the file from scratch (new domain id, every word zero)
+ *   before it downgrades. A file copied, restored or left by a power loss
+ *   with its lock word set therefore never blocks anyone.
+ * - The file is allocated on creation (posix_fallocate): a full disk gives
+ *   RL_EFULL at open, never SIGBUS later. A file truncated under us is
+ *   caught by a SIGBUS handler that maps a blank page over the hole and
+ *   flags the handle, which then stops using the file (SQLite's own
+ *   locking keeps decisions exact without it); nothing crashes.
+ * - Garbage gives an error or a rebuild, never a crash: words are checked
+ *   before use, a request read from a slot is checked by the leader as a
+ *   caller's arguments are (core/rl.c), and a header that does not match
+ *   this build and this database gives RL_ECORRUPT while others have the
+ *   file open (it is rebuilt once they close).
+ * - A dead leader's batch is settled from the database, not guessed: the
+ *   leader numbers each batch that holds other processes' requests and the
+ *   store records (domain, seq) in the same transaction (rl_lock_batch); the
+ *   next holder reads it back (rl_lock_resolve_fn): committed, the answers
+ *   in the slots stand; not, the requests are posted again. No other
+ *   writer, whatever lock it uses or lacks, can fake or erase that record.
+ * - No arithmetic on a time or counter read from the file: times read back
+ *   are only compared.
  *
- * Group commit (rl_allow only): after the mutex, the file holds
- * RL_QUEUE_SLOTS slots. A writer that finds the mutex taken posts its
- * request in a free slot and waits on the slot's state word (a futex),
- * spinning briefly first; the holder takes the posted slots of its
+ * Group commit (rl_allow, rl_acquire): a writer that finds the lock taken
+ * posts its request in a free slot and waits on the slot's state word (a
+ * futex), spinning briefly first; the holder takes the posted slots of its
  * signature into its own transaction, and keeps taking those posted while
- * it decides, so a process answered a moment ago makes the same commit;
- * it writes each answer into its slot, commits, marks the slots done and
- * wakes their posters before it unlocks. Under contention one commit thus
- * answers several processes, and a poster waits for the batch in progress
- * and its own, not for every writer ahead of it. (bench/ sqlite/4p/1key:
- * 105k -> 240k decisions/s, p99 0.83 ms -> 0.08 ms, fairness 0.95.)
- * Whoever unlocks wakes the oldest slot still posted to lead, and posters
- * poll the mutex too, so no slot is left behind. With every slot in use a
- * writer waits on the mutex as before.
+ * it decides; it writes each answer into its slot, commits, marks the slots
+ * done and wakes their posters before it unlocks. Whoever unlocks wakes the
+ * oldest slot still posted to lead, and posters poll the lock too, so no
+ * slot is left behind. With every slot in use a writer waits on the lock.
+ * (bench/ sqlite/4p/1key: about 2x one process's rate.)
  *
- * Invariant: a slot is TAKEN only by the holder of the mutex, which marks
- * it DONE before unlocking. So the process that takes the mutex from a dead
- * holder (EOWNERDEAD) finds that holder's batch still TAKEN, and nothing
- * written since; it asks the store whether the batch was committed (the
- * store compares each key's count of decisions with the one the leader
- * recorded) and marks each slot DONE, or posts it again to be decided anew.
- * So a leader's death costs its followers neither an error nor a double
- * count. Each state word carries a generation, bumped whenever a slot is
- * freed, so a slot reclaimed from a dead poster is never confused with its
- * new use.
+ * Handoff: a process that just unlocked can take the lock again before a
+ * woken waiter runs; one that has released it RL_LOCK_HANDOFF times in a row
+ * while others waited yields the CPU once, letting a waiter in.
+ *
+ * Linux only (futex, OFD locks). A handle must not cross fork(): a child's
+ * copies of the handles' files are closed at fork, so a parent's death is
+ * seen although its child lives on.
  */
 #include "lock.h"
 
+#include "fileperm.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <limits.h>
-#ifdef __linux__
-#include <linux/futex.h>
 #include <sys/syscall.h>
-#endif
+#include <time.h>
 #include <unistd.h>
 
-#define RL_LOCK_MAGIC 0x726c6c6bu /* "rllk" */
+#ifdef RL_TEST_HOOKS
+void (*rl__lock_hook)(int step);
+#endif
 
-typedef struct rl_lock_shm {
-    uint32_t magic;
-    uint32_t size; /* sizeof(rl_lock_shm) of the writer: guards ABI mismatches */
-    pthread_mutex_t mu;
-} rl_lock_shm;
-
-/* After rl_lock_shm, at RL_LOCK_EXT_AT, so that libraries which predate it
- * (and check size) share the file unchanged; they just never count. */
-typedef struct rl_lock_ext {
-    uint32_t waiters; /* processes blocked on mu now */
-} rl_lock_ext;
-
-#define RL_LOCK_EXT_AT ((sizeof(rl_lock_shm) + 63) / 64 * 64)
-#define RL_LOCK_HANDOFF 64 /* releases in a row before yielding to a waiter */
-
-/* The group-commit queue, after rl_lock_ext. Its header names the slot
- * layout; a build whose layout differs does not use the queue. */
-#define RL_QUEUE_MAGIC 0x726c7131u /* "rlq1" */
+#define RL_SHM_MAGIC 0x726c7132u /* "rlq2" */
+#define RL_MEMBERS 1024
 #define RL_QUEUE_SLOTS 16
-#define RL_QUEUE_STALE 1000000000 /* ns: a FILLING or DONE slot this old lost its poster */
-#define RL_QUEUE_SPIN 50000       /* ns a poster spins before it sleeps */
+#define RL_QUEUE_SPIN 50000   /* ns a poster spins before it sleeps */
+#define RL_LIVE_NAP 2000000   /* ns a waiter sleeps before it asks whether the holder lives */
+#define RL_LOCK_HANDOFF 64    /* releases in a row before yielding to a waiter */
+#define RL_REG_MAX 1024       /* open handles per process with a lock file */
 
-enum { Q_FREE, Q_FILLING, Q_POSTED, Q_LEAD, Q_TAKEN, Q_DONE };
-#define Q_WORD(gen, st) (((gen) << 4) | (uint32_t)(st))
+/* Byte-range locks, past any data: the dead-man byte, then one per member. */
+#define RL_BYTE_DMS ((off_t)1 << 30)
+#define RL_BYTE_MEMBER(m) (RL_BYTE_DMS + 1 + (off_t)(m))
+
+/* The lock word: 0 free, LOCK_DEAD (its holder died), or the holder's
+ * OWNER(member, generation). */
+#define M_BITS 11u
+#define M_MASK ((1u << M_BITS) - 1u) /* member + 1: 1..RL_MEMBERS */
+#define G_MASK ((1u << (32u - M_BITS)) - 1u)
+#define LOCK_DEAD 0xffffffffu
+#define OWNER(m, g) ((((g)&G_MASK) << M_BITS) | ((uint32_t)(m) + 1u))
+#define W_MEMBER(w) ((int)((w)&M_MASK) - 1)
+
+/* A slot's state word (its futex): generation, poster's member + 1, state. */
+enum { Q_FREE, Q_FILLING, Q_POSTED, Q_LEAD, Q_TAKEN, Q_DONE, Q_NSTATES };
+#define QG_MASK 0x1ffffu
+#define Q_WORD(gen, m1, st) ((((gen)&QG_MASK) << 15) | (((m1)&M_MASK) << 4) | (uint32_t)(st))
 #define Q_ST(w) ((w)&15u)
-#define Q_GEN(w) ((w) >> 4)
+#define Q_M1(w) (((w) >> 4) & M_MASK)
+#define Q_GEN(w) ((w) >> 15)
 
-typedef struct rl_queue {
+typedef struct shm_head {
     uint32_t magic;
-    uint32_t slot_size;
-    /* Slots POSTED or LEAD, counted up before a slot becomes one and down
-     * after it stops being one, so it is never below the truth: at 0 a
-     * writer skips looking at the slots. A poster that dies in between
-     * leaves it too high, which only costs those looks. */
-    uint32_t posted;
-} rl_queue;
+    uint32_t layout; /* this build's sizes: another build's file is not used */
+    uint64_t dev, ino;
+    uint64_t domain; /* random, new at each rebuild: names this file's batches */
+    uint32_t lock;
+    uint32_t waiters; /* a hint: processes blocked on lock */
+    uint32_t posted;  /* a hint: slots POSTED or LEAD (never below the truth when intact) */
+    uint32_t pad;
+    uint64_t seq, seq_check; /* the last batch numbered, and ~seq */
+} shm_head;
 
-typedef struct rl_qslot {
-    uint32_t state;     /* Q_WORD(generation, Q_*): the futex word */
-    uint32_t abandoned; /* its poster gave up waiting for a leader */
-    int64_t since; /* CLOCK_MONOTONIC ns of the last change: age and order */
+typedef struct qslot {
+    uint32_t state;
+    uint32_t abandoned; /* its poster gave up waiting: free it, do not answer */
+    int64_t since;      /* CLOCK_MONOTONIC ns when posted: order only */
+    uint64_t seq;       /* the batch that took it */
     rl_group_req req;
-} rl_qslot;
+} qslot;
 
-#define RL_QUEUE_AT (RL_LOCK_EXT_AT + 64)
-#define RL_QSLOT_SIZE ((sizeof(rl_qslot) + 63) / 64 * 64)
-#define RL_QSLOTS_AT (RL_QUEUE_AT + 64)
-#define RL_LOCK_MAP (RL_QSLOTS_AT + RL_QUEUE_SLOTS * RL_QSLOT_SIZE)
+#define GENS_AT 4096u
+#define SLOTS_AT (GENS_AT + RL_MEMBERS * 4u)
+#define QSLOT_SIZE ((sizeof(qslot) + 63u) / 64u * 64u)
+#define SHM_SIZE ((SLOTS_AT + RL_QUEUE_SLOTS * QSLOT_SIZE + 4095u) / 4096u * 4096u)
+#define SHM_LAYOUT ((uint32_t)(sizeof(shm_head) ^ (QSLOT_SIZE << 8) ^ (RL_MEMBERS << 20)))
 
 struct rl_lock {
     int fd;
-    rl_lock_shm *shm;
-    rl_lock_ext *ext;
-    unsigned char *slots; /* NULL: no group commit with this file */
-    uint32_t *posted;     /* rl_queue.posted */
+    char *path;
+    unsigned char *map;
+    shm_head *h;
+    uint32_t *gens;
+    uint64_t domain;
+    int member;
+    uint32_t me; /* OWNER(member, generation): our lock word */
+    int held;
+    volatile sig_atomic_t damaged; /* set by the SIGBUS handler */
+    int forked;
     rl_lock_resolve_fn resolve;
     void *resolve_ctx;
-    int unresolved; /* took the mutex from a dead holder before resolve was set */
-    int streak; /* releases in a row while others waited */
+    int unresolved; /* took the lock from a dead holder before resolve was set */
+    int streak;     /* releases in a row while others waited */
+    uint64_t seq;   /* this batch's number, once it took another's request */
     size_t ntaken;
     int taken[RL_QUEUE_SLOTS]; /* slots this holder must answer */
 };
 
-static void recover(rl_lock *l);
-static int slot_free(rl_lock *l, int i, uint32_t w);
-static void posted_add(rl_lock *l, int d);
+/* ---- the process's handles: fork and SIGBUS ------------------------------ */
 
-/* Under flock: claims the queue for this layout, or leaves it to the one
- * that claimed it first. */
-static void init_queue(rl_lock *l)
-{
-#ifdef __linux__
-    rl_queue *q = (rl_queue *)((char *)l->shm + RL_QUEUE_AT);
-    if (q->magic == 0) {
-        q->slot_size = (uint32_t)sizeof(rl_qslot);
-        __atomic_store_n(&q->magic, RL_QUEUE_MAGIC, __ATOMIC_RELEASE);
-    }
-    if (q->magic == RL_QUEUE_MAGIC && q->slot_size == sizeof(rl_qslot)) {
-        l->slots = (unsigned char *)l->shm + RL_QSLOTS_AT;
-        l->posted = &q->posted;
-    }
-#else
-    (void)l;
-#endif
-}
+static rl_lock *registry[RL_REG_MAX];
+static struct sigaction old_bus;
+static long page_size;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static int init_shared(rl_lock *l, char *err)
+/* In a child after fork(): its copies of the handles' files and mappings
+ * are dropped (a mapping holds the open file too), so the member and
+ * dead-man locks live only as long as the parent. */
+static void at_fork_child(void)
 {
-    pthread_mutexattr_t a;
-    struct stat st;
-    int rc = RL_OK;
-    if (flock(l->fd, LOCK_EX) != 0)
-        return rl_seterr(err, RL_ESTORE, "lock file: flock: %s", strerror(errno));
-    if (fstat(l->fd, &st) != 0) {
-        rc = rl_seterr(err, RL_ESTORE, "lock file: stat: %s", strerror(errno));
-        goto out;
-    }
-    if ((size_t)st.st_size < RL_LOCK_MAP && ftruncate(l->fd, RL_LOCK_MAP) != 0) {
-        rc = rl_seterr(err, errno == ENOSPC ? RL_EFULL : RL_ESTORE, "lock file: %s",
-                       strerror(errno));
-        goto out;
-    }
-    l->shm = mmap(NULL, RL_LOCK_MAP, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
-    if (l->shm == MAP_FAILED) {
-        l->shm = NULL;
-        rc = rl_seterr(err, RL_ESTORE, "lock file: mmap: %s", strerror(errno));
-        goto out;
-    }
-    l->ext = (rl_lock_ext *)((char *)l->shm + RL_LOCK_EXT_AT);
-    init_queue(l);
-    if (l->shm->magic == RL_LOCK_MAGIC) {
-        if (l->shm->size != sizeof(rl_lock_shm))
-            rc = rl_seterr(err, RL_ECORRUPT, "lock file was written by an incompatible build");
-        goto out;
-    }
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    pthread_mutex_init(&l->shm->mu, &a);
-    pthread_mutexattr_destroy(&a);
-    l->shm->size = sizeof(rl_lock_shm);
-    __atomic_store_n(&l->shm->magic, RL_LOCK_MAGIC, __ATOMIC_RELEASE);
-out:
-    flock(l->fd, LOCK_UN);
-    return rc;
-}
-
-int rl_lock_open(rl_lock **out, const char *path, unsigned int mode, char *err)
-{
-    rl_lock *l;
-    int rc;
-    *out = NULL;
-    if (!(l = calloc(1, sizeof *l)))
-        return rl_seterr(err, RL_ENOMEM, "out of memory");
-    l->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (l->fd >= 0)
-        (void)fchmod(l->fd, mode); /* as the database: the umask must not narrow it */
-    else if (errno == EEXIST)
-        l->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (l->fd < 0) {
-        rc = rl_seterr(err, errno == EACCES || errno == EROFS ? RL_EREADONLY : RL_ESTORE,
-                       "%s: %s", path, strerror(errno));
-        free(l);
-        return rc;
-    }
-    if ((rc = init_shared(l, err)) != RL_OK) {
-        rl_lock_close(l);
-        return rc;
-    }
-    *out = l;
-    return RL_OK;
-}
-
-int rl_lock_acquire(rl_lock *l, int timeout_ms, int64_t *waited_ns, char *err)
-{
-    struct timespec t0, t1, dl;
-    int rc;
-    *waited_ns = 0;
-    rc = pthread_mutex_trylock(&l->shm->mu);
-    if (rc == EBUSY) {
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        dl = t0;
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
+    int i;
+    for (i = 0; i < RL_REG_MAX; i++) {
+        rl_lock *l = __atomic_load_n(&registry[i], __ATOMIC_ACQUIRE);
+        if (l && !l->forked) {
+            unsigned char *map = l->map;
+            l->forked = 1;
+            l->map = NULL;
+            if (map)
+                munmap(map, SHM_SIZE);
+            close(l->fd);
+            l->fd = -1;
         }
-        __atomic_add_fetch(&l->ext->waiters, 1, __ATOMIC_RELAXED);
-        rc = pthread_mutex_clocklock(&l->shm->mu, CLOCK_MONOTONIC, &dl);
-        __atomic_sub_fetch(&l->ext->waiters, 1, __ATOMIC_RELAXED);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        *waited_ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
     }
-    if (rc == EOWNERDEAD && /* the holder died; SQLite already rolled its work back */
-        (rc = pthread_mutex_consistent(&l->shm->mu)) == 0)
-        recover(l);
-    if (rc == 0)
-        return RL_OK;
-    if (rc == ETIMEDOUT)
-        return rl_seterr(err, RL_EBUSY, "another process held the write lock for over %d ms",
-                         timeout_ms);
-    return rl_seterr(err, RL_ESTORE, "write lock: %s", strerror(rc));
 }
 
-/* ---- group commit --------------------------------------------------------- */
-
-static rl_qslot *slot_at(const rl_lock *l, int i)
+/* A fault in a lock file's mapping is its truncation: a blank private page
+ * over the hole lets the access finish, and the handle is flagged. Any other
+ * fault goes to the handler that was there before, or kills as by default. */
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
-    return (rl_qslot *)(void *)(l->slots + (size_t)i * RL_QSLOT_SIZE);
+    unsigned char *a = si->si_addr;
+    int i;
+    for (i = 0; i < RL_REG_MAX; i++) {
+        rl_lock *l = __atomic_load_n(&registry[i], __ATOMIC_ACQUIRE);
+        if (l && l->map && a >= l->map && a < l->map + SHM_SIZE) {
+            void *page = (void *)((uintptr_t)a & ~(uintptr_t)(page_size - 1));
+            if (mmap(page, (size_t)page_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+                l->damaged = 1;
+                return;
+            }
+        }
+    }
+    if ((old_bus.sa_flags & SA_SIGINFO) && old_bus.sa_sigaction) {
+        old_bus.sa_sigaction(sig, si, uc);
+    } else if (old_bus.sa_handler != SIG_DFL && old_bus.sa_handler != SIG_IGN) {
+        old_bus.sa_handler(sig);
+    } else {
+        signal(SIGBUS, SIG_DFL); /* the access faults again and kills, as it would have */
+    }
 }
+
+static void init_once(void)
+{
+    page_size = sysconf(_SC_PAGESIZE);
+    if (page_size <= 0)
+        page_size = 4096;
+    (void)pthread_atfork(NULL, NULL, at_fork_child);
+}
+
+/* At each open: our SIGBUS handler goes first, before whatever handler the
+ * program has installed since (which it chains to). */
+static void hook_sigbus(void)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    struct sigaction sa, cur;
+    pthread_mutex_lock(&mu);
+    if (sigaction(SIGBUS, NULL, &cur) == 0 &&
+        !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_sigbus)) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_sigbus;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        old_bus = cur;
+        (void)sigaction(SIGBUS, &sa, NULL);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+static int reg_add(rl_lock *l)
+{
+    int i;
+    for (i = 0; i < RL_REG_MAX; i++) {
+        rl_lock *none = NULL;
+        if (__atomic_compare_exchange_n(&registry[i], &none, l, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return 1;
+    }
+    return 0;
+}
+
+static void reg_del(rl_lock *l)
+{
+    int i;
+    for (i = 0; i < RL_REG_MAX; i++) {
+        rl_lock *me = l;
+        if (__atomic_compare_exchange_n(&registry[i], &me, NULL, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return;
+    }
+}
+
+/* ---- small tools ---------------------------------------------------------- */
 
 static int64_t mono_ns(void)
 {
@@ -268,74 +274,439 @@ static int cas(uint32_t *w, uint32_t from, uint32_t to)
     return __atomic_compare_exchange_n(w, &from, to, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-#ifdef __linux__
-/* Sleeps while *w == v, at most ns (or until woken). */
-static void q_sleep(uint32_t *w, uint32_t v, int64_t ns)
+/* Sleeps while *w == v, at most ns (or until woken); 1 if it timed out. */
+static int q_sleep(uint32_t *w, uint32_t v, int64_t ns)
 {
     struct timespec ts;
     ts.tv_sec = (time_t)(ns / 1000000000);
     ts.tv_nsec = (long)(ns % 1000000000);
-    (void)syscall(SYS_futex, w, FUTEX_WAIT, v, &ts, NULL, 0);
+    return syscall(SYS_futex, w, FUTEX_WAIT, v, &ts, NULL, 0) != 0 && errno == ETIMEDOUT;
 }
 
-static void q_wake(uint32_t *w)
+static void q_wake(uint32_t *w, int n)
 {
-    (void)syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    (void)syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);
 }
-#else
-static void q_sleep(uint32_t *w, uint32_t v, int64_t ns)
-{
-    (void)w, (void)v, (void)ns;
-}
-static void q_wake(uint32_t *w)
-{
-    (void)w;
-}
-#endif
 
-/* Just after taking the mutex from a holder that died: the slots it had
- * taken are settled by what the database says of their keys. Committed:
- * answered; rolled back (or never decided): posted again, to be decided
- * by the next leader; unknown: left for the poster to report. */
+static int ofd_lock(int fd, int cmd, short type, off_t at)
+{
+    struct flock f;
+    memset(&f, 0, sizeof f);
+    f.l_type = type;
+    f.l_whence = SEEK_SET;
+    f.l_start = at;
+    f.l_len = 1;
+    return fcntl(fd, cmd, &f);
+}
+
+/* Whether member m's handle is open in a live process: its byte is locked.
+ * When the kernel cannot say, it is taken as alive: never steal. */
+static int member_alive(const rl_lock *l, int m)
+{
+    struct flock f;
+    if (m == l->member)
+        return 1;
+    memset(&f, 0, sizeof f);
+    f.l_type = F_WRLCK;
+    f.l_whence = SEEK_SET;
+    f.l_start = RL_BYTE_MEMBER(m);
+    f.l_len = 1;
+    if (fcntl(l->fd, F_OFD_GETLK, &f) != 0)
+        return 1;
+    return f.l_type != F_UNLCK;
+}
+
+static int bad_member(int m)
+{
+    return m < 0 || m >= RL_MEMBERS;
+}
+
+static qslot *slot_at(const rl_lock *l, int i)
+{
+    return (qslot *)(void *)(l->map + SLOTS_AT + (size_t)i * QSLOT_SIZE);
+}
+
+static void posted_add(rl_lock *l, int d)
+{
+    __atomic_add_fetch(&l->h->posted, (uint32_t)d, __ATOMIC_SEQ_CST);
+}
+
+static int is_posted(uint32_t w)
+{
+    return Q_ST(w) == Q_POSTED || Q_ST(w) == Q_LEAD;
+}
+
+/* Frees slot i whose state is still w; the generation moves on. */
+static int slot_free(rl_lock *l, int i, uint32_t w)
+{
+    qslot *q = slot_at(l, i);
+    if (!cas(&q->state, w, Q_WORD(Q_GEN(w) + 1, 0, Q_FREE)))
+        return 0;
+    if (is_posted(w))
+        posted_add(l, -1);
+    return 1;
+}
+
+static int forked_err(char *err)
+{
+    return rl_seterr(err, RL_ESTORE,
+                     "this handle was opened before fork(): open a new one in the child");
+}
+
+/* ---- opening: rebuild or attach, then a member byte ----------------------- */
+
+static int map_file(rl_lock *l, char *err)
+{
+    void *p = mmap(NULL, SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
+    if (p == MAP_FAILED)
+        return rl_seterr(err, RL_ESTORE, "%s: mmap: %s", l->path, strerror(errno));
+    l->map = p;
+    l->h = p;
+    l->gens = (uint32_t *)(void *)(l->map + GENS_AT);
+    return RL_OK;
+}
+
+static uint64_t new_domain(void)
+{
+    uint64_t d = 0;
+    if (getrandom(&d, sizeof d, GRND_NONBLOCK) != (ssize_t)sizeof d)
+        d = (uint64_t)mono_ns() ^ ((uint64_t)getpid() << 32);
+    return d ? d : 1;
+}
+
+/* Alone with the file (the dead-man byte is ours exclusively): whatever it
+ * holds, it is made anew. The old domain is reported so that its batch
+ * records can be dropped. */
+static int rebuild(rl_lock *l, const struct stat *db, uint64_t *old_domain, char *err)
+{
+    shm_head old;
+    int e;
+    if (pread(l->fd, &old, sizeof old, 0) == (ssize_t)sizeof old && old.magic == RL_SHM_MAGIC &&
+        old.layout == SHM_LAYOUT)
+        *old_domain = old.domain;
+    if (ftruncate(l->fd, 0) != 0)
+        return rl_seterr(err, RL_ESTORE, "%s: truncate: %s", l->path, strerror(errno));
+    if ((e = posix_fallocate(l->fd, 0, SHM_SIZE)) != 0)
+        return rl_seterr(err, e == ENOSPC || e == EDQUOT ? RL_EFULL : RL_ESTORE,
+                         "%s: cannot allocate the lock file: %s", l->path, strerror(e));
+    if (map_file(l, err) != RL_OK)
+        return RL_ESTORE;
+    l->h->layout = SHM_LAYOUT;
+    l->h->dev = (uint64_t)db->st_dev;
+    l->h->ino = (uint64_t)db->st_ino;
+    l->h->domain = new_domain();
+    l->h->seq_check = ~(uint64_t)0;
+    __atomic_store_n(&l->h->magic, RL_SHM_MAGIC, __ATOMIC_RELEASE);
+    return RL_OK;
+}
+
+/* Others have the file open: it must be this build's, for this database. */
+static int attach(rl_lock *l, const struct stat *db, char *err)
+{
+    struct stat st;
+    if (fstat(l->fd, &st) != 0)
+        return rl_seterr(err, RL_ESTORE, "%s: stat: %s", l->path, strerror(errno));
+    if (st.st_size != (off_t)SHM_SIZE)
+        return rl_seterr(err, RL_ECORRUPT,
+                         "%s: damaged (size %lld, expected %u) while other processes use it: "
+                         "it is rebuilt once they all close the database",
+                         l->path, (long long)st.st_size, (unsigned)SHM_SIZE);
+    if (map_file(l, err) != RL_OK)
+        return RL_ESTORE;
+    if (l->h->magic != RL_SHM_MAGIC || l->h->layout != SHM_LAYOUT ||
+        l->h->dev != (uint64_t)db->st_dev || l->h->ino != (uint64_t)db->st_ino)
+        return rl_seterr(err, RL_ECORRUPT,
+                         "%s: damaged, from another build of rl, or of another database, while "
+                         "other processes use it: it is rebuilt once they all close the database",
+                         l->path);
+    return RL_OK;
+}
+
+/* What a dead handle that had our member index left behind: its lock is
+ * marked dead for the next taker to recover, its slots are freed (one a
+ * leader has taken is left to that leader, which frees it abandoned). */
+static void clear_member(rl_lock *l)
+{
+    uint32_t w = __atomic_load_n(&l->h->lock, __ATOMIC_ACQUIRE);
+    int i;
+    if (w != 0 && w != LOCK_DEAD && W_MEMBER(w) == l->member && cas(&l->h->lock, w, LOCK_DEAD))
+        q_wake(&l->h->lock, INT_MAX);
+    for (i = 0; i < RL_QUEUE_SLOTS; i++) {
+        qslot *q = slot_at(l, i);
+        w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+        if (Q_ST(w) == Q_FREE || (int)Q_M1(w) != l->member + 1)
+            continue;
+        if (Q_ST(w) == Q_TAKEN)
+            __atomic_store_n(&q->abandoned, 1, __ATOMIC_RELEASE);
+        else
+            slot_free(l, i, w);
+    }
+}
+
+static int claim_member(rl_lock *l, char *err)
+{
+    int k, start = (int)(new_domain() % RL_MEMBERS);
+    for (k = 0; k < RL_MEMBERS; k++) {
+        int m = (start + k) % RL_MEMBERS;
+        if (ofd_lock(l->fd, F_OFD_SETLK, F_WRLCK, RL_BYTE_MEMBER(m)) == 0) {
+            uint32_t g = __atomic_add_fetch(&l->gens[m], 1, __ATOMIC_ACQ_REL);
+            l->member = m;
+            l->me = OWNER(m, g);
+            if (l->me == LOCK_DEAD) /* all-ones is reserved */
+                l->me = OWNER(m, g + 1);
+            RL_LOCK_HOOK(RL_STEP_MEMBER);
+            clear_member(l);
+            return RL_OK;
+        }
+        if (errno != EAGAIN && errno != EACCES)
+            return rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
+    }
+    return RL_GROUP_NONE; /* 1024 handles have it open: this one goes without */
+}
+
+int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shared_group,
+                 uint64_t *old_domain, char *err)
+{
+    struct stat db;
+    rl_lock *l;
+    char *real;
+    int rc, created = 0;
+    *out = NULL;
+    *old_domain = 0;
+    pthread_once(&once, init_once);
+    hook_sigbus();
+    if (stat(db_path, &db) != 0)
+        return rl_seterr(err, RL_ESTORE, "%s: %s", db_path, strerror(errno));
+    /* Beside the database's real path: every path to it through symbolic
+     * links shares one lock file. */
+    if (!(real = realpath(db_path, NULL)))
+        return rl_seterr(err, errno == ENOMEM ? RL_ENOMEM : RL_ESTORE, "%s: %s", db_path,
+                         strerror(errno));
+    if (!(l = calloc(1, sizeof *l)) || !(l->path = malloc(strlen(real) + 8))) {
+        free(l);
+        free(real);
+        return rl_seterr(err, RL_ENOMEM, "out of memory");
+    }
+    l->fd = -1;
+    l->member = -1;
+    strcpy(l->path, real);
+    strcat(l->path, "-rlshm");
+    free(real);
+    l->fd = open(l->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode & 0666);
+    if (l->fd >= 0) {
+        created = 1;
+        (void)fchmod(l->fd, mode & 0666); /* as the database: the umask must not narrow it */
+    } else if (errno == EEXIST) {
+        l->fd = open(l->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    }
+    if (l->fd >= 0 && !reg_add(l)) { /* 1024 handles in this process: SQLite's locking alone */
+        rl_lock_close(l);
+        return RL_OK;
+    }
+    if (l->fd < 0) {
+        int e = errno;
+        rc = rl_seterr(err,
+                       e == EACCES || e == EROFS ? RL_EREADONLY
+                       : e == ENOSPC || e == EDQUOT ? RL_EFULL
+                       : e == ELOOP ? RL_EPERM
+                                    : RL_ESTORE,
+                       "%s: %s", l->path, e == ELOOP ? "is a symbolic link: refused" : strerror(e));
+        goto out;
+    }
+    if (!created && (rc = rl_fileperm_check_fd(l->fd, l->path, mode, shared_group, err)) != RL_OK)
+        goto out;
+    if (ofd_lock(l->fd, F_OFD_SETLK, F_WRLCK, RL_BYTE_DMS) == 0) {
+        if ((rc = rebuild(l, &db, old_domain, err)) != RL_OK)
+            goto out;
+        /* Downgrading is atomic: nobody attaches to a half-built file. */
+        if (ofd_lock(l->fd, F_OFD_SETLKW, F_RDLCK, RL_BYTE_DMS) != 0) {
+            rc = rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
+            goto out;
+        }
+    } else if (errno == EAGAIN || errno == EACCES) {
+        if (ofd_lock(l->fd, F_OFD_SETLKW, F_RDLCK, RL_BYTE_DMS) != 0) {
+            rc = rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
+            goto out;
+        }
+        if ((rc = attach(l, &db, err)) != RL_OK)
+            goto out;
+    } else {
+        rc = rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
+        goto out;
+    }
+    l->domain = l->h->domain;
+    if ((rc = claim_member(l, err)) != RL_OK) {
+        rl_lock_close(l);
+        return rc == RL_GROUP_NONE ? RL_OK : rc; /* no member left: SQLite's locking alone */
+    }
+    *out = l;
+    return RL_OK;
+out:
+    rl_lock_close(l);
+    return rc;
+}
+
+/* ---- the lock ------------------------------------------------------------- */
+
+static void recover(rl_lock *l);
+
+/* Whether lock word w names a holder that cannot hold it: marked dead,
+ * garbage, or a member nobody has open. live: ask the kernel too. */
+static int holder_gone(const rl_lock *l, uint32_t w, int live)
+{
+    int m = W_MEMBER(w);
+    if (w == LOCK_DEAD || bad_member(m))
+        return 1;
+    return live && !member_alive(l, m);
+}
+
+/* Took the lock; from a holder that died (gone) its batch is settled. */
+static void locked(rl_lock *l, int gone)
+{
+    l->held = 1;
+    l->ntaken = 0;
+    l->seq = 0;
+    RL_LOCK_HOOK(RL_STEP_LOCKED);
+    if (gone)
+        recover(l);
+}
+
+/* 1: this handle holds the lock now; 0: another does. live: a holder that
+ * looks alive is asked the kernel about. */
+static int try_take(rl_lock *l, int live)
+{
+    uint32_t w = __atomic_load_n(&l->h->lock, __ATOMIC_ACQUIRE);
+    if (w == 0 && cas(&l->h->lock, 0, l->me)) {
+        locked(l, 0);
+        return 1;
+    }
+    if (w != 0 && holder_gone(l, w, live) && cas(&l->h->lock, w, l->me)) {
+        locked(l, 1);
+        return 1;
+    }
+    return 0;
+}
+
+int rl_lock_acquire(rl_lock *l, int timeout_ms, int64_t *waited_ns, char *err)
+{
+    int64_t t0, now, deadline;
+    int live = 0;
+    *waited_ns = 0;
+    if (l->forked)
+        return forked_err(err);
+    if (try_take(l, 0))
+        return RL_OK;
+    t0 = mono_ns();
+    deadline = t0 + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    for (;;) {
+        uint32_t w;
+        int64_t nap;
+        if (try_take(l, live)) {
+            *waited_ns = mono_ns() - t0;
+            return RL_OK;
+        }
+        if (l->damaged)
+            return rl_seterr(err, RL_ECORRUPT, "%s: truncated while in use", l->path);
+        if ((now = mono_ns()) >= deadline)
+            return rl_seterr(err, RL_EBUSY,
+                             "another process held the write lock for over %d ms", timeout_ms);
+        nap = deadline - now < RL_LIVE_NAP ? deadline - now : RL_LIVE_NAP;
+        w = __atomic_load_n(&l->h->lock, __ATOMIC_ACQUIRE);
+        __atomic_add_fetch(&l->h->waiters, 1, __ATOMIC_SEQ_CST);
+        /* a word unchanged for a whole nap: is its holder still there? */
+        live = w != 0 && q_sleep(&l->h->lock, w, nap);
+        __atomic_sub_fetch(&l->h->waiters, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+void rl_lock_release(rl_lock *l);
+
+/* After unlocking: a slot still posted gets a leader. A poster told to lead
+ * (Q_LEAD) and not yet leading is nudged again rather than another one. */
+static void wake_posted(rl_lock *l)
+{
+    qslot *oldest = NULL;
+    uint32_t ow = 0;
+    int i;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the unlock before any read of a slot */
+    if (!__atomic_load_n(&l->h->posted, __ATOMIC_SEQ_CST))
+        return;
+    for (i = 0; i < RL_QUEUE_SLOTS; i++) {
+        qslot *q = slot_at(l, i);
+        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+        if (Q_ST(w) == Q_LEAD) {
+            q_wake(&q->state, INT_MAX);
+            return;
+        }
+        if (Q_ST(w) == Q_POSTED && (!oldest || q->since < oldest->since)) {
+            oldest = q;
+            ow = w;
+        }
+    }
+    if (oldest && cas(&oldest->state, ow, Q_WORD(Q_GEN(ow), Q_M1(ow), Q_LEAD)))
+        q_wake(&oldest->state, INT_MAX);
+}
+
+void rl_lock_release(rl_lock *l)
+{
+    if (l->forked || !l->held)
+        return;
+    l->held = 0;
+    __atomic_store_n(&l->h->lock, 0, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&l->h->waiters, __ATOMIC_SEQ_CST))
+        q_wake(&l->h->lock, 1);
+    wake_posted(l);
+    if (!__atomic_load_n(&l->h->waiters, __ATOMIC_RELAXED)) {
+        l->streak = 0;
+    } else if (++l->streak >= RL_LOCK_HANDOFF) {
+        l->streak = 0;
+        sched_yield(); /* let a woken waiter take it before we come back */
+    }
+}
+
+/* ---- recovery ------------------------------------------------------------- */
+
+/* Just after taking the lock from a holder that died: the slots it had
+ * taken are settled by the database's record of its batch. Committed:
+ * answered; not: posted again (freed if their posters are gone); cannot
+ * tell: left for their posters to report. */
 static void recover(rl_lock *l)
 {
-    int i;
+    uint64_t seq = 0;
+    int i, committed = -2;
     if (!l->resolve) {
         l->unresolved = 1;
         return;
     }
-    for (i = 0; l->slots && i < RL_QUEUE_SLOTS; i++) {
-        rl_qslot *q = slot_at(l, i);
+    for (i = 0; i < RL_QUEUE_SLOTS; i++) {
+        qslot *q = slot_at(l, i);
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        int done;
+        int m = (int)Q_M1(w) - 1;
         if (Q_ST(w) != Q_TAKEN)
             continue;
-        done = l->resolve(l->resolve_ctx, &q->req);
-        if (done > 0) {
-            q->since = mono_ns();
-            if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_DONE)))
-                q_wake(&q->state);
-        } else if (done == 0) {
-            if (__atomic_load_n(&q->abandoned, __ATOMIC_ACQUIRE)) {
+        if (committed == -2) {
+            seq = l->h->seq;
+            committed = l->h->seq_check == ~seq && seq ? l->resolve(l->resolve_ctx, l->domain, seq)
+                                                       : -1;
+        }
+        if (q->seq != seq) /* an older batch already left unsettled */
+            continue;
+        if (committed > 0) {
+            if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_M1(w), Q_DONE)))
+                q_wake(&q->state, INT_MAX);
+        } else if (committed == 0) {
+            if (__atomic_load_n(&q->abandoned, __ATOMIC_ACQUIRE) || bad_member(m) ||
+                !member_alive(l, m)) {
                 slot_free(l, i, w);
                 continue;
             }
             posted_add(l, 1);
-            if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_POSTED)))
-                q_wake(&q->state);
+            if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_M1(w), Q_POSTED)))
+                q_wake(&q->state, INT_MAX);
             else
                 posted_add(l, -1);
         }
     }
-}
-
-/* 1: this process holds the mutex now; 0: another does; else -errno. */
-static int try_take(rl_lock *l)
-{
-    int rc = pthread_mutex_trylock(&l->shm->mu);
-    if (rc == EOWNERDEAD && (rc = pthread_mutex_consistent(&l->shm->mu)) == 0)
-        recover(l);
-    return rc == 0 ? 1 : rc == EBUSY ? 0 : -rc;
 }
 
 void rl_lock_on_recover(rl_lock *l, rl_lock_resolve_fn fn, void *ctx)
@@ -348,77 +719,66 @@ void rl_lock_on_recover(rl_lock *l, rl_lock_resolve_fn fn, void *ctx)
     }
 }
 
-static void posted_add(rl_lock *l, int d)
-{
-    __atomic_add_fetch(l->posted, (uint32_t)d, __ATOMIC_SEQ_CST);
-}
+/* ---- group commit --------------------------------------------------------- */
 
-static int is_posted(uint32_t w)
-{
-    return Q_ST(w) == Q_POSTED || Q_ST(w) == Q_LEAD;
-}
-
-/* Frees slot i whose state is still w; the generation moves on. */
-static int slot_free(rl_lock *l, int i, uint32_t w)
-{
-    rl_qslot *q = slot_at(l, i);
-    if (!cas(&q->state, w, Q_WORD(Q_GEN(w) + 1, Q_FREE)))
-        return 0;
-    if (is_posted(w))
-        posted_add(l, -1);
-    return 1;
-}
-
-/* A free slot, or one whose poster is gone; -1 if none. */
+/* A slot for our request: a free one; failing that, one whose poster is
+ * gone (never a TAKEN one: its leader owns it until it answers). Answers we
+ * gave up on earlier (DONE, ours) are freed on the way. -1 if none. */
 static int slot_claim(rl_lock *l, uint32_t *word)
 {
-    int64_t now = 0;
-    int i;
-    for (i = 0; i < RL_QUEUE_SLOTS; i++) {
-        rl_qslot *q = slot_at(l, i);
-        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        uint32_t st = Q_ST(w), gen = Q_GEN(w);
-        if (st != Q_FREE) {
-            if (st != Q_FILLING && st != Q_DONE)
-                continue;
-            if (!now)
-                now = mono_ns();
-            if (now - __atomic_load_n(&q->since, __ATOMIC_RELAXED) < RL_QUEUE_STALE)
-                continue;
-            gen++; /* abandoned: a poster that died filling it or before reading it */
-        }
-        if (cas(&q->state, w, Q_WORD(gen, Q_FILLING))) {
-            *word = Q_WORD(gen, Q_FILLING);
-            return i;
+    uint32_t m1 = (uint32_t)l->member + 1;
+    int i, pass;
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < RL_QUEUE_SLOTS; i++) {
+            qslot *q = slot_at(l, i);
+            uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+            uint32_t st = Q_ST(w), gen = Q_GEN(w);
+            if (st != Q_FREE) {
+                int m = (int)Q_M1(w) - 1;
+                if (st == Q_DONE && m == l->member) { /* an answer we gave up waiting for */
+                    if (!slot_free(l, i, w))
+                        continue;
+                    w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+                    if (Q_ST(w) != Q_FREE)
+                        continue;
+                    gen = Q_GEN(w);
+                } else if (pass == 0 || st == Q_TAKEN ||
+                           (st < Q_NSTATES && !bad_member(m) && member_alive(l, m))) {
+                    continue;
+                } else {
+                    gen++; /* its poster is gone, or the word is garbage */
+                }
+            }
+            if (cas(&q->state, w, Q_WORD(gen, m1, Q_FILLING))) {
+                if (is_posted(w))
+                    posted_add(l, -1);
+                *word = Q_WORD(gen, m1, Q_FILLING);
+                return i;
+            }
         }
     }
     return -1;
 }
 
-/* As the holder: takes the posted slots of signature sig, oldest first,
- * into batch[0..max); returns how many. A slot TAKEN while we hold the
- * mutex was left by a leader that died; once its poster has had time to
- * notice, it is freed. */
 size_t rl_lock_take(rl_lock *l, uint64_t sig, rl_group_req **batch, size_t max)
 {
     size_t first = l->ntaken, k;
     int i, j;
-    if (!l->slots || !__atomic_load_n(l->posted, __ATOMIC_SEQ_CST))
+    if (l->forked || l->damaged || !__atomic_load_n(&l->h->posted, __ATOMIC_SEQ_CST))
         return 0;
     for (i = 0; i < RL_QUEUE_SLOTS && l->ntaken - first < max; i++) {
-        rl_qslot *q = slot_at(l, i);
+        qslot *q = slot_at(l, i);
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        uint32_t st = Q_ST(w);
-        if (st == Q_TAKEN && mono_ns() - q->since > RL_QUEUE_STALE) {
-            for (k = 0; k < l->ntaken && l->taken[k] != i; k++)
-                ;
-            if (k == l->ntaken) /* not one of ours */
-                slot_free(l, i, w);
+        if (!is_posted(w) || q->req.sig != sig)
             continue;
+        if (!l->seq) { /* numbered before any request is taken: see recover() */
+            uint64_t s = l->h->seq + 1;
+            l->h->seq = s ? s : 1;
+            l->h->seq_check = ~l->h->seq;
+            l->seq = l->h->seq;
         }
-        if ((st != Q_POSTED && st != Q_LEAD) || q->req.sig != sig)
-            continue;
-        if (!cas(&q->state, w, Q_WORD(Q_GEN(w), Q_TAKEN))) {
+        q->seq = l->seq;
+        if (!cas(&q->state, w, Q_WORD(Q_GEN(w), Q_M1(w), Q_TAKEN))) {
             i--; /* POSTED turned LEAD under us: look again */
             continue;
         }
@@ -431,68 +791,57 @@ size_t rl_lock_take(rl_lock *l, uint64_t sig, rl_group_req **batch, size_t max)
     }
     for (k = first; k < l->ntaken; k++)
         batch[k - first] = &slot_at(l, l->taken[k])->req;
+    if (l->ntaken > first)
+        RL_LOCK_HOOK(RL_STEP_TAKEN);
     return l->ntaken - first;
+}
+
+int rl_lock_batch(const rl_lock *l, uint64_t *domain, uint64_t *seq)
+{
+    if (!l->ntaken || !l->seq)
+        return 0;
+    *domain = l->domain;
+    *seq = l->seq;
+    return 1;
 }
 
 void rl_lock_publish(rl_lock *l)
 {
     size_t i;
     for (i = 0; i < l->ntaken; i++) {
-        rl_qslot *q = slot_at(l, l->taken[i]);
-        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_RELAXED);
-        q->since = mono_ns();
-        __atomic_store_n(&q->state, Q_WORD(Q_GEN(w), Q_DONE), __ATOMIC_RELEASE);
-        q_wake(&q->state);
+        int n = l->taken[i];
+        qslot *q = slot_at(l, n);
+        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+        if (Q_ST(w) != Q_TAKEN)
+            continue;
+        if (__atomic_load_n(&q->abandoned, __ATOMIC_ACQUIRE))
+            slot_free(l, n, w);
+        else if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_M1(w), Q_DONE)))
+            q_wake(&q->state, INT_MAX);
     }
     l->ntaken = 0;
+    l->seq = 0;
 }
 
-/* After unlocking: a slot still posted gets a leader. A poster told to lead
- * (Q_LEAD) and not yet leading is nudged again rather than another one. */
-static void wake_posted(rl_lock *l)
+/* An answer read from the file, made safe to hand to the caller. */
+static int answer_ok(rl_group_req *req)
 {
-    rl_qslot *oldest = NULL;
-    uint32_t ow = 0;
-    int i;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the unlock before any read of a slot */
-    if (!__atomic_load_n(l->posted, __ATOMIC_SEQ_CST))
-        return;
-    for (i = 0; i < RL_QUEUE_SLOTS; i++) {
-        rl_qslot *q = slot_at(l, i);
-        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        if (Q_ST(w) == Q_LEAD) {
-            q_wake(&q->state);
-            return;
-        }
-        if (Q_ST(w) == Q_POSTED && (!oldest || q->since < oldest->since)) {
-            oldest = q;
-            ow = w;
-        }
-    }
-    if (oldest && cas(&oldest->state, ow, Q_WORD(Q_GEN(ow), Q_LEAD)))
-        q_wake(&oldest->state);
+    req->err[sizeof req->err - 1] = 0;
+    return req->rc <= 0 && req->rc >= RL_EPERM && (req->res.allowed == 0 || req->res.allowed == 1);
 }
 
-void rl_lock_release(rl_lock *l)
-{
-    pthread_mutex_unlock(&l->shm->mu);
-    if (l->slots)
-        wake_posted(l);
-    if (!__atomic_load_n(&l->ext->waiters, __ATOMIC_RELAXED)) {
-        l->streak = 0;
-    } else if (++l->streak >= RL_LOCK_HANDOFF) {
-        l->streak = 0;
-        sched_yield(); /* let a woken waiter take it before we come back */
-    }
-}
-
-/* Holding the mutex, as a poster whose slot i is in state w: withdraws it
+/* Holding the lock, as a poster whose slot i is in state w: withdraws it
  * to lead (RL_GROUP_LEAD), or returns what became of it. */
-static int settle_held(rl_lock *l, int i, rl_group_req *req, char *err)
+static int settle_held(rl_lock *l, int i, uint32_t mine, rl_group_req *req, char *err)
 {
-    rl_qslot *q = slot_at(l, i);
+    qslot *q = slot_at(l, i);
     for (;;) {
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+        if (Q_GEN(w) != Q_GEN(mine) || Q_M1(w) != Q_M1(mine)) {
+            rl_lock_release(l);
+            return rl_seterr(err, RL_ECORRUPT, "%s: a queue slot was overwritten; this call "
+                             "may or may not have been counted", l->path);
+        }
         switch (Q_ST(w)) {
         case Q_POSTED:
         case Q_LEAD:
@@ -500,11 +849,13 @@ static int settle_held(rl_lock *l, int i, rl_group_req *req, char *err)
                 return RL_GROUP_LEAD;
             continue; /* POSTED turned LEAD */
         case Q_DONE:
+            RL_LOCK_HOOK(RL_STEP_ANSWERED);
             memcpy(req, &q->req, sizeof *req);
             slot_free(l, i, w);
             rl_lock_release(l);
-            return RL_OK;
-        default: /* TAKEN by a leader that died holding the mutex */
+            return answer_ok(req) ? RL_OK
+                                  : rl_seterr(err, RL_ECORRUPT, "%s: a damaged answer", l->path);
+        default: /* TAKEN by a leader that died, and its batch cannot be settled */
             slot_free(l, i, w);
             rl_lock_release(l);
             return rl_seterr(err, RL_ESTORE,
@@ -514,40 +865,39 @@ static int settle_held(rl_lock *l, int i, rl_group_req *req, char *err)
     }
 }
 
-/* As a poster: waits until the slot is answered, or the mutex is ours.
+/* As a poster: waits until the slot is answered, or the lock is ours.
  * It spins first (yielding the CPU each turn), since an answer usually
  * comes within a commit or two: a poster that sleeps at once leaves its CPU
  * idle, and waking an idle CPU costs more than the commit, most of all on a
  * virtual machine (bench/ sqlite/4p/1key: 100k/s asleep, 230k/s spinning). */
-static int wait_posted(rl_lock *l, int i, uint32_t gen, int64_t deadline, rl_group_req *req,
+static int wait_posted(rl_lock *l, int i, uint32_t mine, int64_t deadline, rl_group_req *req,
                        char *err)
 {
-    rl_qslot *q = slot_at(l, i);
+    qslot *q = slot_at(l, i);
     int64_t now, nap, spin_end = mono_ns() + RL_QUEUE_SPIN;
+    int live = 0;
     for (;;) {
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
         uint32_t st = Q_ST(w);
-        int got;
-        if (Q_GEN(w) != gen)
-            return rl_seterr(err, RL_ESTORE, "group commit: the answer was lost");
+        if (Q_GEN(w) != Q_GEN(mine) || Q_M1(w) != Q_M1(mine) || l->damaged)
+            return rl_seterr(err, RL_ECORRUPT, "%s: a queue slot was overwritten or truncated; "
+                             "this call may or may not have been counted", l->path);
         if (st == Q_DONE) {
+            RL_LOCK_HOOK(RL_STEP_ANSWERED);
             memcpy(req, &q->req, sizeof *req);
-            if (!slot_free(l, i, w)) /* reclaimed while we read it */
-                return rl_seterr(err, RL_ESTORE, "group commit: the answer was lost");
-            return RL_OK;
+            if (!slot_free(l, i, w))
+                continue; /* changed under us: look again */
+            return answer_ok(req) ? RL_OK
+                                  : rl_seterr(err, RL_ECORRUPT, "%s: a damaged answer", l->path);
         }
-        if ((got = try_take(l)) < 0) {
-            if (!is_posted(w) || !slot_free(l, i, w)) /* taken: left to its leader */
-                __atomic_store_n(&q->abandoned, 1, __ATOMIC_RELEASE);
-            return rl_seterr(err, RL_ESTORE, "write lock: %s", strerror(-got));
-        }
-        if (got)
-            return settle_held(l, i, req, err);
+        if (try_take(l, live))
+            return settle_held(l, i, mine, req, err);
+        live = 0;
         now = mono_ns();
         if (now >= deadline) {
             if (is_posted(w) && slot_free(l, i, w))
                 return rl_seterr(err, RL_EBUSY, "another process held the write lock for too long");
-            if (st == Q_TAKEN) { /* left to its leader; reclaimed once stale */
+            if (st == Q_TAKEN) { /* left to its leader, which frees it */
                 __atomic_store_n(&q->abandoned, 1, __ATOMIC_RELEASE);
                 return rl_seterr(err, RL_EBUSY,
                                  "the process deciding this call took too long; "
@@ -560,11 +910,12 @@ static int wait_posted(rl_lock *l, int i, uint32_t gen, int64_t deadline, rl_gro
             continue;
         }
         /* A leader is deciding (TAKEN) or will be told to (POSTED): the
-         * naps only bound a wake-up that never comes. */
-        nap = st == Q_LEAD ? 100000 : 2000000;
+         * naps only bound a wake-up that never comes, as when the leader
+         * died: after a nap with no change, the kernel is asked. */
+        nap = st == Q_LEAD ? 100000 : RL_LIVE_NAP;
         if (deadline - now < nap)
             nap = deadline - now;
-        q_sleep(&q->state, w, nap);
+        live = q_sleep(&q->state, w, nap);
         spin_end = mono_ns() + RL_QUEUE_SPIN;
     }
 }
@@ -573,43 +924,64 @@ int rl_lock_join(rl_lock *l, int timeout_ms, rl_group_req *req, char *err)
 {
     int64_t waited = 0;
     uint32_t w;
-    int got, i, rc;
-    if (!l->slots)
+    int i, rc;
+    if (l->forked)
+        return forked_err(err);
+    if (l->damaged)
         return RL_GROUP_NONE;
-    if ((got = try_take(l)) < 0)
-        return rl_seterr(err, RL_ESTORE, "write lock: %s", strerror(-got));
-    if (!got) {
+    if (!try_take(l, 0)) {
         if ((i = slot_claim(l, &w)) >= 0) {
-            rl_qslot *q = slot_at(l, i);
+            qslot *q = slot_at(l, i);
+            uint32_t pw = Q_WORD(Q_GEN(w), Q_M1(w), Q_POSTED);
+            int64_t now = mono_ns();
+            RL_LOCK_HOOK(RL_STEP_CLAIMED);
             memcpy(&q->req, req, sizeof *req);
             q->abandoned = 0;
-            q->since = mono_ns();
+            q->since = now;
             posted_add(l, 1);
-            if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_POSTED))) {
-                rc = wait_posted(l, i, Q_GEN(w), q->since + (int64_t)timeout_ms * 1000000, req,
-                                 err);
+            if (cas(&q->state, w, pw)) {
+                RL_LOCK_HOOK(RL_STEP_POSTED);
+                rc = wait_posted(l, i, pw, now + (int64_t)timeout_ms * 1000000, req, err);
                 if (rc != RL_GROUP_LEAD)
                     return rc; /* answered by another process, or failed */
                 goto lead;
             }
-            posted_add(l, -1); /* reclaimed while we filled it: stalled for a second */
+            posted_add(l, -1); /* only garbage written over our slot gets here */
         }
-        /* every slot in use: wait for the mutex itself */
+        /* every slot in use: wait for the lock itself */
         if ((rc = rl_lock_acquire(l, timeout_ms, &waited, err)) != RL_OK)
             return rc;
     }
 lead:
     l->ntaken = 0;
+    l->seq = 0;
     return RL_GROUP_LEAD;
+}
+
+int rl_lock_damaged(const rl_lock *l)
+{
+    return l->damaged != 0;
 }
 
 void rl_lock_close(rl_lock *l)
 {
+    int i;
     if (!l)
         return;
-    if (l->shm)
-        munmap(l->shm, RL_LOCK_MAP);
+    reg_del(l);
+    if (l->map && !l->forked && !l->damaged && l->member >= 0) {
+        rl_lock_release(l);
+        for (i = 0; i < RL_QUEUE_SLOTS; i++) { /* answers we gave up waiting for */
+            qslot *q = slot_at(l, i);
+            uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+            if (Q_ST(w) == Q_DONE && (int)Q_M1(w) == l->member + 1)
+                slot_free(l, i, w);
+        }
+    }
+    if (l->map)
+        munmap(l->map, SHM_SIZE);
     if (l->fd >= 0)
-        close(l->fd);
+        close(l->fd); /* drops the member and dead-man byte locks */
+    free(l->path);
     free(l);
 }

@@ -1,17 +1,19 @@
 /*
  * lock.h - the write queue shared by every process using one database.
  *
- * A robust, process-shared pthread mutex kept in a small side file
- * (DB-rllock) that each process maps. Writers take it before SQLite's own
- * write lock, so they wait on a futex (woken one at a time) instead of
- * SQLite's sleep-and-retry busy handler, and whoever commits also runs the
- * WAL checkpoint while no other writer can slip in. A holder that dies is
- * detected by the kernel (EOWNERDEAD) and the next taker carries on; its
- * SQLite transaction was already rolled back with its file locks.
+ * A small side file, PATH-rlshm, that each writing process maps: a futex
+ * word that writers take before SQLite's own write lock (so they wait on a
+ * futex, woken one at a time, instead of SQLite's sleep-and-retry busy
+ * handler, and whoever commits also runs the WAL checkpoint while no other
+ * writer can slip in), and the group-commit queue (rl_lock_join and
+ * friends): a writer that finds the lock taken may post its request there
+ * and be answered by the holder, which decides it in its own transaction.
  *
- * The same file carries the group-commit queue (rl_lock_join and friends):
- * a writer that finds the mutex taken may post its request there and be
- * answered by the holder, which decides it in its own transaction.
+ * Nothing in the file is trusted (see lock.c): who holds the lock or a
+ * slot is proven by a byte-range lock the kernel keeps for the owner's
+ * open file, not by anything written in the file, so a dead owner is told
+ * from a live one without guessing by age, and the file is rebuilt by the
+ * first process to open a database that nobody else has open.
  */
 #ifndef RL_LOCK_H
 #define RL_LOCK_H
@@ -20,29 +22,66 @@
 
 typedef struct rl_lock rl_lock;
 
-/* Whether a request that a dead leader decided was committed: 1 yes, 0 no
- * (or never decided), -1 cannot tell. Called holding the mutex. */
-typedef int (*rl_lock_resolve_fn)(void *ctx, const rl_group_req *req);
+/* Whether the group-commit batch numbered seq of this lock domain was
+ * committed by a leader that died: 1 yes, 0 no, -1 cannot tell. Called
+ * holding the lock. */
+typedef int (*rl_lock_resolve_fn)(void *ctx, uint64_t domain, uint64_t seq);
 
-int rl_lock_open(rl_lock **out, const char *path, unsigned int mode, char *err);
+/* Opens (creating or rebuilding it as needed) the lock file of the
+ * database at db_path, which must exist. mode is the database's file_mode;
+ * shared_group accepts a lock file owned by another user of our group.
+ * *old_domain is set to the domain of a lock file this call rebuilt (0 if
+ * none), so the store can forget that domain's commit records. */
+int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shared_group,
+                 uint64_t *old_domain, char *err);
 /* Waits at most timeout_ms; RL_EBUSY after that. *waited_ns says how long it waited. */
 int rl_lock_acquire(rl_lock *l, int timeout_ms, int64_t *waited_ns, char *err);
 /* Unlocks; then wakes a group-commit poster to lead, if one is waiting. */
 void rl_lock_release(rl_lock *l);
 /* Group commit (see lock.c): RL_OK when another process answered req,
- * RL_GROUP_LEAD when the mutex is ours and req (with what rl_lock_take
- * finds) must be decided, RL_GROUP_NONE when this file has no queue; or a
- * failure. The wait is bounded by timeout_ms as in rl_lock_acquire. */
+ * RL_GROUP_LEAD when the lock is ours and req (with what rl_lock_take
+ * finds) must be decided, RL_GROUP_NONE when the queue cannot be used; or
+ * a failure. The wait is bounded by timeout_ms as in rl_lock_acquire. */
 int rl_lock_join(rl_lock *l, int timeout_ms, rl_group_req *req, char *err);
 /* As the leader, inside its transaction: takes the requests posted with
  * signature sig into batch[0..max); how many. */
 size_t rl_lock_take(rl_lock *l, uint64_t sig, rl_group_req **batch, size_t max);
+/* As the leader, just before its commit: 1 and the batch's (domain, seq)
+ * if it took requests of other processes, which the store must record in
+ * the same transaction (rl_lock_resolve_fn reads it back); else 0. */
+int rl_lock_batch(const rl_lock *l, uint64_t *domain, uint64_t *seq);
 /* As the leader, after commit or rollback and before rl_lock_release:
  * wakes the posters of the batch with their answers. */
 void rl_lock_publish(rl_lock *l);
 /* Who tells, after a holder died, what became of its batch. Set while
- * holding the mutex, it also settles a death noticed before it was set. */
+ * holding the lock, it also settles a death noticed before it was set. */
 void rl_lock_on_recover(rl_lock *l, rl_lock_resolve_fn fn, void *ctx);
+/* 1 when the file was found damaged while in use (truncated under us):
+ * the handle stops using it and relies on SQLite's own locking. */
+int rl_lock_damaged(const rl_lock *l);
 void rl_lock_close(rl_lock *l);
+
+/* Test builds (RL_TEST_HOOKS) call rl__lock_hook at each step of the
+ * protocol, so a test can stop a process at an exact point and race
+ * another against it without sleeps. */
+enum rl_lock_step {
+    RL_STEP_MEMBER,      /* holds its member byte, before clearing what a dead one left */
+    RL_STEP_CLAIMED,     /* claimed a slot, before copying its request in */
+    RL_STEP_POSTED,      /* posted, before waiting */
+    RL_STEP_TAKEN,       /* leader: took posted requests, before deciding them */
+    RL_STEP_COMMITTED,   /* leader: committed, before answering */
+    RL_STEP_ANSWERED,    /* poster: read its answer, before freeing its slot */
+    RL_STEP_LOCKED       /* took the lock (from a dead owner too), before recovery */
+};
+#ifdef RL_TEST_HOOKS
+extern void (*rl__lock_hook)(int step);
+#define RL_LOCK_HOOK(step) \
+    do { \
+        if (rl__lock_hook) \
+            rl__lock_hook(step); \
+    } while (0)
+#else
+#define RL_LOCK_HOOK(step) ((void)0)
+#endif
 
 #endif

@@ -16,6 +16,7 @@
  *   - errors come back as distinct codes: busy, read-only, full, corrupt,
  *     other I/O.
  */
+#include "fileperm.h"
 #include "lock.h"
 #include "store.h"
 
@@ -39,7 +40,8 @@ enum {
     S_RULES, S_SETTING, S_SET_SETTING, S_TIER_INS, S_LIMIT_INS, S_TIER_DEL, S_LIMITS_DEL,
     S_TIERS_CLEAR, S_LIMITS_CLEAR, S_RULES_CLEAR, S_RULE_INS, S_LEASE_INS, S_LEASE_GET,
     S_LEASE_DEL, S_LEASES_KEY, S_LEASES_ALL, S_PAGE, S_KEYS_CLEAR, S_LEASES_CLEAR,
-    S_LEASE_RESTORE, S_P_JOURNAL, S_P_SYNC, S_P_BUSY, S_P_VERSION, S_P_CHECK, S_COUNT
+    S_LEASE_RESTORE, S_P_JOURNAL, S_P_SYNC, S_P_BUSY, S_P_VERSION, S_P_CHECK,
+    S_GROUP_MARK, S_GROUP_SEQ, S_GROUP_FORGET, S_COUNT
 };
 
 #define LIST_SQL(order)                                                                      \
@@ -104,13 +106,18 @@ static const char *const sql_text[S_COUNT] = {
     [S_P_BUSY] = "PRAGMA busy_timeout",
     [S_P_VERSION] = "PRAGMA user_version",
     [S_P_CHECK] = "PRAGMA quick_check",
+    [S_GROUP_MARK] = "INSERT INTO rl_group_commit (domain, seq) VALUES (?1, ?2)"
+                     " ON CONFLICT (domain) DO UPDATE SET seq = excluded.seq",
+    [S_GROUP_SEQ] = "SELECT seq FROM rl_group_commit WHERE domain = ?1",
+    [S_GROUP_FORGET] = "DELETE FROM rl_group_commit WHERE domain = ?1",
 };
 
 /* The objects the migrations create; anything else in sqlite_schema means
  * the file was tampered with or belongs to someone else. */
 static const char *const known_objects[] = {
     "table", "rl_meta",  "table", "rl_keys",   "table", "rl_tiers",       "table", "rl_limits",
-    "table", "rl_rules", "table", "rl_leases", "index", "rl_leases_key", NULL,
+    "table", "rl_rules", "table", "rl_leases", "index", "rl_leases_key",
+    "table", "rl_group_commit", NULL,
 };
 
 typedef struct sq_store {
@@ -120,6 +127,8 @@ typedef struct sq_store {
     int readonly;
     int busy_timeout_ms;
     int durability; /* RL_DURABILITY_*, for the doctor's synchronous check */
+    unsigned int file_mode; /* rl_options.file_mode, for fileperm.h's checks */
+    int shared_group;       /* RL_OPEN_SHARED_GROUP */
     int locked;    /* holds lock */
     int leading;   /* holds lock as a group-commit leader: group_end unlocks */
     int in_txn;
@@ -204,7 +213,7 @@ static int sq_begin(rl_store *base, int write)
     if (s->readonly)
         return rl_seterr(base->err, RL_EREADONLY,
                          "database is read-only: deciding and resetting need write access");
-    if (s->lock && !s->leading) {
+    if (s->lock && !s->leading && !rl_lock_damaged(s->lock)) {
         if ((rc = rl_lock_acquire(s->lock, s->busy_timeout_ms, &waited, base->err)) != RL_OK)
             return rc;
         s->locked = 1;
@@ -238,7 +247,7 @@ static int sq_group_join(rl_store *base, rl_group_req *req)
 {
     sq_store *s = (sq_store *)base;
     int rc;
-    if (!s->lock || s->locked)
+    if (!s->lock || s->locked || rl_lock_damaged(s->lock))
         return RL_GROUP_NONE;
     rc = rl_lock_join(s->lock, s->busy_timeout_ms, req, base->err);
     if (rc == RL_GROUP_LEAD)
@@ -246,20 +255,40 @@ static int sq_group_join(rl_store *base, rl_group_req *req)
     return rc;
 }
 
-/* After a leader died: whether its decision on req's key was committed.
- * Nothing has written since (we hold the write lock), so the key's count
- * of decisions has reached the one it recorded only if it was. */
-static int sq_resolve(void *ctx, const rl_group_req *req)
+/* After a leader died: whether its batch (domain, seq) was committed, by
+ * the record it wrote in the same transaction (schema/004_group.sql). */
+static int sq_resolve(void *ctx, uint64_t domain, uint64_t seq)
 {
     sq_store *s = ctx;
-    rl_row row;
-    int64_t v;
-    row.allowed = row.refused = 0;
-    if (req->rc != RL_OK || req->mark <= 0)
-        return 0;
-    if (sq_row_get(&s->base, req->key, &row, &v) != RL_OK)
+    sqlite3_stmt *q = NULL;
+    int rc, step, out = -1;
+    if (stmt(s, S_GROUP_SEQ, &q) != RL_OK)
         return -1;
-    return row.allowed + row.refused >= req->mark;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)domain);
+    step = sqlite3_step(q);
+    if (step == SQLITE_ROW)
+        out = (uint64_t)sqlite3_column_int64(q, 0) == seq;
+    else if (step == SQLITE_DONE)
+        out = 0;
+    rc = sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_OK ? out : -1;
+}
+
+/* As a leader whose batch holds other processes' requests: its number, in
+ * the transaction that commits their decisions. */
+static int group_mark(sq_store *s)
+{
+    sqlite3_stmt *q = NULL;
+    uint64_t domain, seq;
+    int rc;
+    if (!s->leading || !rl_lock_batch(s->lock, &domain, &seq))
+        return RL_OK;
+    if ((rc = stmt(s, S_GROUP_MARK, &q)) != RL_OK)
+        return rc;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)domain);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
+    return run(s, S_GROUP_MARK, "record the batch");
 }
 
 static size_t sq_group_take(rl_store *base, uint64_t sig, rl_group_req **batch, size_t max)
@@ -281,9 +310,13 @@ static void sq_group_end(rl_store *base)
 static int sq_commit(rl_store *base)
 {
     sq_store *s = (sq_store *)base;
-    int rc = run(s, S_COMMIT, "commit");
+    int rc = group_mark(s);
+    if (rc == RL_OK)
+        rc = run(s, S_COMMIT, "commit");
     if (rc == RL_OK) {
         s->in_txn = 0;
+        if (s->leading)
+            RL_LOCK_HOOK(RL_STEP_COMMITTED);
         unlock(s);
     }
     return rc; /* on failure the caller rolls back, which unlocks */
@@ -948,6 +981,60 @@ static int create_file(sq_store *s, const char *path, unsigned int mode)
     return RL_OK;
 }
 
+/* The database, PATH-wal and PATH-shm must be files that no other user
+ * could have planted (fileperm.h): a writer applies the writer's rule, a
+ * read-only handle the reader's, which trusts the database's owner. First
+ * (again 0) before SQLite opens anything: a writer's side files before it
+ * creates the database, so that a refused open leaves nothing behind, and
+ * *db records the database file. Then (again 1) after the open, against a
+ * file planted or swapped in the moment between. */
+static int check_files(sq_store *s, const char *path, int again, struct stat *db)
+{
+    static const char *const sides[] = { "-wal", "-shm" };
+    char side[4200];
+    struct stat st;
+    size_t i;
+    int fd, rc;
+
+    if (!again)
+        memset(db, 0, sizeof *db);
+    for (i = 0; !s->readonly && i < 2; i++) {
+        snprintf(side, sizeof side, "%s%s", path, sides[i]);
+        if ((rc = rl_fileperm_check_path(side, s->file_mode, s->shared_group, s->base.err)) !=
+            RL_OK)
+            return rc;
+    }
+    if (!s->readonly && !again && (rc = create_file(s, path, s->file_mode)) != RL_OK)
+        return rc;
+    /* O_PATH: no open of a FIFO or device that could block or act */
+    if ((fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        if (errno == ELOOP) /* says it is a symbolic link */
+            return rl_fileperm_check_path(path, s->file_mode, s->shared_group, s->base.err);
+        if (errno == ENOENT && s->readonly && !again)
+            return RL_OK; /* SQLite says it is missing */
+        return rl_seterr(s->base.err, RL_ESTORE, "%s: %s", path, strerror(errno));
+    }
+    rc = s->readonly ? rl_fileperm_check_fd_ro(fd, path, s->file_mode, s->shared_group, -1,
+                                               s->base.err)
+                     : rl_fileperm_check_fd(fd, path, s->file_mode, s->shared_group, s->base.err);
+    if (rc == RL_OK && fstat(fd, &st) != 0)
+        rc = rl_seterr(s->base.err, RL_ESTORE, "%s: %s", path, strerror(errno));
+    close(fd);
+    if (rc != RL_OK)
+        return rc;
+    if (again && db->st_nlink && (st.st_dev != db->st_dev || st.st_ino != db->st_ino))
+        return rl_seterr(s->base.err, RL_EPERM,
+                         "%s: replaced by another file while it was being opened", path);
+    *db = st;
+    for (i = 0; s->readonly && i < 2; i++) {
+        snprintf(side, sizeof side, "%s%s", path, sides[i]);
+        if ((rc = rl_fileperm_check_path_ro(side, s->file_mode, s->shared_group,
+                                            (long)st.st_uid, s->base.err)) != RL_OK)
+            return rc;
+    }
+    return RL_OK;
+}
+
 static int configure(sq_store *s, const rl_store_config *c)
 {
     sqlite3_stmt *q = NULL;
@@ -1122,26 +1209,45 @@ static void doctor_schema(sq_store *s, doctor_ctx *d)
     sqlite3_reset(q);
 }
 
+/* Whether rl_open, opening file as this user does (with the writer's rule
+ * if it may write the database), refuses it with RL_EPERM (fileperm.h);
+ * msg then says why and what to do. */
+static int doctor_refused(sq_store *s, const char *file, int writer, long db_owner, char *msg)
+{
+    char err[RL_ERRMSG_MAX];
+    int rc = writer ? rl_fileperm_check_path(file, s->file_mode, s->shared_group, err)
+                    : rl_fileperm_check_path_ro(file, s->file_mode, s->shared_group, db_owner, err);
+    if (rc != RL_EPERM)
+        return 0;
+    memcpy(msg, err, sizeof err);
+    return 1;
+}
+
 static void doctor_files(sq_store *s, doctor_ctx *d)
 {
-    static const char *const sides[] = { "-wal", "-shm", "-rllock" };
+    static const char *const sides[] = { "-wal", "-shm", "-rlshm" };
     const char *path = sqlite3_db_filename(s->db, "main");
     char side[4200], issues[400];
     struct stat db, st;
     struct statfs sf;
     size_t i, o = 0;
     int status = RL_CHECK_OK;
+    char refused[RL_ERRMSG_MAX] = "", msg[RL_ERRMSG_MAX];
+    int writer;
 
     if (!path || !*path || stat(path, &db) != 0) {
         report(d, "permissions", RL_CHECK_FAIL, "cannot stat the database: %s",
                path && *path ? strerror(errno) : "no file name");
         return;
     }
+    writer = access(path, W_OK) == 0;
     if (db.st_mode & (S_IROTH | S_IWOTH))
         report(d, "permissions", RL_CHECK_FAIL,
                "mode %04o: every user of the machine may %s it (chmod o-rwx %s)",
                (unsigned)(db.st_mode & 07777),
                db.st_mode & S_IWOTH ? "write" : "read", path);
+    else if (doctor_refused(s, path, writer, -1, msg))
+        report(d, "permissions", RL_CHECK_FAIL, "rl_open refuses it (RL_EPERM): %s", msg);
     else
         report(d, "permissions", RL_CHECK_OK, "mode %04o, owner %u:%u",
                (unsigned)(db.st_mode & 07777), (unsigned)db.st_uid, (unsigned)db.st_gid);
@@ -1169,9 +1275,15 @@ static void doctor_files(sq_store *s, doctor_ctx *d)
         }
         if (n > 0)
             o = (size_t)n < sizeof issues - o ? o + (size_t)n : sizeof issues - 1;
+        /* the lock file is opened by writers only */
+        if (!refused[0] && (writer || i < 2) &&
+            doctor_refused(s, side, writer, (long)db.st_uid, msg))
+            memcpy(refused, msg, sizeof msg);
     }
-    if (status == RL_CHECK_OK)
-        report(d, "side files", status, "-wal, -shm and -rllock match the database");
+    if (refused[0])
+        report(d, "side files", RL_CHECK_FAIL, "rl_open refuses it (RL_EPERM): %s", refused);
+    else if (status == RL_CHECK_OK)
+        report(d, "side files", status, "-wal, -shm and -rlshm match the database");
     else
         report(d, "side files", status, "%s%s", issues,
                status == RL_CHECK_FAIL ? " (the database: same mode and owner expected)" : "");
@@ -1217,10 +1329,11 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
         sq_leases_each, sq_keys_page,  sq_state_clear,   sq_lease_restore, sq_doctor,
         NULL,           NULL,          sq_group_join,    sq_group_take,    sq_group_end,
     };
-    char lockpath[4200];
     sq_store *s;
     int rc, flags, v = 0, held = 0;
     int64_t waited;
+    struct stat dbst;
+    uint64_t old_domain = 0;
 
     *out = NULL;
     if (!(s = calloc(1, sizeof *s)))
@@ -1230,22 +1343,27 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
     s->base.err = err;
     s->busy_timeout_ms = c->busy_timeout_ms;
     s->durability = c->durability;
-    if (strlen(path) + 8 > sizeof lockpath) {
+    if (strlen(path) > 4096) {
         rc = rl_seterr(err, RL_EINVAL, "database path too long");
         goto out;
     }
     s->readonly = (c->flags & RL_OPEN_READONLY) || (access(path, F_OK) == 0 && access(path, W_OK) != 0);
-    if (!s->readonly && (rc = create_file(s, path, c->file_mode)) != RL_OK)
+    s->file_mode = c->file_mode;
+    s->shared_group = (c->flags & RL_OPEN_SHARED_GROUP) != 0;
+    if ((rc = check_files(s, path, 0, &dbst)) != RL_OK) /* and creates a writer's file */
         goto out;
     if (!s->readonly && c->busy_strategy == RL_BUSY_LOCK) {
-        snprintf(lockpath, sizeof lockpath, "%s-rllock", path);
-        if ((rc = rl_lock_open(&s->lock, lockpath, c->file_mode, err)) != RL_OK)
+        if ((rc = rl_lock_open(&s->lock, path, c->file_mode,
+                               (c->flags & RL_OPEN_SHARED_GROUP) != 0, &old_domain, err)) !=
+            RL_OK)
             goto out;
         /* Opening, WAL switch and migration run under the lock, one process
          * at a time, so two processes creating a file at once both succeed. */
-        if ((rc = rl_lock_acquire(s->lock, c->busy_timeout_ms, &waited, err)) != RL_OK)
-            goto out;
-        held = 1;
+        if (s->lock) {
+            if ((rc = rl_lock_acquire(s->lock, c->busy_timeout_ms, &waited, err)) != RL_OK)
+                goto out;
+            held = 1;
+        }
     }
     flags = (s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
             SQLITE_OPEN_EXRESCODE;
@@ -1283,9 +1401,18 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
         rc = sq_fail(s, rc, "register rl_glob");
         goto out;
     }
+    if ((rc = check_files(s, path, 1, &dbst)) != RL_OK)
+        goto out;
     rc = RL_OK;
     if (s->lock)
         rl_lock_on_recover(s->lock, sq_resolve, s);
+    if (old_domain) { /* the lock file was rebuilt: its last life's record goes */
+        sqlite3_stmt *q = NULL;
+        if ((rc = stmt(s, S_GROUP_FORGET, &q)) == RL_OK) {
+            sqlite3_bind_int64(q, 1, (sqlite3_int64)old_domain);
+            rc = run(s, S_GROUP_FORGET, "forget the lock file's old record");
+        }
+    }
 out:
     if (held)
         rl_lock_release(s->lock);

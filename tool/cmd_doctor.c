@@ -23,10 +23,12 @@ static const char use[] =
     "Checks the database: journal mode (wal), synchronous (NORMAL or FULL),\n"
     "busy timeout, schema version, integrity (PRAGMA quick_check), file\n"
     "permissions (not readable or writable by every user; -wal and -shm like\n"
-    "the database), filesystem (warns on NFS, SMB, 9P or FUSE, where WAL's\n"
-    "shared memory does not work), stored tiers and rules, bucket states and\n"
-    "assigned tiers. Exit status 0 when nothing failed (warnings are\n"
-    "printed but do not fail), 1 when a check failed.\n"
+    "the database; no file that opening it for writing would refuse as one\n"
+    "another user could have planted, with the fix), filesystem (warns on\n"
+    "NFS, SMB, 9P or FUSE, where WAL's shared memory does not work), stored\n"
+    "tiers and rules, bucket states and assigned tiers. Exit status 0 when\n"
+    "nothing failed (warnings are printed but do not fail), 1 when a check\n"
+    "failed.\n"
     "\n"
     "Options:\n"
     "  --json  print one JSON object instead of a table\n";
@@ -119,7 +121,7 @@ static int print_json(const doctor_ctx *d, const char *db, size_t failed, size_t
 
 int rlctl_cmd_doctor(const rlctl_ctx *ctx, int argc, char **argv)
 {
-    rl_options o = RL_OPTIONS_INIT;
+    rl_options o;
     doctor_ctx d = { NULL, 0, 0, 0 };
     char path[4096];
     const char *db = ctx->db;
@@ -145,7 +147,8 @@ int rlctl_cmd_doctor(const rlctl_ctx *ctx, int argc, char **argv)
      * address, redis://..., has no file to look for). */
     if (!strstr(db, "://") && stat(db, &sb) != 0)
         return rlctl_error("%s: %s", db, strerror(errno));
-    o.flags = RL_OPEN_READONLY;
+    rlctl_options(ctx, &o);
+    o.flags |= RL_OPEN_READONLY;
     if (rl_open(&r, db, &o) != RL_OK) {
         if (!r) {
             rc = rlctl_error("out of memory");

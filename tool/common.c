@@ -154,17 +154,29 @@ int rlctl_usage_error(const char *cmd, const char *fmt, ...)
 
 /* ---- the database ------------------------------------------------------ */
 
+void rlctl_options(const rlctl_ctx *ctx, rl_options *o)
+{
+    static const rl_options defaults = RL_OPTIONS_INIT;
+    *o = defaults;
+    if (ctx->shared_group) {
+        o->flags |= RL_OPEN_SHARED_GROUP;
+        o->file_mode = 0660;
+    }
+}
+
 int rlctl_open(const rlctl_ctx *ctx, int readonly, rl **out)
 {
-    rl_options o = RL_OPTIONS_INIT;
+    rl_options o;
     rl *r = NULL;
+    int rc;
+    rlctl_options(ctx, &o);
     if (readonly)
         o.flags |= RL_OPEN_READONLY;
     *out = NULL;
-    if (rl_open(&r, ctx->db, &o) != RL_OK) {
+    if ((rc = rl_open(&r, ctx->db, &o)) != RL_OK) {
         rlctl_error("%s", rl_errmsg(r));
         rl_close(r);
-        return RLCTL_ERROR;
+        return rc == RL_EPERM ? RLCTL_PERM : RLCTL_ERROR;
     }
     *out = r;
     return RLCTL_OK;

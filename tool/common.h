@@ -21,6 +21,8 @@ enum {
                       * check; doctor: a check failed; reset --all: not confirmed */
     RLCTL_USAGE = 2, /* bad command line */
     RLCTL_ERROR = 3, /* runtime error: database, file, no such key or tier */
+    RLCTL_PERM = 4,  /* a file of the database refused as one another user could
+                      * have planted (RL_EPERM) */
     /* Not an exit code: the command was interrupted by SIGINT, and main
      * re-raises the signal once it has cleaned up. */
     RLCTL_INTERRUPTED = 130,
@@ -29,8 +31,12 @@ enum {
 };
 
 typedef struct rlctl_ctx {
-    const char *db; /* --db, or NULL for rl_open's default */
+    const char *db;   /* --db, or NULL for rl_open's default */
+    int shared_group; /* --shared-group: RL_OPEN_SHARED_GROUP, file_mode 0660 */
 } rlctl_ctx;
+
+/* The rl_options of ctx: file_mode and flags for --shared-group. */
+void rlctl_options(const rlctl_ctx *ctx, rl_options *o);
 
 /* A command: argv[0] is its name (e.g. "stats", or "tiers validate"). */
 typedef int (*rlctl_cmd_fn)(const rlctl_ctx *ctx, int argc, char **argv);
@@ -97,7 +103,8 @@ RLCTL_PRINTF(2, 3) int rlctl_usage_error(const char *cmd, const char *fmt, ...);
 
 /* Opens the database of ctx (read-only for commands that only look, so a
  * mistyped --db is not created and no write lock is taken). On failure
- * prints why and returns RLCTL_ERROR with *out NULL. */
+ * prints why and returns RLCTL_PERM for a refused file (RL_EPERM), else
+ * RLCTL_ERROR, with *out NULL. */
 int rlctl_open(const rlctl_ctx *ctx, int readonly, rl **out);
 
 /* --tier T given to a command: RLCTL_OK if the tier exists, else says so

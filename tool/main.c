@@ -43,7 +43,7 @@ static void usage(FILE *f)
     size_t i;
     if (rl_default_path(def, sizeof def) != RL_OK)
         snprintf(def, sizeof def, "(none: set RL_DB or HOME)");
-    fprintf(f, "usage: rlctl [--db PATH] COMMAND [ARGS...]\n"
+    fprintf(f, "usage: rlctl [--db PATH] [--shared-group] COMMAND [ARGS...]\n"
                "       rlctl --help | --version\n"
                "\n"
                "Inspects and manages the rate limits that librl keeps in a SQLite database.\n"
@@ -55,6 +55,10 @@ static void usage(FILE *f)
                "Options (before COMMAND):\n"
                "  --db PATH  the database; default $RL_DB, else $XDG_STATE_HOME/rl/rl.db,\n"
                "             else ~/.local/state/rl/rl.db (here: %s)\n"
+               "  --shared-group\n"
+               "             the database is shared by a group on purpose: accept its\n"
+               "             files from other users of your groups, with modes up to\n"
+               "             0660 (RL_OPEN_SHARED_GROUP); a new one is created 0660\n"
                "  --help     this text; 'rlctl COMMAND --help' describes a command\n"
                "  --version  print the versions of rlctl and librl\n"
                "\n"
@@ -68,6 +72,8 @@ static void usage(FILE *f)
                "  2  usage error (unknown command or option, bad argument; watch without\n"
                "     a terminal; reset --all without --yes when stdin is not a terminal)\n"
                "  3  runtime error (database, I/O, no such key or tier)\n"
+               "  4  a file of the database was refused: owned by another user, mode\n"
+               "     wider than allowed, or not a regular file (see 'rlctl doctor')\n"
                "  An interrupted 'allow --wait' returns what it reserved and dies of SIGINT;\n"
                "  'watch' ends on ^C with status 0.\n",
             def);
@@ -111,7 +117,7 @@ static int unknown_command(const char *name)
 /* Runs the command line; the status main returns, before the stdout check. */
 static int run(int argc, char **argv)
 {
-    rlctl_ctx ctx = { NULL };
+    rlctl_ctx ctx = { NULL, 0 };
     int i;
     size_t c;
 
@@ -123,6 +129,10 @@ static int run(int argc, char **argv)
         }
         if (strcmp(a, "--version") == 0)
             return print_version();
+        if (strcmp(a, "--shared-group") == 0) {
+            ctx.shared_group = 1;
+            continue;
+        }
         if (strcmp(a, "--db") == 0) {
             if (++i == argc) {
                 fprintf(stderr, "rlctl: option '--db' needs a value (see 'rlctl --help')\n");

@@ -1,6 +1,7 @@
 # rlctl.bash - bash completion for rlctl: commands, tiers subcommands, each
 # command's flags, the values of --sort and --format, tier names (asked of
-# `rlctl tiers list --names`, on the database of the --db given, if any)
+# `rlctl tiers list --names`, on the database of the --db given, if any,
+# with --shared-group if given)
 # and file names where a command takes a file.
 #
 # Needs nothing but bash: it reads COMP_WORDS itself rather than relying on
@@ -10,17 +11,18 @@
 
 _rlctl_tiers() {
     # Errors (no database yet, a bad --db) just mean no names to offer.
+    # $2 is --shared-group when it was typed.
     if [[ -n $1 ]]; then
-        command rlctl --db "$1" tiers list --names 2>/dev/null
+        command rlctl $2 --db "$1" tiers list --names 2>/dev/null
     else
-        command rlctl tiers list --names 2>/dev/null
+        command rlctl $2 tiers list --names 2>/dev/null
     fi
 }
 
 _rlctl() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local commands="stats keys inspect watch allow reset prune penalize leases assign unassign which tiers doctor export import version"
-    local db="" cmd="" sub="" npos=0 i w
+    local db="" sg="" cmd="" sub="" npos=0 i w
     COMPREPLY=()
 
     # What was typed before the word being completed: --db's value, the
@@ -36,6 +38,8 @@ _rlctl() {
                 db=${COMP_WORDS[i + 1]}
             fi
             ((i++))
+        elif [[ -z $cmd && $w == --shared-group ]]; then
+            sg=$w
         elif [[ $w == -* || $w == = || $w == : || ${COMP_WORDS[i - 1]} == : ]]; then
             : # bash splits keys at ':' too: "ip:1" arrives as "ip" ":" "1"
         elif [[ -z $cmd ]]; then
@@ -59,7 +63,7 @@ _rlctl() {
         fi
         ;;
     --tier)
-        COMPREPLY=($(compgen -W "$(_rlctl_tiers "$db")" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(_rlctl_tiers "$db" "$sg")" -- "$cur"))
         return
         ;;
     --sort)
@@ -77,7 +81,7 @@ _rlctl() {
 
     if [[ -z $cmd ]]; then
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "--db --help --version" -- "$cur"))
+            COMPREPLY=($(compgen -W "--db --shared-group --help --version" -- "$cur"))
         else
             COMPREPLY=($(compgen -W "$commands" -- "$cur"))
         fi
@@ -116,11 +120,11 @@ _rlctl() {
     case $cmd/$sub in
     assign/)
         if ((npos == 1)); then
-            COMPREPLY=($(compgen -W "$(_rlctl_tiers "$db")" -- "$cur"))
+            COMPREPLY=($(compgen -W "$(_rlctl_tiers "$db" "$sg")" -- "$cur"))
         fi
         ;;
     tiers/show)
-        COMPREPLY=($(compgen -W "$(_rlctl_tiers "$db")" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(_rlctl_tiers "$db" "$sg")" -- "$cur"))
         ;;
     tiers/validate | tiers/load | export/ | import/)
         compopt -o filenames 2>/dev/null

@@ -95,7 +95,7 @@ static void test_new_file_private_and_wal(void **state)
     assert_int_equal(mode_of(p), 0600);
     snprintf(p, sizeof p, "%s-shm", f->path);
     assert_int_equal(mode_of(p), 0600);
-    snprintf(p, sizeof p, "%s-rllock", f->path);
+    snprintf(p, sizeof p, "%s-rlshm", f->path);
     assert_int_equal(mode_of(p), 0600);
     rl_close(r);
     {
@@ -125,7 +125,7 @@ static void test_group_shared_mode(void **state)
         char p[128];
         rl_result res;
         assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
-        snprintf(p, sizeof p, "%s-rllock", f->path);
+        snprintf(p, sizeof p, "%s-rlshm", f->path);
         assert_int_equal(mode_of(p), 0660);
         snprintf(p, sizeof p, "%s-wal", f->path);
         assert_int_equal(mode_of(p), 0660);
@@ -140,6 +140,7 @@ static void write_file(const char *path, const void *data, size_t n)
     assert_non_null(fp);
     assert_int_equal(fwrite(data, 1, n, fp), n);
     fclose(fp);
+    assert_int_equal(chmod(path, 0600), 0); /* wider is refused first (test_fileperm) */
 }
 
 static void test_not_sqlite(void **state)
@@ -177,6 +178,7 @@ static void test_other_application(void **state)
     fx *f = *state;
     rl *r = NULL;
     sql(f->path, "CREATE TABLE invoices(id INTEGER PRIMARY KEY, amount REAL)");
+    assert_int_equal(chmod(f->path, 0600), 0); /* not 0644: that is refused first */
     assert_int_equal(open_db(f->path, 0, &r), RL_ECORRUPT);
     assert_non_null(strstr(rl_errmsg(r), "not an rl database"));
     rl_close(r);

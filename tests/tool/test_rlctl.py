@@ -61,7 +61,7 @@ tiers:
       - { name: rps, rate: 5/m }
 """
 
-USAGE, ERROR = 2, 3
+USAGE, ERROR, PERM = 2, 3, 4
 
 COMMANDS = ("stats", "keys", "inspect", "watch", "allow", "reset", "prune", "penalize", "leases",
             "assign", "unassign", "which", "tiers", "doctor", "export", "import", "version")
@@ -204,7 +204,7 @@ class RlctlTest(unittest.TestCase):
         self.assertTrue(out.startswith("usage: rlctl"))
         for cmd in COMMANDS:
             self.assertRegex(out, rf"(?m)^  {cmd} ")
-        for code in range(4):
+        for code in range(5):
             self.assertRegex(out, rf"(?m)^  {code}  \S")
         self.assertIn("NO_COLOR", out)
 
@@ -283,7 +283,7 @@ class RlctlTest(unittest.TestCase):
             self.assertRegex(page, rf'(?m)^\.SS "{" ".join(cmd)}\b', cmd)
             for flag in set(re.findall(r"--[a-z][a-z-]*", self.ok(*cmd, "--help", db=False))):
                 self.assertIn(flag.replace("-", r"\-"), page, f"{cmd}: {flag}")
-        for code in range(4):
+        for code in range(5):
             self.assertIn(f".B {code}\n", page)
         if shutil.which("man"):
             p = subprocess.run(["man", "--warnings", "-l", os.path.join(SOURCE_DIR, "docs", "rlctl.1")],
@@ -1182,6 +1182,44 @@ keys:
             self.assertEqual(p.returncode, ERROR, args)
             self.assertRegex(p.stderr, r"read-only")
 
+    # ---- files another user could have planted ------------------------------
+
+    def test_refused_file(self):
+        self.allow("m:p")
+        wal = self.db + "-wal"
+        os.chmod(wal, 0o666)  # ours, but every user may write it
+        for args in (["stats"], ["allow", "m:p"], ["reset", "m:p"], ["tiers", "list"]):
+            p = self.fails(PERM, *args)
+            self.assertEqual(p.stdout, "", args)
+            self.assertRegex(p.stderr, rf"^rlctl: {re.escape(wal)}: mode 0666 [^\n]+\n$", args)
+        p = self.fails(1, "doctor")  # a failed check, with the fix
+        self.assertRegex(p.stdout, rf"(?m)^open +FAIL +{re.escape(wal)}: mode 0666 .*: chmod o-w it$")
+        # a group's mode: refused unless the group set-up is chosen
+        os.chmod(wal, 0o660)
+        p = self.fails(PERM, "stats")
+        self.assertIn("group set-up is not chosen", p.stderr)
+        p = self.fails(PERM, "allow", "m:p")
+        self.assertIn(f"{wal}: mode 0660 is wider than file_mode 0600", p.stderr)
+        p = self.fails(1, "doctor")  # a reader cannot open it either: said so
+        self.assertRegex(p.stdout, r"(?m)^open +FAIL +.*group set-up is not chosen")
+        self.ok("--shared-group", "stats")
+        self.ok("--shared-group", "reset", "m:p")  # (SQLite gives the empty -wal 0600 again)
+        # what a writer would refuse, a reader accepts: the doctor says it
+        os.chmod(self.db, 0o640)
+        self.ok("stats")
+        self.fails(PERM, "allow", "m:p")
+        p = self.fails(1, "doctor")
+        self.assertRegex(p.stdout, rf"(?m)^permissions +FAIL +rl_open refuses it \(RL_EPERM\): "
+                                   rf"{re.escape(self.db)}: mode 0640 is wider than file_mode "
+                                   rf"0600: chmod 0600 it")
+        for f in (self.db, wal):  # SQLite gave the empty -wal the database's 0640
+            os.chmod(f, 0o600)
+        self.assertEqual(self.allow("m:p"), 0)
+        # a new database created with --shared-group is the group's
+        new = os.path.join(self.dir, "group.db")
+        self.ok("--shared-group", "--db", new, "tiers", "load", self.tiers, db=False)
+        self.assertEqual(os.stat(new).st_mode & 0o777, 0o660)
+
 
 class RlctlRedisTest(RlctlTest):
     """Every test above again with --db redis://... (RL_TEST_REDIS), each
@@ -1218,6 +1256,9 @@ class RlctlRedisTest(RlctlTest):
         self.assertEqual(d["database"], self.db)
 
     def test_reading_commands_on_a_read_only_database(self):
+        self.skipTest("file permissions: on Redis, access is the server's ACLs")
+
+    def test_refused_file(self):
         self.skipTest("file permissions: on Redis, access is the server's ACLs")
 
 

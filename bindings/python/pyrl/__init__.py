@@ -33,7 +33,7 @@ __all__ = [
     "Limiter", "Limit", "Result", "KeyStats", "LimitStats", "Totals", "Reservation",
     "CancelToken", "RLError", "InvalidArgument", "NoMemory", "TooBig", "StoreFailure",
     "StoreError", "Unreachable", "AuthFailed", "Busy", "ReadOnly", "Full", "Corrupt", "Version",
-    "Config", "NotFound",
+    "Config", "NotFound", "Untrusted",
     "Timeout", "Canceled", "NoLimit", "validate_tiers", "parse_rate", "parse_duration",
     "default_path", "version", "library_path",
 ]
@@ -46,6 +46,7 @@ RL_MAX_LIMITS = 8
 RL_MAX_KEYS = 8
 RL_OPTIONS_VERSION = 1
 RL_OPEN_READONLY = 0x1
+RL_OPEN_SHARED_GROUP = 0x2
 RL_FAIL_CLOSED, RL_FAIL_OPEN = 0, 1
 RL_ALGO_GCRA, RL_ALGO_SLIDING_WINDOW = 0, 1
 RL_DURABILITY_NORMAL, RL_DURABILITY_FULL = 0, 1
@@ -70,6 +71,7 @@ RL_ECANCELED = -13
 RL_ENOLIMIT = -14
 RL_ECONNECT = -15
 RL_EAUTH = -16
+RL_EPERM = -17
 
 SECOND = 1_000_000_000
 _FOREVER_NS = 50 * 366 * 86400 * SECOND  # librl caps waits at 50 years
@@ -159,11 +161,17 @@ class NoLimit(RLError):
     """RL_ENOLIMIT: no tier and no default limits apply to the key."""
 
 
+class Untrusted(RLError, PermissionError):
+    """RL_EPERM: a file of the database is one another user could have planted
+    (owned by another user, mode wider than file_mode, not a regular file)."""
+
+
 _ERRORS = {RL_EINVAL: InvalidArgument, RL_ENOMEM: NoMemory, RL_ETOOBIG: TooBig,
            RL_EBUSY: Busy, RL_ESTORE: StoreError, RL_EREADONLY: ReadOnly, RL_EFULL: Full,
            RL_ECORRUPT: Corrupt, RL_EVERSION: Version, RL_ECONFIG: Config,
            RL_ENOTFOUND: NotFound, RL_ETIMEOUT: Timeout, RL_ECANCELED: Canceled,
-           RL_ENOLIMIT: NoLimit, RL_ECONNECT: Unreachable, RL_EAUTH: AuthFailed}
+           RL_ENOLIMIT: NoLimit, RL_ECONNECT: Unreachable, RL_EAUTH: AuthFailed,
+           RL_EPERM: Untrusted}
 
 
 def _error(code: int, message: str) -> RLError:
@@ -717,11 +725,15 @@ class Limiter:
     (count, period_seconds[, burst[, name[, resource]]]).
     fail_open: when the store fails, admit (Result.degraded True) instead of
     raising the StoreFailure.
+    shared_group: the database is shared by a group on purpose
+    (RL_OPEN_SHARED_GROUP): its files may belong to other users of one of
+    our groups. Without it, a file another user could have planted raises
+    Untrusted.
     """
 
     def __init__(self, path=None, default_limits=None, fail_open: bool = False,
                  tiers_file=None, readonly: bool = False, busy_timeout: float = 5.0,
-                 file_mode: int = 0o600, durable: bool = False):
+                 file_mode: int = 0o600, durable: bool = False, shared_group: bool = False):
         self._h = None
         self._mu = threading.Lock()
         self._wcv = threading.Condition()  # guards _waits: tokens of running waits
@@ -738,7 +750,8 @@ class Limiter:
         o.fail_mode = RL_FAIL_OPEN if fail_open else RL_FAIL_CLOSED
         o.file_mode = file_mode
         o.tiers_file = _b(tiers_file, "tiers_file")
-        o.flags = RL_OPEN_READONLY if readonly else 0
+        o.flags = ((RL_OPEN_READONLY if readonly else 0) |
+                   (RL_OPEN_SHARED_GROUP if shared_group else 0))
         o.busy_strategy = RL_BUSY_LOCK
         h = _P()
         rc = _rl_open(ctypes.byref(h), _b(path, "path"), ctypes.byref(o))

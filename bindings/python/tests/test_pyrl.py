@@ -428,8 +428,27 @@ class TestErrors(Base):
             with self.assertRaises(pyrl.ReadOnly):  # nothing to degrade to
                 rl.reset("k")
 
+    def test_untrusted_file(self):
+        # a database file every user may write: anyone could have planted it
+        path = os.path.join(self.tmp.name, "planted.db")
+        with open(path, "w"):
+            pass
+        os.chmod(path, 0o666)
+        with self.assertRaises(pyrl.Untrusted) as cm:
+            pyrl.Limiter(path)
+        self.assertIsInstance(cm.exception, PermissionError)
+        self.assertNotIsInstance(cm.exception, pyrl.StoreFailure)  # fail_open cannot admit it
+        self.assertEqual(cm.exception.code, pyrl.RL_EPERM)
+        self.assertIn(path + ": mode 0666 is wider than file_mode 0600", str(cm.exception))
+        self.assertEqual(os.path.getsize(path), 0)
+        os.chmod(path, 0o660)  # a group's mode: only with the group set-up chosen
+        with self.assertRaises(pyrl.Untrusted):
+            pyrl.Limiter(path, readonly=True)
+        pyrl.Limiter(path, file_mode=0o660, shared_group=True).close()
+
     def test_open_errors(self):
         path = self.write("not-a-db", "hello, this is not SQLite\n" * 100)
+        os.chmod(path, 0o600)  # a wider mode is refused first (test_untrusted_file)
         with self.assertRaises(pyrl.Corrupt) as cm:
             pyrl.Limiter(path)
         self.assertTrue(str(cm.exception))
