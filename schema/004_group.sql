@@ -1,14 +1,12 @@
--- 004_group.sql: the record that settles a dead group-commit leader's batch.
+-- 004_group.sql: the mark that settles a dead group-commit leader's batch.
 --
 -- A leader that decides other processes' requests (store/lock.c) numbers
--- its batch and writes (domain, seq) here in the same transaction as the
--- decisions. The process that takes the lock from a dead leader reads it
--- back: the batch committed if and only if its number is here. Nothing else
--- writes this table, so writers that use another lock or none (another path
--- to the file, RL_BUSY_SQLITE) cannot make a lost batch look committed.
--- domain names one lock file's life (it is new each time the file is
--- rebuilt, and the old row is dropped then).
-CREATE TABLE rl_group_commit (
-    domain INTEGER PRIMARY KEY,
-    seq    INTEGER NOT NULL
-);
+-- its batch and writes the number into gmark of every key row the batch
+-- writes, in the same transaction as the decisions (in rows it writes
+-- anyway: no extra page per commit). The process that takes the lock from
+-- a dead leader reads it back: the batch committed if and only if a row it
+-- wrote carries its mark. Other writers keep gmark as it is, so a writer
+-- that uses another lock or none (RL_BUSY_SQLITE) cannot make a lost batch
+-- look committed. The column also makes rl 0.1 refuse the file
+-- (RL_EVERSION), as it does not know this protocol.
+ALTER TABLE rl_keys ADD COLUMN gmark INTEGER;

@@ -550,6 +550,13 @@ out:
 
 static void recover(rl_lock *l);
 
+/* A batch's mark in the rows it writes: the domain is random, so the marks
+ * of two lives of the file differ. */
+static uint64_t mark_of(const rl_lock *l, uint64_t seq)
+{
+    return l->domain + seq;
+}
+
 /* Whether lock word w names a holder that cannot hold it: marked dead,
  * garbage, or a member nobody has open. live: ask the kernel too. */
 static int holder_gone(const rl_lock *l, uint32_t w, int live)
@@ -678,17 +685,29 @@ static void recover(rl_lock *l)
         l->unresolved = 1;
         return;
     }
+    seq = l->h->seq;
+    if (l->h->seq_check != ~seq || !seq)
+        committed = -1;
+    /* Committed if a row the batch wrote carries its mark. A request the
+     * leader had not decided yet still holds the poster's rc 0, but then
+     * nothing was committed, and no row carries the mark. */
+    for (i = 0; committed == -2 && i < RL_QUEUE_SLOTS; i++) {
+        qslot *q = slot_at(l, i);
+        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+        int v;
+        if (Q_ST(w) == Q_TAKEN && q->seq == seq && q->req.rc == RL_OK &&
+            memchr(q->req.key, 0, sizeof q->req.key) &&
+            (v = l->resolve(l->resolve_ctx, q->req.key, mark_of(l, seq))) != 0)
+            committed = v;
+    }
+    if (committed == -2)
+        committed = 0;
     for (i = 0; i < RL_QUEUE_SLOTS; i++) {
         qslot *q = slot_at(l, i);
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
         int m = (int)Q_M1(w) - 1;
         if (Q_ST(w) != Q_TAKEN)
             continue;
-        if (committed == -2) {
-            seq = l->h->seq;
-            committed = l->h->seq_check == ~seq && seq ? l->resolve(l->resolve_ctx, l->domain, seq)
-                                                       : -1;
-        }
         if (q->seq != seq) /* an older batch already left unsettled */
             continue;
         if (committed > 0) {
@@ -796,12 +815,11 @@ size_t rl_lock_take(rl_lock *l, uint64_t sig, rl_group_req **batch, size_t max)
     return l->ntaken - first;
 }
 
-int rl_lock_batch(const rl_lock *l, uint64_t *domain, uint64_t *seq)
+int rl_lock_batch(const rl_lock *l, uint64_t *mark)
 {
     if (!l->ntaken || !l->seq)
         return 0;
-    *domain = l->domain;
-    *seq = l->seq;
+    *mark = mark_of(l, l->seq);
     return 1;
 }
 

@@ -22,16 +22,15 @@
 
 typedef struct rl_lock rl_lock;
 
-/* Whether the group-commit batch numbered seq of this lock domain was
- * committed by a leader that died: 1 yes, 0 no, -1 cannot tell. Called
- * holding the lock. */
-typedef int (*rl_lock_resolve_fn)(void *ctx, uint64_t domain, uint64_t seq);
+/* Whether a dead leader's batch, whose mark is mark, committed its write
+ * of key's row: 1 yes, 0 no, -1 cannot tell. Called holding the lock. */
+typedef int (*rl_lock_resolve_fn)(void *ctx, const char *key, uint64_t mark);
 
 /* Opens (creating or rebuilding it as needed) the lock file of the
  * database at db_path, which must exist. mode is the database's file_mode;
  * shared_group accepts a lock file owned by another user of our group.
  * *old_domain is set to the domain of a lock file this call rebuilt (0 if
- * none), so the store can forget that domain's commit records. */
+ * none), for diagnostics. */
 int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shared_group,
                  uint64_t *old_domain, char *err);
 /* Waits at most timeout_ms; RL_EBUSY after that. *waited_ns says how long it waited. */
@@ -46,10 +45,10 @@ int rl_lock_join(rl_lock *l, int timeout_ms, rl_group_req *req, char *err);
 /* As the leader, inside its transaction: takes the requests posted with
  * signature sig into batch[0..max); how many. */
 size_t rl_lock_take(rl_lock *l, uint64_t sig, rl_group_req **batch, size_t max);
-/* As the leader, just before its commit: 1 and the batch's (domain, seq)
- * if it took requests of other processes, which the store must record in
- * the same transaction (rl_lock_resolve_fn reads it back); else 0. */
-int rl_lock_batch(const rl_lock *l, uint64_t *domain, uint64_t *seq);
+/* As the leader, in its transaction: 1 and the batch's mark once it took
+ * requests of other processes; the store writes it into every key row the
+ * batch writes from then on (rl_lock_resolve_fn reads it back); else 0. */
+int rl_lock_batch(const rl_lock *l, uint64_t *mark);
 /* As the leader, after commit or rollback and before rl_lock_release:
  * wakes the posters of the batch with their answers. */
 void rl_lock_publish(rl_lock *l);

@@ -41,7 +41,7 @@ enum {
     S_TIERS_CLEAR, S_LIMITS_CLEAR, S_RULES_CLEAR, S_RULE_INS, S_LEASE_INS, S_LEASE_GET,
     S_LEASE_DEL, S_LEASES_KEY, S_LEASES_ALL, S_PAGE, S_KEYS_CLEAR, S_LEASES_CLEAR,
     S_LEASE_RESTORE, S_P_JOURNAL, S_P_SYNC, S_P_BUSY, S_P_VERSION, S_P_CHECK,
-    S_GROUP_MARK, S_GROUP_SEQ, S_GROUP_FORGET, S_COUNT
+    S_GROUP_MARK, S_COUNT
 };
 
 #define LIST_SQL(order)                                                                      \
@@ -57,9 +57,10 @@ static const char *const sql_text[S_COUNT] = {
               " k.first_seen, k.last_seen FROM rl_meta AS v LEFT JOIN rl_keys AS k ON k.key = ?1"
               " WHERE v.name = 'policy_version'",
     [S_INS] = "INSERT INTO rl_keys (key, tier, state, allowed, refused, units, first_seen,"
-              " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+              " last_seen, gmark) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    /* gmark: only a group-commit leader sets it (see sq_resolve) */
     [S_UPD] = "UPDATE rl_keys SET tier = ?2, state = ?3, allowed = ?4, refused = ?5, units = ?6,"
-              " first_seen = ?7, last_seen = ?8 WHERE key = ?1",
+              " first_seen = ?7, last_seen = ?8, gmark = coalesce(?9, gmark) WHERE key = ?1",
     [S_DEL] = "DELETE FROM rl_keys WHERE key = ?1",
     [S_VER] = "SELECT value FROM rl_meta WHERE name = 'policy_version'",
     [S_BUMP] = "UPDATE rl_meta SET value = value + 1 WHERE name = 'policy_version'",
@@ -106,18 +107,14 @@ static const char *const sql_text[S_COUNT] = {
     [S_P_BUSY] = "PRAGMA busy_timeout",
     [S_P_VERSION] = "PRAGMA user_version",
     [S_P_CHECK] = "PRAGMA quick_check",
-    [S_GROUP_MARK] = "INSERT INTO rl_group_commit (domain, seq) VALUES (?1, ?2)"
-                     " ON CONFLICT (domain) DO UPDATE SET seq = excluded.seq",
-    [S_GROUP_SEQ] = "SELECT seq FROM rl_group_commit WHERE domain = ?1",
-    [S_GROUP_FORGET] = "DELETE FROM rl_group_commit WHERE domain = ?1",
+    [S_GROUP_MARK] = "SELECT gmark FROM rl_keys WHERE key = ?1",
 };
 
 /* The objects the migrations create; anything else in sqlite_schema means
  * the file was tampered with or belongs to someone else. */
 static const char *const known_objects[] = {
     "table", "rl_meta",  "table", "rl_keys",   "table", "rl_tiers",       "table", "rl_limits",
-    "table", "rl_rules", "table", "rl_leases", "index", "rl_leases_key",
-    "table", "rl_group_commit", NULL,
+    "table", "rl_rules", "table", "rl_leases", "index", "rl_leases_key", NULL,
 };
 
 typedef struct sq_store {
@@ -255,40 +252,25 @@ static int sq_group_join(rl_store *base, rl_group_req *req)
     return rc;
 }
 
-/* After a leader died: whether its batch (domain, seq) was committed, by
- * the record it wrote in the same transaction (schema/004_group.sql). */
-static int sq_resolve(void *ctx, uint64_t domain, uint64_t seq)
+/* After a leader died: whether its batch, which wrote key's row if it
+ * committed, did commit: the row carries the batch's mark (sq_row_put). */
+static int sq_resolve(void *ctx, const char *key, uint64_t mark)
 {
     sq_store *s = ctx;
     sqlite3_stmt *q = NULL;
     int rc, step, out = -1;
-    if (stmt(s, S_GROUP_SEQ, &q) != RL_OK)
+    if (stmt(s, S_GROUP_MARK, &q) != RL_OK)
         return -1;
-    sqlite3_bind_int64(q, 1, (sqlite3_int64)domain);
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
     step = sqlite3_step(q);
     if (step == SQLITE_ROW)
-        out = (uint64_t)sqlite3_column_int64(q, 0) == seq;
+        out = sqlite3_column_type(q, 0) == SQLITE_INTEGER &&
+              (uint64_t)sqlite3_column_int64(q, 0) == mark;
     else if (step == SQLITE_DONE)
         out = 0;
     rc = sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return rc == SQLITE_OK ? out : -1;
-}
-
-/* As a leader whose batch holds other processes' requests: its number, in
- * the transaction that commits their decisions. */
-static int group_mark(sq_store *s)
-{
-    sqlite3_stmt *q = NULL;
-    uint64_t domain, seq;
-    int rc;
-    if (!s->leading || !rl_lock_batch(s->lock, &domain, &seq))
-        return RL_OK;
-    if ((rc = stmt(s, S_GROUP_MARK, &q)) != RL_OK)
-        return rc;
-    sqlite3_bind_int64(q, 1, (sqlite3_int64)domain);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
-    return run(s, S_GROUP_MARK, "record the batch");
 }
 
 static size_t sq_group_take(rl_store *base, uint64_t sig, rl_group_req **batch, size_t max)
@@ -310,9 +292,7 @@ static void sq_group_end(rl_store *base)
 static int sq_commit(rl_store *base)
 {
     sq_store *s = (sq_store *)base;
-    int rc = group_mark(s);
-    if (rc == RL_OK)
-        rc = run(s, S_COMMIT, "commit");
+    int rc = run(s, S_COMMIT, "commit");
     if (rc == RL_OK) {
         s->in_txn = 0;
         if (s->leading)
@@ -373,6 +353,7 @@ static int sq_row_put(rl_store *base, const char *key, const rl_row *row)
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *q = NULL;
+    uint64_t mark;
     int rc = stmt(s, row->exists ? S_UPD : S_INS, &q);
     if (rc != RL_OK)
         return rc;
@@ -390,6 +371,8 @@ static int sq_row_put(rl_store *base, const char *key, const rl_row *row)
     sqlite3_bind_int64(q, 6, row->units);
     sqlite3_bind_int64(q, 7, row->first_seen);
     sqlite3_bind_int64(q, 8, row->last_seen);
+    if (s->leading && rl_lock_batch(s->lock, &mark))
+        sqlite3_bind_int64(q, 9, (sqlite3_int64)mark);
     rc = sqlite3_step(q);
     rc = rc == SQLITE_DONE ? RL_OK : sq_fail(s, rc, "write key");
     sqlite3_reset(q);
@@ -1406,13 +1389,7 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
     rc = RL_OK;
     if (s->lock)
         rl_lock_on_recover(s->lock, sq_resolve, s);
-    if (old_domain) { /* the lock file was rebuilt: its last life's record goes */
-        sqlite3_stmt *q = NULL;
-        if ((rc = stmt(s, S_GROUP_FORGET, &q)) == RL_OK) {
-            sqlite3_bind_int64(q, 1, (sqlite3_int64)old_domain);
-            rc = run(s, S_GROUP_FORGET, "forget the lock file's old record");
-        }
-    }
+
 out:
     if (held)
         rl_lock_release(s->lock);

@@ -454,7 +454,7 @@ static void test_migration_faults(void **state)
         rl_close(r);
         assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db,
-                                      "DROP TABLE rl_rules; DROP TABLE rl_leases; DROP TABLE rl_group_commit;"
+                                      "DROP TABLE rl_rules; DROP TABLE rl_leases; ALTER TABLE rl_keys DROP COLUMN gmark;"
                                       "DELETE FROM rl_meta WHERE name IN ('default_tier', 'fail_mode');"
                                       "PRAGMA user_version = 1",
                                       NULL, NULL, NULL),
