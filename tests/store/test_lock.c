@@ -1151,6 +1151,35 @@ static void test_symlink_same_lock_file(void **state)
     assert_true(st.st_ino == real.st_ino);
 }
 
+/* Finding 3: a lock file planted by another user (nobody, mode 0666,
+ * before the owner's first open) is refused with RL_EPERM naming it, and
+ * left as it was; the owner's database is not opened through it. Needs
+ * root to plant as nobody; skipped otherwise. */
+static void test_planted_lock_file(void **state)
+{
+    fx *f = *state;
+    rl_options o = RL_OPTIONS_INIT;
+    struct stat st;
+    rl *r = NULL;
+    int fd;
+    if (geteuid() != 0) {
+        printf("[ SKIPPED  ] test_planted_lock_file: planting as nobody needs root\n");
+        return;
+    }
+    assert_int_equal(unlink(f->lockpath), 0);
+    fd = open(f->lockpath, O_RDWR | O_CREAT | O_EXCL, 0666);
+    assert_true(fd >= 0);
+    assert_int_equal(fchmod(fd, 0666), 0);
+    assert_int_equal(fchown(fd, 65534, 65534), 0);
+    close(fd);
+    assert_int_equal(rl_open(&r, f->path, &o), RL_EPERM);
+    assert_non_null(strstr(rl_errmsg(r), "-rlshm"));
+    rl_close(r);
+    assert_int_equal(stat(f->lockpath, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal((int)st.st_uid, 65534);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1172,6 +1201,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_left_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_parent_forked_child, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_same_lock_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_planted_lock_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
