@@ -67,6 +67,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -470,6 +471,7 @@ int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shar
     struct stat db;
     rl_lock *l;
     char *real;
+    size_t n;
     int rc, created = 0;
     *out = NULL;
     *old_domain = 0;
@@ -482,15 +484,15 @@ int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shar
     if (!(real = realpath(db_path, NULL)))
         return rl_seterr(err, errno == ENOMEM ? RL_ENOMEM : RL_ESTORE, "%s: %s", db_path,
                          strerror(errno));
-    if (!(l = calloc(1, sizeof *l)) || !(l->path = malloc(strlen(real) + 8))) {
+    n = strlen(real) + 8;
+    if (!(l = calloc(1, sizeof *l)) || !(l->path = malloc(n))) {
         free(l);
         free(real);
         return rl_seterr(err, RL_ENOMEM, "out of memory");
     }
     l->fd = -1;
     l->member = -1;
-    strcpy(l->path, real);
-    strcat(l->path, "-rlshm");
+    snprintf(l->path, n, "%s-rlshm", real);
     free(real);
     l->fd = open(l->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode & 0666);
     if (l->fd >= 0) {
