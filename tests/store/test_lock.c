@@ -766,8 +766,9 @@ static void test_damaged_request_refused(void **state)
  * second, and was admitted with alice's answer.) */
 static void test_live_slot_not_stolen(void **state)
 {
+    static const rl_limit hourly[] = { RL_LIMIT("rph", NULL, 10, RL_HOUR, 10) };
     fx *f = *state;
-    rl *r = open_with(f->path, small, 5000);
+    rl *r = open_with(f->path, hourly, 5000); /* nothing refills on a slow machine */
     rl_result res;
     rl_key_stats st;
     answer a;
@@ -783,8 +784,8 @@ static void test_live_slot_not_stolen(void **state)
     pipes_open(&pb);
     hook_open(&ha);
     hook_open(&hb);
-    ka = asker_paused(f->path, "alice", small, &pa, &ha, RL_STEP_CLAIMED);
-    kb = asker_paused(f->path, "bob", small, &pb, &hb, RL_STEP_POSTED);
+    ka = asker_paused(f->path, "alice", hourly, &pa, &ha, RL_STEP_CLAIMED);
+    kb = asker_paused(f->path, "bob", hourly, &pb, &hb, RL_STEP_POSTED);
     ready(&pa, 1);
     ready(&pb, 1);
     l = hold(f->path);
