@@ -1,9 +1,12 @@
 /*
  * cfg_file.c - reading a tiers file from disk, and rl_validate_tiers.
  *
- * Guarantees: never reads more than RL_CFG_MAX_BYTES + 1 bytes whatever the
- * file is (a FIFO, /dev/zero, a growing log), so a wrong path cannot make
- * the caller allocate without bound; the descriptor is always closed.
+ * Guarantees: only a regular file is read (a FIFO would block the caller
+ * until some process writes to it, a device may never end: both are
+ * refused before a byte is read); never reads more than RL_CFG_MAX_BYTES + 1
+ * bytes whatever the file is (one growing meanwhile), so a wrong path cannot
+ * make the caller wait or allocate without bound; the descriptor is always
+ * closed.
  */
 #include "cfg.h"
 
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int rl_cfg_read_error(const char *path, int e, char *err, size_t errlen)
@@ -32,6 +36,7 @@ int rl_cfg_parse_file(const char *path, rl_policy *out, char *err, size_t errlen
 {
     unsigned char *buf = NULL;
     size_t len = 0, cap = 0;
+    struct stat st;
     int fd = -1, rc;
 
     rl_policy_init(out);
@@ -40,9 +45,30 @@ int rl_cfg_parse_file(const char *path, rl_policy *out, char *err, size_t errlen
             snprintf(err, errlen, "no tiers file given");
         return RL_EINVAL;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer. It
+     * changes nothing for the regular files that are read. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         rc = rl_cfg_read_error(path, errno, err, errlen);
+        goto out;
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = rl_cfg_read_error(path, errno, err, errlen);
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rc = rl_cfg_read_error(path, EISDIR, err, errlen);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot read: not a regular file (a %s)", path,
+                     S_ISFIFO(st.st_mode)   ? "FIFO"
+                     : S_ISCHR(st.st_mode)  ? "character device"
+                     : S_ISBLK(st.st_mode)  ? "block device"
+                     : S_ISSOCK(st.st_mode) ? "socket"
+                                            : "special file");
+        rc = RL_ESTORE;
         goto out;
     }
     for (;;) {

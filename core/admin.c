@@ -13,6 +13,7 @@
  *     read time from the handle's clock.
  */
 #include "gcra.h"
+#include "parse.h"
 #include "rl_int.h"
 #include "window.h"
 
@@ -275,7 +276,10 @@ static int state_full(const unsigned char *buf, size_t len, int64_t now)
 static int prune_pred(walk *w, const char *key, const rl_row *row)
 {
     (void)key;
-    return !row->tier[0] && row->last_seen <= w->now - w->idle_ns &&
+    /* an injected clock may sit less than idle_ns after INT64_MIN: nothing
+     * can have been idle that long */
+    return !row->tier[0] && w->now >= INT64_MIN + w->idle_ns &&
+           row->last_seen <= w->now - w->idle_ns &&
            state_full(row->state, row->state_len, w->now);
 }
 
@@ -307,10 +311,12 @@ static int prune(rl *r, int64_t idle_ns, int dry_run, int64_t *count)
 
 /* ---- doctor ------------------------------------------------------------- */
 
+/* Keys and tier names in details are quoted (rl_parse_quote): they come
+ * from the store, and may hold anything a tampered file does. */
 typedef struct scan_ctx {
     const rl_policy *pol;
-    int64_t keys, damaged, assigned, orphans;
-    char damaged_key[80], orphan_key[80], orphan_tier[RL_NAME_MAX];
+    int64_t keys, damaged, invalid, assigned, orphans;
+    char damaged_key[80], invalid_key[80], orphan_key[80], orphan_tier[80];
 } scan_ctx;
 
 static int scan_row(void *ctx, const char *key, const rl_row *row)
@@ -318,13 +324,15 @@ static int scan_row(void *ctx, const char *key, const rl_row *row)
     scan_ctx *c = ctx;
     rl_state st;
     c->keys++;
+    if (!rl_key_valid(key) && c->invalid++ == 0)
+        rl_parse_quote(c->invalid_key, sizeof c->invalid_key, key, strlen(key));
     if (rl_state_decode(&st, row->state, row->state_len) != RL_OK && c->damaged++ == 0)
-        snprintf(c->damaged_key, sizeof c->damaged_key, "%.64s", key);
+        rl_parse_quote(c->damaged_key, sizeof c->damaged_key, key, strlen(key));
     if (row->tier[0]) {
         c->assigned++;
         if (!rl_policy_tier(c->pol, row->tier) && c->orphans++ == 0) {
-            snprintf(c->orphan_key, sizeof c->orphan_key, "%.64s", key);
-            snprintf(c->orphan_tier, sizeof c->orphan_tier, "%s", row->tier);
+            rl_parse_quote(c->orphan_key, sizeof c->orphan_key, key, strlen(key));
+            rl_parse_quote(c->orphan_tier, sizeof c->orphan_tier, row->tier, strlen(row->tier));
         }
     }
     return 0;
@@ -386,7 +394,13 @@ static int doctor_policy(rl_store *s, rl_check_fn fn, void *ctx)
         stop = check(fn, ctx, "bucket states", RL_CHECK_FAIL, "cannot read keys: %s", s->err);
         goto out;
     }
-    if (c.damaged)
+    if (c.invalid)
+        stop = check(fn, ctx, "bucket states", RL_CHECK_FAIL,
+                     "%lld of %lld key(s) stored under a name that is not a valid key "
+                     "(first: '%s'; tampered?): listings refuse it; 'rlctl reset --all' "
+                     "removes those with no assigned tier", (long long)c.invalid,
+                     (long long)c.keys, c.invalid_key);
+    else if (c.damaged)
         stop = check(fn, ctx, "bucket states", RL_CHECK_FAIL,
                      "%lld of %lld key(s) damaged (first: '%s'); 'rlctl reset' them",
                      (long long)c.damaged, (long long)c.keys, c.damaged_key);

@@ -44,9 +44,20 @@ static int64_t ceil_ns(const rl_ldef *d, i128 s)
     return q > INT64_MAX ? INT64_MAX : (int64_t)q;
 }
 
-static int64_t units(const rl_ldef *d, i128 room)
+/* The latest TAT a state can hold: INT64_MAX ns and count - 1 parts. A
+ * TAT there is saturated (spent until the end of time, or beyond it). */
+static i128 tat_max(const rl_ldef *d)
 {
-    i128 u;
+    return (i128)INT64_MAX * d->count + d->count - 1;
+}
+
+/* Units admissible from TAT cur at now_s: what the bucket holds, and no
+ * more than the state can record (near the end of int64 time, less). */
+static int64_t units(const rl_ldef *d, i128 now_s, i128 cur)
+{
+    i128 room = now_s + (i128)d->burst * d->period_ns - cur, u;
+    if (room > tat_max(d) - cur)
+        room = tat_max(d) - cur;
     if (room <= 0)
         return 0;
     u = room / d->period_ns;
@@ -67,18 +78,20 @@ void rl_gcra_decide(const rl_ldef *d, rl_tat tat, int64_t now, int64_t cost,
     if (cost == 0) { /* a query: always answered, nothing consumed */
         out->ok = 1;
         out->delay_ns = 0;
-        out->remaining = units(d, now_s + tau - cur);
+        out->remaining = units(d, now_s, cur);
         out->reset_after_ns = ceil_ns(d, cur - now_s);
         return;
     }
-    out->delay_ns = ceil_ns(d, allow_at - now_s);
-    out->ok = out->delay_ns <= max_delay_ns;
+    /* A TAT past the end of int64 time cannot be kept: clamping it would
+     * forget units spent and admit more than the limit. Refused, never. */
+    out->delay_ns = nw > tat_max(d) ? INT64_MAX : ceil_ns(d, allow_at - now_s);
+    out->ok = nw <= tat_max(d) && out->delay_ns <= max_delay_ns;
     if (out->ok) {
         out->tat = unscaled(d, nw);
-        out->remaining = out->delay_ns > 0 ? 0 : units(d, now_s + tau - nw);
+        out->remaining = out->delay_ns > 0 ? 0 : units(d, now_s, nw);
         out->reset_after_ns = ceil_ns(d, nw - now_s);
     } else {
-        out->remaining = units(d, now_s + tau - cur);
+        out->remaining = units(d, now_s, cur);
         out->reset_after_ns = ceil_ns(d, cur - now_s);
     }
 }
@@ -90,9 +103,10 @@ void rl_gcra_peek(const rl_ldef *d, rl_tat tat, int64_t now, int64_t *remaining,
     i128 t = scaled(d, tat);
     i128 cur = t > now_s ? t : now_s;
     i128 tau = (i128)d->burst * d->period_ns;
-    *remaining = units(d, now_s + tau - cur);
+    *remaining = units(d, now_s, cur);
     *reset_after_ns = ceil_ns(d, cur - now_s);
-    *retry_after_ns = ceil_ns(d, cur + d->period_ns - tau - now_s);
+    *retry_after_ns = cur + d->period_ns > tat_max(d) ? INT64_MAX
+                                                      : ceil_ns(d, cur + d->period_ns - tau - now_s);
 }
 
 int64_t rl_gcra_debt(const rl_ldef *d, rl_tat tat, int64_t now)
@@ -145,7 +159,8 @@ rl_tat rl_gcra_rescale(const rl_ldef *old, const rl_ldef *nw, rl_tat tat, int64_
     if (level > 2 * RL_FILL_MAX)
         /* NOLINTNEXTLINE(bugprone-implicit-widening-of-multiplication-result): RL_FILL_MAX < 2^61, so 2 * RL_FILL_MAX cannot overflow int64 */
         level = 2 * RL_FILL_MAX;
-    out.ns = now + (int64_t)level;
+    /* near the end of int64 time the TAT saturates: refuses everything */
+    out.ns = (i128)now + level > INT64_MAX ? INT64_MAX : (int64_t)(now + level);
     out.rem = 0;
     return out;
 }

@@ -12,7 +12,11 @@
  *
  * Guarantees: no floating point; every intermediate fits in 128 bits for
  * limits that rl_ldef_check accepts; a clock that goes backwards never grants
- * units (TAT never moves back).
+ * units (TAT never moves back); no instant is special (a clock before the
+ * epoch works as well as after it). Near the end of int64 time a TAT that
+ * would pass INT64_MAX cannot be stored: such a request is refused with
+ * delay_ns = INT64_MAX ("never"), and a state pushed there by other means
+ * (rescaling, debt) saturates at INT64_MAX, which refuses everything.
  */
 #ifndef RL_GCRA_H
 #define RL_GCRA_H

@@ -83,7 +83,8 @@ static int rl_parse_digits(const char **pp, int64_t max, int64_t *v)
 void rl_parse_quote(char *dst, size_t dstlen, const char *s, size_t len)
 {
     const size_t show = 40;
-    size_t i = 0, o = 0;
+    size_t i = 0, o = 0, n;
+    int unsafe;
     if (!dst || !dstlen)
         return;
     while (i < len && o + 4 < dstlen) {
@@ -93,16 +94,16 @@ void rl_parse_quote(char *dst, size_t dstlen, const char *s, size_t len)
             o += 3;
             break;
         }
-        if (c < 0x20 || c == 0x7f) {
+        n = rl_text_char((const unsigned char *)s + i, len - i, &unsafe);
+        if (unsafe) {
             dst[o++] = '?';
-            i++;
-        } else if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] >= 0x80 &&
-                   (unsigned char)s[i + 1] <= 0x9f) {
-            dst[o++] = '?';
-            i += 2;
+            i += n;
+        } else if (o + n + 4 > dstlen) {
+            break;
         } else {
-            dst[o++] = (char)c;
-            i++;
+            memcpy(dst + o, s + i, n);
+            o += n;
+            i += n;
         }
     }
     dst[o] = '\0';

@@ -176,6 +176,54 @@ size_t rl_utf8_len(const unsigned char *p)
     return need + 1;
 }
 
+/* Format characters (Unicode category Cf: bidi controls such as U+202E,
+ * zero-width characters, invisible operators, tags) and the line and
+ * paragraph separators: they reorder, hide or break the text around them.
+ * tool/common.c keeps the same list for rlctl's output. */
+static const struct {
+    unsigned lo, hi;
+} rl_invisible[] = {
+    { 0xad, 0xad },       { 0x600, 0x605 },     { 0x61c, 0x61c },     { 0x6dd, 0x6dd },
+    { 0x70f, 0x70f },     { 0x890, 0x891 },     { 0x8e2, 0x8e2 },     { 0x180e, 0x180e },
+    { 0x200b, 0x200f },   { 0x2028, 0x202e },   { 0x2060, 0x2064 },   { 0x2066, 0x206f },
+    { 0xfeff, 0xfeff },   { 0xfff9, 0xfffb },   { 0x110bd, 0x110bd }, { 0x110cd, 0x110cd },
+    { 0x13430, 0x1343f }, { 0x1bca0, 0x1bca3 }, { 0x1d173, 0x1d17a }, { 0xe0001, 0xe0001 },
+    { 0xe0020, 0xe007f },
+};
+
+size_t rl_text_char(const unsigned char *p, size_t avail, int *unsafe)
+{
+    unsigned cp;
+    size_t n, i;
+    *unsafe = 0;
+    if (p[0] < 0x80) {
+        *unsafe = p[0] < 0x20 || p[0] == 0x7f;
+        return 1;
+    }
+    if (avail >= 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+        *unsafe = 1; /* a C1 control, which rl_utf8_len refuses as a character */
+        return 2;
+    }
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3;
+    else
+        n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    /* rl_utf8_len reads up to n bytes: not past avail */
+    if (!n || n > avail || rl_utf8_len(p) != n) {
+        *unsafe = 1; /* not UTF-8: this byte alone */
+        return 1;
+    }
+    cp = p[0] & (0x7fu >> n);
+    for (i = 1; i < n; i++)
+        cp = cp << 6 | (p[i] & 0x3fu);
+    for (i = 0; i < sizeof rl_invisible / sizeof rl_invisible[0]; i++)
+        if (cp >= rl_invisible[i].lo && cp <= rl_invisible[i].hi)
+            *unsafe = 1;
+    return n;
+}
+
 /* No C0 controls or DEL either: a key must print safely in rlctl's tables. */
 int rl_key_valid(const char *s)
 {
@@ -269,16 +317,25 @@ int rl_ldef_from_limit(rl_ldef *d, const rl_limit *l, size_t pos, char *err, siz
     d->count = l->count;
     d->period_ns = l->period_ns;
     d->burst = l->burst == 0 ? l->count : l->burst;
-    /* period 0 (RL_CONCURRENT) caps units in flight instead of a rate */
-    d->kind = l->period_ns == 0 ? RL_KIND_CONCURRENT : RL_KIND_GCRA;
-    if (l->algorithm == RL_ALGO_SLIDING_WINDOW) {
+    /* A cap on units in flight is asked for by name (RL_CONCURRENT), never
+     * inferred from period 0: a rate whose period is 0 by mistake would
+     * otherwise limit nothing that rl_allow decides. */
+    if (l->algorithm == RL_ALGO_CONCURRENT) {
+        d->kind = RL_KIND_CONCURRENT;
+    } else if (l->algorithm == RL_ALGO_GCRA || l->algorithm == RL_ALGO_SLIDING_WINDOW) {
         if (l->period_ns == 0) {
-            snprintf(err, errlen, "limit '%s': a concurrency limit has no algorithm", d->name);
+            snprintf(err, errlen,
+                     "limit '%s': period must be positive (a cap on units in flight is "
+                     "RL_CONCURRENT)",
+                     d->name);
             return RL_EINVAL;
         }
-        d->kind = RL_KIND_WINDOW;
-        d->burst = l->count; /* a window admits count per period, no more */
-    } else if (l->algorithm != RL_ALGO_GCRA) {
+        d->kind = RL_KIND_GCRA;
+        if (l->algorithm == RL_ALGO_SLIDING_WINDOW) {
+            d->kind = RL_KIND_WINDOW;
+            d->burst = l->count; /* a window admits count per period, no more */
+        }
+    } else {
         snprintf(err, errlen, "limit '%s': unknown algorithm %d", d->name, l->algorithm);
         return RL_EINVAL;
     }

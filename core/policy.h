@@ -79,6 +79,13 @@ int rl_name_valid(const char *s);
 int rl_key_valid(const char *s);
 /* Bytes of the UTF-8 sequence at p that a key may hold, or 0. */
 size_t rl_utf8_len(const unsigned char *p);
+/* The bytes of the character at p (at most avail, avail >= 1), with
+ * *unsafe set when it must not be shown as it is in a message or on a
+ * terminal: a C0 or C1 control, DEL, a byte that does not start valid
+ * UTF-8 (counted alone), or a character that reorders, hides or breaks
+ * text (bidi controls such as U+202E, zero-width characters, line
+ * separators). Valid keys may hold the last kind. */
+size_t rl_text_char(const unsigned char *p, size_t avail, int *unsafe);
 uint64_t rl_limit_id(const char *resource, const char *name);
 
 /* Checks one public rl_limit and fills d (defaults applied, name "limitN"

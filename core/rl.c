@@ -16,8 +16,10 @@
  * by another process applies from the next decision, at no extra statement.
  */
 #include "rl_int.h"
+#include "bytes.h"
 #include "gcra.h"
 #include "lease.h"
+#include "parse.h"
 #include "window.h"
 
 #include <errno.h>
@@ -26,8 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 struct rl {
     pthread_mutex_t mu;
@@ -38,6 +42,9 @@ struct rl {
     int have_defaults;
     int store_clock; /* no caller clock: the store's time if it has one */
     uint64_t sig;    /* rl_group_req.sig: what decides besides the database */
+    uint64_t *tier_fp;   /* tier_fingerprint of each tier of pol */
+    uint64_t defaults_fp; /* ... and of defaults */
+    uint64_t rng;         /* draws state generations (new_generation) */
     rl_options o;
     char err[RL_ERRMSG_MAX];
 };
@@ -61,16 +68,48 @@ typedef struct key_eval {
     const rl_tier *t;
 } key_eval;
 
+/* a + b and a - b saturated to int64: a clock near either end of int64
+ * (an injected one) makes times that clamp there, never wrap. */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t v;
+    if (__builtin_add_overflow(a, b, &v))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return v;
+}
+
+static int64_t sat_sub(int64_t a, int64_t b)
+{
+    int64_t v;
+    if (__builtin_sub_overflow(a, b, &v))
+        return b < 0 ? INT64_MAX : INT64_MIN;
+    return v;
+}
+
 int rl_seterr(char *err, int code, const char *fmt, ...)
 {
     va_list ap;
-    char *p;
+    size_t i = 0, o = 0, n, len;
+    int unsafe;
     va_start(ap, fmt);
     vsnprintf(err, RL_ERRMSG_MAX, fmt, ap);
     va_end(ap);
-    for (p = err; *p; p++) /* messages are one line */
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+    /* Messages are one line of text that is safe to print: a key or name
+     * in them (from the caller, or read back from a tampered file) cannot
+     * break the line, send a terminal an escape sequence or reorder the
+     * text (U+202E). Each such character becomes one '?', in place. */
+    len = strlen(err);
+    while (i < len) {
+        n = rl_text_char((const unsigned char *)err + i, len - i, &unsafe);
+        if (unsafe) {
+            err[o++] = err[i] == '\n' || err[i] == '\r' || err[i] == '\t' ? ' ' : '?';
+        } else {
+            memmove(err + o, err + i, n);
+            o += n;
+        }
+        i += n;
+    }
+    err[o] = '\0';
     return code;
 }
 
@@ -273,6 +312,59 @@ static uint64_t group_sig(const rl *r)
     return h;
 }
 
+/* What a key's slots are written for (rl_state.fp): the tier's name and
+ * each limit's identity, kind and numbers, in the same bytes on every
+ * machine. Never 0, which stands for unknown. */
+static uint64_t tier_fingerprint(const rl_tier *t)
+{
+    uint64_t h = fnv(0xcbf29ce484222325ULL, t->name, strlen(t->name) + 1);
+    unsigned char w[40];
+    size_t i;
+    for (i = 0; i < t->n; i++) {
+        const rl_ldef *d = &t->limits[i];
+        rl_put64(w, d->id);
+        rl_put64(w + 8, (uint64_t)d->kind);
+        rl_put64(w + 16, (uint64_t)d->count);
+        rl_put64(w + 24, (uint64_t)d->period_ns);
+        rl_put64(w + 32, (uint64_t)d->burst);
+        h = fnv(h, w, sizeof w);
+    }
+    return h ? h : 1;
+}
+
+/* A state generation (rl_state.gen) nobody else draws: splitmix64 over a
+ * seed from getrandom, the time, the pid and the handle. Never 0. */
+static uint64_t new_generation(rl *r)
+{
+    uint64_t z = (r->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return z ? z : 1;
+}
+
+static uint64_t rng_seed(const rl *r)
+{
+    uint64_t seed = 0;
+    struct timespec ts;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+        seed = 0;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    seed = fnv(seed ^ 0xcbf29ce484222325ULL, &ts, sizeof ts);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    seed = fnv(seed, &ts, sizeof ts);
+    seed ^= (uint64_t)getpid() << 32;
+    return fnv(seed, &r, sizeof r);
+}
+
+/* The fingerprint of t, a tier of the cached policy or the defaults. */
+static uint64_t tier_fp(const rl *r, const rl_tier *t)
+{
+    if (t == &r->defaults)
+        return r->defaults_fp;
+    return r->tier_fp[t - r->pol.tiers];
+}
+
 int rl_open(rl **out, const char *path, const rl_options *o)
 {
     static const rl_options defaults = RL_OPTIONS_INIT;
@@ -345,6 +437,8 @@ int rl_open(rl **out, const char *path, const rl_options *o)
     if (rc != RL_OK)
         goto out;
     r->sig = group_sig(r);
+    r->defaults_fp = tier_fingerprint(&r->defaults);
+    r->rng = rng_seed(r);
     if (o && o->tiers_file)
         rc = rl_load_tiers(r, o->tiers_file);
 out:
@@ -360,6 +454,7 @@ void rl_close(rl *r)
     if (r->store)
         r->store->ops->close(r->store);
     rl_policy_free(&r->pol);
+    free(r->tier_fp);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
@@ -369,16 +464,27 @@ void rl_close(rl *r)
 static int refresh_policy(rl *r, int64_t version)
 {
     rl_policy p;
+    uint64_t *fp = NULL;
+    size_t i;
     int rc;
     if (version == r->pol_version)
         return RL_OK;
     rl_policy_init(&p);
     rc = r->store->ops->policy_get(r->store, &p);
+    if (rc == RL_OK && p.n_tiers > 0) {
+        if ((fp = malloc(p.n_tiers * sizeof *fp)) != NULL)
+            for (i = 0; i < p.n_tiers; i++)
+                fp[i] = tier_fingerprint(&p.tiers[i]);
+        else
+            rc = rl_seterr(r->err, RL_ENOMEM, "out of memory");
+    }
     if (rc != RL_OK) {
         rl_policy_free(&p);
         return rc;
     }
     rl_policy_free(&r->pol);
+    free(r->tier_fp);
+    r->tier_fp = fp;
     r->pol = p;
     r->pol.version = version;
     r->pol_version = version;
@@ -499,10 +605,15 @@ static int carries(int kind, int old_kind)
 /* Builds the state the tier's limits will have: existing slots (rescaled if
  * the limit changed since they were written), fresh full slots for new
  * limits, nothing for limits the tier no longer has; then the cool-downs
- * that are still running. Limit slot i is always the tier's limit i. */
-static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int64_t now)
+ * that are still running. Limit slot i is always the tier's limit i.
+ * The generation carries over while the state stays with the same tier as
+ * it is; a state that starts afresh or is re-tiered gets a new one. */
+static void align_state(rl *r, const rl_tier *t, const rl_state *old, rl_state *st,
+                        int64_t now)
 {
     size_t i, j;
+    st->fp = tier_fp(r, t);
+    st->gen = old->gen != 0 && old->fp == st->fp ? old->gen : new_generation(r);
     st->n = t->n;
     for (i = 0; i < t->n; i++) {
         const rl_ldef *d = &t->limits[i];
@@ -513,7 +624,9 @@ static void align_state(const rl_tier *t, const rl_state *old, rl_state *st, int
         s->count = d->count;
         s->period_ns = kind == RL_SLOT_INFLIGHT ? 1 : d->period_ns;
         s->burst = d->burst;
-        s->tat = 0; /* GCRA: long past, a full bucket; in flight: none */
+        /* GCRA: a full bucket at any clock (before the epoch too); in
+         * flight: none */
+        s->tat = kind == RL_SLOT_GCRA ? INT64_MIN : 0;
         s->rem = 0;
         if (kind == RL_SLOT_WINDOW) /* an empty window */
             set_window(s, rl_window_fresh(d, now));
@@ -632,10 +745,11 @@ static int64_t amount_of(const rl_cost *costs, size_t n, const char *resource)
     return -1;
 }
 
-/* The latest end of a running cool-down that covers one of the resources. */
+/* The latest end of a running cool-down that covers one of the resources;
+ * INT64_MIN when none runs (no instant, 0 included, means "none"). */
 static int64_t cooldown_until(const rl_state *st, const rl_cost *costs, size_t n, int64_t now)
 {
-    int64_t until = 0;
+    int64_t until = INT64_MIN;
     size_t i, j;
     for (i = 0; i < st->n; i++) {
         const rl_slot *s = &st->slot[i];
@@ -658,7 +772,7 @@ static int64_t cooldown_until(const rl_state *st, const rl_cost *costs, size_t n
  * walking the key's leases (collected first: the walk must not delete). */
 typedef struct reclaim_ctx {
     int64_t now;
-    int64_t soonest; /* earliest expiry of a lease that stays */
+    int64_t soonest; /* earliest expiry of a lease that stays; INT64_MIN: none */
     size_t n;
     int64_t id[64];
     size_t n_held[64];
@@ -670,7 +784,7 @@ static int reclaim_one(void *ctx, const rl_lease_rec *rec)
 {
     reclaim_ctx *rc = ctx;
     if (rec->expires > rc->now && rl_owner_alive(rec->pid, rec->pstart)) {
-        if (rc->soonest == 0 || rec->expires < rc->soonest)
+        if (rc->soonest == INT64_MIN || rec->expires < rc->soonest)
             rc->soonest = rec->expires;
         return 0;
     }
@@ -706,7 +820,7 @@ static int reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *s
     if (!c)
         return rl_seterr(r->err, RL_ENOMEM, "out of memory");
     c->now = now;
-    c->soonest = 0;
+    c->soonest = INT64_MIN;
     c->n = 0;
     rc = r->store->ops->leases_each(r->store, key, reclaim_one, c);
     for (i = 0; i < c->n && rc == RL_OK; i++) {
@@ -726,8 +840,9 @@ static void inflight_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t s
     if (ev->ok)
         ev->next.tat += amount;
     ev->remaining = d->count > ev->next.tat ? d->count - ev->next.tat : 0;
-    /* the earliest a slot can come free without a settle: the first expiry */
-    ev->delay_ns = ev->ok || soonest <= now ? 0 : soonest - now;
+    /* the earliest a slot can come free without a settle: the first expiry
+     * (none: INT64_MIN, so 0) */
+    ev->delay_ns = ev->ok || soonest <= now ? 0 : sat_sub(soonest, now);
     ev->reset_after_ns = 0;
 }
 
@@ -792,6 +907,8 @@ static int write_tx(rl *r, int (*body)(rl *r, void *ctx), int (*done)(rl *r, voi
     } while (rl__conflict_retry(r, &retry, &rc));
     if (done)
         rc = done(r, ctx, rc);
+    if (rc == RL_OK) /* what an item of a batch failed with is not the call's */
+        r->err[0] = 0;
     pthread_mutex_unlock(&r->mu);
     return rc;
 }
@@ -812,7 +929,7 @@ static int decide_tx(rl *r, decision *x, const char *const *keys, size_t nkeys,
                      rl_lease_rec *lease, int64_t ttl)
 {
     rl_state old;
-    int64_t units, cool = 0, soonest = 0;
+    int64_t units, cool = INT64_MIN, soonest = INT64_MIN;
     size_t i, k;
     int rc, source;
 
@@ -838,7 +955,7 @@ static int decide_tx(rl *r, decision *x, const char *const *keys, size_t nkeys,
                              keys[k]);
         if (rl_state_decode(&old, e->row.state, e->row.state_len) != RL_OK)
             return rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", keys[k]);
-        align_state(e->t, &old, &e->st, x->now);
+        align_state(r, e->t, &old, &e->st, x->now);
         if (lease && (rc = reclaim(r, keys[k], &e->st, x->now, &soonest)) != RL_OK)
             return rc;
         if ((until = cooldown_until(&e->st, costs, ncosts, x->now)) > cool) {
@@ -868,7 +985,7 @@ static int decide_tx(rl *r, decision *x, const char *const *keys, size_t nkeys,
         }
     }
     if (cool > x->now) {
-        x->cool_delay = cool - x->now;
+        x->cool_delay = sat_sub(cool, x->now);
         x->allowed &= x->cool_delay <= max_delay_ns;
         if (x->cool_delay > x->delay)
             x->delay = x->cool_delay;
@@ -887,7 +1004,7 @@ static int decide_tx(rl *r, decision *x, const char *const *keys, size_t nkeys,
         }
         snprintf(lease->key, sizeof lease->key, "%s", keys[0]);
         lease->created = x->now;
-        lease->expires = x->now + ttl;
+        lease->expires = sat_add(x->now, ttl);
         rl_owner_self(&lease->pid, &lease->pstart);
         lease->n_est = ncosts;
         for (i = 0; i < ncosts; i++) {
@@ -900,14 +1017,16 @@ static int decide_tx(rl *r, decision *x, const char *const *keys, size_t nkeys,
     for (k = 0; k < nkeys; k++) {
         rl_row *row = &x->ke[k].row;
         row->state_len = rl_state_encode(&x->ke[k].st, row->state);
-        if (row->first_seen == 0) /* new, or created by an assignment */
+        /* its first decision (a new key, or one reset or created by an
+         * assignment or a cool-down): any time, 0 too, is first_seen */
+        if (row->allowed == 0 && row->refused == 0)
             row->first_seen = x->now;
         row->last_seen = x->now;
-        if (x->allowed) {
-            row->allowed++;
-            row->units += units;
+        if (x->allowed) { /* counters stop at INT64_MAX */
+            row->allowed = sat_add(row->allowed, 1);
+            row->units = sat_add(row->units, units);
         } else {
-            row->refused++;
+            row->refused = sat_add(row->refused, 1);
         }
         if ((rc = r->store->ops->row_put(r->store, keys[k], row)) != RL_OK)
             return rc;
@@ -940,8 +1059,8 @@ static void decide_fill(const decision *x, const char *key0, const rl_cost *cost
         memset(rv, 0, sizeof *rv);
         rv->ok = x->allowed;
         rv->delay_ns = x->delay;
-        rv->time_to_act = x->now + x->delay;
-        rv->policy_version_ = x->version;
+        rv->time_to_act = sat_add(x->now, x->delay);
+        rv->generation_ = x->ke[0].st.gen;
         rv->n_ = x->allowed ? x->n : 0;
         for (i = 0; i < rv->n_; i++) {
             rv->amount_[i] = amount_of(costs, ncosts, x->ev[i].d->resource);
@@ -1013,7 +1132,7 @@ static int decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *c
     a->nkeys = nkeys;
     a->costs = costs;
     a->ncosts = ncosts;
-    a->max_delay_ns = max_delay_ns < 0 ? 0 : max_delay_ns > RL_FILL_MAX ? RL_FILL_MAX : max_delay_ns;
+    a->max_delay_ns = max_delay_ns < 0 ? 0 : max_delay_ns; /* INT64_MAX: no limit */
     a->ttl = 0;
     if (lease) { /* for a lease, max_delay_ns is its TTL: it admits now or never */
         a->ttl = a->max_delay_ns;
@@ -1087,8 +1206,10 @@ int rl_allow_batch(rl *r, rl_batch_item *items, size_t n)
         return RL_EINVAL;
     if (!items && n)
         return rl_seterr(r->err, RL_EINVAL, "items is NULL");
-    if (n == 0)
+    if (n == 0) {
+        r->err[0] = 0;
         return RL_OK;
+    }
     if (!(a = malloc(sizeof *a)) || !(a->keys = malloc(n * sizeof *a->keys))) {
         free(a);
         return rl_seterr(r->err, RL_ENOMEM, "out of memory");
@@ -1169,7 +1290,11 @@ static void group_lead(rl *r, decision *x, rl_group_req **batch, size_t n)
                     decide_fill(x, key, c, nc, &batch[i]->res, NULL);
                 else if (is_store_failure(batch[i]->rc))
                     rc = batch[(bad = i)]->rc;
-                copy_str(batch[i]->err, r->err, sizeof batch[i]->err);
+                /* an answer carries its own message: none when it is RL_OK */
+                if (batch[i]->rc == RL_OK)
+                    batch[i]->err[0] = 0;
+                else
+                    copy_str(batch[i]->err, r->err, sizeof batch[i]->err);
             }
             if (first && rc == RL_OK && i + 1 == n)
                 n += r->store->ops->group_take(r->store, r->sig, batch + n, RL_GROUP_MAX - n);
@@ -1239,6 +1364,10 @@ static int decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n
     }
     if (is_store_failure(rc))
         failed_result(r, res);
+    /* a leader's buffer holds what the last request of its batch said,
+     * maybe another process's error: its own answer is what counts */
+    if (rc == RL_OK)
+        r->err[0] = 0;
     free(a);
 out:
     pthread_mutex_unlock(&r->mu);
@@ -1353,7 +1482,7 @@ static int lease_end_tx(rl *r, void *ctx)
         return rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", rec->key);
     a->expired = now >= rec->expires;
     if ((t = key_tier(r, rec->key, &row, &source)))
-        align_state(t, &old, &st, now);
+        align_state(r, t, &old, &st, now);
     else
         st = old; /* no limits apply any more: only the slots to free */
     for (i = 0; t && !a->expired && i < t->n; i++) {
@@ -1369,7 +1498,7 @@ static int lease_end_tx(rl *r, void *ctx)
         if (act != est) {
             settle_slot(d, &st.slot[i], now, act - est, rec->created);
             if (strcmp(d->resource, "requests") == 0)
-                row.units += act - est;
+                row.units = sat_add(row.units, act - est);
         }
     }
     release_held(&st, rec->n_held, rec->held_id, rec->held_amount);
@@ -1428,9 +1557,21 @@ int rl_lease_cancel(rl *r, const rl_lease *lease)
     return lease_end(r, lease, NULL, 0);
 }
 
+/* A key read back from the store that the API would refuse as an argument
+ * (a control character, not UTF-8): the file or server was written by
+ * something else. Refused rather than handed on, so that it cannot forge
+ * lines or send escape sequences wherever the caller prints keys. */
+static int stored_key_invalid(char *err, const char *key)
+{
+    char shown[64];
+    rl_parse_quote(shown, sizeof shown, key, strlen(key));
+    return rl_seterr(err, RL_ECORRUPT, "stored key '%s' is not a valid key (tampered?)", shown);
+}
+
 typedef struct leases_ctx {
     int (*fn)(void *ctx, const rl_lease_info *l);
     void *ctx;
+    char *err;
     rl_lease_info info;
 } leases_ctx;
 
@@ -1439,6 +1580,8 @@ static int lease_info(void *ctx, const rl_lease_rec *rec)
     leases_ctx *lc = ctx;
     rl_lease_info *li = &lc->info;
     size_t i;
+    if (!rl_key_valid(rec->key))
+        return stored_key_invalid(lc->err, rec->key);
     memset(li, 0, sizeof *li);
     li->id = rec->id;
     snprintf(li->key, sizeof li->key, "%s", rec->key);
@@ -1469,6 +1612,7 @@ int rl_leases_list(rl *r, const char *key, int (*fn)(void *ctx, const rl_lease_i
         return rl_seterr(r->err, RL_ENOMEM, "out of memory");
     lc->fn = fn;
     lc->ctx = ctx;
+    lc->err = r->err;
     pthread_mutex_lock(&r->mu);
     r->err[0] = 0;
     if ((rc = r->store->ops->begin(r->store, 0)) != RL_OK)
@@ -1519,20 +1663,30 @@ static void cancel_window(rl_slot *s, int64_t charged_start, int64_t amount, int
 static int cancel_tx(rl *r, void *ctx)
 {
     const rl_reservation *rv = ctx;
+    const rl_tier *t;
     rl_row row;
     rl_state st;
     int64_t version, now;
     size_t i, j;
-    int rc;
+    int rc, source;
     /* Once its time has come the caller may have acted: nothing to return. */
     if ((now = now_ns(r)) >= rv->time_to_act)
         return RL_OK;
     if ((rc = r->store->ops->row_get(r->store, rv->key_, &row, &version)) != RL_OK)
         return rc;
-    if (!row.exists || version != rv->policy_version_)
-        return RL_OK; /* reset or re-tiered since: nothing of it is left to return */
+    if (!row.exists)
+        return RL_OK; /* reset (or pruned) since: nothing of it is left */
+    if ((rc = refresh_policy(r, version)) != RL_OK)
+        return rc;
     if (rl_state_decode(&st, row.state, row.state_len) != RL_OK)
         return rl_seterr(r->err, RL_ECORRUPT, "damaged bucket state");
+    /* Another generation of the key's state (reset and decided again,
+     * re-tiered by a decision since), or a tier other than the one the
+     * state was written for (re-tiered, not decided yet): what the
+     * reservation took is not in these buckets, nothing is given back. */
+    if (!(t = key_tier(r, rv->key_, &row, &source)) || st.gen != rv->generation_ ||
+        st.fp != tier_fp(r, t))
+        return RL_OK;
     for (i = 0; i < rv->n_; i++) {
         for (j = 0; j < st.n; j++) {
             rl_slot *s = &st.slot[j];
@@ -1556,8 +1710,10 @@ int rl_cancel(rl *r, const rl_reservation *rv)
         return RL_EINVAL;
     if (!rv)
         return rl_seterr(r->err, RL_EINVAL, "reservation is NULL");
-    if (!rv->ok || rv->n_ == 0 || rv->n_ > RL_MAX_LIMITS)
+    if (!rv->ok || rv->n_ == 0 || rv->n_ > RL_MAX_LIMITS) {
+        r->err[0] = 0;
         return RL_OK;
+    }
     if ((rc = check_key(r, rv->key_)) != RL_OK)
         return rc;
     return write_tx(r, cancel_tx, NULL, (void *)rv); /* only read */
@@ -1593,8 +1749,8 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
                int64_t timeout_ns, const volatile sig_atomic_t *cancel, rl_result *res)
 {
     rl_reservation rv;
-    int64_t deadline, left, horizon;
-    int rc;
+    int64_t deadline = INT64_MAX, left, horizon;
+    int rc, first = 1;
 
     if (!r)
         return RL_EINVAL;
@@ -1607,29 +1763,37 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
         return rl_seterr(r->err, RL_ECANCELED, "cancelled before waiting");
     if (timeout_ns < 0)
         timeout_ns = 0;
-    deadline = mono_ns() + timeout_ns;
     for (;;) {
-        left = deadline - mono_ns();
-        if (left < 0)
+        /* The first decision may take the whole timeout: its delay counts
+         * from its own clock reading, made once the store's lock is held, so
+         * neither queuing for the lock nor deciding eats into the timeout.
+         * The deadline for later ones starts once it is made. INT64_MAX
+         * waits for ever. */
+        if (first || timeout_ns == INT64_MAX)
+            left = timeout_ns;
+        else if ((left = deadline - mono_ns()) < 0)
             left = 0;
         /* interactive callers take their place in the queue at once; batch
          * callers only take room that is free now, and otherwise come back */
         horizon = priority == RL_PRIORITY_BATCH ? 0 : left;
         rc = decide(r, &key, 1, costs, n, horizon, res, &rv, NULL);
+        if (first)
+            deadline = sat_add(mono_ns(), timeout_ns);
+        first = 0;
         if (rc != RL_OK)
             return rc;
         if (rv.ok)
             break;
-        if (rv.delay_ns > left)
+        if (rv.delay_ns > left || rv.delay_ns == INT64_MAX) /* INT64_MAX: never */
             return rl_seterr(r->err, RL_ETIMEOUT,
                              "admission needs %lld ns, more than the time left to wait",
                              (long long)rv.delay_ns);
-        if (sleep_until(mono_ns() + rv.delay_ns - horizon, cancel)) {
+        if (sleep_until(sat_add(mono_ns(), rv.delay_ns - horizon), cancel)) {
             res->allowed = 0;
             return rl_seterr(r->err, RL_ECANCELED, "wait cancelled");
         }
     }
-    if (sleep_until(mono_ns() + rv.delay_ns, cancel)) {
+    if (sleep_until(sat_add(mono_ns(), rv.delay_ns), cancel)) {
         rc = rl_cancel(r, &rv);
         res->allowed = 0;
         if (rc != RL_OK)
@@ -1652,12 +1816,20 @@ int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* The RL_ALGO_* that declares a limit of d's kind (rl_tier_set takes it back). */
+static int algorithm_of(const rl_ldef *d)
+{
+    return d->kind == RL_KIND_WINDOW       ? RL_ALGO_SLIDING_WINDOW
+           : d->kind == RL_KIND_CONCURRENT ? RL_ALGO_CONCURRENT
+                                           : RL_ALGO_GCRA;
+}
+
 static int64_t cooldown_left(const rl_state *st, uint64_t id, int64_t now)
 {
     size_t i;
     for (i = 0; i < st->n; i++)
         if (st->slot[i].kind == RL_SLOT_COOLDOWN && st->slot[i].id == id && st->slot[i].tat > now)
-            return st->slot[i].tat - now;
+            return sat_sub(st->slot[i].tat, now);
     return 0;
 }
 
@@ -1683,7 +1855,7 @@ static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_
     snprintf(st->tier, sizeof st->tier, "%s", t->name);
     if (rl_state_decode(&old, row->state, row->state_len) != RL_OK)
         old.n = 0; /* shown as full; the next decision reports the damage */
-    align_state(t, &old, &cur, now);
+    align_state(r, t, &old, &cur, now);
     st->n_limits = t->n;
     for (i = 0; i < t->n; i++) {
         const rl_ldef *d = &t->limits[i];
@@ -1694,7 +1866,7 @@ static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_
         ls->count = d->count;
         ls->period_ns = d->period_ns;
         ls->burst = d->burst;
-        ls->algorithm = d->kind == RL_KIND_WINDOW ? RL_ALGO_SLIDING_WINDOW : RL_ALGO_GCRA;
+        ls->algorithm = algorithm_of(d);
         if (d->kind == RL_KIND_CONCURRENT) {
             /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): align_state fills cur.slot[0..t->n-1]; the analyzer loses t->n across the snprintf calls above */
             ls->in_flight = cur.slot[i].tat;
@@ -1767,6 +1939,8 @@ typedef struct list_ctx {
 static int list_row(void *ctx, const char *key, const rl_row *row)
 {
     list_ctx *lc = ctx;
+    if (!rl_key_valid(key))
+        return stored_key_invalid(lc->r->err, key);
     stats_of(lc->r, key, row, lc->now, &lc->st);
     return lc->fn(lc->ctx, &lc->st);
 }
@@ -1862,8 +2036,8 @@ static int penalize_tx(rl *r, void *ctx)
                 found = 1;
                 if (a->duration_ns == 0)
                     continue;
-                if (s->tat < now + a->duration_ns)
-                    s->tat = now + a->duration_ns;
+                if (s->tat < sat_add(now, a->duration_ns))
+                    s->tat = sat_add(now, a->duration_ns);
             } else if (s->tat <= now) {
                 continue;
             }
@@ -1880,7 +2054,7 @@ static int penalize_tx(rl *r, void *ctx)
         st.slot[st.n].kind = RL_SLOT_COOLDOWN;
         st.slot[st.n].id = a->id;
         st.slot[st.n].count = st.slot[st.n].period_ns = st.slot[st.n].burst = 1;
-        st.slot[st.n].tat = now + a->duration_ns;
+        st.slot[st.n].tat = sat_add(now, a->duration_ns);
         st.n++;
     }
     row.state_len = rl_state_encode(&st, row.state);
@@ -1912,6 +2086,7 @@ int rl_observe_headers(rl *r, const char *key, const char *const *names,
     int rc;
     if (!r)
         return RL_EINVAL;
+    r->err[0] = 0; /* headers that change nothing leave no message either */
     if ((rc = rl_parse_provider_headers(names, values, n, now_ns(r), &pl)) != RL_OK)
         return rl_seterr(r->err, rc, "could not read the response headers");
     if (pl.retry_after_ns > 0 && (rc = rl_penalize(r, key, NULL, pl.retry_after_ns)) != RL_OK)
@@ -2024,6 +2199,18 @@ static int fresh_policy(rl *r)
     return rc;
 }
 
+/* The end of a call whose callbacks ran without the lock and may have
+ * called into the handle: RL_OK leaves no message of theirs behind. */
+static int ok_done(rl *r, int rc)
+{
+    if (rc == RL_OK) {
+        pthread_mutex_lock(&r->mu);
+        r->err[0] = 0;
+        pthread_mutex_unlock(&r->mu);
+    }
+    return rc;
+}
+
 /* A private copy of the current policy, so callbacks can run without the
  * handle's lock and may call back into the handle. */
 static int policy_snapshot(rl *r, rl_policy *copy)
@@ -2053,8 +2240,7 @@ static void tier_info(const rl *r, const rl_tier *t, rl_tier_info *ti)
         ti->limits[i].count = t->limits[i].count;
         ti->limits[i].period_ns = t->limits[i].period_ns;
         ti->limits[i].burst = t->limits[i].burst;
-        ti->limits[i].algorithm =
-            t->limits[i].kind == RL_KIND_WINDOW ? RL_ALGO_SLIDING_WINDOW : RL_ALGO_GCRA;
+        ti->limits[i].algorithm = algorithm_of(&t->limits[i]);
     }
 }
 
@@ -2086,7 +2272,7 @@ int rl_tiers_list(rl *r, int (*fn)(void *ctx, const rl_tier_info *t), void *ctx)
         rc = fn(ctx, &ti);
     }
     rl_policy_free(&copy);
-    return rc;
+    return ok_done(r, rc);
 }
 
 int rl_tier_get(rl *r, const char *tier, rl_tier_info *ti)
@@ -2123,5 +2309,5 @@ int rl_rules_list(rl *r, int (*fn)(void *ctx, const char *match, const char *tie
     for (i = 0; i < copy.n_rules && rc == 0; i++)
         rc = fn(ctx, copy.rules[i].match, copy.rules[i].tier);
     rl_policy_free(&copy);
-    return rc;
+    return ok_done(r, rc);
 }

@@ -77,7 +77,7 @@ enum {
 #define RL_NAME_MAX 64
 #define RL_MAX_LIMITS 8
 
-/* How a rate limit counts (rl_limit.algorithm).
+/* What a limit counts and how (rl_limit.algorithm).
  *   RL_ALGO_GCRA (0, the default): a token bucket of capacity `burst` that
  *     refills at count per period (the Generic Cell Rate Algorithm).
  *   RL_ALGO_SLIDING_WINDOW: the sliding window counter. Time is cut into
@@ -88,13 +88,18 @@ enum {
  *     and a cost c is admitted iff estimate + c <= count. burst is ignored
  *     (it is count). retry_after_ns is the exact wait, rounded up, after
  *     which the same request passes; reset_after_ns lasts until both
- *     windows have aged out (the estimate is 0). */
-enum { RL_ALGO_GCRA = 0, RL_ALGO_SLIDING_WINDOW = 1 };
+ *     windows have aged out (the estimate is 0).
+ *   RL_ALGO_CONCURRENT: not a rate but a cap: at most `count` units in
+ *     flight, held by leases (rl_lease_begin); period_ns must be 0 and
+ *     burst 0 or count. Only this kind may have period 0: a rate limit
+ *     with period_ns 0 is RL_EINVAL. RL_CONCURRENT() initialises one. */
+enum { RL_ALGO_GCRA = 0, RL_ALGO_SLIDING_WINDOW = 1, RL_ALGO_CONCURRENT = 2 };
 
-/* One limit: `count` units per `period_ns`, bucket capacity `burst` (0 means
- * `count`). `resource` NULL means "requests"; `name` NULL gets "limitN" (its
- * 1-based position). `algorithm` is RL_ALGO_*; it comes last, so that an
- * initialiser that stops before it means GCRA. */
+/* One limit: `count` units per `period_ns` (> 0), bucket capacity `burst`
+ * (0 means `count`); or, with algorithm RL_ALGO_CONCURRENT, at most `count`
+ * units in flight. `resource` NULL means "requests"; `name` NULL gets
+ * "limitN" (its 1-based position). `algorithm` is RL_ALGO_*; it comes last,
+ * so that an initialiser that stops before it means GCRA. */
 typedef struct rl_limit {
     const char *name;
     const char *resource;
@@ -112,8 +117,9 @@ typedef struct rl_limit {
 #define RL_PER_HOUR(n, burst) RL_LIMIT(NULL, NULL, (n), RL_HOUR, (burst))
 #define RL_PER_DAY(n, burst) RL_LIMIT(NULL, NULL, (n), RL_DAY, (burst))
 /* At most n units of resource in flight at once, held by leases
- * (rl_lease_begin) until settled or cancelled; period 0 marks it. */
-#define RL_CONCURRENT(name, resource, n) RL_LIMIT((name), (resource), (n), 0, 0)
+ * (rl_lease_begin) until settled or cancelled (RL_ALGO_CONCURRENT). */
+#define RL_CONCURRENT(name, resource, n) \
+    { (name), (resource), (n), 0, 0, RL_ALGO_CONCURRENT }
 /* At most count units per sliding window of period_ns (RL_ALGO_SLIDING_WINDOW). */
 #define RL_SLIDING_WINDOW(name, resource, count, period_ns) \
     { (name), (resource), (count), (period_ns), 0, RL_ALGO_SLIDING_WINDOW }
@@ -183,9 +189,9 @@ typedef struct rl_cost {
 typedef struct rl_reservation {
     int ok;              /* 1: reserved; 0: would wait more than max_delay_ns */
     int64_t delay_ns;    /* how long to wait before acting (ok) or would wait (!ok) */
-    int64_t time_to_act; /* clock time at which the caller may act */
+    int64_t time_to_act; /* clock time at which the caller may act (INT64_MAX at most) */
     /* private */
-    int64_t policy_version_;
+    uint64_t generation_; /* the generation of the key's state it was made in */
     int64_t amount_[RL_MAX_LIMITS];
     size_t n_;
     uint64_t id_[RL_MAX_LIMITS];
@@ -207,7 +213,7 @@ typedef struct rl_limit_stats {
     int64_t cooldown_ns;    /* left of an rl_penalize cool-down on this resource */
     int64_t debt;           /* units owed beyond an empty bucket (lease overruns) */
     int64_t in_flight;      /* concurrency limits: units held by leases */
-    int algorithm;          /* RL_ALGO_*; RL_ALGO_GCRA for concurrency limits */
+    int algorithm;          /* RL_ALGO_* (RL_ALGO_CONCURRENT: a concurrency limit) */
 } rl_limit_stats;
 
 typedef struct rl_key_stats {
@@ -251,7 +257,12 @@ RL_API int rl_tier_set(rl *r, const char *tier, const rl_limit *limits, size_t n
 RL_API int rl_tier_delete(rl *r, const char *tier);
 RL_API int rl_key_assign(rl *r, const char *key, const char *tier); /* tier NULL: unassign */
 
-/* Decisions on the "requests" resource of `key`. */
+/* Decisions on the "requests" resource of `key`. rl_wait's timeout_ns and
+ * rl_reserve's max_delay_ns bound the admission delay, measured from the
+ * decision (made once the store's lock is held); INT64_MAX is no bound.
+ * rl_cancel gives back what no later decision built on, unless
+ * time_to_act has passed or the key's state changed generation since (it
+ * was reset, or moved to another tier). */
 RL_API int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res);
 RL_API int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
                    const volatile sig_atomic_t *cancel, rl_result *res);
@@ -355,7 +366,7 @@ typedef struct rl_tier_info {
         char name[RL_NAME_MAX];
         char resource[RL_NAME_MAX];
         int64_t count, period_ns, burst;
-        int algorithm; /* RL_ALGO_*; RL_ALGO_GCRA for concurrency limits */
+        int algorithm; /* RL_ALGO_* (RL_ALGO_CONCURRENT: a concurrency limit) */
     } limits[RL_MAX_LIMITS];
 } rl_tier_info;
 

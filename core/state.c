@@ -12,6 +12,12 @@
  * the previous window's count, tat the current window's start, rem the
  * current window's count). A blob without window slots is byte for byte
  * what it was before they existed.
+ *
+ * Format 2 (issue 15) puts two little-endian 64-bit words between n and the
+ * slots: byte 0 = 2, byte 1 = n, bytes 2-9 = the state's generation,
+ * bytes 10-17 = the fingerprint of the tier it was written for (store.h),
+ * then the n slots exactly as in format 1. Both formats decode; a state
+ * whose generation and fingerprint are 0 is still written as format 1.
  */
 #include "bytes.h"
 #include "store.h"
@@ -40,15 +46,22 @@ static int slot_valid(const rl_slot *s)
 
 int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len)
 {
-    size_t i;
+    size_t i, head;
     st->n = 0;
+    st->gen = st->fp = 0;
     if (len == 0)
         return RL_OK;
-    if (len < 2 || buf[0] != 1 || buf[1] > RL_MAX_SLOTS ||
-        len != 2 + (size_t)buf[1] * RL_SLOT_BYTES)
+    if (len < 2 || (buf[0] != 1 && buf[0] != 2) || buf[1] > RL_MAX_SLOTS)
         return RL_ECORRUPT;
+    head = buf[0] == 2 ? RL_STATE_HEAD : 2;
+    if (len != head + (size_t)buf[1] * RL_SLOT_BYTES)
+        return RL_ECORRUPT;
+    if (buf[0] == 2) {
+        st->gen = rl_get64(buf + 2);
+        st->fp = rl_get64(buf + 10);
+    }
     for (i = 0; i < buf[1]; i++) {
-        const unsigned char *p = buf + 2 + i * RL_SLOT_BYTES;
+        const unsigned char *p = buf + head + i * RL_SLOT_BYTES;
         rl_slot *s = &st->slot[i];
         s->kind = p[0];
         s->id = rl_get64(p + 1);
@@ -66,11 +79,15 @@ int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len)
 
 size_t rl_state_encode(const rl_state *st, unsigned char *buf)
 {
-    size_t i;
-    buf[0] = 1;
+    size_t i, head = st->gen || st->fp ? RL_STATE_HEAD : 2;
+    buf[0] = head == 2 ? 1 : 2;
     buf[1] = (unsigned char)st->n;
+    if (head != 2) {
+        rl_put64(buf + 2, st->gen);
+        rl_put64(buf + 10, st->fp);
+    }
     for (i = 0; i < st->n; i++) {
-        unsigned char *p = buf + 2 + i * RL_SLOT_BYTES;
+        unsigned char *p = buf + head + i * RL_SLOT_BYTES;
         const rl_slot *s = &st->slot[i];
         p[0] = (unsigned char)s->kind;
         rl_put64(p + 1, s->id);
@@ -80,5 +97,5 @@ size_t rl_state_encode(const rl_state *st, unsigned char *buf)
         rl_put64(p + 33, (uint64_t)s->tat);
         rl_put64(p + 41, (uint64_t)s->rem);
     }
-    return 2 + st->n * RL_SLOT_BYTES;
+    return head + st->n * RL_SLOT_BYTES;
 }

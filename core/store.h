@@ -22,7 +22,8 @@
 #define RL_MAX_COOLDOWNS 4 /* per key: one per resource, or one for all */
 #define RL_MAX_SLOTS (RL_MAX_LIMITS + RL_MAX_COOLDOWNS)
 #define RL_SLOT_BYTES 49
-#define RL_STATE_MAX (2 + RL_MAX_SLOTS * RL_SLOT_BYTES)
+#define RL_STATE_HEAD 18 /* format 2: format, n, generation, tier fingerprint */
+#define RL_STATE_MAX (RL_STATE_HEAD + RL_MAX_SLOTS * RL_SLOT_BYTES)
 
 typedef struct rl_row {
     int exists;
@@ -197,15 +198,25 @@ typedef struct rl_slot {
     int64_t tat, rem;
 } rl_slot;
 
+/* gen: the state's generation, a random non-zero number drawn when the
+ * state starts afresh (a new or reset key) or is re-tiered (fp changes);
+ * 0 when unknown (a format-1 blob, an imported state). A reservation
+ * records it, and rl_cancel gives nothing back once it has changed.
+ * fp: the fingerprint of the tier the slots were written for (its name
+ * and every limit's parameters), 0 when unknown. */
 typedef struct rl_state {
     size_t n;
+    uint64_t gen;
+    uint64_t fp;
     rl_slot slot[RL_MAX_SLOTS];
 } rl_state;
 
 /* The slot id of a cool-down on resource (NULL: every resource). */
 uint64_t rl_cooldown_id(const char *resource);
 
-/* Decode: RL_ECORRUPT on a malformed blob (an empty blob is an empty state). */
+/* Decode: RL_ECORRUPT on a malformed blob (an empty blob is an empty state,
+ * generation 0). Encode writes format 2, or format 1 (byte for byte what
+ * older libraries wrote) when gen and fp are both 0. */
 int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len);
 size_t rl_state_encode(const rl_state *st, unsigned char *buf);
 

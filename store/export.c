@@ -1048,6 +1048,29 @@ static int top_member(importer *im, const jv *v, void *arg)
     return RL_OK;
 }
 
+/* The offset of the first \u0000 escape in the strings of a JSON text, or
+ * -1. SQLite's JSON functions end a string there (SQLite 3.40 reads
+ * "t\u0000x" as "t"), and no name or key can hold a NUL: such a document
+ * is refused rather than read cut. Outside strings a valid text has no
+ * backslash, so a string's quotes and escapes are all there is to follow. */
+static long long nul_escape(const char *s, size_t len)
+{
+    size_t i;
+    int in_str = 0;
+    for (i = 0; i < len; i++) {
+        if (!in_str) {
+            in_str = s[i] == '"';
+        } else if (s[i] == '"') {
+            in_str = 0;
+        } else if (s[i] == '\\' && i + 1 < len) {
+            if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0)
+                return (long long)i;
+            i++; /* the escaped character: \" does not end the string */
+        }
+    }
+    return -1;
+}
+
 /* Reads and checks the whole document into im->pol and the staging tables. */
 static int import_read(importer *im)
 {
@@ -1064,10 +1087,17 @@ static int import_read(importer *im)
     top_arg top = { 0 };
     sqlite3_stmt *q;
     const unsigned char *fmt;
-    int rc, i;
+    long long at;
+    int rc, i, max;
 
     if (memchr(im->doc, 0, im->doclen))
         return bad(im, "document", "not JSON text (it contains a NUL byte)");
+    /* SQLite takes no longer text: binding it would fail, and the document
+     * would look like invalid JSON. */
+    max = sqlite3_limit(im->j.db, SQLITE_LIMIT_LENGTH, -1);
+    if (im->doclen > (size_t)max)
+        return bad(im, "document", "too large: %zu bytes, more than the %d an import reads",
+                   im->doclen, max);
     if (!(q = jstmt(&im->j, J_VALID)))
         return RL_ESTORE;
     sqlite3_bind_text64(q, 1, im->doc, im->doclen, SQLITE_STATIC, SQLITE_UTF8);
@@ -1076,6 +1106,9 @@ static int import_read(importer *im)
         return jfail(&im->j, "reading JSON");
     if (!sqlite3_column_int(q, 0))
         return bad(im, "document", "not valid JSON");
+    if ((at = nul_escape(im->doc, im->doclen)) >= 0)
+        return bad(im, "document",
+                   "a string holds \\u0000 (byte %lld): no name or key can hold a NUL", at);
     fmt = sqlite3_column_text(q, 1);
     if (!fmt || strcmp((const char *)fmt, "object") != 0)
         return bad(im, "document", "not a JSON object");

@@ -18,6 +18,7 @@
  */
 #include "fileperm.h"
 #include "lock.h"
+#include "parse.h"
 #include "store.h"
 
 #include <errno.h>
@@ -110,11 +111,63 @@ static const char *const sql_text[S_COUNT] = {
     [S_GROUP_MARK] = "SELECT gmark FROM rl_keys WHERE key = ?1",
 };
 
-/* The objects the migrations create; anything else in sqlite_schema means
- * the file was tampered with or belongs to someone else. */
-static const char *const known_objects[] = {
-    "table", "rl_meta",  "table", "rl_keys",   "table", "rl_tiers",       "table", "rl_limits",
-    "table", "rl_rules", "table", "rl_leases", "index", "rl_leases_key", NULL,
+/* What the migrations (the .sql files of schema/) create, and the version that
+ * added each object and column: at version v a database holds exactly the
+ * objects and columns "since" v or earlier. Anything else in sqlite_schema
+ * (SQLite's own sqlite_* tables and indexes aside), a missing object or a
+ * table with other columns means the file was tampered with or belongs to
+ * someone else. Columns are compared by name, declared type (as SQLite
+ * compares type names, without case) and place in the primary key. */
+typedef struct sq_col {
+    const char *name, *type;
+    int pk, since;
+} sq_col;
+
+typedef struct sq_obj {
+    const char *type, *name, *table; /* table: the table an index is on */
+    int since;
+    const sq_col *cols; /* a table's columns in order, ending with a NULL name;
+                         * an index's, by name */
+} sq_obj;
+
+static const sq_col cols_meta[] = {
+    { "name", "TEXT", 1, 1 }, { "value", "ANY", 0, 1 }, { NULL, NULL, 0, 0 },
+};
+static const sq_col cols_keys[] = {
+    { "key", "TEXT", 1, 1 },           { "tier", "TEXT", 0, 1 },
+    { "state", "BLOB", 0, 1 },         { "allowed", "INTEGER", 0, 1 },
+    { "refused", "INTEGER", 0, 1 },    { "units", "INTEGER", 0, 1 },
+    { "first_seen", "INTEGER", 0, 1 }, { "last_seen", "INTEGER", 0, 1 },
+    { "gmark", "INTEGER", 0, 4 },      { NULL, NULL, 0, 0 },
+};
+static const sq_col cols_tiers[] = {
+    { "name", "TEXT", 1, 1 }, { "unlimited", "INTEGER", 0, 1 }, { NULL, NULL, 0, 0 },
+};
+static const sq_col cols_limits[] = {
+    { "tier", "TEXT", 1, 1 },     { "pos", "INTEGER", 2, 1 },   { "name", "TEXT", 0, 1 },
+    { "resource", "TEXT", 0, 1 }, { "count", "INTEGER", 0, 1 }, { "period_ns", "INTEGER", 0, 1 },
+    { "burst", "INTEGER", 0, 1 }, { "kind", "INTEGER", 0, 1 },  { NULL, NULL, 0, 0 },
+};
+static const sq_col cols_rules[] = {
+    { "pos", "INTEGER", 1, 2 }, { "match", "TEXT", 0, 2 }, { "tier", "TEXT", 0, 2 },
+    { NULL, NULL, 0, 0 },
+};
+static const sq_col cols_leases[] = {
+    { "id", "INTEGER", 1, 3 },      { "key", "TEXT", 0, 3 },    { "created", "INTEGER", 0, 3 },
+    { "expires", "INTEGER", 0, 3 }, { "pid", "INTEGER", 0, 3 }, { "pstart", "INTEGER", 0, 3 },
+    { "body", "BLOB", 0, 3 },       { NULL, NULL, 0, 0 },
+};
+static const sq_col cols_leases_key[] = { { "key", NULL, 0, 3 }, { NULL, NULL, 0, 0 } };
+
+static const sq_obj known_objects[] = {
+    { "table", "rl_meta", "rl_meta", 1, cols_meta },
+    { "table", "rl_keys", "rl_keys", 1, cols_keys },
+    { "table", "rl_tiers", "rl_tiers", 1, cols_tiers },
+    { "table", "rl_limits", "rl_limits", 1, cols_limits },
+    { "table", "rl_rules", "rl_rules", 2, cols_rules },
+    { "table", "rl_leases", "rl_leases", 3, cols_leases },
+    { "index", "rl_leases_key", "rl_leases", 3, cols_leases_key },
+    { NULL, NULL, NULL, 0, NULL },
 };
 
 typedef struct sq_store {
@@ -450,33 +503,58 @@ static int set_setting(sq_store *s, const char *name, const char *value, int64_t
     return run(s, S_SET_SETTING, "write setting");
 }
 
+/* Column col of the current row, a name or key read back from the file,
+ * into buf (len bytes): RL_ECORRUPT unless it is whole (not cut, no NUL
+ * inside) and passes valid (rl_name_valid, rl_key_valid), as the API's
+ * arguments do, so that no control character or escape sequence written
+ * into the file reaches a caller's terminal or log. */
+static int valid_col(sq_store *s, sqlite3_stmt *q, int col, char *buf, size_t len,
+                     int (*valid)(const char *), const char *what)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    size_t n = (size_t)sqlite3_column_bytes(q, col);
+    char shown[64];
+    snprintf(buf, len, "%s", t ? (const char *)t : "");
+    if (t && n < len && strlen(buf) == n && valid(buf))
+        return RL_OK;
+    rl_parse_quote(shown, sizeof shown, t ? (const char *)t : "", t ? n : 0);
+    return rl_seterr(s->base.err, RL_ECORRUPT, "stored %s '%s' is not valid (tampered?)", what,
+                     shown);
+}
+
 static int sq_policy_get(rl_store *base, rl_policy *p)
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *q = NULL;
-    char buf[RL_NAME_MAX], why[128];
-    int rc, step, is_null;
+    char buf[RL_NAME_MAX], why[128], *match = NULL;
+    int rc = RL_OK, step, is_null;
     rl_tier t;
 
     if ((rc = stmt(s, S_TIERS, &q)) != RL_OK)
         return rc;
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         memset(&t, 0, sizeof t);
-        text_col(q, 0, t.name, sizeof t.name);
-        t.unlimited = sqlite3_column_int(q, 1);
-        if ((rc = rl_policy_put_tier(p, &t)) != RL_OK)
+        if ((rc = valid_col(s, q, 0, t.name, sizeof t.name, rl_name_valid, "tier name")))
             break;
+        t.unlimited = sqlite3_column_int(q, 1);
+        if ((rc = rl_policy_put_tier(p, &t)) != RL_OK) {
+            rc = rl_seterr(base->err, rc, "out of memory");
+            break;
+        }
     }
     sqlite3_reset(q);
-    if (rc != RL_OK || step != SQLITE_DONE)
-        return rc != RL_OK ? rl_seterr(base->err, rc, "out of memory") : sq_fail(s, step, "read tiers");
+    if (rc != RL_OK)
+        return rc;
+    if (step != SQLITE_DONE)
+        return sq_fail(s, step, "read tiers");
 
     if ((rc = stmt(s, S_LIMITS, &q)) != RL_OK)
         return rc;
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         rl_tier *pt;
         rl_ldef *d;
-        text_col(q, 0, buf, sizeof buf);
+        if ((rc = valid_col(s, q, 0, buf, sizeof buf, rl_name_valid, "tier name")))
+            break;
         pt = (rl_tier *)rl_policy_tier(p, buf);
         if (!pt || pt->n >= RL_MAX_LIMITS) {
             rc = rl_seterr(base->err, RL_ECORRUPT, "limits of unknown or overfull tier '%s'", buf);
@@ -484,8 +562,10 @@ static int sq_policy_get(rl_store *base, rl_policy *p)
         }
         d = &pt->limits[pt->n];
         memset(d, 0, sizeof *d);
-        text_col(q, 1, d->name, sizeof d->name);
-        text_col(q, 2, d->resource, sizeof d->resource);
+        if ((rc = valid_col(s, q, 1, d->name, sizeof d->name, rl_name_valid, "limit name")) ||
+            (rc = valid_col(s, q, 2, d->resource, sizeof d->resource, rl_name_valid,
+                            "resource name")))
+            break;
         d->count = sqlite3_column_int64(q, 3);
         d->period_ns = sqlite3_column_int64(q, 4);
         d->burst = sqlite3_column_int64(q, 5);
@@ -506,20 +586,32 @@ static int sq_policy_get(rl_store *base, rl_policy *p)
 
     if ((rc = stmt(s, S_RULES, &q)) != RL_OK)
         return rc;
+    if (!(match = malloc(RL_KEY_MAX + 1)))
+        return rl_seterr(base->err, RL_ENOMEM, "out of memory");
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        const unsigned char *m = sqlite3_column_text(q, 0);
-        text_col(q, 1, buf, sizeof buf);
-        if ((rc = rl_policy_add_rule(p, m ? (const char *)m : "", buf)) != RL_OK)
+        if ((rc = valid_col(s, q, 0, match, RL_KEY_MAX + 1, rl_key_valid, "key rule")) ||
+            (rc = valid_col(s, q, 1, buf, sizeof buf, rl_name_valid, "tier name")))
             break;
+        if ((rc = rl_policy_add_rule(p, match, buf)) != RL_OK) {
+            rc = rl_seterr(base->err, rc, "out of memory");
+            break;
+        }
     }
     sqlite3_reset(q);
+    free(match);
     if (rc != RL_OK)
-        return rl_seterr(base->err, rc, "out of memory");
+        return rc;
     if (step != SQLITE_DONE)
         return sq_fail(s, step, "read rules");
 
     if ((rc = get_setting(s, "default_tier", p->default_tier, sizeof p->default_tier, &is_null)))
         return rc;
+    if (!is_null && p->default_tier[0] && !rl_name_valid(p->default_tier)) {
+        char shown[64];
+        rl_parse_quote(shown, sizeof shown, p->default_tier, strlen(p->default_tier));
+        return rl_seterr(base->err, RL_ECORRUPT, "stored default tier '%s' is not valid "
+                         "(tampered?)", shown);
+    }
     if ((rc = get_setting(s, "fail_mode", buf, sizeof buf, &is_null)))
         return rc;
     p->fail_mode = is_null ? RL_FAIL_UNSET : atoi(buf) ? RL_FAIL_OPEN : RL_FAIL_CLOSED;
@@ -852,12 +944,59 @@ static void sq_close(rl_store *base)
     free(s);
 }
 
-static int check_objects(sq_store *s)
+/* The columns of a known table (or index) against what version v of the
+ * migrations gives it. */
+static int check_columns(sq_store *s, const sq_obj *o, int v)
 {
     sqlite3_stmt *q = NULL;
-    int rc, step, i, known;
+    const sq_col *c = o->cols;
+    int rc, step, index = strcmp(o->type, "index") == 0;
     rc = sqlite3_prepare_v2(s->db,
-                            "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
+                            index ? "SELECT name, NULL, 0 FROM pragma_index_info(?1) ORDER BY seqno"
+                                  : "SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid",
+                            -1, &q, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(s, rc, "read schema");
+    sqlite3_bind_text(q, 1, o->name, -1, SQLITE_STATIC);
+    rc = RL_OK;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(q, 0);
+        const char *type = (const char *)sqlite3_column_text(q, 1);
+        while (c->name && c->since > v)
+            c++;
+        if (!c->name || !name || strcmp(name, c->name) != 0 ||
+            (c->type && (!type || sqlite3_stricmp(type, c->type) != 0)) ||
+            sqlite3_column_int(q, 2) != c->pk) {
+            rc = rl_seterr(s->base.err, RL_ECORRUPT,
+                           "%s %s: column %s is not rl's (tampered?)", o->type, o->name,
+                           c->name ? c->name : name ? name : "?");
+            break;
+        }
+        c++;
+    }
+    if (rc == RL_OK && step != SQLITE_DONE)
+        rc = sq_fail(s, step, "read schema");
+    while (rc == RL_OK && c->name && c->since > v)
+        c++;
+    if (rc == RL_OK && c->name)
+        rc = rl_seterr(s->base.err, RL_ECORRUPT, "%s %s: column %s missing (tampered?)",
+                       o->type, o->name, c->name);
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* Whether the schema is exactly what version v of the migrations creates
+ * (known_objects). SQLite's own tables and indexes (sqlite_sequence,
+ * sqlite_stat1, sqlite_autoindex_*) are passed over by an exact,
+ * case-sensitive prefix: LIKE would take '_' for any character and ignore
+ * case, passing over "sqliteXevil" and "SQLITE1secret" too. */
+static int check_objects(sq_store *s, int v)
+{
+    sqlite3_stmt *q = NULL;
+    int rc, step, i, seen[sizeof known_objects / sizeof known_objects[0]] = { 0 };
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT type, name, tbl_name, rootpage FROM sqlite_schema WHERE NOT"
+                            " (type IN ('table', 'index') AND substr(name, 1, 7) = 'sqlite_')",
                             -1, &q, NULL);
     if (rc != SQLITE_OK)
         return sq_fail(s, rc, "read schema");
@@ -865,19 +1004,37 @@ static int check_objects(sq_store *s)
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         const char *type = (const char *)sqlite3_column_text(q, 0);
         const char *name = (const char *)sqlite3_column_text(q, 1);
-        for (known = 0, i = 0; known_objects[i]; i += 2)
-            known |= type && name && strcmp(type, known_objects[i]) == 0 &&
-                     strcmp(name, known_objects[i + 1]) == 0;
-        if (!known) {
+        const char *table = (const char *)sqlite3_column_text(q, 2);
+        for (i = 0; known_objects[i].name; i++)
+            if (known_objects[i].since <= v && type && name && table &&
+                strcmp(type, known_objects[i].type) == 0 &&
+                strcmp(name, known_objects[i].name) == 0 &&
+                strcmp(table, known_objects[i].table) == 0)
+                break;
+        /* rootpage 0: a virtual table, whose module would run code */
+        if (!known_objects[i].name || sqlite3_column_int64(q, 3) <= 0) {
+            char shown[64];
+            rl_parse_quote(shown, sizeof shown, name ? name : "?", name ? strlen(name) : 1);
             rc = rl_seterr(s->base.err, RL_ECORRUPT,
                            "unexpected %s '%s' in the database: not rl's schema (tampered?)",
-                           type ? type : "object", name ? name : "?");
+                           known_objects[i].name ? "virtual table" : type ? type : "object",
+                           shown);
             break;
         }
+        seen[i] = 1;
     }
     if (rc == RL_OK && step != SQLITE_DONE)
         rc = sq_fail(s, step, "read schema");
     sqlite3_finalize(q);
+    for (i = 0; rc == RL_OK && known_objects[i].name; i++) {
+        if (known_objects[i].since > v)
+            continue;
+        if (!seen[i])
+            rc = rl_seterr(s->base.err, RL_ECORRUPT, "%s %s missing: not rl's schema (tampered?)",
+                           known_objects[i].type, known_objects[i].name);
+        else
+            rc = check_columns(s, &known_objects[i], v);
+    }
     return rc;
 }
 
@@ -930,7 +1087,8 @@ static int migrate(sq_store *s)
             goto out;
         }
     }
-    if (v > 0 && (rc = check_objects(s)) != RL_OK)
+    /* before migrating what is there (an up-to-date file: checked below) */
+    if (v > 0 && v < (int)rl_schema_count && (rc = check_objects(s, v)) != RL_OK)
         goto out;
     for (i = (size_t)v; i < rl_schema_count; i++) {
         if ((rc = exec(s, rl_schema_migrations[i], "migration")) != RL_OK)
@@ -939,7 +1097,7 @@ static int migrate(sq_store *s)
         if ((rc = exec(s, sql, "migration")) != RL_OK)
             goto out;
     }
-    if ((rc = check_objects(s)) != RL_OK)
+    if ((rc = check_objects(s, (int)rl_schema_count)) != RL_OK)
         goto out;
     rc = exec(s, "COMMIT", "commit migration");
 out:
@@ -1016,6 +1174,38 @@ static int check_files(sq_store *s, const char *path, int again, struct stat *db
             return rc;
     }
     return RL_OK;
+}
+
+/* The name SQLite opens the database by: path with its directory resolved
+ * (malloc'd; NULL when memory runs out). SQLITE_OPEN_NOFOLLOW refuses a
+ * symbolic link in any component of the name, yet a linked directory is
+ * fine (docs/security.md): resolved, only a link at the database itself,
+ * swapped in after check_files, makes SQLite refuse. A directory that
+ * cannot be resolved is left to SQLite to report. */
+static char *open_name(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    char *dir, *real, *out;
+    size_t dlen = slash ? (size_t)(slash - path) : 0, len;
+    if (!(dir = malloc(dlen + 2)))
+        return NULL;
+    if (!slash)
+        memcpy(dir, ".", 2);
+    else if (dlen == 0)
+        memcpy(dir, "/", 2);
+    else {
+        memcpy(dir, path, dlen);
+        dir[dlen] = '\0';
+    }
+    real = *base ? realpath(dir, NULL) : NULL;
+    free(dir);
+    if (!real)
+        return strdup(path);
+    len = strlen(real) + strlen(base) + 2;
+    if ((out = malloc(len)))
+        snprintf(out, len, "%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/", base);
+    free(real);
+    return out;
 }
 
 static int configure(sq_store *s, const rl_store_config *c)
@@ -1166,7 +1356,7 @@ static void doctor_schema(sq_store *s, doctor_ctx *d)
     else if (v != (int64_t)rl_schema_count)
         report(d, "schema", RL_CHECK_FAIL, "version %lld, this library's is %zu",
                (long long)v, rl_schema_count);
-    else if (check_objects(s) != RL_OK)
+    else if (check_objects(s, (int)v) != RL_OK)
         report(d, "schema", RL_CHECK_FAIL, "%s", s->base.err);
     else
         report(d, "schema", RL_CHECK_OK, "version %lld, as this library's", (long long)v);
@@ -1313,6 +1503,7 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
         NULL,           NULL,          sq_group_join,    sq_group_take,    sq_group_end,
     };
     sq_store *s;
+    char *name;
     int rc, flags, v = 0, held = 0;
     int64_t waited;
     struct stat dbst;
@@ -1348,9 +1539,24 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
             held = 1;
         }
     }
+    /* NOFOLLOW: a link swapped in after check_files is refused by SQLite
+     * too, before it reads or writes through it or creates -wal and -shm
+     * beside its target. */
     flags = (s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
-            SQLITE_OPEN_EXRESCODE;
-    rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+            SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOFOLLOW;
+    if (!(name = open_name(path))) {
+        rc = rl_seterr(err, RL_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = sqlite3_open_v2(name, &s->db, flags, NULL);
+    free(name);
+    if (rc == SQLITE_CANTOPEN_SYMLINK) {
+        rc = rl_fileperm_check_path(path, s->file_mode, s->shared_group, err);
+        if (rc == RL_OK) /* a link that went again: the open is still refused */
+            rc = rl_seterr(err, RL_EPERM, "%s: was a symbolic link while it was being opened",
+                           path);
+        goto out;
+    }
     if (rc != SQLITE_OK) {
         rc = sq_fail(s, rc, path);
         goto out;
@@ -1372,7 +1578,7 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
                                   : "database schema is old and it is read-only: open it once "
                                     "with write access to upgrade");
         else
-            rc = check_objects(s);
+            rc = check_objects(s, v);
         if (rc != RL_OK)
             goto out;
     } else if ((rc = migrate(s)) != RL_OK) {

@@ -60,7 +60,7 @@ static int has_limit(const rl_result *res)
 
 static void print_line(const rl_result *res, int timed_out)
 {
-    char d[64];
+    char d[64], name[4 * RL_NAME_MAX];
     if (res->allowed) {
         if (!has_limit(res)) {
             printf("allowed unlimited%s\n", res->degraded ? " degraded" : "");
@@ -73,7 +73,7 @@ static void print_line(const rl_result *res, int timed_out)
     }
     rlctl_format_duration(res->retry_after_ns, d, sizeof d);
     printf("%s retry_after=%s limit=%s\n", timed_out ? "timed out" : "refused", d,
-           res->limit_name[0] ? res->limit_name : "-");
+           res->limit_name[0] ? rlctl_text(res->limit_name, name, sizeof name) : "-");
 }
 
 static int print_json(const char *key, int64_t cost, const rl_result *res, int timed_out)

@@ -12,6 +12,7 @@ static const char use[] =
 
 int rlctl_cmd_assign(const rlctl_ctx *ctx, int argc, char **argv)
 {
+    char key[RLCTL_TEXT_MAX], tier[4 * RL_NAME_MAX];
     int npos, rc;
     rl *r = NULL;
 
@@ -24,7 +25,8 @@ int rlctl_cmd_assign(const rlctl_ctx *ctx, int argc, char **argv)
     if (rl_key_assign(r, argv[1], argv[2]) != RL_OK)
         rc = rlctl_error("%s", rl_errmsg(r));
     else
-        printf("assigned tier '%s' to %s\n", argv[2], argv[1]);
+        printf("assigned tier '%s' to %s\n", rlctl_text(argv[2], tier, sizeof tier),
+               rlctl_text(argv[1], key, sizeof key));
     rl_close(r);
     return rc;
 }

@@ -87,9 +87,13 @@ static void print_human(const doctor_ctx *d, size_t failed, size_t warned)
     printf("%s%-*s  %-6s  %s%s\n", rlctl_sgr("1"), (int)w, "CHECK", "STATUS", "DETAIL",
            rlctl_sgr("0"));
     /* Colour wraps the padded word, so columns line up with or without it. */
-    for (i = 0; i < d->n; i++)
+    /* Details quote paths, keys and messages: shown through rlctl_text. */
+    for (i = 0; i < d->n; i++) {
+        char *shown = rlctl_text_dup(d->v[i].detail);
         printf("%-*s  %s%-6s%s  %s\n", (int)w, d->v[i].name, rlctl_sgr(status_color(d->v[i].status)),
-               status_word(d->v[i].status), rlctl_sgr("0"), d->v[i].detail);
+               status_word(d->v[i].status), rlctl_sgr("0"), shown ? shown : "(out of memory)");
+        free(shown);
+    }
     printf("\n%zu check(s): %zu failed, %zu warning(s)\n", d->n, failed, warned);
 }
 

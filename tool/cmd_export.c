@@ -26,9 +26,20 @@ static const char use[] =
     "Processes may go on deciding meanwhile: the export is one consistent\n"
     "snapshot.\n";
 
+typedef struct sink {
+    FILE *f;
+    int err; /* errno of the first failed write, read when it failed */
+} sink;
+
 static int write_file(void *ctx, const char *buf, size_t len)
 {
-    return fwrite(buf, 1, len, ctx) == len ? 0 : 1;
+    sink *s = ctx;
+    errno = 0;
+    if (fwrite(buf, 1, len, s->f) == len)
+        return 0;
+    if (!s->err)
+        s->err = errno ? errno : EIO;
+    return 1;
 }
 
 int rlctl_cmd_export(const rlctl_ctx *ctx, int argc, char **argv)
@@ -36,6 +47,7 @@ int rlctl_cmd_export(const rlctl_ctx *ctx, int argc, char **argv)
     char *tmp = NULL;
     FILE *f = NULL;
     int npos, rc, erc, fd = -1;
+    sink out = { stdout, 0 };
     rl *r = NULL;
 
     if ((rc = rlctl_parse_opts(argc, argv, NULL, use, &npos)) != RLCTL_OK)
@@ -45,8 +57,8 @@ int rlctl_cmd_export(const rlctl_ctx *ctx, int argc, char **argv)
     if ((rc = rlctl_open(ctx, 1, &r)) != RLCTL_OK)
         return rc;
     if (npos == 0 || strcmp(argv[1], "-") == 0) {
-        erc = rl_export(r, write_file, stdout);
-        if (erc > 0) /* main reports the write error, with its errno */
+        erc = rl_export(r, write_file, &out);
+        if (erc > 0) /* main reports the write error (it kept the errno) */
             rc = RLCTL_ERROR;
         else if (erc != RL_OK)
             rc = rlctl_error("%s", rl_errmsg(r));
@@ -62,13 +74,20 @@ int rlctl_cmd_export(const rlctl_ctx *ctx, int argc, char **argv)
         goto out;
     }
     fd = -1; /* f owns it */
-    erc = rl_export(r, write_file, f);
+    out.f = f;
+    erc = rl_export(r, write_file, &out);
     if (erc < 0) {
         rc = rlctl_error("%s", rl_errmsg(r));
         goto out;
     }
+    /* Each errno is read right after the call that failed: rl_export
+     * makes other calls after a failed write, which may change it. */
+    if (erc > 0) {
+        rc = rlctl_error("%s: %s", argv[1], strerror(out.err ? out.err : EIO));
+        goto out;
+    }
     errno = 0;
-    if (erc > 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         rc = rlctl_error("%s: %s", argv[1], strerror(errno ? errno : EIO));
         goto out;
     }

@@ -12,8 +12,12 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char use[] =
     "usage: rlctl import FILE\n"
@@ -21,28 +25,82 @@ static const char use[] =
     "Replaces the whole state of the database (settings, tiers, key rules,\n"
     "leases, keys) with that of FILE, a document written by 'rlctl export'\n"
     "('-' reads stdin). All of it or, on any error, nothing: every value is\n"
-    "checked before anything is written. Exit status 1 if FILE is invalid.\n";
+    "checked before anything is written. Exit status 1 if FILE is invalid\n"
+    "(or larger than 1 GB). FILE must be a regular file: give a pipe or a\n"
+    "device on stdin, with '-'.\n";
 
-/* The whole file in memory: rl_import takes one document. */
-static int slurp(const char *path, char **out, size_t *len)
+/* The longest document read: SQLite's default SQLITE_MAX_LENGTH, the most
+ * its JSON functions take (rl_import refuses longer ones too). An export
+ * of a million keys is about a third of it. */
+#define IMPORT_MAX 1000000000u
+
+/* The whole file in memory: rl_import takes one document. A named FILE must
+ * be a regular file (a FIFO would block, a device may never end: '-' reads
+ * those from stdin); at most IMPORT_MAX bytes are read, and reading stops
+ * at a NUL byte, which no JSON text holds (rl_import then says so), so that
+ * /dev/zero on stdin is refused at once. */
+static int slurp(const char *path, char **out, size_t *len, int *invalid)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    FILE *f = stdin;
     char *buf = NULL, *nb;
     size_t cap = 0, n = 0, got;
-    int rc = RLCTL_OK;
-    if (!f)
-        return rlctl_error("%s: %s", path, strerror(errno));
+    int rc = RLCTL_OK, fd;
+    struct stat st;
+
+    *invalid = 0;
+    if (strcmp(path, "-") != 0) {
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0)
+            return rlctl_error("%s: %s", path, strerror(errno));
+        if (fstat(fd, &st) != 0) {
+            rc = rlctl_error("%s: %s", path, strerror(errno));
+            close(fd);
+            return rc;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            close(fd);
+            if (S_ISDIR(st.st_mode))
+                return rlctl_error("%s: %s", path, strerror(EISDIR));
+            return rlctl_error("%s: not a regular file (a pipe or device can be read from "
+                               "stdin: rlctl import - < %s)",
+                               path, path);
+        }
+        if ((uintmax_t)st.st_size > IMPORT_MAX) {
+            close(fd);
+            *invalid = 1;
+            return rlctl_error("%s: too large: %jd bytes, more than the %u an import reads", path,
+                               (intmax_t)st.st_size, IMPORT_MAX);
+        }
+        if (!(f = fdopen(fd, "rb"))) {
+            rc = rlctl_error("%s: %s", path, strerror(errno));
+            close(fd);
+            return rc;
+        }
+    }
     do {
-        if (cap - n < 65536) {
+        if (cap - n < 65536 && cap <= IMPORT_MAX) {
+            /* up to one byte past the cap: how "too large" is told apart */
             cap = cap ? cap * 2 : 1 << 20;
+            if (cap > IMPORT_MAX + 1u)
+                cap = IMPORT_MAX + 1u;
             if (!(nb = realloc(buf, cap))) {
                 rc = rlctl_error("%s: out of memory", path);
                 goto out;
             }
             buf = nb;
         }
+        errno = 0;
         got = fread(buf + n, 1, cap - n, f);
+        if (memchr(buf + n, 0, got)) {
+            n += got;
+            break; /* not JSON: rl_import says so */
+        }
         n += got;
+        if (n > IMPORT_MAX) {
+            *invalid = 1;
+            rc = rlctl_error("%s: too large: more than the %u bytes an import reads", path,
+                             IMPORT_MAX);
+            goto out;
+        }
     } while (got > 0);
     if (ferror(f)) {
         rc = rlctl_error("%s: %s", path, strerror(errno ? errno : EIO));
@@ -77,7 +135,7 @@ int rlctl_cmd_import(const rlctl_ctx *ctx, int argc, char **argv)
 {
     char *doc = NULL;
     size_t len = 0, ntiers = 0, nrules = 0;
-    int npos, rc, irc;
+    int npos, rc, irc, invalid;
     rl_totals t;
     rl *r = NULL;
 
@@ -85,8 +143,8 @@ int rlctl_cmd_import(const rlctl_ctx *ctx, int argc, char **argv)
         return rc;
     if (npos != 1)
         return rlctl_usage_error(argv[0], "%s", npos ? "takes one FILE" : "needs a FILE");
-    if ((rc = slurp(argv[1], &doc, &len)) != RLCTL_OK)
-        return rc;
+    if ((rc = slurp(argv[1], &doc, &len, &invalid)) != RLCTL_OK)
+        return invalid ? RLCTL_NO : rc;
     if ((rc = rlctl_open(ctx, 0, &r)) != RLCTL_OK)
         goto out;
     if ((irc = rl_import(r, doc, len)) != RL_OK) {

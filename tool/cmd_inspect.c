@@ -40,7 +40,7 @@ static void tier_line(const rl_key_stats *st, const char *rule, char *buf, size_
  * only when there is something to say. */
 static void print_agent_state(const rl_key_stats *st, int64_t leases)
 {
-    char d[64];
+    char d[64], name[RLCTL_TEXT_MAX], res[RLCTL_TEXT_MAX];
     size_t i;
     if (st->cooldown_ns) {
         rlctl_format_duration(st->cooldown_ns, d, sizeof d);
@@ -48,19 +48,22 @@ static void print_agent_state(const rl_key_stats *st, int64_t leases)
     }
     for (i = 0; i < st->n_limits; i++) {
         const rl_limit_stats *l = &st->limits[i];
+        rlctl_text(l->name, name, sizeof name);
+        rlctl_text(l->resource, res, sizeof res);
         if (l->cooldown_ns) {
             rlctl_format_duration(l->cooldown_ns, d, sizeof d);
-            printf("cool-down   %s refused for %s more\n", l->resource, d);
+            printf("cool-down   %s refused for %s more\n", res, d);
         }
         if (l->period_ns == 0)
-            printf("in flight   %s: %lld of %lld held by leases\n", l->name,
+            printf("in flight   %s: %lld of %lld held by leases\n", name,
                    (long long)l->in_flight, (long long)l->count);
         if (l->debt)
-            printf("debt        %s: %lld %s owed beyond an empty bucket\n", l->name,
-                   (long long)l->debt, l->resource);
+            printf("debt        %s: %lld %s owed beyond an empty bucket\n", name,
+                   (long long)l->debt, res);
     }
     if (leases > 0)
-        printf("leases      %lld open (rlctl leases %s)\n", (long long)leases, st->key);
+        printf("leases      %lld open (rlctl leases %s)\n", (long long)leases,
+               rlctl_text(st->key, name, sizeof name));
 }
 
 static int print_human(const rl_key_stats *st, const char *rule, int64_t leases)
@@ -94,7 +97,8 @@ static int print_human(const rl_key_stats *st, const char *rule, int64_t leases)
         goto out;
     }
     if (st->n_limits == 0) {
-        printf("no limits: tier '%s' admits everything\n", st->tier);
+        printf("no limits: tier '%s' admits everything\n",
+               rlctl_text(st->tier, tier, sizeof tier));
         goto out;
     }
     if ((rc = rlctl_table_add(&lim, head)) != RLCTL_OK)

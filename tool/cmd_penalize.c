@@ -22,7 +22,7 @@ int rlctl_cmd_penalize(const rlctl_ctx *ctx, int argc, char **argv)
         { "--resource", RLCTL_OPT_VALUE, &resource },
         { NULL, 0, NULL },
     };
-    char text[32];
+    char text[32], key[RLCTL_TEXT_MAX], res[4 * RL_NAME_MAX];
     int64_t ns;
     int npos, rc;
     rl *r = NULL;
@@ -39,12 +39,12 @@ int rlctl_cmd_penalize(const rlctl_ctx *ctx, int argc, char **argv)
     if (rl_penalize(r, argv[1], resource, ns) != RL_OK) {
         rc = rlctl_error("%s", rl_errmsg(r));
     } else if (ns == 0) {
-        printf("lifted the cool-down of %s%s%s\n", argv[1], resource ? " on " : "",
-               resource ? resource : "");
+        printf("lifted the cool-down of %s%s%s\n", rlctl_text(argv[1], key, sizeof key),
+               resource ? " on " : "", resource ? rlctl_text(resource, res, sizeof res) : "");
     } else {
         rlctl_format_duration(ns, text, sizeof text);
-        printf("%s%s%s refused for %s\n", argv[1], resource ? " " : "",
-               resource ? resource : "", text);
+        printf("%s%s%s refused for %s\n", rlctl_text(argv[1], key, sizeof key),
+               resource ? " " : "", resource ? rlctl_text(resource, res, sizeof res) : "", text);
     }
     rl_close(r);
     return rc;

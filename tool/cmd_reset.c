@@ -44,9 +44,10 @@ typedef struct dry_ctx {
 static int dry_key(void *ctx, const rl_key_stats *st)
 {
     dry_ctx *d = ctx;
+    char shown[RLCTL_TEXT_MAX];
     if (d->tier && strcmp(st->tier, d->tier) != 0)
         return 0;
-    printf("%s\n", st->key);
+    printf("%s\n", rlctl_text(st->key, shown, sizeof shown));
     d->n++;
     return 0;
 }
@@ -54,6 +55,7 @@ static int dry_key(void *ctx, const rl_key_stats *st)
 static int reset_named(rl *r, int n, char **keys, int dry_run)
 {
     rl_key_stats *st = NULL;
+    char shown[RLCTL_TEXT_MAX];
     int i, rc = RLCTL_OK, done = 0;
     if (dry_run) {
         if (!(st = malloc(sizeof *st)))
@@ -64,7 +66,7 @@ static int reset_named(rl *r, int n, char **keys, int dry_run)
             else if (!st->exists)
                 rc = rlctl_error("no such key: '%s'", keys[i]);
             else {
-                printf("%s\n", keys[i]);
+                printf("%s\n", rlctl_text(keys[i], shown, sizeof shown));
                 done++;
             }
         }
@@ -85,14 +87,14 @@ static int reset_named(rl *r, int n, char **keys, int dry_run)
 /* --all on a terminal: the user says yes, knowing how many keys go. */
 static int confirmed(rl *r, const char *db)
 {
-    char question[4400], path[4096];
+    char question[4400], path[4096], shown[4096];
     rl_totals t;
     if (rl_totals_get(r, &t) != RL_OK)
         return rlctl_error("%s", rl_errmsg(r));
     if (!db && rl_default_path(path, sizeof path) == RL_OK)
         db = path;
     snprintf(question, sizeof question, "reset all %lld key(s) of %s?", (long long)t.keys,
-             db ? db : "the database");
+             db ? rlctl_text(db, shown, sizeof shown) : "the database");
     if (!rlctl_confirm(question)) {
         fprintf(stderr, "rlctl: reset: not confirmed; nothing was reset\n");
         return RLCTL_NO;

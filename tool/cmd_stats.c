@@ -282,12 +282,13 @@ static void format_bp(int64_t bp, char *buf, size_t len)
 /* "matching 'u:*' in tier pro" for the headings, or "". */
 static void describe(const char *match, const char *tier, char *buf, size_t len)
 {
+    char shown[RLCTL_TEXT_MAX];
     int n = 0;
     buf[0] = 0;
     if (match)
-        n = snprintf(buf, len, " matching '%s'", match);
+        n = snprintf(buf, len, " matching '%s'", rlctl_text(match, shown, sizeof shown));
     if (tier && n >= 0 && (size_t)n < len)
-        snprintf(buf + n, len - (size_t)n, " in tier %s", tier);
+        snprintf(buf + n, len - (size_t)n, " in tier %s", rlctl_text(tier, shown, sizeof shown));
 }
 
 static int print_totals(const rl_totals *t, const selection *sel, const char *sort,
@@ -297,7 +298,7 @@ static int print_totals(const rl_totals *t, const selection *sel, const char *so
     const rl_totals *cols[2] = { t, &sel->t };
     int filtered = match || tier;
     rlctl_table kv;
-    char v[2][5][32], what[RL_KEY_MAX + 128];
+    char v[2][5][32], what[RLCTL_TEXT_MAX + 128];
     const char *row[3];
     size_t i, c;
     int rc = RLCTL_OK;
@@ -384,10 +385,14 @@ static int json_totals(const rl_totals *t, const selection *sel, const char *sor
 
 /* ---- Prometheus text exposition format (version 0.0.4) ---- */
 
-/* A label value: backslash, double quote and line feed escaped, as the
- * format requires; anything else (UTF-8 included) as it is. */
-static void prom_label(FILE *f, const char *name, const char *value)
+/* A label value: first through rlctl_text (a key from a tampered database
+ * may hold escape sequences or bytes that are not UTF-8, which the format
+ * does not allow), then backslash, double quote and line feed escaped, as
+ * the format requires; anything else (UTF-8 included) as it is. */
+static void prom_label(FILE *f, const char *name, const char *raw)
 {
+    char shown[RLCTL_TEXT_MAX];
+    const char *value = rlctl_text(raw, shown, sizeof shown);
     fprintf(f, "%s=\"", name);
     for (; *value; value++) {
         if (*value == '\\' || *value == '"')

@@ -126,16 +126,28 @@ static void policy_free(policy *p)
     memset(p, 0, sizeof *p);
 }
 
-/* Tiers (by name, as rl_tiers_list gives them) and rules in order. */
+/* Tiers (by name, as rl_tiers_list gives them) and rules in order. Returns
+ * librl's code, or 1 when memory ran out; p is empty on failure. */
+static int policy_fetch(rl *r, policy *p)
+{
+    int rc;
+    memset(p, 0, sizeof *p);
+    if ((rc = rl_tiers_list(r, add_tier, p)) == RL_OK)
+        rc = rl_rules_list(r, add_rule, p);
+    if (rc != RL_OK) {
+        rc = p->nomem ? 1 : rc;
+        policy_free(p);
+    }
+    return rc;
+}
+
+/* policy_fetch, saying why it failed (RLCTL_ERROR). */
 static int policy_read(rl *r, policy *p)
 {
-    memset(p, 0, sizeof *p);
-    if (rl_tiers_list(r, add_tier, p) != RL_OK || rl_rules_list(r, add_rule, p) != RL_OK) {
-        int rc = p->nomem ? rlctl_error("out of memory") : rlctl_error("%s", rl_errmsg(r));
-        policy_free(p);
-        return rc;
-    }
-    return RLCTL_OK;
+    int rc = policy_fetch(r, p);
+    if (rc == RL_OK)
+        return RLCTL_OK;
+    return rc > 0 ? rlctl_error("out of memory") : rlctl_error("%s", rl_errmsg(r));
 }
 
 static const rl_tier_info *find_tier(const policy *p, const char *name)
@@ -247,8 +259,9 @@ static int tiers_list(const rlctl_ctx *ctx, int argc, char **argv)
     if ((rc = policy_read(r, &p)) != RLCTL_OK)
         goto out;
     if (names) {
+        char name[4 * RL_NAME_MAX];
         for (i = 0; i < p.n; i++)
-            printf("%s\n", p.tiers[i].name);
+            printf("%s\n", rlctl_text(p.tiers[i].name, name, sizeof name));
     } else if (json) {
         rlctl_json j;
         rlctl_json_init(&j, stdout);
@@ -313,6 +326,7 @@ static int tiers_show(const rlctl_ctx *ctx, int argc, char **argv)
         { NULL, 0, NULL },
     };
     const rl_tier_info *ti;
+    char name[4 * RL_NAME_MAX], shown[RLCTL_TEXT_MAX];
     rlctl_table t;
     policy p;
     size_t i;
@@ -347,17 +361,17 @@ static int tiers_show(const rlctl_ctx *ctx, int argc, char **argv)
             rc = rlctl_error("internal error: bad JSON");
         goto out;
     }
-    printf("tier     %s\n", ti->name);
+    printf("tier     %s\n", rlctl_text(ti->name, name, sizeof name));
     printf("default  %s\n", ti->is_default ? "yes (keys no rule matches get it)" : "no");
     printf("rules   ");
     if (rules_of(&p, ti->name) == 0)
         printf(" none");
     for (i = 0; i < p.nrules; i++)
         if (strcmp(p.rules[i].tier, ti->name) == 0)
-            printf(" '%s'", p.rules[i].match);
+            printf(" '%s'", rlctl_text(p.rules[i].match, shown, sizeof shown));
     printf("\n\n");
     if (ti->unlimited || ti->n_limits == 0) {
-        printf("no limits: tier '%s' admits everything\n", ti->name);
+        printf("no limits: tier '%s' admits everything\n", name);
         goto out;
     }
     if ((rc = rlctl_table_add(&t, head)) != RLCTL_OK)
@@ -387,7 +401,7 @@ out:
 
 static int tiers_validate(const rlctl_ctx *ctx, int argc, char **argv)
 {
-    char err[1024];
+    char err[1024], shown[4 * sizeof err];
     int npos, rc, i, vrc;
     (void)ctx;
     if ((rc = rlctl_parse_opts(argc, argv, NULL, use_validate, &npos)) != RLCTL_OK)
@@ -398,9 +412,9 @@ static int tiers_validate(const rlctl_ctx *ctx, int argc, char **argv)
         err[0] = '\0';
         vrc = rl_validate_tiers(argv[i], err, sizeof err);
         if (vrc == RL_OK) {
-            printf("%s: ok\n", argv[i]);
+            printf("%s: ok\n", rlctl_text(argv[i], shown, sizeof shown));
         } else if (vrc == RL_ECONFIG) {
-            fprintf(stderr, "%s\n", err);
+            fprintf(stderr, "%s\n", rlctl_text(err, shown, sizeof shown));
             if (rc == RLCTL_OK)
                 rc = RLCTL_NO;
         } else { /* unreadable: not a verdict on the file's content */
@@ -448,21 +462,21 @@ static void print_changes(const policy *before, const policy *after)
         const rl_tier_info *t = &after->tiers[i], *old = find_tier(before, t->name);
         limits_text(t, now, sizeof now);
         if (!old) {
-            printf("added tier '%s': %s\n", t->name, now);
+            rlctl_line("added tier '%s': %s", t->name, now);
             changes++;
         } else if (!same_tier(old, t)) {
             limits_text(old, was, sizeof was);
-            printf("changed tier '%s': %s -> %s\n", t->name, was, now);
+            rlctl_line("changed tier '%s': %s -> %s", t->name, was, now);
             changes++;
         }
     }
     for (i = 0; i < before->n; i++)
         if (!find_tier(after, before->tiers[i].name)) {
-            printf("removed tier '%s'\n", before->tiers[i].name);
+            rlctl_line("removed tier '%s'", before->tiers[i].name);
             changes++;
         }
     if ((d0 == NULL) != (d1 == NULL) || (d0 && strcmp(d0, d1) != 0)) {
-        printf("default tier: %s -> %s\n", d0 ? d0 : "none", d1 ? d1 : "none");
+        rlctl_line("default tier: %s -> %s", d0 ? d0 : "none", d1 ? d1 : "none");
         changes++;
     }
     if (!same_rules(before, after)) {
@@ -476,6 +490,7 @@ static void print_changes(const policy *before, const policy *after)
 static int tiers_load(const rlctl_ctx *ctx, int argc, char **argv)
 {
     policy before, after;
+    char damaged[512] = "";
     int npos, rc, lrc;
     rl *r = NULL;
 
@@ -487,8 +502,14 @@ static int tiers_load(const rlctl_ctx *ctx, int argc, char **argv)
         return rlctl_usage_error(argv[0], "%s", npos ? "takes one FILE" : "needs a FILE");
     if ((rc = rlctl_open(ctx, 0, &r)) != RLCTL_OK)
         return rc;
-    if ((rc = policy_read(r, &before)) != RLCTL_OK)
+    /* A damaged policy (RL_ECORRUPT) is what a whole new one repairs: it
+     * is replaced without being read, and the changes cannot be told. */
+    if ((lrc = policy_fetch(r, &before)) == RL_ECORRUPT) {
+        snprintf(damaged, sizeof damaged, "%s", rl_errmsg(r));
+    } else if (lrc != RL_OK) {
+        rc = lrc > 0 ? rlctl_error("out of memory") : rlctl_error("%s", rl_errmsg(r));
         goto out;
+    }
     if ((lrc = rl_load_tiers(r, argv[1])) != RL_OK) {
         rlctl_error("%s", rl_errmsg(r));
         rc = lrc == RL_ECONFIG ? RLCTL_NO : RLCTL_ERROR;
@@ -498,8 +519,11 @@ static int tiers_load(const rlctl_ctx *ctx, int argc, char **argv)
      * (Another load in between would show as its changes too.) */
     if ((rc = policy_read(r, &after)) != RLCTL_OK)
         goto out;
-    printf("loaded %s: %zu tier(s), %zu key rule(s)\n", argv[1], after.n, after.nrules);
-    print_changes(&before, &after);
+    rlctl_line("loaded %s: %zu tier(s), %zu key rule(s)", argv[1], after.n, after.nrules);
+    if (damaged[0])
+        rlctl_line("replaced a damaged policy (%s)", damaged);
+    else
+        print_changes(&before, &after);
 out:
     policy_free(&before);
     policy_free(&after);

@@ -12,6 +12,7 @@ static const char use[] =
 
 int rlctl_cmd_unassign(const rlctl_ctx *ctx, int argc, char **argv)
 {
+    char key[RLCTL_TEXT_MAX];
     int npos, rc;
     rl *r = NULL;
 
@@ -24,7 +25,7 @@ int rlctl_cmd_unassign(const rlctl_ctx *ctx, int argc, char **argv)
     if (rl_key_assign(r, argv[1], NULL) != RL_OK)
         rc = rlctl_error("%s", rl_errmsg(r));
     else
-        printf("unassigned %s\n", argv[1]);
+        printf("unassigned %s\n", rlctl_text(argv[1], key, sizeof key));
     rl_close(r);
     return rc;
 }

@@ -211,7 +211,7 @@ static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
 {
     static const char *const head[] = { "KEY", "TIER", "ADMITTED/S", "REFUSED/S", "ADMITTED",
                                         "REFUSED", "LAST SEEN" };
-    char iv[32], clock[32], ra[32], rr[32], a[24], r[24], ago[48];
+    char iv[32], clock[32], ra[32], rr[32], a[24], r[24], ago[48], shown[4096];
     const char *cells[7];
     rlctl_table tb;
     time_t secs = time(NULL);
@@ -224,7 +224,7 @@ static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
     if (!localtime_r(&secs, &tm) || !strftime(clock, sizeof clock, "%H:%M:%S", &tm))
         snprintf(clock, sizeof clock, "?");
     fprintf(o, "%srlctl watch%s  %.*s  every %s  %s\n", rlctl_sgr("1"), rlctl_sgr("0"),
-            (int)(cols > 60 ? cols - 40 : 20), db, iv, clock);
+            (int)(cols > 60 ? cols - 40 : 20), rlctl_text(db, shown, sizeof shown), iv, clock);
     format_rate(prev ? t->allowed - prev->allowed : -1, dt, ra, sizeof ra);
     format_rate(prev ? t->refused - prev->refused : -1, dt, rr, sizeof rr);
     fprintf(o, "keys %lld  admitted %s  refused %s%s%s  (totals %lld admitted, %lld refused)\n",

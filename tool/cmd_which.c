@@ -24,7 +24,7 @@ int rlctl_cmd_which(const rlctl_ctx *ctx, int argc, char **argv)
         { "--json", RLCTL_OPT_FLAG, &json },
         { NULL, 0, NULL },
     };
-    char rule[RL_KEY_MAX + 1] = "";
+    char rule[RL_KEY_MAX + 1] = "", shown[RLCTL_TEXT_MAX], tier[4 * RL_NAME_MAX];
     rl_key_stats *st = NULL;
     rl *r = NULL;
 
@@ -54,9 +54,11 @@ int rlctl_cmd_which(const rlctl_ctx *ctx, int argc, char **argv)
     } else if (st->tier_source == RL_TIER_NONE) {
         printf("none (no rule, default tier or default limits applies)\n");
     } else if (rule[0]) {
-        printf("%s (rule '%s')\n", st->tier, rule);
+        printf("%s (rule '%s')\n", rlctl_text(st->tier, tier, sizeof tier),
+               rlctl_text(rule, shown, sizeof shown));
     } else {
-        printf("%s (%s)\n", st->tier[0] ? st->tier : "-", rlctl_tier_source_text(st->tier_source));
+        printf("%s (%s)\n", st->tier[0] ? rlctl_text(st->tier, tier, sizeof tier) : "-",
+               rlctl_tier_source_text(st->tier_source));
     }
 out:
     free(st);

@@ -128,27 +128,129 @@ const char *rlctl_suggest(const char *s, const char *const *names)
     return best_d <= max_d ? best : NULL;
 }
 
+/* ---- text that may hold anything ------------------------------------------ */
+
+/* Format characters (Unicode category Cf: bidi controls, zero-width
+ * characters, invisible operators, tags) and the line and paragraph
+ * separators. librl's messages replace the same ones (core/policy.c). */
+static const struct {
+    unsigned long lo, hi;
+} invisible[] = {
+    { 0xad, 0xad },       { 0x600, 0x605 },     { 0x61c, 0x61c },     { 0x6dd, 0x6dd },
+    { 0x70f, 0x70f },     { 0x890, 0x891 },     { 0x8e2, 0x8e2 },     { 0x180e, 0x180e },
+    { 0x200b, 0x200f },   { 0x2028, 0x202e },   { 0x2060, 0x2064 },   { 0x2066, 0x206f },
+    { 0xfeff, 0xfeff },   { 0xfff9, 0xfffb },   { 0x110bd, 0x110bd }, { 0x110cd, 0x110cd },
+    { 0x13430, 0x1343f }, { 0x1bca0, 0x1bca3 }, { 0x1d173, 0x1d17a }, { 0xe0001, 0xe0001 },
+    { 0xe0020, 0xe007f },
+};
+
+size_t rlctl_text_char(const char *s, unsigned long *cp, int *kind)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned long c = p[0];
+    size_t n, i;
+    *cp = c;
+    *kind = 0;
+    if (c < 0x80) {
+        *kind = c < 0x20 || c == 0x7f ? 2 : 0;
+        return 1;
+    }
+    n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (n) {
+        c &= 0x7fu >> n;
+        for (i = 1; i < n && (p[i] & 0xc0) == 0x80; i++) /* stops at the NUL */
+            c = c << 6 | (p[i] & 0x3fu);
+        if (i < n || (n == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+            (n == 4 && (c < 0x10000 || c > 0x10ffff)))
+            n = 0;
+    }
+    if (!n) {
+        *kind = 2;
+        return 1;
+    }
+    *cp = c;
+    *kind = c <= 0x9f; /* C1 controls */
+    for (i = 0; i < sizeof invisible / sizeof invisible[0]; i++)
+        if (c >= invisible[i].lo && c <= invisible[i].hi)
+            *kind = 1;
+    return n;
+}
+
+const char *rlctl_text(const char *s, char *buf, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+    while (*p) {
+        char esc[16];
+        unsigned long cp;
+        int kind;
+        size_t n = rlctl_text_char((const char *)p, &cp, &kind), w;
+        const char *out = (const char *)p;
+        if (kind == 2 && (cp == '\n' || cp == '\r' || cp == '\t'))
+            snprintf(esc, sizeof esc, "\\%c", cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
+        else if (kind == 2)
+            snprintf(esc, sizeof esc, "\\x%02lx", cp);
+        else if (kind == 1)
+            snprintf(esc, sizeof esc, cp > 0xffff ? "\\U%08lx" : "\\u%04lx", cp);
+        if (kind)
+            out = esc;
+        w = kind ? strlen(esc) : n;
+        if (o + w >= len)
+            break;
+        memcpy(buf + o, out, w);
+        o += w;
+        p += n;
+    }
+    if (len)
+        buf[o] = '\0';
+    return buf;
+}
+
+char *rlctl_text_dup(const char *s)
+{
+    size_t len = 4 * strlen(s) + 1;
+    char *buf = malloc(len);
+    return buf ? (char *)rlctl_text(s, buf, len) : NULL;
+}
+
 /* ---- messages ---------------------------------------------------------- */
+
+/* Prints prefix, the message and suffix and a newline on f, the message
+ * through rlctl_text. */
+static void say(FILE *f, const char *prefix, const char *fmt, va_list ap, const char *suffix)
+{
+    char msg[8192], shown[4 * sizeof msg];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(f, "%s%s%s\n", prefix, rlctl_text(msg, shown, sizeof shown), suffix);
+}
+
+void rlctl_line(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    say(stdout, "", fmt, ap, "");
+    va_end(ap);
+}
 
 int rlctl_error(const char *fmt, ...)
 {
     va_list ap;
-    fputs("rlctl: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(stderr, "rlctl: ", fmt, ap, "");
     va_end(ap);
-    fputc('\n', stderr);
     return RLCTL_ERROR;
 }
 
 int rlctl_usage_error(const char *cmd, const char *fmt, ...)
 {
+    char prefix[128], suffix[128], name[64];
     va_list ap;
-    fprintf(stderr, "rlctl: %s: ", cmd);
+    rlctl_text(cmd, name, sizeof name);
+    snprintf(prefix, sizeof prefix, "rlctl: %s: ", name);
+    snprintf(suffix, sizeof suffix, " (see 'rlctl %s --help')", name);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(stderr, prefix, fmt, ap, suffix);
     va_end(ap);
-    fprintf(stderr, " (see 'rlctl %s --help')\n", cmd);
     return RLCTL_USAGE;
 }
 
@@ -411,7 +513,7 @@ int rlctl_table_add(rlctl_table *t, const char *const *cells)
     }
     base = t->nrows * t->ncols;
     for (i = 0; i < t->ncols; i++) {
-        if (!(t->cells[base + i] = strdup(cells[i] ? cells[i] : ""))) {
+        if (!(t->cells[base + i] = rlctl_text_dup(cells[i] ? cells[i] : ""))) {
             while (i-- > 0)
                 free(t->cells[base + i]);
             return rlctl_error("out of memory");

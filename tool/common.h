@@ -86,6 +86,33 @@ int rlctl_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
  * be a typo, else NULL. */
 const char *rlctl_suggest(const char *s, const char *const *names);
 
+/* ---- text that may hold anything ------------------------------------------ */
+
+/* Keys, names and globs read from the database (whoever could write the
+ * file may have put anything there), values from the command line, and
+ * whole messages are printed through these. C0 and C1 controls, DEL and
+ * bytes that are not UTF-8 become \xHH (\n, \r, \t for those three), and
+ * characters that reorder, hide or break text (bidi controls such as
+ * U+202E, zero-width characters, line separators, tags) \uHHHH or
+ * \UHHHHHHHH; everything else stays as it is. So no escape sequence, line
+ * break or reordering reaches a terminal, a table row or a line of a
+ * Prometheus file. (--json output escapes the same characters the JSON
+ * way, json.h.) */
+
+/* s written into buf (len > 0 bytes), cut before a character or escape
+ * that does not fit; returns buf. */
+const char *rlctl_text(const char *s, char *buf, size_t len);
+/* A buffer that rlctl_text never cuts a key or glob in: it writes at most
+ * 4 bytes per byte of s. */
+#define RLCTL_TEXT_MAX (4 * RL_KEY_MAX + 1)
+/* rlctl_text into memory of its own (free it), or NULL if memory ran out. */
+char *rlctl_text_dup(const char *s);
+/* The character at s (NUL-terminated): its length in bytes, 1 for a byte
+ * that does not start strict UTF-8; its code point in *cp (that byte, for
+ * such a byte); in *kind 0 when rlctl_text keeps it, 1 when it escapes it
+ * as a character, 2 as a byte (a C0 control, DEL, not UTF-8). */
+size_t rlctl_text_char(const char *s, unsigned long *cp, int *kind);
+
 /* ---- messages ---------------------------------------------------------- */
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -94,7 +121,10 @@ const char *rlctl_suggest(const char *s, const char *const *names);
 #define RLCTL_PRINTF(a, b)
 #endif
 
-/* "rlctl: message" on stderr; returns RLCTL_ERROR. */
+/* One line on stdout, made safe by rlctl_text (so the text cannot add
+ * lines of its own); the newline is added. */
+RLCTL_PRINTF(1, 2) void rlctl_line(const char *fmt, ...);
+/* "rlctl: message" on stderr, made safe by rlctl_text; returns RLCTL_ERROR. */
 RLCTL_PRINTF(1, 2) int rlctl_error(const char *fmt, ...);
 /* "rlctl: CMD: message (see 'rlctl CMD --help')" on stderr; returns RLCTL_USAGE. */
 RLCTL_PRINTF(2, 3) int rlctl_usage_error(const char *cmd, const char *fmt, ...);
@@ -181,8 +211,9 @@ typedef struct rlctl_table {
 } rlctl_table;
 
 void rlctl_table_init(rlctl_table *t, size_t ncols, unsigned right);
-/* Appends a row of ncols cells (copied). Returns RLCTL_ERROR when memory
- * runs out, after saying so. */
+/* Appends a row of ncols cells (copied through rlctl_text, so that a cell
+ * can neither end its row nor reach the terminal as an escape sequence).
+ * Returns RLCTL_ERROR when memory runs out, after saying so. */
 int rlctl_table_add(rlctl_table *t, const char *const *cells);
 void rlctl_table_print(const rlctl_table *t, FILE *f);
 void rlctl_table_free(rlctl_table *t);

@@ -2,6 +2,7 @@
  * json.c - the streaming JSON writer behind rlctl's --json (see json.h).
  */
 #include "json.h"
+#include "common.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -93,17 +94,33 @@ void rlctl_json_end(rlctl_json *j)
     after_value(j);
 }
 
+/* A string, valid JSON whatever s holds: '"', '\\' and C0 controls
+ * escaped; a byte that is not UTF-8 (a key or name from a tampered
+ * database) as U+FFFD; the characters rlctl_text escapes (C1 controls,
+ * bidi controls such as U+202E, zero-width characters, line separators) as
+ * \\u escapes, which a JSON reader decodes to the same characters and a
+ * person reading the document sees. */
 static void write_string(rlctl_json *j, const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
     fputc('"', j->f);
-    for (; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(j->f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(j->f, "\\u%04x", *p);
+    while (*s) {
+        unsigned long cp;
+        int kind;
+        size_t n = rlctl_text_char(s, &cp, &kind);
+        if (*s == '"' || *s == '\\')
+            fprintf(j->f, "\\%c", *s);
+        else if (kind == 2 && cp < 0x80)
+            fprintf(j->f, "\\u%04lx", cp);
+        else if (kind == 2)
+            fputs("\\ufffd", j->f);
+        else if (kind == 1 && cp > 0xffff) /* a surrogate pair */
+            fprintf(j->f, "\\u%04lx\\u%04lx", 0xd800 + ((cp - 0x10000) >> 10),
+                    0xdc00 + ((cp - 0x10000) & 0x3ff));
+        else if (kind == 1)
+            fprintf(j->f, "\\u%04lx", cp);
         else
-            fputc(*p, j->f);
+            fwrite(s, 1, n, j->f);
+        s += n;
     }
     fputc('"', j->f);
 }

@@ -30,7 +30,9 @@ void rlctl_json_array(rlctl_json *j);  /* opens [ */
 void rlctl_json_end(rlctl_json *j);    /* closes the innermost container */
 void rlctl_json_key(rlctl_json *j, const char *key);
 
-/* Strings must be UTF-8 (keys, names and paths checked by librl are). */
+/* Strings may hold any bytes: one that is not UTF-8 is written as U+FFFD,
+ * controls, bidi controls and invisible characters as \u escapes, so the
+ * document stays valid JSON whatever a tampered database holds. */
 void rlctl_json_string(rlctl_json *j, const char *s); /* NULL writes null */
 void rlctl_json_int(rlctl_json *j, int64_t v);
 void rlctl_json_bool(rlctl_json *j, int b);

@@ -809,11 +809,12 @@ static int rd_row_delete(rl_store *base, const char *key)
 }
 
 /* Milliseconds until the row and its leases are of no more use (0: keep
- * for ever), measured in the clock its state was written with. */
+ * for ever), measured in the clock its state was written with (which may
+ * be an injected one, before the epoch or near the end of int64). */
 static int64_t ttl_ms(const rd_store *s, const rd_row *w)
 {
     rl_state st;
-    int64_t ref = 0, until = 0, ms;
+    int64_t ref = INT64_MIN, until = INT64_MIN, ms;
     size_t i;
     if (w->row.exists && w->row.tier[0])
         return 0; /* an explicit assignment is kept */
@@ -825,7 +826,9 @@ static int64_t ttl_ms(const rd_store *s, const rd_row *w)
                 if (st.slot[i].kind == RL_SLOT_INFLIGHT)
                     continue; /* its leases say how long */
                 if (st.slot[i].kind == RL_SLOT_WINDOW) /* tat starts the current window */
-                    u = st.slot[i].tat + 2 * st.slot[i].period_ns;
+                    u = st.slot[i].tat > INT64_MAX - 2 * st.slot[i].period_ns
+                            ? INT64_MAX
+                            : st.slot[i].tat + 2 * st.slot[i].period_ns;
                 if (u > until)
                     until = u;
             }
@@ -836,7 +839,8 @@ static int64_t ttl_ms(const rd_store *s, const rd_row *w)
         if (w->leases[i].rec.expires > until)
             until = w->leases[i].rec.expires;
     }
-    ms = until > ref ? (until - ref) / RL_MILLISECOND + 1 : 0;
+    /* until - ref in uint64: both in int64, until > ref, so it fits */
+    ms = until > ref ? (int64_t)(((uint64_t)until - (uint64_t)ref) / RL_MILLISECOND + 1) : 0;
     if (ms > INT64_MAX / 2 - s->idle_ttl_ms)
         return 0;
     return ms + s->idle_ttl_ms;
@@ -1104,7 +1108,8 @@ static int read_policy(rd_store *s, rl_policy *p, int64_t *version)
         (rc = rd_policy_decode(p, (const unsigned char *)r->element[1]->str,
                                r->element[1]->len)) != RL_OK)
         rc = rl_seterr(s->base.err, rc, rc == RL_ENOMEM ? "out of memory"
-                                                        : "redis %s: %s holds a damaged policy",
+                                                        : "redis %s: %s holds a damaged policy "
+                                                          "(loading a whole one replaces it)",
                        s->where, name);
 out:
     freeReplyObject(r);
@@ -1171,17 +1176,22 @@ static int tx_policy(rd_store *s)
     return RL_OK;
 }
 
+/* A whole new policy: the stored one is not read (only its version, which
+ * the commit checks), so a damaged one is replaced rather than refused. */
 static int rd_policy_put(rl_store *base, const rl_policy *p)
 {
     rd_store *s = (rd_store *)base;
     rl_policy copy;
-    int rc = tx_policy(s);
+    int64_t version;
+    int rc = rd_policy_version(base, &version);
     if (rc != RL_OK)
         return rc;
     if (rl_policy_copy(&copy, p) != RL_OK)
         return rl_seterr(s->base.err, RL_ENOMEM, "out of memory");
-    rl_policy_free(&s->pol);
+    if (s->pol_loaded)
+        rl_policy_free(&s->pol);
     s->pol = copy;
+    s->pol_loaded = 1;
     s->pol_dirty = 1;
     return RL_OK;
 }

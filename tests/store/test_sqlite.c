@@ -25,6 +25,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "lock.h"
 #include "rl.h"
 
 static const rl_limit limits[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
@@ -212,6 +213,163 @@ static void test_tampered_schema(void **state)
     rl_close(r);
 }
 
+/* Opens path as a writer and read-only: both refused with RL_ECORRUPT and
+ * a message that says `says`. */
+static void refused_as_corrupt(const char *path, const char *says)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    int i;
+    for (i = 0; i < 2; i++) {
+        o.flags = i ? RL_OPEN_READONLY : 0;
+        r = NULL;
+        if (rl_open(&r, path, &o) != RL_ECORRUPT || !strstr(rl_errmsg(r), says))
+            fail_msg("%s open, expecting '%s': %s", i ? "read-only" : "writer", says,
+                     rl_errmsg(r));
+        rl_close(r);
+    }
+}
+
+/* Issue 15 item 11: SQLite's own objects are told apart by an exact,
+ * case-sensitive prefix. LIKE 'sqlite_%' took '_' for any character and
+ * ignored case, so these were passed over as SQLite's. */
+static void test_schema_names_exact(void **state)
+{
+    static const char *const plant[][3] = {
+        { "CREATE TRIGGER sqliteXevil AFTER UPDATE ON rl_keys BEGIN DELETE FROM rl_tiers; END",
+          "DROP TRIGGER sqliteXevil", "trigger 'sqliteXevil'" },
+        { "CREATE VIEW sqlite1v AS SELECT * FROM rl_keys", "DROP VIEW sqlite1v",
+          "view 'sqlite1v'" },
+        { "CREATE TABLE SQLITEXsecret (x)", "DROP TABLE SQLITEXsecret",
+          "table 'SQLITEXsecret'" },
+    };
+    fx *f = *state;
+    rl *r = NULL;
+    size_t i;
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
+    rl_close(r);
+    for (i = 0; i < sizeof plant / sizeof plant[0]; i++) {
+        sql(f->path, plant[i][0]);
+        refused_as_corrupt(f->path, plant[i][2]);
+        sql(f->path, plant[i][1]);
+        assert_int_equal(open_db(f->path, 0, &r), RL_OK);
+        rl_close(r);
+    }
+    /* what SQLite makes of its own (ANALYZE) stays fine */
+    sql(f->path, "ANALYZE");
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
+    rl_close(r);
+}
+
+/* Issue 15 item 11: tables with rl's names but not rl's columns, and a
+ * missing table, are RL_ECORRUPT when the file is opened, not an
+ * RL_ESTORE "no such column" at the first statement that uses them. */
+static void test_schema_columns(void **state)
+{
+    static const char *const tamper[][3] = {
+        { "ALTER TABLE rl_keys ADD COLUMN extra INTEGER", "ALTER TABLE rl_keys DROP COLUMN extra",
+          "table rl_keys: column extra is not rl's" },
+        { "ALTER TABLE rl_tiers RENAME COLUMN unlimited TO unlim",
+          "ALTER TABLE rl_tiers RENAME COLUMN unlim TO unlimited",
+          "table rl_tiers: column unlimited is not rl's" },
+        { "DROP TABLE rl_rules;"
+          " CREATE TABLE rl_rules (pos INTEGER PRIMARY KEY, match BLOB, tier TEXT)",
+          "DROP TABLE rl_rules;"
+          " CREATE TABLE rl_rules (pos INTEGER PRIMARY KEY, match TEXT NOT NULL, tier TEXT NOT NULL)",
+          "table rl_rules: column match is not rl's" },
+        { "DROP TABLE rl_tiers; CREATE TABLE rl_tiers (name TEXT, unlimited INTEGER)",
+          "DROP TABLE rl_tiers; CREATE TABLE rl_tiers (name TEXT PRIMARY KEY, unlimited INTEGER NOT"
+          " NULL DEFAULT 0) WITHOUT ROWID",
+          "table rl_tiers: column name is not rl's" },
+        { "DROP INDEX rl_leases_key; CREATE INDEX rl_leases_key ON rl_leases (pid)",
+          "DROP INDEX rl_leases_key; CREATE INDEX rl_leases_key ON rl_leases (key)",
+          "index rl_leases_key: column key is not rl's" },
+        { "DROP TABLE rl_rules", "CREATE TABLE rl_rules (pos INTEGER PRIMARY KEY, match TEXT NOT"
+          " NULL, tier TEXT NOT NULL)", "table rl_rules missing" },
+    };
+    fx *f = *state;
+    rl *r = NULL;
+    rl_result res;
+    size_t i;
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
+    rl_close(r);
+    for (i = 0; i < sizeof tamper / sizeof tamper[0]; i++) {
+        sql(f->path, tamper[i][0]);
+        refused_as_corrupt(f->path, tamper[i][2]);
+        sql(f->path, tamper[i][1]);
+        if (open_db(f->path, 0, &r) != RL_OK || rl_allow(r, "k", 1, &res) != RL_OK)
+            fail_msg("after '%s': %s", tamper[i][1], rl_errmsg(r));
+        rl_close(r);
+    }
+}
+
+/* The columns expected are those of the file's own schema version: a
+ * version 3 file (before gmark) is upgraded, not refused; a version 3 file
+ * that has gmark already is not one rl wrote. */
+static void test_schema_columns_by_version(void **state)
+{
+    fx *f = *state;
+    rl *r = NULL;
+    rl_result res;
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
+    rl_close(r);
+    sql(f->path, "PRAGMA user_version = 3");
+    assert_int_equal(open_db(f->path, 0, &r), RL_ECORRUPT);
+    assert_non_null(strstr(rl_errmsg(r), "table rl_keys: column gmark is not rl's"));
+    rl_close(r);
+    sql(f->path, "ALTER TABLE rl_keys DROP COLUMN gmark");
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK); /* migrated to 4 */
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
+    rl_close(r);
+}
+
+/* Issue 15 item 10: SQLite itself does not follow a link at the database
+ * path (SQLITE_OPEN_NOFOLLOW). The path is checked before the open; a link
+ * swapped in after that, here when the open takes the lock just before
+ * SQLite opens the file, is refused too, and nothing is read, written or
+ * created through it. */
+static const char *swap_path, *swap_target;
+
+static void swap_hook(int step)
+{
+    if (step != RL_STEP_LOCKED || !swap_path)
+        return;
+    if (unlink(swap_path) != 0 || symlink(swap_target, swap_path) != 0)
+        abort();
+    swap_path = NULL;
+}
+
+static void test_link_swapped_in_before_open(void **state)
+{
+    static const char *const sides[] = { "-wal", "-shm" };
+    fx *f = *state;
+    char victim[128], side[160];
+    struct stat st;
+    rl *r = NULL;
+    size_t i;
+    int fd;
+    snprintf(victim, sizeof victim, "%s/victim.txt", f->dir);
+    assert_true((fd = open(victim, O_WRONLY | O_CREAT | O_EXCL, 0600)) >= 0);
+    close(fd);
+    swap_path = f->path;
+    swap_target = victim;
+    rl__lock_hook = swap_hook;
+    assert_int_equal(open_db(f->path, 0, &r), RL_EPERM);
+    rl__lock_hook = NULL;
+    assert_null(swap_path); /* the link was swapped in */
+    assert_non_null(strstr(rl_errmsg(r), "symbolic link"));
+    rl_close(r);
+    assert_int_equal(stat(victim, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    for (i = 0; i < 2; i++) {
+        snprintf(side, sizeof side, "%s%s", victim, sides[i]);
+        assert_int_equal(lstat(side, &st), -1);
+        snprintf(side, sizeof side, "%s%s", f->path, sides[i]);
+        assert_int_equal(lstat(side, &st), -1);
+    }
+}
+
 /* The checks of a user who may read the database but not write it. */
 static int read_only_checks(const char *path)
 {
@@ -346,7 +504,8 @@ int main(void)
         T(test_new_file_private_and_wal), T(test_group_shared_mode), T(test_not_sqlite),
         T(test_truncated), T(test_other_application), T(test_newer_schema),
         T(test_tampered_schema), T(test_read_only_file), T(test_readonly_flag),
-        T(test_failed_write_unlocks),
+        T(test_failed_write_unlocks), T(test_schema_names_exact), T(test_schema_columns),
+        T(test_schema_columns_by_version), T(test_link_swapped_in_before_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,17 +53,24 @@ static void decider(const char *db, const char *log, int64_t until)
     rl *r = NULL;
     unsigned seed = (unsigned)getpid();
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (fd < 0 || rl_open(&r, db, NULL) != RL_OK)
+    if (fd < 0 || rl_open(&r, db, NULL) != RL_OK) {
+        /* said, so that a failure of the test says why */
+        fprintf(stderr, "decider: %s\n", fd < 0 ? strerror(errno) : rl_errmsg(r));
         _exit(1);
+    }
     while (mono_ns() < until) {
         char other[32];
-        if (rl_allow(r, "hot", 1, &res) != RL_OK)
+        if (rl_allow(r, "hot", 1, &res) != RL_OK) {
+            fprintf(stderr, "decider: %s\n", rl_errmsg(r));
             _exit(2);
+        }
         if (res.allowed && write(fd, "a", 1) != 1)
             _exit(3);
         snprintf(other, sizeof other, "other:%u", rand_r(&seed) % 8);
-        if (rl_allow(r, other, 1, &res) != RL_OK)
+        if (rl_allow(r, other, 1, &res) != RL_OK) {
+            fprintf(stderr, "decider: %s\n", rl_errmsg(r));
             _exit(4);
+        }
     }
     _exit(0);
 }

@@ -152,7 +152,41 @@ def parse_prometheus(text):
     return samples, types
 
 
+def redis_call(url, *args):
+    """One command to the Redis server of a redis:// or unix:// address (its
+    database, RL_REDIS_PASSWORD), for tests that write what rl never would;
+    returns the first line of the reply. Standard library only."""
+    import socket
+    import urllib.parse
+    u = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(u.query)
+    if u.scheme == "unix":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(u.path)
+        db = query.get("db", ["0"])[0]
+    else:
+        sock = socket.create_connection((u.hostname, u.port or 6379))
+        db = u.path.strip("/") or "0"
+    cmds = []
+    if os.environ.get("RL_REDIS_PASSWORD"):
+        cmds.append(["AUTH"] + ([u.username] if u.username else []) +
+                    [os.environ["RL_REDIS_PASSWORD"]])
+    cmds += [["SELECT", db], list(args)]
+    with sock, sock.makefile("rb") as f:
+        for cmd in cmds:
+            parts = [a if isinstance(a, bytes) else str(a).encode() for a in cmd]
+            sock.sendall(b"*%d\r\n" % len(parts) +
+                         b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in parts))
+            line = f.readline()
+            assert not line.startswith(b"-"), line
+            if line.startswith(b"$") and int(line[1:]) >= 0:
+                f.read(int(line[1:]) + 2)
+    return line
+
+
 class RlctlTest(unittest.TestCase):
+    REDIS = False
+
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="rlctl-test.")
         self.dir = self.tmp.name
@@ -571,6 +605,131 @@ c rlctl --d
         d = self.json_of("stats", "--json", key)
         self.assertEqual(d["keys"][0]["key"], key)
 
+    # ---- a database written by someone else (issue 15) -------------------
+
+    def plant_key(self, key, allowed):
+        """A key row written behind rl's back, as a tampered file holds it."""
+        import sqlite3
+        db = sqlite3.connect(self.db)
+        db.execute("INSERT INTO rl_keys (key, allowed, units, first_seen, last_seen)"
+                   " VALUES (?, ?, ?, 1, 1)", (key, allowed, allowed))
+        db.commit()
+        db.close()
+
+    def damage_policy(self):
+        """A stored policy that rl refuses to read (RL_ECORRUPT)."""
+        import sqlite3
+        db = sqlite3.connect(self.db)
+        db.execute("UPDATE rl_limits SET count = -1 WHERE tier = 'free'")
+        db.commit()
+        db.close()
+
+    def test_tampered_keys_are_refused_not_printed(self):
+        # A newline and an escape sequence in a stored key forged table rows
+        # ("fake-key 999999" on a line of its own) and drove the terminal.
+        self.allow("m:ok")
+        self.plant_key("m:x\n\x1b[2Kfake-key 999999", 999999)
+        for args in (["stats"], ["stats", "--top", "0"], ["stats", "--json"],
+                     ["stats", "--format", "prometheus"], ["keys"], ["keys", "--json"],
+                     ["reset", "--dry-run", "--match", "m:*"]):
+            p = self.fails(ERROR, *args)
+            self.assertNotIn("fake-key", p.stdout, args)  # (a dry run lists m:ok first)
+            self.assertRegex(p.stderr, r"^rlctl: stored key 'm:x\?\?\[2Kfake-key 999999' is not "
+                                       r"a valid key \(tampered\?\)\n$", args)
+        p = self.fails(1, "doctor")
+        self.assertNotIn("\x1b", p.stdout)
+        self.assertRegex(p.stdout, r"(?m)^bucket states +FAIL +1 of 2 key\(s\) stored under a "
+                                   r"name that is not a valid key \(first: 'm:x\?\?\[2Kfake-key")
+        self.assertRegex(self.ok("reset", "--all", "--yes"), r"^reset 2 key\(s\)\n$")
+        self.assertIn("no keys", self.ok("stats"))
+
+    def test_invisible_characters_are_escaped(self):
+        # U+202E (right-to-left override) is valid UTF-8 and may be in a key,
+        # but shows the text after it reversed ("m:<U+202E>gnp.exe" reads
+        # "m:exe.png"); U+200B is invisible. Both are escaped in text and in
+        # Prometheus lines, and are \u escapes in JSON, which decode to them.
+        key = "m:\u202egnp.exe\u200b"
+        shown = "m:\\u202egnp.exe\\u200b"
+        self.assertEqual(self.allow(key), 0)
+        for args in (["stats"], ["stats", key], ["keys"], ["keys", "--all-limits"],
+                     ["inspect", key], ["reset", "--dry-run", "--match", "m:*"],
+                     ["assign", key, "pro"], ["unassign", key]):
+            out = self.ok(*args)
+            self.assertNotIn("\u202e", out, args)
+            self.assertIn(shown, out, args)
+        out = self.ok("stats", "--format", "prometheus")
+        self.assertNotIn("\u202e", out)
+        samples, _ = parse_prometheus(out)
+        self.assertIn(("rl_key_units_total", (("key", shown), ("tier", "metered"))), samples)
+        for args, keys_of in ((["stats", "--json"], lambda d: [k["key"] for k in d["keys"]]),
+                              (["keys", "--json"], lambda d: [k["key"] for k in d["keys"]]),
+                              (["inspect", "--json", key], lambda d: [d["key"]])):
+            p = self.run_raw(*args)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn("\u202e", p.stdout, args)
+            self.assertIn('"m:\\u202egnp.exe\\u200b"', p.stdout, args)
+            self.assertEqual(keys_of(json.loads(p.stdout)), [key], args)
+        p = self.fails(ERROR, "stats", "m:\u202eno")
+        self.assertEqual(p.stderr, "rlctl: no such key: 'm:\\u202eno'\n")
+
+    def test_tampered_names_are_refused(self):
+        # Tier names from the file are checked as names (A-Z a-z 0-9 _ . : -)
+        # when read, as the Redis store's decoder does.
+        if self.REDIS:
+            self.skipTest("a Redis policy is one blob, checked whole by its decoder")
+        import sqlite3
+        db = sqlite3.connect(self.db)
+        db.execute("UPDATE rl_tiers SET name = 'pro\n\x1b[31mfree' WHERE name = 'pro'")
+        db.execute("UPDATE rl_limits SET tier = 'pro\n\x1b[31mfree' WHERE tier = 'pro'")
+        db.commit()
+        db.close()
+        for args in (["tiers", "list"], ["tiers", "list", "--names"], ["tiers", "show", "free"],
+                     ["stats"], ["inspect", "m:1"], ["stats", "--format", "prometheus"]):
+            p = self.fails(ERROR, *args)
+            self.assertEqual(p.stdout, "", args)
+            self.assertEqual(p.stderr, "rlctl: stored tier name 'pro??[31mfree' is not valid "
+                                       "(tampered?)\n", args)
+
+    def test_load_replaces_a_damaged_policy(self):
+        # A policy rl cannot read is replaced by a whole new one: tiers load
+        # and import (on Redis, both failed with "damaged policy"; on SQLite,
+        # tiers load exited 3 reading the old one to say what changed).
+        self.assertEqual(self.allow("ip:1"), 0)
+        export = self.write("backup.json", self.ok("export"))
+        for replace in (["tiers", "load", self.tiers], ["import", export]):
+            self.damage_policy()
+            p = self.fails(ERROR, "tiers", "list")
+            self.assertRegex(p.stderr, r"^rlctl: .*(damaged|stored).*\n$")
+            self.fails(ERROR, "allow", "ip:1")
+            out = self.ok(*replace)
+            if replace[0] == "tiers":
+                self.assertRegex(out, r"(?m)^replaced a damaged policy \(.+\)$")
+            self.assertRegex(self.ok("tiers", "list"), r"(?m)^free +yes +1 +rps 5/s burst 10$")
+            self.assertEqual(self.allow("ip:1"), 0)
+
+    def test_symlinked_database_is_not_followed(self):
+        # `ln -s victim.txt e.db; rlctl --db e.db tiers load t.yaml` turned an
+        # empty victim.txt into a database, with -wal and -shm beside it.
+        if self.REDIS:
+            self.skipTest("no file on Redis")
+        victim = self.write("victim.txt", "")
+        link = os.path.join(self.dir, "e.db")
+        os.symlink("victim.txt", link)
+        for args in (["tiers", "load", self.tiers], ["allow", "k"], ["stats"], ["tiers", "list"]):
+            p = self.fails(PERM, "--db", link, *args, db=False)
+            self.assertEqual(p.stderr, f"rlctl: {link}: is a symbolic link, which rl does not "
+                                       f"follow: remove it, or name the file it points to\n")
+        self.assertEqual(os.path.getsize(victim), 0)
+        for side in ("-wal", "-shm", "-rlshm"):
+            self.assertFalse(os.path.lexists(link + side), side)
+            self.assertFalse(os.path.lexists(victim + side), side)
+        os.unlink(victim)  # a dangling link: nothing is created at its target either
+        self.fails(PERM, "--db", link, "tiers", "load", self.tiers, db=False)
+        self.assertFalse(os.path.lexists(victim))
+        # a linked directory is fine
+        os.symlink(self.dir, os.path.join(self.dir, "dirlink"))
+        self.ok("--db", os.path.join(self.dir, "dirlink", "rl.db"), "stats", db=False)
+
     # ---- inspect --------------------------------------------------------
 
     def test_inspect(self):
@@ -696,6 +855,57 @@ c rlctl --d
                 p = self.run_raw(*args, stdout=full)
             self.assertEqual(p.returncode, ERROR, args)
             self.assertRegex(p.stderr, r"^rlctl: write error: .+\n$")
+
+    def many_keys(self, n=3000):
+        """n keys m:00000... (by import: quicker than n rlctl runs), so that
+        keys and export write far more than a pipe holds (64 KiB)."""
+        self.allow("m:00000")
+        doc = json.loads(self.ok("export"))
+        k = doc["keys"][0]
+        doc["keys"] = [dict(k, key=f"m:{i:05d}") for i in range(n)]
+        self.ok("import", self.write("many.json", json.dumps(doc)))
+
+    def test_closed_pipe_is_an_error_not_sigpipe(self):
+        # `rlctl keys | head -1`: the reader leaves early. rlctl must not die
+        # of SIGPIPE (status 141 in a shell) but exit 3, quietly: a closed
+        # pipe is no news to the one who closed it.
+        self.many_keys()
+        for args, take in ((["keys"], "line"), (["export"], 10), (["stats", "--top", "0"], "line"),
+                           (["keys", "--json"], 10)):
+            p = subprocess.Popen([RLCTL, "--db", self.db] + args, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=self.env)
+            first = p.stdout.readline() if take == "line" else p.stdout.read(take)
+            p.stdout.close()
+            err = p.stderr.read()
+            p.stderr.close()
+            self.assertEqual(p.wait(timeout=60), ERROR, args)
+            self.assertTrue(first, args)
+            self.assertEqual(err, b"", args)
+
+    @unittest.skipUnless(os.path.exists("/dev/full"), "no /dev/full")
+    def test_write_error_says_why(self):
+        # The errno of the write that failed, not that of a later call
+        # ("Input/output error" for a full disk).
+        self.many_keys()
+        for args in (["export"], ["export", "-"], ["keys"], ["keys", "--json"],
+                     ["stats", "--top", "0"]):
+            with open("/dev/full", "w") as full:
+                p = self.run_raw(*args, stdout=full)
+            self.assertEqual(p.returncode, ERROR, args)
+            self.assertEqual(p.stderr, "rlctl: write error: No space left on device\n", args)
+        # export FILE: a file size limit stands in for a full disk
+        backup = os.path.join(self.dir, "backup.json")
+
+        def small_files():
+            import resource
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (100 * 1024, 100 * 1024))
+        p = subprocess.run([RLCTL, "--db", self.db, "export", backup], capture_output=True,
+                           encoding="utf-8", env=self.env, timeout=60, preexec_fn=small_files)
+        self.assertEqual(p.returncode, ERROR)
+        self.assertEqual(p.stderr, f"rlctl: {backup}: {os.strerror(errno.EFBIG)}\n")
+        self.assertFalse(os.path.exists(backup))
+        self.assertEqual([f for f in os.listdir(self.dir) if ".tmp." in f], [])
 
     def test_missing_database_is_not_created_by_reading(self):
         missing = os.path.join(self.dir, "missing.db")
@@ -1020,6 +1230,70 @@ c rlctl --d
                            capture_output=True, encoding="utf-8", env=self.env, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
 
+    def test_files_that_are_not_regular_or_too_large(self):
+        # A FIFO blocked `tiers validate` and `tiers load` (and rl_open)
+        # until some process wrote to it; a device may never end. Both are
+        # refused before a byte is read.
+        fifo = os.path.join(self.dir, "fifo")
+        os.mkfifo(fifo)
+        cases = ((("tiers", "validate", fifo), False, "cannot read: not a regular file (a FIFO)"),
+                 (("tiers", "load", fifo), True, "cannot read: not a regular file (a FIFO)"),
+                 (("tiers", "validate", "/dev/zero"), False,
+                  "cannot read: not a regular file (a character device)"),
+                 (("import", fifo), True, "not a regular file"),
+                 (("import", "/dev/zero"), True, "not a regular file"))
+        for args, db, msg in cases:
+            argv = [RLCTL] + (["--db", self.db] if db else []) + list(args)
+            try:
+                p = subprocess.run(argv, capture_output=True, encoding="utf-8", env=self.env,
+                                   timeout=10)
+            except subprocess.TimeoutExpired:
+                self.fail(f"rlctl {args} hangs")
+            self.assertEqual(p.returncode, ERROR, args)
+            self.assertEqual(p.stdout, "")
+            self.assertRegex(p.stderr, rf"^rlctl: {re.escape(args[-1])}: {re.escape(msg)}[^\n]*\n$")
+        # /dev/zero on stdin: refused at its first byte, not read forever
+        with open("/dev/zero", "rb") as zero:
+            p = subprocess.run([RLCTL, "--db", self.db, "import", "-"], stdin=zero,
+                               capture_output=True, encoding="utf-8", env=self.env, timeout=10)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, "rlctl: -: import: document: not JSON text (it contains a "
+                                   "NUL byte)\n")
+        # larger than an import reads (1 GB, SQLite's longest text): refused
+        # at once, from its size (a sparse file: it takes no disk)
+        big = os.path.join(self.dir, "big.json")
+        with open(big, "wb") as f:
+            f.truncate(10**9 + 1)
+        p = self.fails(1, "import", big)
+        self.assertEqual(p.stderr, f"rlctl: {big}: too large: 1000000001 bytes, more than the "
+                                   "1000000000 an import reads\n")
+        self.ok("which", "m:x")  # the database is untouched, and usable
+
+    def test_import_refuses_nul_characters(self):
+        # SQLite's JSON reader ends a string at \u0000: "t\u0000x" would be
+        # imported as "t". No name or key holds a NUL: the file is refused.
+        self.allow("m:keep")
+        good = json.loads(self.ok("export"))
+        before = dict(good)
+        cases = [dict(good, settings=dict(good["settings"], default_tier="pro\u0000x")),
+                 dict(good, keys=[dict(good["keys"][0], key="m:a\u0000b")]),
+                 dict(good, rules=[{"match": "ip:*\u0000", "tier": "free"}])]
+        for doc in cases:
+            f = self.write("nul.json", json.dumps(doc))
+            with open(f, encoding="utf-8") as fh:
+                self.assertIn("\\u0000", fh.read())
+            p = self.fails(1, "import", f)
+            self.assertRegex(p.stderr, rf"^rlctl: {re.escape(f)}: import: document: a string "
+                                       r"holds \\u0000 \(byte \d+\): no name or key can hold a NUL\n$")
+        after = json.loads(self.ok("export"))
+        del before["exported_at_ns"], after["exported_at_ns"]
+        self.assertEqual(before, after)
+        # an escaped backslash before "u0000" is no NUL: a key may hold it
+        doc = dict(good, keys=good["keys"] + [dict(good["keys"][0], key="m:\\u0000")])
+        self.ok("import", self.write("ok.json", json.dumps(doc)))
+        self.assertEqual(json.loads(self.ok("inspect", "--json", "m:\\u0000"))["key"],
+                         "m:\\u0000")
+
     # ---- tiers list, show, load ---------------------------------------------
 
     def test_tiers_list_and_show(self):
@@ -1138,11 +1412,27 @@ keys:
 
     # ---- a database the user may only read ----------------------------------
 
+    def copy_rlctl(self, dest):
+        """Copies rlctl and the librl it loads (as ldd finds it) into dest,
+        readable and runnable by all; returns the copy's path and an
+        environment that makes it load the copied librl."""
+        p = subprocess.run(["ldd", RLCTL], capture_output=True, encoding="utf-8", timeout=60)
+        m = re.search(r"^\s*(librl\.so\S*) => (/\S+)", p.stdout, re.M)
+        if not m:
+            self.skipTest(f"cannot tell which librl {RLCTL} loads: {p.stdout}{p.stderr}")
+        os.makedirs(dest, mode=0o755, exist_ok=True)
+        shutil.copy(RLCTL, os.path.join(dest, "rlctl"))
+        shutil.copy(m.group(2), os.path.join(dest, m.group(1)))
+        for f in os.listdir(dest):
+            os.chmod(os.path.join(dest, f), 0o755)
+        return os.path.join(dest, "rlctl"), dict(self.env, LD_LIBRARY_PATH=dest)
+
     def test_reading_commands_on_a_read_only_database(self):
         self.allow("m:ro", "--cost", "2")
         self.allow("ip:ro")  # full again 200 ms later: prune would take it
         self.ok("assign", "user:ro", "pro")
         time.sleep(0.3)
+        rlctl, env = RLCTL, self.env
         if os.geteuid() == 0:
             # root reads everything: run as another user, who may only read
             nobody = pwd.getpwnam("nobody")
@@ -1151,9 +1441,22 @@ keys:
                 os.chmod(os.path.join(self.dir, f), 0o644)
 
             def demote():
+                os.setgroups([])
                 os.setgid(nobody.pw_gid)
                 os.setuid(nobody.pw_uid)
             pre = demote
+            # The build tree may be out of nobody's reach (a clone in a 0700
+            # directory, or in /root): nobody runs copies of rlctl and librl.
+            rlctl, env = self.copy_rlctl(os.path.join(self.dir, "bin"))
+            try:
+                p = subprocess.run([rlctl, "--version"], capture_output=True, encoding="utf-8",
+                                   env=env, timeout=60, preexec_fn=pre)
+                reason = p.stderr if p.returncode else None
+            except OSError as e:
+                reason = str(e)
+            if reason:
+                self.skipTest(f"nobody cannot run {rlctl} (is {self.dir} out of its reach? "
+                              f"set TMPDIR): {reason.strip()}")
         else:
             for f in os.listdir(self.dir):
                 if f.startswith("rl.db"):
@@ -1161,8 +1464,8 @@ keys:
             pre = None
 
         def run(*args):
-            return subprocess.run([RLCTL, "--db", self.db] + list(args), capture_output=True,
-                                  encoding="utf-8", env=self.env, timeout=60, preexec_fn=pre)
+            return subprocess.run([rlctl, "--db", self.db] + list(args), capture_output=True,
+                                  encoding="utf-8", env=env, timeout=60, preexec_fn=pre)
         for args in (["stats", "--json"], ["keys", "--json"], ["inspect", "--json", "m:ro"],
                      ["which", "--json", "user:ro"], ["tiers", "list", "--json"],
                      ["tiers", "show", "--json", "pro"], ["stats", "--format", "prometheus"],
@@ -1243,6 +1546,21 @@ class RlctlRedisTest(RlctlTest):
     @db.setter
     def db(self, value):
         pass  # the file path the base class sets is not used
+
+    REDIS = True
+
+    def prefix(self):
+        import urllib.parse
+        return urllib.parse.parse_qs(urllib.parse.urlsplit(self.db).query)["prefix"][0]
+
+    def plant_key(self, key, allowed):
+        import struct
+        row = b"\x01\x00" + struct.pack("<5q", allowed, 0, allowed, 1, 1)
+        redis_call(self.db, "HSET", f"{self.prefix()}k:{{{key}}}", "v", "planted", "r", row)
+        redis_call(self.db, "ZADD", f"{self.prefix()}keys", "0", key)
+
+    def damage_policy(self):
+        redis_call(self.db, "HSET", f"{self.prefix()}policy", "b", b"\x01garbage")
 
     def test_doctor(self):
         self.allow("m:d")

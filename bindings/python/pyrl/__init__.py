@@ -24,6 +24,8 @@ parent's raises RLError.
 
 import ctypes
 import ctypes.util
+import math
+import operator
 import os
 import threading
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from typing import List, Optional, Sequence, Union
 
 __all__ = [
     "Limiter", "Limit", "Result", "KeyStats", "LimitStats", "Totals", "Reservation",
-    "CancelToken", "RLError", "InvalidArgument", "NoMemory", "TooBig", "StoreFailure",
+    "CancelToken", "RLError", "InvalidArgument", "OutOfRange", "NoMemory", "TooBig", "StoreFailure",
     "StoreError", "Unreachable", "AuthFailed", "Busy", "ReadOnly", "Full", "Corrupt", "Version",
     "Config", "NotFound", "Untrusted",
     "Timeout", "Canceled", "NoLimit", "validate_tiers", "parse_rate", "parse_duration",
@@ -48,7 +50,7 @@ RL_OPTIONS_VERSION = 1
 RL_OPEN_READONLY = 0x1
 RL_OPEN_SHARED_GROUP = 0x2
 RL_FAIL_CLOSED, RL_FAIL_OPEN = 0, 1
-RL_ALGO_GCRA, RL_ALGO_SLIDING_WINDOW = 0, 1
+RL_ALGO_GCRA, RL_ALGO_SLIDING_WINDOW, RL_ALGO_CONCURRENT = 0, 1, 2
 RL_DURABILITY_NORMAL, RL_DURABILITY_FULL = 0, 1
 RL_BUSY_LOCK, RL_BUSY_SQLITE = 0, 1
 RL_SORT_KEY, RL_SORT_ALLOWED, RL_SORT_REFUSED, RL_SORT_LAST_SEEN = 0, 1, 2, 3
@@ -74,7 +76,7 @@ RL_EAUTH = -16
 RL_EPERM = -17
 
 SECOND = 1_000_000_000
-_FOREVER_NS = 50 * 366 * 86400 * SECOND  # librl caps waits at 50 years
+_FOREVER_NS = (1 << 63) - 1  # INT64_MAX: librl waits for ever
 
 TIER_SOURCES = {RL_TIER_NONE: "none", RL_TIER_ASSIGNED: "assigned", RL_TIER_RULE: "rule",
                 RL_TIER_DEFAULT: "default_tier", RL_TIER_OPTIONS: "options"}
@@ -95,6 +97,13 @@ class RLError(Exception):
 
 class InvalidArgument(RLError, ValueError):
     """RL_EINVAL: a bad key, negative cost, invalid limit or option."""
+
+
+class OutOfRange(InvalidArgument, OverflowError):
+    """An integer (or a duration in nanoseconds) that the C type it is passed
+    as cannot hold: a cost beyond int64_t, a negative size_t... Raised by
+    pyrl itself, before librl is called: ctypes would silently wrap the value
+    (a cost of 2**64 + 1 would be charged as 1)."""
 
 
 class NoMemory(RLError, MemoryError):
@@ -381,8 +390,62 @@ def _s(b: bytes) -> str:
     return b.decode("utf-8", "replace")
 
 
-def _ns(seconds) -> int:
-    return int(round(seconds * SECOND))
+def _bits(t) -> int:
+    return 8 * ctypes.sizeof(t)
+
+
+# The ranges of the C integer types that arguments are passed as.
+_INT64 = (-(1 << 63), (1 << 63) - 1, "int64_t")
+_SIZE = (0, (1 << _bits(ctypes.c_size_t)) - 1, "size_t")
+_CINT = (-(1 << (_bits(ctypes.c_int) - 1)), (1 << (_bits(ctypes.c_int) - 1)) - 1, "int")
+_CUINT = (0, (1 << _bits(ctypes.c_uint)) - 1, "unsigned int")
+
+
+def _int(v, what: str, ctype=_INT64, convert=operator.index) -> int:
+    """v as a Python int that the C type ctype holds, else OutOfRange (an
+    InvalidArgument, so a ValueError, and an OverflowError): ctypes itself
+    would silently keep the low bits. convert is operator.index (integers
+    only: a float is a TypeError) or int (floats are truncated)."""
+    lo, hi, name = ctype
+    try:
+        i = convert(v)
+    except TypeError:
+        raise TypeError("%s must be an integer, not %s" % (what, type(v).__name__)) from None
+    except (OverflowError, ValueError):  # int(inf), int(nan)
+        raise OutOfRange(RL_EINVAL, "%s %r is not a finite number" % (what, v)) from None
+    if not lo <= i <= hi:
+        raise OutOfRange(RL_EINVAL, "%s %d is out of range: the C %s holds %d to %d"
+                         % (what, i, name, lo, hi))
+    return i
+
+
+def _ns(seconds, what: str = "duration", forever: bool = False) -> int:
+    """seconds (int or float) as int64 nanoseconds, else OutOfRange. With
+    forever, the value is a timeout: negative is 0, and anything at or above
+    INT64_MAX nanoseconds (infinity included) is INT64_MAX, which librl takes
+    as waiting for ever."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        try:
+            seconds = float(seconds)  # Decimal, Fraction, numpy numbers...
+        except (TypeError, ValueError):
+            raise TypeError("%s must be a number of seconds, not %s"
+                            % (what, type(seconds).__name__)) from None
+    if isinstance(seconds, float) and math.isnan(seconds):
+        raise OutOfRange(RL_EINVAL, "%s is NaN, not a number of seconds" % what)
+    ns = seconds * SECOND
+    if forever:
+        if ns <= 0:
+            return 0
+        if ns >= _FOREVER_NS:
+            return _FOREVER_NS
+    if isinstance(ns, float) and math.isinf(ns):
+        raise OutOfRange(RL_EINVAL, "%s %r s is out of range: the C int64_t of "
+                         "nanoseconds holds about 292 years" % (what, seconds))
+    ns = int(round(ns))
+    if not _INT64[0] <= ns <= _INT64[1]:
+        raise OutOfRange(RL_EINVAL, "%s %r s is out of range: the C int64_t of nanoseconds "
+                         "holds about 292 years (%d ns)" % (what, seconds, _INT64[1]))
+    return ns
 
 
 def strerror(code: int) -> str:
@@ -460,10 +523,12 @@ class Limit:
 
     @property
     def period_ns(self) -> int:
-        return _ns(self.period)
+        return _ns(self.period, "period")
 
     @property
     def algorithm_code(self) -> int:
+        if self.period_ns == 0:  # a cap on units in flight (RL_CONCURRENT)
+            return RL_ALGO_CONCURRENT
         if self.algorithm not in _ALGORITHMS:
             raise ValueError("unknown algorithm %r (gcra, token_bucket or sliding_window)"
                              % (self.algorithm,))
@@ -492,7 +557,8 @@ def _limit_array(limits):
     for i, l in enumerate(ls):
         name, res = _b(l.name, "limit name"), _b(l.resource, "resource")
         keep += [name, res]
-        arr[i] = rl_limit(name, res, l.count, l.period_ns, l.burst, l.algorithm_code)
+        arr[i] = rl_limit(name, res, _int(l.count, "count"), l.period_ns,
+                          _int(l.burst, "burst"), l.algorithm_code)
     return arr, len(ls), keep
 
 
@@ -562,7 +628,8 @@ class KeyStats:
 
 
 def _algorithm_name(code: int) -> str:
-    return "sliding_window" if code == RL_ALGO_SLIDING_WINDOW else "gcra"
+    return {RL_ALGO_SLIDING_WINDOW: "sliding_window",
+            RL_ALGO_CONCURRENT: "concurrent"}.get(code, "gcra")
 
 
 def _key_stats(st: rl_key_stats) -> KeyStats:
@@ -653,7 +720,7 @@ def _costs(requests, costs, resources):
         raise InvalidArgument(RL_EINVAL, "at least one cost is needed")
     carr = (rl_cost * len(amounts))()
     for i, (name, amount) in enumerate(amounts.items()):
-        carr[i] = rl_cost(_b(name, "resource"), int(amount))
+        carr[i] = rl_cost(_b(name, "resource"), _int(amount, "cost of %s" % name, convert=int))
     return carr, len(amounts)
 
 
@@ -681,7 +748,7 @@ class Lease:
     def begin(self) -> "Lease":
         res = rl_result()
         self.result = self._limiter._decide(
-            _rl_lease_begin, (_b(self._key, "key"), self._carr, self._n, _ns(self._ttl),
+            _rl_lease_begin, (_b(self._key, "key"), self._carr, self._n, _ns(self._ttl, "ttl"),
                               ctypes.byref(self._lease)), res)
         if not self.result.allowed:
             raise Refused(self.result)
@@ -745,10 +812,10 @@ class Limiter:
         arr, n, keep = _limit_array(default_limits)
         o.default_limits = arr if n else None
         o.n_default_limits = n
-        o.busy_timeout_ms = int(busy_timeout * 1000)
+        o.busy_timeout_ms = _int(busy_timeout * 1000, "busy_timeout in ms", _CINT, int)
         o.durability = RL_DURABILITY_FULL if durable else RL_DURABILITY_NORMAL
         o.fail_mode = RL_FAIL_OPEN if fail_open else RL_FAIL_CLOSED
-        o.file_mode = file_mode
+        o.file_mode = _int(file_mode, "file_mode", _CUINT)
         o.tiers_file = _b(tiers_file, "tiers_file")
         o.flags = ((RL_OPEN_READONLY if readonly else 0) |
                    (RL_OPEN_SHARED_GROUP if shared_group else 0))
@@ -826,7 +893,7 @@ class Limiter:
 
     def allow(self, key, cost: int = 1) -> Result:
         """Decides now whether cost units of "requests" may pass for key."""
-        return self._decide(_rl_allow, (_b(key, "key"), cost), rl_result())
+        return self._decide(_rl_allow, (_b(key, "key"), _int(cost, "cost")), rl_result())
 
     def wait(self, key, cost: int = 1, timeout: Optional[float] = None,
              cancel: Optional[CancelToken] = None) -> Result:
@@ -836,7 +903,8 @@ class Limiter:
         thread the wait also ends on a signal (Ctrl-C): its reservation is
         returned and the exception (KeyboardInterrupt) propagates."""
         token = cancel or CancelToken()
-        tmo = _FOREVER_NS if timeout is None else max(0, _ns(timeout))
+        tmo = _FOREVER_NS if timeout is None else _ns(timeout, "timeout", forever=True)
+        cost = _int(cost, "cost")
         kb = _b(key, "key")
         res = rl_result()
         out = {}
@@ -883,7 +951,8 @@ class Limiter:
         """Takes cost units now if they come free within max_delay seconds;
         the Reservation says how long to wait (.delay) and can be cancelled."""
         rv = rl_reservation()
-        self._call(_rl_reserve, _b(key, "key"), cost, max(0, _ns(max_delay)), ctypes.byref(rv))
+        self._call(_rl_reserve, _b(key, "key"), _int(cost, "cost"),
+                   _ns(max_delay, "max_delay", forever=True), ctypes.byref(rv))
         return Reservation(self, rv)
 
     def acquire(self, keys: Union[str, bytes, Sequence[Union[str, bytes]]],
@@ -907,7 +976,7 @@ class Limiter:
         carr = (rl_cost * len(amounts))()
         names = [_b(r, "resource") for r in amounts]
         for i, (name, amount) in enumerate(zip(names, amounts.values())):
-            carr[i] = rl_cost(name, int(amount))
+            carr[i] = rl_cost(name, _int(amount, "cost of %s" % _s(name), convert=int))
         kb = [_b(k, "key") for k in keys]
         res = rl_result()
         strs = [k if isinstance(k, str) else _s(_b(k)) for k in keys]
@@ -933,7 +1002,8 @@ class Limiter:
     def penalize(self, key, seconds: float, resource: Optional[str] = None) -> None:
         """A cool-down shared by every process: key is refused (on resource,
         or on everything) for seconds from now; 0 lifts it."""
-        self._call(_rl_penalize, _b(key, "key"), _b(resource, "resource"), _ns(seconds))
+        self._call(_rl_penalize, _b(key, "key"), _b(resource, "resource"),
+                   _ns(seconds, "cool-down"))
 
     # -- reading and resetting
 
@@ -961,7 +1031,8 @@ class Limiter:
             out.append(_key_stats(st.contents))
             return 0
 
-        self._call(_rl_keys_list, _b(match, "match"), _SORTS[sort], limit, _key_fn(each), None)
+        self._call(_rl_keys_list, _b(match, "match"), _SORTS[sort], _int(limit, "limit", _SIZE),
+                   _key_fn(each), None)
         return out
 
     def reset(self, key) -> None:

@@ -398,6 +398,77 @@ class TestErrors(Base):
         with self.assertRaises(pyrl.InvalidArgument):
             pyrl.Limiter(self.db, default_limits=[pyrl.Limit(0, 1)])
 
+    def test_integers_out_of_range(self):
+        # ctypes keeps the low bits of an integer its C type cannot hold:
+        # 2**64 + 1 would be charged as 1. Each is refused before librl.
+        with pyrl.Limiter(self.db, default_limits=[pyrl.Limit(5, 60, burst=5)]) as rl:
+            calls = [
+                ("cost", lambda: rl.allow("k", 2**64 + 1)),
+                ("cost", lambda: rl.allow("k", -2**63 - 1)),
+                ("cost", lambda: rl.wait("k", 2**64 + 1, timeout=0)),
+                ("cost", lambda: rl.reserve("k", 2**64 + 1)),
+                ("cost of requests", lambda: rl.acquire("k", requests=2**64 + 1)),
+                ("cost of tokens", lambda: rl.acquire("k", tokens=2**64)),
+                ("cost of tokens", lambda: rl.lease("k", tokens=2**63).begin()),
+                ("ttl", lambda: rl.lease("k", ttl=2**64).begin()),
+                ("cool-down", lambda: rl.penalize("k", 2**64)),
+                ("cool-down", lambda: rl.penalize("k", float("nan"))),
+                ("limit", lambda: rl.keys(limit=-1)),
+                ("limit", lambda: rl.keys(limit=2**64)),
+                ("count", lambda: rl.set_tier("t", [pyrl.Limit(2**64 + 5, 1)])),
+                ("burst", lambda: rl.set_tier("t", [pyrl.Limit(5, 1, burst=2**64 + 5)])),
+                ("period", lambda: rl.set_tier("t", [pyrl.Limit(5, 2.0**64)])),
+                ("busy_timeout", lambda: pyrl.Limiter(self.db, busy_timeout=2**32)),
+                ("file_mode", lambda: pyrl.Limiter(self.db, file_mode=2**32 + 0o600)),
+            ]
+            for what, call in calls:
+                with self.assertRaises(pyrl.OutOfRange, msg=what) as cm:
+                    call()
+                e = cm.exception
+                self.assertIsInstance(e, ValueError)
+                self.assertIsInstance(e, OverflowError)
+                self.assertIsInstance(e, pyrl.InvalidArgument)
+                self.assertTrue(str(e).startswith(what + " "), str(e))
+                self.assertRegex(str(e), "out of range|NaN")
+            with self.assertRaises(TypeError):
+                rl.allow("k", 1.5)
+            # nothing was charged, and nothing was stored
+            self.assertEqual(rl.stats("k").limits[0].remaining, 5)
+            self.assertNotIn("t", rl.tiers())
+            # a timeout longer than librl's cap on waits means "no limit":
+            # it waits (about 12 s here would be its turn, so a short one
+            # with a cancel), never times out at once
+            for i in range(5):
+                self.assertTrue(rl.allow("k"))
+            token = pyrl.CancelToken()
+            threading.Timer(0.3, token.cancel).start()
+            t0 = time.monotonic()
+            with self.assertRaises(pyrl.Canceled):
+                rl.wait("k", timeout=2**64, cancel=token)
+            self.assertGreater(time.monotonic() - t0, 0.2)
+            self.assertTrue(rl.reserve("k", max_delay=float("inf")).ok)
+            self.assertTrue(rl.reserve("k", max_delay=2**64).ok)
+
+    def test_tiers_file_not_regular(self):
+        # a FIFO would block rl_open until some process writes to it
+        fifo = os.path.join(self.tmp.name, "tiers.yaml")
+        os.mkfifo(fifo)
+        unblock = threading.Timer(10, lambda: os.close(os.open(fifo, os.O_RDWR)))
+        unblock.start()
+        try:
+            t0 = time.monotonic()
+            with self.assertRaises(pyrl.StoreError) as cm:
+                pyrl.Limiter(self.db, tiers_file=fifo)
+            self.assertLess(time.monotonic() - t0, 5)
+            self.assertIn("not a regular file (a FIFO)", str(cm.exception))
+            with self.assertRaises(pyrl.StoreError):
+                pyrl.validate_tiers(fifo)
+            with self.assertRaises(pyrl.StoreError) as cm:
+                pyrl.validate_tiers("/dev/zero")
+            self.assertIn("not a regular file (a character device)", str(cm.exception))
+        finally:
+            unblock.cancel()
+
     def test_unreachable_server(self):
         # a loopback port nothing listens on: the connection is refused
         import socket
