@@ -387,6 +387,7 @@ static int rebuild(rl_lock *l, const struct stat *db, uint64_t *old_domain, char
         *old_domain = old.domain;
     if (ftruncate(l->fd, 0) != 0)
         return rl_seterr(err, RL_ESTORE, "%s: truncate: %s", l->path, strerror(errno));
+    RL_LOCK_HOOK(RL_STEP_REBUILDING);
     if ((e = posix_fallocate(l->fd, 0, SHM_SIZE)) != 0)
         return rl_seterr(err, e == ENOSPC || e == EDQUOT ? RL_EFULL : RL_ESTORE,
                          "%s: cannot allocate the lock file: %s", l->path, strerror(e));
@@ -472,7 +473,7 @@ int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shar
     rl_lock *l;
     char *real;
     size_t n;
-    int rc, created = 0;
+    int rc, tries, created = 0;
     *out = NULL;
     *old_domain = 0;
     pthread_once(&once, init_once);
@@ -517,24 +518,38 @@ int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shar
     }
     if (!created && (rc = rl_fileperm_check_fd(l->fd, l->path, mode, shared_group, err)) != RL_OK)
         goto out;
-    if (ofd_lock(l->fd, F_OFD_SETLK, F_WRLCK, RL_BYTE_DMS) == 0) {
-        if ((rc = rebuild(l, &db, old_domain, err)) != RL_OK)
+    /* A builder killed half-way leaves a damaged file and drops its lock:
+     * whoever attaches next finds it so, lets go, and tries again, alone
+     * this time unless others attached to a good file since. */
+    for (tries = 0;; tries++) {
+        if (ofd_lock(l->fd, F_OFD_SETLK, F_WRLCK, RL_BYTE_DMS) == 0) {
+            if ((rc = rebuild(l, &db, old_domain, err)) != RL_OK)
+                goto out;
+            /* Downgrading is atomic: nobody attaches to a half-built file. */
+            if (ofd_lock(l->fd, F_OFD_SETLKW, F_RDLCK, RL_BYTE_DMS) != 0) {
+                rc = rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
+                goto out;
+            }
+            break;
+        }
+        if (errno != EAGAIN && errno != EACCES) {
+            rc = rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
             goto out;
-        /* Downgrading is atomic: nobody attaches to a half-built file. */
+        }
+        RL_LOCK_HOOK(RL_STEP_ATTACHING);
         if (ofd_lock(l->fd, F_OFD_SETLKW, F_RDLCK, RL_BYTE_DMS) != 0) {
             rc = rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
             goto out;
         }
-    } else if (errno == EAGAIN || errno == EACCES) {
-        if (ofd_lock(l->fd, F_OFD_SETLKW, F_RDLCK, RL_BYTE_DMS) != 0) {
-            rc = rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
+        if ((rc = attach(l, &db, err)) == RL_OK)
+            break;
+        if (rc != RL_ECORRUPT || tries == 3)
             goto out;
+        if (l->map) {
+            munmap(l->map, SHM_SIZE);
+            l->map = NULL;
         }
-        if ((rc = attach(l, &db, err)) != RL_OK)
-            goto out;
-    } else {
-        rc = rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
-        goto out;
+        (void)ofd_lock(l->fd, F_OFD_SETLK, F_UNLCK, RL_BYTE_DMS);
     }
     l->domain = l->h->domain;
     if ((rc = claim_member(l, err)) != RL_OK) {

@@ -70,7 +70,9 @@ enum rl_lock_step {
     RL_STEP_TAKEN,       /* leader: took posted requests, before deciding them */
     RL_STEP_COMMITTED,   /* leader: committed, before answering */
     RL_STEP_ANSWERED,    /* poster: read its answer, before freeing its slot */
-    RL_STEP_LOCKED       /* took the lock (from a dead owner too), before recovery */
+    RL_STEP_LOCKED,      /* took the lock (from a dead owner too), before recovery */
+    RL_STEP_REBUILDING,  /* alone: truncated the file, before allocating it */
+    RL_STEP_ATTACHING    /* not alone: before waiting for the builder to finish */
 };
 #ifdef RL_TEST_HOOKS
 extern void (*rl__lock_hook)(int step);

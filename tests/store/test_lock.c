@@ -1181,6 +1181,64 @@ static void test_planted_lock_file(void **state)
     assert_int_equal((int)st.st_uid, 65534);
 }
 
+/* A process killed while building the lock file (alone, the file emptied,
+ * not yet allocated), while another waits to attach: the waiter finds the
+ * file damaged, lets go, and builds it itself; it is not refused until
+ * every process has closed the database. */
+static void test_builder_killed(void **state)
+{
+    fx *f = *state;
+    hook hb, hw;
+    answer a;
+    pipes p;
+    pid_t builder, waiter;
+    int status;
+    assert_int_equal(unlink(f->lockpath), 0);
+    hook_open(&hb);
+    hook_open(&hw);
+    pipes_open(&p);
+    if ((builder = fork()) == 0) {
+        rl *r;
+        arm(&hb, RL_STEP_REBUILDING);
+        r = open_with(f->path, small, 5000);
+        rl_close(r);
+        _exit(0);
+    }
+    assert_true(builder > 0);
+    reached(&hb); /* alone, the file emptied */
+    if ((waiter = fork()) == 0) { /* armed before rl_open: it stops inside it */
+        rl_options o = RL_OPTIONS_INIT;
+        rl_result res;
+        rl *r = NULL;
+        int rc;
+        arm(&hw, RL_STEP_ATTACHING);
+        o.default_limits = small;
+        o.n_default_limits = 1;
+        rc = rl_open(&r, f->path, &o);
+        if (rc == RL_OK)
+            rc = rl_allow(r, "k", 1, &res);
+        memset(&a, 0, sizeof a);
+        a.rc = rc;
+        a.res = res;
+        snprintf(a.msg, sizeof a.msg, "%s", rl_errmsg(r));
+        rl_close(r);
+        _exit(write(p.out[1], &a, sizeof a) == (ssize_t)sizeof a ? 0 : 92);
+    }
+    assert_true(waiter > 0);
+    reached(&hw); /* the builder holds the file: the waiter is about to wait */
+    kill(builder, SIGKILL);
+    assert_int_equal(waitpid(builder, &status, 0), builder);
+    resume(&hw);
+    collect(&p, &a);
+    reap(waiter);
+    if (a.rc != RL_OK)
+        fail_msg("after the builder died: %d %s", a.rc, a.msg);
+    assert_true(a.res.allowed);
+    hook_close(&hb);
+    hook_close(&hw);
+    pipes_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1203,6 +1261,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_parent_forked_child, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_same_lock_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_planted_lock_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_builder_killed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
