@@ -1211,6 +1211,7 @@ static void test_builder_killed(void **state)
         rl_result res;
         rl *r = NULL;
         int rc;
+        memset(&res, 0, sizeof res);
         arm(&hw, RL_STEP_ATTACHING);
         o.default_limits = small;
         o.n_default_limits = 1;
