@@ -217,6 +217,9 @@ char *rlctl_text_dup(const char *s)
 
 /* Prints prefix, the message and suffix and a newline on f, the message
  * through rlctl_text. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 3, 0)))
+#endif
 static void say(FILE *f, const char *prefix, const char *fmt, va_list ap, const char *suffix)
 {
     char msg[8192], shown[4 * sizeof msg];
