@@ -75,9 +75,12 @@ void rl_gcra_decide(const rl_ldef *d, rl_tat tat, int64_t now, int64_t cost,
     i128 allow_at = nw - tau;
 
     out->tat = tat;
-    if (cost == 0) { /* a query: always answered, nothing consumed */
-        out->ok = 1;
-        out->delay_ns = 0;
+    if (cost == 0) {
+        /* A check: nothing consumed, admitted unless units are owed beyond
+         * an empty bucket (reservations ahead, a lease overrun), as a cost
+         * of 0 in golang.org/x/time/rate. */
+        out->delay_ns = ceil_ns(d, allow_at - now_s);
+        out->ok = out->delay_ns <= max_delay_ns;
         out->remaining = units(d, now_s, cur);
         out->reset_after_ns = ceil_ns(d, cur - now_s);
         return;

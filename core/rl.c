@@ -870,6 +870,16 @@ static void window_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t max
     ev->reset_after_ns = out.reset_after_ns;
 }
 
+static void window_decide_at(lim_eval *ev, int64_t amount, int64_t now, int64_t delay_ns)
+{
+    rl_window_out out;
+    rl_window_decide_at(ev->d, window_of(ev->slot), now, amount, delay_ns, &out);
+    set_window(&ev->next, out.w);
+    ev->delay_ns = out.delay_ns;
+    ev->remaining = out.remaining;
+    ev->reset_after_ns = out.reset_after_ns;
+}
+
 /* Decides amount on the limit of ev, by its kind; ev->next is the slot to
  * write if the whole decision admits. */
 static void limit_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t max_delay_ns,
@@ -990,6 +1000,13 @@ static int decide_tx(rl *r, decision *x, const char *const *keys, size_t nkeys,
         if (x->cool_delay > x->delay)
             x->delay = x->cool_delay;
     }
+    /* A window admits the caller when the whole decision lets it act: if
+     * another limit or a cool-down sets a later time than the window's own,
+     * the units count in the window of that time. */
+    for (i = 0; x->allowed && i < x->n; i++)
+        if (x->ev[i].d->kind == RL_KIND_WINDOW && x->ev[i].delay_ns < x->delay)
+            window_decide_at(&x->ev[i], amount_of(costs, ncosts, x->ev[i].d->resource), x->now,
+                             x->delay);
     if (x->allowed)
         for (i = 0; i < x->n; i++)
             *x->ev[i].slot = x->ev[i].next;
@@ -1703,7 +1720,7 @@ static int cancel_tx(rl *r, void *ctx)
     return r->store->ops->row_put(r->store, rv->key_, &row);
 }
 
-int rl_cancel(rl *r, const rl_reservation *rv)
+int rl_cancel(rl *r, rl_reservation *rv)
 {
     int rc;
     if (!r)
@@ -1716,7 +1733,11 @@ int rl_cancel(rl *r, const rl_reservation *rv)
     }
     if ((rc = check_key(r, rv->key_)) != RL_OK)
         return rc;
-    return write_tx(r, cancel_tx, NULL, (void *)rv); /* only read */
+    /* Once given back, the units must not come back twice: the state cannot
+     * tell a second cancel from a refund, so the reservation is marked. */
+    if ((rc = write_tx(r, cancel_tx, NULL, rv)) == RL_OK)
+        rv->n_ = 0;
+    return rc;
 }
 
 static int64_t mono_ns(void)

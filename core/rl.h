@@ -277,7 +277,7 @@ RL_API int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, in
                       int64_t timeout_ns, const volatile sig_atomic_t *cancel, rl_result *res);
 RL_API int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns,
                       rl_reservation *rv);
-RL_API int rl_cancel(rl *r, const rl_reservation *rv);
+RL_API int rl_cancel(rl *r, rl_reservation *rv); /* marks *rv spent: a second call does nothing */
 
 /* Several resources in one decision: every limit of the key's tier on a
  * resource named in costs is checked, and all of them admit or none is

@@ -146,39 +146,57 @@ static int64_t room(const rl_ldef *d, i128 est)
     return clamp64((i128)d->count - est, 0, d->count);
 }
 
-void rl_window_decide(const rl_ldef *d, rl_window w, int64_t now, int64_t cost,
-                      int64_t max_delay_ns, rl_window_out *out)
+/* Counts cost, admitted to act delay_ns from now, in the window of that
+ * time (at the end of time, the last one: counting units early only
+ * refuses more). w0 is w advanced to now, est its estimate then. */
+static void charge(const rl_ldef *d, rl_window w0, i128 est, int64_t now, int64_t cost,
+                   int64_t delay_ns, rl_window_out *out)
 {
-    rl_window w0 = advance(d, w, now), w1;
-    i128 est = estimate(d, w0, now);
-
-    out->w = w;
-    if (cost == 0) { /* a query: always answered, nothing consumed */
-        out->ok = 1;
-        out->delay_ns = 0;
-        out->remaining = room(d, est);
-        out->reset_after_ns = reset_after(d, w0, now);
-        return;
-    }
-    out->delay_ns = clamp64(wait_for(d, w0, now, cost), 0, INT64_MAX);
-    out->ok = out->delay_ns <= max_delay_ns;
-    if (!out->ok) {
-        out->remaining = room(d, est);
-        out->reset_after_ns = reset_after(d, w0, now);
-        return;
-    }
-    /* the window of the time the caller may act (at the end of time, the
-     * last one: counting units early only refuses more) */
-    w1 = advance(d, w0, clamp64((i128)now + out->delay_ns, INT64_MIN, INT64_MAX));
+    rl_window w1 = advance(d, w0, clamp64((i128)now + delay_ns, INT64_MIN, INT64_MAX));
     if (w1.start != w0.start) { /* see the top comment */
         i128 floor_ = (est < d->count ? est : d->count) - cost;
         if (w1.prev < floor_)
             w1.prev = (int64_t)floor_; /* < count */
     }
     w1.cur += cost;
+    out->ok = 1;
     out->w = w1;
-    out->remaining = out->delay_ns > 0 ? 0 : room(d, est + cost);
+    out->delay_ns = delay_ns;
+    out->remaining = delay_ns > 0 ? 0 : room(d, est + cost);
     out->reset_after_ns = reset_after(d, w1, now);
+}
+
+void rl_window_decide(const rl_ldef *d, rl_window w, int64_t now, int64_t cost,
+                      int64_t max_delay_ns, rl_window_out *out)
+{
+    rl_window w0 = advance(d, w, now);
+    i128 est = estimate(d, w0, now);
+
+    out->w = w;
+    out->delay_ns = clamp64(wait_for(d, w0, now, cost), 0, INT64_MAX);
+    out->ok = out->delay_ns <= max_delay_ns;
+    if (!out->ok || cost == 0) { /* a cost of 0 is a check: nothing counted */
+        out->remaining = room(d, est);
+        out->reset_after_ns = reset_after(d, w0, now);
+        return;
+    }
+    charge(d, w0, est, now, cost, out->delay_ns, out);
+}
+
+void rl_window_decide_at(const rl_ldef *d, rl_window w, int64_t now, int64_t cost,
+                         int64_t delay_ns, rl_window_out *out)
+{
+    rl_window w0 = advance(d, w, now);
+    i128 est = estimate(d, w0, now);
+    out->w = w;
+    if (cost == 0) {
+        out->ok = 1;
+        out->delay_ns = delay_ns;
+        out->remaining = room(d, est);
+        out->reset_after_ns = reset_after(d, w0, now);
+        return;
+    }
+    charge(d, w0, est, now, cost, delay_ns, out);
 }
 
 void rl_window_peek(const rl_ldef *d, rl_window w, int64_t now, int64_t *remaining,

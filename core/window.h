@@ -54,10 +54,20 @@ int64_t rl_window_estimate(const rl_ldef *d, rl_window w, int64_t now);
 
 /* Decides `cost` units at `now`, allowing the caller to act up to
  * max_delay_ns later (0 for Allow). cost must be 0..d->count; cost 0 is a
- * query, always answered, nothing consumed. A request admitted with a delay
- * is counted in the window of the time it may act. */
+ * check: nothing is counted, and it is admitted iff estimate <= count (not
+ * while reservations or a lease overrun hold the window over full). A
+ * request admitted with a delay is counted in the window of the time it
+ * may act. */
 void rl_window_decide(const rl_ldef *d, rl_window w, int64_t now, int64_t cost,
                       int64_t max_delay_ns, rl_window_out *out);
+
+/* As rl_window_decide for a decision admitted to act delay_ns from now,
+ * when something else (another limit, a cool-down) sets that delay:
+ * delay_ns must be at least the delay rl_window_decide gave, where cost fits
+ * (the estimate only falls while nobody asks). cost is counted in the
+ * window of now + delay_ns; out->ok is 1. */
+void rl_window_decide_at(const rl_ldef *d, rl_window w, int64_t now, int64_t cost,
+                         int64_t delay_ns, rl_window_out *out);
 
 /* What the key's window looks like at now, without consuming;
  * retry_after_ns is for one unit. */

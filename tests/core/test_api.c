@@ -38,6 +38,9 @@ typedef struct fixture {
 } fixture;
 
 static const int64_t T0 = (int64_t)1700000000 * RL_SECOND;
+/* Sliding windows of a minute: T0 lies 20 s into the window that began at
+ * T0 - 20 s (windows are aligned to the epoch). */
+static const int64_t WIN0 = (int64_t)1699999980 * RL_SECOND;
 
 static int64_t fake_clock(void *ctx)
 {
@@ -304,6 +307,90 @@ static void test_reserve_cancel(void **state)
     assert_int_equal(rl_cancel(f->r, &b), RL_OK);
     assert_int_equal(rl_reserve(f->r, "r", 1, RL_SECOND, &a), RL_OK);
     assert_int_equal(a.delay_ns, 100 * RL_MILLISECOND);
+}
+
+/* Issue 15, item 11: a reservation gives its units back once. Cancelled
+ * twice, it used to give them back twice: units that were never reserved. */
+static void test_cancel_twice(void **state)
+{
+    fixture *f = *state;
+    rl_reservation a;
+    rl_result res;
+    assert_int_equal(rl_allow(f->r, "r", 10, &res), RL_OK);
+    assert_int_equal(rl_reserve(f->r, "r", 1, RL_SECOND, &a), RL_OK);
+    assert_true(a.ok);
+    assert_int_equal(rl_cancel(f->r, &a), RL_OK);
+    assert_int_equal(rl_cancel(f->r, &a), RL_OK); /* nothing left to give */
+    assert_int_equal(rl_allow(f->r, "r", 1, &res), RL_OK);
+    assert_false(res.allowed); /* the bucket is still empty */
+    assert_int_equal(res.retry_after_ns, 100 * RL_MILLISECOND);
+}
+
+/* Issue 15, item 9: a cost of 0 checks. It is admitted unless units are owed
+ * beyond an empty bucket or a full window, as AllowN(now, 0) in
+ * golang.org/x/time/rate; then retry_after_ns says when it will be. */
+static void test_zero_cost_check(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit win[] = { RL_SLIDING_WINDOW("rpm", NULL, 2, RL_MINUTE) };
+    rl_cost est = { "requests", 1 }, actual = { "requests", 4 };
+    rl_reservation a;
+    rl_lease l;
+    rl_result res;
+    /* token bucket: empty is still a pass; a reservation ahead is owed */
+    assert_int_equal(rl_allow(f->r, "r", 10, &res), RL_OK);
+    assert_int_equal(rl_allow(f->r, "r", 0, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_reserve(f->r, "r", 1, RL_SECOND, &a), RL_OK);
+    assert_true(a.ok);
+    assert_int_equal(rl_allow(f->r, "r", 0, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(res.retry_after_ns, 100 * RL_MILLISECOND);
+    f->now += 100 * RL_MILLISECOND;
+    assert_int_equal(rl_allow(f->r, "r", 0, &res), RL_OK);
+    assert_true(res.allowed);
+    /* sliding window: a lease overrun counts 4 on a window of 2 */
+    assert_int_equal(rl_tier_set(f->r, "w", win, 1), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "u", "w"), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "u", &est, 1, RL_MINUTE, &l, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_settle(f->r, &l, &actual, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "u", 0, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_true(res.retry_after_ns > 0);
+    f->now += res.retry_after_ns;
+    assert_int_equal(rl_allow(f->r, "u", 0, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(res.remaining, 0); /* estimate == count: a pass, no room */
+}
+
+/* Issue 15, item 8: a reservation that another limit delays into the next
+ * window is counted in that window (the window of the time it may act),
+ * not in the current one. */
+static void test_window_reserve_delayed_by_other(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_SLIDING_WINDOW("rpm", NULL, 3, RL_MINUTE),
+                                     RL_LIMIT("slow", NULL, 1, 2 * RL_SECOND, 1) };
+    rl_reservation a;
+    rl_key_stats st;
+    rl_result res;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 2), RL_OK);
+    f->now = WIN0 + RL_MINUTE - RL_SECOND / 2; /* half a second before a new window */
+    assert_int_equal(rl_allow(f->r, "r", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    /* the window has room now; "slow" makes the caller wait 2 s, into the
+     * next window */
+    assert_int_equal(rl_reserve(f->r, "r", 1, 5 * RL_SECOND, &a), RL_OK);
+    assert_true(a.ok);
+    assert_int_equal(a.delay_ns, 2 * RL_SECOND);
+    /* half way through the next window: this window counts the reserved
+     * unit in full and the first one at half weight: 2 of 3 */
+    f->now = WIN0 + RL_MINUTE + RL_MINUTE / 2;
+    assert_int_equal(rl_stats(f->r, "r", &st), RL_OK);
+    assert_int_equal(st.n_limits, 2);
+    assert_string_equal(st.limits[0].name, "rpm");
+    assert_int_equal(st.limits[0].remaining, 1);
 }
 
 static void test_stats_and_reset(void **state)
@@ -879,9 +966,6 @@ static void test_allow_batch(void **state)
     assert_int_equal(rl_allow_batch(NULL, it, 1), RL_EINVAL);
 }
 
-/* Sliding windows of a minute: T0 lies 20 s into the window that began at
- * T0 - 20 s (windows are aligned to the epoch). */
-static const int64_t WIN0 = (int64_t)1699999980 * RL_SECOND;
 
 static void test_window_allow(void **state)
 {
@@ -1561,6 +1645,9 @@ int main(void)
         BOTH(test_wait_timeout_consumes_nothing),
         BOTH(test_wait_cancel_returns_reservation),
         BOTH(test_reserve_cancel),
+        BOTH(test_cancel_twice),
+        BOTH(test_zero_cost_check),
+        BOTH(test_window_reserve_delayed_by_other),
         BOTH(test_stats_and_reset),
         BOTH(test_keys_list),
         BOTH(test_tiers_and_assignment),

@@ -56,7 +56,7 @@
 /* 3: int64 overflow near the top: a bucket whose end lies beyond INT64_MAX
  *    gives a wrong retry_after_ns. Clocks stay below 4e18 (the year 2096)
  *    and reservations whose ends could pass INT64_MAX are not made. */
-#define KNOWN_ISSUE_15_3 1
+/* fixed: KNOWN_ISSUE_15_3 no longer set */
 /* 4: a key first decided at clock 0 gets the next decision's time as
  *    first_seen_ns. No segment starts at clock 0. */
 /* fixed: KNOWN_ISSUE_15_4 no longer set */
@@ -77,18 +77,18 @@
  * 8: a reservation (rl_reserve, rl_wait) delayed by a cool-down or by
  *    another limit is counted in a sliding window's current window instead
  *    of "the window of the time it may act" (tiers.md). */
-#define KNOWN_ISSUE_15_8 1
+/* fixed: KNOWN_ISSUE_15_8 no longer set */
 /* 9: a cost-0 check on a sliding window whose estimate is above COUNT (a
  *    reservation counted ahead) is admitted; tiers.md: "admitted if and
  *    only if estimate + c <= COUNT". */
-#define KNOWN_ISSUE_15_9 1
+/* fixed: KNOWN_ISSUE_15_9 no longer set */
 /* 10: rl_reserve / rl_wait refuse (ok = 0) a delay longer than 50 years
  *     (50 × 366 days) that max_delay_ns allows; api.md sets no such bound
  *     (a sliding window's wait may reach two periods of up to 50 years). */
 /* fixed: KNOWN_ISSUE_15_10 no longer set */
 /* 11: rl_cancel of a reservation that was already cancelled gives its units
  *     back again (GCRA): units that were never reserved. */
-#define KNOWN_ISSUE_15_11 1
+/* fixed: KNOWN_ISSUE_15_11 no longer set */
 /* 12: rl_cancel after the key was assigned another tier (and before any
  *     decision under it) gives the units back; api.md: "Does nothing ...
  *     if the key was reset or re-tiered since" (a sibling of item 1). */
@@ -265,6 +265,11 @@ static int64_t l_wait(const mlimit *l, const mslot *s, int64_t now, int64_t c)
         /* a token bucket of capacity burst refilling count per period:
          * c pass iff spent + c <= burst, i.e. u + c·P <= B·P */
         i128 need = g_used(l, s, now) + (i128)c * l->period - (i128)eff_burst(l) * l->period;
+        /* api.md: a request "whose bucket state would pass INT64_MAX is
+         * refused with retry_after_ns = INT64_MAX" (never) */
+        if ((i128)now * l->count + g_used(l, s, now) + (i128)c * l->period >
+            (i128)INT64_MAX * l->count + l->count - 1)
+            return INT64_MAX;
         return need <= 0 ? 0 : (int64_t)ceildiv(need, l->count);
     } else {
         /* tiers.md: admitted iff ceil(prev·(P-e)/P) + cur + c <= COUNT; the
@@ -304,6 +309,12 @@ static int64_t l_remaining(const mlimit *l, const mslot *s, int64_t now)
 {
     if (l->algo == RL_ALGO_GCRA) {
         i128 room = (i128)eff_burst(l) * l->period - g_used(l, s, now);
+        /* api.md: near the end of int64_t "remaining counts only the units
+         * whose bucket state can still be recorded" (below INT64_MAX) */
+        i128 end = (i128)INT64_MAX * l->count + l->count - 1 - (i128)now * l->count -
+                   g_used(l, s, now);
+        if (end < room)
+            room = end;
         return room <= 0 ? 0 : (int64_t)(room / l->period);
     } else {
         i128 r = (i128)l->count - w_est(l, s, now);
@@ -396,7 +407,7 @@ static int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, i
     const int64_t now = M.now;
     unsigned mask = 0;
     int64_t delay = 0, req_amount = cs[0].amount, amt[NRES] = { 0 };
-    int i, admitted, all_unl = 1;
+    int i, admitted, all_unl = 1, never = 0;
     size_t li;
     mslot v[RL_MAX_KEYS][MAXL];
     int64_t w[RL_MAX_KEYS][MAXL], cdw[RL_MAX_KEYS];
@@ -434,11 +445,13 @@ static int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, i
             named[i][li] = (mask & (1u << l->res)) != 0;
             v[i][li] = view(k, t, li, now);
             w[i][li] = named[i][li] ? l_wait(l, &v[i][li], now, amt[l->res]) : 0;
-            /* AMBIGUOUS: "A cost of 0 checks without charging" does not say
-             * whether the check passes on a token bucket that reservations
-             * took below empty (rl admits it; a window's formula refuses) */
-            if (named[i][li] && l->algo == RL_ALGO_GCRA && amt[l->res] == 0 && w[i][li] > 0)
-                x->amb = 1;
+            /* api.md: "a request whose bucket state would pass INT64_MAX is
+             * refused with retry_after_ns = INT64_MAX" */
+            if (named[i][li] && l->algo == RL_ALGO_GCRA && w[i][li] == INT64_MAX)
+                never = 1;
+            /* api.md: "A cost of 0 checks without charging: it is admitted
+             * unless units are owed beyond an empty bucket or a full
+             * window": l_wait gives the time until nothing is owed */
 #ifdef KNOWN_ISSUE_15_9
             if (named[i][li] && l->algo == RL_ALGO_SLIDING_WINDOW && amt[l->res] == 0 &&
                 w[i][li] > 0)
@@ -460,7 +473,7 @@ static int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, i
     }
     if (dry)
         return delay;
-    admitted = mode == M_ALLOW ? delay == 0 : delay <= lim;
+    admitted = !never && (mode == M_ALLOW ? delay == 0 : delay <= lim);
     x->rc = (mode == M_WAIT && !admitted) ? RL_ETIMEOUT : RL_OK;
     x->allowed = admitted;
     x->retry = admitted ? 0 : delay;
@@ -511,6 +524,8 @@ static int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, i
                         s.epoch = k->slot[li].epoch + 1;
                     s.has = 1;
                     s.x = base + (i128)c * l->period;
+                } else if (c == 0) {
+                    /* a check counts nothing, in no window */
                 } else if (delay == 0 || wstart(tta, l->period) <= s.start) {
                     /* (a time to act before the key's window: win_behind,
                      * not generated) */
