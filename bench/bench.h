@@ -8,6 +8,14 @@
  *   report.c  the table, the ratios, the machine line (text or --json)
  *   redis.c   the Redis side: a private redis-server for the run, the
  *             baseline GCRA Lua script by EVALSHA, INFO figures, clean-up
+ *   clock.c   the clock (CLOCK_MONOTONIC ns) that all of them read
+ *
+ * Calls go one way only, with no cycle:
+ *   bench.c -> run.c, work.c, redis.c, report.c
+ *   run.c -> work.c, redis.c, clock.c
+ *   work.c -> redis.c (the Lua baseline), clock.c
+ *   redis.c -> clock.c
+ *   report.c and clock.c call no other file of bench/.
  *
  * The program prints figures, never pass/fail.
  */
@@ -89,7 +97,6 @@ int bench_prepare(const bench_case *c, const char *path, bench_result *out);
 /* Runs in the child: open, warm up, barrier, loop until the deadline. */
 void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot,
                 int64_t *samples, size_t cap, bench_barrier_fn barrier, void *bctx);
-int64_t bench_now_ns(void); /* CLOCK_MONOTONIC */
 /* After a memory_probe case: the file size after a checkpoint (SQLite) and
  * the VmRSS of a fresh process before and after opening a handle and
  * making a few decisions on existing keys. */
@@ -115,6 +122,9 @@ int bench_lua_prepare(const char *url, char *err, size_t errlen);
 void *bench_lua_open(const char *url, char *err, size_t errlen);
 int bench_lua_op(void *h, const char *key, char *err, size_t errlen);
 void bench_lua_close(void *h);
+
+/* clock.c */
+int64_t bench_now_ns(void); /* CLOCK_MONOTONIC */
 
 /* run.c */
 int bench_run(const bench_case *c, const char *path, double secs, bench_result *out);

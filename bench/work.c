@@ -46,13 +46,6 @@ static void keys_init(int n)
         snprintf(keys[i], KEY_LEN, "k%d", i);
 }
 
-int64_t bench_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int64_t realtime_ns(void)
 {
     struct timespec ts;

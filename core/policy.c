@@ -179,7 +179,7 @@ size_t rl_utf8_len(const unsigned char *p)
 /* Format characters (Unicode category Cf: bidi controls such as U+202E,
  * zero-width characters, invisible operators, tags) and the line and
  * paragraph separators: they reorder, hide or break the text around them.
- * tool/common.c keeps the same list for rlctl's output. */
+ * tool/output.c keeps the same list for rlctl's output. */
 static const struct {
     unsigned lo, hi;
 } rl_invisible[] = {

@@ -2,7 +2,7 @@
  * json.c - the streaming JSON writer behind rlctl's --json (see json.h).
  */
 #include "json.h"
-#include "common.h"
+#include "output.h"
 
 #include <inttypes.h>
 #include <string.h>

@@ -1,15 +1,12 @@
 /*
  * main.c - rlctl, the admin tool of librl: global options, the table of
- * commands, and the exit status (including the check that everything
- * written to stdout actually got there, and why not).
+ * commands, and the exit status (the check that everything written to
+ * stdout actually got there is output.c's, rlctl_stdout_finish).
  */
 #include "common.h"
 
-#include <errno.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 typedef struct rlctl_cmd {
     const char *name;
@@ -163,68 +160,16 @@ static int run(int argc, char **argv)
     return unknown_command(argv[i]);
 }
 
-/* The errno of the first write to stdout that failed, 0 if none did. */
-static int out_errno;
-
-/* stdout's writes go through here (see main), so that the reason of the
- * first failure is kept when it happens: errno read later, after other
- * stdio and library calls, would blame the wrong thing ("Input/output
- * error" for a full disk). */
-static ssize_t out_write(void *cookie, const char *buf, size_t len)
-{
-    size_t done = 0;
-    (void)cookie;
-    while (done < len) {
-        ssize_t n = write(STDOUT_FILENO, buf + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (!out_errno)
-                out_errno = n < 0 ? errno : EIO;
-            break;
-        }
-        done += (size_t)n;
-    }
-    return (ssize_t)done; /* short: stdio sets the stream's error flag */
-}
-
-/* Replaces stdout by a stream over the same descriptor whose writes record
- * their errno, buffered as the C library buffers stdout. glibc lets a
- * program assign stdout; if the stream cannot be made, the plain one stays
- * (and a write error is then reported as "Input/output error"). */
-static void wrap_stdout(void)
-{
-    static const cookie_io_functions_t io = { NULL, out_write, NULL, NULL };
-    FILE *f = fopencookie(NULL, "w", io);
-    if (!f)
-        return;
-    if (setvbuf(f, NULL, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, BUFSIZ) != 0) {
-        fclose(f);
-        return;
-    }
-    stdout = f;
-}
-
 int main(int argc, char **argv)
 {
     int rc;
-    /* A reader that goes away (rlctl keys | head -1) makes writes fail with
-     * EPIPE instead of killing rlctl with SIGPIPE (status 141): rlctl then
-     * stops and exits with status 3, as documented, without a message. */
-    signal(SIGPIPE, SIG_IGN);
-    wrap_stdout();
+    rlctl_stdout_init(); /* before anything is written */
     rc = run(argc, argv);
     if (rc == RLCTL_HELP)
         rc = RLCTL_OK;
     /* Output that never arrived (a full disk, a closed pipe) must not look
-     * like success to a script. */
-    if (fflush(stdout) != 0 || ferror(stdout) || out_errno) {
-        int e = out_errno ? out_errno : EIO;
-        if (e != EPIPE) /* the reader left on purpose: nothing to tell it */
-            rlctl_error("write error: %s", strerror(e));
-        if (rc != RLCTL_INTERRUPTED)
-            rc = RLCTL_ERROR;
-    }
+     * like success to a script: status 3. */
+    rc = rlctl_stdout_finish(rc);
     if (rc == RLCTL_INTERRUPTED) {
         /* Dying of the signal tells a calling shell the user pressed ^C,
          * so a script stops too (an exit status would not). */

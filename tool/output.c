@@ -1,132 +1,22 @@
 /*
- * common.c - helpers shared by the rlctl commands: option parsing, typo
- * suggestions, error messages, opening the database, confirmation, colour,
- * aligned tables and formatting of times, durations, rates and limits.
+ * output.c - everything rlctl prints (see output.h): text made safe to
+ * show, messages, colour, whole documents, stdout and its write check,
+ * the wording of times, rates and limits, and aligned tables.
+ *
+ * Guarantees: every byte of text that came from outside rlctl passes
+ * through rlctl_text before it is shown; a table cell never ends its row;
+ * and the first failed write to stdout is remembered with its errno, so
+ * rlctl_stdout_finish can say why and turn the status into 3.
  */
-#include "common.h"
+#include "output.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---- command line ------------------------------------------------------- */
-
-static const rlctl_opt *find_opt(const rlctl_opt *opts, const char *name, size_t len)
-{
-    for (; opts && opts->name; opts++)
-        if (strlen(opts->name) == len && strncmp(opts->name, name, len) == 0)
-            return opts;
-    return NULL;
-}
-
-int rlctl_parse_opts(int argc, char **argv, const rlctl_opt *opts, const char *usage,
-                     int *npos)
-{
-    const char *cmd = argv[0];
-    int i, n = 0, only_pos = 0;
-
-    for (i = 1; i < argc; i++) {
-        char *a = argv[i];
-        const rlctl_opt *o;
-        const char *eq;
-        size_t len;
-
-        if (only_pos || a[0] != '-' || a[1] == '\0') {
-            argv[1 + n++] = a; /* n < i, so nothing unread is overwritten */
-            continue;
-        }
-        if (strcmp(a, "--") == 0) {
-            only_pos = 1;
-            continue;
-        }
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(usage, stdout);
-            return RLCTL_HELP;
-        }
-        eq = strchr(a, '=');
-        len = eq ? (size_t)(eq - a) : strlen(a);
-        if (a[1] != '-' || !(o = find_opt(opts, a, len)))
-            return rlctl_usage_error(cmd, "unknown option '%.*s'", (int)len, a);
-        if (o->kind == RLCTL_OPT_FLAG) {
-            if (eq)
-                return rlctl_usage_error(cmd, "option '%s' takes no value", o->name);
-            *(int *)o->dest = 1;
-        } else if (eq) {
-            *(const char **)o->dest = eq + 1;
-        } else if (i + 1 < argc) {
-            *(const char **)o->dest = argv[++i];
-        } else {
-            return rlctl_usage_error(cmd, "option '%s' needs a value", o->name);
-        }
-    }
-    *npos = n;
-    return RLCTL_OK;
-}
-
-int rlctl_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    char *end;
-    long long v;
-    /* strtoll alone would take " 5", "+5" and "-0": a count is plain digits. */
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Optimal string alignment distance (Levenshtein plus adjacent swaps, so
- * "stast" is one typo away from "stats"), on short command names only. */
-static size_t typo_distance(const char *a, const char *b)
-{
-    enum { MAXLEN = 32 };
-    size_t d[MAXLEN + 1][MAXLEN + 1];
-    size_t la = strlen(a), lb = strlen(b), i, j;
-    if (la > MAXLEN || lb > MAXLEN)
-        return (size_t)-1;
-    for (i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (i = 1; i <= la; i++) {
-        for (j = 1; j <= lb; j++) {
-            size_t cost = a[i - 1] != b[j - 1], best = d[i - 1][j - 1] + cost;
-            if (d[i - 1][j] + 1 < best)
-                best = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < best)
-                best = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < best)
-                best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
-        }
-    }
-    return d[la][lb];
-}
-
-const char *rlctl_suggest(const char *s, const char *const *names)
-{
-    const char *best = NULL;
-    size_t best_d = (size_t)-1, len = strlen(s);
-    /* Short words are a typo apart from everything: allow less for them. */
-    size_t max_d = len >= 5 ? 2 : 1;
-    for (; *names; names++) {
-        size_t d = typo_distance(s, *names);
-        if (len >= 3 && strncmp(*names, s, len) == 0 && d > max_d)
-            d = max_d; /* an abbreviation, like "insp" */
-        if (d < best_d) {
-            best_d = d;
-            best = *names;
-        }
-    }
-    return best_d <= max_d ? best : NULL;
-}
 
 /* ---- text that may hold anything ------------------------------------------ */
 
@@ -257,67 +147,6 @@ int rlctl_usage_error(const char *cmd, const char *fmt, ...)
     return RLCTL_USAGE;
 }
 
-/* ---- the database ------------------------------------------------------ */
-
-void rlctl_options(const rlctl_ctx *ctx, rl_options *o)
-{
-    static const rl_options defaults = RL_OPTIONS_INIT;
-    *o = defaults;
-    if (ctx->shared_group) {
-        o->flags |= RL_OPEN_SHARED_GROUP;
-        o->file_mode = 0660;
-    }
-}
-
-int rlctl_open(const rlctl_ctx *ctx, int readonly, rl **out)
-{
-    rl_options o;
-    rl *r = NULL;
-    int rc;
-    rlctl_options(ctx, &o);
-    if (readonly)
-        o.flags |= RL_OPEN_READONLY;
-    *out = NULL;
-    if ((rc = rl_open(&r, ctx->db, &o)) != RL_OK) {
-        rlctl_error("%s", rl_errmsg(r));
-        rl_close(r);
-        return rc == RL_EPERM ? RLCTL_PERM : RLCTL_ERROR;
-    }
-    *out = r;
-    return RLCTL_OK;
-}
-
-int rlctl_check_tier(rl *r, const char *tier)
-{
-    rl_tier_info ti;
-    if (!tier)
-        return RLCTL_OK;
-    if (rl_tier_get(r, tier, &ti) != RL_OK)
-        return rlctl_error("%s", rl_errmsg(r));
-    return RLCTL_OK;
-}
-
-int rlctl_confirm(const char *question)
-{
-    char line[64];
-    FILE *tty = fopen("/dev/tty", "r+");
-    int yes = 0;
-    if (!tty)
-        return 0;
-    fprintf(tty, "%s [y/N] ", question);
-    fflush(tty);
-    if (fgets(line, sizeof line, tty)) {
-        line[strcspn(line, "\r\n")] = 0;
-        yes = strcmp(line, "y") == 0 || strcmp(line, "Y") == 0 || strcmp(line, "yes") == 0 ||
-              strcmp(line, "YES") == 0 || strcmp(line, "Yes") == 0;
-    } else {
-        (void)fseek(tty, 0, SEEK_CUR); /* C11 7.21.5.3: input, then output */
-        fputc('\n', tty);              /* ^D: leave the prompt's line ended */
-    }
-    fclose(tty);
-    return yes;
-}
-
 /* ---- colour -------------------------------------------------------------- */
 
 int rlctl_color(void)
@@ -370,6 +199,73 @@ void rlctl_out_discard(rlctl_out *o)
     o->f = NULL;
     free(o->buf);
     o->buf = NULL;
+}
+
+/* ---- stdout ------------------------------------------------------------- */
+
+/* The errno of the first write to stdout that failed, 0 if none did. */
+static int out_errno;
+
+/* stdout's writes go through here (see wrap_stdout), so that the reason
+ * of the first failure is kept when it happens: errno read later, after
+ * other stdio and library calls, would blame the wrong thing
+ * ("Input/output error" for a full disk). */
+static ssize_t out_write(void *cookie, const char *buf, size_t len)
+{
+    size_t done = 0;
+    (void)cookie;
+    while (done < len) {
+        ssize_t n = write(STDOUT_FILENO, buf + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (!out_errno)
+                out_errno = n < 0 ? errno : EIO;
+            break;
+        }
+        done += (size_t)n;
+    }
+    return (ssize_t)done; /* short: stdio sets the stream's error flag */
+}
+
+/* Replaces stdout by a stream over the same descriptor whose writes record
+ * their errno, buffered as the C library buffers stdout. glibc lets a
+ * program assign stdout; if the stream cannot be made, the plain one stays
+ * (and a write error is then reported as "Input/output error"). */
+static void wrap_stdout(void)
+{
+    static const cookie_io_functions_t io = { NULL, out_write, NULL, NULL };
+    FILE *f = fopencookie(NULL, "w", io);
+    if (!f)
+        return;
+    if (setvbuf(f, NULL, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, BUFSIZ) != 0) {
+        fclose(f);
+        return;
+    }
+    stdout = f;
+}
+
+void rlctl_stdout_init(void)
+{
+    /* A reader that goes away (rlctl keys | head -1) makes writes fail with
+     * EPIPE instead of killing rlctl with SIGPIPE (status 141): rlctl then
+     * stops and exits with status 3, as documented, without a message. */
+    signal(SIGPIPE, SIG_IGN);
+    wrap_stdout();
+}
+
+int rlctl_stdout_finish(int rc)
+{
+    /* Output that never arrived (a full disk, a closed pipe) must not look
+     * like success to a script. */
+    if (fflush(stdout) != 0 || ferror(stdout) || out_errno) {
+        int e = out_errno ? out_errno : EIO;
+        if (e != EPIPE) /* the reader left on purpose: nothing to tell it */
+            rlctl_error("write error: %s", strerror(e));
+        if (rc != RLCTL_INTERRUPTED)
+            rc = RLCTL_ERROR;
+    }
+    return rc;
 }
 
 /* ---- formatting -------------------------------------------------------- */
@@ -453,45 +349,6 @@ const char *rlctl_tier_source_json(int source)
     case RL_TIER_OPTIONS: return "default_limits";
     default: return "none";
     }
-}
-
-typedef struct rule_find {
-    const char *key, *tier;
-    char *match;
-    size_t len;
-} rule_find;
-
-static int rule_cb(void *ctx, const char *match, const char *tier)
-{
-    rule_find *f = ctx;
-    /* A rule naming a missing tier is skipped by the library, so it is
-     * the first matching rule with the key's actual tier that counts. */
-    if (strcmp(tier, f->tier) != 0 || !rl_glob_match(match, f->key))
-        return 0;
-    snprintf(f->match, f->len, "%s", match);
-    return 1;
-}
-
-int rlctl_find_rule(rl *r, const char *key, const char *tier, char *match, size_t len)
-{
-    rule_find f;
-    int rc;
-    f.key = key;
-    f.tier = tier;
-    f.match = match;
-    f.len = len;
-    match[0] = '\0';
-    rc = rl_rules_list(r, rule_cb, &f);
-    return rc < 0 ? rc : RL_OK;
-}
-
-int rlctl_key_tier(rl *r, const char *key, rl_key_stats *st, char *rule, size_t len)
-{
-    rule[0] = 0;
-    if (rl_stats(r, key, st) != RL_OK ||
-        (st->tier_source == RL_TIER_RULE && rlctl_find_rule(r, key, st->tier, rule, len) != RL_OK))
-        return rlctl_error("%s", rl_errmsg(r));
-    return RLCTL_OK;
 }
 
 /* ---- aligned tables ---------------------------------------------------- */
