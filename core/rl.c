@@ -86,33 +86,6 @@ static int64_t sat_sub(int64_t a, int64_t b)
     return v;
 }
 
-int rl_seterr(char *err, int code, const char *fmt, ...)
-{
-    va_list ap;
-    size_t i = 0, o = 0, n, len;
-    int unsafe;
-    va_start(ap, fmt);
-    vsnprintf(err, RL_ERRMSG_MAX, fmt, ap);
-    va_end(ap);
-    /* Messages are one line of text that is safe to print: a key or name
-     * in them (from the caller, or read back from a tampered file) cannot
-     * break the line, send a terminal an escape sequence or reorder the
-     * text (U+202E). Each such character becomes one '?', in place. */
-    len = strlen(err);
-    while (i < len) {
-        n = rl_text_char((const unsigned char *)err + i, len - i, &unsafe);
-        if (unsafe) {
-            err[o++] = err[i] == '\n' || err[i] == '\r' || err[i] == '\t' ? ' ' : '?';
-        } else {
-            memmove(err + o, err + i, n);
-            o += n;
-        }
-        i += n;
-    }
-    err[o] = '\0';
-    return code;
-}
-
 const char *rl_strerror(int code)
 {
     switch (code) {
@@ -428,13 +401,7 @@ int rl_open(rl **out, const char *path, const rl_options *o)
     sc.file_mode = r->o.file_mode;
     sc.flags = r->o.flags;
     sc.busy_strategy = r->o.busy_strategy;
-    if (strcmp(path, ":memory:") == 0)
-        rc = rl_store_mem_open(&r->store, r->err);
-    else if (rl_store_is_redis(path))
-        rc = rl_store_redis_open(&r->store, path, &sc, r->err);
-    else
-        rc = rl_store_sqlite_open(&r->store, path, &sc, r->err);
-    if (rc != RL_OK)
+    if ((rc = rl_store_open(&r->store, path, &sc, r->err)) != RL_OK)
         goto out;
     r->sig = group_sig(r);
     r->defaults_fp = tier_fingerprint(&r->defaults);

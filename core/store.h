@@ -10,8 +10,13 @@
  *
  * A write transaction excludes every other writer in every process until it
  * commits. Stores report failures as RL_E* codes with a one-line message in
- * the handle's error buffer (rl_store.err). No store function keeps pointers
- * to caller memory after it returns.
+ * the handle's error buffer (rl_store.err, written with rl_seterr). No store
+ * function keeps pointers to caller memory after it returns.
+ *
+ * Stores use this header and the engine's (policy.h, parse.h, bytes.h),
+ * never the handle's (rl_int.h) nor anything of core/rl.c. A new store
+ * fills rl_store_ops by slot name and adds its URL scheme to
+ * store/registry.c.
  */
 #ifndef RL_STORE_H
 #define RL_STORE_H
@@ -165,15 +170,25 @@ typedef struct rl_store_config {
     int busy_strategy;
 } rl_store_config;
 
-/* Constructors: on failure *out may still be set and must be closed. */
-int rl_store_mem_open(rl_store **out, char *err);
-int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config *c, char *err);
-/* "redis://..." or "unix://...": RL_EINVAL when built without hiredis. */
-int rl_store_redis_open(rl_store **out, const char *url, const rl_store_config *c, char *err);
-/* Whether path names a Redis server rather than a file. */
-int rl_store_is_redis(const char *path);
+/* Opens the store that path names (store/registry.c), with err (an
+ * RL_ERRMSG_MAX buffer that outlives the store) for its messages:
+ *   ":memory:"                       the memory store (mem.c), one per call
+ *   "redis://..." or "unix://..."    Redis (redis/), RL_EINVAL when built
+ *                                    without hiredis
+ *   anything else                    a SQLite database file (sqlite.c)
+ * On failure *out may still be set and must be closed. */
+int rl_store_open(rl_store **out, const char *path, const rl_store_config *c, char *err);
 
-/* One-line error message into an RL_ERRMSG_MAX buffer; returns code. */
+/* A store's constructor, as the registry calls it; the same contract. */
+typedef int (*rl_store_open_fn)(rl_store **out, const char *path, const rl_store_config *c,
+                                char *err);
+int rl_store_mem_open(rl_store **out, const char *path, const rl_store_config *c, char *err);
+int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config *c, char *err);
+int rl_store_redis_open(rl_store **out, const char *url, const rl_store_config *c, char *err);
+
+/* One-line error message into an RL_ERRMSG_MAX buffer; returns code. A line
+ * break or tab becomes a space, any other character that could act on a
+ * terminal or reorder the text a '?' (core/err.c: nothing of the handle). */
 int rl_seterr(char *err, int code, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))

@@ -401,18 +401,39 @@ static int mem_doctor(rl_store *s, rl_check_fn fn, void *ctx)
     return fn(ctx, "store", RL_CHECK_OK, "in-process memory store: nothing on disk to check");
 }
 
+/* No now (the local clock serves), prefetch (rows are in memory) or
+ * group commit (one process: the handle's mutex serialises it). */
 static const rl_store_ops mem_ops = {
-    "memory",        mem_close,       mem_begin,          mem_commit,     mem_rollback,
-    mem_row_get,     mem_row_put,     mem_row_delete,     mem_policy_version,
-    mem_policy_get,  mem_policy_put,  mem_tier_put,       mem_tier_delete,
-    mem_keys_list,   mem_totals,      mem_lease_put,      mem_lease_get,  mem_lease_delete,
-    mem_leases_each, mem_keys_page,   mem_state_clear,    mem_lease_restore, mem_doctor,
-    NULL,            NULL,            NULL,               NULL,           NULL,
+    .name = "memory",
+    .close = mem_close,
+    .begin = mem_begin,
+    .commit = mem_commit,
+    .rollback = mem_rollback,
+    .row_get = mem_row_get,
+    .row_put = mem_row_put,
+    .row_delete = mem_row_delete,
+    .policy_version = mem_policy_version,
+    .policy_get = mem_policy_get,
+    .policy_put = mem_policy_put,
+    .tier_put = mem_tier_put,
+    .tier_delete = mem_tier_delete,
+    .keys_list = mem_keys_list,
+    .totals = mem_totals,
+    .lease_put = mem_lease_put,
+    .lease_get = mem_lease_get,
+    .lease_delete = mem_lease_delete,
+    .leases_each = mem_leases_each,
+    .keys_page = mem_keys_page,
+    .state_clear = mem_state_clear,
+    .lease_restore = mem_lease_restore,
+    .doctor = mem_doctor,
 };
 
-int rl_store_mem_open(rl_store **out, char *err)
+int rl_store_mem_open(rl_store **out, const char *path, const rl_store_config *c, char *err)
 {
     mem_store *m = calloc(1, sizeof *m);
+    (void)path; /* ":memory:": every handle has a store of its own */
+    (void)c;
     *out = NULL;
     if (!m)
         return rl_seterr(err, RL_ENOMEM, "out of memory");

@@ -1,10 +1,21 @@
 /*
- * rd.h - the Redis store's private interface: its blob codecs (codec.c).
+ * rd.h - the Redis store's private interface, shared by its files:
+ *
+ *   redis.c   opening: the URL and its options, the connection and its
+ *             round trips (errors, backoff, SIGPIPE), rl_store_ops
+ *   rows.c    the transaction's cache of rows, rows and the policy, TIME
+ *   commit.c  transactions: begin, the optimistic commit script,
+ *             conflicts and claims
+ *   leases.c  leases
+ *   admin.c   listing keys, totals, import's clear, health checks
+ *   codec.c   the byte formats of stored values
  *
  * Redis keeps each rl key as one hash (its row, its leases and a version
- * token) and the policy as one blob. These are the byte formats; they are
+ * token) and the policy as one blob. The codecs' byte formats are
  * little-endian and length-checked like core/state.c, so a damaged or
  * foreign value is refused with RL_ECORRUPT and never read past its end.
+ * Nothing here is seen outside store/redis/: core/ knows the store only
+ * through rl_store_ops and rl_store_redis_open (store.h).
  */
 #ifndef RL_RD_H
 #define RL_RD_H
@@ -38,5 +49,137 @@ uint64_t rd_host_id(void);
  * as a tier file would be, so a tampered value cannot reach the math. */
 int rd_policy_encode(const rl_policy *p, unsigned char **buf, size_t *len);
 int rd_policy_decode(rl_policy *p, const unsigned char *buf, size_t len);
+
+/* ---- the store (every file but codec.c) ----------------------------------- */
+
+struct redisContext; /* hiredis: the files that talk to Redis include it */
+struct redisReply;
+
+#define RD_PREFIX_MAX 64
+#define RD_NAME_MAX (RD_PREFIX_MAX + 4 + RL_KEY_MAX + 2)
+#define RD_VER_MAX 24
+/* The data format this library writes, in PREFIX "format". */
+#define RD_FORMAT 1
+
+typedef struct rd_lease {
+    rl_lease_rec rec;
+    unsigned char raw[RD_LEASE_MAX]; /* as stored: re-written byte for byte */
+    size_t raw_len;
+} rd_lease;
+
+/* One key read by the current transaction. */
+typedef struct rd_row {
+    char key[RL_KEY_MAX + 1];
+    char ver[RD_VER_MAX]; /* version read: "" absent, "*" do not check */
+    rl_row row;
+    rd_lease *leases;
+    size_t n_leases, cap_leases;
+    int64_t *gone; /* lease ids removed by this transaction */
+    size_t n_gone, cap_gone;
+    int dirty;
+} rd_row;
+
+typedef struct rd_store {
+    rl_store base;
+    struct redisContext *c;
+    char where[300]; /* for messages: the URL without its password */
+    char host[256], sock[256], user[128], pass[256];
+    int port, db, timeout_ms, readonly;
+    int64_t idle_ttl_ms;
+    char prefix[RD_PREFIX_MAX];
+    char sha[48]; /* of the commit script, "" until loaded */
+    int64_t retry_at;
+    int backoff_ms;
+    uint64_t host_id, rng;
+    /* the transaction */
+    int in_tx, write, clear;
+    rd_row **rows;
+    size_t n_rows, cap_rows;
+    int have_pver, have_time, pol_loaded, pol_dirty;
+    int64_t pver, time_ns;
+    rl_policy pol;
+    /* What a conflicting commit sent back, for the retry that follows at
+     * once (see rd_begin): the rows it wrote, as they are now. */
+    rd_row **warm;
+    size_t n_warm;
+    int64_t warm_pver, warm_time, warm_at;
+    char token[20];  /* this handle's name in claims */
+    int losses;      /* conflicts in a row: from RD_CLAIM_AFTER on, claim */
+} rd_store;
+
+/* redis.c: names and round trips. Every failure sets the message and
+ * returns its RL_E* code; error replies are failures too, and a lost
+ * connection is dropped (RL_ECONNECT) and retried after a backoff. */
+int64_t rd_mono_ms(void);
+/* PREFIX "k:{KEY}" and PREFIX what, into RD_NAME_MAX bytes. */
+size_t rd_row_name(const rd_store *s, const char *key, char *buf);
+void rd_name_of(const rd_store *s, const char *what, char *buf);
+/* One command on a connection that exists (connecting uses it too). */
+int rd_plain(rd_store *s, struct redisReply **out, const char *what, int argc,
+             const char **argv, const size_t *len);
+/* One command, connecting first if need be. */
+int rd_cmd(rd_store *s, struct redisReply **out, const char *what, int argc, const char **argv,
+           const size_t *len);
+/* n commands in one write, their n replies into out[]; on failure every
+ * reply is freed. */
+int rd_pipeline(rd_store *s, size_t n, int *argc, const char ***argv, size_t **len,
+                struct redisReply **out, const char *what);
+
+/* rows.c: the transaction's cache. */
+void rd_row_free(rd_row *w);
+/* Forgets the transaction: its rows, its policy copy, what it read. */
+void rd_tx_reset(rd_store *s);
+/* The transaction's row of key, or NULL if it has not read it. */
+rd_row *rd_cached(rd_store *s, const char *key);
+/* Room for one more element in an array that doubles: returns the array
+ * (moved, if it had to grow) and updates *cap, or NULL when out of memory,
+ * leaving the old array and *cap as they were. */
+void *rd_room(void *v, size_t n, size_t *cap, size_t size, size_t first);
+/* Adds w to the transaction's rows (it owns it then); 0 on success. */
+int rd_push_row(rd_store *s, rd_row *w);
+int rd_add_lease(rd_row *w, const rl_lease_rec *rec, const unsigned char *raw, size_t len);
+/* Fills w from an HGETALL reply. */
+int rd_parse_hash(rd_store *s, rd_row *w, const struct redisReply *r);
+/* Reads every key of keys[] not yet in the cache (one round trip). */
+int rd_load(rd_store *s, const char *const *keys, size_t n);
+/* The cached row of key, read first if need be. */
+int rd_row_of(rd_store *s, const char *key, rd_row **out);
+int rd_row_get(rl_store *base, const char *key, rl_row *row, int64_t *version);
+int rd_row_put(rl_store *base, const char *key, const rl_row *row);
+int rd_row_delete(rl_store *base, const char *key);
+int rd_policy_version(rl_store *base, int64_t *version);
+int rd_policy_get(rl_store *base, rl_policy *p);
+int rd_policy_put(rl_store *base, const rl_policy *p);
+int rd_tier_put(rl_store *base, const rl_tier *t);
+int rd_tier_delete(rl_store *base, const char *name);
+int rd_now(rl_store *base, int64_t *ns);
+int rd_prefetch(rl_store *base, const char *const *keys, size_t n);
+
+/* commit.c */
+/* SCRIPT LOAD of the commit script into s->sha. */
+int rd_load_script(rd_store *s);
+/* Forgets a conflict's snapshot (s->warm). */
+void rd_warm_drop(rd_store *s);
+/* xorshift64* over s->rng: version tokens, the handle's claim token. */
+uint64_t rd_next_rand(rd_store *s);
+int rd_begin(rl_store *base, int write);
+int rd_commit(rl_store *base);
+void rd_rollback(rl_store *base);
+
+/* leases.c */
+int rd_lease_put(rl_store *base, rl_lease_rec *rec);
+int rd_lease_get(rl_store *base, int64_t id, rl_lease_rec *rec);
+int rd_lease_delete(rl_store *base, int64_t id);
+int rd_leases_each(rl_store *base, const char *key, rl_lease_fn fn, void *ctx);
+int rd_lease_restore(rl_store *base, const rl_lease_rec *rec);
+
+/* admin.c */
+int rd_keys_list(rl_store *base, const char *match, int sort, size_t limit, rl_row_fn fn,
+                 void *ctx);
+int rd_keys_page(rl_store *base, const char *after, const char *match, size_t limit,
+                 rl_row_fn fn, void *ctx);
+int rd_totals(rl_store *base, rl_totals *t);
+int rd_state_clear(rl_store *base);
+int rd_doctor(rl_store *base, rl_check_fn fn, void *ctx);
 
 #endif
