@@ -357,8 +357,16 @@ int rl_open(rl **out, const char *path, const rl_options *o)
     r->pol_version = -1;
     r->o = defaults;
     if (o) {
-        if (o->version != RL_OPTIONS_VERSION) {
-            rc = rl_seterr(r->err, RL_EINVAL, "rl_options.version is %u, this library takes %d",
+        /* Every layout from 1 to ours (core/options.c); all of them are
+         * today's, so the copy below reads no field a caller lacks. */
+        if (o->version < 1 || o->version > RL_OPTIONS_VERSION) {
+            rc = rl_seterr(r->err, RL_EINVAL,
+                           o->version > RL_OPTIONS_VERSION
+                               ? "rl_options.version %u is newer than this library's (librl "
+                                 RL_VERSION_STRING " takes 1 to %d): the program was built "
+                                 "with a newer rl.h than the librl it runs with"
+                               : "rl_options.version is %u: initialise rl_options with "
+                                 "RL_OPTIONS_INIT or rl_options_init() (versions 1 to %d)",
                            o->version, RL_OPTIONS_VERSION);
             goto out;
         }

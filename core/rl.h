@@ -1,20 +1,184 @@
 /*
- * rl.h - the public API of librl, a rate limiter whose state lives in SQLite.
+ * rl.h - librl's application API: a rate limiter whose state lives in
+ * SQLite (or Redis), shared by every process that opens the same store.
  *
  * Several processes open the same database file and share every bucket: a
  * decision made by one is seen by all, and survives restarts and crashes.
  * The shape follows Go's golang.org/x/time/rate (Allow / Wait / Reserve +
- * Cancel) with per-key state, weighted costs and tiers of several limits that
- * are checked and consumed all together or not at all.
+ * Cancel) with per-key state, weighted costs and tiers of several limits
+ * that are checked and consumed all together or not at all.
  *
- * Conventions (as in hiredis and libgit2):
- *   - every function that can fail returns an int: RL_OK (0) or a negative
- *     RL_E* code; rl_errmsg(r) then holds a one-line message;
- *   - the caller owns what it passes in; nothing here keeps a pointer to it
- *     after the call returns, except rl_options.clock_ctx;
- *   - time is integer nanoseconds (int64_t) throughout.
+ * This header is the reference for every function it declares; docs/api.md
+ * is the contract behind them (the semantics: group commit, the fail mode,
+ * time near the end of int64_t, what each limit algorithm admits), and the
+ * two must agree. The API is in three headers, layered as lua.h and
+ * lauxlib.h are (the other two include rl.h):
+ *   rl.h        what an application needs: open, decide, wait, reserve,
+ *               leases, cool-downs, its policy, one key's stats;
+ *   rl_admin.h  administration (what rlctl uses): listing keys, leases,
+ *               tiers and rules, totals, reset_match, prune, doctor,
+ *               export/import, the rate, duration and glob notations;
+ *   rl_http.h   HTTP glue: building keys from a request's identities,
+ *               rate-limit response headers, a provider's headers read
+ *               back into cool-downs.
+ * For this release rl.h still includes the other two (see the end of this
+ * file).
  *
- * This header is self-contained C11 (and C++ compatible).
+ * ---- Which function for which job -------------------------------------
+ *
+ *   Open and close a limiter ........ rl_open, rl_close; rl_options_init,
+ *                                     RL_OPTIONS_INIT; rl_default_path
+ *   Why a call failed ............... rl_errmsg (the handle's last error),
+ *                                     rl_strerror (a code's fixed text)
+ *   Decide now, never wait .......... rl_allow (one key, "requests"),
+ *                                     rl_acquire (several resources: requests
+ *                                     and tokens), rl_acquire_keys (several
+ *                                     keys: user and global),
+ *                                     rl_allow_batch (many rl_allow in one
+ *                                     transaction)
+ *   Wait until admitted ............. rl_wait, rl_wait_ex (several resources,
+ *                                     interactive or batch priority)
+ *   Book now, act later ............. rl_reserve, rl_cancel
+ *   Cost known only afterwards ...... rl_lease_begin, rl_lease_settle,
+ *     (an LLM call's tokens)          rl_lease_cancel
+ *   Cap work in flight .............. RL_CONCURRENT limits, held by leases
+ *   Back off after a 429 ............ rl_penalize; rl_observe_headers
+ *                                     (rl_http.h) reads the response for you
+ *   Set the limits .................. rl_options.default_limits or
+ *                                     .tiers_file at open; rl_load_tiers,
+ *                                     rl_tier_set, rl_tier_delete,
+ *                                     rl_key_assign
+ *   Look at one key, start it over .. rl_stats, rl_reset
+ *   Check the library's version ..... rl_version, RL_VERSION_STRING
+ *   In rl_admin.h:
+ *   List keys, leases, totals ....... rl_keys_list, rl_leases_list,
+ *                                     rl_totals_get
+ *   Read the policy back ............ rl_tiers_list, rl_tier_get,
+ *                                     rl_rules_list; rl_validate_tiers (a
+ *                                     file, without a database)
+ *   Maintain a store ................ rl_reset_match, rl_prune, rl_doctor
+ *   Back up, move, restore .......... rl_export, rl_import
+ *   Read and write the notations .... rl_parse_rate, rl_parse_duration,
+ *                                     rl_format_rate, rl_format_duration,
+ *                                     rl_glob_match
+ *   In rl_http.h:
+ *   Keys for a request .............. rl_key_for, rl_keys_for (user, agent,
+ *                                     org, ip, global), rl_key_build,
+ *                                     rl_key_unescape
+ *   Answer with headers ............. rl_format_headers (RateLimit,
+ *                                     X-RateLimit-*, Retry-After)
+ *   Read a provider's headers ....... rl_parse_provider_headers,
+ *                                     rl_observe_headers
+ *
+ * ---- Conventions (as in hiredis and libgit2) --------------------------
+ *
+ *   - Return codes. Every function that can fail returns an int: RL_OK (0)
+ *     or a negative RL_E* code (rl_error_code). A deciding call (rl_allow,
+ *     rl_acquire*, rl_wait*, rl_reserve, rl_lease_begin) returns RL_OK
+ *     whether the request was admitted or refused: rl_result.allowed says
+ *     which. Any other code is an error.
+ *   - Messages. After an error on a handle, rl_errmsg(r) holds a one-line
+ *     message naming the cause, safe to print (control characters, bytes
+ *     that are not UTF-8 and characters that reorder or hide text are
+ *     shown as '?'). It stays valid until the next call on the same
+ *     handle, from any thread: copy it if it has to outlive that. After
+ *     any call that returns RL_OK it is "no error". Calls without a handle
+ *     report through their return code only (rl_validate_tiers also
+ *     writes a message to the buffer it is given).
+ *   - Ownership. The caller owns everything it passes in and everything
+ *     it gets back in its own structs; librl keeps no pointer to caller
+ *     memory after a call returns, except rl_options.clock_ctx (the clock's
+ *     context, used for the life of the handle). rl_options.default_limits
+ *     and tiers_file are copied or read at rl_open. Strings librl returns
+ *     are its own: rl_strerror's and rl_version's are static, rl_errmsg's
+ *     belongs to the handle (above). Pointers passed to a callback are
+ *     valid during that call only.
+ *   - Parameter order is (handle, inputs, outputs): results come last, as
+ *     in rl_allow(r, key, cost, &res). The exceptions are kept as they
+ *     are: rl_open(&r, path, o) takes its output handle first (the handle
+ *     it makes is what every other call takes first), rl_options_init
+ *     fills the struct it is given first, and the string builders
+ *     rl_default_path, rl_key_build and rl_key_for take their (buf, len)
+ *     first, as snprintf does. Existing functions are not reordered, not
+ *     even to make this rule hold everywhere: a reordering that still
+ *     compiles (two pointers of one type swapped) would break callers
+ *     silently. New functions follow the rule.
+ *   - Output pointers must not be NULL unless a function says so (RL_EINVAL).
+ *   - Time is integer nanoseconds (int64_t) throughout: RL_SECOND,
+ *     RL_MINUTE, ... help write it. Durations in results are relative
+ *     ("retry after 120 ms"); rl_reservation.time_to_act and lease expiry
+ *     are clock times (ns since the epoch, or whatever rl_options.clock
+ *     returns). What cannot be recorded near the end of int64_t is refused,
+ *     never admitted (docs/api.md, Conventions).
+ *   - Keys are 1..RL_KEY_MAX bytes of valid UTF-8 without control
+ *     characters; names of tiers, limits and resources are
+ *     1..RL_NAME_MAX-1 bytes of [A-Za-z0-9_.:-]. Anything else is
+ *     RL_EINVAL. Costs are non-negative; a cost larger than a limit's
+ *     burst can never pass and is RL_ETOOBIG, not a refusal.
+ *   - Enumerations are typedef'd (rl_fail_mode, rl_algorithm, ...) and have
+ *     the size and type compatibility of int, because each has a negative
+ *     member (the RL_E* codes; elsewhere a private ..._INT_ = -1, never a
+ *     valid value), which makes the compiler choose int: they replace the
+ *     ints of earlier releases without changing the ABI, and a function or
+ *     callback written with int still matches.
+ *     Bit flags (RL_OPEN_*, RL_HEADERS_*) stay macros. Each callback type
+ *     has a name (rl_key_cb, rl_check_cb, ...); callbacks get a ctx pointer
+ *     first and stop a walk by returning non-zero, which the walk returns.
+ *   - Deprecated names stay for one release and are marked so here and in
+ *     CHANGELOG.md.
+ *
+ * ---- Threads, processes and fork --------------------------------------
+ *
+ *   - One rl * may be shared by all the threads of a process: a mutex in
+ *     the handle serialises its calls, because the SQLite connection inside
+ *     is not shareable. Waiting (rl_wait, rl_wait_ex) sleeps without
+ *     holding the mutex, so one thread's wait does not stall the others.
+ *   - Because calls are serialised, a thread that wants decisions in
+ *     parallel with others can open a handle of its own; every handle on
+ *     the same store sees the same buckets.
+ *   - Callbacks of rl_keys_list, rl_leases_list, rl_doctor and rl_export
+ *     run while the handle's mutex is held: they must not call the same
+ *     handle (that would deadlock) and should be quick. rl_tiers_list and
+ *     rl_rules_list call back on a private copy without the lock, so their
+ *     callbacks may use the handle.
+ *   - rl_close: no other thread may be using the handle, or be about to.
+ *   - Functions without a handle (rl_strerror, rl_version, the parsers and
+ *     formatters, the key builders, rl_validate_tiers) are thread-safe;
+ *     rl_default_path as far as getenv is.
+ *   - Each process opens its own handle, after fork(). A handle must not
+ *     cross fork() (SQLite's rule for its connections): open the store in
+ *     the child; the parent's handle may be closed in the parent only. Two
+ *     processes sharing a store is the normal case and needs nothing more.
+ *
+ * ---- What rl_open's path may be ----------------------------------------
+ *
+ *   ":memory:"        a private in-process store (nothing shared, nothing
+ *                     kept); exactly this string.
+ *   "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS]"
+ *   "unix:///SOCKET-PATH[?OPTIONS]"
+ *                     a Redis server (7.0 or newer) shared by machines.
+ *                     PORT defaults to 6379 and DB to 0; the unix:// path
+ *                     must be absolute. OPTIONS are &-separated: prefix=P
+ *                     (default "rl:"), timeout_ms=N (1..3600000; default
+ *                     busy_timeout_ms, or 1000 if that is 0),
+ *                     idle_ttl=SECONDS (default 86400), db=N, password=P.
+ *                     Percent-escapes work in the user, password and
+ *                     values; $RL_REDIS_PASSWORD is used when the address
+ *                     has no password. A malformed address is RL_EINVAL;
+ *                     a librl built without Redis (RL_REDIS=OFF) still
+ *                     recognises both schemes and fails with RL_EINVAL.
+ *                     docs/redis.md has the details.
+ *   NULL              rl_default_path(): $RL_DB (any of these forms), else
+ *                     $XDG_STATE_HOME/rl/rl.db (if absolute), else
+ *                     ~/.local/state/rl/rl.db; for the two defaults the
+ *                     directories above the file are created 0700.
+ *   anything else     the path of an SQLite database file, relative to the
+ *                     working directory or absolute, created if missing
+ *                     (mode file_mode), used in WAL mode beside PATH-wal,
+ *                     PATH-shm and rl's lock file PATH-rlshm.
+ *
+ * This header is self-contained C11 (and C++ compatible); it needs no
+ * feature macro (_GNU_SOURCE) and no other header before it.
  */
 #ifndef RL_H
 #define RL_H
@@ -39,8 +203,9 @@ extern "C" {
 #define RL_VERSION_STRING "0.1.0"
 
 /* Return codes. Deciding calls return RL_OK whether the request was admitted
- * or refused (rl_result.allowed says which); a code is only for errors. */
-enum {
+ * or refused (rl_result.allowed says which); a code is only for errors.
+ * Functions return them as int. */
+typedef enum rl_error_code {
     RL_OK = 0,
     RL_EINVAL = -1,     /* invalid argument (bad key, negative cost, bad limit) */
     RL_ENOMEM = -2,     /* out of memory */
@@ -59,7 +224,7 @@ enum {
     RL_ECONNECT = -15,  /* the store's server is unreachable: refused, lost, timed out */
     RL_EAUTH = -16,     /* the store's server refused our credentials */
     RL_EPERM = -17      /* a file is owned by another user or its mode is wider than file_mode */
-};
+} rl_error_code;
 
 /* Durations. */
 #define RL_NANOSECOND ((int64_t)1)
@@ -76,6 +241,11 @@ enum {
 #define RL_KEY_MAX 512
 #define RL_NAME_MAX 64
 #define RL_MAX_LIMITS 8
+#define RL_MAX_KEYS 8 /* keys in one rl_acquire_keys decision */
+
+/* ======================================================================
+ * Limits
+ * ====================================================================== */
 
 /* What a limit counts and how (rl_limit.algorithm).
  *   RL_ALGO_GCRA (0, the default): a token bucket of capacity `burst` that
@@ -93,20 +263,26 @@ enum {
  *     flight, held by leases (rl_lease_begin); period_ns must be 0 and
  *     burst 0 or count. Only this kind may have period 0: a rate limit
  *     with period_ns 0 is RL_EINVAL. RL_CONCURRENT() initialises one. */
-enum { RL_ALGO_GCRA = 0, RL_ALGO_SLIDING_WINDOW = 1, RL_ALGO_CONCURRENT = 2 };
+typedef enum rl_algorithm {
+    RL_ALGO_GCRA = 0,
+    RL_ALGO_SLIDING_WINDOW = 1,
+    RL_ALGO_CONCURRENT = 2,
+    RL_ALGO_INT_ = -1 /* private: keeps the type an int (see Conventions) */
+} rl_algorithm;
 
 /* One limit: `count` units per `period_ns` (> 0), bucket capacity `burst`
  * (0 means `count`); or, with algorithm RL_ALGO_CONCURRENT, at most `count`
  * units in flight. `resource` NULL means "requests"; `name` NULL gets
- * "limitN" (its 1-based position). `algorithm` is RL_ALGO_*; it comes last,
- * so that an initialiser that stops before it means GCRA. */
+ * "limitN" (its 1-based position). `algorithm` comes last, so that an
+ * initialiser that stops before it means GCRA. The strings are copied
+ * where the limit is used (rl_tier_set, rl_open). */
 typedef struct rl_limit {
     const char *name;
     const char *resource;
     int64_t count;
     int64_t period_ns;
     int64_t burst;
-    int algorithm;
+    rl_algorithm algorithm;
 } rl_limit;
 
 /* Initialisers for arrays of rl_limit: rl_limit l[] = { RL_PER_MINUTE(60, 10) }; */
@@ -124,37 +300,82 @@ typedef struct rl_limit {
 #define RL_SLIDING_WINDOW(name, resource, count, period_ns) \
     { (name), (resource), (count), (period_ns), 0, RL_ALGO_SLIDING_WINDOW }
 
-enum { RL_DURABILITY_NORMAL = 0, RL_DURABILITY_FULL = 1 };
-enum { RL_FAIL_CLOSED = 0, RL_FAIL_OPEN = 1 };
+/* ======================================================================
+ * Opening and closing
+ * ====================================================================== */
 
-/* How a writer waits for another process's write transaction. RL_BUSY_LOCK
- * (default) queues writers on a futex lock kept in the side file
- * PATH-rlshm, whose owners the kernel vouches for (docs/operations.md);
- * RL_BUSY_SQLITE uses SQLite's own busy handler (sleeps of 1..100 ms), kept
- * for comparison in bench/. */
+/* rl_options.durability: RL_DURABILITY_FULL syncs every commit to disk
+ * (survives a power loss, slower); NORMAL survives a crash of the process. */
+typedef enum rl_durability {
+    RL_DURABILITY_NORMAL = 0,
+    RL_DURABILITY_FULL = 1,
+    RL_DURABILITY_INT_ = -1 /* private: keeps the type an int */
+} rl_durability;
+
+/* rl_options.fail_mode: what res->allowed says when a deciding call fails
+ * because of the store (RL_EBUSY, RL_ESTORE, RL_EREADONLY, RL_EFULL,
+ * RL_ECORRUPT, RL_ENOMEM, RL_EVERSION, RL_ECONNECT, RL_EAUTH; the call
+ * still returns that code). RL_FAIL_CLOSED: refused. RL_FAIL_OPEN: admitted
+ * with res->degraded = 1. A tiers file's `fail_mode:` overrides it. */
+typedef enum rl_fail_mode {
+    RL_FAIL_CLOSED = 0,
+    RL_FAIL_OPEN = 1,
+    RL_FAIL_INT_ = -1 /* private: keeps the type an int */
+} rl_fail_mode;
+
+/* DEPRECATED (rl_options.busy_strategy, see there): how a writer waits for
+ * another process's write transaction. RL_BUSY_LOCK (the default, and the
+ * only value an application should use) queues writers on a futex lock kept
+ * in the side file PATH-rlshm, whose owners the kernel vouches for
+ * (docs/operations.md), and enables group commit; RL_BUSY_SQLITE uses
+ * SQLite's own busy handler (sleeps of 1..100 ms), kept for comparison in
+ * bench/. */
 enum { RL_BUSY_LOCK = 0, RL_BUSY_SQLITE = 1 };
 
-/* rl_open flags. */
+/* rl_options.flags, or'ed. */
 #define RL_OPEN_READONLY 0x1 /* never write; deciding calls fail with RL_EREADONLY */
 /* The database is shared by a group on purpose: its files may belong to
  * other users of one of our groups (their mode still no wider than
  * file_mode), and a read-only handle accepts files our groups may write. */
 #define RL_OPEN_SHARED_GROUP 0x2
 
+/* The layout of rl_options this header declares. A program passes it in
+ * rl_options.version (RL_OPTIONS_INIT and rl_options_init do); a library
+ * accepts every version from 1 to its own, so a program keeps working with
+ * a newer librl, and refuses a newer one (RL_EINVAL) instead of reading
+ * fields that the program's struct does not have. */
 #define RL_OPTIONS_VERSION 1
 
+/* A clock: the current time in ns (any origin, the same for every process
+ * sharing a store). Called with rl_options.clock_ctx, under the handle's
+ * mutex; must not call the handle. */
+typedef int64_t (*rl_clock_cb)(void *ctx);
+
+/* Options of rl_open. Initialise with RL_OPTIONS_INIT (or rl_options_init)
+ * and change fields; never fill one from zero, as 0 is no valid version. */
 typedef struct rl_options {
     unsigned int version;            /* RL_OPTIONS_VERSION */
-    const rl_limit *default_limits;  /* for keys that no tier covers */
-    size_t n_default_limits;
-    int busy_timeout_ms;             /* default 5000 */
-    int durability;                  /* RL_DURABILITY_NORMAL */
-    int fail_mode;                   /* RL_FAIL_CLOSED */
-    int64_t (*clock)(void *ctx);     /* ns; default CLOCK_REALTIME */
-    void *clock_ctx;
-    unsigned int file_mode;          /* mode of a new database file; default 0600 */
-    const char *tiers_file;          /* YAML tiers loaded at open; NULL for none */
+    const rl_limit *default_limits;  /* for keys that no tier covers; copied at open */
+    size_t n_default_limits;         /* 0..RL_MAX_LIMITS */
+    int busy_timeout_ms;             /* >= 0; default 5000. How long a writer waits for the
+                                        store's lock (Redis: retries conflicting commits)
+                                        before RL_EBUSY; on Redis also the default network
+                                        timeout */
+    rl_durability durability;        /* RL_DURABILITY_NORMAL */
+    rl_fail_mode fail_mode;          /* RL_FAIL_CLOSED */
+    rl_clock_cb clock;               /* NULL: CLOCK_REALTIME (Redis: the server's TIME). An
+                                        injected clock turns group commit off */
+    void *clock_ctx;                 /* kept for the life of the handle */
+    unsigned int file_mode;          /* mode of a new database and its side files, and the
+                                        widest an existing one may have; must include 0600
+                                        (0660 for a group); default 0600 */
+    const char *tiers_file;          /* YAML tiers loaded at open (as rl_load_tiers); NULL */
     unsigned int flags;              /* RL_OPEN_* */
+    /* DEPRECATED, to leave rl_options in the next release (with a new
+     * RL_OPTIONS_VERSION): a benchmark knob, not an application setting.
+     * Leave it RL_BUSY_LOCK, as RL_OPTIONS_INIT and rl_options_init set it.
+     * It stays for now because the library's handle and the benchmark
+     * still read it; see CHANGELOG.md. */
     int busy_strategy;               /* RL_BUSY_LOCK */
 } rl_options;
 
@@ -162,30 +383,195 @@ typedef struct rl_options {
     { RL_OPTIONS_VERSION, NULL, 0, 5000, RL_DURABILITY_NORMAL, RL_FAIL_CLOSED, \
       NULL, NULL, 0600, NULL, 0, RL_BUSY_LOCK }
 
+/* Sets *o to the defaults (those of RL_OPTIONS_INIT) for the layout of
+ * `version`, and o->version to it, as libgit2's git_*_options_init do:
+ *     rl_options o;
+ *     rl_options_init(&o, RL_OPTIONS_VERSION);
+ * Pass RL_OPTIONS_VERSION, the macro, not a number: it records which
+ * layout the program was compiled with. For bindings and code that cannot
+ * use the initialiser macro.
+ *   o        the options to fill; only the fields `version` has are written.
+ *   version  1..RL_OPTIONS_VERSION.
+ * Returns RL_OK; RL_EINVAL (leaving *o as it was) if o is NULL or version
+ * is 0 or newer than this library's. */
+RL_API int rl_options_init(rl_options *o, unsigned int version);
+
+/* A handle on one store: opaque. */
+typedef struct rl rl;
+
+/* Opens, creating if needed, the store at `path` (see "What rl_open's path
+ * may be" at the top), bringing an SQLite database's schema up to date.
+ *   out   receives the handle. On failure *out is still set (unless out is
+ *         NULL or memory ran out) so that rl_errmsg(*out) says why:
+ *         rl_close it either way.
+ *   path  ":memory:", "redis://...", "unix://...", a file path, or NULL
+ *         for rl_default_path(); read during the call only.
+ *   o     NULL for the defaults, or options made with RL_OPTIONS_INIT or
+ *         rl_options_init; o->version may be any of 1..RL_OPTIONS_VERSION
+ *         (a newer one, from a program built with a newer rl.h than this
+ *         library, is RL_EINVAL, and rl_errmsg says so). Read during the
+ *         call; only clock_ctx is kept.
+ * A file that exists but that this user may not write is opened read-only
+ * automatically (deciding then fails with RL_EREADONLY). An existing file
+ * that another user could have planted (the database, PATH-wal, PATH-shm:
+ * not a regular file, more than one link, owned by another user, mode wider
+ * than file_mode) is refused with RL_EPERM, rl_errmsg naming the file and
+ * the fix; see docs/security.md.
+ * Returns RL_OK; RL_EINVAL (out NULL, bad options, no default path, a
+ * malformed Redis address); RL_ENOMEM; RL_ECONNECT, RL_EAUTH (Redis);
+ * RL_EPERM; RL_ESTORE, RL_EREADONLY, RL_EBUSY, RL_EFULL; RL_ECORRUPT (not
+ * an rl database, or unknown schema objects); RL_EVERSION (a schema newer
+ * than this library); RL_ECONFIG or RL_ESTORE from tiers_file.
+ * Open one handle per process, after any fork(). */
+RL_API int rl_open(rl **out, const char *path, const rl_options *o);
+
+/* Closes the store and frees the handle; rl_close(NULL) does nothing. No
+ * other thread may be using the handle, or be about to. */
+RL_API void rl_close(rl *r);
+
+/* The message of the last failed call on r: one line, never NULL, owned by
+ * the handle and valid until the next call on r (copy it to keep it).
+ * "no error" after a call that returned RL_OK; for r NULL, a message saying
+ * there is no handle (rl_open could not allocate one). */
+RL_API const char *rl_errmsg(const rl *r);
+
+/* A fixed description of a return code ("store is read-only"), "unknown
+ * error" for a code it does not know. Static; thread-safe. */
+RL_API const char *rl_strerror(int code);
+
+/* The library's version, "MAJOR.MINOR.PATCH" (static): compare with
+ * RL_VERSION_STRING to detect a header/library mismatch. */
+RL_API const char *rl_version(void);
+
+/* Writes to buf (len bytes) the path rl_open(NULL) would use: $RL_DB, else
+ * $XDG_STATE_HOME/rl/rl.db, else ~/.local/state/rl/rl.db. Reads the
+ * environment only (thread-safe as far as getenv is). Returns RL_OK;
+ * RL_ENOTFOUND if neither RL_DB, an absolute XDG_STATE_HOME nor HOME is
+ * set; RL_EINVAL if buf is too small. */
+RL_API int rl_default_path(char *buf, size_t len);
+
+/* ======================================================================
+ * Deciding
+ * ====================================================================== */
+
 /* The outcome of a decision. The deciding limit is the one that refused (the
  * largest retry-after) or, when admitted, the one with least room left. */
 typedef struct rl_result {
-    int allowed;
+    int allowed;            /* 1: admitted (and charged); 0: refused */
     int64_t limit;          /* the deciding limit's burst */
-    int64_t remaining;      /* units it could still admit now */
-    int64_t retry_after_ns; /* 0 if allowed; else when the same request would pass */
+    int64_t remaining;      /* units it could still admit now (INT64_MAX: unlimited tier) */
+    int64_t retry_after_ns; /* 0 if allowed; else when the same request would pass
+                               (INT64_MAX: never) */
     int64_t reset_after_ns; /* when the deciding limit is full again */
-    char limit_name[RL_NAME_MAX]; /* "cooldown" when an rl_penalize cool-down refused */
+    char limit_name[RL_NAME_MAX]; /* "cooldown" when an rl_penalize cool-down refused;
+                                     "" when no limit applied */
     int degraded;           /* 1: admitted by RL_FAIL_OPEN without the store */
-    int key_index;          /* which key of an rl_acquire_keys call it belongs to */
+    int key_index;          /* which key of an rl_acquire_keys call decided */
 } rl_result;
 
 /* One resource's amount in a decision: { "requests", 1 }, { "tokens", 1500 }.
  * resource NULL means "requests". */
 typedef struct rl_cost {
     const char *resource;
-    int64_t amount;
+    int64_t amount; /* >= 0 */
 } rl_cost;
 
-#define RL_MAX_KEYS 8 /* keys in one rl_acquire_keys decision */
+/* Decides now whether `cost` units of the resource "requests" may pass for
+ * `key` and, if so, charges them to every "requests" limit of the key's
+ * tier. Never blocks beyond the store's lock; the clock is read once the
+ * lock is held. Every decision updates the key's counters.
+ *   r     the handle.
+ *   key   the key (see Conventions); its tier is resolved from assignments,
+ *         rules, the default tier, then rl_options.default_limits.
+ *   cost  units, >= 0. 0 checks without charging: admitted unless units are
+ *         owed beyond an empty bucket or a full window.
+ *   res   out: the decision (also on a store failure, per the fail mode).
+ * Returns RL_OK (admitted or refused: res->allowed); RL_EINVAL (bad key,
+ * negative cost, res NULL); RL_ETOOBIG (cost above a burst); RL_ENOLIMIT
+ * (no tier and no default limits); RL_EREADONLY; or a store failure
+ * (rl_fail_mode). */
+RL_API int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res);
 
-/* A reservation made by rl_reserve. Treat as opaque apart from the first
- * three fields. */
+/* rl_allow over several resources of one key: every limit of the key's tier
+ * on a resource named in costs is checked, and all of them admit and are
+ * charged or none is; limits on other resources are left alone.
+ *   costs, n  1..RL_MAX_LIMITS costs, each resource once.
+ *   res       out, as rl_allow.
+ * The key's `units` counter counts the "requests" amount (or the first
+ * cost's, if requests are not named). Returns as rl_allow. */
+RL_API int rl_acquire(rl *r, const char *key, const rl_cost *costs, size_t n, rl_result *res);
+
+/* rl_acquire over 1..RL_MAX_KEYS distinct keys at once (user:alice and
+ * global): admitted only if every key's limits admit, and then charged to
+ * all; if any refuses, none is charged (each key's `refused` counter goes
+ * up). res->key_index is the index in keys of the deciding key. Returns as
+ * rl_allow; RL_EINVAL also for a key given twice. */
+RL_API int rl_acquire_keys(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
+                           size_t n, rl_result *res);
+
+/* One item of rl_allow_batch: in, key and cost; out, rc and res. */
+typedef struct rl_batch_item {
+    const char *key;
+    int64_t cost;  /* units of "requests" */
+    int rc;        /* out: RL_OK or this item's RL_E* */
+    rl_result res; /* out */
+} rl_batch_item;
+
+/* Many independent rl_allow calls in one store transaction: one commit on
+ * SQLite, one round trip of reads and one of commit on Redis. Each item is
+ * decided on its own, in order (a later item on the same key sees the
+ * earlier ones), and gets its own rc and result exactly as rl_allow would
+ * have returned them: an invalid key or cost (RL_EINVAL, RL_ETOOBIG,
+ * RL_ENOLIMIT) fails that item only and the call still returns RL_OK.
+ *   items, n  the items (in/out); n may be 0.
+ * On a store failure nothing is written and every item gets the error and
+ * the fail mode's answer; that error is returned. RL_EINVAL for items NULL
+ * with n > 0. */
+RL_API int rl_allow_batch(rl *r, rl_batch_item *items, size_t n);
+
+/* ======================================================================
+ * Waiting, reserving, cancelling
+ * ====================================================================== */
+
+/* Blocks until `cost` units of "requests" are admitted for `key`. It takes
+ * its place in the queue at once by reserving (waiters are served in
+ * arrival order, across processes; nobody polls the store), then sleeps
+ * until its time, without holding the handle's mutex.
+ *   timeout_ns  the longest admission delay accepted, measured from the
+ *               decision (made once the store's lock is held): if
+ *               admission would need more, RL_ETIMEOUT at once, consuming
+ *               nothing; exactly timeout_ns is admitted. INT64_MAX waits
+ *               for ever; a negative value is 0. Admission that can never
+ *               come (retry_after_ns INT64_MAX) is RL_ETIMEOUT even then.
+ *   cancel      NULL, or a flag polled every few milliseconds while
+ *               sleeping (a signal handler may set it): non-zero ends the
+ *               wait with RL_ECANCELED and gives the reservation back.
+ *   res         out: on success allowed = 1 and retry_after_ns = 0.
+ * Returns RL_OK; the errors of rl_allow; RL_ETIMEOUT; RL_ECANCELED. */
+RL_API int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
+                   const volatile sig_atomic_t *cancel, rl_result *res);
+
+/* rl_wait_ex's priority. Interactive waiters are served in the order they
+ * arrive: each takes its place at once by reserving, then sleeps until its
+ * time (nobody polls, nobody wakes anyone). RL_PRIORITY_BATCH waiters yield
+ * to them: they take only room that is free now (within 20 ms), and
+ * otherwise sleep until room should be free and look again, so an
+ * interactive call that arrives meanwhile goes first. */
+typedef enum rl_priority {
+    RL_PRIORITY_INTERACTIVE = 0,
+    RL_PRIORITY_BATCH = 1,
+    RL_PRIORITY_INT_ = -1 /* private: keeps the type an int */
+} rl_priority;
+
+/* rl_wait over several resources (costs and n as rl_acquire), with a
+ * priority (rl_wait is RL_PRIORITY_INTERACTIVE). Returns as rl_wait;
+ * RL_EINVAL also for an unknown priority. */
+RL_API int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n,
+                      rl_priority priority, int64_t timeout_ns,
+                      const volatile sig_atomic_t *cancel, rl_result *res);
+
+/* A reservation made by rl_reserve. Read the first three fields; the rest
+ * is private: the struct may be copied but not changed. */
 typedef struct rl_reservation {
     int ok;              /* 1: reserved; 0: would wait more than max_delay_ns */
     int64_t delay_ns;    /* how long to wait before acting (ok) or would wait (!ok) */
@@ -200,9 +586,140 @@ typedef struct rl_reservation {
     char key_[RL_KEY_MAX + 1];
 } rl_reservation;
 
-/* Where a key's tier came from. */
-enum { RL_TIER_NONE = 0, RL_TIER_ASSIGNED, RL_TIER_RULE, RL_TIER_DEFAULT, RL_TIER_OPTIONS };
+/* Charges `cost` units of "requests" for `key` now if they come free within
+ * max_delay_ns, and says when the caller may act.
+ *   max_delay_ns  the longest delay accepted, from the decision (made once
+ *                 the store's lock is held); taken as it is, INT64_MAX
+ *                 meaning no bound; a negative value is 0.
+ *   rv            out: ok = 1 with delay_ns (0: at once) and time_to_act;
+ *                 or, if the units would come later, nothing is charged,
+ *                 ok = 0 and delay_ns says how long it would have been.
+ * Returns RL_OK either way, or an error as rl_allow. */
+RL_API int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns,
+                      rl_reservation *rv);
 
+/* Gives back a reservation's units as far as no later decision has built
+ * on them (a later reservation keeps its place), and marks *rv spent: a
+ * second rl_cancel of it does nothing (a copy of the struct taken before
+ * the first cancel is not marked: cancel each reservation through one
+ * struct). Does nothing (RL_OK) once time_to_act has passed (the caller may
+ * have acted), for a reservation that was not ok, or once the key's state
+ * is of another generation than the reservation's: the key was reset since
+ * (rl_reset, rl_reset_match, removed by rl_prune or rl_import) or moved to
+ * another tier (rl_key_assign, or a reload that resolves it to another tier
+ * or changes its tier's limits). A policy change that leaves the key's tier
+ * as it was does not stop a cancel.
+ *   rv  in/out: a reservation rl_reserve filled.
+ * Returns RL_OK; RL_EINVAL (rv NULL, or its key damaged); RL_EREADONLY; a
+ * store failure. */
+RL_API int rl_cancel(rl *r, rl_reservation *rv);
+
+/* ======================================================================
+ * Leases: costs known only afterwards, and concurrency
+ * ====================================================================== */
+
+/* Reserve an estimate now, settle the actual amount later (an LLM call's
+ * tokens are known only after the response). The unused part goes back; an
+ * excess is charged as debt that delays later requests. A lease also holds
+ * units of the key's concurrency limits (RL_CONCURRENT) until it ends.
+ * Leases live in the store: one neither settled nor cancelled by
+ * expires_at is settled at its estimate, and the slots of a process that
+ * died are reclaimed as soon as another lease needs them. */
+typedef struct rl_lease {
+    int64_t id;         /* > 0 for a lease that was granted; 0 otherwise */
+    int64_t expires_at; /* clock time */
+} rl_lease;
+
+/* Decides like rl_acquire on the estimate and, if admitted, records a
+ * lease.
+ *   estimate, n  as rl_acquire's costs.
+ *   ttl_ns       > 0 (at most 50 years): the lease ends, settled at its
+ *                estimate, this long from now if not ended before.
+ *   lease        out: id > 0 and expires_at if admitted; zeroed otherwise.
+ *   res          out, as rl_allow.
+ * Returns as rl_acquire; RL_EINVAL also for lease NULL or a bad ttl_ns. */
+RL_API int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n,
+                          int64_t ttl_ns, rl_lease *lease, rl_result *res);
+
+/* Charges the actual amounts instead of the estimate and ends the lease,
+ * freeing its concurrency slots: what was over-estimated goes back, an
+ * excess becomes debt.
+ *   lease      what rl_lease_begin returned.
+ *   actual, n  the resources to settle (actual not NULL; n may be 0); one
+ *              the estimate had but actual does not name is settled at its
+ *              estimate.
+ * Returns RL_OK; RL_ENOTFOUND once the lease is settled, cancelled or
+ * reclaimed; RL_ETIMEOUT past expires_at (it is then settled at its
+ * estimate); RL_EINVAL; RL_EREADONLY; a store failure. */
+RL_API int rl_lease_settle(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n);
+
+/* Gives the whole estimate back and frees the slots. Returns as
+ * rl_lease_settle. */
+RL_API int rl_lease_cancel(rl *r, const rl_lease *lease);
+
+/* ======================================================================
+ * Cool-downs
+ * ====================================================================== */
+
+/* A shared cool-down: every process refuses `resource` (NULL: every
+ * resource) of `key` for duration_ns from now, with res->limit_name
+ * "cooldown" (a provider's 429 or Retry-After; rl_observe_headers in
+ * rl_http.h does this from the response). A longer cool-down already in
+ * place is kept; duration 0 lifts it.
+ *   duration_ns  0..50 years.
+ * Returns RL_OK; RL_EINVAL (bad key or resource name, duration out of
+ * range, too many distinct cool-downs on one key); RL_EREADONLY; a store
+ * failure. */
+RL_API int rl_penalize(rl *r, const char *key, const char *resource, int64_t duration_ns);
+
+/* ======================================================================
+ * The policy: tiers, assignments, tiers files
+ * ====================================================================== */
+
+/* Stores or replaces the tier `tier`; every process applies it from its
+ * next decision.
+ *   tier      a name (see Conventions).
+ *   limits    n limits (0..RL_MAX_LIMITS, distinct names; copied); n == 0
+ *             makes the tier unlimited.
+ * Returns RL_OK; RL_EINVAL (bad names or limits, docs/tiers.md gives the
+ * bounds); RL_EREADONLY; a store failure; on Redis, RL_ECORRUPT for a
+ * damaged stored policy (load a whole one to replace it). */
+RL_API int rl_tier_set(rl *r, const char *tier, const rl_limit *limits, size_t n);
+
+/* Removes a tier; its keys fall back to rules, default_tier, `default`,
+ * then the default limits. Returns RL_OK; RL_ENOTFOUND; RL_EINVAL;
+ * RL_EREADONLY; a store failure. */
+RL_API int rl_tier_delete(rl *r, const char *tier);
+
+/* Gives `key` the tier `tier` whatever the rules say; tier NULL removes the
+ * assignment. Applies from the key's next decision in every process; limits
+ * of the same resource and name carry their state over (rescaled to the
+ * new burst), others start full. Returns RL_OK; RL_ENOTFOUND (no such
+ * tier); RL_EINVAL; RL_EREADONLY; a store failure. */
+RL_API int rl_key_assign(rl *r, const char *key, const char *tier);
+
+/* Replaces every tier, rule and setting (default_tier, fail_mode) from the
+ * YAML file yaml_path (docs/tiers.md) in one transaction. The stored policy
+ * is not read, so a damaged one is replaced. Returns RL_OK; RL_ECONFIG with
+ * "FILE:LINE:COL: message" in rl_errmsg for a bad file (nothing changes);
+ * RL_ESTORE if it cannot be read; RL_EREADONLY; a store failure. */
+RL_API int rl_load_tiers(rl *r, const char *yaml_path);
+
+/* ======================================================================
+ * One key: stats and reset
+ * ====================================================================== */
+
+/* Where a key's tier came from (rl_key_stats.tier_source). */
+typedef enum rl_tier_source {
+    RL_TIER_NONE = 0, /* no tier, no default limits */
+    RL_TIER_ASSIGNED, /* rl_key_assign */
+    RL_TIER_RULE,     /* a key rule of the tiers file */
+    RL_TIER_DEFAULT,  /* the default tier */
+    RL_TIER_OPTIONS,  /* rl_options.default_limits */
+    RL_TIER_INT_ = -1 /* private: keeps the type an int */
+} rl_tier_source;
+
+/* One limit of a key, as rl_stats sees it now. */
 typedef struct rl_limit_stats {
     char name[RL_NAME_MAX];
     char resource[RL_NAME_MAX];
@@ -213,329 +730,52 @@ typedef struct rl_limit_stats {
     int64_t cooldown_ns;    /* left of an rl_penalize cool-down on this resource */
     int64_t debt;           /* units owed beyond an empty bucket (lease overruns) */
     int64_t in_flight;      /* concurrency limits: units held by leases */
-    int algorithm;          /* RL_ALGO_* (RL_ALGO_CONCURRENT: a concurrency limit) */
+    rl_algorithm algorithm; /* RL_ALGO_CONCURRENT for a concurrency limit */
 } rl_limit_stats;
 
+/* Everything known about one key. */
 typedef struct rl_key_stats {
     char key[RL_KEY_MAX + 1];
-    int exists;              /* 0: the key has never been seen */
-    char tier[RL_NAME_MAX];  /* "" when default_limits apply */
-    int tier_source;         /* RL_TIER_* */
-    int64_t allowed;         /* decisions admitted */
-    int64_t refused;         /* decisions refused */
-    int64_t units;           /* units admitted */
-    int64_t first_seen_ns, last_seen_ns;
-    int64_t cooldown_ns;     /* left of a cool-down on every resource */
+    int exists;                 /* 0: never seen (the rest is zero but the tier and full
+                                   limits) */
+    char tier[RL_NAME_MAX];     /* "" when default_limits apply */
+    rl_tier_source tier_source;
+    int64_t allowed;            /* decisions admitted (each counter stops at INT64_MAX) */
+    int64_t refused;            /* decisions refused */
+    int64_t units;              /* units admitted */
+    int64_t first_seen_ns;      /* clock at its first decision since created or reset */
+    int64_t last_seen_ns;
+    int64_t cooldown_ns;        /* left of a cool-down on every resource */
     size_t n_limits;
     rl_limit_stats limits[RL_MAX_LIMITS];
 } rl_key_stats;
 
-typedef struct rl_totals {
-    int64_t keys, allowed, refused, units;
-} rl_totals;
-
-typedef struct rl rl;
-
-/* Opens (creating if needed) the database at `path`; ":memory:" gives an
- * in-process store; NULL means $RL_DB, else $XDG_STATE_HOME/rl/rl.db, else
- * ~/.local/state/rl/rl.db. `o` may be NULL for defaults. An existing file
- * that another user could have planted (the database, PATH-wal, PATH-shm:
- * owned by another user, wider than file_mode, not a regular file) is
- * refused with RL_EPERM; see docs/security.md. On failure *out is
- * still set (unless out is NULL or memory ran out) so that rl_errmsg(*out)
- * says why; rl_close it. */
-RL_API int rl_open(rl **out, const char *path, const rl_options *o);
-RL_API void rl_close(rl *r); /* rl_close(NULL) is a no-op */
-RL_API const char *rl_errmsg(const rl *r);
-RL_API const char *rl_strerror(int code);
-RL_API const char *rl_version(void);
-/* The path rl_open(NULL) would use, written to buf. */
-RL_API int rl_default_path(char *buf, size_t len);
-
-/* Policies. rl_tier_set stores or replaces a tier (n == 0: unlimited). */
-RL_API int rl_tier_set(rl *r, const char *tier, const rl_limit *limits, size_t n);
-RL_API int rl_tier_delete(rl *r, const char *tier);
-RL_API int rl_key_assign(rl *r, const char *key, const char *tier); /* tier NULL: unassign */
-
-/* Decisions on the "requests" resource of `key`. rl_wait's timeout_ns and
- * rl_reserve's max_delay_ns bound the admission delay, measured from the
- * decision (made once the store's lock is held); INT64_MAX is no bound.
- * rl_cancel gives back what no later decision built on, unless
- * time_to_act has passed or the key's state changed generation since (it
- * was reset, or moved to another tier). */
-RL_API int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res);
-RL_API int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
-                   const volatile sig_atomic_t *cancel, rl_result *res);
-/* Wait over several resources, with a priority. Interactive waiters are
- * served in the order they arrive: each takes its place at once by
- * reserving, then sleeps until its time (nobody polls, nobody wakes anyone).
- * RL_PRIORITY_BATCH waiters yield to them: they take only room that is free
- * now, and otherwise sleep until room should be free and look again, so an
- * interactive call that arrives meanwhile goes first. */
-enum { RL_PRIORITY_INTERACTIVE = 0, RL_PRIORITY_BATCH = 1 };
-RL_API int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int priority,
-                      int64_t timeout_ns, const volatile sig_atomic_t *cancel, rl_result *res);
-RL_API int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns,
-                      rl_reservation *rv);
-RL_API int rl_cancel(rl *r, rl_reservation *rv); /* marks *rv spent: a second call does nothing */
-
-/* Several resources in one decision: every limit of the key's tier on a
- * resource named in costs is checked, and all of them admit or none is
- * charged; limits on other resources are left alone. At most RL_MAX_LIMITS
- * costs, each resource once. */
-RL_API int rl_acquire(rl *r, const char *key, const rl_cost *costs, size_t n, rl_result *res);
-/* The same over several distinct keys (user:alice and global): admitted only
- * if every key's limits admit; res->key_index names the deciding key. */
-RL_API int rl_acquire_keys(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
-                           size_t n, rl_result *res);
-/* Many independent rl_allow calls in one store transaction: one commit on
- * SQLite, one round trip of reads and one of commit on Redis. Each item is
- * decided on its own, in order (a later item on the same key sees the
- * earlier ones), and gets its own rc and result: an invalid key or cost
- * fails that item only. On a store failure nothing is written and every
- * item gets the error and the fail mode's answer; that error is returned. */
-typedef struct rl_batch_item {
-    const char *key;
-    int64_t cost;  /* units of "requests" */
-    int rc;        /* out: RL_OK or this item's RL_E* */
-    rl_result res; /* out */
-} rl_batch_item;
-RL_API int rl_allow_batch(rl *r, rl_batch_item *items, size_t n);
-/* Leases: reserve an estimate now, settle the actual amount later (an LLM
- * call's tokens are known only after the response). The unused part goes
- * back; an excess is charged as debt that delays later requests. A lease
- * also holds units of the key's concurrency limits (RL_CONCURRENT) until it
- * ends. Leases live in the database: one neither settled nor cancelled by
- * expires_at is settled at its estimate, and the slots of a process that
- * died are reclaimed as soon as another lease needs them. */
-typedef struct rl_lease {
-    int64_t id;         /* > 0 for a lease that was granted */
-    int64_t expires_at; /* clock time */
-} rl_lease;
-
-RL_API int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n,
-                          int64_t ttl_ns, rl_lease *lease, rl_result *res);
-/* actual names resources to settle; one the estimate had but actual does not
- * name is settled at its estimate. RL_ENOTFOUND once settled, cancelled or
- * reclaimed; RL_ETIMEOUT past expires_at (then settled at its estimate). */
-RL_API int rl_lease_settle(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n);
-/* Gives the whole estimate back and frees the slots. */
-RL_API int rl_lease_cancel(rl *r, const rl_lease *lease);
-
-typedef struct rl_lease_info {
-    int64_t id;
-    char key[RL_KEY_MAX + 1];
-    int64_t created_ns, expires_ns;
-    int64_t pid;     /* owner process */
-    int owner_alive; /* 0 when the owner is known to be gone */
-    size_t n_costs;
-    struct {
-        char resource[RL_NAME_MAX];
-        int64_t amount;
-    } costs[RL_MAX_LIMITS];
-} rl_lease_info;
-
-/* Open leases of key (NULL: all), oldest first. */
-RL_API int rl_leases_list(rl *r, const char *key,
-                          int (*fn)(void *ctx, const rl_lease_info *l), void *ctx);
-
-/* A shared cool-down: every process refuses `resource` (NULL: everything)
- * of `key` for duration_ns from now (a provider's 429 or Retry-After). A
- * longer cool-down already in place is kept; duration 0 lifts it. */
-RL_API int rl_penalize(rl *r, const char *key, const char *resource, int64_t duration_ns);
-
-/* Reading and resetting. */
+/* Fills *st with everything known about `key`, computed for now without
+ * changing anything (a read transaction; works on a read-only handle).
+ *   st  out.
+ * Returns RL_OK (also for a key never seen: st->exists = 0); RL_EINVAL
+ * (bad key, st NULL); a store failure. docs/api.md, "Reading and
+ * resetting", says what each field means. */
 RL_API int rl_stats(rl *r, const char *key, rl_key_stats *st);
-RL_API int rl_totals_get(rl *r, rl_totals *t);
+
+/* Forgets the key's buckets, cool-downs and counters: its next request
+ * meets full buckets, and reservations made before can no longer be
+ * cancelled. An assigned tier is kept. Returns RL_OK; RL_ENOTFOUND if the
+ * key has never been seen; RL_EINVAL; RL_EREADONLY; a store failure. */
 RL_API int rl_reset(rl *r, const char *key);
-
-/* Keys in order of `sort` (RL_SORT_*), at most `limit` (0: all), whose
- * names match the glob `match` (NULL: all). fn returning non-zero stops the
- * walk and is returned. */
-enum { RL_SORT_KEY = 0, RL_SORT_ALLOWED, RL_SORT_REFUSED, RL_SORT_LAST_SEEN };
-RL_API int rl_keys_list(rl *r, const char *match, int sort, size_t limit,
-                        int (*fn)(void *ctx, const rl_key_stats *st), void *ctx);
-
-/* Reading the policy. */
-typedef struct rl_tier_info {
-    char name[RL_NAME_MAX];
-    int unlimited;  /* no limits at all */
-    int is_default; /* the default tier */
-    size_t n_limits;
-    struct {
-        char name[RL_NAME_MAX];
-        char resource[RL_NAME_MAX];
-        int64_t count, period_ns, burst;
-        int algorithm; /* RL_ALGO_* (RL_ALGO_CONCURRENT: a concurrency limit) */
-    } limits[RL_MAX_LIMITS];
-} rl_tier_info;
-
-/* Every tier, by name; fn returning non-zero stops the walk and is returned. */
-RL_API int rl_tiers_list(rl *r, int (*fn)(void *ctx, const rl_tier_info *t), void *ctx);
-RL_API int rl_tier_get(rl *r, const char *tier, rl_tier_info *t); /* RL_ENOTFOUND */
-/* Key rules in the order they are tried. */
-RL_API int rl_rules_list(rl *r, int (*fn)(void *ctx, const char *match, const char *tier),
-                         void *ctx);
-
-/* Tiers (YAML). rl_load_tiers replaces all tiers and rules from the file in one
- * transaction; rl_validate_tiers checks a file without a database and
- * writes "FILE:LINE:COL: message" to err on failure. */
-RL_API int rl_load_tiers(rl *r, const char *yaml_path);
-RL_API int rl_validate_tiers(const char *yaml_path, char *err, size_t errlen);
-
-/* Parsers used by rlctl: "600/min", "100/30s" and "1m30s", "250ms". */
-RL_API int rl_parse_rate(const char *s, int64_t *count, int64_t *period_ns);
-RL_API int rl_parse_duration(const char *s, int64_t *ns);
-RL_API int rl_format_duration(int64_t ns, char *buf, size_t len);
-RL_API int rl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t len);
-
-/* Glob match as used by tier rules and rlctl --match: '*' any run, '?' one
- * byte, '\\' escapes the next byte. */
-RL_API int rl_glob_match(const char *pattern, const char *s);
-
-/* Administration (rlctl).
- *
- * Walking calls (rl_reset_match, rl_prune) go through the keys a few hundred
- * at a time, each batch in a write transaction of its own that re-reads
- * every row it changes, so deciding processes wait for a moment at most and
- * no decision made between two batches is lost. Like every call they hold
- * the handle's mutex, and judge idle times and full buckets by the handle's
- * clock (rl_options.clock). Callbacks must not call back into the handle. */
-
-/* Resets (as rl_reset: an assigned tier stays) every key whose name
- * matches the glob `match` and whose tier (as a decision would resolve it)
- * is `tier`; NULL for either means any. dry_run: only counts. *count (may
- * be NULL) is the number of keys reset, or that would be, even when an
- * error stops the walk half-way. */
-RL_API int rl_reset_match(rl *r, const char *match, const char *tier, int dry_run,
-                          int64_t *count);
-/* Removes keys that hold nothing worth keeping: every bucket full (no
- * units spent, none in flight, no cool-down running), last decision at
- * least idle_ns ago, and no assigned tier. Their next request meets the
- * same full buckets, so pruning changes no decision. dry_run and *count as
- * for rl_reset_match. */
-RL_API int rl_prune(rl *r, int64_t idle_ns, int dry_run, int64_t *count);
-
-/* Health checks of the database: journal mode, synchronous, busy timeout,
- * schema version, integrity, file permissions, filesystem, stored policy
- * and bucket states. fn is called once per check with a short name, a
- * status and a one-line detail; its non-zero return stops the checks and is
- * returned. RL_OK when every check ran, whatever their statuses. */
-enum { RL_CHECK_OK = 0, RL_CHECK_WARN = 1, RL_CHECK_FAIL = 2 };
-RL_API int rl_doctor(rl *r,
-                     int (*fn)(void *ctx, const char *check, int status, const char *detail),
-                     void *ctx);
-
-/* The whole state as one JSON document ("format": "rl-export", "version":
- * 1): settings, tiers with their limits, key rules, open leases, and every
- * key with its assigned tier, counters and bucket slots. Written through
- * `write` (non-zero return: stop, and it is returned) in pieces, from one
- * read transaction, so deciding goes on and memory stays small whatever the
- * number of keys. */
-RL_API int rl_export(rl *r, int (*write)(void *ctx, const char *buf, size_t len), void *ctx);
-/* Replaces the whole state with an rl_export document, in one write
- * transaction: all of it, or on any error nothing (RL_EINVAL with the place
- * and reason in rl_errmsg for a document that is not valid). Every value is
- * checked as the library checks its own input. */
-RL_API int rl_import(rl *r, const char *json, size_t len);
-
-/* Agent helpers: keys and response headers. */
-
-/* Who a request is for. A field that is NULL or "" is absent. Values are
- * taken byte for byte: canonicalise them first if several spellings mean
- * one identity (lower-case e-mail addresses, inet_ntop for addresses). */
-typedef struct rl_key_ctx {
-    const char *user;  /* the accountable end user: account id, e-mail */
-    const char *ip;    /* the client's address */
-    const char *agent; /* the agent or worker acting: name, credential id */
-    const char *org;   /* the organisation or tenant */
-} rl_key_ctx;
-
-/* rl_keys_for never gives more keys than this: user, agent, org, ip, global. */
-#define RL_KEYS_FOR_MAX 5
-
-/* Writes "KIND:VALUE" to buf. KIND is a name (rl_tier_set's rules) without
- * ':'; VALUE is any non-empty C string, written with ':', '%', '*', '?',
- * '\\', space, control bytes and bytes that are not strict UTF-8 (or are
- * C1 controls) as %XX in upper-case hex. The key is always valid, contains
- * no glob metacharacter, never equals another kind's or another value's
- * key, and never equals "global". RL_EINVAL if an argument is invalid, the
- * key would exceed RL_KEY_MAX or buf is too small (buf then holds ""). */
-RL_API int rl_key_build(char *buf, size_t len, const char *kind, const char *value);
-/* The inverse: splits a key rl_key_build wrote into its kind and decoded
- * value (either output may be NULL to skip it). RL_EINVAL for any key
- * rl_key_build cannot have written ("global", "%41" for "A", ...), or a
- * buffer too small. */
-RL_API int rl_key_unescape(const char *key, char *kind, size_t kindlen, char *value,
-                           size_t valuelen);
-/* The key of the most specific identity present, in this order: user,
- * agent, org, ip; "global" when there is none. A present field that cannot
- * make a key fails the call (RL_EINVAL) rather than falling back. */
-RL_API int rl_key_for(char *buf, size_t len, const rl_key_ctx *ctx);
-/* Every applicable key, in rl_key_for's order, then "global": for limiting
- * a request on all of them at once. *n is the number of keys; if max is
- * smaller, RL_EINVAL with *n saying how many are needed. */
-RL_API int rl_keys_for(const rl_key_ctx *ctx, char keys[][RL_KEY_MAX + 1], size_t max,
-                       size_t *n);
-
-/* rl_format_headers flags, and a buffer size that always suffices. */
-#define RL_HEADERS_IETF 0x1    /* RateLimit-Policy and RateLimit (IETF draft 11) */
-#define RL_HEADERS_CLASSIC 0x2 /* X-RateLimit-Limit, -Remaining, -Reset */
-#define RL_HEADERS_MAX 512
-
-/* Writes a decision as HTTP header lines, each ending in CRLF:
- *   RateLimit-Policy: "NAME";q=LIMIT;w=WINDOW
- *   RateLimit: "NAME";r=REMAINING;t=SECONDS
- *   X-RateLimit-Limit / -Remaining / -Reset (seconds until full)
- *   Retry-After: SECONDS (only when refused, whatever the flags)
- * NAME is res->limit_name, LIMIT its burst. window_ns is the time the
- * deciding limit takes to refill LIMIT units: its period when burst equals
- * count (the default), else burst * period / count; 0 leaves out w. t is
- * the Retry-After value when refused, else the seconds until full. Seconds
- * are rounded up. A result without a deciding limit (limit_name "": no
- * limit applied, or the store failed) gives only Retry-After, if refused.
- * RL_EINVAL for bad arguments or a buffer too small (buf then holds ""). */
-RL_API int rl_format_headers(const rl_result *res, int64_t window_ns, int flags, char *buf,
-                             size_t len);
-
-/* What a provider's response headers say about one of its windows; -1 for
- * what they do not say. */
-typedef struct rl_provider_quota {
-    int64_t limit;          /* units per window */
-    int64_t remaining;      /* units left */
-    int64_t reset_after_ns; /* until the window is full again (0: already) */
-} rl_provider_quota;
-
-typedef struct rl_provider_limits {
-    rl_provider_quota requests;
-    rl_provider_quota tokens;
-    int64_t retry_after_ns; /* -1 when no Retry-After */
-    unsigned int n_read;    /* fields recognised and read */
-    unsigned int n_bad;     /* fields recognised but malformed, so ignored */
-} rl_provider_limits;
-
-/* Reads the rate-limit fields among n response headers (names compared
- * without case): x-ratelimit-{limit,remaining}-{requests,tokens}
- * (integers) and x-ratelimit-reset-{requests,tokens} (durations such as
- * "6m0s", "20ms", or plain seconds), as OpenAI sends them;
- * anthropic-ratelimit-{requests,tokens}-{limit,remaining} and -reset (an
- * RFC 3339 time); Retry-After (delta-seconds or any HTTP-date) and
- * retry-after-ms. Times are made relative to now_ns (clock time, ns since
- * the epoch). A malformed field is skipped on its own; a field given twice
- * keeps the cautious value (lower limit or remaining, later reset or
- * retry). RL_EINVAL only for bad arguments. */
-RL_API int rl_parse_provider_headers(const char *const *names, const char *const *values,
-                                     size_t n, int64_t now_ns, rl_provider_limits *out);
-/* Applies a provider's rate-limit response headers to key: Retry-After (or
- * retry-after-ms) becomes a cool-down on every resource, and a quota read
- * as exhausted (remaining 0) becomes a cool-down on "requests" or "tokens"
- * until its reset. Headers that say there is room change nothing: the
- * local limits stay in charge. */
-RL_API int rl_observe_headers(rl *r, const char *key, const char *const *names,
-                              const char *const *values, size_t n);
 
 #ifdef __cplusplus
 }
+#endif
+
+/* Compatibility, for this release only: rl.h still declares the
+ * administration and HTTP functions, which lived here before they moved to
+ * rl_admin.h and rl_http.h. Include those where you use them. Defining
+ * RL_NO_COMPAT_INCLUDES before including rl.h gives rl.h alone, as the next
+ * release will. */
+#ifndef RL_NO_COMPAT_INCLUDES
+#include "rl_admin.h"
+#include "rl_http.h"
 #endif
 
 #endif /* RL_H */
