@@ -1,35 +1,31 @@
 /*
- * export.c - the whole state of a database as one JSON document, and back:
- * rl_export and rl_import, for moving and backing up databases (rlctl
- * export / import).
+ * import.c - rl_import: replaces the whole state of a database with an
+ * rl_export document (export.c), for moving and restoring databases
+ * (rlctl import).
  *
  * Guarantees:
- *   - rl_export streams from one read transaction, one key at a time;
- *   - rl_import checks the whole document before the store is touched, then
- *     replaces everything in one write transaction: all or nothing;
- *   - JSON is written and read by SQLite's JSON functions on a private
- *     in-memory connection, never by hand: every value is bound as a
- *     parameter, never pasted into SQL, and statements are prepared once
- *     per call and reused. Only the fixed frame of the export document
- *     (its section names and brackets) is constant text, so that keys can
- *     stream without being gathered into one value first.
+ *   - the whole document is read and checked before the store is touched:
+ *     every name, key, number and slot is held to the rules a tiers file
+ *     and a decision hold them to, and an unknown, repeated or missing
+ *     member is refused with where it is ("keys[3].slots[0]: ...");
+ *   - then everything is replaced in one write transaction: all or
+ *     nothing, retried when an optimistic store reports a conflict;
+ *   - JSON is read by SQLite's JSON functions on a private in-memory
+ *     connection (jdb.h), never by hand: the document is bound as a
+ *     parameter, never pasted into SQL. What it holds is staged in that
+ *     connection's tables, not in the handle's store, until it is whole.
  */
-#include "gcra.h"
+#include "jdb.h"
 #include "rl_int.h"
 
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-extern const size_t rl_schema_count;
-
-/* ---- JSON through a private SQLite connection ---------------------------- */
+/* ---- the statements that read the document and stage it ------------------ */
 
 enum {
-    /* writing */
-    J_SLOT, J_APPEND, J_KEY, J_LIMIT, J_TIER, J_RULE, J_COST, J_HELD, J_LEASE, J_HEAD,
     /* reading */
     J_VALID, J_TOP, J_EACH0, J_EACH1, J_EACH2, J_EACH3,
     /* staging what an import read */
@@ -39,22 +35,6 @@ enum {
 #define J_EACH_SQL "SELECT key, type, atom, value FROM json_each(?1, ?2)"
 
 static const char *const jsql[J_COUNT] = {
-    [J_SLOT] = "SELECT json_object('kind', ?1, 'id', ?2, 'count', ?3, 'period_ns', ?4,"
-               " 'burst', ?5, 'tat', ?6, 'rem', ?7)",
-    [J_APPEND] = "SELECT json_insert(?1, '$[#]', json(?2))",
-    [J_KEY] = "SELECT json_object('key', ?1, 'tier', ?2, 'allowed', ?3, 'refused', ?4,"
-              " 'units', ?5, 'first_seen_ns', ?6, 'last_seen_ns', ?7, 'slots', json(?8))",
-    [J_LIMIT] = "SELECT json_object('name', ?1, 'resource', ?2, 'kind', ?3, 'count', ?4,"
-                " 'period_ns', ?5, 'burst', ?6)",
-    [J_TIER] = "SELECT json_object('name', ?1, 'unlimited', json(?2), 'limits', json(?3))",
-    [J_RULE] = "SELECT json_object('match', ?1, 'tier', ?2)",
-    [J_COST] = "SELECT json_object('resource', ?1, 'amount', ?2)",
-    [J_HELD] = "SELECT json_object('id', ?1, 'amount', ?2)",
-    [J_LEASE] = "SELECT json_object('id', ?1, 'key', ?2, 'created_ns', ?3, 'expires_ns', ?4,"
-                " 'pid', ?5, 'pstart', ?6, 'estimate', json(?7), 'held', json(?8))",
-    [J_HEAD] = "SELECT json_object('format', 'rl-export', 'version', 1, 'library', ?1,"
-               " 'exported_at_ns', ?2, 'settings', json_object('default_tier', ?3,"
-               " 'fail_mode', ?4))",
     [J_VALID] = "SELECT json_valid(?1), CASE WHEN json_valid(?1) THEN json_type(?1) END",
     /* No value column: for "keys" it would be a copy of most of the
      * document. atom is NULL for arrays and objects, so costs nothing. */
@@ -71,385 +51,9 @@ static const char *const jsql[J_COUNT] = {
                 " FROM k ORDER BY key",
     [J_L_ALL] = "SELECT id, key, created, expires, pid, pstart, body FROM l ORDER BY id",
 };
+_Static_assert(J_COUNT <= RL_EXPORT_JDB_MAX, "import: more statements than jdb holds");
 
-typedef struct jdb {
-    sqlite3 *db;
-    sqlite3_stmt *st[J_COUNT];
-    char *err;
-} jdb;
-
-static int jfail(jdb *j, const char *what)
-{
-    int rc = sqlite3_errcode(j->db);
-    return rl_seterr(j->err, (rc & 0xff) == SQLITE_NOMEM ? RL_ENOMEM : RL_ESTORE, "%s: %s",
-                     what, sqlite3_errmsg(j->db));
-}
-
-static int jdb_open(jdb *j, char *err)
-{
-    memset(j, 0, sizeof *j);
-    j->err = err;
-    if (sqlite3_open_v2(":memory:", &j->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK)
-        return j->db ? jfail(j, "JSON engine") : rl_seterr(err, RL_ENOMEM, "out of memory");
-    return RL_OK;
-}
-
-static void jdb_close(jdb *j)
-{
-    int i;
-    for (i = 0; i < J_COUNT; i++)
-        sqlite3_finalize(j->st[i]);
-    sqlite3_close_v2(j->db);
-    j->db = NULL;
-}
-
-/* Prepared on first use, then reset and reused (the lazy cache of
- * store/sqlite.c). */
-static sqlite3_stmt *jstmt(jdb *j, int i)
-{
-    if (!j->st[i] &&
-        sqlite3_prepare_v3(j->db, jsql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->st[i], NULL) !=
-            SQLITE_OK) {
-        jfail(j, "JSON engine");
-        return NULL;
-    }
-    sqlite3_reset(j->st[i]);
-    sqlite3_clear_bindings(j->st[i]);
-    return j->st[i];
-}
-
-/* ---- export --------------------------------------------------------------- */
-
-typedef struct jbuf {
-    char *p;
-    size_t len, cap;
-} jbuf;
-
-static int jbuf_set(jbuf *b, const unsigned char *s, size_t len)
-{
-    if (len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *np;
-        while (cap < len + 1)
-            cap *= 2;
-        if (!(np = realloc(b->p, cap)))
-            return RL_ENOMEM;
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p, s, len);
-    b->p[len] = 0;
-    b->len = len;
-    return RL_OK;
-}
-
-typedef struct exporter {
-    jdb j;
-    rl *r;
-    rl_store *s;
-    int (*write)(void *ctx, const char *buf, size_t len);
-    void *ctx;
-    int stop;      /* write's non-zero return */
-    int nelem;     /* elements written in the current section */
-    jbuf obj, arr; /* the value just built; an inner array being built */
-} exporter;
-
-static int emit(exporter *e, const char *buf, size_t len)
-{
-    if (e->stop)
-        return e->stop;
-    if ((e->stop = e->write(e->ctx, buf, len)) != 0)
-        return e->stop;
-    return RL_OK;
-}
-
-/* Steps a statement that builds one JSON value and keeps it in b. */
-static int jvalue(exporter *e, sqlite3_stmt *q, jbuf *b)
-{
-    int rc = sqlite3_step(q);
-    if (rc != SQLITE_ROW)
-        return jfail(&e->j, "JSON writer");
-    if (jbuf_set(b, sqlite3_column_text(q, 0), (size_t)sqlite3_column_bytes(q, 0)) != RL_OK)
-        return rl_seterr(e->j.err, RL_ENOMEM, "out of memory");
-    sqlite3_reset(q);
-    return RL_OK;
-}
-
-/* arr = arr + [obj] (inner arrays have at most a dozen elements). */
-static int append(exporter *e)
-{
-    sqlite3_stmt *q = jstmt(&e->j, J_APPEND);
-    if (!q)
-        return RL_ESTORE;
-    sqlite3_bind_text(q, 1, e->arr.p, (int)e->arr.len, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, e->obj.p, (int)e->obj.len, SQLITE_STATIC);
-    return jvalue(e, q, &e->arr);
-}
-
-static int arr_reset(exporter *e)
-{
-    return jbuf_set(&e->arr, (const unsigned char *)"[]", 2) == RL_OK
-               ? RL_OK
-               : rl_seterr(e->j.err, RL_ENOMEM, "out of memory");
-}
-
-static int section(exporter *e, const char *name)
-{
-    char head[64];
-    e->nelem = 0;
-    snprintf(head, sizeof head, ",\n\"%s\": [", name);
-    return emit(e, head, strlen(head));
-}
-
-static int element(exporter *e)
-{
-    int first = e->nelem++ == 0;
-    int rc = emit(e, first ? "\n" : ",\n", first ? 1 : 2);
-    return rc != RL_OK ? rc : emit(e, e->obj.p, e->obj.len);
-}
-
-static void hex_id(uint64_t id, char *buf, size_t len)
-{
-    snprintf(buf, len, "%016llx", (unsigned long long)id);
-}
-
-static const char *limit_kind(int kind)
-{
-    return kind == RL_KIND_GCRA         ? "rate"
-           : kind == RL_KIND_CONCURRENT ? "concurrent"
-           : kind == RL_KIND_WINDOW     ? "sliding_window"
-                                        : NULL;
-}
-
-static const char *slot_kind(int kind)
-{
-    return kind == RL_SLOT_GCRA ? "gcra" : kind == RL_SLOT_COOLDOWN ? "cooldown"
-                                         : kind == RL_SLOT_INFLIGHT ? "inflight"
-                                         : kind == RL_SLOT_WINDOW   ? "window" : NULL;
-}
-
-static int export_tier(exporter *e, const rl_tier *t)
-{
-    sqlite3_stmt *q;
-    size_t i;
-    int rc;
-    if ((rc = arr_reset(e)) != RL_OK)
-        return rc;
-    for (i = 0; i < t->n; i++) {
-        const rl_ldef *d = &t->limits[i];
-        if (!limit_kind(d->kind))
-            return rl_seterr(e->j.err, RL_ECORRUPT, "tier '%s': limit '%s' of unknown kind %d",
-                             t->name, d->name, d->kind);
-        if (!(q = jstmt(&e->j, J_LIMIT)))
-            return RL_ESTORE;
-        sqlite3_bind_text(q, 1, d->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, d->resource, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 3, limit_kind(d->kind), -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 4, d->count);
-        sqlite3_bind_int64(q, 5, d->period_ns);
-        sqlite3_bind_int64(q, 6, d->burst);
-        if ((rc = jvalue(e, q, &e->obj)) != RL_OK || (rc = append(e)) != RL_OK)
-            return rc;
-    }
-    if (!(q = jstmt(&e->j, J_TIER)))
-        return RL_ESTORE;
-    sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, t->unlimited ? "true" : "false", -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, e->arr.p, (int)e->arr.len, SQLITE_STATIC);
-    if ((rc = jvalue(e, q, &e->obj)) != RL_OK)
-        return rc;
-    return element(e);
-}
-
-static int export_policy(exporter *e, const rl_policy *p)
-{
-    sqlite3_stmt *q = jstmt(&e->j, J_HEAD);
-    size_t i;
-    int rc;
-    if (!q)
-        return RL_ESTORE;
-    sqlite3_bind_text(q, 1, RL_VERSION_STRING, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, rl__now(e->r));
-    if (p->default_tier[0])
-        sqlite3_bind_text(q, 3, p->default_tier, -1, SQLITE_STATIC);
-    if (p->fail_mode != RL_FAIL_UNSET)
-        sqlite3_bind_text(q, 4, p->fail_mode == RL_FAIL_OPEN ? "open" : "closed", -1,
-                          SQLITE_STATIC);
-    if ((rc = jvalue(e, q, &e->obj)) != RL_OK)
-        return rc;
-    /* The header object stays open: the sections below are its members. */
-    if ((rc = emit(e, e->obj.p, e->obj.len - 1)) != RL_OK || (rc = section(e, "tiers")))
-        return rc;
-    for (i = 0; i < p->n_tiers; i++)
-        if ((rc = export_tier(e, &p->tiers[i])) != RL_OK)
-            return rc;
-    if ((rc = emit(e, "]", 1)) != RL_OK || (rc = section(e, "rules")) != RL_OK)
-        return rc;
-    for (i = 0; i < p->n_rules; i++) {
-        if (!(q = jstmt(&e->j, J_RULE)))
-            return RL_ESTORE;
-        sqlite3_bind_text(q, 1, p->rules[i].match, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, p->rules[i].tier, -1, SQLITE_STATIC);
-        if ((rc = jvalue(e, q, &e->obj)) != RL_OK || (rc = element(e)) != RL_OK)
-            return rc;
-    }
-    return emit(e, "]", 1);
-}
-
-static int export_lease(void *ctx, const rl_lease_rec *rec)
-{
-    exporter *e = ctx;
-    jbuf est = { NULL, 0, 0 };
-    sqlite3_stmt *q;
-    char id[24];
-    size_t i;
-    int rc;
-    if ((rc = arr_reset(e)) != RL_OK)
-        goto out;
-    for (i = 0; i < rec->n_est; i++) {
-        if (!(q = jstmt(&e->j, J_COST))) {
-            rc = RL_ESTORE;
-            goto out;
-        }
-        sqlite3_bind_text(q, 1, rec->est_resource[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 2, rec->est_amount[i]);
-        if ((rc = jvalue(e, q, &e->obj)) != RL_OK || (rc = append(e)) != RL_OK)
-            goto out;
-    }
-    if (jbuf_set(&est, (const unsigned char *)e->arr.p, e->arr.len) != RL_OK ||
-        (rc = arr_reset(e)) != RL_OK) {
-        rc = rl_seterr(e->j.err, RL_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (i = 0; i < rec->n_held; i++) {
-        if (!(q = jstmt(&e->j, J_HELD))) {
-            rc = RL_ESTORE;
-            goto out;
-        }
-        hex_id(rec->held_id[i], id, sizeof id);
-        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 2, rec->held_amount[i]);
-        if ((rc = jvalue(e, q, &e->obj)) != RL_OK || (rc = append(e)) != RL_OK)
-            goto out;
-    }
-    if (!(q = jstmt(&e->j, J_LEASE))) {
-        rc = RL_ESTORE;
-        goto out;
-    }
-    sqlite3_bind_int64(q, 1, rec->id);
-    sqlite3_bind_text(q, 2, rec->key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, rec->created);
-    sqlite3_bind_int64(q, 4, rec->expires);
-    sqlite3_bind_int64(q, 5, rec->pid);
-    sqlite3_bind_int64(q, 6, rec->pstart);
-    sqlite3_bind_text(q, 7, est.p, (int)est.len, SQLITE_STATIC);
-    sqlite3_bind_text(q, 8, e->arr.p, (int)e->arr.len, SQLITE_STATIC);
-    if ((rc = jvalue(e, q, &e->obj)) == RL_OK)
-        rc = element(e);
-out:
-    free(est.p);
-    return rc;
-}
-
-static int export_key(void *ctx, const char *key, const rl_row *row)
-{
-    exporter *e = ctx;
-    sqlite3_stmt *q;
-    rl_state st;
-    char id[24];
-    size_t i;
-    int rc;
-    if (rl_state_decode(&st, row->state, row->state_len) != RL_OK)
-        return rl_seterr(e->j.err, RL_ECORRUPT,
-                         "key '%.64s': damaged bucket state ('rlctl reset' it first)", key);
-    if ((rc = arr_reset(e)) != RL_OK)
-        return rc;
-    for (i = 0; i < st.n; i++) {
-        const rl_slot *s = &st.slot[i];
-        if (!slot_kind(s->kind))
-            return rl_seterr(e->j.err, RL_ECORRUPT, "key '%.64s': slot of unknown kind", key);
-        if (!(q = jstmt(&e->j, J_SLOT)))
-            return RL_ESTORE;
-        hex_id(s->id, id, sizeof id);
-        sqlite3_bind_text(q, 1, slot_kind(s->kind), -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 3, s->count);
-        sqlite3_bind_int64(q, 4, s->period_ns);
-        sqlite3_bind_int64(q, 5, s->burst);
-        sqlite3_bind_int64(q, 6, s->tat);
-        sqlite3_bind_int64(q, 7, s->rem);
-        if ((rc = jvalue(e, q, &e->obj)) != RL_OK || (rc = append(e)) != RL_OK)
-            return rc;
-    }
-    if (!(q = jstmt(&e->j, J_KEY)))
-        return RL_ESTORE;
-    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
-    if (row->tier[0])
-        sqlite3_bind_text(q, 2, row->tier, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, row->allowed);
-    sqlite3_bind_int64(q, 4, row->refused);
-    sqlite3_bind_int64(q, 5, row->units);
-    sqlite3_bind_int64(q, 6, row->first_seen);
-    sqlite3_bind_int64(q, 7, row->last_seen);
-    sqlite3_bind_text(q, 8, e->arr.p, (int)e->arr.len, SQLITE_STATIC);
-    if ((rc = jvalue(e, q, &e->obj)) != RL_OK)
-        return rc;
-    return element(e);
-}
-
-static int export_all(rl *r, int (*write)(void *ctx, const char *buf, size_t len), void *ctx)
-{
-    exporter *e = NULL;
-    rl_policy p;
-    int rc, began = 0;
-    if (!r)
-        return RL_EINVAL;
-    if (!write)
-        return rl_seterr(rl__errbuf(r), RL_EINVAL, "write callback is NULL");
-    rl__errbuf(r)[0] = 0;
-    rl_policy_init(&p);
-    if (!(e = calloc(1, sizeof *e))) {
-        rc = rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = jdb_open(&e->j, rl__errbuf(r))) != RL_OK)
-        goto out;
-    e->r = r;
-    e->s = rl__store(r);
-    e->write = write;
-    e->ctx = ctx;
-    /* One read transaction: a consistent snapshot, while deciders write on. */
-    if ((rc = e->s->ops->begin(e->s, 0)) != RL_OK)
-        goto out;
-    began = 1;
-    if ((rc = e->s->ops->policy_get(e->s, &p)) != RL_OK || (rc = export_policy(e, &p)) != RL_OK)
-        goto out;
-    if ((rc = section(e, "leases")) != RL_OK ||
-        (rc = e->s->ops->leases_each(e->s, NULL, export_lease, e)) != RL_OK ||
-        (rc = emit(e, "]", 1)) != RL_OK)
-        goto out;
-    if ((rc = section(e, "keys")) != RL_OK ||
-        (rc = e->s->ops->keys_page(e->s, "", NULL, 0, export_key, e)) != RL_OK)
-        goto out;
-    rc = emit(e, "]}\n", 3);
-out:
-    if (e && e->stop)
-        rc = e->stop; /* the writer's own code, as documented */
-    if (began)
-        e->s->ops->rollback(e->s);
-    if (e) {
-        jdb_close(&e->j);
-        free(e->obj.p);
-        free(e->arr.p);
-    }
-    free(e);
-    rl_policy_free(&p);
-    return rc;
-}
-
-/* ---- import --------------------------------------------------------------- */
+/* ---- walking the document, checking what it holds ------------------------ */
 
 /* What json_each says of one member or element. */
 typedef struct jv {
@@ -463,7 +67,7 @@ typedef struct importer importer;
 typedef int (*jv_fn)(importer *im, const jv *v, void *arg);
 
 struct importer {
-    jdb j;
+    rl__export_jdb j;
     const char *doc;
     size_t doclen;
     rl_policy pol;
@@ -475,7 +79,7 @@ struct importer {
 static int each(importer *im, int which, const char *text, size_t len, const char *path,
                 jv_fn fn, void *arg)
 {
-    sqlite3_stmt *q = jstmt(&im->j, which);
+    sqlite3_stmt *q = rl__export_stmt(&im->j, which);
     jv v;
     int rc = RL_OK, step;
     if (!q)
@@ -501,7 +105,7 @@ static int each(importer *im, int which, const char *text, size_t len, const cha
             break;
     }
     if (rc == RL_OK && step != SQLITE_DONE)
-        rc = jfail(&im->j, "reading JSON");
+        rc = rl__export_fail(&im->j, "reading JSON");
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return rc;
@@ -884,7 +488,7 @@ static int lease_elem(importer *im, const jv *v, void *arg)
     len = rl_lease_encode(&la->rec, body);
     if (rl_lease_decode(&back, body, len) != RL_OK)
         return bad(im, la->where, "invalid estimate or holdings");
-    if (!(q = jstmt(&im->j, J_L_INS)))
+    if (!(q = rl__export_stmt(&im->j, J_L_INS)))
         return RL_ESTORE;
     sqlite3_bind_int64(q, 1, la->rec.id);
     sqlite3_bind_text(q, 2, la->rec.key, -1, SQLITE_STATIC);
@@ -898,7 +502,7 @@ static int lease_elem(importer *im, const jv *v, void *arg)
     if (rc == SQLITE_CONSTRAINT)
         return bad(im, la->where, "lease id %lld given twice", (long long)la->rec.id);
     if (rc != SQLITE_DONE)
-        return jfail(&im->j, "staging leases");
+        return rl__export_fail(&im->j, "staging leases");
     im->nleases++;
     return RL_OK;
 }
@@ -989,7 +593,7 @@ static int key_elem(importer *im, const jv *v, void *arg)
     ka->row.state_len = ka->st.n ? rl_state_encode(&ka->st, ka->row.state) : 0;
     if (rl_state_decode(&back, ka->row.state, ka->row.state_len) != RL_OK)
         return bad(im, ka->where, "key '%.64s': a slot's numbers are out of range", ka->key);
-    if (!(q = jstmt(&im->j, J_K_INS)))
+    if (!(q = rl__export_stmt(&im->j, J_K_INS)))
         return RL_ESTORE;
     sqlite3_bind_text(q, 1, ka->key, -1, SQLITE_STATIC);
     if (ka->row.tier[0])
@@ -1006,7 +610,7 @@ static int key_elem(importer *im, const jv *v, void *arg)
     if (rc == SQLITE_CONSTRAINT)
         return bad(im, ka->where, "key '%.64s' given twice", ka->key);
     if (rc != SQLITE_DONE)
-        return jfail(&im->j, "staging keys");
+        return rl__export_fail(&im->j, "staging keys");
     im->nkeys++;
     return RL_OK;
 }
@@ -1098,12 +702,12 @@ static int import_read(importer *im)
     if (im->doclen > (size_t)max)
         return bad(im, "document", "too large: %zu bytes, more than the %d an import reads",
                    im->doclen, max);
-    if (!(q = jstmt(&im->j, J_VALID)))
+    if (!(q = rl__export_stmt(&im->j, J_VALID)))
         return RL_ESTORE;
     sqlite3_bind_text64(q, 1, im->doc, im->doclen, SQLITE_STATIC, SQLITE_UTF8);
     rc = sqlite3_step(q);
     if (rc != SQLITE_ROW)
-        return jfail(&im->j, "reading JSON");
+        return rl__export_fail(&im->j, "reading JSON");
     if (!sqlite3_column_int(q, 0))
         return bad(im, "document", "not valid JSON");
     if ((at = nul_escape(im->doc, im->doclen)) >= 0)
@@ -1125,7 +729,7 @@ static int import_read(importer *im)
                                      "INTEGER, expires INTEGER, pid INTEGER, pstart INTEGER, "
                                      "body BLOB)",
                            NULL, NULL, NULL)) != SQLITE_OK)
-        return jfail(&im->j, "staging");
+        return rl__export_fail(&im->j, "staging");
     if (!(arg = malloc(sizeof *arg)))
         return rl_seterr(im->j.err, RL_ENOMEM, "out of memory");
     rc = RL_OK;
@@ -1156,7 +760,7 @@ static int import_write(importer *im, rl_store *s)
     began = 1;
     if ((rc = s->ops->state_clear(s)) != RL_OK || (rc = s->ops->policy_put(s, &im->pol)) != RL_OK)
         goto out;
-    if (!(q = jstmt(&im->j, J_L_ALL))) {
+    if (!(q = rl__export_stmt(&im->j, J_L_ALL))) {
         rc = RL_ESTORE;
         goto out;
     }
@@ -1174,11 +778,11 @@ static int import_write(importer *im, rl_store *s)
             rc = s->ops->lease_restore(s, rec);
     }
     if (rc == RL_OK && step != SQLITE_DONE)
-        rc = jfail(&im->j, "staged leases");
+        rc = rl__export_fail(&im->j, "staged leases");
     sqlite3_reset(q);
     if (rc != RL_OK)
         goto out;
-    if (!(q = jstmt(&im->j, J_K_ALL))) {
+    if (!(q = rl__export_stmt(&im->j, J_K_ALL))) {
         rc = RL_ESTORE;
         goto out;
     }
@@ -1197,7 +801,7 @@ static int import_write(importer *im, rl_store *s)
         rc = s->ops->row_put(s, (const char *)sqlite3_column_text(q, 0), row);
     }
     if (rc == RL_OK && step != SQLITE_DONE)
-        rc = jfail(&im->j, "staged keys");
+        rc = rl__export_fail(&im->j, "staged keys");
     sqlite3_reset(q);
     if (rc == RL_OK)
         rc = s->ops->commit(s);
@@ -1224,7 +828,7 @@ static int import_all(rl *r, const char *json, size_t len)
     rl_policy_init(&im->pol);
     im->doc = json;
     im->doclen = len;
-    if ((rc = jdb_open(&im->j, rl__errbuf(r))) != RL_OK)
+    if ((rc = rl__export_jdb_open(&im->j, jsql, rl__errbuf(r))) != RL_OK)
         goto out;
     if ((rc = import_read(im)) != RL_OK)
         goto out;
@@ -1232,20 +836,9 @@ static int import_all(rl *r, const char *json, size_t len)
         rc = import_write(im, rl__store(r));
     while (rl__conflict_retry(r, &retry, &rc));
 out:
-    jdb_close(&im->j);
+    rl__export_jdb_close(&im->j);
     rl_policy_free(&im->pol);
     free(im);
-    return rc;
-}
-
-int rl_export(rl *r, int (*write)(void *ctx, const char *buf, size_t len), void *ctx)
-{
-    int rc;
-    if (!r)
-        return RL_EINVAL;
-    rl__lock(r);
-    rc = export_all(r, write, ctx);
-    rl__unlock(r);
     return rc;
 }
 
