@@ -79,6 +79,7 @@
 
 #ifdef RL_TEST_HOOKS
 void (*rl__lock_hook)(int step);
+int64_t (*rl__lock_clock)(void);
 #endif
 
 #define RL_SHM_MAGIC 0x726c7132u /* "rlq2" */
@@ -263,9 +264,15 @@ static void reg_del(rl_lock *l)
 
 /* ---- small tools ---------------------------------------------------------- */
 
+/* Every time the lock code reads: deadlines, spins and the posting order.
+ * A test build reads the test's clock instead when it has one (lock.h). */
 static int64_t mono_ns(void)
 {
     struct timespec t;
+#ifdef RL_TEST_HOOKS
+    if (rl__lock_clock)
+        return rl__lock_clock();
+#endif
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
@@ -637,6 +644,7 @@ int rl_lock_acquire(rl_lock *l, int timeout_ms, int64_t *waited_ns, char *err)
         nap = deadline - now < RL_LIVE_NAP ? deadline - now : RL_LIVE_NAP;
         w = __atomic_load_n(&l->h->lock, __ATOMIC_ACQUIRE);
         __atomic_add_fetch(&l->h->waiters, 1, __ATOMIC_SEQ_CST);
+        RL_LOCK_HOOK(RL_STEP_WAITING);
         /* a word unchanged for a whole nap: is its holder still there? */
         live = w != 0 && q_sleep(&l->h->lock, w, nap);
         __atomic_sub_fetch(&l->h->waiters, 1, __ATOMIC_SEQ_CST);
@@ -925,6 +933,8 @@ static int wait_posted(rl_lock *l, int i, uint32_t mine, int64_t deadline, rl_gr
             return answer_ok(req) ? RL_OK
                                   : rl_seterr(err, RL_ECORRUPT, "%s: a damaged answer", l->path);
         }
+        if (st == Q_LEAD)
+            RL_LOCK_HOOK(RL_STEP_LEAD);
         if (try_take(l, live))
             return settle_held(l, i, mine, req, err);
         live = 0;

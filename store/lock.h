@@ -72,10 +72,19 @@ enum rl_lock_step {
     RL_STEP_ANSWERED,    /* poster: read its answer, before freeing its slot */
     RL_STEP_LOCKED,      /* took the lock (from a dead owner too), before recovery */
     RL_STEP_REBUILDING,  /* alone: truncated the file, before allocating it */
-    RL_STEP_ATTACHING    /* not alone: before waiting for the builder to finish */
+    RL_STEP_ATTACHING,   /* not alone: before waiting for the builder to finish */
+    RL_STEP_WAITING,     /* found the lock taken (and no slot, or none wanted): before sleeping */
+    RL_STEP_LEAD         /* poster: its slot was told to lead, before it tries the lock */
 };
+/* Test builds also read the time through rl__lock_clock when it is set
+ * (monotonic ns; CLOCK_MONOTONIC otherwise): every decision the lock code
+ * takes by time reads it (a caller's busy timeout, a poster's spin, the
+ * order of posting), so a test moves a process past its deadline instead of
+ * waiting for it. Futex naps stay real time: they only bound a wake-up that
+ * may not come, after which the kernel is asked who is alive. */
 #ifdef RL_TEST_HOOKS
 extern void (*rl__lock_hook)(int step);
+extern int64_t (*rl__lock_clock)(void);
 #define RL_LOCK_HOOK(step) \
     do { \
         if (rl__lock_hook) \

@@ -10,8 +10,16 @@
  * if it was not, never counted twice and never reported as a failure.
  * Real processes (fork) and real files; the dying leader is a child driving
  * the store's group-commit calls by hand, so it can die at a chosen point.
+ *
+ * No test waits for time to pass: each step of a race is reached through
+ * the lock's pause hooks and pipes (a process says which step it reached
+ * and, when told to, stops there), and a busy timeout is passed by moving
+ * the clock the lock code reads (rl__lock_clock), shared by every process of
+ * the run. So the outcome does not depend on how loaded the machine is.
+ * Nothing here is random: there is no seed.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +42,38 @@
 
 static const rl_limit small[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
 static const rl_limit large[] = { RL_LIMIT("rps", NULL, 1000, RL_SECOND, 1000) };
+
+/* A busy timeout no step of a test comes near, however loaded the machine:
+ * where a timeout is what is tested, the clock is moved past it. */
+#define WAIT_MS 60000
+
+/* The clock of the lock code in every process of the run: CLOCK_MONOTONIC
+ * plus an offset in shared memory that clock_jump() moves on. */
+static int64_t *clock_skew;
+
+static int64_t test_clock(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec +
+           __atomic_load_n(clock_skew, __ATOMIC_ACQUIRE);
+}
+
+/* Before a read from a child: fails, rather than hangs, when the child is
+ * stuck or gone (a watchdog only: no step of a test comes near it). */
+static void readable(int fd)
+{
+    struct pollfd pfd = { fd, POLLIN, 0 };
+    if (poll(&pfd, 1, 2 * WAIT_MS) != 1)
+        fail_msg("no word from a child process in %d s", 2 * WAIT_MS / 1000);
+}
+
+/* Moves every process's lock clock on by ms: a caller waiting on a
+ * deadline sees it pass at its next look (it looks at least every 2 ms). */
+static void clock_jump(int ms)
+{
+    __atomic_add_fetch(clock_skew, (int64_t)ms * 1000000, __ATOMIC_ACQ_REL);
+}
 
 typedef struct fx {
     char dir[64];
@@ -75,12 +116,6 @@ static int teardown(void **state)
         return -1;
     free(f);
     return 0;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
 }
 
 static rl *open_with(const char *path, const rl_limit *lims, int busy_ms)
@@ -126,19 +161,40 @@ static void pipes_close(pipes *p)
     }
 }
 
-/* Pause hooks (RL_TEST_HOOKS): a child armed with arm() stops the first
- * time it reaches step, says so with a byte on hook_up and goes on when it
- * reads one from hook_down. So a race is run step by step, without sleeps. */
-static int pause_at = -1, hook_up = -1, hook_down = -1;
+/* Pause hooks (RL_TEST_HOOKS): a child follows a plan of up to four
+ * steps, one after the other. Reaching the next step of its plan (any step
+ * of its set), it writes that step as a byte on hook_up; a stop step then
+ * waits for a byte on hook_down before it goes on, a tell step goes on at
+ * once. So a race is run step by step, without sleeps. */
+#define STEP(s) (1u << (s))
+
+static struct {
+    unsigned steps;
+    int stop;
+} plan[4];
+static int plan_len, plan_at, hook_up = -1, hook_down = -1;
 
 static void pause_hook(int step)
 {
-    char c;
-    if (step != pause_at)
+    char c = (char)step;
+    int stop;
+    if (plan_at >= plan_len || !(plan[plan_at].steps & STEP(step)))
         return;
-    pause_at = -1;
-    if (write(hook_up, "h", 1) != 1 || read(hook_down, &c, 1) != 1)
+    stop = plan[plan_at++].stop;
+    if (write(hook_up, &c, 1) != 1 || (stop && read(hook_down, &c, 1) != 1))
         _exit(89);
+}
+
+static void plan_clear(void)
+{
+    plan_len = plan_at = 0;
+}
+
+static void plan_add(unsigned steps, int stop)
+{
+    assert_true(plan_len < 4);
+    plan[plan_len].steps = steps;
+    plan[plan_len++].stop = stop;
 }
 
 typedef struct hook {
@@ -159,33 +215,51 @@ static void hook_close(hook *h)
     close(h->down[1]);
 }
 
-/* In the child. */
-static void arm(const hook *h, int step)
+/* In the child: follows the plan made before the fork. */
+static void plan_start(const hook *h)
 {
-    pause_at = step;
     hook_up = h->up[1];
     hook_down = h->down[0];
     rl__lock_hook = pause_hook;
 }
 
-/* In the parent: waits until the child stopped at its step / lets it go. */
-static void reached(const hook *h)
+/* In the child: stops the first time it reaches step. */
+static void arm(const hook *h, int step)
 {
-    char c;
-    assert_int_equal(read(h->up[0], &c, 1), 1);
+    plan_clear();
+    plan_add(STEP(step), 1);
+    plan_start(h);
 }
 
+/* In the parent: waits until a child reached a step of its plan; which. */
+static int reached(const hook *h)
+{
+    char c;
+    readable(h->up[0]);
+    assert_int_equal(read(h->up[0], &c, 1), 1);
+    return c;
+}
+
+/* Lets a child stopped at a step go on. */
 static void resume(const hook *h)
 {
     assert_int_equal(write(h->down[1], "r", 1), 1);
 }
 
-static const hook *asker_hook; /* set around a fork of a paused asker */
-static int asker_step;
+/* Waits until a child stopped by SIGSTOP is stopped. */
+static void stopped(pid_t pid)
+{
+    int status;
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+    assert_true(WIFSTOPPED(status));
+}
 
-/* tokens > 0: rl_acquire of 1 request and that many tokens; else rl_allow. */
+/* tokens > 0: rl_acquire of 1 request and that many tokens; else rl_allow.
+ * With h, the asker follows the plan made before (plan_clear, plan_add)
+ * once its handle is open. */
 static pid_t asker_n(const char *path, const char *key, const rl_limit *lims, size_t nlims,
-                     int busy_ms, int64_t tokens, const pipes *p)
+                     int busy_ms, int64_t tokens, const pipes *p, const hook *h)
 {
     pid_t pid = fork();
     if (pid == 0) {
@@ -199,8 +273,8 @@ static pid_t asker_n(const char *path, const char *key, const rl_limit *lims, si
         o.busy_timeout_ms = busy_ms;
         if (rl_open(&r, path, &o) != RL_OK)
             _exit(90);
-        if (asker_hook)
-            arm(asker_hook, asker_step);
+        if (h)
+            plan_start(h);
         memset(&a, 0, sizeof a);
         if (write(p->ready[1], "r", 1) != 1 || read(p->go[0], &c, 1) != 1)
             _exit(91);
@@ -219,19 +293,34 @@ static pid_t asker_n(const char *path, const char *key, const rl_limit *lims, si
 static pid_t asker(const char *path, const char *key, const rl_limit *lims, int busy_ms,
                    const pipes *p)
 {
-    return asker_n(path, key, lims, 1, busy_ms, 0, p);
+    return asker_n(path, key, lims, 1, busy_ms, 0, p, NULL);
 }
 
 /* An asker that stops at step (see arm()). */
 static pid_t asker_paused(const char *path, const char *key, const rl_limit *lims,
                           const pipes *p, const hook *h, int step)
 {
-    pid_t pid;
-    asker_hook = h;
-    asker_step = step;
-    pid = asker_n(path, key, lims, 1, 5000, 0, p);
-    asker_hook = NULL;
-    return pid;
+    plan_clear();
+    plan_add(STEP(step), 1);
+    return asker_n(path, key, lims, 1, WAIT_MS, 0, p, h);
+}
+
+/* An asker that says when it has posted its request, and goes on. */
+static pid_t asker_posting(const char *path, const char *key, const rl_limit *lims,
+                           int busy_ms, const pipes *p, const hook *h)
+{
+    plan_clear();
+    plan_add(STEP(RL_STEP_POSTED), 0);
+    return asker_n(path, key, lims, 1, busy_ms, 0, p, h);
+}
+
+/* Behind a held lock: an asker queued, posted in a slot (RL_STEP_POSTED)
+ * or, with every slot in use, asleep on the lock (RL_STEP_WAITING). */
+static int queued(const hook *h)
+{
+    int step = reached(h);
+    assert_true(step == RL_STEP_POSTED || step == RL_STEP_WAITING);
+    return step;
 }
 
 /* Waits until n askers have their handles open (rl_open takes the lock
@@ -253,6 +342,7 @@ static void go(const pipes *p, int n)
 
 static void collect(const pipes *p, answer *a)
 {
+    readable(p->out[0]);
     assert_int_equal(read(p->out[0], a, sizeof *a), (ssize_t)sizeof *a);
 }
 
@@ -284,37 +374,51 @@ static rl_lock *hold(const char *dbpath)
     int64_t waited;
     uint64_t old;
     assert_int_equal(rl_lock_open(&l, dbpath, 0600, 0, &old, err), RL_OK);
-    assert_int_equal(rl_lock_acquire(l, 5000, &waited, err), RL_OK);
+    assert_int_equal(rl_lock_acquire(l, WAIT_MS, &waited, err), RL_OK);
     return l;
 }
 
 static int64_t allowed_of(const char *path, const char *key)
 {
     rl_key_stats st;
-    rl *r = open_with(path, small, 5000);
+    rl *r = open_with(path, small, WAIT_MS);
     memset(&st, 0, sizeof st);
     assert_int_equal(rl_stats(r, key, &st), RL_OK);
     rl_close(r);
     return st.allowed;
 }
 
-/* 20 callers queue behind a held lock, more than the 16 slots: every one
- * is answered once it is released, and each counted once. */
+/* An asker that says when it has queued behind the lock (see queued()). */
+static pid_t asker_queuing(const char *path, const char *key, const rl_limit *lims,
+                           const pipes *p, const hook *h)
+{
+    plan_clear();
+    plan_add(STEP(RL_STEP_POSTED) | STEP(RL_STEP_WAITING), 0);
+    return asker_n(path, key, lims, 1, WAIT_MS, 0, p, h);
+}
+
+/* 20 callers queue behind a held lock, more than the 16 slots (16 post,
+ * 4 wait on the lock itself): every one is answered once it is released,
+ * and each counted once. */
 static void test_more_waiters_than_slots(void **state)
 {
     fx *f = *state;
     pid_t pids[20];
     answer a;
     pipes p;
+    hook h;
     rl_lock *l;
-    int i;
+    int i, posted = 0;
     pipes_open(&p);
+    hook_open(&h);
     for (i = 0; i < 20; i++)
-        pids[i] = asker(f->path, "many", large, 5000, &p);
+        pids[i] = asker_queuing(f->path, "many", large, &p, &h);
     ready(&p, 20);
     l = hold(f->path);
     go(&p, 20);
-    sleep_ms(300);
+    for (i = 0; i < 20; i++)
+        posted += queued(&h) == RL_STEP_POSTED;
+    assert_int_equal(posted, 16);
     rl_lock_release(l);
     for (i = 0; i < 20; i++) {
         collect(&p, &a);
@@ -325,6 +429,7 @@ static void test_more_waiters_than_slots(void **state)
         reap(pids[i]);
     rl_lock_close(l);
     pipes_close(&p);
+    hook_close(&h);
     assert_int_equal(allowed_of(f->path, "many"), 20);
 }
 
@@ -335,19 +440,22 @@ static void test_each_by_its_own_limits(void **state)
     fx *f = *state;
     int i, round, seen_small, seen_large;
     pipes p;
+    hook h;
     rl_lock *l;
     pid_t pa, pb;
     pipes_open(&p);
+    hook_open(&h);
     for (round = 0; round < 5; round++) {
         char ka[16], kb[16];
         snprintf(ka, sizeof ka, "small%d", round);
         snprintf(kb, sizeof kb, "large%d", round);
-        pa = asker(f->path, ka, small, 5000, &p);
-        pb = asker(f->path, kb, large, 5000, &p);
+        pa = asker_posting(f->path, ka, small, WAIT_MS, &p, &h);
+        pb = asker_posting(f->path, kb, large, WAIT_MS, &p, &h);
         ready(&p, 2);
         l = hold(f->path);
         go(&p, 2);
-        sleep_ms(100);
+        assert_int_equal(reached(&h), RL_STEP_POSTED); /* both queued together */
+        assert_int_equal(reached(&h), RL_STEP_POSTED);
         rl_lock_release(l);
         seen_small = seen_large = 0;
         for (i = 0; i < 2; i++) {
@@ -370,6 +478,7 @@ static void test_each_by_its_own_limits(void **state)
         rl_lock_close(l);
     }
     pipes_close(&p);
+    hook_close(&h);
 }
 
 /* rl_acquire calls with several costs queue and are decided together, each
@@ -388,14 +497,20 @@ static void test_acquire_queued(void **state)
     int i, passed = 0, refused = 0;
     answer a;
     pipes p;
+    hook h;
     rl_lock *l;
     pipes_open(&p);
-    for (i = 0; i < 4; i++)
-        pids[i] = asker_n(f->path, "agent", two, 2, 5000, 300, &p);
+    hook_open(&h);
+    for (i = 0; i < 4; i++) {
+        plan_clear();
+        plan_add(STEP(RL_STEP_POSTED), 0);
+        pids[i] = asker_n(f->path, "agent", two, 2, WAIT_MS, 300, &p, &h);
+    }
     ready(&p, 4);
     l = hold(f->path);
     go(&p, 4);
-    sleep_ms(200);
+    for (i = 0; i < 4; i++) /* all four queued */
+        assert_int_equal(reached(&h), RL_STEP_POSTED);
     rl_lock_release(l);
     for (i = 0; i < 4; i++) {
         collect(&p, &a);
@@ -413,73 +528,135 @@ static void test_acquire_queued(void **state)
         reap(pids[i]);
     rl_lock_close(l);
     pipes_close(&p);
+    hook_close(&h);
     assert_int_equal(passed, 3);
     assert_int_equal(refused, 1);
     assert_int_equal(allowed_of(f->path, "agent"), 3);
 }
 
-/* Three processes hammer one key with the same limits, and a fourth, whose
- * limits differ (so no leader of theirs may decide its calls), asks now and
- * then: every one of its calls is answered within its busy timeout. (Its
- * slot is handed the lead after each release; measured here, its slowest
- * call took 2-3 ms.) */
+/* A caller whose limits differ from those of the callers around it (so no
+ * leader of theirs may decide its call) is not starved by them while they
+ * keep the lock busy. The worst order is forced, step by step: the lone
+ * caller posts first, then hot callers post behind it, and the lone caller
+ * is stopped (SIGSTOP) so that it cannot run when it is woken. A hot leader
+ * decides the hot callers and not the lone one; at its release the lone
+ * caller, the oldest posted, is told to lead, ahead of a hot caller posted
+ * later; that hot caller takes the lock first; the lone caller, let run,
+ * still holds the lead, takes the lock at the next release and decides its
+ * call by its own limits. (A slot not handed the lead would only poll the
+ * lock, and a busy crowd could keep it out until its busy timeout.) This
+ * was a hammering test with a 1 s timeout, which a loaded machine failed:
+ * the lead is a wake-up, not a reservation, so a hot caller that comes back
+ * first still wins the lock, as here, and a lone caller kept off the CPU can
+ * lose that race for a second. */
 static void test_lone_signature_not_starved(void **state)
 {
     fx *f = *state;
-    pid_t pids[4];
-    int i, status, go_fd[2];
-    char c;
-    assert_int_equal(pipe(go_fd), 0);
-    for (i = 0; i < 4; i++) {
-        if ((pids[i] = fork()) == 0) {
-            rl *r = open_with(f->path, i < 3 ? large : small, 1000);
-            rl_result res;
-            int k, rc = RL_OK;
-            if (read(go_fd[0], &c, 1) != 1)
-                _exit(91);
-            if (i < 3) {
-                time_t end = time(NULL) + 2;
-                while (rc == RL_OK && time(NULL) < end)
-                    rc = rl_allow(r, "hot", 1, &res);
-            } else {
-                for (k = 0; rc == RL_OK && k < 40; k++) {
-                    rc = rl_allow(r, "lone", 0, &res);
-                    sleep_ms(20);
-                }
-            }
-            if (rc != RL_OK)
-                fprintf(stderr, "process %d: %s\n", i, rl_errmsg(r));
-            rl_close(r);
-            _exit(rc == RL_OK ? 0 : 1);
-        }
-        assert_true(pids[i] > 0);
+    pipes pl, p1, p23, p4;
+    hook hl, h1, h23, h4;
+    pid_t lone, hot1, hot2, hot3, hot4;
+    answer a;
+    int i;
+    pipes_open(&pl);
+    pipes_open(&p1);
+    pipes_open(&p23);
+    pipes_open(&p4);
+    hook_open(&hl);
+    hook_open(&h1);
+    hook_open(&h23);
+    hook_open(&h4);
+    plan_clear(); /* posts; then stops when told to lead (or, wrongly, answered or locked) */
+    plan_add(STEP(RL_STEP_POSTED), 0);
+    plan_add(STEP(RL_STEP_LEAD) | STEP(RL_STEP_ANSWERED) | STEP(RL_STEP_LOCKED), 1);
+    lone = asker_n(f->path, "lone", small, 1, WAIT_MS, 0, &pl, &hl);
+    plan_clear(); /* the hot leader: stops holding the lock, then once it has committed */
+    plan_add(STEP(RL_STEP_LOCKED), 1);
+    plan_add(STEP(RL_STEP_COMMITTED), 1);
+    hot1 = asker_n(f->path, "hot", large, 1, WAIT_MS, 0, &p1, &h1);
+    hot2 = asker_posting(f->path, "hot", large, WAIT_MS, &p23, &h23);
+    hot3 = asker_posting(f->path, "hot", large, WAIT_MS, &p23, &h23);
+    plan_clear(); /* posts after the leader's batch; stops once it has the lock */
+    plan_add(STEP(RL_STEP_POSTED), 0);
+    plan_add(STEP(RL_STEP_LOCKED), 1);
+    hot4 = asker_n(f->path, "hot", large, 1, WAIT_MS, 0, &p4, &h4);
+    ready(&pl, 1);
+    ready(&p1, 1);
+    ready(&p23, 2);
+    ready(&p4, 1);
+
+    go(&p1, 1);
+    assert_int_equal(reached(&h1), RL_STEP_LOCKED); /* hot1 holds the lock */
+    go(&pl, 1);
+    assert_int_equal(reached(&hl), RL_STEP_POSTED); /* the lone caller first */
+    go(&p23, 2);
+    assert_int_equal(reached(&h23), RL_STEP_POSTED); /* then two hot ones */
+    assert_int_equal(reached(&h23), RL_STEP_POSTED);
+    stopped(lone);
+    resume(&h1);
+    assert_int_equal(reached(&h1), RL_STEP_COMMITTED); /* hot1's batch: hot2, hot3 */
+    go(&p4, 1);
+    assert_int_equal(reached(&h4), RL_STEP_POSTED); /* hot4 posted after the lone caller */
+    resume(&h1);                                     /* hot1 answers and releases */
+    collect(&p1, &a);
+    assert_int_equal(a.rc, RL_OK);
+    assert_int_equal(a.res.limit, 1000);
+    for (i = 0; i < 2; i++) { /* answered by hot1's batch */
+        collect(&p23, &a);
+        assert_int_equal(a.rc, RL_OK);
+        assert_true(a.res.allowed);
+        assert_int_equal(a.res.limit, 1000);
     }
-    sleep_ms(200); /* all open before any starts */
-    for (i = 0; i < 4; i++)
-        assert_int_equal(write(go_fd[1], "g", 1), 1);
-    for (i = 0; i < 4; i++) {
-        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
-        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    }
-    close(go_fd[0]);
-    close(go_fd[1]);
+    assert_int_equal(reached(&h4), RL_STEP_LOCKED); /* hot4 took the lock first */
+    assert_int_equal(kill(lone, SIGCONT), 0);
+    /* still posted, told to lead: not answered by a hot leader, nor passed over */
+    assert_int_equal(reached(&hl), RL_STEP_LEAD);
+    resume(&hl);
+    resume(&h4); /* hot4 decides its own call and releases */
+    collect(&p4, &a);
+    assert_int_equal(a.rc, RL_OK);
+    assert_int_equal(a.res.limit, 1000);
+    collect(&pl, &a); /* the lone caller led: its own limits */
+    assert_int_equal(a.rc, RL_OK);
+    assert_true(a.res.allowed);
+    assert_int_equal(a.res.limit, 10);
+    assert_int_equal(a.res.remaining, 9);
+    reap(lone);
+    reap(hot1);
+    reap(hot2);
+    reap(hot3);
+    reap(hot4);
+    pipes_close(&pl);
+    pipes_close(&p1);
+    pipes_close(&p23);
+    pipes_close(&p4);
+    hook_close(&hl);
+    hook_close(&h1);
+    hook_close(&h23);
+    hook_close(&h4);
+    assert_int_equal(allowed_of(f->path, "hot"), 4);
+    assert_int_equal(allowed_of(f->path, "lone"), 1);
 }
 
 /* A caller queued behind a writer that never lets go gives up after its
  * busy_timeout_ms with RL_EBUSY and the fail mode's answer, and its slot is
- * free again: once the lock is released the next call is answered. */
+ * free again: once the lock is released the next call is answered. (Its
+ * 200 ms pass on the lock's clock, moved on once it has posted.) */
 static void test_queued_caller_times_out(void **state)
 {
     fx *f = *state;
     answer a;
     pipes p;
+    hook h;
     rl_lock *l;
     pid_t pid;
     pipes_open(&p);
-    pid = asker(f->path, "slow", small, 200, &p);
+    hook_open(&h);
+    pid = asker_posting(f->path, "slow", small, 200, &p, &h);
     ready(&p, 1);
     l = hold(f->path);
     go(&p, 1);
+    assert_int_equal(reached(&h), RL_STEP_POSTED);
+    clock_jump(200);
     collect(&p, &a);
     reap(pid);
     assert_int_equal(a.rc, RL_EBUSY);
@@ -491,36 +668,37 @@ static void test_queued_caller_times_out(void **state)
     assert_true(a.res.allowed);
     rl_lock_close(l);
     pipes_close(&p);
+    hook_close(&h);
     assert_int_equal(allowed_of(f->path, "slow"), 1);
 }
 
-/* A leader driven by hand: takes the lock as a group-commit leader, waits
- * for one posted request, "decides" it (one more admitted decision on its
+/* A leader driven by hand: takes the lock as a group-commit leader, says
+ * "x" on ready_fd, and once told on cont_fd (the request is posted) takes
+ * the one posted request, "decides" it (one more admitted decision on its
  * key, and the marker answer remaining = 4242), commits or not, and dies
- * without answering. */
+ * without answering. DIE_LATE and ANSWER_LATE say "t" when they have taken
+ * it (and committed, for ANSWER_LATE) and wait to be told again: to die, or
+ * to answer. */
 enum { DIE_BEFORE_COMMIT, DIE_AFTER_COMMIT, DIE_LATE, ANSWER_LATE };
 
 static void fake_leader_with(const char *path, const rl_limit *lims, int when, int ready_fd,
                              int cont_fd)
 {
-    rl *r = open_with(path, lims, 5000);
+    rl *r = open_with(path, lims, WAIT_MS);
     rl_store *s = rl__store(r);
     rl_group_req me, *batch[16];
     rl_row row;
-    int64_t version, deadline = time(NULL) + 10;
-    size_t n = 0;
+    int64_t version;
+    size_t n;
+    char c;
     memset(&me, 0, sizeof me);
     strcpy(me.key, "self");
     me.sig = rl__group_sig(r);
     if (s->ops->group_join(s, &me) != RL_GROUP_LEAD || s->ops->begin(s, 1) != RL_OK)
         _exit(92);
-    if (write(ready_fd, "x", 1) != 1)
+    if (write(ready_fd, "x", 1) != 1 || read(cont_fd, &c, 1) != 1)
         _exit(93);
-    while (n == 0 && time(NULL) < deadline) {
-        n = s->ops->group_take(s, me.sig, batch, 16);
-        if (n == 0)
-            sleep_ms(1);
-    }
+    n = s->ops->group_take(s, me.sig, batch, 16);
     if (n != 1 || s->ops->row_get(s, batch[0]->key, &row, &version) != RL_OK)
         _exit(94);
     row.allowed++;
@@ -533,16 +711,15 @@ static void fake_leader_with(const char *path, const rl_limit *lims, int when, i
     batch[0]->res.remaining = 4242;
     if ((when == DIE_AFTER_COMMIT || when == ANSWER_LATE) && s->ops->commit(s) != RL_OK)
         _exit(96);
-    if (when == ANSWER_LATE) { /* committed; answers when told to */
-        char c;
+    if (when == ANSWER_LATE || when == DIE_LATE) {
         if (write(ready_fd, "t", 1) != 1 || read(cont_fd, &c, 1) != 1)
             _exit(97);
+    }
+    if (when == ANSWER_LATE) { /* committed; answers when told to */
         s->ops->group_end(s);
         rl_close(r);
         _exit(0);
     }
-    if (when == DIE_LATE) /* longer than the asker's busy timeout */
-        sleep_ms(600);
     kill(getpid(), SIGKILL);
 }
 
@@ -551,28 +728,46 @@ static void fake_leader(const char *path, int when, int ready_fd, int cont_fd)
     fake_leader_with(path, small, when, ready_fd, cont_fd);
 }
 
+/* An asker of key "k" queues behind a fake leader, which takes its request
+ * and dies at when. DIE_LATE: the asker's busy timeout passes (on the lock's
+ * clock) while its request is taken, before the leader dies. */
 static void leader_dies(fx *f, int when, int busy_ms, answer *a)
 {
-    int up[2], status;
+    int up[2], cont[2], status;
     char c;
     pipes p;
+    hook h;
     pid_t leader, pid;
     pipes_open(&p);
+    hook_open(&h);
     assert_int_equal(pipe(up), 0);
-    pid = asker(f->path, "k", small, busy_ms, &p);
+    assert_int_equal(pipe(cont), 0);
+    pid = asker_posting(f->path, "k", small, busy_ms, &p, &h);
     ready(&p, 1);
     if ((leader = fork()) == 0)
-        fake_leader(f->path, when, up[1], -1);
+        fake_leader(f->path, when, up[1], cont[0]);
     assert_true(leader > 0);
     assert_int_equal(read(up[0], &c, 1), 1); /* the leader holds the lock */
     go(&p, 1);
+    assert_int_equal(reached(&h), RL_STEP_POSTED);
+    assert_int_equal(write(cont[1], "t", 1), 1); /* take it */
+    if (when == DIE_LATE) {
+        assert_int_equal(read(up[0], &c, 1), 1); /* taken, and the leader hangs */
+        clock_jump(busy_ms);
+        collect(&p, a); /* the asker gave up */
+        assert_int_equal(write(cont[1], "d", 1), 1);
+    }
     assert_int_equal(waitpid(leader, &status, 0), leader);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    collect(&p, a);
+    if (when != DIE_LATE)
+        collect(&p, a);
     reap(pid);
     close(up[0]);
     close(up[1]);
+    close(cont[0]);
+    close(cont[1]);
     pipes_close(&p);
+    hook_close(&h);
 }
 
 /* It committed: the queued caller gets the answer it was given, without an
@@ -581,7 +776,7 @@ static void test_leader_killed_after_commit(void **state)
 {
     fx *f = *state;
     answer a;
-    leader_dies(f, DIE_AFTER_COMMIT, 5000, &a);
+    leader_dies(f, DIE_AFTER_COMMIT, WAIT_MS, &a);
     assert_int_equal(a.rc, RL_OK);
     assert_true(a.res.allowed);
     assert_int_equal(a.res.remaining, 4242);
@@ -595,7 +790,7 @@ static void test_leader_killed_before_commit(void **state)
 {
     fx *f = *state;
     answer a;
-    leader_dies(f, DIE_BEFORE_COMMIT, 5000, &a);
+    leader_dies(f, DIE_BEFORE_COMMIT, WAIT_MS, &a);
     assert_int_equal(a.rc, RL_OK);
     assert_true(a.res.allowed);
     assert_int_equal(a.res.remaining, 9);
@@ -611,11 +806,11 @@ static void test_leader_too_slow(void **state)
 {
     fx *f = *state;
     answer a;
-    leader_dies(f, DIE_LATE, 200, &a);
+    leader_dies(f, DIE_LATE, WAIT_MS, &a);
     assert_int_equal(a.rc, RL_EBUSY);
     assert_false(a.res.allowed);
     assert_non_null(strstr(a.msg, "may or may not have been counted"));
-    ask_once(f->path, "k", 5000, &a);
+    ask_once(f->path, "k", WAIT_MS, &a);
     assert_int_equal(a.rc, RL_OK);
     assert_true(a.res.allowed);
     assert_int_equal(a.res.remaining, 9);
@@ -631,21 +826,25 @@ static void test_leader_too_slow(void **state)
 static void test_stalled_caller_keeps_answer(void **state)
 {
     fx *f = *state;
-    int up[2], cont[2], i;
+    int up[2], cont[2], i, posted = 0;
     answer a;
     pipes p, p2;
     pid_t leader, pid, pids[20];
-    hook h;
+    hook h, h2;
     rl_lock *l;
     char c;
     pipes_open(&p);
     pipes_open(&p2);
     hook_open(&h);
+    hook_open(&h2);
     assert_int_equal(pipe(up), 0);
     assert_int_equal(pipe(cont), 0);
-    pid = asker_paused(f->path, "k", small, &p, &h, RL_STEP_ANSWERED);
+    plan_clear(); /* says it posted; stops when its answer has come */
+    plan_add(STEP(RL_STEP_POSTED), 0);
+    plan_add(STEP(RL_STEP_ANSWERED), 1);
+    pid = asker_n(f->path, "k", small, 1, WAIT_MS, 0, &p, &h);
     for (i = 0; i < 20; i++)
-        pids[i] = asker(f->path, "other", large, 5000, &p2);
+        pids[i] = asker_queuing(f->path, "other", large, &p2, &h2);
     ready(&p, 1);
     ready(&p2, 20);
     if ((leader = fork()) == 0)
@@ -653,14 +852,19 @@ static void test_stalled_caller_keeps_answer(void **state)
     assert_true(leader > 0);
     assert_int_equal(read(up[0], &c, 1), 1); /* the leader holds the lock */
     go(&p, 1);
+    assert_int_equal(reached(&h), RL_STEP_POSTED);
+    assert_int_equal(write(cont[1], "t", 1), 1);
     assert_int_equal(read(up[0], &c, 1), 1); /* it took and committed the request */
     assert_int_equal(write(cont[1], "c", 1), 1);
     assert_int_equal(waitpid(leader, NULL, 0), leader);
-    reached(&h); /* the caller sees its answer... */
-    kill(pid, SIGSTOP); /* ...and stops before reading it */
+    assert_int_equal(reached(&h), RL_STEP_ANSWERED); /* the caller sees its answer... */
+    stopped(pid); /* ...and stops before reading it */
     resume(&h);
     l = hold(f->path);
     go(&p2, 20); /* they post into every other slot, and queue for the lock */
+    for (i = 0; i < 20; i++)
+        posted += queued(&h2) == RL_STEP_POSTED;
+    assert_int_equal(posted, 15); /* the stalled caller's slot is still its own */
     rl_lock_release(l);
     for (i = 0; i < 20; i++) {
         collect(&p2, &a);
@@ -679,6 +883,7 @@ static void test_stalled_caller_keeps_answer(void **state)
     pipes_close(&p);
     pipes_close(&p2);
     hook_close(&h);
+    hook_close(&h2);
     close(up[0]);
     close(up[1]);
     close(cont[0]);
@@ -697,13 +902,16 @@ static void test_damaged_request_refused(void **state)
     int status, rc, brc;
     answer a;
     pipes p, pp;
+    hook ha, hp;
     rl_lock *l;
     pid_t poster, pid;
     pipes_open(&p);
     pipes_open(&pp);
-    pid = asker(f->path, "good", small, 5000, &p);
+    hook_open(&ha);
+    hook_open(&hp);
+    pid = asker_posting(f->path, "good", small, WAIT_MS, &p, &ha);
     if ((poster = fork()) == 0) {
-        rl *r = open_with(f->path, small, 5000); /* for its signature only */
+        rl *r = open_with(f->path, small, WAIT_MS); /* for its signature only */
         rl_group_req bad;
         rl_lock *pl = NULL;
         char err[RL_ERRMSG_MAX], c;
@@ -718,9 +926,12 @@ static void test_damaged_request_refused(void **state)
         uint64_t old;
         if (rl_lock_open(&pl, f->path, 0600, 0, &old, err) != RL_OK)
             _exit(90);
+        plan_clear();
+        plan_add(STEP(RL_STEP_POSTED), 0);
+        plan_start(&hp);
         if (write(pp.ready[1], "r", 1) != 1 || read(pp.go[0], &c, 1) != 1)
             _exit(91);
-        rc = rl_lock_join(pl, 5000, &bad, err);
+        rc = rl_lock_join(pl, WAIT_MS, &bad, err);
         if (write(pp.out[1], &rc, sizeof rc) != (ssize_t)sizeof rc ||
             write(pp.out[1], &bad.rc, sizeof bad.rc) != (ssize_t)sizeof bad.rc)
             _exit(92);
@@ -732,10 +943,10 @@ static void test_damaged_request_refused(void **state)
     ready(&pp, 1);
     l = hold(f->path);
     go(&pp, 1);
-    sleep_ms(100); /* posted, and waiting */
-    kill(poster, SIGSTOP);
+    assert_int_equal(reached(&hp), RL_STEP_POSTED); /* posted, and waiting... */
+    stopped(poster);                                /* ...and stopped */
     go(&p, 1);
-    sleep_ms(100);
+    assert_int_equal(reached(&ha), RL_STEP_POSTED);
     rl_lock_release(l); /* the asker leads and takes the damaged request too */
     collect(&p, &a);
     reap(pid);
@@ -752,6 +963,8 @@ static void test_damaged_request_refused(void **state)
     rl_lock_close(l);
     pipes_close(&p);
     pipes_close(&pp);
+    hook_close(&ha);
+    hook_close(&hp);
     assert_int_equal(allowed_of(f->path, "good"), 1);
 }
 
@@ -768,7 +981,7 @@ static void test_live_slot_not_stolen(void **state)
 {
     static const rl_limit hourly[] = { RL_LIMIT("rph", NULL, 10, RL_HOUR, 10) };
     fx *f = *state;
-    rl *r = open_with(f->path, hourly, 5000); /* nothing refills on a slow machine */
+    rl *r = open_with(f->path, hourly, WAIT_MS); /* nothing refills on a slow machine */
     rl_result res;
     rl_key_stats st;
     answer a;
@@ -830,7 +1043,7 @@ static void test_dead_leader_other_writer(void **state)
 {
     static const rl_limit one[] = { RL_LIMIT("rph", NULL, 1, RL_HOUR, 1) };
     fx *f = *state;
-    int up[2], status;
+    int up[2], cont[2], status;
     answer a;
     pipes p;
     hook h;
@@ -842,16 +1055,23 @@ static void test_dead_leader_other_writer(void **state)
     pipes_open(&p);
     hook_open(&h);
     assert_int_equal(pipe(up), 0);
-    pid = asker_paused(f->path, "k", one, &p, &h, RL_STEP_LOCKED);
+    assert_int_equal(pipe(cont), 0);
+    plan_clear(); /* says it posted; stops once it has the lock */
+    plan_add(STEP(RL_STEP_POSTED), 0);
+    plan_add(STEP(RL_STEP_LOCKED), 1);
+    pid = asker_n(f->path, "k", one, 1, WAIT_MS, 0, &p, &h);
     ready(&p, 1);
     if ((leader = fork()) == 0)
-        fake_leader_with(f->path, one, DIE_BEFORE_COMMIT, up[1], -1);
+        fake_leader_with(f->path, one, DIE_BEFORE_COMMIT, up[1], cont[0]);
     assert_true(leader > 0);
     assert_int_equal(read(up[0], &c, 1), 1); /* the leader holds the lock */
     go(&p, 1);
+    assert_int_equal(reached(&h), RL_STEP_POSTED);
+    assert_int_equal(write(cont[1], "t", 1), 1); /* it takes the request and dies */
     assert_int_equal(waitpid(leader, &status, 0), leader);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    reached(&h); /* the follower took the dead leader's lock, before recovery */
+    /* the follower took the dead leader's lock, before recovery */
+    assert_int_equal(reached(&h), RL_STEP_LOCKED);
     o.default_limits = one;
     o.n_default_limits = 1;
     o.busy_strategy = RL_BUSY_SQLITE;
@@ -869,6 +1089,8 @@ static void test_dead_leader_other_writer(void **state)
     pipes_close(&p);
     close(up[0]);
     close(up[1]);
+    close(cont[0]);
+    close(cont[1]);
 }
 
 /* Finding 4: the lock file is allocated when it is made, so a full disk is
@@ -1088,37 +1310,50 @@ static void test_lock_left_held(void **state)
 
 /* A parent takes the lock and is killed while a child it forked (which
  * never uses rl) lives on with copies of its files: the lock is taken over
- * at once, since a handle's files are closed in a child at fork. */
+ * at once, since a handle's files are closed in a child at fork. (The child
+ * lives until the end of the test: were the lock not taken over, the next
+ * caller would wait its whole busy timeout and fail.) */
 static void test_dead_parent_forked_child(void **state)
 {
     fx *f = *state;
-    int up[2], status;
+    int up[2], child_go[2], status;
     answer a;
-    pid_t parent;
+    pid_t parent, child;
     char c;
     assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(child_go), 0);
     if ((parent = fork()) == 0) {
         rl_lock *l = hold(f->path);
-        pid_t child = fork();
+        int born[2];
         (void)l;
-        if (child == 0) { /* outlives its parent for a while */
-            struct timespec ts = { 3, 0 };
-            nanosleep(&ts, NULL);
+        if (pipe(born) != 0)
+            _exit(90);
+        if ((child = fork()) == 0) { /* outlives its parent, until told */
+            close(child_go[1]);
+            if (write(born[1], "b", 1) != 1 || read(child_go[0], &c, 1) < 0)
+                _exit(91);
             _exit(0);
         }
-        if (write(up[1], "h", 1) != 1)
+        /* once the child runs (past its fork handlers), the parent may die */
+        if (child < 0 || read(born[0], &c, 1) != 1 ||
+            write(up[1], &child, sizeof child) != (ssize_t)sizeof child)
             _exit(90);
         pause();
         _exit(0);
     }
-    assert_int_equal(read(up[0], &c, 1), 1);
+    assert_true(parent > 0);
+    assert_int_equal(read(up[0], &child, sizeof child), (ssize_t)sizeof child);
     kill(parent, SIGKILL);
     assert_int_equal(waitpid(parent, &status, 0), parent);
-    ask_once(f->path, "taken-over", 1000, &a);
+    ask_once(f->path, "taken-over", WAIT_MS, &a);
     assert_int_equal(a.rc, RL_OK);
     assert_true(a.res.allowed);
+    assert_int_equal(kill(child, 0), 0); /* it was there all along */
+    assert_int_equal(write(child_go[1], "x", 1), 1);
     close(up[0]);
     close(up[1]);
+    close(child_go[0]);
+    close(child_go[1]);
 }
 
 /* Finding 2, the other half: the old path to a second lock domain, a
@@ -1242,6 +1477,14 @@ static void test_builder_killed(void **state)
 
 int main(void)
 {
+    void *skew = mmap(NULL, sizeof *clock_skew, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (skew == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    clock_skew = skew; /* zero, shared with every child */
+    rl__lock_clock = test_clock;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_more_waiters_than_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_by_its_own_limits, setup, teardown),
