@@ -1,7 +1,7 @@
 /*
  * admin.c - administration of a database, for rlctl and programs alike:
- * resetting and pruning many keys, and health checks. Export and import
- * (JSON) live in store/export.c, since they use SQLite's JSON functions.
+ * resetting one key or many, pruning, and health checks. Export and import
+ * (JSON) live in export/, since they use SQLite's JSON functions.
  *
  * Guarantees:
  *   - rl_reset_match and rl_prune never hold the write lock for more than
@@ -9,7 +9,8 @@
  *     (which in WAL mode blocks nobody), then each is re-read and judged
  *     again inside a short write transaction before it is changed, so a
  *     decision made in between is never lost and deciders never wait long;
- *   - like every call on a handle, they hold the handle's mutex, and they
+ *   - like every call on a handle, they hold the handle's mutex, write
+ *     through the one transaction runner (rl__tx, rl__write_tx), and
  *     read time from the handle's clock.
  */
 #include "gcra.h"
@@ -40,6 +41,7 @@ struct walk {
     const char *match, *tier; /* rl_reset_match */
     int64_t idle_ns;          /* rl_prune */
     int64_t now;
+    int64_t changed; /* keys changed by the batch being written */
     rl_policy pol;
     int64_t pol_version; /* -1: not read */
     /* whether a key qualifies, and what is done to it under the write lock */
@@ -83,41 +85,38 @@ static int walk_policy(walk *w, int64_t version)
 
 /* One batch under the write lock: each candidate re-read and judged again,
  * since a decider may have used or reset it since the page was read. */
-static int walk_write(walk *w, int64_t *done)
+static int walk_write_tx(rl *r, void *ctx)
 {
-    rl_retry retry = RL_RETRY_INIT;
+    walk *w = ctx;
     rl_row row;
-    int64_t version, n;
+    int64_t version;
     size_t i;
     int rc;
-again:
-    n = 0;
-    if ((rc = w->s->ops->begin(w->s, 1)) != RL_OK)
-        return rc;
-    w->now = rl__now(w->r);
+    w->changed = 0;
+    w->now = rl__now(r);
     for (i = 0; i < w->n; i++) {
         if (!w->cand[i])
             continue;
         if ((rc = w->s->ops->row_get(w->s, w->keys[i], &row, &version)) != RL_OK)
-            goto out;
+            return rc;
         if (!row.exists)
             continue;
         if ((rc = walk_policy(w, version)) != RL_OK)
-            goto out;
+            return rc;
         if (!w->pred(w, w->keys[i], &row))
             continue;
         if ((rc = w->apply(w, w->keys[i], &row)) != RL_OK)
-            goto out;
-        n++;
+            return rc;
+        w->changed++;
     }
-    rc = w->s->ops->commit(w->s);
-out:
-    if (rc != RL_OK)
-        w->s->ops->rollback(w->s);
-    else
-        *done += n;
-    if (rl__conflict_retry(w->r, &retry, &rc))
-        goto again;
+    return RL_OK;
+}
+
+static int walk_write(walk *w, int64_t *done)
+{
+    int rc = rl__tx(w->r, walk_write_tx, w);
+    if (rc == RL_OK)
+        *done += w->changed;
     return rc;
 }
 
@@ -195,15 +194,45 @@ static int reset_pred(walk *w, const char *key, const rl_row *row)
     return t && strcmp(t->name, w->tier) == 0;
 }
 
-/* As rl_reset: an assigned tier stays, everything else goes. */
-static int reset_apply(walk *w, const char *key, rl_row *row)
+/* A reset: an assigned tier stays, everything else goes (rl_reset, and
+ * rl_reset_match for each key). */
+static int reset_row(rl_store *s, const char *key, rl_row *row)
 {
     if (!row->tier[0])
-        return w->s->ops->row_delete(w->s, key);
+        return s->ops->row_delete(s, key);
     row->state_len = 0;
     row->allowed = row->refused = row->units = 0;
     row->first_seen = row->last_seen = 0;
-    return w->s->ops->row_put(w->s, key, row);
+    return s->ops->row_put(s, key, row);
+}
+
+static int reset_apply(walk *w, const char *key, rl_row *row)
+{
+    return reset_row(w->s, key, row);
+}
+
+static int reset_tx(rl *r, void *ctx)
+{
+    const char *key = ctx;
+    rl_store *s = rl__store(r);
+    rl_row row;
+    int64_t version;
+    int rc = s->ops->row_get(s, key, &row, &version);
+    if (rc != RL_OK)
+        return rc;
+    if (!row.exists)
+        return rl_seterr(rl__errbuf(r), RL_ENOTFOUND, "no such key: '%.64s'", key);
+    return reset_row(s, key, &row);
+}
+
+int rl_reset(rl *r, const char *key)
+{
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if ((rc = rl__check_key(r, key)) != RL_OK)
+        return rc;
+    return rl__write_tx(r, reset_tx, NULL, (void *)key); /* only read */
 }
 
 static int reset_match(rl *r, const char *match, const char *tier, int dry_run, int64_t *count)

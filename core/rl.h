@@ -80,9 +80,11 @@
  *   - Messages. After an error on a handle, rl_errmsg(r) holds a one-line
  *     message naming the cause, safe to print (control characters, bytes
  *     that are not UTF-8 and characters that reorder or hide text are
- *     shown as '?'). It stays valid until the next call on the same
- *     handle, from any thread: copy it if it has to outlive that. After
- *     any call that returns RL_OK it is "no error". Calls without a handle
+ *     shown as '?'). Each thread sees the message of its own last call
+ *     on the handle, whatever other threads sharing it do; it stays valid
+ *     until this thread's next call on the handle (copy it if it has to
+ *     outlive that). A thread keeps the messages of its 8 most recently
+ *     failed handles. After any call that returns RL_OK it is "no error". Calls without a handle
  *     report through their return code only (rl_validate_tiers also
  *     writes a message to the buffer it is given).
  *   - Ownership. The caller owns everything it passes in and everything
@@ -429,8 +431,9 @@ RL_API int rl_open(rl **out, const char *path, const rl_options *o);
  * other thread may be using the handle, or be about to. */
 RL_API void rl_close(rl *r);
 
-/* The message of the last failed call on r: one line, never NULL, owned by
- * the handle and valid until the next call on r (copy it to keep it).
+/* The message of this thread's last call on r if it failed: one line, never
+ * NULL, valid until this thread's next call on r (copy it to keep it);
+ * another thread's calls on a shared handle do not change it.
  * "no error" after a call that returned RL_OK; for r NULL, a message saying
  * there is no handle (rl_open could not allocate one). */
 RL_API const char *rl_errmsg(const rl *r);

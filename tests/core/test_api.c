@@ -9,6 +9,7 @@
  * written through another handle, and argument checking.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -645,6 +646,66 @@ static void test_threads_share_handle(void **state)
         total += a[i].admitted;
     }
     assert_int_equal(total, 1000);
+}
+
+typedef struct msg_arg {
+    rl *r;
+    int which;
+    int wrong;
+} msg_arg;
+
+/* Fails (thread 0: a bad key, refused before the handle's mutex; thread 1:
+ * an unknown tier, found under it) or succeeds (thread 1, in between), and
+ * reads its own message back while the other thread makes calls. */
+static void *fail_and_read(void *arg)
+{
+    msg_arg *a = arg;
+    rl_result res;
+    rl_tier_info ti;
+    int i, j;
+    for (i = 0; i < 300; i++) {
+        if (a->which == 0) {
+            if (rl_allow(a->r, "", 1, &res) != RL_EINVAL)
+                a->wrong++;
+            for (j = 0; j < 3; j++) {
+                if (!strstr(rl_errmsg(a->r), "invalid key"))
+                    a->wrong++;
+                sched_yield();
+            }
+        } else {
+            if (rl_tier_get(a->r, "nope", &ti) != RL_ENOTFOUND)
+                a->wrong++;
+            sched_yield();
+            if (strcmp(rl_errmsg(a->r), "no such tier: 'nope'") != 0)
+                a->wrong++;
+            if (rl_allow(a->r, "k", 1, &res) != RL_OK || strcmp(rl_errmsg(a->r), "no error") != 0)
+                a->wrong++;
+        }
+    }
+    return NULL;
+}
+
+/* A handle shared by threads: each thread reads the message of its own
+ * last call (thread-local, as libgit2's last error), whatever the others'
+ * calls said meanwhile. */
+static void test_threads_own_errmsg(void **state)
+{
+    fixture *f = *state;
+    msg_arg a[2];
+    pthread_t th[2];
+    int i;
+    for (i = 0; i < 2; i++) {
+        a[i].r = f->r;
+        a[i].which = i;
+        a[i].wrong = 0;
+        pthread_create(&th[i], NULL, fail_and_read, &a[i]);
+    }
+    for (i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(a[0].wrong, 0);
+    assert_int_equal(a[1].wrong, 0);
+    /* and this thread, which made no call since its last success, sees none */
+    assert_string_equal(rl_errmsg(f->r), "no error");
 }
 
 /* Several resources in one decision: all limits named admit, or none is charged. */
@@ -1657,6 +1718,7 @@ int main(void)
         SHARED(test_hot_reload),
         SHARED(test_restart_survival),
         BOTH(test_threads_share_handle),
+        BOTH(test_threads_own_errmsg),
         BOTH(test_acquire_resources),
         BOTH(test_acquire_keys),
         BOTH(test_penalize),

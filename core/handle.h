@@ -1,0 +1,177 @@
+/*
+ * handle.h - the handle (struct rl) and what the files serving it share;
+ * private to core/. Other folders and the tests see only rl_int.h.
+ *
+ * The handle's files, one job each:
+ *   rl.c        open and close, messages, the clock, the policy cache
+ *   decide.c    the transaction runner and the decide-each-request loop;
+ *               rl_allow, rl_acquire, rl_acquire_keys, rl_allow_batch
+ *   group.c     group commit: deciding other processes' queued requests
+ *   reserve.c   rl_reserve and rl_cancel, leases
+ *   wait.c      rl_wait, rl_wait_ex
+ *   read.c      rl_stats, rl_totals_get, rl_keys_list, rl_leases_list
+ *   tiers.c     the policy: tiers, rules, assignments, rl_load_tiers
+ *   cooldown.c  rl_penalize, rl_observe_headers
+ *   admin.c     rl_reset, rl_reset_match, rl_prune, rl_doctor (rl_int.h only)
+ * Below them the engine (eval.c, gcra.c, window.c, state.c, policy.c:
+ * no I/O) and the store interface (store.h).
+ *
+ * Locking: r->mu serialises the calls on a handle. Whatever touches
+ * r->store, r->pol or r->err holds it (rl__lock). r->err is the message
+ * of the call in progress, where the store writes too (rl_store.err);
+ * rl__unlock hands it to the calling thread (rl_errmsg).
+ */
+#ifndef RL_HANDLE_H
+#define RL_HANDLE_H
+
+#include "eval.h"
+#include "rl_int.h"
+
+#include <pthread.h>
+
+struct rl {
+    pthread_mutex_t mu;
+    rl_store *store;
+    rl_policy pol;
+    int64_t pol_version; /* -1: not loaded */
+    rl_tier defaults;    /* rl_options.default_limits */
+    int have_defaults;
+    int store_clock; /* no caller clock: the store's time if it has one */
+    uint64_t sig;    /* rl_group_req.sig: what decides besides the database */
+    uint64_t *tier_fp;    /* tier_fingerprint of each tier of pol */
+    uint64_t defaults_fp; /* ... and of defaults */
+    uint64_t rng;         /* draws state generations (rl__state_align) */
+    uint64_t id;          /* never reused: tags this handle's messages in threads */
+    rl *held_prev;        /* the handle the holder of mu held before (rl__lock) */
+    rl_options o;
+    char err[RL_ERRMSG_MAX];
+};
+
+/* ---- rl.c --------------------------------------------------------------- */
+
+/* Inside a transaction: the cached policy brought to version (the one the
+ * store reported with a row read), read again only when it changed. */
+int rl__refresh_policy(rl *r, int64_t version);
+/* A tier from the public rl_limit array (rl_options defaults, rl_tier_set). */
+int rl__build_tier(rl_tier *t, const char *name, const rl_limit *limits, size_t n, char *err);
+
+/* The key's limits: its tier, else the options' defaults; NULL: none. */
+static inline const rl_tier *rl__key_tier(rl *r, const char *key, const rl_row *row, int *source)
+{
+    const rl_tier *t = rl_policy_resolve(&r->pol, key, row->tier, source);
+    if (!t && r->have_defaults) {
+        *source = RL_TIER_OPTIONS;
+        t = &r->defaults;
+    }
+    return t;
+}
+
+/* The fingerprint of t, a tier of the cached policy or the defaults. */
+static inline uint64_t rl__tier_fp(const rl *r, const rl_tier *t)
+{
+    if (t == &r->defaults)
+        return r->defaults_fp;
+    return r->tier_fp[t - r->pol.tiers];
+}
+
+/* rl__state_align for tier t of this handle. */
+static inline void rl__align(rl *r, const rl_tier *t, const rl_state *old, rl_state *st,
+                             int64_t now)
+{
+    rl__state_align(t, rl__tier_fp(r, t), &r->rng, old, st, now);
+}
+/* ---- decide.c ----------------------------------------------------------- */
+
+/* Whether rc says the store failed (the fail mode answers), not the call. */
+static inline int rl__store_failure(int rc)
+{
+    return rc == RL_EBUSY || rc == RL_ESTORE || rc == RL_EREADONLY || rc == RL_EFULL ||
+           rc == RL_ECORRUPT || rc == RL_ENOMEM || rc == RL_EVERSION || rc == RL_ECONNECT ||
+           rc == RL_EAUTH;
+}
+/* A store failure's answer: allowed and degraded under RL_FAIL_OPEN. */
+void rl__failed_result(const rl *r, rl_result *res);
+/* Argument checks, with the message every call gives. */
+int rl__check_request(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
+                      size_t ncosts);
+
+/* One request of a decision: what rl_allow, rl_acquire*, rl_reserve,
+ * rl_wait* or rl_lease_begin asks. */
+typedef struct rl__req {
+    const char *const *keys;
+    size_t nkeys;
+    const rl_cost *costs;
+    size_t ncosts;
+    int64_t max_delay_ns; /* 0: now or never; INT64_MAX: no limit */
+    int64_t ttl;          /* a lease's */
+    rl_lease_rec *lease;  /* NULL: no lease */
+    rl_result *res;       /* its answer */
+    rl_reservation *rv;   /* NULL: not a reservation */
+    const char *key1;     /* room for keys, when a request has one key */
+} rl__req;
+
+/* The decide loop's scratch: one decision in the making. */
+typedef struct key_eval {
+    rl_row row;
+    rl_state st;
+    const rl_tier *t;
+} key_eval;
+
+typedef struct decision {
+    lim_eval ev[RL_MAX_KEYS * RL_MAX_LIMITS];
+    key_eval ke[RL_MAX_KEYS];
+    size_t n;
+    int allowed, cool_key;
+    int64_t now, version, cool_delay, delay;
+} decision;
+
+/* Requests decided in one write transaction, in order, each as it would be
+ * alone: the one loop behind rl_allow, rl_acquire*, rl_reserve, rl_wait*,
+ * rl_lease_begin, rl_allow_batch and group commit. The caller says where
+ * the requests come from and where their answers go. */
+typedef struct rl__batch rl__batch;
+struct rl__batch {
+    size_t n;
+    void *ctx;
+    /* Request i into q, checked as a caller's arguments would be: RL_OK,
+     * or why it cannot be decided, with the message in r->err; q->res is
+     * set, and its result zeroed, either way. q->key1 and cost
+     * (RL_MAX_LIMITS) are room for a request not kept in this form. */
+    int (*get)(rl *r, rl__batch *b, size_t i, rl__req *q, rl_cost *cost);
+    /* Request i's outcome: rc, with *q->res filled when rc is RL_OK. */
+    void (*put)(rl *r, rl__batch *b, size_t i, int rc);
+    /* Optional: called once every request so far is decided; appends
+     * more (group commit: those queued since) and returns how many. */
+    size_t (*more)(rl *r, rl__batch *b);
+    const unsigned char *skip; /* requests answered already; NULL: none */
+    size_t prefetch_min; /* read rows ahead when at least this many keys */
+    const char **keys;   /* room for every request's keys, for prefetch */
+    decision *x;
+    size_t failed; /* out: the request whose store failure ended the loop,
+                    * SIZE_MAX if none did */
+};
+/* Inside a write transaction: decides b's requests. A request that cannot
+ * be decided is answered alone and the others go on; a store failure
+ * stops the loop (b->failed) and is returned, since the transaction is
+ * lost. */
+int rl__decide_each(rl *r, rl__batch *b);
+/* One request as a public call: checked, decided in its own transaction,
+ * answered. max_delay_ns < 0 is 0; for a lease it is the lease's TTL. */
+int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
+               size_t ncosts, int64_t max_delay_ns, rl_result *res, rl_reservation *rv,
+               rl_lease_rec *lease);
+
+/* ---- group.c ------------------------------------------------------------ */
+
+/* rl_allow and rl_acquire through group commit, when the store offers it
+ * and the handle reads the shared clock: RL_GROUP_NONE when not. */
+int rl__decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n, rl_result *res);
+
+/* ---- reserve.c ---------------------------------------------------------- */
+
+/* Inside a write transaction: ends the key's expired leases and those of
+ * dead owners, freeing what they hold in st; *soonest is the earliest
+ * expiry of a lease that stays (INT64_MIN: none). */
+int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soonest);
+
+#endif

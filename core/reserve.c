@@ -1,0 +1,284 @@
+/*
+ * reserve.c - units taken now and settled or given back later:
+ * reservations (rl_reserve, rl_cancel) and leases (rl_lease_begin,
+ * rl_lease_settle, rl_lease_cancel), and the reclaiming of leases whose
+ * holder died or whose time ran out. (lease.c encodes lease records.)
+ *
+ * Guarantees:
+ *   - a reservation or a lease is decided like rl_acquire, in one write
+ *     transaction (rl__decide); a lease is recorded in that transaction
+ *     with its estimate, the in-flight units it holds and its owner;
+ *   - a reservation gives back at most once: rl_cancel marks it, and gives
+ *     nothing once its time to act has come, or once the key's state was
+ *     reset or re-tiered since (another generation or tier fingerprint);
+ *   - settling charges or refunds the difference from the estimate on each
+ *     rate limit and frees what the lease held in concurrency limits, in
+ *     one transaction; an expired lease was settled at its estimate
+ *     (RL_ETIMEOUT);
+ *   - a lease whose owner died (pid and start time, lease.c) or that
+ *     expired is reclaimed by the next lease decision on its key.
+ */
+#include "handle.h"
+#include "lease.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- reclaiming ---------------------------------------------------------- */
+
+/* Leases of one key that are expired or whose owner died, found while
+ * walking the key's leases (collected first: the walk must not delete). */
+typedef struct reclaim_ctx {
+    int64_t now;
+    int64_t soonest; /* earliest expiry of a lease that stays; INT64_MIN: none */
+    size_t n;
+    int64_t id[64];
+    size_t n_held[64];
+    uint64_t held_id[64][RL_MAX_LIMITS];
+    int64_t held_amount[64][RL_MAX_LIMITS];
+} reclaim_ctx;
+
+static int reclaim_one(void *ctx, const rl_lease_rec *rec)
+{
+    reclaim_ctx *rc = ctx;
+    if (rec->expires > rc->now && rl_owner_alive(rec->pid, rec->pstart)) {
+        if (rc->soonest == INT64_MIN || rec->expires < rc->soonest)
+            rc->soonest = rec->expires;
+        return 0;
+    }
+    if (rc->n < 64) {
+        rc->id[rc->n] = rec->id;
+        rc->n_held[rc->n] = rec->n_held;
+        memcpy(rc->held_id[rc->n], rec->held_id, sizeof rec->held_id);
+        memcpy(rc->held_amount[rc->n], rec->held_amount, sizeof rec->held_amount);
+        rc->n++;
+    }
+    return 0;
+}
+
+/* Ends the key's expired leases (settled at their estimate, which they
+ * already charged) and those of dead owners, freeing their slots. */
+int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soonest)
+{
+    reclaim_ctx *c = malloc(sizeof *c);
+    size_t i;
+    int rc;
+    if (!c)
+        return rl_seterr(r->err, RL_ENOMEM, "out of memory");
+    c->now = now;
+    c->soonest = INT64_MIN;
+    c->n = 0;
+    rc = r->store->ops->leases_each(r->store, key, reclaim_one, c);
+    for (i = 0; i < c->n && rc == RL_OK; i++) {
+        rl__release_held(st, c->n_held[i], c->held_id[i], c->held_amount[i]);
+        rc = r->store->ops->lease_delete(r->store, c->id[i]);
+    }
+    *soonest = c->soonest;
+    free(c);
+    return rc;
+}
+
+/* ---- reservations and leases ---------------------------------------------- */
+
+int rl_reserve(rl *r, const char *key, int64_t cost, int64_t max_delay_ns, rl_reservation *rv)
+{
+    rl_result res;
+    rl_cost c;
+    if (!r)
+        return RL_EINVAL;
+    if (!rv)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "reservation is NULL");
+    memset(rv, 0, sizeof *rv);
+    c.resource = "requests";
+    c.amount = cost;
+    return rl__decide(r, &key, 1, &c, 1, max_delay_ns, &res, rv, NULL);
+}
+
+int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n, int64_t ttl_ns,
+                   rl_lease *lease, rl_result *res)
+{
+    rl_lease_rec *rec;
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if (!lease)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "lease is NULL");
+    memset(lease, 0, sizeof *lease);
+    if (ttl_ns <= 0 || ttl_ns > RL_FILL_MAX)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL,
+                         "lease TTL must be positive (at most 50 years)");
+    if (!(rec = calloc(1, sizeof *rec)))
+        return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
+    rc = rl__decide(r, &key, 1, estimate, n, ttl_ns, res, NULL, rec);
+    if (rc == RL_OK && res->allowed) {
+        lease->id = rec->id;
+        lease->expires_at = rec->expires;
+    }
+    free(rec);
+    return rc;
+}
+
+typedef struct lease_arg {
+    const rl_lease *lease;
+    const rl_cost *actual; /* NULL: cancel */
+    size_t n;
+    rl_lease_rec rec;
+    int expired;
+} lease_arg;
+
+static int lease_end_tx(rl *r, void *ctx)
+{
+    lease_arg *a = ctx;
+    rl_lease_rec *rec = &a->rec;
+    rl_row row;
+    rl_state old, st;
+    const rl_tier *t;
+    int64_t now = rl__now(r), version, est, act;
+    size_t i, j;
+    int rc, source;
+    if ((rc = r->store->ops->lease_get(r->store, a->lease->id, rec)) != RL_OK)
+        return rc;
+    if ((rc = r->store->ops->row_get(r->store, rec->key, &row, &version)) != RL_OK)
+        return rc;
+    if ((rc = rl__refresh_policy(r, version)) != RL_OK)
+        return rc;
+    if (rl_state_decode(&old, row.state, row.state_len) != RL_OK)
+        return rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", rec->key);
+    a->expired = now >= rec->expires;
+    if ((t = rl__key_tier(r, rec->key, &row, &source)))
+        rl__align(r, t, &old, &st, now);
+    else
+        st = old; /* no limits apply any more: only the slots to free */
+    for (i = 0; t && !a->expired && i < t->n; i++) {
+        const rl_ldef *d = &t->limits[i];
+        if (d->kind == RL_KIND_CONCURRENT)
+            continue;
+        for (est = 0, j = 0; j < rec->n_est; j++)
+            if (strcmp(rec->est_resource[j], d->resource) == 0)
+                est = rec->est_amount[j];
+        act = a->actual ? rl__amount_of(a->actual, a->n, d->resource) : 0;
+        if (act < 0)
+            act = est; /* not named: settled at its estimate */
+        if (act != est) {
+            rl__limit_settle(d, &st.slot[i], now, act - est, rec->created);
+            if (strcmp(d->resource, "requests") == 0)
+                row.units = rl__sat_add(row.units, act - est);
+        }
+    }
+    rl__release_held(&st, rec->n_held, rec->held_id, rec->held_amount);
+    row.state_len = rl_state_encode(&st, row.state);
+    if ((rc = r->store->ops->lease_delete(r->store, rec->id)) != RL_OK)
+        return rc;
+    return r->store->ops->row_put(r->store, rec->key, &row);
+}
+
+static int lease_end_done(rl *r, void *ctx, int rc)
+{
+    const lease_arg *a = ctx;
+    if (rc == RL_OK && a->expired)
+        return rl_seterr(r->err, RL_ETIMEOUT,
+                         "lease %lld had expired: it was settled at its estimate",
+                         (long long)a->lease->id);
+    return rc;
+}
+
+/* Settles (actual != NULL) or cancels (actual == NULL: everything back) a
+ * lease, and frees the slots it held, in one write transaction. */
+static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n)
+{
+    lease_arg *a;
+    int rc;
+    if (!lease || lease->id <= 0)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "not a granted lease");
+    if (actual) {
+        const char *key = "k";
+        if ((rc = rl__check_request(r, &key, 1, actual, n)) != RL_OK)
+            return rc;
+    }
+    if (!(a = calloc(1, sizeof *a)))
+        return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
+    a->lease = lease;
+    a->actual = actual;
+    a->n = n;
+    rc = rl__write_tx(r, lease_end_tx, lease_end_done, a);
+    free(a);
+    return rc;
+}
+
+int rl_lease_settle(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n)
+{
+    if (!r)
+        return RL_EINVAL;
+    if (!actual)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "actual costs are NULL");
+    return lease_end(r, lease, actual, n);
+}
+
+int rl_lease_cancel(rl *r, const rl_lease *lease)
+{
+    if (!r)
+        return RL_EINVAL;
+    return lease_end(r, lease, NULL, 0);
+}
+
+/* ---- cancelling a reservation -------------------------------------------- */
+
+static int cancel_tx(rl *r, void *ctx)
+{
+    const rl_reservation *rv = ctx;
+    const rl_tier *t;
+    rl_row row;
+    rl_state st;
+    int64_t version, now;
+    size_t i, j;
+    int rc, source;
+    /* Once its time has come the caller may have acted: nothing to return. */
+    if ((now = rl__now(r)) >= rv->time_to_act)
+        return RL_OK;
+    if ((rc = r->store->ops->row_get(r->store, rv->key_, &row, &version)) != RL_OK)
+        return rc;
+    if (!row.exists)
+        return RL_OK; /* reset (or pruned) since: nothing of it is left */
+    if ((rc = rl__refresh_policy(r, version)) != RL_OK)
+        return rc;
+    if (rl_state_decode(&st, row.state, row.state_len) != RL_OK)
+        return rl_seterr(r->err, RL_ECORRUPT, "damaged bucket state");
+    /* Another generation of the key's state (reset and decided again,
+     * re-tiered by a decision since), or a tier other than the one the
+     * state was written for (re-tiered, not decided yet): what the
+     * reservation took is not in these buckets, nothing is given back. */
+    if (!(t = rl__key_tier(r, rv->key_, &row, &source)) || st.gen != rv->generation_ ||
+        st.fp != rl__tier_fp(r, t))
+        return RL_OK;
+    for (i = 0; i < rv->n_; i++) {
+        for (j = 0; j < st.n; j++) {
+            rl_slot *s = &st.slot[j];
+            if (s->id != rv->id_[i])
+                continue;
+            rl__slot_cancel(s, rv->tat_[i], rv->rem_[i], rv->amount_[i], now);
+            break;
+        }
+    }
+    row.state_len = rl_state_encode(&st, row.state);
+    return r->store->ops->row_put(r->store, rv->key_, &row);
+}
+
+int rl_cancel(rl *r, rl_reservation *rv)
+{
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if (!rv)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "reservation is NULL");
+    if (!rv->ok || rv->n_ == 0 || rv->n_ > RL_MAX_LIMITS) {
+        rl__errbuf(r)[0] = 0;
+        return RL_OK;
+    }
+    if ((rc = rl__check_key(r, rv->key_)) != RL_OK)
+        return rc;
+    /* Once given back, the units must not come back twice: the state cannot
+     * tell a second cancel from a refund, so the reservation is marked. */
+    if ((rc = rl__write_tx(r, cancel_tx, NULL, rv)) == RL_OK)
+        rv->n_ = 0;
+    return rc;
+}
