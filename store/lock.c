@@ -1,5 +1,8 @@
 /*
- * lock.c - the process-shared write lock and group-commit queue (lock.h).
+ * lock.c - the process-shared write lock (lock.h): the lock file, who is a
+ * member of it, its rebuild, and the lock word. The group-commit queue that
+ * rides on the lock (posting, taking, answering, recovery after a dead
+ * leader) is lock_group.c; the layout both read is lock_int.h.
  *
  * The file PATH-rlshm is shared, writable and mapped by every writer, so
  * it is treated as input: any byte of it may be garbage, and nothing in it
@@ -24,28 +27,11 @@
  *   flags the handle, which then stops using the file (SQLite's own
  *   locking keeps decisions exact without it); nothing crashes.
  * - Garbage gives an error or a rebuild, never a crash: words are checked
- *   before use, a request read from a slot is checked by the leader as a
- *   caller's arguments are (core/rl.c), and a header that does not match
- *   this build and this database gives RL_ECORRUPT while others have the
- *   file open (it is rebuilt once they close).
- * - A dead leader's batch is settled from the database, not guessed: the
- *   leader numbers each batch that holds other processes' requests and the
- *   store records (domain, seq) in the same transaction (rl_lock_batch); the
- *   next holder reads it back (rl_lock_resolve_fn): committed, the answers
- *   in the slots stand; not, the requests are posted again. No other
- *   writer, whatever lock it uses or lacks, can fake or erase that record.
+ *   before use, and a header that does not match this build and this
+ *   database gives RL_ECORRUPT while others have the file open (it is
+ *   rebuilt once they close). (A request read from a slot: lock_group.c.)
  * - No arithmetic on a time or counter read from the file: times read back
  *   are only compared.
- *
- * Group commit (rl_allow, rl_acquire): a writer that finds the lock taken
- * posts its request in a free slot and waits on the slot's state word (a
- * futex), spinning briefly first; the holder takes the posted slots of its
- * signature into its own transaction, and keeps taking those posted while
- * it decides; it writes each answer into its slot, commits, marks the slots
- * done and wakes their posters before it unlocks. Whoever unlocks wakes the
- * oldest slot still posted to lead, and posters poll the lock too, so no
- * slot is left behind. With every slot in use a writer waits on the lock.
- * (bench/ sqlite/4p/1key: about 2x one process's rate.)
  *
  * Handoff: a process that just unlocked can take the lock again before a
  * woken waiter runs; one that has released it RL_LOCK_HANDOFF times in a row
@@ -55,14 +41,13 @@
  * copies of the handles' files are closed at fork, so a parent's death is
  * seen although its child lives on.
  */
-#include "lock.h"
+#include "lock_int.h"
 
 #include "fileperm.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -73,7 +58,6 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,82 +65,6 @@
 void (*rl__lock_hook)(int step);
 int64_t (*rl__lock_clock)(void);
 #endif
-
-#define RL_SHM_MAGIC 0x726c7132u /* "rlq2" */
-#define RL_MEMBERS 1024
-#define RL_QUEUE_SLOTS 16
-#define RL_QUEUE_SPIN 50000   /* ns a poster spins before it sleeps */
-#define RL_LIVE_NAP 2000000   /* ns a waiter sleeps before it asks whether the holder lives */
-#define RL_LOCK_HANDOFF 64    /* releases in a row before yielding to a waiter */
-#define RL_REG_MAX 1024       /* open handles per process with a lock file */
-
-/* Byte-range locks, past any data: the dead-man byte, then one per member. */
-#define RL_BYTE_DMS ((off_t)1 << 30)
-#define RL_BYTE_MEMBER(m) (RL_BYTE_DMS + 1 + (off_t)(m))
-
-/* The lock word: 0 free, LOCK_DEAD (its holder died), or the holder's
- * OWNER(member, generation). */
-#define M_BITS 11u
-#define M_MASK ((1u << M_BITS) - 1u) /* member + 1: 1..RL_MEMBERS */
-#define G_MASK ((1u << (32u - M_BITS)) - 1u)
-#define LOCK_DEAD 0xffffffffu
-#define OWNER(m, g) ((((g)&G_MASK) << M_BITS) | ((uint32_t)(m) + 1u))
-#define W_MEMBER(w) ((int)((w)&M_MASK) - 1)
-
-/* A slot's state word (its futex): generation, poster's member + 1, state. */
-enum { Q_FREE, Q_FILLING, Q_POSTED, Q_LEAD, Q_TAKEN, Q_DONE, Q_NSTATES };
-#define QG_MASK 0x1ffffu
-#define Q_WORD(gen, m1, st) ((((gen)&QG_MASK) << 15) | (((m1)&M_MASK) << 4) | (uint32_t)(st))
-#define Q_ST(w) ((w)&15u)
-#define Q_M1(w) (((w) >> 4) & M_MASK)
-#define Q_GEN(w) ((w) >> 15)
-
-typedef struct shm_head {
-    uint32_t magic;
-    uint32_t layout; /* this build's sizes: another build's file is not used */
-    uint64_t dev, ino;
-    uint64_t domain; /* random, new at each rebuild: names this file's batches */
-    uint32_t lock;
-    uint32_t waiters; /* a hint: processes blocked on lock */
-    uint32_t posted;  /* a hint: slots POSTED or LEAD (never below the truth when intact) */
-    uint32_t pad;
-    uint64_t seq, seq_check; /* the last batch numbered, and ~seq */
-} shm_head;
-
-typedef struct qslot {
-    uint32_t state;
-    uint32_t abandoned; /* its poster gave up waiting: free it, do not answer */
-    int64_t since;      /* CLOCK_MONOTONIC ns when posted: order only */
-    uint64_t seq;       /* the batch that took it */
-    rl_group_req req;
-} qslot;
-
-#define GENS_AT 4096u
-#define SLOTS_AT (GENS_AT + RL_MEMBERS * 4u)
-#define QSLOT_SIZE ((sizeof(qslot) + 63u) / 64u * 64u)
-#define SHM_SIZE ((SLOTS_AT + RL_QUEUE_SLOTS * QSLOT_SIZE + 4095u) / 4096u * 4096u)
-#define SHM_LAYOUT ((uint32_t)(sizeof(shm_head) ^ (QSLOT_SIZE << 8) ^ (RL_MEMBERS << 20)))
-
-struct rl_lock {
-    int fd;
-    char *path;
-    unsigned char *map;
-    shm_head *h;
-    uint32_t *gens;
-    uint64_t domain;
-    int member;
-    uint32_t me; /* OWNER(member, generation): our lock word */
-    int held;
-    volatile sig_atomic_t damaged; /* set by the SIGBUS handler */
-    int forked;
-    rl_lock_resolve_fn resolve;
-    void *resolve_ctx;
-    int unresolved; /* took the lock from a dead holder before resolve was set */
-    int streak;     /* releases in a row while others waited */
-    uint64_t seq;   /* this batch's number, once it took another's request */
-    size_t ntaken;
-    int taken[RL_QUEUE_SLOTS]; /* slots this holder must answer */
-};
 
 /* ---- the process's handles: fork and SIGBUS ------------------------------ */
 
@@ -262,39 +170,7 @@ static void reg_del(rl_lock *l)
     }
 }
 
-/* ---- small tools ---------------------------------------------------------- */
-
-/* Every time the lock code reads: deadlines, spins and the posting order.
- * A test build reads the test's clock instead when it has one (lock.h). */
-static int64_t mono_ns(void)
-{
-    struct timespec t;
-#ifdef RL_TEST_HOOKS
-    if (rl__lock_clock)
-        return rl__lock_clock();
-#endif
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-static int cas(uint32_t *w, uint32_t from, uint32_t to)
-{
-    return __atomic_compare_exchange_n(w, &from, to, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-}
-
-/* Sleeps while *w == v, at most ns (or until woken); 1 if it timed out. */
-static int q_sleep(uint32_t *w, uint32_t v, int64_t ns)
-{
-    struct timespec ts;
-    ts.tv_sec = (time_t)(ns / 1000000000);
-    ts.tv_nsec = (long)(ns % 1000000000);
-    return syscall(SYS_futex, w, FUTEX_WAIT, v, &ts, NULL, 0) != 0 && errno == ETIMEDOUT;
-}
-
-static void q_wake(uint32_t *w, int n)
-{
-    (void)syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);
-}
+/* ---- small tools (the rest are in lock_int.h) ----------------------------- */
 
 static int ofd_lock(int fd, int cmd, short type, off_t at)
 {
@@ -305,60 +181,6 @@ static int ofd_lock(int fd, int cmd, short type, off_t at)
     f.l_start = at;
     f.l_len = 1;
     return fcntl(fd, cmd, &f);
-}
-
-/* Whether member m's handle is open in a live process: its byte is locked.
- * When the kernel cannot say, it is taken as alive: never steal. */
-static int member_alive(const rl_lock *l, int m)
-{
-    struct flock f;
-    if (m == l->member)
-        return 1;
-    memset(&f, 0, sizeof f);
-    f.l_type = F_WRLCK;
-    f.l_whence = SEEK_SET;
-    f.l_start = RL_BYTE_MEMBER(m);
-    f.l_len = 1;
-    if (fcntl(l->fd, F_OFD_GETLK, &f) != 0)
-        return 1;
-    return f.l_type != F_UNLCK;
-}
-
-static int bad_member(int m)
-{
-    return m < 0 || m >= RL_MEMBERS;
-}
-
-static qslot *slot_at(const rl_lock *l, int i)
-{
-    return (qslot *)(void *)(l->map + SLOTS_AT + (size_t)i * QSLOT_SIZE);
-}
-
-static void posted_add(rl_lock *l, int d)
-{
-    __atomic_add_fetch(&l->h->posted, (uint32_t)d, __ATOMIC_SEQ_CST);
-}
-
-static int is_posted(uint32_t w)
-{
-    return Q_ST(w) == Q_POSTED || Q_ST(w) == Q_LEAD;
-}
-
-/* Frees slot i whose state is still w; the generation moves on. */
-static int slot_free(rl_lock *l, int i, uint32_t w)
-{
-    qslot *q = slot_at(l, i);
-    if (!cas(&q->state, w, Q_WORD(Q_GEN(w) + 1, 0, Q_FREE)))
-        return 0;
-    if (is_posted(w))
-        posted_add(l, -1);
-    return 1;
-}
-
-static int forked_err(char *err)
-{
-    return rl_seterr(err, RL_ESTORE,
-                     "this handle was opened before fork(): open a new one in the child");
 }
 
 /* ---- opening: rebuild or attach, then a member byte ----------------------- */
@@ -572,15 +394,6 @@ out:
 
 /* ---- the lock ------------------------------------------------------------- */
 
-static void recover(rl_lock *l);
-
-/* A batch's mark in the rows it writes: the domain is random, so the marks
- * of two lives of the file differ. */
-static uint64_t mark_of(const rl_lock *l, uint64_t seq)
-{
-    return l->domain + seq;
-}
-
 /* Whether lock word w names a holder that cannot hold it: marked dead,
  * garbage, or a member nobody has open. live: ask the kernel too. */
 static int holder_gone(const rl_lock *l, uint32_t w, int live)
@@ -599,12 +412,12 @@ static void locked(rl_lock *l, int gone)
     l->seq = 0;
     RL_LOCK_HOOK(RL_STEP_LOCKED);
     if (gone)
-        recover(l);
+        rl_lock_recover(l);
 }
 
 /* 1: this handle holds the lock now; 0: another does. live: a holder that
  * looks alive is asked the kernel about. */
-static int try_take(rl_lock *l, int live)
+int rl_lock_try_take(rl_lock *l, int live)
 {
     uint32_t w = __atomic_load_n(&l->h->lock, __ATOMIC_ACQUIRE);
     if (w == 0 && cas(&l->h->lock, 0, l->me)) {
@@ -625,14 +438,14 @@ int rl_lock_acquire(rl_lock *l, int timeout_ms, int64_t *waited_ns, char *err)
     *waited_ns = 0;
     if (l->forked)
         return forked_err(err);
-    if (try_take(l, 0))
+    if (rl_lock_try_take(l, 0))
         return RL_OK;
     t0 = mono_ns();
     deadline = t0 + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
     for (;;) {
         uint32_t w;
         int64_t nap;
-        if (try_take(l, live)) {
+        if (rl_lock_try_take(l, live)) {
             *waited_ns = mono_ns() - t0;
             return RL_OK;
         }
@@ -651,34 +464,6 @@ int rl_lock_acquire(rl_lock *l, int timeout_ms, int64_t *waited_ns, char *err)
     }
 }
 
-void rl_lock_release(rl_lock *l);
-
-/* After unlocking: a slot still posted gets a leader. A poster told to lead
- * (Q_LEAD) and not yet leading is nudged again rather than another one. */
-static void wake_posted(rl_lock *l)
-{
-    qslot *oldest = NULL;
-    uint32_t ow = 0;
-    int i;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the unlock before any read of a slot */
-    if (!__atomic_load_n(&l->h->posted, __ATOMIC_SEQ_CST))
-        return;
-    for (i = 0; i < RL_QUEUE_SLOTS; i++) {
-        qslot *q = slot_at(l, i);
-        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        if (Q_ST(w) == Q_LEAD) {
-            q_wake(&q->state, INT_MAX);
-            return;
-        }
-        if (Q_ST(w) == Q_POSTED && (!oldest || q->since < oldest->since)) {
-            oldest = q;
-            ow = w;
-        }
-    }
-    if (oldest && cas(&oldest->state, ow, Q_WORD(Q_GEN(ow), Q_M1(ow), Q_LEAD)))
-        q_wake(&oldest->state, INT_MAX);
-}
-
 void rl_lock_release(rl_lock *l)
 {
     if (l->forked || !l->held)
@@ -687,320 +472,13 @@ void rl_lock_release(rl_lock *l)
     __atomic_store_n(&l->h->lock, 0, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&l->h->waiters, __ATOMIC_SEQ_CST))
         q_wake(&l->h->lock, 1);
-    wake_posted(l);
+    rl_lock_wake_posted(l);
     if (!__atomic_load_n(&l->h->waiters, __ATOMIC_RELAXED)) {
         l->streak = 0;
     } else if (++l->streak >= RL_LOCK_HANDOFF) {
         l->streak = 0;
         sched_yield(); /* let a woken waiter take it before we come back */
     }
-}
-
-/* ---- recovery ------------------------------------------------------------- */
-
-/* Just after taking the lock from a holder that died: the slots it had
- * taken are settled by the database's record of its batch. Committed:
- * answered; not: posted again (freed if their posters are gone); cannot
- * tell: left for their posters to report. */
-static void recover(rl_lock *l)
-{
-    uint64_t seq = 0;
-    int i, committed = -2;
-    if (!l->resolve) {
-        l->unresolved = 1;
-        return;
-    }
-    seq = l->h->seq;
-    if (l->h->seq_check != ~seq || !seq)
-        committed = -1;
-    /* Committed if a row the batch wrote carries its mark. A request the
-     * leader had not decided yet still holds the poster's rc 0, but then
-     * nothing was committed, and no row carries the mark. */
-    for (i = 0; committed == -2 && i < RL_QUEUE_SLOTS; i++) {
-        qslot *q = slot_at(l, i);
-        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        int v;
-        if (Q_ST(w) == Q_TAKEN && q->seq == seq && q->req.rc == RL_OK &&
-            memchr(q->req.key, 0, sizeof q->req.key) &&
-            (v = l->resolve(l->resolve_ctx, q->req.key, mark_of(l, seq))) != 0)
-            committed = v;
-    }
-    if (committed == -2)
-        committed = 0;
-    for (i = 0; i < RL_QUEUE_SLOTS; i++) {
-        qslot *q = slot_at(l, i);
-        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        int m = (int)Q_M1(w) - 1;
-        if (Q_ST(w) != Q_TAKEN)
-            continue;
-        if (q->seq != seq) /* an older batch already left unsettled */
-            continue;
-        if (committed > 0) {
-            if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_M1(w), Q_DONE)))
-                q_wake(&q->state, INT_MAX);
-        } else if (committed == 0) {
-            if (__atomic_load_n(&q->abandoned, __ATOMIC_ACQUIRE) || bad_member(m) ||
-                !member_alive(l, m)) {
-                slot_free(l, i, w);
-                continue;
-            }
-            posted_add(l, 1);
-            if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_M1(w), Q_POSTED)))
-                q_wake(&q->state, INT_MAX);
-            else
-                posted_add(l, -1);
-        }
-    }
-}
-
-void rl_lock_on_recover(rl_lock *l, rl_lock_resolve_fn fn, void *ctx)
-{
-    l->resolve = fn;
-    l->resolve_ctx = ctx;
-    if (l->unresolved) {
-        l->unresolved = 0;
-        recover(l);
-    }
-}
-
-/* ---- group commit --------------------------------------------------------- */
-
-/* A slot for our request: a free one; failing that, one whose poster is
- * gone (never a TAKEN one: its leader owns it until it answers). Answers we
- * gave up on earlier (DONE, ours) are freed on the way. -1 if none. */
-static int slot_claim(rl_lock *l, uint32_t *word)
-{
-    uint32_t m1 = (uint32_t)l->member + 1;
-    int i, pass;
-    for (pass = 0; pass < 2; pass++) {
-        for (i = 0; i < RL_QUEUE_SLOTS; i++) {
-            qslot *q = slot_at(l, i);
-            uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-            uint32_t st = Q_ST(w), gen = Q_GEN(w);
-            if (st != Q_FREE) {
-                int m = (int)Q_M1(w) - 1;
-                if (st == Q_DONE && m == l->member) { /* an answer we gave up waiting for */
-                    if (!slot_free(l, i, w))
-                        continue;
-                    w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-                    if (Q_ST(w) != Q_FREE)
-                        continue;
-                    gen = Q_GEN(w);
-                } else if (pass == 0 || st == Q_TAKEN ||
-                           (st < Q_NSTATES && !bad_member(m) && member_alive(l, m))) {
-                    continue;
-                } else {
-                    gen++; /* its poster is gone, or the word is garbage */
-                }
-            }
-            if (cas(&q->state, w, Q_WORD(gen, m1, Q_FILLING))) {
-                if (is_posted(w))
-                    posted_add(l, -1);
-                *word = Q_WORD(gen, m1, Q_FILLING);
-                return i;
-            }
-        }
-    }
-    return -1;
-}
-
-size_t rl_lock_take(rl_lock *l, uint64_t sig, rl_group_req **batch, size_t max)
-{
-    size_t first = l->ntaken, k;
-    int i, j;
-    if (l->forked || l->damaged || !__atomic_load_n(&l->h->posted, __ATOMIC_SEQ_CST))
-        return 0;
-    for (i = 0; i < RL_QUEUE_SLOTS && l->ntaken - first < max; i++) {
-        qslot *q = slot_at(l, i);
-        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        if (!is_posted(w) || q->req.sig != sig)
-            continue;
-        if (!l->seq) { /* numbered before any request is taken: see recover() */
-            uint64_t s = l->h->seq + 1;
-            l->h->seq = s ? s : 1;
-            l->h->seq_check = ~l->h->seq;
-            l->seq = l->h->seq;
-        }
-        q->seq = l->seq;
-        if (!cas(&q->state, w, Q_WORD(Q_GEN(w), Q_M1(w), Q_TAKEN))) {
-            i--; /* POSTED turned LEAD under us: look again */
-            continue;
-        }
-        posted_add(l, -1);
-        for (j = (int)l->ntaken; j > (int)first && slot_at(l, l->taken[j - 1])->since > q->since;
-             j--)
-            l->taken[j] = l->taken[j - 1];
-        l->taken[j] = i;
-        l->ntaken++;
-    }
-    for (k = first; k < l->ntaken; k++)
-        batch[k - first] = &slot_at(l, l->taken[k])->req;
-    if (l->ntaken > first)
-        RL_LOCK_HOOK(RL_STEP_TAKEN);
-    return l->ntaken - first;
-}
-
-int rl_lock_batch(const rl_lock *l, uint64_t *mark)
-{
-    if (!l->ntaken || !l->seq)
-        return 0;
-    *mark = mark_of(l, l->seq);
-    return 1;
-}
-
-void rl_lock_publish(rl_lock *l)
-{
-    size_t i;
-    for (i = 0; i < l->ntaken; i++) {
-        int n = l->taken[i];
-        qslot *q = slot_at(l, n);
-        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        if (Q_ST(w) != Q_TAKEN)
-            continue;
-        if (__atomic_load_n(&q->abandoned, __ATOMIC_ACQUIRE))
-            slot_free(l, n, w);
-        else if (cas(&q->state, w, Q_WORD(Q_GEN(w), Q_M1(w), Q_DONE)))
-            q_wake(&q->state, INT_MAX);
-    }
-    l->ntaken = 0;
-    l->seq = 0;
-}
-
-/* An answer read from the file, made safe to hand to the caller. */
-static int answer_ok(rl_group_req *req)
-{
-    req->err[sizeof req->err - 1] = 0;
-    return req->rc <= 0 && req->rc >= RL_EPERM && (req->res.allowed == 0 || req->res.allowed == 1);
-}
-
-/* Holding the lock, as a poster whose slot i is in state w: withdraws it
- * to lead (RL_GROUP_LEAD), or returns what became of it. */
-static int settle_held(rl_lock *l, int i, uint32_t mine, rl_group_req *req, char *err)
-{
-    qslot *q = slot_at(l, i);
-    for (;;) {
-        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        if (Q_GEN(w) != Q_GEN(mine) || Q_M1(w) != Q_M1(mine)) {
-            rl_lock_release(l);
-            return rl_seterr(err, RL_ECORRUPT, "%s: a queue slot was overwritten; this call "
-                             "may or may not have been counted", l->path);
-        }
-        switch (Q_ST(w)) {
-        case Q_POSTED:
-        case Q_LEAD:
-            if (slot_free(l, i, w))
-                return RL_GROUP_LEAD;
-            continue; /* POSTED turned LEAD */
-        case Q_DONE:
-            RL_LOCK_HOOK(RL_STEP_ANSWERED);
-            memcpy(req, &q->req, sizeof *req);
-            slot_free(l, i, w);
-            rl_lock_release(l);
-            return answer_ok(req) ? RL_OK
-                                  : rl_seterr(err, RL_ECORRUPT, "%s: a damaged answer", l->path);
-        default: /* TAKEN by a leader that died, and its batch cannot be settled */
-            slot_free(l, i, w);
-            rl_lock_release(l);
-            return rl_seterr(err, RL_ESTORE,
-                             "the process deciding this call died before answering; "
-                             "it may or may not have been counted");
-        }
-    }
-}
-
-/* As a poster: waits until the slot is answered, or the lock is ours.
- * It spins first (yielding the CPU each turn), since an answer usually
- * comes within a commit or two: a poster that sleeps at once leaves its CPU
- * idle, and waking an idle CPU costs more than the commit, most of all on a
- * virtual machine (bench/ sqlite/4p/1key: 100k/s asleep, 230k/s spinning). */
-static int wait_posted(rl_lock *l, int i, uint32_t mine, int64_t deadline, rl_group_req *req,
-                       char *err)
-{
-    qslot *q = slot_at(l, i);
-    int64_t now, nap, spin_end = mono_ns() + RL_QUEUE_SPIN;
-    int live = 0;
-    for (;;) {
-        uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        uint32_t st = Q_ST(w);
-        if (Q_GEN(w) != Q_GEN(mine) || Q_M1(w) != Q_M1(mine) || l->damaged)
-            return rl_seterr(err, RL_ECORRUPT, "%s: a queue slot was overwritten or truncated; "
-                             "this call may or may not have been counted", l->path);
-        if (st == Q_DONE) {
-            RL_LOCK_HOOK(RL_STEP_ANSWERED);
-            memcpy(req, &q->req, sizeof *req);
-            if (!slot_free(l, i, w))
-                continue; /* changed under us: look again */
-            return answer_ok(req) ? RL_OK
-                                  : rl_seterr(err, RL_ECORRUPT, "%s: a damaged answer", l->path);
-        }
-        if (st == Q_LEAD)
-            RL_LOCK_HOOK(RL_STEP_LEAD);
-        if (try_take(l, live))
-            return settle_held(l, i, mine, req, err);
-        live = 0;
-        now = mono_ns();
-        if (now >= deadline) {
-            if (is_posted(w) && slot_free(l, i, w))
-                return rl_seterr(err, RL_EBUSY, "another process held the write lock for too long");
-            if (st == Q_TAKEN) { /* left to its leader, which frees it */
-                __atomic_store_n(&q->abandoned, 1, __ATOMIC_RELEASE);
-                return rl_seterr(err, RL_EBUSY,
-                                 "the process deciding this call took too long; "
-                                 "it may or may not have been counted");
-            }
-            continue;
-        }
-        if (now < spin_end) {
-            sched_yield();
-            continue;
-        }
-        /* A leader is deciding (TAKEN) or will be told to (POSTED): the
-         * naps only bound a wake-up that never comes, as when the leader
-         * died: after a nap with no change, the kernel is asked. */
-        nap = st == Q_LEAD ? 100000 : RL_LIVE_NAP;
-        if (deadline - now < nap)
-            nap = deadline - now;
-        live = q_sleep(&q->state, w, nap);
-        spin_end = mono_ns() + RL_QUEUE_SPIN;
-    }
-}
-
-int rl_lock_join(rl_lock *l, int timeout_ms, rl_group_req *req, char *err)
-{
-    int64_t waited = 0;
-    uint32_t w;
-    int i, rc;
-    if (l->forked)
-        return forked_err(err);
-    if (l->damaged)
-        return RL_GROUP_NONE;
-    if (!try_take(l, 0)) {
-        if ((i = slot_claim(l, &w)) >= 0) {
-            qslot *q = slot_at(l, i);
-            uint32_t pw = Q_WORD(Q_GEN(w), Q_M1(w), Q_POSTED);
-            int64_t now = mono_ns();
-            RL_LOCK_HOOK(RL_STEP_CLAIMED);
-            memcpy(&q->req, req, sizeof *req);
-            q->abandoned = 0;
-            q->since = now;
-            posted_add(l, 1);
-            if (cas(&q->state, w, pw)) {
-                RL_LOCK_HOOK(RL_STEP_POSTED);
-                rc = wait_posted(l, i, pw, now + (int64_t)timeout_ms * 1000000, req, err);
-                if (rc != RL_GROUP_LEAD)
-                    return rc; /* answered by another process, or failed */
-                goto lead;
-            }
-            posted_add(l, -1); /* only garbage written over our slot gets here */
-        }
-        /* every slot in use: wait for the lock itself */
-        if ((rc = rl_lock_acquire(l, timeout_ms, &waited, err)) != RL_OK)
-            return rc;
-    }
-lead:
-    l->ntaken = 0;
-    l->seq = 0;
-    return RL_GROUP_LEAD;
 }
 
 int rl_lock_damaged(const rl_lock *l)
