@@ -1,0 +1,396 @@
+"""pyrl's handle: Limiter, and the Lease that Limiter.lease hands back."""
+
+import ctypes
+import os
+import threading
+from typing import List, Optional, Sequence, Union
+
+from ._errors import InvalidArgument, RLError, _error
+from ._helpers import _CINT, _CUINT, _SIZE, _b, _int, _ns, _s, strerror
+from ._native import (RL_DURABILITY_FULL, RL_DURABILITY_NORMAL, RL_BUSY_LOCK, RL_EINVAL,
+                      RL_FAIL_CLOSED, RL_FAIL_OPEN, RL_MAX_LIMITS, RL_OK, RL_OPEN_READONLY,
+                      RL_OPEN_SHARED_GROUP, RL_OPTIONS_VERSION, SECOND, _FOREVER_NS, _P, _S,
+                      _SORTS, _key_fn, _rl_acquire, _rl_acquire_keys, _rl_allow, _rl_close,
+                      _rl_errmsg, _rl_key_assign, _rl_keys_list, _rl_lease_begin,
+                      _rl_lease_cancel, _rl_lease_settle, _rl_load_tiers, _rl_open,
+                      _rl_penalize, _rl_reserve, _rl_reset, _rl_stats, _rl_tier_delete,
+                      _rl_tier_set, _rl_tiers_list, _rl_totals_get, _rl_wait, _tier_fn,
+                      rl_cost, rl_key_stats, rl_lease, rl_options, rl_reservation, rl_result,
+                      rl_totals)
+from ._values import (CancelToken, KeyStats, Limit, Reservation, Result, Totals,
+                      _algorithm_name, _key_stats, _limit_array, _result)
+
+# ---- the handle --------------------------------------------------------------------
+
+
+class Refused(RLError):
+    """lease() was refused: .result says by which limit and for how long."""
+
+    def __init__(self, result: "Result"):
+        super().__init__(RL_OK, "refused by %s; retry after %.3f s"
+                         % (result.limit_name or "a limit", result.retry_after))
+        self.result = result
+
+
+def _costs(requests, costs, resources):
+    amounts = {}
+    if requests is not None:
+        amounts["requests"] = requests
+    amounts.update(costs or {})
+    amounts.update(resources)
+    if not amounts:
+        raise InvalidArgument(RL_EINVAL, "at least one cost is needed")
+    carr = (rl_cost * len(amounts))()
+    for i, (name, amount) in enumerate(amounts.items()):
+        carr[i] = rl_cost(_b(name, "resource"), _int(amount, "cost of %s" % name, convert=int))
+    return carr, len(amounts)
+
+
+class Lease:
+    """A lease from Limiter.lease(): its estimate is charged and its slots of
+    concurrency limits are held until settle() or cancel(). As a context
+    manager it is begun on entry (raising Refused if the limits say no),
+    cancelled if the block raises, and settled at its estimate if the block
+    ends without settling."""
+
+    def __init__(self, limiter: "Limiter", key, ttl: float, carr, n: int):
+        self._limiter = limiter
+        self._key = key
+        self._ttl = ttl
+        self._carr = carr
+        self._n = n
+        self._lease = rl_lease()
+        self._open = False
+        self.result: Optional[Result] = None
+
+    @property
+    def id(self) -> int:
+        return self._lease.id
+
+    def begin(self) -> "Lease":
+        res = rl_result()
+        self.result = self._limiter._decide(
+            _rl_lease_begin, (_b(self._key, "key"), self._carr, self._n, _ns(self._ttl, "ttl"),
+                              ctypes.byref(self._lease)), res)
+        if not self.result.allowed:
+            raise Refused(self.result)
+        self._open = self._lease.id > 0
+        return self
+
+    def settle(self, requests: Optional[int] = None, costs: Optional[dict] = None,
+               **resources: int) -> None:
+        """Charges what was really used: lease.settle(tokens=900). The
+        unused part goes back; an excess is charged as debt. Resources not
+        named are settled at their estimate."""
+        carr, n = _costs(requests, costs, resources)
+        self._open = False
+        self._limiter._call(_rl_lease_settle, ctypes.byref(self._lease), carr, n)
+
+    def cancel(self) -> None:
+        """Gives the whole estimate back and frees the slots."""
+        self._open = False
+        self._limiter._call(_rl_lease_cancel, ctypes.byref(self._lease))
+
+    def __enter__(self) -> "Lease":
+        return self.begin()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._open:
+            return
+        if exc_type is not None:
+            self.cancel()
+        else:
+            self._open = False
+            self._limiter._call(_rl_lease_settle, ctypes.byref(self._lease), self._carr, self._n)
+
+
+class Limiter:
+    """A handle on an rl database.
+
+    path: the database file (created 0600 unless file_mode says otherwise);
+    ":memory:" for a private in-process store; None for default_path().
+    default_limits: limits for keys no tier covers, as Limit objects, rate
+    strings ("60/min"), dicts ({"rate": "60/min", "burst": 10}) or tuples
+    (count, period_seconds[, burst[, name[, resource]]]).
+    fail_open: when the store fails, admit (Result.degraded True) instead of
+    raising the StoreFailure.
+    shared_group: the database is shared by a group on purpose
+    (RL_OPEN_SHARED_GROUP): its files may belong to other users of one of
+    our groups. Without it, a file another user could have planted raises
+    Untrusted.
+    """
+
+    def __init__(self, path=None, default_limits=None, fail_open: bool = False,
+                 tiers_file=None, readonly: bool = False, busy_timeout: float = 5.0,
+                 file_mode: int = 0o600, durable: bool = False, shared_group: bool = False):
+        self._h = None
+        self._mu = threading.Lock()
+        self._wcv = threading.Condition()  # guards _waits: tokens of running waits
+        self._waits = set()
+        self._pid = os.getpid()
+        self.fail_open = bool(fail_open)
+        o = rl_options()
+        o.version = RL_OPTIONS_VERSION
+        arr, n, keep = _limit_array(default_limits)
+        o.default_limits = arr if n else None
+        o.n_default_limits = n
+        o.busy_timeout_ms = _int(busy_timeout * 1000, "busy_timeout in ms", _CINT, int)
+        o.durability = RL_DURABILITY_FULL if durable else RL_DURABILITY_NORMAL
+        o.fail_mode = RL_FAIL_OPEN if fail_open else RL_FAIL_CLOSED
+        o.file_mode = _int(file_mode, "file_mode", _CUINT)
+        o.tiers_file = _b(tiers_file, "tiers_file")
+        o.flags = ((RL_OPEN_READONLY if readonly else 0) |
+                   (RL_OPEN_SHARED_GROUP if shared_group else 0))
+        o.busy_strategy = RL_BUSY_LOCK
+        h = _P()
+        rc = _rl_open(ctypes.byref(h), _b(path, "path"), ctypes.byref(o))
+        del keep
+        if rc != RL_OK:
+            msg = _s(_rl_errmsg(h)) if h.value else strerror(rc)
+            _rl_close(h)
+            raise _error(rc, msg)
+        self._h = h
+
+    # -- plumbing
+
+    def _handle(self):
+        if self._h is None:
+            raise RLError(RL_EINVAL, "the Limiter is closed")
+        if os.getpid() != self._pid:
+            raise RLError(RL_EINVAL, "a Limiter cannot be used across fork(): "
+                          "open a new one in the child")
+        return self._h
+
+    def _call(self, fn, *args):
+        """Runs fn(handle, *args); raises on an error code. The Python lock
+        keeps rl_errmsg tied to the call that set it."""
+        with self._mu:
+            h = self._handle()
+            rc = fn(h, *args)
+            if rc != RL_OK:
+                raise _error(rc, _s(_rl_errmsg(h)))
+        return rc
+
+    def _decide(self, fn, args, res, keys=None) -> Result:
+        with self._mu:
+            h = self._handle()
+            rc = fn(h, *args, ctypes.byref(res))
+            msg = _s(_rl_errmsg(h)) if rc != RL_OK else ""
+        if rc != RL_OK:
+            if res.degraded:  # fail open: librl admitted without the store
+                return _result(res, keys)
+            raise _error(rc, msg)
+        return _result(res, keys)
+
+    def close(self) -> None:
+        """Closes the handle; later calls raise RLError. Idempotent. Waits
+        still running in other threads are cancelled (they raise Canceled)
+        and finish before the handle goes."""
+        if os.getpid() == self._pid:  # a child has no threads of the parent's
+            with self._wcv:
+                for token in self._waits:
+                    token.cancel()
+                while self._waits:
+                    self._wcv.wait()
+        with self._mu:
+            h, self._h = self._h, None
+            if h is not None and os.getpid() == self._pid:
+                _rl_close(h)
+            # in a forked child the parent's connection is only forgotten:
+            # SQLite connections must not be used, nor closed, across fork
+
+    def __enter__(self) -> "Limiter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- decisions
+
+    def allow(self, key, cost: int = 1) -> Result:
+        """Decides now whether cost units of "requests" may pass for key."""
+        return self._decide(_rl_allow, (_b(key, "key"), _int(cost, "cost")), rl_result())
+
+    def wait(self, key, cost: int = 1, timeout: Optional[float] = None,
+             cancel: Optional[CancelToken] = None) -> Result:
+        """Blocks until admitted. Raises Timeout at once (consuming nothing)
+        if admission would take longer than timeout seconds (None: no
+        limit), Canceled if cancel is cancelled meanwhile. In the main
+        thread the wait also ends on a signal (Ctrl-C): its reservation is
+        returned and the exception (KeyboardInterrupt) propagates."""
+        token = cancel or CancelToken()
+        tmo = _FOREVER_NS if timeout is None else _ns(timeout, "timeout", forever=True)
+        cost = _int(cost, "cost")
+        kb = _b(key, "key")
+        res = rl_result()
+        out = {}
+        done = threading.Event()
+        with self._wcv:
+            h = self._handle()
+            self._waits.add(token)
+
+        def run():
+            # no self._mu: a wait must not hold up the other threads' calls
+            try:
+                out["rc"] = _rl_wait(h, kb, cost, tmo, ctypes.byref(token._flag),
+                                     ctypes.byref(res))
+                if out["rc"] != RL_OK:
+                    out["msg"] = _s(_rl_errmsg(h))
+            finally:
+                done.set()
+                with self._wcv:
+                    self._waits.discard(token)
+                    self._wcv.notify_all()
+
+        if threading.current_thread() is threading.main_thread():
+            # A signal handler runs only between bytecodes of the main
+            # thread: wait in a helper thread so that Ctrl-C gets through.
+            threading.Thread(target=run, name="pyrl-wait", daemon=True).start()
+            try:
+                while not done.wait(0.05):
+                    pass
+            except BaseException:
+                token.cancel()  # rl_wait returns the reservation within ms
+                while not done.wait(0.05):
+                    pass
+                raise
+        else:
+            run()
+        rc = out["rc"]
+        if rc != RL_OK:
+            if res.degraded:
+                return _result(res)
+            raise _error(rc, out.get("msg") or strerror(rc))
+        return _result(res)
+
+    def reserve(self, key, cost: int = 1, max_delay: float = 0.0) -> Reservation:
+        """Takes cost units now if they come free within max_delay seconds;
+        the Reservation says how long to wait (.delay) and can be cancelled."""
+        rv = rl_reservation()
+        self._call(_rl_reserve, _b(key, "key"), _int(cost, "cost"),
+                   _ns(max_delay, "max_delay", forever=True), ctypes.byref(rv))
+        return Reservation(self, rv)
+
+    def acquire(self, keys: Union[str, bytes, Sequence[Union[str, bytes]]],
+                requests: Optional[int] = 1, costs: Optional[dict] = None,
+                **resources: int) -> Result:
+        """One all-or-nothing decision over several resources and keys:
+        acquire("user:alice", requests=1, tokens=1500), or over
+        ["user:alice", "global"]. Resource names that are not Python
+        identifiers go in costs={"gpu.seconds": 3}. requests=None leaves
+        the requests limits alone. Result.key names the deciding key."""
+        if isinstance(keys, (str, bytes, os.PathLike)):
+            keys = [keys]
+        keys = list(keys)
+        amounts = {}
+        if requests is not None:
+            amounts["requests"] = requests
+        amounts.update(costs or {})
+        amounts.update(resources)
+        if not amounts:
+            raise InvalidArgument(RL_EINVAL, "acquire needs at least one cost")
+        carr = (rl_cost * len(amounts))()
+        names = [_b(r, "resource") for r in amounts]
+        for i, (name, amount) in enumerate(zip(names, amounts.values())):
+            carr[i] = rl_cost(name, _int(amount, "cost of %s" % _s(name), convert=int))
+        kb = [_b(k, "key") for k in keys]
+        res = rl_result()
+        strs = [k if isinstance(k, str) else _s(_b(k)) for k in keys]
+        if len(kb) == 1:
+            return self._decide(_rl_acquire, (kb[0], carr, len(amounts)), res, strs)
+        karr = (_S * len(kb))(*kb)
+        return self._decide(_rl_acquire_keys, (karr, len(kb), carr, len(amounts)), res, strs)
+
+    def lease(self, key, ttl: float = 60.0, requests: Optional[int] = 1,
+              costs: Optional[dict] = None, **resources: int) -> Lease:
+        """A lease for an estimate, to settle when the real amount is known:
+
+            with limiter.lease("provider:x", tokens=1500) as lease:
+                used = call_model()
+                lease.settle(tokens=used)
+
+        ttl (seconds): an unsettled lease stands settled at its estimate
+        after it. Use Lease.begin() directly instead of `with` to handle a
+        refusal without an exception."""
+        carr, n = _costs(requests, costs, resources)
+        return Lease(self, key, ttl, carr, n)
+
+    def penalize(self, key, seconds: float, resource: Optional[str] = None) -> None:
+        """A cool-down shared by every process: key is refused (on resource,
+        or on everything) for seconds from now; 0 lifts it."""
+        self._call(_rl_penalize, _b(key, "key"), _b(resource, "resource"),
+                   _ns(seconds, "cool-down"))
+
+    # -- reading and resetting
+
+    def stats(self, key) -> KeyStats:
+        """Counters, tier and every limit's state for key (exists False if
+        the key has never been seen). Changes nothing."""
+        st = rl_key_stats()
+        self._call(_rl_stats, _b(key, "key"), ctypes.byref(st))
+        return _key_stats(st)
+
+    def totals(self) -> Totals:
+        t = rl_totals()
+        self._call(_rl_totals_get, ctypes.byref(t))
+        return Totals(t.keys, t.allowed, t.refused, t.units)
+
+    def keys(self, match: Optional[str] = None, sort: str = "key", limit: int = 0) -> List[KeyStats]:
+        """Stats of the keys matching the glob match, sorted by key,
+        allowed, refused or last_seen (the counters descending), at most
+        limit of them (0: all)."""
+        if sort not in _SORTS:
+            raise InvalidArgument(RL_EINVAL, "sort must be one of %s" % ", ".join(_SORTS))
+        out: List[KeyStats] = []
+
+        def each(ctx, st):
+            out.append(_key_stats(st.contents))
+            return 0
+
+        self._call(_rl_keys_list, _b(match, "match"), _SORTS[sort], _int(limit, "limit", _SIZE),
+                   _key_fn(each), None)
+        return out
+
+    def reset(self, key) -> None:
+        """Forgets key's buckets and counters (an assigned tier is kept).
+        NotFound if the key has never been seen."""
+        self._call(_rl_reset, _b(key, "key"))
+
+    # -- policy
+
+    def load_tiers(self, path) -> None:
+        """Replaces every tier and rule from a YAML tiers file at once."""
+        self._call(_rl_load_tiers, _b(path, "path"))
+
+    def assign(self, key, tier: Optional[str]) -> None:
+        """Gives key a tier whatever the rules say; None removes it."""
+        self._call(_rl_key_assign, _b(key, "key"), _b(tier, "tier"))
+
+    def set_tier(self, name: str, limits) -> None:
+        """Stores or replaces a tier; an empty list of limits: unlimited."""
+        arr, n, keep = _limit_array(limits)
+        self._call(_rl_tier_set, _b(name, "tier"), arr, n)
+        del keep
+
+    def delete_tier(self, name: str) -> None:
+        self._call(_rl_tier_delete, _b(name, "tier"))
+
+    def tiers(self) -> dict:
+        """{name: [Limit, ...]} for every tier ([] for unlimited ones)."""
+        out = {}
+
+        def each(ctx, ti):
+            t = ti.contents
+            out[_s(t.name)] = [Limit(l.count, l.period_ns / SECOND, l.burst, _s(l.name),
+                                     _s(l.resource), _algorithm_name(l.algorithm))
+                               for l in t.limits[:min(t.n_limits, RL_MAX_LIMITS)]]
+            return 0
+
+        self._call(_rl_tiers_list, _tier_fn(each), None)
+        return out

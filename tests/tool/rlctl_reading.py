@@ -1,0 +1,319 @@
+"""rlctl_reading.py - the commands that read: stats (human, --json,
+prometheus), inspect, keys, watch."""
+import json
+import os
+import re
+import time
+
+from rlctl_common import ERROR, TIERS, USAGE, parse_prometheus
+
+RLCTL = None  # the binary under test: set by test_rlctl.main()
+
+
+class ReadingTests:
+    """Tests of stats, inspect, keys and watch: mixed into test_rlctl.RlctlTest."""
+
+    # ---- stats ----------------------------------------------------------
+
+    def test_stats_totals(self):
+        for _ in range(3):
+            self.allow("m:a")
+        self.allow("m:b", "--cost", "10")
+        self.allow("m:b")  # refused
+        self.allow("ip:1", "--cost", "2")
+        d = self.json_of("stats", "--json")
+        self.assertEqual(d["totals"], {"keys": 3, "allowed": 5, "refused": 1, "units": 15,
+                                       "refusal_rate_bp": 1667})
+        self.assertEqual(d["sort"], "admitted")
+        self.assertIsNone(d["match"])
+        self.assertEqual([k["key"] for k in d["keys"]][0], "m:a")
+        self.assertEqual(sorted(k["key"] for k in d["keys"]), ["ip:1", "m:a", "m:b"])
+        a = d["keys"][0]
+        self.assertEqual((a["allowed"], a["refused"], a["units"], a["tier"], a["tier_source"]),
+                         (3, 0, 3, "metered", "rule"))
+        self.assertRegex(a["last_seen"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertAlmostEqual(a["last_seen_ns"] / 1e9, time.time(), delta=120)
+
+        out = self.ok("stats")
+        self.assertRegex(out, r"(?m)^keys +3$")
+        self.assertRegex(out, r"(?m)^admitted +5$")
+        self.assertRegex(out, r"(?m)^refused +1$")
+        self.assertRegex(out, r"(?m)^refusal rate +16\.7%$")
+        self.assertRegex(out, r"(?m)^units +15$")
+        self.assertRegex(out, r"(?m)^m:a +metered +3 +0 +3 ")
+
+    def test_stats_empty_database(self):
+        d = self.json_of("stats", "--json")
+        self.assertEqual(d["totals"], {"keys": 0, "allowed": 0, "refused": 0, "units": 0,
+                                       "refusal_rate_bp": None})
+        self.assertEqual(d["keys"], [])
+        self.assertIn("no keys", self.ok("stats"))
+
+    def test_stats_tier(self):
+        for key, n in (("m:a", 3), ("m:b", 1), ("ip:1", 2), ("user:z", 4)):
+            for _ in range(n):
+                self.allow(key)
+        d = self.json_of("stats", "--json", "--tier", "metered")
+        self.assertEqual([k["key"] for k in d["keys"]], ["m:a", "m:b"])
+        self.assertEqual(d["tier"], "metered")
+        self.assertEqual(d["totals"]["keys"], 4)
+        self.assertEqual(d["selected"], {"keys": 2, "allowed": 4, "refused": 0, "units": 4,
+                                         "refusal_rate_bp": 0})
+        # free is the default tier too: user:z resolves to it
+        d = self.json_of("stats", "--json", "--tier", "free", "--top", "1")
+        self.assertEqual([k["key"] for k in d["keys"]], ["user:z"])
+        self.assertEqual(d["selected"]["keys"], 2)
+        d = self.json_of("stats", "--json", "--tier", "free", "--match", "ip:*")
+        self.assertEqual([k["key"] for k in d["keys"]], ["ip:1"])
+        out = self.ok("stats", "--tier", "metered")
+        self.assertRegex(out, r"(?m)^ +ALL +SELECTED$")
+        self.assertRegex(out, r"(?m)^keys +4 +2$")
+        self.assertIn("top 10 keys by admitted in tier metered:", out)
+        self.assertNotRegex(out, r"(?m)^(ip:1|user:z) ")
+        self.assertIn("no key in tier pro", self.ok("stats", "--tier", "pro"))
+        p = self.fails(ERROR, "stats", "--tier", "gold")
+        self.assertEqual((p.stdout, p.stderr), ("", "rlctl: no such tier: 'gold'\n"))
+
+    def test_stats_prometheus(self):
+        for key, n in (("m:a", 3), ("ip:1", 1)):
+            for _ in range(n):
+                self.allow(key)
+        odd = 'm:q"uo\\te é'
+        self.allow(odd, "--cost", "2")
+        self.allow("m:a", "--cost", "10")  # refused
+        out = self.ok("stats", "--format", "prometheus")
+        samples, types = parse_prometheus(out)
+        self.assertEqual(types, {"rl_keys": "gauge", "rl_decisions_total": "counter",
+                                 "rl_units_total": "counter", "rl_key_decisions_total": "counter",
+                                 "rl_key_units_total": "counter",
+                                 "rl_key_last_seen_seconds": "gauge"})
+        self.assertEqual(samples[("rl_keys", ())], 3)
+        self.assertEqual(samples[("rl_decisions_total", (("result", "admitted"),))], 5)
+        self.assertEqual(samples[("rl_decisions_total", (("result", "refused"),))], 1)
+        self.assertEqual(samples[("rl_units_total", ())], 6)
+        self.assertEqual(samples[("rl_key_decisions_total",
+                                  (("key", "m:a"), ("tier", "metered"), ("result", "refused")))], 1)
+        # the key's quote and backslash come back through the escaping
+        self.assertEqual(samples[("rl_key_units_total", (("key", odd), ("tier", "metered")))], 2)
+        self.assertIn(r'key="m:q\"uo\\te é"', out)
+        last = samples[("rl_key_last_seen_seconds", (("key", "m:a"), ("tier", "metered")))]
+        self.assertAlmostEqual(last, time.time(), delta=120)
+        # per-key series only for the --top keys
+        samples, _ = parse_prometheus(self.ok("stats", "--format=prometheus", "--top", "1"))
+        self.assertEqual({dict(k[1])["key"] for k in samples if k[0].startswith("rl_key_")},
+                         {"m:a"})
+        samples, types = parse_prometheus(self.ok("stats", "--format", "prometheus", "--tier", "pro"))
+        self.assertNotIn("rl_key_units_total", types)
+        self.assertEqual(samples[("rl_keys", ())], 3)
+        # the parser itself refuses what the format forbids
+        for bad in ("rl_x 1", "rl_x{a=\"b} 1\n", "rl_x{a=\"\\q\"} 1\n", "rl_x 1\nrl_y 2\nrl_x 3\n",
+                    "# TYPE rl_x_total counter\nrl_x_total -1\n", "rl_x one\n", "rl_x 1\nrl_x 2\n"):
+            with self.assertRaises(AssertionError, msg=bad):
+                parse_prometheus(bad)
+
+    def test_stats_top_sort_match(self):
+        for key, n in (("m:a1", 1), ("m:a2", 2), ("m:b3", 3), ("ip:x", 4)):
+            for _ in range(n):
+                self.allow(key)
+        for _ in range(2):
+            self.allow("m:a1", "--cost", "10")  # both refused: 9 left
+        keys = lambda *a: [k["key"] for k in self.json_of("stats", "--json", *a)["keys"]]
+        self.assertEqual(keys("--top", "2"), ["ip:x", "m:b3"])
+        self.assertEqual(keys("--top", "0"), ["ip:x", "m:b3", "m:a2", "m:a1"])
+        self.assertEqual(keys("--sort", "refused", "--top", "1"), ["m:a1"])
+        self.assertEqual(keys("--sort=last-seen", "--top=1"), ["m:a1"])
+        self.assertEqual(keys("--match", "m:a*"), ["m:a2", "m:a1"])
+        out = self.ok("stats", "--match", "nothing*")
+        self.assertIn("no key matching 'nothing*'", out)
+        self.assertRegex(out, r"(?m)^keys +4 +0$")
+
+    def test_stats_keys_and_unknown_key(self):
+        self.allow("m:k1")
+        self.allow("ip:k2")
+        d = self.json_of("stats", "--json", "m:k1", "ip:k2")
+        self.assertEqual([(k["key"], k["tier"], k["allowed"]) for k in d["keys"]],
+                         [("m:k1", "metered", 1), ("ip:k2", "free", 1)])
+        self.assertRegex(d["keys"][0]["first_seen"], r"Z$")
+        p = self.fails(ERROR, "stats", "m:k1", "nope")
+        self.assertEqual(p.stderr, "rlctl: no such key: 'nope'\n")
+        self.assertRegex(p.stdout, r"(?m)^m:k1 +metered +1 +0 +1 ")
+        p = self.fails(ERROR, "stats", "--json", "nope")
+        self.assertEqual(json.loads(p.stdout), {"keys": []})
+
+    def test_table_columns_are_aligned(self):
+        for key in ("m:é", "m:a-much-longer-key-name", "ip:1"):
+            self.allow(key)
+        lines = self.ok("stats").split("top 10 keys by admitted:\n")[1].splitlines()
+        self.assertEqual(len(lines), 4)
+        # Every column starts where its header does (code points, not bytes).
+        starts = [m.start() for m in re.finditer(r"(?<=  )\S", lines[0])]
+        self.assertEqual(len(starts), 6)
+        last_seen = starts[-1]
+        for line in lines[1:]:
+            self.assertRegex(line[last_seen:], r"^\d{4}-")
+            self.assertEqual(line[last_seen - 2:last_seen], "  ")
+            self.assertFalse(line.endswith(" "))
+        # Numbers are right-aligned under their headers.
+        admitted_end = lines[0].index("ADMITTED") + len("ADMITTED")
+        for line in lines[1:]:
+            self.assertEqual(line[admitted_end - 1], "1", line)
+
+    def test_json_strings_are_escaped(self):
+        key = 'm:q"uo\\te/é\u2028'
+        d = self.json_of("allow", "--json", key)
+        self.assertEqual(d["key"], key)
+        d = self.json_of("stats", "--json", key)
+        self.assertEqual(d["keys"][0]["key"], key)
+
+
+    # ---- inspect --------------------------------------------------------
+
+    def test_inspect(self):
+        for _ in range(3):
+            self.allow("ip:9.9.9.9")
+        out = self.ok("inspect", "ip:9.9.9.9")
+        self.assertRegex(out, r"(?m)^key +ip:9\.9\.9\.9$")
+        self.assertRegex(out, r"(?m)^tier +free \(rule 'ip:\*'\)$")
+        self.assertRegex(out, r"(?m)^admitted +3$")
+        self.assertRegex(out, r"(?m)^LIMIT +RESOURCE +RATE +BURST +REMAINING +RESET AFTER +"
+                              r"RETRY AFTER$")
+        self.assertRegex(out, r"(?m)^rps +requests +5/s +10 +\d+ +\S+ +0s$")
+        d = self.json_of("inspect", "--json", "ip:9.9.9.9")
+        self.assertEqual((d["key"], d["exists"], d["tier"], d["tier_source"], d["rule"]),
+                         ("ip:9.9.9.9", True, "free", "rule", "ip:*"))
+        self.assertEqual((d["allowed"], d["refused"], d["units"]), (3, 0, 3))
+        self.assertEqual(len(d["limits"]), 1)
+        lim = d["limits"][0]
+        self.assertEqual((lim["name"], lim["resource"], lim["rate"], lim["count"],
+                          lim["period_ns"], lim["burst"]),
+                         ("rps", "requests", "5/s", 5, 10**9, 10))
+        self.assertTrue(7 <= lim["remaining"] <= 10)
+        self.assertEqual(lim["retry_after_ns"], 0)
+        self.assertGreaterEqual(lim["reset_after_ns"], 0)
+
+    def test_inspect_refused_key_shows_retry_after(self):
+        self.allow("m:full", "--cost", "10")
+        d = self.json_of("inspect", "--json", "m:full")
+        lim = d["limits"][0]
+        self.assertEqual((lim["name"], lim["remaining"]), ("hourly", 0))
+        self.assertRegex(lim["rate"], r"^10/h(our)?$")
+        self.assertGreater(lim["retry_after_ns"], 5 * 60 * 10**9)
+        self.assertRegex(self.ok("inspect", "m:full"),
+                         r"(?m)^hourly +requests +10/h(our)? +10 +0 +\d\S* +\d+m(\d+s)?$")
+
+    def test_inspect_never_seen_key(self):
+        d = self.json_of("inspect", "--json", "user:new")
+        self.assertFalse(d["exists"])
+        self.assertEqual((d["tier"], d["tier_source"], d["rule"]), ("free", "default_tier", None))
+        self.assertIsNone(d["first_seen"])
+        self.assertEqual(d["limits"][0]["remaining"], 10)
+        self.assertRegex(self.ok("inspect", "user:new"), r"(?m)^first seen +-$")
+
+
+    # ---- keys -------------------------------------------------------------
+
+    def test_keys(self):
+        self.allow("m:full", "--cost", "10")
+        self.allow("m:some", "--cost", "3")
+        self.allow("ip:1")
+        self.ok("assign", "user:p", "pro")
+        out = self.ok("keys")
+        lines = out.splitlines()
+        self.assertRegex(lines[0], r"^KEY +TIER +LIMIT +RATE +REMAINING +RETRY AFTER +RESET AFTER$")
+        self.assertEqual([l.split()[0] for l in lines[1:]], ["ip:1", "m:full", "m:some", "user:p"])
+        self.assertRegex(out, r"(?m)^m:full +metered +hourly +10/h(our)? +0/10 +\d+m(\d+s)? +\d+m?\S* *$")
+        self.assertRegex(out, r"(?m)^m:some +metered +hourly +10/h(our)? +7/10 +0s +\S+$")
+        self.assertRegex(out, r"(?m)^user:p +pro +rpm +600/min +50/50 +0s +0s$")
+        d = self.json_of("keys", "--json")
+        self.assertEqual(d["count"], 4)
+        k = {x["key"]: x for x in d["keys"]}
+        self.assertTrue(k["m:full"]["limited"])
+        self.assertFalse(k["m:some"]["limited"])
+        self.assertEqual(k["m:full"]["tightest"], "hourly")
+        lim = k["m:full"]["limits"][0]
+        self.assertEqual((lim["name"], lim["remaining"], lim["burst"], lim["kind"], lim["rate"]),
+                         ("hourly", 0, 10, "rate", lim["rate"]))
+        self.assertGreater(lim["retry_after_ns"], 5 * 60 * 10**9)
+        self.assertEqual((k["user:p"]["tier"], k["user:p"]["tier_source"]), ("pro", "assigned"))
+        # --limited, --tier, --match
+        self.assertEqual([x["key"] for x in self.json_of("keys", "--json", "--limited")["keys"]],
+                         ["m:full"])
+        self.assertEqual(self.ok("keys", "--limited").splitlines()[1].split()[0], "m:full")
+        self.assertEqual([x["key"] for x in self.json_of("keys", "--json", "--tier", "free")["keys"]],
+                         ["ip:1"])
+        self.assertEqual([x["key"] for x in self.json_of("keys", "--json", "--match", "m:*")["keys"]],
+                         ["m:full", "m:some"])
+        self.assertEqual(self.ok("keys", "--match", "zzz*"), "no keys\n")
+        self.assertEqual(self.ok("keys", "--limited", "--tier", "pro"), "no limited keys\n")
+        p = self.fails(ERROR, "keys", "--tier", "gold")
+        self.assertEqual(p.stderr, "rlctl: no such tier: 'gold'\n")
+
+    def test_keys_all_limits(self):
+        multi = self.write("multi.yaml", TIERS.replace(
+            "      - { name: hourly, rate: 10/hour, burst: 10 }",
+            "      - { name: hourly, rate: 10/hour, burst: 10 }\n"
+            "      - { name: daily, rate: 100/day }"))
+        self.ok("tiers", "load", multi)
+        self.allow("m:two", "--cost", "4")
+        out = self.ok("keys", "--all-limits")
+        self.assertRegex(out, r"(?m)^m:two +metered +hourly +10/h(our)? +6/10 ")
+        self.assertRegex(out, r"(?m)^m:two +metered +daily +100/day +96/100 ")
+        # the tightest by share of burst left: hourly (6/10) before daily (96/100)
+        self.assertRegex(self.ok("keys"), r"(?m)^m:two +metered +hourly ")
+
+    def test_penalize_and_leases(self):
+        self.allow("m:p")
+        self.assertEqual(self.ok("penalize", "m:p", "1m"), "m:p refused for 1m\n")
+        d = self.json_of("keys", "--json", "--limited")
+        self.assertEqual([k["key"] for k in d["keys"]], ["m:p"])
+        self.assertGreater(d["keys"][0]["cooldown_ns"], 50 * 10**9)
+        self.assertRegex(self.ok("keys", "--limited"), r"(?m)^m:p +metered +hourly +\S+ +9/10 +(59|1m)")
+        self.assertEqual(self.fails(1, "allow", "m:p").stdout.split()[0], "refused")
+        self.assertEqual(self.ok("penalize", "m:p", "0s"), "lifted the cool-down of m:p\n")
+        self.assertEqual(self.json_of("keys", "--json", "--limited")["keys"], [])
+        self.assertEqual(self.ok("leases"), "no open leases\n")
+        p = self.run_raw("leases", "--json")
+        self.assertEqual((p.returncode, json.loads(p.stdout)), (0, []))
+
+
+    # ---- watch ----------------------------------------------------------------
+
+    def test_watch_needs_a_terminal(self):
+        p = self.fails(USAGE, "watch")
+        self.assertEqual(p.stdout, "")
+        self.assertRegex(p.stderr, r"^rlctl: watch: stdout is not a terminal.*\(see 'rlctl watch --help'\)\n$")
+
+    def test_watch_under_a_terminal(self):
+        for _ in range(3):
+            self.allow("m:w1")
+        self.allow("ip:w2")
+        argv = [RLCTL, "--db", self.db, "watch", "--interval", "200ms"]
+        frames = []
+
+        def busy(out):
+            # decisions between frames, so rates show up
+            if len(frames) < 3 and out.count(b"KEY") > len(frames):
+                frames.append(len(out))
+                self.allow("m:w1")
+            return len(frames) >= 3 and b"/s" in out.split(b"KEY")[-1]
+        status, out = self.run_pty(argv, until=busy, interrupt=True,
+                                   env=dict(self.env, TERM="xterm"))
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        text = out.decode("utf-8", "replace")
+        self.assertIn("\x1b[?25l", text)                       # cursor hidden while drawing
+        self.assertTrue(text.endswith("\x1b[0m\x1b[?25h\r\n"), repr(text[-40:]))
+        self.assertIn("rlctl watch", text)
+        self.assertRegex(text, r"KEY +TIER +ADMITTED/S +REFUSED/S +ADMITTED +REFUSED +LAST SEEN")
+        self.assertRegex(text, r"m:w1 +metered +[\d.]+/s +0/s +\d+ +0 +\d+s ago")
+        self.assertRegex(text, r"keys 2 +admitted [\d.]+/s")
+        self.assertIn("\x1b[1m", text)                         # colour on a terminal...
+        status, out = self.run_pty(argv, until=lambda o: o.count(b"KEY") >= 2, interrupt=True,
+                                   env=dict(self.env, TERM="xterm", NO_COLOR="1"))
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        self.assertNotRegex(out.decode(), r"\x1b\[[\d;]*m(?<!\x1b\[0m)")  # ...but not with NO_COLOR
+        self.assertIn(b"m:w1", out)
+
+    def test_no_color_when_not_a_terminal(self):
+        self.allow("m:c")
+        for args in (["stats"], ["keys"], ["doctor"], ["tiers", "list"]):
+            self.assertNotIn("\x1b", self.ok(*args))
