@@ -33,7 +33,7 @@ static int setup(void **state, int kind)
     f->kind = kind;
     f->sqlite = kind != STORE_MEM;
     f->now = T0;
-    strcpy(f->dir, "/tmp/rl_test_api.XXXXXX");
+    strcpy(f->dir, "/tmp/rl_test_core.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     assert_int_equal(test_store_path(kind, f->dir, f->path, sizeof f->path), 0);
     assert_int_equal(open_with(f, lims, 1, &f->r), RL_OK);
@@ -41,9 +41,18 @@ static int setup(void **state, int kind)
     return 0;
 }
 
-int setup_mem(void **state) { return setup(state, STORE_MEM); }
-int setup_sqlite(void **state) { return setup(state, STORE_SQLITE); }
-int setup_redis(void **state) { return setup(state, STORE_REDIS); }
+int setup_mem(void **state)
+{
+    return setup(state, STORE_MEM);
+}
+int setup_sqlite(void **state)
+{
+    return setup(state, STORE_SQLITE);
+}
+int setup_redis(void **state)
+{
+    return setup(state, STORE_REDIS);
+}
 
 int teardown(void **state)
 {

@@ -22,7 +22,7 @@ model M;
 int64_t eff_burst(const mlimit *l)
 {
     if (l->algo == RL_ALGO_SLIDING_WINDOW)
-        return l->count; /* "A sliding window's burst is forced to its count" */
+        return l->count;                   /* "A sliding window's burst is forced to its count" */
     return l->burst ? l->burst : l->count; /* "burst (0 means count)" */
 }
 
@@ -37,6 +37,13 @@ static i128 floordiv(i128 a, i128 b)
     if ((a % b != 0) && ((a < 0) != (b < 0)))
         q--;
     return q;
+}
+
+/* api.md: "durations that would pass [INT64_MAX] are INT64_MAX", and so are
+ * clock times */
+static int64_t sat64(i128 v)
+{
+    return v > INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
 static i128 ceildiv(i128 a, i128 b) /* b > 0 */
@@ -124,7 +131,7 @@ int64_t l_wait(const mlimit *l, const mslot *s, int64_t now, int64_t c)
             if (t < now)
                 t = now;
             if (t < (i128)s->start + P)
-                return (int64_t)(t - now);
+                return sat64(t - now);
         }
         /* in the next window: prev' = cur, cur' = 0 */
         k = (i128)C - c;
@@ -138,7 +145,7 @@ int64_t l_wait(const mlimit *l, const mslot *s, int64_t now, int64_t c)
         }
         if (t < now)
             t = now;
-        return (int64_t)(t - now);
+        return sat64(t - now);
     }
 }
 
@@ -149,8 +156,8 @@ int64_t l_remaining(const mlimit *l, const mslot *s, int64_t now)
         i128 room = (i128)eff_burst(l) * l->period - g_used(l, s, now);
         /* api.md: near the end of int64_t "remaining counts only the units
          * whose bucket state can still be recorded" (below INT64_MAX) */
-        i128 end = (i128)INT64_MAX * l->count + l->count - 1 - (i128)now * l->count -
-                   g_used(l, s, now);
+        i128 end =
+            (i128)INT64_MAX * l->count + l->count - 1 - (i128)now * l->count - g_used(l, s, now);
         if (end < room)
             room = end;
         return room <= 0 ? 0 : (int64_t)(room / l->period);
@@ -168,9 +175,9 @@ int64_t l_reset(const mlimit *l, const mslot *s, int64_t now)
     /* tiers.md: until start + 2P if cur counted anything, else start + P if
      * prev did, else 0 */
     if (s->cur > 0)
-        return (int64_t)((i128)s->start + 2 * (i128)l->period - now);
+        return sat64((i128)s->start + 2 * (i128)l->period - now);
     if (s->prev > 0)
-        return (int64_t)((i128)s->start + l->period - now);
+        return sat64((i128)s->start + l->period - now);
     return 0;
 }
 
@@ -198,8 +205,8 @@ int64_t cd_cover(const mkey *k, unsigned res_mask, int64_t now)
  * rl_wait) on keys ks[0..nk) with valid arguments. limit (max_delay or
  * timeout) for M_RESERVE and M_WAIT. dry: compute the delay only.
  * Returns the delay: the longest wait among limits and cool-downs. */
-int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, int64_t lim,
-               int dry, xres *x, mresv *rec)
+int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, int64_t lim, int dry,
+               xres *x, mresv *rec)
 {
     const int64_t now = M.now;
     unsigned mask = 0;
@@ -246,7 +253,7 @@ int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, int64_t 
              * refused with retry_after_ns = INT64_MAX" */
             if (named[i][li] && l->algo == RL_ALGO_GCRA && w[i][li] == INT64_MAX)
                 never = 1;
-            /* api.md: "A cost of 0 checks without charging: it is admitted
+                /* api.md: "A cost of 0 checks without charging: it is admitted
              * unless units are owed beyond an empty bucket or a full
              * window": l_wait gives the time until nothing is owed */
 #ifdef KNOWN_ISSUE_15_9
@@ -297,7 +304,7 @@ int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, int64_t 
         }
     }
     if (admitted) {
-        const int64_t tta = now + delay;
+        const int64_t tta = sat64((i128)now + delay);
         i128 best_num = -1, best_den = 1;
         for (i = 0; i < nk; i++) {
             mkey *k = &M.key[ks[i]];
@@ -424,7 +431,7 @@ int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, int64_t 
  * were counted in while the key is still in it; if that window has not
  * begun yet they move to prev instead ... Once the key's window has moved
  * past it, nothing comes back."
- * time_to_act "has passed": now >= time_to_act (test_api's
+ * time_to_act "has passed": now >= time_to_act (test_reserve.c's
  * test_reserve_cancel cancels at exactly time_to_act and gets nothing). */
 void m_cancel(const mresv *rv)
 {
