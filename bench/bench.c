@@ -51,17 +51,16 @@ static const bench_case cases[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: bench [--quick | --seconds S] [--only SUBSTR] [--dir DIR] [--redis URL]\n"
-            "             [--json]\n"
-            "  --seconds S   measuring time per case (default 2)\n"
-            "  --quick       0.3 s per case\n"
-            "  --only SUBSTR run only the cases whose label contains SUBSTR\n"
-            "                (labels: bare-upsert/1p/1key, sqlite/4p/1key/lock, ...)\n"
-            "  --dir DIR     where to make the temporary directory (default /tmp)\n"
-            "  --redis URL   Redis server for the Redis rows (redis://HOST:PORT/DB);\n"
-            "                default: a private redis-server if one is on PATH\n"
-            "  --json        one JSON object instead of the table\n");
+    fprintf(f, "usage: bench [--quick | --seconds S] [--only SUBSTR] [--dir DIR] [--redis URL]\n"
+               "             [--json]\n"
+               "  --seconds S   measuring time per case (default 2)\n"
+               "  --quick       0.3 s per case\n"
+               "  --only SUBSTR run only the cases whose label contains SUBSTR\n"
+               "                (labels: bare-upsert/1p/1key, sqlite/4p/1key/lock, ...)\n"
+               "  --dir DIR     where to make the temporary directory (default /tmp)\n"
+               "  --redis URL   Redis server for the Redis rows (redis://HOST:PORT/DB);\n"
+               "                default: a private redis-server if one is on PATH\n"
+               "  --json        one JSON object instead of the table\n");
 }
 
 /* Removes every file in dir (the database, -wal, -shm, -rlshm). */

@@ -27,7 +27,7 @@
 
 /* raw SQLite upsert, rl_allow, or the baseline GCRA Lua script on Redis */
 enum { W_BARE = 0, W_RL = 1, W_LUA = 2 };
-enum { BUSY_NA = -1 };                  /* memory and Redis: no busy strategy */
+enum { BUSY_NA = -1 }; /* memory and Redis: no busy strategy */
 
 #define BENCH_NKEYS_MAX 1000000
 #define BENCH_ERR_MAX 200
@@ -35,51 +35,51 @@ enum { BUSY_NA = -1 };                  /* memory and Redis: no busy strategy */
 #define BENCH_PROBE_DECISIONS 100 /* made by the memory probe before reading VmRSS */
 
 typedef struct bench_case {
-    const char *label;  /* unique, e.g. "sqlite/4p/1key/lock"; --only matches it */
-    const char *store;  /* "bare-upsert", "memory" or "sqlite" */
-    int workload;       /* W_* */
-    int memory;         /* W_RL on ":memory:" */
+    const char *label; /* unique, e.g. "sqlite/4p/1key/lock"; --only matches it */
+    const char *store; /* "bare-upsert", "memory" or "sqlite" */
+    int workload;      /* W_* */
+    int memory;        /* W_RL on ":memory:" */
     int nproc;
     int nkeys;
-    int busy;           /* RL_BUSY_LOCK, RL_BUSY_SQLITE, or BUSY_NA */
-    int redis;          /* runs against the run's Redis server (W_RL or W_LUA) */
-    int prefill;        /* every key's row is inserted before timing (SQLite) */
-    int memory_probe;   /* after the run: file size / Redis memory, and the
+    int busy;         /* RL_BUSY_LOCK, RL_BUSY_SQLITE, or BUSY_NA */
+    int redis;        /* runs against the run's Redis server (W_RL or W_LUA) */
+    int prefill;      /* every key's row is inserted before timing (SQLite) */
+    int memory_probe; /* after the run: file size / Redis memory, and the
                          * resident memory of a process with a handle open */
-    int batch;          /* W_RL: decisions per rl_allow_batch call (0: rl_allow) */
-    int pad;            /* W_BARE: bytes of blob stored with each row (0: none) */
+    int batch;        /* W_RL: decisions per rl_allow_batch call (0: rl_allow) */
+    int pad;          /* W_BARE: bytes of blob stored with each row (0: none) */
 } bench_case;
 
 typedef struct bench_result {
-    int ran;            /* 0: filtered out or could not run */
-    uint64_t n;         /* decisions timed, all processes */
-    uint64_t calls;     /* calls timed (n / batch for batch cases) */
-    double secs;        /* from the common start to the last decision's end */
-    double rate;        /* n / secs */
-    int64_t p50, p99, max;  /* ns, exact from the sorted samples */
+    int ran;                   /* 0: filtered out or could not run */
+    uint64_t n;                /* decisions timed, all processes */
+    uint64_t calls;            /* calls timed (n / batch for batch cases) */
+    double secs;               /* from the common start to the last decision's end */
+    double rate;               /* n / secs */
+    int64_t p50, p99, max;     /* ns, exact from the sorted samples */
     uint64_t per_min, per_max; /* decisions of the slowest and the fastest process */
-    double fairness;    /* per_min / per_max (1 with one process) */
-    int64_t wal_max;    /* bytes; -1: no WAL file (memory store) */
-    uint64_t errors;    /* calls that returned an error */
-    uint64_t refused;   /* decisions refused (should be 0: the limit is huge) */
-    int capped;         /* a worker filled its sample array and stopped early */
-    int skipped;        /* not run on purpose (no Redis server); err says why */
-    uint64_t ebusy;     /* errors that were RL_EBUSY (Redis: conflicts past the timeout) */
-    char err[BENCH_ERR_MAX]; /* first error seen, "" if none */
+    double fairness;           /* per_min / per_max (1 with one process) */
+    int64_t wal_max;           /* bytes; -1: no WAL file (memory store) */
+    uint64_t errors;           /* calls that returned an error */
+    uint64_t refused;          /* decisions refused (should be 0: the limit is huge) */
+    int capped;                /* a worker filled its sample array and stopped early */
+    int skipped;               /* not run on purpose (no Redis server); err says why */
+    uint64_t ebusy;            /* errors that were RL_EBUSY (Redis: conflicts past the timeout) */
+    char err[BENCH_ERR_MAX];   /* first error seen, "" if none */
     /* Each of the following is -1 when it does not apply or was not measured. */
-    int64_t fill_ns;    /* prefill: time to insert the rows (untimed) */
-    int64_t commits;    /* Redis: EVALSHA calls from start to end (INFO commandstats) */
+    int64_t fill_ns;          /* prefill: time to insert the rows (untimed) */
+    int64_t commits;          /* Redis: EVALSHA calls from start to end (INFO commandstats) */
     int64_t redis_mem_delta;  /* Redis: used_memory after - before (INFO memory) */
     int64_t redis_keys_delta; /* Redis: DBSIZE after - before */
-    int64_t file_bytes; /* memory_probe, SQLite: database file after a checkpoint */
-    int64_t rss_base;   /* memory_probe: VmRSS of a fresh worker before opening */
-    int64_t rss_open;   /* memory_probe: VmRSS with the handle open, after decisions */
+    int64_t file_bytes;       /* memory_probe, SQLite: database file after a checkpoint */
+    int64_t rss_base;         /* memory_probe: VmRSS of a fresh worker before opening */
+    int64_t rss_open;         /* memory_probe: VmRSS with the handle open, after decisions */
 } bench_result;
 
 /* What each worker reports back, in memory shared with the parent. */
 typedef struct bench_slot {
     uint64_t n, errors, refused;
-    int64_t t_last;     /* CLOCK_MONOTONIC ns at the end of its last decision */
+    int64_t t_last; /* CLOCK_MONOTONIC ns at the end of its last decision */
     uint64_t ebusy;
     int capped;
     int open_failed;
@@ -95,8 +95,8 @@ typedef int64_t (*bench_barrier_fn)(void *ctx);
  * fills it for a prefill case (out->fill_ns). */
 int bench_prepare(const bench_case *c, const char *path, bench_result *out);
 /* Runs in the child: open, warm up, barrier, loop until the deadline. */
-void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot,
-                int64_t *samples, size_t cap, bench_barrier_fn barrier, void *bctx);
+void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot, int64_t *samples,
+                size_t cap, bench_barrier_fn barrier, void *bctx);
 /* After a memory_probe case: the file size after a checkpoint (SQLite) and
  * the VmRSS of a fresh process before and after opening a handle and
  * making a few decisions on existing keys. */
@@ -136,7 +136,7 @@ typedef struct bench_env {
     const char *rl_version;
     char cpu[128];
     char kernel[200];
-    char fs[32];        /* file system of the database directory */
+    char fs[32]; /* file system of the database directory */
     const char *dir;
     double secs;
     char redis[BENCH_URL_MAX + 100]; /* which Redis server the Redis rows ran on, or why none */

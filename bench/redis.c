@@ -305,9 +305,8 @@ int bench_redis_start(const char *dir, char *url, size_t urllen, char *err, size
                 _exit(1);
             if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
                 _exit(126);
-            execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-                   "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir,
-                   (char *)NULL);
+            execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save",
+                   "", "--appendonly", "no", "--daemonize", "no", "--dir", dir, (char *)NULL);
             _exit(127);
         }
         server_pid = pid;
@@ -507,8 +506,9 @@ int bench_lua_op(void *p, const char *key, char *err, size_t errlen)
 {
     lua_h *h = p;
     char name[KEYNAME_MAX + 16];
-    const char *argv[9] = { "EVALSHA", h->sha, "1", name, LUA_BURST, LUA_RATE, LUA_PERIOD,
-                            LUA_COST };
+    const char *argv[9] = {
+        "EVALSHA", h->sha, "1", name, LUA_BURST, LUA_RATE, LUA_PERIOD, LUA_COST
+    };
     size_t klen = strlen(key);
     redisReply *r;
     int rc;
@@ -562,9 +562,7 @@ int bench_redis_start(const char *dir, char *url, size_t urllen, char *err, size
     return -1;
 }
 
-void bench_redis_stop(void)
-{
-}
+void bench_redis_stop(void) {}
 
 int bench_redis_check(const char *url, char *version, size_t vlen, char *err, size_t errlen)
 {

@@ -19,15 +19,24 @@
 static const char *fs_name(long type)
 {
     switch ((unsigned long)type) {
-    case 0x01021994ul: return "tmpfs";
-    case 0xEF53ul: return "ext2/3/4";
-    case 0x794C7630ul: return "overlayfs";
-    case 0x58465342ul: return "xfs";
-    case 0x9123683Eul: return "btrfs";
-    case 0x2FC12FC1ul: return "zfs";
-    case 0x6969ul: return "nfs";
-    case 0x65735546ul: return "fuse";
-    default: return "other";
+    case 0x01021994ul:
+        return "tmpfs";
+    case 0xEF53ul:
+        return "ext2/3/4";
+    case 0x794C7630ul:
+        return "overlayfs";
+    case 0x58465342ul:
+        return "xfs";
+    case 0x9123683Eul:
+        return "btrfs";
+    case 0x2FC12FC1ul:
+        return "zfs";
+    case 0x6969ul:
+        return "nfs";
+    case 0x65735546ul:
+        return "fuse";
+    default:
+        return "other";
     }
 }
 
@@ -157,46 +166,115 @@ typedef struct ratio_line {
     ratio_item it[4];
 } ratio_line;
 
-#define RATE_VS(den, tag) { M_RATE, den, tag }
+#define RATE_VS(den, tag) \
+    {                     \
+        M_RATE, den, tag  \
+    }
 static const ratio_line ratio_lines[] = {
-    { "sqlite_over_bare_1p_1key", "sqlite 1p 1 key / bare-upsert 1p 1 key",
-      "sqlite/1p/1key/lock", "bare-upsert/1p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
-    { "sqlite_over_bare_1p_100k", "sqlite 1p 100k / bare-upsert 1p 100k",
-      "sqlite/1p/100k/lock", "bare-upsert/1p/100k", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
-    { "sqlite_over_bare90_1p_100k", "sqlite 1p 100k / bare-upsert+90B 1p 100k",
-      "sqlite/1p/100k/lock", "bare-upsert-90B/1p/100k", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
-    { "lock_over_sqlitebusy_4p_1key", "4p 1 key: ours (lock) / SQLite busy handler",
-      "sqlite/4p/1key/lock", "sqlite/4p/1key/sqlite", 4,
+    { "sqlite_over_bare_1p_1key",
+      "sqlite 1p 1 key / bare-upsert 1p 1 key",
+      "sqlite/1p/1key/lock",
+      "bare-upsert/1p/1key",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_over_bare_1p_100k",
+      "sqlite 1p 100k / bare-upsert 1p 100k",
+      "sqlite/1p/100k/lock",
+      "bare-upsert/1p/100k",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_over_bare90_1p_100k",
+      "sqlite 1p 100k / bare-upsert+90B 1p 100k",
+      "sqlite/1p/100k/lock",
+      "bare-upsert-90B/1p/100k",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "lock_over_sqlitebusy_4p_1key",
+      "4p 1 key: ours (lock) / SQLite busy handler",
+      "sqlite/4p/1key/lock",
+      "sqlite/4p/1key/sqlite",
+      4,
       { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
-    { "sqlite_4p_1key_aggregate_over", "4p aggregate decisions/s, sqlite lock 1 key /",
-      "sqlite/4p/1key/lock", NULL, 2,
-      { RATE_VS("bare-upsert/1p/1key", "bare-upsert 1p"), RATE_VS("sqlite/1p/1key/lock", "sqlite 1p") } },
-    { "sqlite_4p_100k_aggregate_over", "4p aggregate decisions/s, sqlite lock 100k /",
-      "sqlite/4p/100k/lock", NULL, 2,
-      { RATE_VS("bare-upsert/1p/100k", "bare-upsert 1p"), RATE_VS("sqlite/1p/100k/lock", "sqlite 1p") } },
-    { "bare_4p_1key_aggregate_over", "4p aggregate decisions/s, bare-upsert 1 key /",
-      "bare-upsert/4p/1key", NULL, 1, { RATE_VS("bare-upsert/1p/1key", "bare-upsert 1p") } },
-    { "sqlite_1m_over_1key", "sqlite 1p 1M keys / sqlite 1p 1 key",
-      "sqlite/1p/1M/lock", "sqlite/1p/1key/lock", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
-    { "sqlite_over_redislua_1p_1key", "sqlite 1p 1 key / redis-lua 1p 1 key",
-      "sqlite/1p/1key/lock", "redis-lua/1p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
-    { "sqlite_over_redislua_4p_1key", "sqlite 4p 1 key / redis-lua 4p 1 key",
-      "sqlite/4p/1key/lock", "redis-lua/4p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
-    { "redis_over_redislua_1p_1key", "rl redis 1p 1 key / redis-lua 1p 1 key",
-      "redis/1p/1key", "redis-lua/1p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
-    { "redis_over_redislua_4p_1key", "rl redis 4p 1 key / redis-lua 4p 1 key",
-      "redis/4p/1key", "redis-lua/4p/1key", 4,
+    { "sqlite_4p_1key_aggregate_over",
+      "4p aggregate decisions/s, sqlite lock 1 key /",
+      "sqlite/4p/1key/lock",
+      NULL,
+      2,
+      { RATE_VS("bare-upsert/1p/1key", "bare-upsert 1p"),
+        RATE_VS("sqlite/1p/1key/lock", "sqlite 1p") } },
+    { "sqlite_4p_100k_aggregate_over",
+      "4p aggregate decisions/s, sqlite lock 100k /",
+      "sqlite/4p/100k/lock",
+      NULL,
+      2,
+      { RATE_VS("bare-upsert/1p/100k", "bare-upsert 1p"),
+        RATE_VS("sqlite/1p/100k/lock", "sqlite 1p") } },
+    { "bare_4p_1key_aggregate_over",
+      "4p aggregate decisions/s, bare-upsert 1 key /",
+      "bare-upsert/4p/1key",
+      NULL,
+      1,
+      { RATE_VS("bare-upsert/1p/1key", "bare-upsert 1p") } },
+    { "sqlite_1m_over_1key",
+      "sqlite 1p 1M keys / sqlite 1p 1 key",
+      "sqlite/1p/1M/lock",
+      "sqlite/1p/1key/lock",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_over_redislua_1p_1key",
+      "sqlite 1p 1 key / redis-lua 1p 1 key",
+      "sqlite/1p/1key/lock",
+      "redis-lua/1p/1key",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_over_redislua_4p_1key",
+      "sqlite 4p 1 key / redis-lua 4p 1 key",
+      "sqlite/4p/1key/lock",
+      "redis-lua/4p/1key",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "redis_over_redislua_1p_1key",
+      "rl redis 1p 1 key / redis-lua 1p 1 key",
+      "redis/1p/1key",
+      "redis-lua/1p/1key",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "redis_over_redislua_4p_1key",
+      "rl redis 4p 1 key / redis-lua 4p 1 key",
+      "redis/4p/1key",
+      "redis-lua/4p/1key",
+      4,
       { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
-    { "redis_100k_over_1key", "rl redis 1p 100k / rl redis 1p 1 key",
-      "redis/1p/100k", "redis/1p/1key", 2, { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
-    { "sqlite_batch64_over_single_100k", "sqlite batches of 64 / rl_allow, 1p 100k",
-      "sqlite/1p/100k/batch64", "sqlite/1p/100k/lock", 1, { { M_RATE, 0, 0 } } },
-    { "sqlite_batch64_over_bare_100k", "sqlite batches of 64 / bare-upsert, 1p 100k",
-      "sqlite/1p/100k/batch64", "bare-upsert/1p/100k", 1, { { M_RATE, 0, 0 } } },
-    { "redis_batch64_over_single_100k", "rl redis batches of 64 / rl_allow, 1p 100k",
-      "redis/1p/100k/batch64", "redis/1p/100k", 1, { { M_RATE, 0, 0 } } },
-    { "redis_batch64_over_redislua_1p", "rl redis batches of 64 / redis-lua 1p",
-      "redis/1p/100k/batch64", "redis-lua/1p/1key", 1, { { M_RATE, 0, 0 } } },
+    { "redis_100k_over_1key",
+      "rl redis 1p 100k / rl redis 1p 1 key",
+      "redis/1p/100k",
+      "redis/1p/1key",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_batch64_over_single_100k",
+      "sqlite batches of 64 / rl_allow, 1p 100k",
+      "sqlite/1p/100k/batch64",
+      "sqlite/1p/100k/lock",
+      1,
+      { { M_RATE, 0, 0 } } },
+    { "sqlite_batch64_over_bare_100k",
+      "sqlite batches of 64 / bare-upsert, 1p 100k",
+      "sqlite/1p/100k/batch64",
+      "bare-upsert/1p/100k",
+      1,
+      { { M_RATE, 0, 0 } } },
+    { "redis_batch64_over_single_100k",
+      "rl redis batches of 64 / rl_allow, 1p 100k",
+      "redis/1p/100k/batch64",
+      "redis/1p/100k",
+      1,
+      { { M_RATE, 0, 0 } } },
+    { "redis_batch64_over_redislua_1p",
+      "rl redis batches of 64 / redis-lua 1p",
+      "redis/1p/100k/batch64",
+      "redis-lua/1p/1key",
+      1,
+      { { M_RATE, 0, 0 } } },
 };
 #define NRATIOS (sizeof ratio_lines / sizeof ratio_lines[0])
 
@@ -250,7 +328,8 @@ static void report_memory(const bench_case *cases, const bench_result *res, size
             fmt_bytes(a, sizeof a, r->rss_open);
             fmt_bytes(b, sizeof b, r->rss_base);
             printf("  %-22s VmRSS of a fresh process with a %s handle open after %d decisions:"
-                   " %s (%s before rl_open)\n", c->label, c->store, BENCH_PROBE_DECISIONS, a, b);
+                   " %s (%s before rl_open)\n",
+                   c->label, c->store, BENCH_PROBE_DECISIONS, a, b);
         }
     }
 }
@@ -277,7 +356,8 @@ static void report_redis(const bench_case *cases, const bench_result *res, size_
         fmt_count(b, sizeof b, (double)r->n);
         fmt_count(d, sizeof d, (double)(x > 0 ? x : 0));
         printf("  %-22s %s EVALSHA for %s decisions: %s conflicts retried (%.3f per decision),"
-               " %llu RL_EBUSY\n", c->label, a, b, d, r->n ? (double)x / (double)r->n : 0.0,
+               " %llu RL_EBUSY\n",
+               c->label, a, b, d, r->n ? (double)x / (double)r->n : 0.0,
                (unsigned long long)r->ebusy);
     }
 }
@@ -292,7 +372,8 @@ void bench_report_text(const bench_env *e, const bench_case *cases, const bench_
     printf("rl bench: rl %s, SQLite %s, nproc %ld, %s, %s\n", e->rl_version, e->sqlite_version,
            e->nproc, e->cpu, e->kernel);
     printf("db: fresh file per case in %s (%s), %.1f s per case, limit 1e9/s burst 1e9 "
-           "(every decision admitted and written)\n", e->dir, e->fs, e->secs);
+           "(every decision admitted and written)\n",
+           e->dir, e->fs, e->secs);
     if (e->redis[0])
         printf("redis: %s%s\n", e->redis,
                strncmp(e->redis, "none", 4) != 0 ? ", a key prefix per case" : "");
@@ -306,9 +387,8 @@ void bench_report_text(const bench_env *e, const bench_case *cases, const bench_
             continue; /* not selected */
         fmt_keys(keys, sizeof keys, c->nkeys);
         if (!r->ran) {
-            printf("%-12s %5d %5s %6s %12s  (%s)\n", c->store, c->nproc, keys,
-                   busy_name(c->busy), "-", r->skipped ? "skipped: no Redis server"
-                                                       : "failed: see notes");
+            printf("%-12s %5d %5s %6s %12s  (%s)\n", c->store, c->nproc, keys, busy_name(c->busy),
+                   "-", r->skipped ? "skipped: no Redis server" : "failed: see notes");
             continue;
         }
         fmt_count(rate, sizeof rate, r->rate);

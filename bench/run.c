@@ -124,8 +124,8 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
 
     hdr = (hdr + 63) & ~(size_t)63;
     maplen = hdr + (size_t)c->nproc * cap * sizeof(int64_t);
-    map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-               -1, 0);
+    map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+               0);
     if (map == MAP_FAILED) {
         snprintf(out->err, sizeof out->err, "mmap %zu bytes: %s", maplen, strerror(errno));
         return -1;

@@ -368,8 +368,8 @@ static void batch_loop(const bench_case *c, rl *r, uint64_t *seed, uint64_t nkey
     slot->t_last = t1;
 }
 
-void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot,
-                int64_t *samples, size_t cap, bench_barrier_fn barrier, void *bctx)
+void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot, int64_t *samples,
+                size_t cap, bench_barrier_fn barrier, void *bctx)
 {
     int (*op)(void *h, const char *key, char *err, size_t errlen);
     uint64_t seed = 0x9E3779B97F4A7C15ull * (uint64_t)(idx + 1) ^ (uint64_t)getpid();

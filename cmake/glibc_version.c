@@ -9,7 +9,8 @@
 #define RL_STR_(x) #x
 #define RL_STR(x) RL_STR_(x)
 
-const char rl_glibc_version[] = "RL_GLIBC_VERSION[" RL_STR(__GLIBC__) "." RL_STR(__GLIBC_MINOR__) "]";
+const char rl_glibc_version[] =
+    "RL_GLIBC_VERSION[" RL_STR(__GLIBC__) "." RL_STR(__GLIBC_MINOR__) "]";
 
 int main(int argc, char **argv)
 {

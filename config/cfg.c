@@ -160,8 +160,8 @@ static int rl_cfg_name(rl_cfg_ctx *c, const rl_cfg_node *n, const char *field, c
     return RL_OK;
 }
 
-static const char *const rl_cfg_limit_fields[] = {"name",       "rate",      "burst", "resource",
-                                                  "concurrent", "algorithm", NULL};
+static const char *const rl_cfg_limit_fields[] = { "name",       "rate",      "burst", "resource",
+                                                   "concurrent", "algorithm", NULL };
 enum {
     RL_CFG_L_NAME,
     RL_CFG_L_RATE,
@@ -191,11 +191,11 @@ static int rl_cfg_algorithm(rl_cfg_ctx *c, const rl_cfg_node *n, rl_ldef *d)
     return RL_OK;
 }
 
-static int rl_cfg_limit(rl_cfg_ctx *c, const rl_cfg_node *n, rl_tier *t,
-                        const rl_cfg_node **names)
+static int rl_cfg_limit(rl_cfg_ctx *c, const rl_cfg_node *n, rl_tier *t, const rl_cfg_node **names)
 {
-    rl_cfg_fields f = {rl_cfg_limit_fields, "name, rate, burst, resource, concurrent, algorithm",
-                       {0}, {0}};
+    rl_cfg_fields f = {
+        rl_cfg_limit_fields, "name, rate, burst, resource, concurrent, algorithm", { 0 }, { 0 }
+    };
     rl_ldef *d = &t->limits[t->n];
     char d80[96], why[160], q[64];
     size_t i;
@@ -214,10 +214,11 @@ static int rl_cfg_limit(rl_cfg_ctx *c, const rl_cfg_node *n, rl_tier *t,
     snprintf(d->name, sizeof d->name, "%s", f.val[RL_CFG_L_NAME]->text);
     for (i = 0; i < t->n; i++)
         if (strcmp(t->limits[i].name, d->name) == 0)
-            return rl_cfg_fail_at(c, f.val[RL_CFG_L_NAME],
-                                  "duplicate limit '%s' in tier '%s' (first at %zu:%zu)", d->name,
-                                  /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): names[0..t->n-1] are set before t->n grows; the analyzer loses t->n after snprintf into t->name */
-                                  t->name, names[i]->line, names[i]->col);
+            return rl_cfg_fail_at(
+                c, f.val[RL_CFG_L_NAME], "duplicate limit '%s' in tier '%s' (first at %zu:%zu)",
+                d->name,
+                /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): names[0..t->n-1] are set before t->n grows; the analyzer loses t->n after snprintf into t->name */
+                t->name, names[i]->line, names[i]->col);
     names[t->n] = f.val[RL_CFG_L_NAME];
     if (f.val[RL_CFG_L_CONCURRENT]) {
         /* units in flight, held by leases: no rate, no burst */
@@ -278,12 +279,12 @@ static int rl_cfg_limit(rl_cfg_ctx *c, const rl_cfg_node *n, rl_tier *t,
     return RL_OK;
 }
 
-static const char *const rl_cfg_tier_fields[] = {"limits", "unlimited", NULL};
+static const char *const rl_cfg_tier_fields[] = { "limits", "unlimited", NULL };
 enum { RL_CFG_T_LIMITS, RL_CFG_T_UNLIMITED };
 
 static int rl_cfg_tier(rl_cfg_ctx *c, const rl_cfg_node *key, const rl_cfg_node *n, rl_policy *p)
 {
-    rl_cfg_fields f = {rl_cfg_tier_fields, "limits, unlimited", {0}, {0}};
+    rl_cfg_fields f = { rl_cfg_tier_fields, "limits, unlimited", { 0 }, { 0 } };
     const rl_cfg_node *names[RL_MAX_LIMITS], *lim;
     rl_tier t;
     char d[96], where[RL_NAME_MAX + 16];
@@ -293,8 +294,9 @@ static int rl_cfg_tier(rl_cfg_ctx *c, const rl_cfg_node *key, const rl_cfg_node 
     memset(&t, 0, sizeof t);
     snprintf(t.name, sizeof t.name, "%s", key->text);
     if (n->kind != RL_CFG_MAP)
-        return rl_cfg_fail_at(c, n, "tier '%s' must be a mapping with 'limits' or 'unlimited', "
-                                    "got %s",
+        return rl_cfg_fail_at(c, n,
+                              "tier '%s' must be a mapping with 'limits' or 'unlimited', "
+                              "got %s",
                               t.name, rl_cfg_describe(n, d, sizeof d));
     snprintf(where, sizeof where, " in tier '%s'", t.name);
     if ((rc = rl_cfg_fields_get(c, n, &f, where)) != RL_OK)
@@ -308,8 +310,9 @@ static int rl_cfg_tier(rl_cfg_ctx *c, const rl_cfg_node *key, const rl_cfg_node 
                               "tier '%s' is unlimited and cannot also have limits", t.name);
     if (!t.unlimited) {
         if (!lim)
-            return rl_cfg_fail_at(c, key, "tier '%s' has no limits (give 'limits' or "
-                                          "'unlimited: true')",
+            return rl_cfg_fail_at(c, key,
+                                  "tier '%s' has no limits (give 'limits' or "
+                                  "'unlimited: true')",
                                   t.name);
         if (lim->kind != RL_CFG_SEQ)
             return rl_cfg_fail_at(c, lim, "'limits' must be a sequence, got %s",
@@ -318,8 +321,8 @@ static int rl_cfg_tier(rl_cfg_ctx *c, const rl_cfg_node *key, const rl_cfg_node 
             return rl_cfg_fail_at(c, lim, "tier '%s' has no limits (the list is empty)", t.name);
         for (i = 0; i < lim->n; i++) {
             if (i == RL_MAX_LIMITS)
-                return rl_cfg_fail_at(c, lim->kids[i], "tier '%s' has more than %d limits",
-                                      t.name, RL_MAX_LIMITS);
+                return rl_cfg_fail_at(c, lim->kids[i], "tier '%s' has more than %d limits", t.name,
+                                      RL_MAX_LIMITS);
             if ((rc = rl_cfg_limit(c, lim->kids[i], &t, names)) != RL_OK)
                 return rc;
         }
@@ -372,7 +375,7 @@ static int rl_cfg_tier_ref(rl_cfg_ctx *c, const rl_cfg_node *n, const char *fiel
     return RL_OK;
 }
 
-static const char *const rl_cfg_rule_fields[] = {"match", "tier", NULL};
+static const char *const rl_cfg_rule_fields[] = { "match", "tier", NULL };
 enum { RL_CFG_R_MATCH, RL_CFG_R_TIER };
 
 static int rl_cfg_keys(rl_cfg_ctx *c, const rl_cfg_node *n, rl_policy *p)
@@ -385,10 +388,11 @@ static int rl_cfg_keys(rl_cfg_ctx *c, const rl_cfg_node *n, rl_policy *p)
                               rl_cfg_describe(n, d, sizeof d));
     for (i = 0; i < n->n; i++) {
         const rl_cfg_node *r = n->kids[i], *m, *t;
-        rl_cfg_fields f = {rl_cfg_rule_fields, "match, tier", {0}, {0}};
+        rl_cfg_fields f = { rl_cfg_rule_fields, "match, tier", { 0 }, { 0 } };
         if (r->kind != RL_CFG_MAP)
-            return rl_cfg_fail_at(c, r, "each key rule must be a mapping with 'match' and "
-                                        "'tier', got %s",
+            return rl_cfg_fail_at(c, r,
+                                  "each key rule must be a mapping with 'match' and "
+                                  "'tier', got %s",
                                   rl_cfg_describe(r, d, sizeof d));
         if ((rc = rl_cfg_fields_get(c, r, &f, " in key rule")) != RL_OK)
             return rc;
@@ -401,8 +405,9 @@ static int rl_cfg_keys(rl_cfg_ctx *c, const rl_cfg_node *n, rl_policy *p)
         if ((rc = rl_cfg_string(c, m, "match")) != RL_OK)
             return rc;
         if (!rl_key_valid(m->text))
-            return rl_cfg_fail_at(c, m, "invalid key pattern '%s' (1-%d bytes of UTF-8 without "
-                                        "control characters)",
+            return rl_cfg_fail_at(c, m,
+                                  "invalid key pattern '%s' (1-%d bytes of UTF-8 without "
+                                  "control characters)",
                                   rl_cfg_quote(m, q, sizeof q), RL_KEY_MAX);
         if ((rc = rl_cfg_tier_ref(c, t, "tier", p)) != RL_OK)
             return rc;
@@ -412,14 +417,15 @@ static int rl_cfg_keys(rl_cfg_ctx *c, const rl_cfg_node *n, rl_policy *p)
     return RL_OK;
 }
 
-static const char *const rl_cfg_top_fields[] = {"version", "default_tier", "fail_mode",
-                                                "tiers",   "keys",         NULL};
+static const char *const rl_cfg_top_fields[] = { "version", "default_tier", "fail_mode",
+                                                 "tiers",   "keys",         NULL };
 enum { RL_CFG_VERSION, RL_CFG_DEFAULT_TIER, RL_CFG_FAIL_MODE, RL_CFG_TIERS, RL_CFG_KEYS };
 
 static int rl_cfg_top(rl_cfg_ctx *c, const rl_cfg_node *root, rl_policy *p)
 {
-    rl_cfg_fields f = {rl_cfg_top_fields, "version, default_tier, fail_mode, tiers, keys",
-                       {0}, {0}};
+    rl_cfg_fields f = {
+        rl_cfg_top_fields, "version, default_tier, fail_mode, tiers, keys", { 0 }, { 0 }
+    };
     const rl_cfg_node *v = NULL;
     char d[96], q[64];
     int64_t version;
@@ -427,8 +433,7 @@ static int rl_cfg_top(rl_cfg_ctx *c, const rl_cfg_node *root, rl_policy *p)
     int rc;
 
     if (!root)
-        return rl_cfg_fail(c, RL_ECONFIG, 1, 1,
-                           "empty file: expected a mapping with 'version: 1'");
+        return rl_cfg_fail(c, RL_ECONFIG, 1, 1, "empty file: expected a mapping with 'version: 1'");
     if (root->kind != RL_CFG_MAP)
         return rl_cfg_fail_at(c, root, "expected a mapping with 'version: 1', got %s",
                               rl_cfg_describe(root, d, sizeof d));
@@ -475,7 +480,7 @@ static int rl_cfg_top(rl_cfg_ctx *c, const rl_cfg_node *root, rl_policy *p)
 int rl_cfg_parse_buffer(const char *name, const unsigned char *buf, size_t len, rl_policy *out,
                         char *err, size_t errlen)
 {
-    rl_cfg_ctx c = {name ? name : "<buffer>", err, errlen};
+    rl_cfg_ctx c = { name ? name : "<buffer>", err, errlen };
     rl_cfg_node *root = NULL;
     int rc;
 

@@ -134,8 +134,7 @@ static int rl_cfg_syntax_error(rl_cfg_ctx *c, const yaml_parser_t *p, const unsi
                                    "UTF-8)");
             if (strstr(problem, "leading"))
                 return rl_cfg_fail(c, RL_ECONFIG, line, col,
-                                   "invalid UTF-8 byte 0x%02X (the file must be UTF-8)",
-                                   buf[off]);
+                                   "invalid UTF-8 byte 0x%02X (the file must be UTF-8)", buf[off]);
             return rl_cfg_fail(c, RL_ECONFIG, line, col,
                                "invalid UTF-8 sequence starting with byte 0x%02X (the file must "
                                "be UTF-8)",
@@ -179,8 +178,8 @@ static int rl_cfg_check_tag(rl_cfg_ctx *c, const yaml_event_t *ev, const char *t
         }
         if (strcmp(t, "map") == 0 || strcmp(t, "seq") == 0 || strcmp(t, "str") == 0 ||
             strcmp(t, "int") == 0 || strcmp(t, "bool") == 0 || strcmp(t, "null") == 0)
-            return rl_cfg_fail(c, RL_ECONFIG, ev->start_mark.line + 1,
-                               ev->start_mark.column + 1, "tag !!%s does not fit a %s", t,
+            return rl_cfg_fail(c, RL_ECONFIG, ev->start_mark.line + 1, ev->start_mark.column + 1,
+                               "tag !!%s does not fit a %s", t,
                                kind == RL_CFG_MAP   ? "mapping"
                                : kind == RL_CFG_SEQ ? "sequence"
                                                     : "scalar");
@@ -302,7 +301,7 @@ int rl_cfg_yaml_load(rl_cfg_ctx *c, const unsigned char *buf, size_t len, rl_cfg
                 goto out;
             if (depth == 0) {
                 *root = n;
-            /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): depth > 0 means stack[depth - 1] was pushed; libyaml never emits an END event without its START */
+                /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): depth > 0 means stack[depth - 1] was pushed; libyaml never emits an END event without its START */
             } else if (rl_cfg_add_kid(stack[depth - 1], n) != RL_OK) {
                 rl_cfg_node_free(n);
                 rc = rl_cfg_nomem(c);

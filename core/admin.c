@@ -29,7 +29,6 @@
 
 extern const size_t rl_schema_count;
 
-
 /* ---- walking keys in batches -------------------------------------------- */
 
 typedef struct walk walk;
@@ -308,8 +307,7 @@ static int prune_pred(walk *w, const char *key, const rl_row *row)
     /* an injected clock may sit less than idle_ns after INT64_MIN: nothing
      * can have been idle that long */
     return !row->tier[0] && w->now >= INT64_MIN + w->idle_ns &&
-           row->last_seen <= w->now - w->idle_ns &&
-           state_full(row->state, row->state_len, w->now);
+           row->last_seen <= w->now - w->idle_ns && state_full(row->state, row->state_len, w->now);
 }
 
 static int prune_apply(walk *w, const char *key, rl_row *row)
@@ -370,7 +368,8 @@ static int scan_row(void *ctx, const char *key, const rl_row *row)
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 5, 6)))
 #endif
-static int check(rl_check_fn fn, void *ctx, const char *name, int status, const char *fmt, ...)
+static int
+check(rl_check_fn fn, void *ctx, const char *name, int status, const char *fmt, ...)
 {
     char detail[512];
     va_list ap;
@@ -401,21 +400,25 @@ static int doctor_policy(rl_store *s, rl_check_fn fn, void *ctx)
         if (!rl_policy_tier(&p, p.rules[i].tier) && missing++ == 0)
             missing_tier = p.rules[i].tier;
     if (p.default_tier[0] && !rl_policy_tier(&p, p.default_tier))
-        stop = check(fn, ctx, "policy", RL_CHECK_WARN,
-                     "default tier '%s' does not exist: unmatched keys fall through",
-                     p.default_tier);
+        stop =
+            check(fn, ctx, "policy", RL_CHECK_WARN,
+                  "default tier '%s' does not exist: unmatched keys fall through", p.default_tier);
     else if (missing)
         stop = check(fn, ctx, "policy", RL_CHECK_WARN,
                      "%zu key rule(s) name a tier that does not exist (first: '%s'): they "
-                     "are skipped", missing, missing_tier);
+                     "are skipped",
+                     missing, missing_tier);
     else if (p.n_tiers == 0)
         stop = check(fn, ctx, "policy", RL_CHECK_WARN,
                      "no tiers: only programs' rl_options.default_limits limit anything");
     else
-        stop = check(fn, ctx, "policy", RL_CHECK_OK, "%zu tier(s), %zu key rule(s), default "
-                     "tier %s", p.n_tiers, p.n_rules,
-                     p.default_tier[0] ? p.default_tier
-                     : rl_policy_tier(&p, "default") ? "'default'" : "none");
+        stop = check(fn, ctx, "policy", RL_CHECK_OK,
+                     "%zu tier(s), %zu key rule(s), default "
+                     "tier %s",
+                     p.n_tiers, p.n_rules,
+                     p.default_tier[0]               ? p.default_tier
+                     : rl_policy_tier(&p, "default") ? "'default'"
+                                                     : "none");
     if (stop)
         goto out;
     c.pol = &p;
@@ -427,8 +430,8 @@ static int doctor_policy(rl_store *s, rl_check_fn fn, void *ctx)
         stop = check(fn, ctx, "bucket states", RL_CHECK_FAIL,
                      "%lld of %lld key(s) stored under a name that is not a valid key "
                      "(first: '%s'; tampered?): listings refuse it; 'rlctl reset --all' "
-                     "removes those with no assigned tier", (long long)c.invalid,
-                     (long long)c.keys, c.invalid_key);
+                     "removes those with no assigned tier",
+                     (long long)c.invalid, (long long)c.keys, c.invalid_key);
     else if (c.damaged)
         stop = check(fn, ctx, "bucket states", RL_CHECK_FAIL,
                      "%lld of %lld key(s) damaged (first: '%s'); 'rlctl reset' them",
@@ -441,8 +444,8 @@ static int doctor_policy(rl_store *s, rl_check_fn fn, void *ctx)
     if (c.orphans)
         stop = check(fn, ctx, "assignments", RL_CHECK_WARN,
                      "%lld key(s) assigned to a tier that does not exist (first: '%s' to "
-                     "'%s'): rules decide for them", (long long)c.orphans, c.orphan_key,
-                     c.orphan_tier);
+                     "'%s'): rules decide for them",
+                     (long long)c.orphans, c.orphan_key, c.orphan_tier);
     else
         stop = check(fn, ctx, "assignments", RL_CHECK_OK, "%lld key(s) with an assigned tier",
                      (long long)c.assigned);
@@ -469,7 +472,6 @@ int rl_doctor(rl *r, int (*fn)(void *ctx, const char *check, int status, const c
     rl__unlock(r);
     return rc;
 }
-
 
 int rl_reset_match(rl *r, const char *match, const char *tier, int dry_run, int64_t *count)
 {

@@ -90,8 +90,8 @@ int rl_penalize(rl *r, const char *key, const char *resource, int64_t duration_n
     return rl__write_tx(r, penalize_tx, NULL, &a);
 }
 
-int rl_observe_headers(rl *r, const char *key, const char *const *names,
-                       const char *const *values, size_t n)
+int rl_observe_headers(rl *r, const char *key, const char *const *names, const char *const *values,
+                       size_t n)
 {
     rl_provider_limits pl;
     int64_t now;

@@ -138,8 +138,7 @@ int rl__check_request(rl *r, const char *const *keys, size_t nkeys, const rl_cos
     if (!keys || nkeys < 1 || nkeys > RL_MAX_KEYS)
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "a decision takes 1 to %d keys", RL_MAX_KEYS);
     if (!costs || ncosts < 1 || ncosts > RL_MAX_LIMITS)
-        return rl_seterr(rl__errbuf(r), RL_EINVAL, "a decision takes 1 to %d costs",
-                         RL_MAX_LIMITS);
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "a decision takes 1 to %d costs", RL_MAX_LIMITS);
     for (i = 0; i < nkeys; i++) {
         if ((rc = rl__check_key(r, keys[i])) != RL_OK)
             return rc;
@@ -298,8 +297,7 @@ static int decide_tx(rl *r, decision *x, const rl__req *q)
      * the units count in the window of that time. */
     for (i = 0; x->allowed && i < x->n; i++)
         if (x->ev[i].d->kind == RL_KIND_WINDOW && x->ev[i].delay_ns < x->delay)
-            rl__limit_decide_at(&x->ev[i],
-                                rl__amount_of(q->costs, q->ncosts, x->ev[i].d->resource),
+            rl__limit_decide_at(&x->ev[i], rl__amount_of(q->costs, q->ncosts, x->ev[i].d->resource),
                                 x->now, x->delay);
     if (x->allowed)
         for (i = 0; i < x->n; i++)
@@ -444,9 +442,8 @@ static int one_done(rl *r, void *ctx, int rc)
     return rc;
 }
 
-int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
-               size_t ncosts, int64_t max_delay_ns, rl_result *res, rl_reservation *rv,
-               rl_lease_rec *lease)
+int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t ncosts,
+               int64_t max_delay_ns, rl_result *res, rl_reservation *rv, rl_lease_rec *lease)
 {
     one_arg *a;
     int rc;

@@ -64,8 +64,8 @@ static int64_t units(const rl_ldef *d, i128 now_s, i128 cur)
     return u > d->burst ? d->burst : (int64_t)u;
 }
 
-void rl_gcra_decide(const rl_ldef *d, rl_tat tat, int64_t now, int64_t cost,
-                    int64_t max_delay_ns, rl_gcra_out *out)
+void rl_gcra_decide(const rl_ldef *d, rl_tat tat, int64_t now, int64_t cost, int64_t max_delay_ns,
+                    rl_gcra_out *out)
 {
     i128 now_s = (i128)now * d->count;
     i128 t = scaled(d, tat);
@@ -108,8 +108,8 @@ void rl_gcra_peek(const rl_ldef *d, rl_tat tat, int64_t now, int64_t *remaining,
     i128 tau = (i128)d->burst * d->period_ns;
     *remaining = units(d, now_s, cur);
     *reset_after_ns = ceil_ns(d, cur - now_s);
-    *retry_after_ns = cur + d->period_ns > tat_max(d) ? INT64_MAX
-                                                      : ceil_ns(d, cur + d->period_ns - tau - now_s);
+    *retry_after_ns =
+        cur + d->period_ns > tat_max(d) ? INT64_MAX : ceil_ns(d, cur + d->period_ns - tau - now_s);
 }
 
 int64_t rl_gcra_debt(const rl_ldef *d, rl_tat tat, int64_t now)

@@ -38,8 +38,8 @@ typedef struct rl_gcra_out {
 
 /* Decides `cost` units on limit d at `now`, allowing the caller to act up to
  * max_delay_ns later (0 for Allow). cost must be 0..d->burst. */
-void rl_gcra_decide(const rl_ldef *d, rl_tat tat, int64_t now, int64_t cost,
-                    int64_t max_delay_ns, rl_gcra_out *out);
+void rl_gcra_decide(const rl_ldef *d, rl_tat tat, int64_t now, int64_t cost, int64_t max_delay_ns,
+                    rl_gcra_out *out);
 
 /* What the key's bucket looks like at now, without consuming. */
 void rl_gcra_peek(const rl_ldef *d, rl_tat tat, int64_t now, int64_t *remaining,

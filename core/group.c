@@ -52,8 +52,7 @@ static int group_req_costs(rl *r, const rl_group_req *q, rl_cost *c, int posted)
         c[j].resource = q->resource[j];
         c[j].amount = q->amount[j];
     }
-    return posted ? rl__check_request(r, (const char *const[]){ q->key }, 1, c, q->ncosts)
-                  : RL_OK;
+    return posted ? rl__check_request(r, (const char *const[]){ q->key }, 1, c, q->ncosts) : RL_OK;
 }
 
 /* A leader's batch: its own request first, then those it takes. */
@@ -147,7 +146,7 @@ int rl__decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n, r
     struct {
         rl_group_req me;
         group_arg g;
-    } *a;
+    } * a;
     size_t i;
     int rc;
     if (!r->store_clock || !r->store->ops->group_join)

@@ -36,8 +36,8 @@ struct rl {
     int64_t pol_version; /* -1: not loaded */
     rl_tier defaults;    /* rl_options.default_limits */
     int have_defaults;
-    int store_clock; /* no caller clock: the store's time if it has one */
-    uint64_t sig;    /* rl_group_req.sig: what decides besides the database */
+    int store_clock;      /* no caller clock: the store's time if it has one */
+    uint64_t sig;         /* rl_group_req.sig: what decides besides the database */
     uint64_t *tier_fp;    /* tier_fingerprint of each tier of pol */
     uint64_t defaults_fp; /* ... and of defaults */
     uint64_t rng;         /* draws state generations (rl__state_align) */
@@ -144,8 +144,8 @@ struct rl__batch {
      * more (group commit: those queued since) and returns how many. */
     size_t (*more)(rl *r, rl__batch *b);
     const unsigned char *skip; /* requests answered already; NULL: none */
-    size_t prefetch_min; /* read rows ahead when at least this many keys */
-    const char **keys;   /* room for every request's keys, for prefetch */
+    size_t prefetch_min;       /* read rows ahead when at least this many keys */
+    const char **keys;         /* room for every request's keys, for prefetch */
     decision *x;
     size_t failed; /* out: the request whose store failure ended the loop,
                     * SIZE_MAX if none did */
@@ -157,9 +157,8 @@ struct rl__batch {
 int rl__decide_each(rl *r, rl__batch *b);
 /* One request as a public call: checked, decided in its own transaction,
  * answered. max_delay_ns < 0 is 0; for a lease it is the lease's TTL. */
-int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs,
-               size_t ncosts, int64_t max_delay_ns, rl_result *res, rl_reservation *rv,
-               rl_lease_rec *lease);
+int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t ncosts,
+               int64_t max_delay_ns, rl_result *res, rl_reservation *rv, rl_lease_rec *lease);
 
 /* ---- group.c ------------------------------------------------------------ */
 

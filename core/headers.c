@@ -38,7 +38,8 @@ typedef struct rl_hdr_out {
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void rl_hdr_put(rl_hdr_out *w, const char *fmt, ...)
+static void
+rl_hdr_put(rl_hdr_out *w, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -68,9 +69,9 @@ int rl_format_headers(const rl_result *res, int64_t window_ns, int flags, char *
      * failed and the fail mode answered) has no quota anyone measured:
      * advertising q=0 or an unlimited r would be made up. */
     quota = res->limit_name[0] && !res->degraded;
-    if (quota && (!rl_name_valid(res->limit_name) || res->limit < 0 ||
-                  res->limit > RL_HDR_SF_INT_MAX || res->remaining < 0 ||
-                  res->remaining > RL_HDR_SF_INT_MAX))
+    if (quota &&
+        (!rl_name_valid(res->limit_name) || res->limit < 0 || res->limit > RL_HDR_SF_INT_MAX ||
+         res->remaining < 0 || res->remaining > RL_HDR_SF_INT_MAX))
         return RL_EINVAL;
     /* "Retry-After: 0" on a refusal would invite an immediate retry loop. */
     if (!res->allowed && (retry_s = rl_hdr_ceil_s(res->retry_after_ns)) < 1)
@@ -194,7 +195,7 @@ static int64_t rl_hdr_year_of(int64_t days)
 
 static int rl_hdr_mdays(int64_t y, int m)
 {
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     return m == 2 && leap ? 29 : days[m - 1];
 }
@@ -299,8 +300,8 @@ static int rl_hdr_rfc3339(const char *p, size_t n, int64_t *ns)
         int64_t sign = *c.p == '+' ? -1 : 1; /* local time minus offset is UTC */
         c.p++;
         c.n--;
-        if (!rl_hdr_num(&c, 2, &oh) || !rl_hdr_lit(&c, ":") || !rl_hdr_num(&c, 2, &om) ||
-            oh > 23 || om > 59)
+        if (!rl_hdr_num(&c, 2, &oh) || !rl_hdr_lit(&c, ":") || !rl_hdr_num(&c, 2, &om) || oh > 23 ||
+            om > 59)
             return 0;
         off = sign * (oh * 3600 + om * 60);
     } else {
@@ -309,11 +310,11 @@ static int rl_hdr_rfc3339(const char *p, size_t n, int64_t *ns)
     return c.n == 0 && rl_hdr_epoch(y, mo, d, h, mi, s, frac, off, ns);
 }
 
-static const char *const rl_hdr_wday[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
-static const char *const rl_hdr_wday_l[7] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
-                                             "Friday", "Saturday", "Sunday"};
-static const char *const rl_hdr_month[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+static const char *const rl_hdr_wday[7] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
+static const char *const rl_hdr_wday_l[7] = { "Monday", "Tuesday",  "Wednesday", "Thursday",
+                                              "Friday", "Saturday", "Sunday" };
+static const char *const rl_hdr_month[12] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
 /* HTTP-date (RFC 9110 section 5.6.7): recipients must read all three
  * forms. The day name is checked for syntax only, as the RFC asks no
@@ -333,10 +334,10 @@ static int rl_hdr_http_date(const char *p, size_t n, int64_t now_ns, int64_t *ns
     /* rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT */
     c.p = p;
     c.n = n;
-    if (rl_hdr_word(&c, rl_hdr_wday_l, 7, &wd) && rl_hdr_lit(&c, ", ") &&
-        rl_hdr_num(&c, 2, &d) && rl_hdr_lit(&c, "-") && rl_hdr_word(&c, rl_hdr_month, 12, &mo) &&
-        rl_hdr_lit(&c, "-") && rl_hdr_num(&c, 2, &y) && rl_hdr_lit(&c, " ") &&
-        rl_hdr_clock(&c, &h, &mi, &s) && rl_hdr_lit(&c, " GMT") && c.n == 0) {
+    if (rl_hdr_word(&c, rl_hdr_wday_l, 7, &wd) && rl_hdr_lit(&c, ", ") && rl_hdr_num(&c, 2, &d) &&
+        rl_hdr_lit(&c, "-") && rl_hdr_word(&c, rl_hdr_month, 12, &mo) && rl_hdr_lit(&c, "-") &&
+        rl_hdr_num(&c, 2, &y) && rl_hdr_lit(&c, " ") && rl_hdr_clock(&c, &h, &mi, &s) &&
+        rl_hdr_lit(&c, " GMT") && c.n == 0) {
         /* The RFC's rule for two-digit years: one that would be more than
          * 50 years ahead is the most recent past year with those digits. */
         int64_t day = now_ns / RL_DAY - (now_ns % RL_DAY < 0);
@@ -386,20 +387,20 @@ static const struct {
     int what;
     int tokens; /* 1: the tokens window, 0: requests, -1: neither */
 } rl_hdr_fields[] = {
-    {"x-ratelimit-limit-requests", RL_HDR_LIMIT, 0},
-    {"x-ratelimit-limit-tokens", RL_HDR_LIMIT, 1},
-    {"x-ratelimit-remaining-requests", RL_HDR_REMAINING, 0},
-    {"x-ratelimit-remaining-tokens", RL_HDR_REMAINING, 1},
-    {"x-ratelimit-reset-requests", RL_HDR_RESET_IN, 0},
-    {"x-ratelimit-reset-tokens", RL_HDR_RESET_IN, 1},
-    {"anthropic-ratelimit-requests-limit", RL_HDR_LIMIT, 0},
-    {"anthropic-ratelimit-tokens-limit", RL_HDR_LIMIT, 1},
-    {"anthropic-ratelimit-requests-remaining", RL_HDR_REMAINING, 0},
-    {"anthropic-ratelimit-tokens-remaining", RL_HDR_REMAINING, 1},
-    {"anthropic-ratelimit-requests-reset", RL_HDR_RESET_AT, 0},
-    {"anthropic-ratelimit-tokens-reset", RL_HDR_RESET_AT, 1},
-    {"retry-after", RL_HDR_RETRY, -1},
-    {"retry-after-ms", RL_HDR_RETRY_MS, -1},
+    { "x-ratelimit-limit-requests", RL_HDR_LIMIT, 0 },
+    { "x-ratelimit-limit-tokens", RL_HDR_LIMIT, 1 },
+    { "x-ratelimit-remaining-requests", RL_HDR_REMAINING, 0 },
+    { "x-ratelimit-remaining-tokens", RL_HDR_REMAINING, 1 },
+    { "x-ratelimit-reset-requests", RL_HDR_RESET_IN, 0 },
+    { "x-ratelimit-reset-tokens", RL_HDR_RESET_IN, 1 },
+    { "anthropic-ratelimit-requests-limit", RL_HDR_LIMIT, 0 },
+    { "anthropic-ratelimit-tokens-limit", RL_HDR_LIMIT, 1 },
+    { "anthropic-ratelimit-requests-remaining", RL_HDR_REMAINING, 0 },
+    { "anthropic-ratelimit-tokens-remaining", RL_HDR_REMAINING, 1 },
+    { "anthropic-ratelimit-requests-reset", RL_HDR_RESET_AT, 0 },
+    { "anthropic-ratelimit-tokens-reset", RL_HDR_RESET_AT, 1 },
+    { "retry-after", RL_HDR_RETRY, -1 },
+    { "retry-after-ms", RL_HDR_RETRY_MS, -1 },
 };
 
 /* When a number arrives twice (a repeated field, or both OpenAI and

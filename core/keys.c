@@ -16,14 +16,13 @@
 
 #include <string.h>
 
-
 /* ':' would fake a kind boundary, '%' an escape, '*', '?' and '\\' a glob;
  * controls are refused by rl_key_valid; a space would split the key in
  * rlctl's tables and in log lines that are read back by whitespace. */
 static int rl_keys_ascii_escaped(unsigned char c)
 {
-    return c < 0x20 || c == 0x7f || c == ':' || c == '%' || c == '*' || c == '?' ||
-           c == '\\' || c == ' ';
+    return c < 0x20 || c == 0x7f || c == ':' || c == '%' || c == '*' || c == '?' || c == '\\' ||
+           c == ' ';
 }
 
 static int rl_keys_kind_valid(const char *kind)

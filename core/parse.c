@@ -22,27 +22,34 @@ typedef struct rl_parse_unit {
 
 /* "m" is deliberately absent: in a rate it could mean minute or milli. */
 static const rl_parse_unit rl_parse_rate_units[] = {
-    {"ns", RL_NANOSECOND}, {"us", RL_MICROSECOND}, {"ms", RL_MILLISECOND},
-    {"s", RL_SECOND},      {"sec", RL_SECOND},     {"second", RL_SECOND},
-    {"seconds", RL_SECOND}, {"min", RL_MINUTE},    {"minute", RL_MINUTE},
-    {"minutes", RL_MINUTE}, {"h", RL_HOUR},        {"hr", RL_HOUR},
-    {"hour", RL_HOUR},     {"hours", RL_HOUR},     {"d", RL_DAY},
-    {"day", RL_DAY},       {"days", RL_DAY},       {"w", 7 * RL_DAY},
-    {"week", 7 * RL_DAY},  {"weeks", 7 * RL_DAY},
+    { "ns", RL_NANOSECOND },  { "us", RL_MICROSECOND }, { "ms", RL_MILLISECOND },
+    { "s", RL_SECOND },       { "sec", RL_SECOND },     { "second", RL_SECOND },
+    { "seconds", RL_SECOND }, { "min", RL_MINUTE },     { "minute", RL_MINUTE },
+    { "minutes", RL_MINUTE }, { "h", RL_HOUR },         { "hr", RL_HOUR },
+    { "hour", RL_HOUR },      { "hours", RL_HOUR },     { "d", RL_DAY },
+    { "day", RL_DAY },        { "days", RL_DAY },       { "w", 7 * RL_DAY },
+    { "week", 7 * RL_DAY },   { "weeks", 7 * RL_DAY },
 };
 
 /* Longer spellings first so that "ms" is never read as "m" then "s". The
  * micro sign comes in two code points (U+00B5, U+03BC), as in Go. */
 static const rl_parse_unit rl_parse_duration_units[] = {
-    {"ns", RL_NANOSECOND},          {"us", RL_MICROSECOND}, {"\xc2\xb5s", RL_MICROSECOND},
-    {"\xce\xbcs", RL_MICROSECOND}, {"ms", RL_MILLISECOND}, {"s", RL_SECOND},
-    {"m", RL_MINUTE},              {"h", RL_HOUR},         {"d", RL_DAY},
+    { "ns", RL_NANOSECOND },
+    { "us", RL_MICROSECOND },
+    { "\xc2\xb5s", RL_MICROSECOND },
+    { "\xce\xbcs", RL_MICROSECOND },
+    { "ms", RL_MILLISECOND },
+    { "s", RL_SECOND },
+    { "m", RL_MINUTE },
+    { "h", RL_HOUR },
+    { "d", RL_DAY },
 };
 
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static int rl_parse_why(char *why, size_t whylen, const char *fmt, ...)
+static int
+rl_parse_why(char *why, size_t whylen, const char *fmt, ...)
 {
     va_list ap;
     if (why && whylen) {
@@ -109,8 +116,7 @@ void rl_parse_quote(char *dst, size_t dstlen, const char *s, size_t len)
     dst[o] = '\0';
 }
 
-int rl_parse_rate_ex(const char *s, int64_t *count, int64_t *period_ns, char *why,
-                     size_t whylen)
+int rl_parse_rate_ex(const char *s, int64_t *count, int64_t *period_ns, char *why, size_t whylen)
 {
     const char *p = s;
     int64_t c = 0, mult = 1, unit = 0;
@@ -288,7 +294,7 @@ int rl_format_duration(int64_t ns, char *buf, size_t len)
     if (ns == 0) {
         snprintf(tmp, sizeof tmp, "0s");
     } else if (ns < RL_SECOND) {
-        int64_t unit = ns >= RL_MILLISECOND ? RL_MILLISECOND
+        int64_t unit = ns >= RL_MILLISECOND   ? RL_MILLISECOND
                        : ns >= RL_MICROSECOND ? RL_MICROSECOND
                                               : RL_NANOSECOND;
         const char *sfx = unit == RL_MILLISECOND ? "ms" : unit == RL_MICROSECOND ? "us" : "ns";
@@ -298,7 +304,7 @@ int rl_format_duration(int64_t ns, char *buf, size_t len)
         static const struct {
             int64_t ns;
             const char *sfx;
-        } big[] = {{RL_DAY, "d"}, {RL_HOUR, "h"}, {RL_MINUTE, "m"}};
+        } big[] = { { RL_DAY, "d" }, { RL_HOUR, "h" }, { RL_MINUTE, "m" } };
         size_t i;
         int64_t rest = ns;
         for (i = 0; i < sizeof big / sizeof big[0]; i++) {
@@ -327,9 +333,10 @@ int rl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t len)
         int64_t ns;
         const char *one, *many;
     } units[] = {
-        {7 * RL_DAY, "week", "w"}, {RL_DAY, "day", "d"},   {RL_HOUR, "h", "h"},
-        {RL_MINUTE, "min", "min"}, {RL_SECOND, "s", "s"},  {RL_MILLISECOND, "ms", "ms"},
-        {RL_MICROSECOND, "us", "us"}, {RL_NANOSECOND, "ns", "ns"},
+        { 7 * RL_DAY, "week", "w" },    { RL_DAY, "day", "d" },
+        { RL_HOUR, "h", "h" },          { RL_MINUTE, "min", "min" },
+        { RL_SECOND, "s", "s" },        { RL_MILLISECOND, "ms", "ms" },
+        { RL_MICROSECOND, "us", "us" }, { RL_NANOSECOND, "ns", "ns" },
     };
     size_t i;
     int n = -1;

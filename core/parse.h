@@ -13,8 +13,7 @@
 
 /* Like rl_parse_rate, but on RL_EINVAL says why in `why` (one line, without
  * the input itself), so config/ can point at exactly what is wrong. */
-int rl_parse_rate_ex(const char *s, int64_t *count, int64_t *period_ns, char *why,
-                     size_t whylen);
+int rl_parse_rate_ex(const char *s, int64_t *count, int64_t *period_ns, char *why, size_t whylen);
 
 /* Copies len bytes of s into dst for display: control bytes (C0, DEL, C1)
  * become '?', and long text is cut at a character boundary with "...", so

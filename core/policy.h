@@ -19,8 +19,8 @@ enum { RL_KIND_GCRA = 0, RL_KIND_CONCURRENT = 1, RL_KIND_WINDOW = 2 };
 
 /* Bounds that keep all admission math inside 128-bit intermediates and every
  * theoretical arrival time inside int64 nanoseconds. */
-#define RL_COUNT_MAX ((int64_t)1 << 40)                 /* ~1.1e12 units */
-#define RL_FILL_MAX ((int64_t)50 * 366 * RL_DAY)        /* burst * period / count */
+#define RL_COUNT_MAX ((int64_t)1 << 40)          /* ~1.1e12 units */
+#define RL_FILL_MAX ((int64_t)50 * 366 * RL_DAY) /* burst * period / count */
 #define RL_PERIOD_MAX RL_FILL_MAX
 
 typedef struct rl_ldef {

@@ -197,8 +197,7 @@ static int lease_info(void *ctx, const rl_lease_rec *rec)
     return lc->fn(lc->ctx, li);
 }
 
-int rl_leases_list(rl *r, const char *key, int (*fn)(void *ctx, const rl_lease_info *l),
-                   void *ctx)
+int rl_leases_list(rl *r, const char *key, int (*fn)(void *ctx, const rl_lease_info *l), void *ctx)
 {
     leases_ctx *lc;
     int rc, began = 0;

@@ -105,8 +105,7 @@ int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n, in
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "lease is NULL");
     memset(lease, 0, sizeof *lease);
     if (ttl_ns <= 0 || ttl_ns > RL_FILL_MAX)
-        return rl_seterr(rl__errbuf(r), RL_EINVAL,
-                         "lease TTL must be positive (at most 50 years)");
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "lease TTL must be positive (at most 50 years)");
     if (!(rec = calloc(1, sizeof *rec)))
         return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
     rc = rl__decide(r, &key, 1, estimate, n, ttl_ns, res, NULL, rec);

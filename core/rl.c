@@ -36,25 +36,44 @@
 const char *rl_strerror(int code)
 {
     switch (code) {
-    case RL_OK: return "ok";
-    case RL_EINVAL: return "invalid argument";
-    case RL_ENOMEM: return "out of memory";
-    case RL_ETOOBIG: return "cost exceeds the limit's burst and can never pass";
-    case RL_EBUSY: return "store busy: locked past the busy timeout";
-    case RL_ESTORE: return "store failure";
-    case RL_EREADONLY: return "store is read-only";
-    case RL_EFULL: return "store is full";
-    case RL_ECORRUPT: return "not an rl database, or damaged";
-    case RL_EVERSION: return "database schema is newer than this library";
-    case RL_ECONFIG: return "invalid configuration";
-    case RL_ENOTFOUND: return "not found";
-    case RL_ETIMEOUT: return "timed out";
-    case RL_ECANCELED: return "cancelled";
-    case RL_ENOLIMIT: return "no tier or default limits apply to the key";
-    case RL_ECONNECT: return "store server unreachable";
-    case RL_EAUTH: return "store server refused the credentials";
-    case RL_EPERM: return "a file is owned by another user or its mode is wider than file_mode";
-    default: return "unknown error";
+    case RL_OK:
+        return "ok";
+    case RL_EINVAL:
+        return "invalid argument";
+    case RL_ENOMEM:
+        return "out of memory";
+    case RL_ETOOBIG:
+        return "cost exceeds the limit's burst and can never pass";
+    case RL_EBUSY:
+        return "store busy: locked past the busy timeout";
+    case RL_ESTORE:
+        return "store failure";
+    case RL_EREADONLY:
+        return "store is read-only";
+    case RL_EFULL:
+        return "store is full";
+    case RL_ECORRUPT:
+        return "not an rl database, or damaged";
+    case RL_EVERSION:
+        return "database schema is newer than this library";
+    case RL_ECONFIG:
+        return "invalid configuration";
+    case RL_ENOTFOUND:
+        return "not found";
+    case RL_ETIMEOUT:
+        return "timed out";
+    case RL_ECANCELED:
+        return "cancelled";
+    case RL_ENOLIMIT:
+        return "no tier or default limits apply to the key";
+    case RL_ECONNECT:
+        return "store server unreachable";
+    case RL_EAUTH:
+        return "store server refused the credentials";
+    case RL_EPERM:
+        return "a file is owned by another user or its mode is wider than file_mode";
+    default:
+        return "unknown error";
     }
 }
 
@@ -328,14 +347,15 @@ int rl_open(rl **out, const char *path, const rl_options *o)
         /* Every layout from 1 to ours (core/options.c); all of them are
          * today's, so the copy below reads no field a caller lacks. */
         if (o->version < 1 || o->version > RL_OPTIONS_VERSION) {
-            rc = rl_seterr(r->err, RL_EINVAL,
-                           o->version > RL_OPTIONS_VERSION
-                               ? "rl_options.version %u is newer than this library's (librl "
-                                 RL_VERSION_STRING " takes 1 to %d): the program was built "
-                                 "with a newer rl.h than the librl it runs with"
-                               : "rl_options.version is %u: initialise rl_options with "
-                                 "RL_OPTIONS_INIT or rl_options_init() (versions 1 to %d)",
-                           o->version, RL_OPTIONS_VERSION);
+            rc = rl_seterr(
+                r->err, RL_EINVAL,
+                o->version > RL_OPTIONS_VERSION
+                    ? "rl_options.version %u is newer than this library's (librl " RL_VERSION_STRING
+                      " takes 1 to %d): the program was built "
+                      "with a newer rl.h than the librl it runs with"
+                    : "rl_options.version is %u: initialise rl_options with "
+                      "RL_OPTIONS_INIT or rl_options_init() (versions 1 to %d)",
+                o->version, RL_OPTIONS_VERSION);
             goto out;
         }
         r->o = *o;
@@ -347,7 +367,8 @@ int rl_open(rl **out, const char *path, const rl_options *o)
         r->o.clock_ctx = NULL;
         r->store_clock = 1;
     }
-    if (r->o.busy_timeout_ms < 0 || (r->o.fail_mode != RL_FAIL_CLOSED && r->o.fail_mode != RL_FAIL_OPEN) ||
+    if (r->o.busy_timeout_ms < 0 ||
+        (r->o.fail_mode != RL_FAIL_CLOSED && r->o.fail_mode != RL_FAIL_OPEN) ||
         (r->o.durability != RL_DURABILITY_NORMAL && r->o.durability != RL_DURABILITY_FULL) ||
         (r->o.busy_strategy != RL_BUSY_LOCK && r->o.busy_strategy != RL_BUSY_SQLITE) ||
         (r->o.file_mode & ~0777u) || (r->o.file_mode & 0600u) != 0600u) {

@@ -288,19 +288,25 @@ typedef struct rl_limit {
 } rl_limit;
 
 /* Initialisers for arrays of rl_limit: rl_limit l[] = { RL_PER_MINUTE(60, 10) }; */
-#define RL_LIMIT(name, resource, count, period_ns, burst) \
-    { (name), (resource), (count), (period_ns), (burst), RL_ALGO_GCRA }
+#define RL_LIMIT(name, resource, count, period_ns, burst)               \
+    {                                                                   \
+        (name), (resource), (count), (period_ns), (burst), RL_ALGO_GCRA \
+    }
 #define RL_PER_SECOND(n, burst) RL_LIMIT(NULL, NULL, (n), RL_SECOND, (burst))
 #define RL_PER_MINUTE(n, burst) RL_LIMIT(NULL, NULL, (n), RL_MINUTE, (burst))
 #define RL_PER_HOUR(n, burst) RL_LIMIT(NULL, NULL, (n), RL_HOUR, (burst))
 #define RL_PER_DAY(n, burst) RL_LIMIT(NULL, NULL, (n), RL_DAY, (burst))
 /* At most n units of resource in flight at once, held by leases
  * (rl_lease_begin) until settled or cancelled (RL_ALGO_CONCURRENT). */
-#define RL_CONCURRENT(name, resource, n) \
-    { (name), (resource), (n), 0, 0, RL_ALGO_CONCURRENT }
+#define RL_CONCURRENT(name, resource, n)                  \
+    {                                                     \
+        (name), (resource), (n), 0, 0, RL_ALGO_CONCURRENT \
+    }
 /* At most count units per sliding window of period_ns (RL_ALGO_SLIDING_WINDOW). */
-#define RL_SLIDING_WINDOW(name, resource, count, period_ns) \
-    { (name), (resource), (count), (period_ns), 0, RL_ALGO_SLIDING_WINDOW }
+#define RL_SLIDING_WINDOW(name, resource, count, period_ns)                 \
+    {                                                                       \
+        (name), (resource), (count), (period_ns), 0, RL_ALGO_SLIDING_WINDOW \
+    }
 
 /* ======================================================================
  * Opening and closing
@@ -356,34 +362,36 @@ typedef int64_t (*rl_clock_cb)(void *ctx);
 /* Options of rl_open. Initialise with RL_OPTIONS_INIT (or rl_options_init)
  * and change fields; never fill one from zero, as 0 is no valid version. */
 typedef struct rl_options {
-    unsigned int version;            /* RL_OPTIONS_VERSION */
-    const rl_limit *default_limits;  /* for keys that no tier covers; copied at open */
-    size_t n_default_limits;         /* 0..RL_MAX_LIMITS */
-    int busy_timeout_ms;             /* >= 0; default 5000. How long a writer waits for the
+    unsigned int version;           /* RL_OPTIONS_VERSION */
+    const rl_limit *default_limits; /* for keys that no tier covers; copied at open */
+    size_t n_default_limits;        /* 0..RL_MAX_LIMITS */
+    int busy_timeout_ms;            /* >= 0; default 5000. How long a writer waits for the
                                         store's lock (Redis: retries conflicting commits)
                                         before RL_EBUSY; on Redis also the default network
                                         timeout */
-    rl_durability durability;        /* RL_DURABILITY_NORMAL */
-    rl_fail_mode fail_mode;          /* RL_FAIL_CLOSED */
-    rl_clock_cb clock;               /* NULL: CLOCK_REALTIME (Redis: the server's TIME). An
+    rl_durability durability;       /* RL_DURABILITY_NORMAL */
+    rl_fail_mode fail_mode;         /* RL_FAIL_CLOSED */
+    rl_clock_cb clock;              /* NULL: CLOCK_REALTIME (Redis: the server's TIME). An
                                         injected clock turns group commit off */
-    void *clock_ctx;                 /* kept for the life of the handle */
-    unsigned int file_mode;          /* mode of a new database and its side files, and the
+    void *clock_ctx;                /* kept for the life of the handle */
+    unsigned int file_mode;         /* mode of a new database and its side files, and the
                                         widest an existing one may have; must include 0600
                                         (0660 for a group); default 0600 */
-    const char *tiers_file;          /* YAML tiers loaded at open (as rl_load_tiers); NULL */
-    unsigned int flags;              /* RL_OPEN_* */
+    const char *tiers_file;         /* YAML tiers loaded at open (as rl_load_tiers); NULL */
+    unsigned int flags;             /* RL_OPEN_* */
     /* DEPRECATED, to leave rl_options in the next release (with a new
      * RL_OPTIONS_VERSION): a benchmark knob, not an application setting.
      * Leave it RL_BUSY_LOCK, as RL_OPTIONS_INIT and rl_options_init set it.
      * It stays for now because the library's handle and the benchmark
      * still read it; see CHANGELOG.md. */
-    int busy_strategy;               /* RL_BUSY_LOCK */
+    int busy_strategy; /* RL_BUSY_LOCK */
 } rl_options;
 
-#define RL_OPTIONS_INIT                                                       \
-    { RL_OPTIONS_VERSION, NULL, 0, 5000, RL_DURABILITY_NORMAL, RL_FAIL_CLOSED, \
-      NULL, NULL, 0600, NULL, 0, RL_BUSY_LOCK }
+#define RL_OPTIONS_INIT                                                                            \
+    {                                                                                              \
+        RL_OPTIONS_VERSION, NULL, 0, 5000, RL_DURABILITY_NORMAL, RL_FAIL_CLOSED, NULL, NULL, 0600, \
+            NULL, 0, RL_BUSY_LOCK                                                                  \
+    }
 
 /* Sets *o to the defaults (those of RL_OPTIONS_INIT) for the layout of
  * `version`, and o->version to it, as libgit2's git_*_options_init do:
@@ -460,16 +468,16 @@ RL_API int rl_default_path(char *buf, size_t len);
 /* The outcome of a decision. The deciding limit is the one that refused (the
  * largest retry-after) or, when admitted, the one with least room left. */
 typedef struct rl_result {
-    int allowed;            /* 1: admitted (and charged); 0: refused */
-    int64_t limit;          /* the deciding limit's burst */
-    int64_t remaining;      /* units it could still admit now (INT64_MAX: unlimited tier) */
-    int64_t retry_after_ns; /* 0 if allowed; else when the same request would pass
+    int allowed;                  /* 1: admitted (and charged); 0: refused */
+    int64_t limit;                /* the deciding limit's burst */
+    int64_t remaining;            /* units it could still admit now (INT64_MAX: unlimited tier) */
+    int64_t retry_after_ns;       /* 0 if allowed; else when the same request would pass
                                (INT64_MAX: never) */
-    int64_t reset_after_ns; /* when the deciding limit is full again */
+    int64_t reset_after_ns;       /* when the deciding limit is full again */
     char limit_name[RL_NAME_MAX]; /* "cooldown" when an rl_penalize cool-down refused;
                                      "" when no limit applied */
-    int degraded;           /* 1: admitted by RL_FAIL_OPEN without the store */
-    int key_index;          /* which key of an rl_acquire_keys call decided */
+    int degraded;                 /* 1: admitted by RL_FAIL_OPEN without the store */
+    int key_index;                /* which key of an rl_acquire_keys call decided */
 } rl_result;
 
 /* One resource's amount in a decision: { "requests", 1 }, { "tokens", 1500 }.
@@ -569,9 +577,8 @@ typedef enum rl_priority {
 /* rl_wait over several resources (costs and n as rl_acquire), with a
  * priority (rl_wait is RL_PRIORITY_INTERACTIVE). Returns as rl_wait;
  * RL_EINVAL also for an unknown priority. */
-RL_API int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n,
-                      rl_priority priority, int64_t timeout_ns,
-                      const volatile sig_atomic_t *cancel, rl_result *res);
+RL_API int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, rl_priority priority,
+                      int64_t timeout_ns, const volatile sig_atomic_t *cancel, rl_result *res);
 
 /* A reservation made by rl_reserve. Read the first three fields; the rest
  * is private: the struct may be copied but not changed. */
@@ -641,8 +648,8 @@ typedef struct rl_lease {
  *   lease        out: id > 0 and expires_at if admitted; zeroed otherwise.
  *   res          out, as rl_allow.
  * Returns as rl_acquire; RL_EINVAL also for lease NULL or a bad ttl_ns. */
-RL_API int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n,
-                          int64_t ttl_ns, rl_lease *lease, rl_result *res);
+RL_API int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n, int64_t ttl_ns,
+                          rl_lease *lease, rl_result *res);
 
 /* Charges the actual amounts instead of the estimate and ends the lease,
  * freeing its concurrency slots: what was over-estimated goes back, an
@@ -739,16 +746,16 @@ typedef struct rl_limit_stats {
 /* Everything known about one key. */
 typedef struct rl_key_stats {
     char key[RL_KEY_MAX + 1];
-    int exists;                 /* 0: never seen (the rest is zero but the tier and full
+    int exists;             /* 0: never seen (the rest is zero but the tier and full
                                    limits) */
-    char tier[RL_NAME_MAX];     /* "" when default_limits apply */
+    char tier[RL_NAME_MAX]; /* "" when default_limits apply */
     rl_tier_source tier_source;
-    int64_t allowed;            /* decisions admitted (each counter stops at INT64_MAX) */
-    int64_t refused;            /* decisions refused */
-    int64_t units;              /* units admitted */
-    int64_t first_seen_ns;      /* clock at its first decision since created or reset */
+    int64_t allowed;       /* decisions admitted (each counter stops at INT64_MAX) */
+    int64_t refused;       /* decisions refused */
+    int64_t units;         /* units admitted */
+    int64_t first_seen_ns; /* clock at its first decision since created or reset */
     int64_t last_seen_ns;
-    int64_t cooldown_ns;        /* left of a cool-down on every resource */
+    int64_t cooldown_ns; /* left of a cool-down on every resource */
     size_t n_limits;
     rl_limit_stats limits[RL_MAX_LIMITS];
 } rl_key_stats;

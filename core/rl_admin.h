@@ -166,8 +166,7 @@ RL_API int rl_validate_tiers(const char *yaml_path, char *err, size_t errlen);
  *   count    out (may be NULL): the number of keys reset, or that would be,
  *            even when an error stops the walk half-way.
  * Returns RL_OK; RL_EINVAL; RL_EREADONLY; a store failure. */
-RL_API int rl_reset_match(rl *r, const char *match, const char *tier, int dry_run,
-                          int64_t *count);
+RL_API int rl_reset_match(rl *r, const char *match, const char *tier, int dry_run, int64_t *count);
 
 /* Removes keys that hold nothing worth keeping: every bucket full (no
  * units spent, none in flight, no cool-down running), last decision at

@@ -73,8 +73,7 @@ RL_API int rl_key_for(char *buf, size_t len, const rl_key_ctx *ctx);
  *   n          out: the number of keys; if max is smaller, RL_EINVAL with
  *              *n saying how many are needed.
  * Returns RL_OK; RL_EINVAL. */
-RL_API int rl_keys_for(const rl_key_ctx *ctx, char keys[][RL_KEY_MAX + 1], size_t max,
-                       size_t *n);
+RL_API int rl_keys_for(const rl_key_ctx *ctx, char keys[][RL_KEY_MAX + 1], size_t max, size_t *n);
 
 /* ======================================================================
  * Response headers
@@ -131,8 +130,8 @@ typedef struct rl_provider_limits {
  * retry).
  *   out  out: what was read; feed retry_after_ns to rl_penalize.
  * Returns RL_OK; RL_EINVAL only for bad arguments. */
-RL_API int rl_parse_provider_headers(const char *const *names, const char *const *values,
-                                     size_t n, int64_t now_ns, rl_provider_limits *out);
+RL_API int rl_parse_provider_headers(const char *const *names, const char *const *values, size_t n,
+                                     int64_t now_ns, rl_provider_limits *out);
 
 /* Applies a provider's rate-limit response headers to key, through
  * rl_penalize: Retry-After (or retry-after-ms) becomes a cool-down on every

@@ -48,7 +48,10 @@ typedef struct rl_retry {
     int64_t deadline;
     uint64_t rng;
 } rl_retry;
-#define RL_RETRY_INIT { 0, 0, 0x2545F4914F6CDD1DULL }
+#define RL_RETRY_INIT               \
+    {                               \
+        0, 0, 0x2545F4914F6CDD1DULL \
+    }
 int rl__conflict_retry(rl *r, rl_retry *t, int *rc);
 
 #endif

@@ -117,8 +117,8 @@ typedef struct rl_store_ops {
      * `after` ("" for the first) in byte order, whose names match the glob
      * `match` (NULL: all); inside or outside a transaction. admin.c walks
      * big tables with it one short transaction at a time. */
-    int (*keys_page)(rl_store *s, const char *after, const char *match, size_t limit,
-                     rl_row_fn fn, void *ctx);
+    int (*keys_page)(rl_store *s, const char *after, const char *match, size_t limit, rl_row_fn fn,
+                     void *ctx);
     /* Inside a write transaction: forget every key and lease (rl_import). */
     int (*state_clear)(rl_store *s);
     /* Inside a write transaction: a lease stored under its own id, which a

@@ -135,7 +135,7 @@ static i128 wait_for(const rl_ldef *d, rl_window w, int64_t now, int64_t cost)
  * start + period. w already advanced to now. */
 static int64_t reset_after(const rl_ldef *d, rl_window w, int64_t now)
 {
-    i128 end = w.cur > 0 ? (i128)w.start + 2 * (i128)d->period_ns
+    i128 end = w.cur > 0    ? (i128)w.start + 2 * (i128)d->period_ns
                : w.prev > 0 ? (i128)w.start + d->period_ns
                             : (i128)now;
     return clamp64(end - now, 0, INT64_MAX);
@@ -183,8 +183,8 @@ void rl_window_decide(const rl_ldef *d, rl_window w, int64_t now, int64_t cost,
     charge(d, w0, est, now, cost, out->delay_ns, out);
 }
 
-void rl_window_decide_at(const rl_ldef *d, rl_window w, int64_t now, int64_t cost,
-                         int64_t delay_ns, rl_window_out *out)
+void rl_window_decide_at(const rl_ldef *d, rl_window w, int64_t now, int64_t cost, int64_t delay_ns,
+                         rl_window_out *out)
 {
     rl_window w0 = advance(d, w, now);
     i128 est = estimate(d, w0, now);

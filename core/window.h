@@ -66,8 +66,8 @@ void rl_window_decide(const rl_ldef *d, rl_window w, int64_t now, int64_t cost,
  * delay_ns must be at least the delay rl_window_decide gave, where cost fits
  * (the estimate only falls while nobody asks). cost is counted in the
  * window of now + delay_ns; out->ok is 1. */
-void rl_window_decide_at(const rl_ldef *d, rl_window w, int64_t now, int64_t cost,
-                         int64_t delay_ns, rl_window_out *out);
+void rl_window_decide_at(const rl_ldef *d, rl_window w, int64_t now, int64_t cost, int64_t delay_ns,
+                         rl_window_out *out);
 
 /* What the key's window looks like at now, without consuming;
  * retry_after_ns is for one unit. */

@@ -126,8 +126,8 @@ static int worker(const char *db, shared *sh, int id, double seconds)
 /* Admitted units of a limit against what its policy allows over elapsed. */
 static int check(const char *what, long long used, const rl_limit_stats *l, int64_t elapsed)
 {
-    long long bound = (long long)(l->burst + (__int128)l->count * elapsed / l->period_ns) +
-                      (long long)l->debt;
+    long long bound =
+        (long long)(l->burst + (__int128)l->count * elapsed / l->period_ns) + (long long)l->debt;
     char rate[32];
     rl_format_rate(l->count, l->period_ns, rate, sizeof rate);
     printf("  %-8s %-10s used %7lld <= burst %lld + %s x %.1f s%s = %lld  %s\n", what, rate, used,
@@ -224,8 +224,8 @@ int main(int argc, char **argv)
         }
     }
     rl_close(r);
-    printf("\n%s\n", ok ? "agent_workers: every shared limit held"
-                        : "agent_workers: FAILED (see above)");
+    printf("\n%s\n",
+           ok ? "agent_workers: every shared limit held" : "agent_workers: FAILED (see above)");
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "agent_workers: could not remove %s\n", dir);

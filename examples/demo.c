@@ -139,8 +139,8 @@ int main(int argc, char **argv)
             ok &= check_key(r, keys[k]);
     }
     rl_close(r);
-    printf("\n%s\n", ok ? "demo: every limit held across the 4 processes"
-                        : "demo: FAILED (see above)");
+    printf("\n%s\n",
+           ok ? "demo: every limit held across the 4 processes" : "demo: FAILED (see above)");
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "demo: could not remove %s\n", dir);

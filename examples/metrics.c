@@ -94,15 +94,20 @@ static int render(rl *r, FILE *out, rl_totals *t, export_ctx *e)
     }
     fprintf(out, "# HELP rl_up Whether the rl database could be read.\n"
                  "# TYPE rl_up gauge\nrl_up 1\n");
-    fprintf(out, "# HELP rl_keys Keys in the rl database.\n"
-                 "# TYPE rl_keys gauge\nrl_keys %lld\n", (long long)t->keys);
-    fprintf(out, "# HELP rl_decisions_total Decisions, by result, over every key.\n"
-                 "# TYPE rl_decisions_total counter\n"
-                 "rl_decisions_total{result=\"allowed\"} %lld\n"
-                 "rl_decisions_total{result=\"refused\"} %lld\n",
+    fprintf(out,
+            "# HELP rl_keys Keys in the rl database.\n"
+            "# TYPE rl_keys gauge\nrl_keys %lld\n",
+            (long long)t->keys);
+    fprintf(out,
+            "# HELP rl_decisions_total Decisions, by result, over every key.\n"
+            "# TYPE rl_decisions_total counter\n"
+            "rl_decisions_total{result=\"allowed\"} %lld\n"
+            "rl_decisions_total{result=\"refused\"} %lld\n",
             (long long)t->allowed, (long long)t->refused);
-    fprintf(out, "# HELP rl_units_total Units admitted over every key.\n"
-                 "# TYPE rl_units_total counter\nrl_units_total %lld\n", (long long)t->units);
+    fprintf(out,
+            "# HELP rl_units_total Units admitted over every key.\n"
+            "# TYPE rl_units_total counter\nrl_units_total %lld\n",
+            (long long)t->units);
     /* The format wants each family's samples together, so the keys are
      * walked once per family. */
     e->out = out;

@@ -22,25 +22,23 @@
 /* Bursts are small and refills slow so the counts below are exact whatever
  * the speed of the machine. Rules map key names to tiers; anything else
  * gets default_tier. An assignment (rl_key_assign) beats every rule. */
-static const char tiers_yaml[] =
-    "version: 1\n"
-    "default_tier: free\n"
-    "tiers:\n"
-    "  free:\n"
-    "    limits:\n"
-    "      - { name: free_rpm, rate: 10/min, burst: 3 }\n"
-    "      - { name: daily,    rate: 100/day }\n"
-    "  pro:\n"
-    "    limits:\n"
-    "      - { name: rpm,   rate: 600/min, burst: 10 }\n"
-    "      - { name: tpm,   rate: 9000/min, resource: tokens }\n"
-    "  unlimited: { unlimited: true }\n"
-    "keys:\n"
-    "  - { match: \"user:admin-*\", tier: unlimited }\n"
-    "  - { match: \"team:*\",       tier: pro }\n";
+static const char tiers_yaml[] = "version: 1\n"
+                                 "default_tier: free\n"
+                                 "tiers:\n"
+                                 "  free:\n"
+                                 "    limits:\n"
+                                 "      - { name: free_rpm, rate: 10/min, burst: 3 }\n"
+                                 "      - { name: daily,    rate: 100/day }\n"
+                                 "  pro:\n"
+                                 "    limits:\n"
+                                 "      - { name: rpm,   rate: 600/min, burst: 10 }\n"
+                                 "      - { name: tpm,   rate: 9000/min, resource: tokens }\n"
+                                 "  unlimited: { unlimited: true }\n"
+                                 "keys:\n"
+                                 "  - { match: \"user:admin-*\", tier: unlimited }\n"
+                                 "  - { match: \"team:*\",       tier: pro }\n";
 
-static const char *const source_names[] = { "none", "assigned", "rule", "default_tier",
-                                             "options" };
+static const char *const source_names[] = { "none", "assigned", "rule", "default_tier", "options" };
 
 static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {

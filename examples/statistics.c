@@ -19,8 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const source_names[] = { "none", "assigned", "rule", "default_tier",
-                                             "options" };
+static const char *const source_names[] = { "none", "assigned", "rule", "default_tier", "options" };
 
 /* Milliseconds are plenty for a human, and easier to read. */
 static const char *dur(int64_t ns, char *buf, size_t len)
@@ -43,10 +42,9 @@ static void print_key(const rl_key_stats *st)
         printf("%s: never seen\n", st->key);
         return;
     }
-    printf("%s: tier '%s' (%s), %lld allowed, %lld refused, %lld units, active for %s\n",
-           st->key, st->tier, source_names[st->tier_source], (long long)st->allowed,
-           (long long)st->refused, (long long)st->units,
-           dur(st->last_seen_ns - st->first_seen_ns, a, sizeof a));
+    printf("%s: tier '%s' (%s), %lld allowed, %lld refused, %lld units, active for %s\n", st->key,
+           st->tier, source_names[st->tier_source], (long long)st->allowed, (long long)st->refused,
+           (long long)st->units, dur(st->last_seen_ns - st->first_seen_ns, a, sizeof a));
     if (st->cooldown_ns > 0)
         printf("  cool-down on everything for %s more\n", dur(st->cooldown_ns, a, sizeof a));
     for (i = 0; i < st->n_limits; i++) {

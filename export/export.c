@@ -24,8 +24,7 @@
 
 /* ---- the statements that build the document ------------------------------ */
 
-enum { J_SLOT, J_APPEND, J_KEY, J_LIMIT, J_TIER, J_RULE, J_COST, J_HELD, J_LEASE, J_HEAD,
-       J_COUNT };
+enum { J_SLOT, J_APPEND, J_KEY, J_LIMIT, J_TIER, J_RULE, J_COST, J_HELD, J_LEASE, J_HEAD, J_COUNT };
 
 static const char *const jsql[J_COUNT] = {
     [J_SLOT] = "SELECT json_object('kind', ?1, 'id', ?2, 'count', ?3, 'period_ns', ?4,"
@@ -152,9 +151,11 @@ static const char *limit_kind(int kind)
 
 static const char *slot_kind(int kind)
 {
-    return kind == RL_SLOT_GCRA ? "gcra" : kind == RL_SLOT_COOLDOWN ? "cooldown"
-                                         : kind == RL_SLOT_INFLIGHT ? "inflight"
-                                         : kind == RL_SLOT_WINDOW   ? "window" : NULL;
+    return kind == RL_SLOT_GCRA       ? "gcra"
+           : kind == RL_SLOT_COOLDOWN ? "cooldown"
+           : kind == RL_SLOT_INFLIGHT ? "inflight"
+           : kind == RL_SLOT_WINDOW   ? "window"
+                                      : NULL;
 }
 
 static int export_tier(exporter *e, const rl_tier *t)

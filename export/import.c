@@ -27,9 +27,18 @@
 
 enum {
     /* reading */
-    J_VALID, J_TOP, J_EACH0, J_EACH1, J_EACH2, J_EACH3,
+    J_VALID,
+    J_TOP,
+    J_EACH0,
+    J_EACH1,
+    J_EACH2,
+    J_EACH3,
     /* staging what an import read */
-    J_K_INS, J_L_INS, J_K_ALL, J_L_ALL, J_COUNT
+    J_K_INS,
+    J_L_INS,
+    J_K_ALL,
+    J_L_ALL,
+    J_COUNT
 };
 
 #define J_EACH_SQL "SELECT key, type, atom, value FROM json_each(?1, ?2)"
@@ -76,8 +85,8 @@ struct importer {
 
 /* Walks the members of an object or the elements of an array: at `path`
  * of the document (text NULL), or of a nested value's JSON text. */
-static int each(importer *im, int which, const char *text, size_t len, const char *path,
-                jv_fn fn, void *arg)
+static int each(importer *im, int which, const char *text, size_t len, const char *path, jv_fn fn,
+                void *arg)
 {
     sqlite3_stmt *q = rl__export_stmt(&im->j, which);
     jv v;
@@ -114,7 +123,8 @@ static int each(importer *im, int which, const char *text, size_t len, const cha
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static int bad(importer *im, const char *where, const char *fmt, ...)
+static int
+bad(importer *im, const char *where, const char *fmt, ...)
 {
     char why[RL_ERRMSG_MAX];
     va_list ap;
@@ -247,8 +257,8 @@ static int settings_member(importer *im, const jv *v, void *arg)
     /* arg is the section's zeroed argument; its first bytes count members */
     switch (member(im, "settings", v, settings_fields, (unsigned *)arg)) {
     case 0:
-        return want_text(im, "settings", v, 1, rl_name_valid, "tier name",
-                         im->pol.default_tier, sizeof im->pol.default_tier);
+        return want_text(im, "settings", v, 1, rl_name_valid, "tier name", im->pol.default_tier,
+                         sizeof im->pol.default_tier);
     case 1:
         if ((rc = want_text(im, "settings", v, 1, NULL, "fail mode", buf, sizeof buf)) != RL_OK)
             return rc;
@@ -274,8 +284,8 @@ typedef struct tier_arg {
     rl_ldef *d; /* the limit being read */
 } tier_arg;
 
-static const char *const limit_fields[] = { "name", "resource", "kind", "count", "period_ns",
-                                            "burst", NULL };
+static const char *const limit_fields[] = { "name",      "resource", "kind", "count",
+                                            "period_ns", "burst",    NULL };
 static const char *const limit_kinds[] = { "rate", "concurrent", "sliding_window", NULL };
 static const int limit_kind_values[] = { RL_KIND_GCRA, RL_KIND_CONCURRENT, RL_KIND_WINDOW };
 
@@ -284,15 +294,21 @@ static int limit_member(importer *im, const jv *v, void *arg)
     tier_arg *ta = arg;
     rl_ldef *d = ta->d;
     switch (member(im, ta->sub, v, limit_fields, &ta->sub_seen)) {
-    case 0: return want_text(im, ta->sub, v, 0, rl_name_valid, "name", d->name, sizeof d->name);
+    case 0:
+        return want_text(im, ta->sub, v, 0, rl_name_valid, "name", d->name, sizeof d->name);
     case 1:
         return want_text(im, ta->sub, v, 0, rl_name_valid, "resource name", d->resource,
                          sizeof d->resource);
-    case 2: return want_kind(im, ta->sub, v, limit_kinds, limit_kind_values, &d->kind);
-    case 3: return want_int(im, ta->sub, v, 0, INT64_MAX, &d->count);
-    case 4: return want_int(im, ta->sub, v, 0, INT64_MAX, &d->period_ns);
-    case 5: return want_int(im, ta->sub, v, 0, INT64_MAX, &d->burst);
-    default: return RL_EINVAL;
+    case 2:
+        return want_kind(im, ta->sub, v, limit_kinds, limit_kind_values, &d->kind);
+    case 3:
+        return want_int(im, ta->sub, v, 0, INT64_MAX, &d->count);
+    case 4:
+        return want_int(im, ta->sub, v, 0, INT64_MAX, &d->period_ns);
+    case 5:
+        return want_int(im, ta->sub, v, 0, INT64_MAX, &d->burst);
+    default:
+        return RL_EINVAL;
     }
 }
 
@@ -335,8 +351,10 @@ static int tier_member(importer *im, const jv *v, void *arg)
             return bad(im, ta->where, "'unlimited' must be true or false");
         ta->unlimited = is_type(v, "true");
         return RL_OK;
-    case 2: return nested(im, 2, ta->where, v, "array", limit_elem, ta);
-    default: return RL_EINVAL;
+    case 2:
+        return nested(im, 2, ta->where, v, "array", limit_elem, ta);
+    default:
+        return RL_EINVAL;
     }
 }
 
@@ -381,7 +399,8 @@ static int rule_member(importer *im, const jv *v, void *arg)
     case 1:
         return want_text(im, ra->where, v, 0, rl_name_valid, "tier name", ra->tier,
                          sizeof ra->tier);
-    default: return RL_EINVAL;
+    default:
+        return RL_EINVAL;
     }
 }
 
@@ -422,14 +441,19 @@ static int part_member(importer *im, const jv *v, void *arg)
         case 0:
             return want_text(im, la->sub, v, 0, rl_name_valid, "resource name",
                              rec->est_resource[rec->n_est], RL_NAME_MAX);
-        case 1: return want_int(im, la->sub, v, 0, INT64_MAX, &rec->est_amount[rec->n_est]);
-        default: return RL_EINVAL;
+        case 1:
+            return want_int(im, la->sub, v, 0, INT64_MAX, &rec->est_amount[rec->n_est]);
+        default:
+            return RL_EINVAL;
         }
     }
     switch (member(im, la->sub, v, held_fields, &la->sub_seen)) {
-    case 0: return want_id(im, la->sub, v, &rec->held_id[rec->n_held]);
-    case 1: return want_int(im, la->sub, v, 0, INT64_MAX, &rec->held_amount[rec->n_held]);
-    default: return RL_EINVAL;
+    case 0:
+        return want_id(im, la->sub, v, &rec->held_id[rec->n_held]);
+    case 1:
+        return want_int(im, la->sub, v, 0, INT64_MAX, &rec->held_amount[rec->n_held]);
+    default:
+        return RL_EINVAL;
     }
 }
 
@@ -441,8 +465,8 @@ static int part_elem(importer *im, const jv *v, void *arg)
     if (*n >= RL_MAX_LIMITS)
         return bad(im, la->where, "more than %d %s", RL_MAX_LIMITS,
                    la->held ? "holdings" : "costs");
-    snprintf(la->sub, sizeof la->sub, "%s.%s[%lld]", la->where,
-             la->held ? "held" : "estimate", (long long)v->index);
+    snprintf(la->sub, sizeof la->sub, "%s.%s[%lld]", la->where, la->held ? "held" : "estimate",
+             (long long)v->index);
     la->sub_seen = 0;
     if ((rc = nested(im, 3, la->sub, v, "object", part_member, la)) != RL_OK ||
         (rc = require(im, la->sub, la->held ? held_fields : cost_fields, la->sub_seen)) != RL_OK)
@@ -451,23 +475,34 @@ static int part_elem(importer *im, const jv *v, void *arg)
     return RL_OK;
 }
 
-static const char *const lease_fields[] = { "id", "key", "created_ns", "expires_ns", "pid",
-                                            "pstart", "estimate", "held", NULL };
+static const char *const lease_fields[] = { "id",     "key",      "created_ns", "expires_ns", "pid",
+                                            "pstart", "estimate", "held",       NULL };
 
 static int lease_member(importer *im, const jv *v, void *arg)
 {
     lease_arg *la = arg;
     rl_lease_rec *rec = &la->rec;
     switch (member(im, la->where, v, lease_fields, &la->seen)) {
-    case 0: return want_int(im, la->where, v, 1, INT64_MAX, &rec->id);
-    case 1: return want_text(im, la->where, v, 0, rl_key_valid, "key", rec->key, sizeof rec->key);
-    case 2: return want_int(im, la->where, v, INT64_MIN, INT64_MAX, &rec->created);
-    case 3: return want_int(im, la->where, v, INT64_MIN, INT64_MAX, &rec->expires);
-    case 4: return want_int(im, la->where, v, 0, INT64_MAX, &rec->pid);
-    case 5: return want_int(im, la->where, v, -1, INT64_MAX, &rec->pstart);
-    case 6: la->held = 0; return nested(im, 2, la->where, v, "array", part_elem, la);
-    case 7: la->held = 1; return nested(im, 2, la->where, v, "array", part_elem, la);
-    default: return RL_EINVAL;
+    case 0:
+        return want_int(im, la->where, v, 1, INT64_MAX, &rec->id);
+    case 1:
+        return want_text(im, la->where, v, 0, rl_key_valid, "key", rec->key, sizeof rec->key);
+    case 2:
+        return want_int(im, la->where, v, INT64_MIN, INT64_MAX, &rec->created);
+    case 3:
+        return want_int(im, la->where, v, INT64_MIN, INT64_MAX, &rec->expires);
+    case 4:
+        return want_int(im, la->where, v, 0, INT64_MAX, &rec->pid);
+    case 5:
+        return want_int(im, la->where, v, -1, INT64_MAX, &rec->pstart);
+    case 6:
+        la->held = 0;
+        return nested(im, 2, la->where, v, "array", part_elem, la);
+    case 7:
+        la->held = 1;
+        return nested(im, 2, la->where, v, "array", part_elem, la);
+    default:
+        return RL_EINVAL;
     }
 }
 
@@ -515,8 +550,8 @@ typedef struct key_arg {
     unsigned seen, slot_seen;
 } key_arg;
 
-static const char *const slot_fields[] = { "kind", "id", "count", "period_ns", "burst", "tat",
-                                           "rem", NULL };
+static const char *const slot_fields[] = { "kind",  "id",  "count", "period_ns",
+                                           "burst", "tat", "rem",   NULL };
 /* A "window" slot's burst, tat and rem are its prev, start and cur, as in
  * the state blob (store.h). */
 static const char *const slot_kinds[] = { "gcra", "cooldown", "inflight", "window", NULL };
@@ -528,14 +563,22 @@ static int slot_member(importer *im, const jv *v, void *arg)
     key_arg *ka = arg;
     rl_slot *s = &ka->st.slot[ka->st.n];
     switch (member(im, ka->sub, v, slot_fields, &ka->slot_seen)) {
-    case 0: return want_kind(im, ka->sub, v, slot_kinds, slot_kind_values, &s->kind);
-    case 1: return want_id(im, ka->sub, v, &s->id);
-    case 2: return want_int(im, ka->sub, v, INT64_MIN, INT64_MAX, &s->count);
-    case 3: return want_int(im, ka->sub, v, INT64_MIN, INT64_MAX, &s->period_ns);
-    case 4: return want_int(im, ka->sub, v, INT64_MIN, INT64_MAX, &s->burst);
-    case 5: return want_int(im, ka->sub, v, INT64_MIN, INT64_MAX, &s->tat);
-    case 6: return want_int(im, ka->sub, v, INT64_MIN, INT64_MAX, &s->rem);
-    default: return RL_EINVAL;
+    case 0:
+        return want_kind(im, ka->sub, v, slot_kinds, slot_kind_values, &s->kind);
+    case 1:
+        return want_id(im, ka->sub, v, &s->id);
+    case 2:
+        return want_int(im, ka->sub, v, INT64_MIN, INT64_MAX, &s->count);
+    case 3:
+        return want_int(im, ka->sub, v, INT64_MIN, INT64_MAX, &s->period_ns);
+    case 4:
+        return want_int(im, ka->sub, v, INT64_MIN, INT64_MAX, &s->burst);
+    case 5:
+        return want_int(im, ka->sub, v, INT64_MIN, INT64_MAX, &s->tat);
+    case 6:
+        return want_int(im, ka->sub, v, INT64_MIN, INT64_MAX, &s->rem);
+    default:
+        return RL_EINVAL;
     }
 }
 
@@ -555,25 +598,34 @@ static int slot_elem(importer *im, const jv *v, void *arg)
     return RL_OK;
 }
 
-static const char *const key_fields[] = { "key", "tier", "allowed", "refused", "units",
-                                          "first_seen_ns", "last_seen_ns", "slots", NULL };
+static const char *const key_fields[] = { "key",          "tier",  "allowed",
+                                          "refused",      "units", "first_seen_ns",
+                                          "last_seen_ns", "slots", NULL };
 
 static int key_member(importer *im, const jv *v, void *arg)
 {
     key_arg *ka = arg;
     rl_row *row = &ka->row;
     switch (member(im, ka->where, v, key_fields, &ka->seen)) {
-    case 0: return want_text(im, ka->where, v, 0, rl_key_valid, "key", ka->key, sizeof ka->key);
+    case 0:
+        return want_text(im, ka->where, v, 0, rl_key_valid, "key", ka->key, sizeof ka->key);
     case 1:
         return want_text(im, ka->where, v, 1, rl_name_valid, "tier name", row->tier,
                          sizeof row->tier);
-    case 2: return want_int(im, ka->where, v, 0, INT64_MAX, &row->allowed);
-    case 3: return want_int(im, ka->where, v, 0, INT64_MAX, &row->refused);
-    case 4: return want_int(im, ka->where, v, 0, INT64_MAX, &row->units);
-    case 5: return want_int(im, ka->where, v, INT64_MIN, INT64_MAX, &row->first_seen);
-    case 6: return want_int(im, ka->where, v, INT64_MIN, INT64_MAX, &row->last_seen);
-    case 7: return nested(im, 2, ka->where, v, "array", slot_elem, ka);
-    default: return RL_EINVAL;
+    case 2:
+        return want_int(im, ka->where, v, 0, INT64_MAX, &row->allowed);
+    case 3:
+        return want_int(im, ka->where, v, 0, INT64_MAX, &row->refused);
+    case 4:
+        return want_int(im, ka->where, v, 0, INT64_MAX, &row->units);
+    case 5:
+        return want_int(im, ka->where, v, INT64_MIN, INT64_MAX, &row->first_seen);
+    case 6:
+        return want_int(im, ka->where, v, INT64_MIN, INT64_MAX, &row->last_seen);
+    case 7:
+        return nested(im, 2, ka->where, v, "array", slot_elem, ka);
+    default:
+        return RL_EINVAL;
     }
 }
 
@@ -617,12 +669,12 @@ static int key_elem(importer *im, const jv *v, void *arg)
 
 /* ---- import: the document ---- */
 
-enum { T_FORMAT, T_VERSION, T_LIBRARY, T_EXPORTED, T_SETTINGS, T_TIERS, T_RULES, T_LEASES,
-       T_KEYS };
-static const char *const top_fields[] = { "format", "version", "library", "exported_at_ns",
-                                          "settings", "tiers", "rules", "leases", "keys", NULL };
-static const char *const top_types[] = { "text", "integer", "text", "integer", "object",
-                                         "array", "array", "array", "array" };
+enum { T_FORMAT, T_VERSION, T_LIBRARY, T_EXPORTED, T_SETTINGS, T_TIERS, T_RULES, T_LEASES, T_KEYS };
+static const char *const top_fields[] = { "format",   "version", "library", "exported_at_ns",
+                                          "settings", "tiers",   "rules",   "leases",
+                                          "keys",     NULL };
+static const char *const top_types[] = { "text",  "integer", "text",  "integer", "object",
+                                         "array", "array",   "array", "array" };
 
 typedef struct top_arg {
     unsigned seen;
@@ -637,8 +689,9 @@ static int top_member(importer *im, const jv *v, void *arg)
         return RL_EINVAL;
     if (!is_type(v, top_types[i]))
         return bad(im, "document", "'%s' must be %s %s", v->name,
-                   top_types[i][0] == 'a' || top_types[i][0] == 'i' || top_types[i][0] == 'o'
-                       ? "an" : "a", top_types[i]);
+                   top_types[i][0] == 'a' || top_types[i][0] == 'i' || top_types[i][0] == 'o' ? "an"
+                                                                                              : "a",
+                   top_types[i]);
     if (i == T_FORMAT) {
         t = sqlite3_column_text(v->q, 2);
         if (!t || strcmp((const char *)t, "rl-export") != 0)
@@ -678,8 +731,7 @@ static long long nul_escape(const char *s, size_t len)
 /* Reads and checks the whole document into im->pol and the staging tables. */
 static int import_read(importer *im)
 {
-    static const char *const paths[] = { "$.settings", "$.tiers", "$.rules", "$.leases",
-                                         "$.keys" };
+    static const char *const paths[] = { "$.settings", "$.tiers", "$.rules", "$.leases", "$.keys" };
     static const jv_fn fns[] = { settings_member, tier_elem, rule_elem, lease_elem, key_elem };
     union {
         unsigned seen;
@@ -722,12 +774,13 @@ static int import_read(importer *im)
         return rc;
     if (!(top.seen & (1u << T_FORMAT)) || !(top.seen & (1u << T_VERSION)))
         return bad(im, "document", "not an rl export (no \"format\" and \"version\")");
-    if ((rc = sqlite3_exec(im->j.db, "CREATE TABLE k (key TEXT PRIMARY KEY, tier TEXT, state "
-                                     "BLOB, allowed INTEGER, refused INTEGER, units INTEGER, "
-                                     "first_seen INTEGER, last_seen INTEGER) WITHOUT ROWID; "
-                                     "CREATE TABLE l (id INTEGER PRIMARY KEY, key TEXT, created "
-                                     "INTEGER, expires INTEGER, pid INTEGER, pstart INTEGER, "
-                                     "body BLOB)",
+    if ((rc = sqlite3_exec(im->j.db,
+                           "CREATE TABLE k (key TEXT PRIMARY KEY, tier TEXT, state "
+                           "BLOB, allowed INTEGER, refused INTEGER, units INTEGER, "
+                           "first_seen INTEGER, last_seen INTEGER) WITHOUT ROWID; "
+                           "CREATE TABLE l (id INTEGER PRIMARY KEY, key TEXT, created "
+                           "INTEGER, expires INTEGER, pid INTEGER, pstart INTEGER, "
+                           "body BLOB)",
                            NULL, NULL, NULL)) != SQLITE_OK)
         return rl__export_fail(&im->j, "staging");
     if (!(arg = malloc(sizeof *arg)))

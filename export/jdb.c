@@ -16,8 +16,8 @@
 int rl__export_fail(rl__export_jdb *j, const char *what)
 {
     int rc = sqlite3_errcode(j->db);
-    return rl_seterr(j->err, (rc & 0xff) == SQLITE_NOMEM ? RL_ENOMEM : RL_ESTORE, "%s: %s",
-                     what, sqlite3_errmsg(j->db));
+    return rl_seterr(j->err, (rc & 0xff) == SQLITE_NOMEM ? RL_ENOMEM : RL_ESTORE, "%s: %s", what,
+                     sqlite3_errmsg(j->db));
 }
 
 int rl__export_jdb_open(rl__export_jdb *j, const char *const *sql, char *err)
@@ -46,9 +46,8 @@ void rl__export_jdb_close(rl__export_jdb *j)
  * store/sqlite.c). */
 sqlite3_stmt *rl__export_stmt(rl__export_jdb *j, int i)
 {
-    if (!j->st[i] &&
-        sqlite3_prepare_v3(j->db, j->sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->st[i], NULL) !=
-            SQLITE_OK) {
+    if (!j->st[i] && sqlite3_prepare_v3(j->db, j->sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->st[i],
+                                        NULL) != SQLITE_OK) {
         rl__export_fail(j, "JSON engine");
         return NULL;
     }

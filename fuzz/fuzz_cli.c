@@ -34,8 +34,8 @@ static void quiet(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const names[] = { "stats", "keys", "inspect", "reset", "watch", "prune",
-                                         "doctor", "export", "import", "allow", NULL };
+    static const char *const names[] = { "stats",  "keys",   "inspect", "reset", "watch", "prune",
+                                         "doctor", "export", "import",  "allow", NULL };
     char *buf, *argv[34], *orig[34];
     int argc = 1, flag_a = 0, flag_b = 0, npos = 0, rc, i;
     const char *val_a = NULL, *val_b = NULL;

@@ -36,8 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     /* a known state: one key, so a refused import can be seen to keep it */
-    if (rl_import(r, empty, strlen(empty)) != RL_OK ||
-        rl_allow(r, "seed", 1, &res) != RL_OK)
+    if (rl_import(r, empty, strlen(empty)) != RL_OK || rl_allow(r, "seed", 1, &res) != RL_OK)
         abort();
     rl_keys_list(r, NULL, RL_SORT_KEY, 0, count_key, &before);
     rc = rl_import(r, (const char *)data, size);

@@ -75,9 +75,15 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (size < 1)
         return 0;
     switch (data[0] % 3) {
-    case 0: row(data + 1, size - 1); break;
-    case 1: lease(data + 1, size - 1); break;
-    default: policy(data + 1, size - 1); break;
+    case 0:
+        row(data + 1, size - 1);
+        break;
+    case 1:
+        lease(data + 1, size - 1);
+        break;
+    default:
+        policy(data + 1, size - 1);
+        break;
     }
     return 0;
 }

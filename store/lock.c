@@ -338,10 +338,10 @@ int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shar
     if (l->fd < 0) {
         int e = errno;
         rc = rl_seterr(err,
-                       e == EACCES || e == EROFS ? RL_EREADONLY
+                       e == EACCES || e == EROFS    ? RL_EREADONLY
                        : e == ENOSPC || e == EDQUOT ? RL_EFULL
-                       : e == ELOOP ? RL_EPERM
-                                    : RL_ESTORE,
+                       : e == ELOOP                 ? RL_EPERM
+                                                    : RL_ESTORE,
                        "%s: %s", l->path, e == ELOOP ? "is a symbolic link: refused" : strerror(e));
         goto out;
     }
@@ -452,8 +452,8 @@ int rl_lock_acquire(rl_lock *l, int timeout_ms, int64_t *waited_ns, char *err)
         if (l->damaged)
             return rl_seterr(err, RL_ECORRUPT, "%s: truncated while in use", l->path);
         if ((now = mono_ns()) >= deadline)
-            return rl_seterr(err, RL_EBUSY,
-                             "another process held the write lock for over %d ms", timeout_ms);
+            return rl_seterr(err, RL_EBUSY, "another process held the write lock for over %d ms",
+                             timeout_ms);
         nap = deadline - now < RL_LIVE_NAP ? deadline - now : RL_LIVE_NAP;
         w = __atomic_load_n(&l->h->lock, __ATOMIC_ACQUIRE);
         __atomic_add_fetch(&l->h->waiters, 1, __ATOMIC_SEQ_CST);

@@ -64,17 +64,17 @@ void rl_lock_close(rl_lock *l);
  * protocol, so a test can stop a process at an exact point and race
  * another against it without sleeps. */
 enum rl_lock_step {
-    RL_STEP_MEMBER,      /* holds its member byte, before clearing what a dead one left */
-    RL_STEP_CLAIMED,     /* claimed a slot, before copying its request in */
-    RL_STEP_POSTED,      /* posted, before waiting */
-    RL_STEP_TAKEN,       /* leader: took posted requests, before deciding them */
-    RL_STEP_COMMITTED,   /* leader: committed, before answering */
-    RL_STEP_ANSWERED,    /* poster: read its answer, before freeing its slot */
-    RL_STEP_LOCKED,      /* took the lock (from a dead owner too), before recovery */
-    RL_STEP_REBUILDING,  /* alone: truncated the file, before allocating it */
-    RL_STEP_ATTACHING,   /* not alone: before waiting for the builder to finish */
-    RL_STEP_WAITING,     /* found the lock taken (and no slot, or none wanted): before sleeping */
-    RL_STEP_LEAD         /* poster: its slot was told to lead, before it tries the lock */
+    RL_STEP_MEMBER,     /* holds its member byte, before clearing what a dead one left */
+    RL_STEP_CLAIMED,    /* claimed a slot, before copying its request in */
+    RL_STEP_POSTED,     /* posted, before waiting */
+    RL_STEP_TAKEN,      /* leader: took posted requests, before deciding them */
+    RL_STEP_COMMITTED,  /* leader: committed, before answering */
+    RL_STEP_ANSWERED,   /* poster: read its answer, before freeing its slot */
+    RL_STEP_LOCKED,     /* took the lock (from a dead owner too), before recovery */
+    RL_STEP_REBUILDING, /* alone: truncated the file, before allocating it */
+    RL_STEP_ATTACHING,  /* not alone: before waiting for the builder to finish */
+    RL_STEP_WAITING,    /* found the lock taken (and no slot, or none wanted): before sleeping */
+    RL_STEP_LEAD        /* poster: its slot was told to lead, before it tries the lock */
 };
 /* Test builds also read the time through rl__lock_clock when it is set
  * (monotonic ns; CLOCK_MONOTONIC otherwise): every decision the lock code
@@ -85,9 +85,9 @@ enum rl_lock_step {
 #ifdef RL_TEST_HOOKS
 extern void (*rl__lock_hook)(int step);
 extern int64_t (*rl__lock_clock)(void);
-#define RL_LOCK_HOOK(step) \
-    do { \
-        if (rl__lock_hook) \
+#define RL_LOCK_HOOK(step)       \
+    do {                         \
+        if (rl__lock_hook)       \
             rl__lock_hook(step); \
     } while (0)
 #else

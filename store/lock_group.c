@@ -258,8 +258,10 @@ static int settle_held(rl_lock *l, int i, uint32_t mine, rl_group_req *req, char
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
         if (Q_GEN(w) != Q_GEN(mine) || Q_M1(w) != Q_M1(mine)) {
             rl_lock_release(l);
-            return rl_seterr(err, RL_ECORRUPT, "%s: a queue slot was overwritten; this call "
-                             "may or may not have been counted", l->path);
+            return rl_seterr(err, RL_ECORRUPT,
+                             "%s: a queue slot was overwritten; this call "
+                             "may or may not have been counted",
+                             l->path);
         }
         switch (Q_ST(w)) {
         case Q_POSTED:
@@ -299,8 +301,10 @@ static int wait_posted(rl_lock *l, int i, uint32_t mine, int64_t deadline, rl_gr
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
         uint32_t st = Q_ST(w);
         if (Q_GEN(w) != Q_GEN(mine) || Q_M1(w) != Q_M1(mine) || l->damaged)
-            return rl_seterr(err, RL_ECORRUPT, "%s: a queue slot was overwritten or truncated; "
-                             "this call may or may not have been counted", l->path);
+            return rl_seterr(err, RL_ECORRUPT,
+                             "%s: a queue slot was overwritten or truncated; "
+                             "this call may or may not have been counted",
+                             l->path);
         if (st == Q_DONE) {
             RL_LOCK_HOOK(RL_STEP_ANSWERED);
             memcpy(req, &q->req, sizeof *req);

@@ -27,10 +27,10 @@
 #define RL_SHM_MAGIC 0x726c7132u /* "rlq2" */
 #define RL_MEMBERS 1024
 #define RL_QUEUE_SLOTS 16
-#define RL_QUEUE_SPIN 50000   /* ns a poster spins before it sleeps */
-#define RL_LIVE_NAP 2000000   /* ns a waiter sleeps before it asks whether the holder lives */
-#define RL_LOCK_HANDOFF 64    /* releases in a row before yielding to a waiter */
-#define RL_REG_MAX 1024       /* open handles per process with a lock file */
+#define RL_QUEUE_SPIN 50000 /* ns a poster spins before it sleeps */
+#define RL_LIVE_NAP 2000000 /* ns a waiter sleeps before it asks whether the holder lives */
+#define RL_LOCK_HANDOFF 64  /* releases in a row before yielding to a waiter */
+#define RL_REG_MAX 1024     /* open handles per process with a lock file */
 
 /* Byte-range locks, past any data: the dead-man byte, then one per member. */
 #define RL_BYTE_DMS ((off_t)1 << 30)

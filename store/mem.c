@@ -200,10 +200,14 @@ static int mem_tier_delete(rl_store *s, const char *name)
 static int64_t sort_value(const mem_node *n, int sort)
 {
     switch (sort) {
-    case RL_SORT_ALLOWED: return n->row.allowed;
-    case RL_SORT_REFUSED: return n->row.refused;
-    case RL_SORT_LAST_SEEN: return n->row.last_seen;
-    default: return 0;
+    case RL_SORT_ALLOWED:
+        return n->row.allowed;
+    case RL_SORT_REFUSED:
+        return n->row.refused;
+    case RL_SORT_LAST_SEEN:
+        return n->row.last_seen;
+    default:
+        return 0;
     }
 }
 

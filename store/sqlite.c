@@ -33,7 +33,7 @@
 
 /* ---- statements ------------------------------------------------------- */
 
-#define LIST_SQL(order)                                                                      \
+#define LIST_SQL(order)                                                                     \
     "SELECT key, tier, state, allowed, refused, units, first_seen, last_seen FROM rl_keys " \
     "WHERE ?1 IS NULL OR rl_glob(?1, key) ORDER BY " order " LIMIT ?2"
 
@@ -121,7 +121,9 @@ typedef struct sq_obj {
 } sq_obj;
 
 static const sq_col cols_meta[] = {
-    { "name", "TEXT", 1, 1 }, { "value", "ANY", 0, 1 }, { NULL, NULL, 0, 0 },
+    { "name", "TEXT", 1, 1 },
+    { "value", "ANY", 0, 1 },
+    { NULL, NULL, 0, 0 },
 };
 static const sq_col cols_keys[] = {
     { "key", "TEXT", 1, 1 },           { "tier", "TEXT", 0, 1 },
@@ -131,7 +133,9 @@ static const sq_col cols_keys[] = {
     { "gmark", "INTEGER", 0, 4 },      { NULL, NULL, 0, 0 },
 };
 static const sq_col cols_tiers[] = {
-    { "name", "TEXT", 1, 1 }, { "unlimited", "INTEGER", 0, 1 }, { NULL, NULL, 0, 0 },
+    { "name", "TEXT", 1, 1 },
+    { "unlimited", "INTEGER", 0, 1 },
+    { NULL, NULL, 0, 0 },
 };
 static const sq_col cols_limits[] = {
     { "tier", "TEXT", 1, 1 },     { "pos", "INTEGER", 2, 1 },   { "name", "TEXT", 0, 1 },
@@ -139,7 +143,9 @@ static const sq_col cols_limits[] = {
     { "burst", "INTEGER", 0, 1 }, { "kind", "INTEGER", 0, 1 },  { NULL, NULL, 0, 0 },
 };
 static const sq_col cols_rules[] = {
-    { "pos", "INTEGER", 1, 2 }, { "match", "TEXT", 0, 2 }, { "tier", "TEXT", 0, 2 },
+    { "pos", "INTEGER", 1, 2 },
+    { "match", "TEXT", 0, 2 },
+    { "tier", "TEXT", 0, 2 },
     { NULL, NULL, 0, 0 },
 };
 static const sq_col cols_leases[] = {
@@ -167,17 +173,29 @@ int rl_store_sqlite_fail(sq_store *s, int rc, const char *what)
     int code;
     switch (rc & 0xff) {
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: code = RL_EBUSY; break;
+    case SQLITE_LOCKED:
+        code = RL_EBUSY;
+        break;
     case SQLITE_READONLY:
     case SQLITE_PERM:
-    case SQLITE_AUTH: code = RL_EREADONLY; break;
-    case SQLITE_FULL: code = RL_EFULL; break;
+    case SQLITE_AUTH:
+        code = RL_EREADONLY;
+        break;
+    case SQLITE_FULL:
+        code = RL_EFULL;
+        break;
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
     case SQLITE_SCHEMA:
-    case SQLITE_FORMAT: code = RL_ECORRUPT; break;
-    case SQLITE_NOMEM: code = RL_ENOMEM; break;
-    default: code = RL_ESTORE; break;
+    case SQLITE_FORMAT:
+        code = RL_ECORRUPT;
+        break;
+    case SQLITE_NOMEM:
+        code = RL_ENOMEM;
+        break;
+    default:
+        code = RL_ESTORE;
+        break;
     }
     return rl_seterr(s->base.err, code, "%s: %s", what,
                      s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -187,8 +205,7 @@ int rl_store_sqlite_stmt(sq_store *s, int i, sqlite3_stmt **out)
 {
     int rc;
     if (!s->st[i]) {
-        rc = sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-                                NULL);
+        rc = sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
         if (rc != SQLITE_OK)
             return rl_store_sqlite_fail(s, rc, "prepare");
     }
@@ -270,9 +287,11 @@ static int check_columns(sq_store *s, const sq_obj *o, int v)
         if (!c->name || !name || strcmp(name, c->name) != 0 ||
             (c->type && (!type || sqlite3_stricmp(type, c->type) != 0)) ||
             sqlite3_column_int(q, 2) != c->pk) {
-            rc = rl_seterr(s->base.err, RL_ECORRUPT,
-                           "%s %s: column %s is not rl's (tampered?)", o->type, o->name,
-                           c->name ? c->name : name ? name : "?");
+            rc = rl_seterr(s->base.err, RL_ECORRUPT, "%s %s: column %s is not rl's (tampered?)",
+                           o->type, o->name,
+                           c->name ? c->name
+                           : name  ? name
+                                   : "?");
             break;
         }
         c++;
@@ -282,8 +301,8 @@ static int check_columns(sq_store *s, const sq_obj *o, int v)
     while (rc == RL_OK && c->name && c->since > v)
         c++;
     if (rc == RL_OK && c->name)
-        rc = rl_seterr(s->base.err, RL_ECORRUPT, "%s %s: column %s missing (tampered?)",
-                       o->type, o->name, c->name);
+        rc = rl_seterr(s->base.err, RL_ECORRUPT, "%s %s: column %s missing (tampered?)", o->type,
+                       o->name, c->name);
     sqlite3_finalize(q);
     return rc;
 }
@@ -320,7 +339,9 @@ int rl_store_sqlite_check_objects(sq_store *s, int v)
             rl_parse_quote(shown, sizeof shown, name ? name : "?", name ? strlen(name) : 1);
             rc = rl_seterr(s->base.err, RL_ECORRUPT,
                            "unexpected %s '%s' in the database: not rl's schema (tampered?)",
-                           known_objects[i].name ? "virtual table" : type ? type : "object",
+                           known_objects[i].name ? "virtual table"
+                           : type                ? type
+                                                 : "object",
                            shown);
             break;
         }
@@ -377,8 +398,8 @@ static int migrate(sq_store *s)
         goto out;
     if (v > (int)rl_schema_count) {
         rc = rl_seterr(s->base.err, RL_EVERSION,
-                       "database schema version %d is newer than this library's %zu: upgrade rl",
-                       v, rl_schema_count);
+                       "database schema version %d is newer than this library's %zu: upgrade rl", v,
+                       rl_schema_count);
         goto out;
     }
     if (v == 0) {
@@ -458,9 +479,9 @@ static int check_files(sq_store *s, const char *path, int again, struct stat *db
             return RL_OK; /* SQLite says it is missing */
         return rl_seterr(s->base.err, RL_ESTORE, "%s: %s", path, strerror(errno));
     }
-    rc = s->readonly ? rl_fileperm_check_fd_ro(fd, path, s->file_mode, s->shared_group, -1,
-                                               s->base.err)
-                     : rl_fileperm_check_fd(fd, path, s->file_mode, s->shared_group, s->base.err);
+    rc = s->readonly
+             ? rl_fileperm_check_fd_ro(fd, path, s->file_mode, s->shared_group, -1, s->base.err)
+             : rl_fileperm_check_fd(fd, path, s->file_mode, s->shared_group, s->base.err);
     if (rc == RL_OK && fstat(fd, &st) != 0)
         rc = rl_seterr(s->base.err, RL_ESTORE, "%s: %s", path, strerror(errno));
     close(fd);
@@ -472,8 +493,8 @@ static int check_files(sq_store *s, const char *path, int again, struct stat *db
     *db = st;
     for (i = 0; s->readonly && i < 2; i++) {
         snprintf(side, sizeof side, "%s%s", path, sides[i]);
-        if ((rc = rl_fileperm_check_path_ro(side, s->file_mode, s->shared_group,
-                                            (long)st.st_uid, s->base.err)) != RL_OK)
+        if ((rc = rl_fileperm_check_path_ro(side, s->file_mode, s->shared_group, (long)st.st_uid,
+                                            s->base.err)) != RL_OK)
             return rc;
     }
     return RL_OK;
@@ -541,9 +562,10 @@ static int configure(sq_store *s, const rl_store_config *c)
     }
     /* Debian's build makes WAL default to synchronous=FULL: say it explicitly.
      * A bounded journal keeps the WAL file from staying large after a burst. */
-    return exec(s, c->durability == RL_DURABILITY_FULL
-                       ? "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 67108864"
-                       : "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864",
+    return exec(s,
+                c->durability == RL_DURABILITY_FULL
+                    ? "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 67108864"
+                    : "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864",
                 "configure");
 }
 
@@ -599,15 +621,15 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
         rc = rl_seterr(err, RL_EINVAL, "database path too long");
         goto out;
     }
-    s->readonly = (c->flags & RL_OPEN_READONLY) || (access(path, F_OK) == 0 && access(path, W_OK) != 0);
+    s->readonly =
+        (c->flags & RL_OPEN_READONLY) || (access(path, F_OK) == 0 && access(path, W_OK) != 0);
     s->file_mode = c->file_mode;
     s->shared_group = (c->flags & RL_OPEN_SHARED_GROUP) != 0;
     if ((rc = check_files(s, path, 0, &dbst)) != RL_OK) /* and creates a writer's file */
         goto out;
     if (!s->readonly && c->busy_strategy == RL_BUSY_LOCK) {
-        if ((rc = rl_lock_open(&s->lock, path, c->file_mode,
-                               (c->flags & RL_OPEN_SHARED_GROUP) != 0, &old_domain, err)) !=
-            RL_OK)
+        if ((rc = rl_lock_open(&s->lock, path, c->file_mode, (c->flags & RL_OPEN_SHARED_GROUP) != 0,
+                               &old_domain, err)) != RL_OK)
             goto out;
         /* Opening, WAL switch and migration run under the lock, one process
          * at a time, so two processes creating a file at once both succeed. */
@@ -631,8 +653,8 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
     if (rc == SQLITE_CANTOPEN_SYMLINK) {
         rc = rl_fileperm_check_path(path, s->file_mode, s->shared_group, err);
         if (rc == RL_OK) /* a link that went again: the open is still refused */
-            rc = rl_seterr(err, RL_EPERM, "%s: was a symbolic link while it was being opened",
-                           path);
+            rc =
+                rl_seterr(err, RL_EPERM, "%s: was a symbolic link while it was being opened", path);
         goto out;
     }
     if (rc != SQLITE_OK) {
@@ -648,8 +670,10 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
         if ((rc = user_version(s, &v)) != RL_OK)
             goto out;
         if (v > (int)rl_schema_count)
-            rc = rl_seterr(err, RL_EVERSION, "database schema version %d is newer than this "
-                           "library's %zu: upgrade rl", v, rl_schema_count);
+            rc = rl_seterr(err, RL_EVERSION,
+                           "database schema version %d is newer than this "
+                           "library's %zu: upgrade rl",
+                           v, rl_schema_count);
         else if (v < (int)rl_schema_count)
             rc = rl_seterr(err, v == 0 ? RL_ECORRUPT : RL_EREADONLY,
                            v == 0 ? "not an rl database"
@@ -663,8 +687,8 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
         goto out;
     }
     if ((rc = sqlite3_create_function(s->db, "rl_glob", 2,
-                                      SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
-                                      NULL, glob_fn, NULL, NULL)) != SQLITE_OK) {
+                                      SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
+                                      glob_fn, NULL, NULL)) != SQLITE_OK) {
         rc = rl_store_sqlite_fail(s, rc, "register rl_glob");
         goto out;
     }

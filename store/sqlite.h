@@ -28,13 +28,50 @@ extern const size_t rl_schema_count;
 /* The cached statements, by index into sqlite.c's SQL texts. The four
  * listing orders follow S_LIST_KEY in RL_SORT_* order. */
 enum {
-    S_BEGIN_W, S_BEGIN_R, S_COMMIT, S_ROLLBACK, S_GET, S_INS, S_UPD, S_DEL, S_VER, S_BUMP,
-    S_TOTALS, S_LIST_KEY, S_LIST_ALLOWED, S_LIST_REFUSED, S_LIST_SEEN, S_TIERS, S_LIMITS,
-    S_RULES, S_SETTING, S_SET_SETTING, S_TIER_INS, S_LIMIT_INS, S_TIER_DEL, S_LIMITS_DEL,
-    S_TIERS_CLEAR, S_LIMITS_CLEAR, S_RULES_CLEAR, S_RULE_INS, S_LEASE_INS, S_LEASE_GET,
-    S_LEASE_DEL, S_LEASES_KEY, S_LEASES_ALL, S_PAGE, S_KEYS_CLEAR, S_LEASES_CLEAR,
-    S_LEASE_RESTORE, S_P_JOURNAL, S_P_SYNC, S_P_BUSY, S_P_VERSION, S_P_CHECK,
-    S_GROUP_MARK, S_COUNT
+    S_BEGIN_W,
+    S_BEGIN_R,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_GET,
+    S_INS,
+    S_UPD,
+    S_DEL,
+    S_VER,
+    S_BUMP,
+    S_TOTALS,
+    S_LIST_KEY,
+    S_LIST_ALLOWED,
+    S_LIST_REFUSED,
+    S_LIST_SEEN,
+    S_TIERS,
+    S_LIMITS,
+    S_RULES,
+    S_SETTING,
+    S_SET_SETTING,
+    S_TIER_INS,
+    S_LIMIT_INS,
+    S_TIER_DEL,
+    S_LIMITS_DEL,
+    S_TIERS_CLEAR,
+    S_LIMITS_CLEAR,
+    S_RULES_CLEAR,
+    S_RULE_INS,
+    S_LEASE_INS,
+    S_LEASE_GET,
+    S_LEASE_DEL,
+    S_LEASES_KEY,
+    S_LEASES_ALL,
+    S_PAGE,
+    S_KEYS_CLEAR,
+    S_LEASES_CLEAR,
+    S_LEASE_RESTORE,
+    S_P_JOURNAL,
+    S_P_SYNC,
+    S_P_BUSY,
+    S_P_VERSION,
+    S_P_CHECK,
+    S_GROUP_MARK,
+    S_COUNT
 };
 
 typedef struct sq_store {
@@ -43,11 +80,11 @@ typedef struct sq_store {
     rl_lock *lock; /* NULL: read-only, or RL_BUSY_SQLITE */
     int readonly;
     int busy_timeout_ms;
-    int durability; /* RL_DURABILITY_*, for the doctor's synchronous check */
+    int durability;         /* RL_DURABILITY_*, for the doctor's synchronous check */
     unsigned int file_mode; /* rl_options.file_mode, for fileperm.h's checks */
     int shared_group;       /* RL_OPEN_SHARED_GROUP */
-    int locked;    /* holds lock */
-    int leading;   /* holds lock as a group-commit leader: group_end unlocks */
+    int locked;             /* holds lock */
+    int leading;            /* holds lock as a group-commit leader: group_end unlocks */
     int in_txn;
     sqlite3_stmt *st[S_COUNT];
 } sq_store;
@@ -73,8 +110,7 @@ int rl_store_sqlite_begin(rl_store *base, int write);
 int rl_store_sqlite_commit(rl_store *base);
 void rl_store_sqlite_rollback(rl_store *base);
 int rl_store_sqlite_group_join(rl_store *base, rl_group_req *req);
-size_t rl_store_sqlite_group_take(rl_store *base, uint64_t sig, rl_group_req **batch,
-                                  size_t max);
+size_t rl_store_sqlite_group_take(rl_store *base, uint64_t sig, rl_group_req **batch, size_t max);
 void rl_store_sqlite_group_end(rl_store *base);
 /* For rl_lock_on_recover: whether a dead leader's batch committed. */
 int rl_store_sqlite_resolve(void *ctx, const char *key, uint64_t mark);
@@ -99,8 +135,8 @@ int rl_store_sqlite_leases_each(rl_store *base, const char *key, rl_lease_fn fn,
 int rl_store_sqlite_keys_list(rl_store *base, const char *match, int sort, size_t limit,
                               rl_row_fn fn, void *ctx);
 int rl_store_sqlite_totals(rl_store *base, rl_totals *t);
-int rl_store_sqlite_keys_page(rl_store *base, const char *after, const char *match,
-                              size_t limit, rl_row_fn fn, void *ctx);
+int rl_store_sqlite_keys_page(rl_store *base, const char *after, const char *match, size_t limit,
+                              rl_row_fn fn, void *ctx);
 int rl_store_sqlite_state_clear(rl_store *base);
 int rl_store_sqlite_lease_restore(rl_store *base, const rl_lease_rec *rec);
 

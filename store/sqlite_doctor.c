@@ -28,10 +28,10 @@ static const struct {
     const char *name;
     int network;
 } fs_types[] = {
-    { 0x6969, "NFS", 1 },          { 0x517b, "SMB", 1 },         { 0xff534d42, "CIFS", 1 },
-    { 0xfe534d42, "SMB2", 1 },     { 0x01021997, "9P", 1 },      { 0x65735546, "FUSE", 1 },
-    { 0xef53, "ext2/3/4", 0 },     { 0x58465342, "XFS", 0 },     { 0x9123683e, "Btrfs", 0 },
-    { 0x01021994, "tmpfs", 0 },    { 0x794c7630, "overlayfs", 0 }, { 0x2fc12fc1, "ZFS", 0 },
+    { 0x6969, "NFS", 1 },       { 0x517b, "SMB", 1 },           { 0xff534d42, "CIFS", 1 },
+    { 0xfe534d42, "SMB2", 1 },  { 0x01021997, "9P", 1 },        { 0x65735546, "FUSE", 1 },
+    { 0xef53, "ext2/3/4", 0 },  { 0x58465342, "XFS", 0 },       { 0x9123683e, "Btrfs", 0 },
+    { 0x01021994, "tmpfs", 0 }, { 0x794c7630, "overlayfs", 0 }, { 0x2fc12fc1, "ZFS", 0 },
     { 0xf2f52010, "F2FS", 0 },
 };
 
@@ -44,7 +44,8 @@ typedef struct doctor_ctx {
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 4, 5)))
 #endif
-static void report(doctor_ctx *d, const char *check, int status, const char *fmt, ...)
+static void
+report(doctor_ctx *d, const char *check, int status, const char *fmt, ...)
 {
     char detail[512];
     va_list ap;
@@ -88,7 +89,8 @@ static void doctor_pragmas(sq_store *s, doctor_ctx *d)
     else
         report(d, "journal mode", RL_CHECK_FAIL,
                "%s: processes need wal to read while one writes (open it once with write "
-               "access)", buf);
+               "access)",
+               buf);
 
     want = s->durability == RL_DURABILITY_FULL ? 2 : 1;
     if (pragma_value(s, S_P_SYNC, buf, sizeof buf, &v) != RL_OK)
@@ -98,12 +100,13 @@ static void doctor_pragmas(sq_store *s, doctor_ctx *d)
     else if (s->readonly)
         report(d, "synchronous", RL_CHECK_OK,
                "%s here; this handle is read-only, and every writer sets NORMAL or FULL "
-               "(rl_options.durability) itself", sync_names[v]);
+               "(rl_options.durability) itself",
+               sync_names[v]);
     else if (v == want)
         report(d, "synchronous", RL_CHECK_OK, "%s, as configured", sync_names[v]);
     else
-        report(d, "synchronous", RL_CHECK_FAIL, "%s, but the handle asked for %s",
-               sync_names[v], sync_names[want]);
+        report(d, "synchronous", RL_CHECK_FAIL, "%s, but the handle asked for %s", sync_names[v],
+               sync_names[want]);
 
     if (pragma_value(s, S_P_BUSY, buf, sizeof buf, &v) != RL_OK)
         report(d, "busy timeout", RL_CHECK_FAIL, "cannot read: %s", s->base.err);
@@ -127,8 +130,8 @@ static void doctor_schema(sq_store *s, doctor_ctx *d)
     if (pragma_value(s, S_P_VERSION, buf, sizeof buf, &v) != RL_OK)
         report(d, "schema", RL_CHECK_FAIL, "cannot read the version: %s", s->base.err);
     else if (v != (int64_t)rl_schema_count)
-        report(d, "schema", RL_CHECK_FAIL, "version %lld, this library's is %zu",
-               (long long)v, rl_schema_count);
+        report(d, "schema", RL_CHECK_FAIL, "version %lld, this library's is %zu", (long long)v,
+               rl_schema_count);
     else if (rl_store_sqlite_check_objects(s, (int)v) != RL_OK)
         report(d, "schema", RL_CHECK_FAIL, "%s", s->base.err);
     else
@@ -150,8 +153,8 @@ static void doctor_schema(sq_store *s, doctor_ctx *d)
     else if (nproblems == 1 && strcmp(buf, "ok") == 0)
         report(d, "integrity", RL_CHECK_OK, "quick_check: ok");
     else
-        report(d, "integrity", RL_CHECK_FAIL, "quick_check: %zu problem(s), first: %s",
-               nproblems, buf);
+        report(d, "integrity", RL_CHECK_FAIL, "quick_check: %zu problem(s), first: %s", nproblems,
+               buf);
     sqlite3_reset(q);
 }
 
@@ -190,8 +193,7 @@ static void doctor_files(sq_store *s, doctor_ctx *d)
     if (db.st_mode & (S_IROTH | S_IWOTH))
         report(d, "permissions", RL_CHECK_FAIL,
                "mode %04o: every user of the machine may %s it (chmod o-rwx %s)",
-               (unsigned)(db.st_mode & 07777),
-               db.st_mode & S_IWOTH ? "write" : "read", path);
+               (unsigned)(db.st_mode & 07777), db.st_mode & S_IWOTH ? "write" : "read", path);
     else if (doctor_refused(s, path, writer, -1, msg))
         report(d, "permissions", RL_CHECK_FAIL, "rl_open refuses it (RL_EPERM): %s", msg);
     else
@@ -206,9 +208,10 @@ static void doctor_files(sq_store *s, doctor_ctx *d)
         snprintf(side, sizeof side, "%s%s", path, sides[i]);
         if (stat(side, &st) != 0) {
             if (errno == ENOENT && i < 2) {
-                n = snprintf(issues + o, sizeof issues - o, "%s%s missing (read-only users "
-                             "cannot open the database until a writer has)", o ? "; " : "",
-                             sides[i]);
+                n = snprintf(issues + o, sizeof issues - o,
+                             "%s%s missing (read-only users "
+                             "cannot open the database until a writer has)",
+                             o ? "; " : "", sides[i]);
                 if (status < RL_CHECK_WARN)
                     status = RL_CHECK_WARN;
             }
@@ -246,7 +249,8 @@ static void doctor_files(sq_store *s, doctor_ctx *d)
     else if (fs_types[i].network)
         report(d, "filesystem", RL_CHECK_WARN,
                "%s: WAL needs shared memory between processes, which does not work there; "
-               "keep the database on a local disk", fs_types[i].name);
+               "keep the database on a local disk",
+               fs_types[i].name);
     else
         report(d, "filesystem", RL_CHECK_OK, "local (%s)", fs_types[i].name);
 }

@@ -187,8 +187,8 @@ int rl_store_sqlite_totals(rl_store *base, rl_totals *t)
 
 /* ---- administration (core/admin.c) --------------------------------------- */
 
-int rl_store_sqlite_keys_page(rl_store *base, const char *after, const char *match,
-                              size_t limit, rl_row_fn fn, void *ctx)
+int rl_store_sqlite_keys_page(rl_store *base, const char *after, const char *match, size_t limit,
+                              rl_row_fn fn, void *ctx)
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *q = NULL;

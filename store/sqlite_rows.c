@@ -263,8 +263,10 @@ int rl_store_sqlite_policy_get(rl_store *base, rl_policy *p)
     if (!is_null && p->default_tier[0] && !rl_name_valid(p->default_tier)) {
         char shown[64];
         rl_parse_quote(shown, sizeof shown, p->default_tier, strlen(p->default_tier));
-        return rl_seterr(base->err, RL_ECORRUPT, "stored default tier '%s' is not valid "
-                         "(tampered?)", shown);
+        return rl_seterr(base->err, RL_ECORRUPT,
+                         "stored default tier '%s' is not valid "
+                         "(tampered?)",
+                         shown);
     }
     if ((rc = get_setting(s, "fail_mode", buf, sizeof buf, &is_null)))
         return rc;

@@ -26,8 +26,7 @@ static const rlctl_opt *find_opt(const rlctl_opt *opts, const char *name, size_t
     return NULL;
 }
 
-int rlctl_parse_opts(int argc, char **argv, const rlctl_opt *opts, const char *usage,
-                     int *npos)
+int rlctl_parse_opts(int argc, char **argv, const rlctl_opt *opts, const char *usage, int *npos)
 {
     const char *cmd = argv[0];
     int i, n = 0, only_pos = 0;

@@ -30,8 +30,7 @@ typedef struct rlctl_opt {
  * and moves the positional arguments to argv[1..*npos]. `-h`/`--help`
  * prints `usage` to stdout and returns RLCTL_HELP; a bad option prints one
  * line to stderr and returns RLCTL_USAGE. */
-int rlctl_parse_opts(int argc, char **argv, const rlctl_opt *opts, const char *usage,
-                     int *npos);
+int rlctl_parse_opts(int argc, char **argv, const rlctl_opt *opts, const char *usage, int *npos);
 
 /* Reads a decimal integer in [min, max], digits only. */
 int rlctl_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);

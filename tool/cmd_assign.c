@@ -4,11 +4,10 @@
  */
 #include "common.h"
 
-static const char use[] =
-    "usage: rlctl assign KEY TIER\n"
-    "\n"
-    "Gives KEY the tier TIER whatever the key rules say, until 'rlctl\n"
-    "unassign KEY'. TIER must exist (see the tiers file loaded).\n";
+static const char use[] = "usage: rlctl assign KEY TIER\n"
+                          "\n"
+                          "Gives KEY the tier TIER whatever the key rules say, until 'rlctl\n"
+                          "unassign KEY'. TIER must exist (see the tiers file loaded).\n";
 
 int rlctl_cmd_assign(const rlctl_ctx *ctx, int argc, char **argv)
 {

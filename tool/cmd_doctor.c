@@ -90,8 +90,9 @@ static void print_human(const doctor_ctx *d, size_t failed, size_t warned)
     /* Details quote paths, keys and messages: shown through rlctl_text. */
     for (i = 0; i < d->n; i++) {
         char *shown = rlctl_text_dup(d->v[i].detail);
-        printf("%-*s  %s%-6s%s  %s\n", (int)w, d->v[i].name, rlctl_sgr(status_color(d->v[i].status)),
-               status_word(d->v[i].status), rlctl_sgr("0"), shown ? shown : "(out of memory)");
+        printf("%-*s  %s%-6s%s  %s\n", (int)w, d->v[i].name,
+               rlctl_sgr(status_color(d->v[i].status)), status_word(d->v[i].status), rlctl_sgr("0"),
+               shown ? shown : "(out of memory)");
         free(shown);
     }
     printf("\n%zu check(s): %zu failed, %zu warning(s)\n", d->n, failed, warned);
@@ -112,9 +113,10 @@ static int print_json(const doctor_ctx *d, const char *db, size_t failed, size_t
     for (i = 0; i < d->n; i++) {
         rlctl_json_object(&j);
         rlctl_json_kstring(&j, "check", d->v[i].name);
-        rlctl_json_kstring(&j, "status", d->v[i].status == RL_CHECK_OK     ? "ok"
-                                         : d->v[i].status == RL_CHECK_WARN ? "warn"
-                                                                           : "fail");
+        rlctl_json_kstring(&j, "status",
+                           d->v[i].status == RL_CHECK_OK     ? "ok"
+                           : d->v[i].status == RL_CHECK_WARN ? "warn"
+                                                             : "fail");
         rlctl_json_kstring(&j, "detail", d->v[i].detail);
         rlctl_json_end(&j);
     }

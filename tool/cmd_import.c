@@ -19,15 +19,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char use[] =
-    "usage: rlctl import FILE\n"
-    "\n"
-    "Replaces the whole state of the database (settings, tiers, key rules,\n"
-    "leases, keys) with that of FILE, a document written by 'rlctl export'\n"
-    "('-' reads stdin). All of it or, on any error, nothing: every value is\n"
-    "checked before anything is written. Exit status 1 if FILE is invalid\n"
-    "(or larger than 1 GB). FILE must be a regular file: give a pipe or a\n"
-    "device on stdin, with '-'.\n";
+static const char use[] = "usage: rlctl import FILE\n"
+                          "\n"
+                          "Replaces the whole state of the database (settings, tiers, key rules,\n"
+                          "leases, keys) with that of FILE, a document written by 'rlctl export'\n"
+                          "('-' reads stdin). All of it or, on any error, nothing: every value is\n"
+                          "checked before anything is written. Exit status 1 if FILE is invalid\n"
+                          "(or larger than 1 GB). FILE must be a regular file: give a pipe or a\n"
+                          "device on stdin, with '-'.\n";
 
 /* The longest document read: SQLite's default SQLITE_MAX_LENGTH, the most
  * its JSON functions take (rl_import refuses longer ones too). An export

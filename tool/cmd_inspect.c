@@ -55,8 +55,8 @@ static void print_agent_state(const rl_key_stats *st, int64_t leases)
             printf("cool-down   %s refused for %s more\n", res, d);
         }
         if (l->period_ns == 0)
-            printf("in flight   %s: %lld of %lld held by leases\n", name,
-                   (long long)l->in_flight, (long long)l->count);
+            printf("in flight   %s: %lld of %lld held by leases\n", name, (long long)l->in_flight,
+                   (long long)l->count);
         if (l->debt)
             printf("debt        %s: %lld %s owed beyond an empty bucket\n", name,
                    (long long)l->debt, res);
@@ -68,11 +68,11 @@ static void print_agent_state(const rl_key_stats *st, int64_t leases)
 
 static int print_human(const rl_key_stats *st, const char *rule, int64_t leases)
 {
-    static const char *const head[] = { "LIMIT", "RESOURCE", "RATE", "BURST", "REMAINING",
-                                        "RESET AFTER", "RETRY AFTER" };
+    static const char *const head[] = { "LIMIT",     "RESOURCE",    "RATE",       "BURST",
+                                        "REMAINING", "RESET AFTER", "RETRY AFTER" };
     char tier[RL_NAME_MAX + 200], a[24], r[24], u[24], first[64], last[64];
     const char *kv[][2] = {
-        { "key", st->key }, { "tier", tier },     { "admitted", a },   { "refused", r },
+        { "key", st->key }, { "tier", tier },        { "admitted", a },     { "refused", r },
         { "units", u },     { "first seen", first }, { "last seen", last },
     };
     rlctl_table info, lim;
@@ -97,8 +97,7 @@ static int print_human(const rl_key_stats *st, const char *rule, int64_t leases)
         goto out;
     }
     if (st->n_limits == 0) {
-        printf("no limits: tier '%s' admits everything\n",
-               rlctl_text(st->tier, tier, sizeof tier));
+        printf("no limits: tier '%s' admits everything\n", rlctl_text(st->tier, tier, sizeof tier));
         goto out;
     }
     if ((rc = rlctl_table_add(&lim, head)) != RLCTL_OK)

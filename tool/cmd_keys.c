@@ -176,8 +176,8 @@ static int each_key(void *ctx, const rl_key_stats *st)
 
 int rlctl_cmd_keys(const rlctl_ctx *ctx, int argc, char **argv)
 {
-    static const char *const head[] = { "KEY", "TIER", "LIMIT", "RATE", "REMAINING",
-                                        "RETRY AFTER", "RESET AFTER" };
+    static const char *const head[] = { "KEY",       "TIER",        "LIMIT",      "RATE",
+                                        "REMAINING", "RETRY AFTER", "RESET AFTER" };
     const char *match = NULL;
     keys_ctx c;
     rlctl_out o = { NULL, NULL, 0 };

@@ -10,15 +10,14 @@
 #include <string.h>
 #include <time.h>
 
-static const char use[] =
-    "usage: rlctl leases [--json] [KEY]\n"
-    "\n"
-    "Lists the open leases (all, or KEY's), oldest first: the key, the\n"
-    "estimate each reserved, its owner process and whether that process is\n"
-    "still alive, its age and when it expires (settled at its estimate).\n"
-    "\n"
-    "Options:\n"
-    "  --json  print one JSON array\n";
+static const char use[] = "usage: rlctl leases [--json] [KEY]\n"
+                          "\n"
+                          "Lists the open leases (all, or KEY's), oldest first: the key, the\n"
+                          "estimate each reserved, its owner process and whether that process is\n"
+                          "still alive, its age and when it expires (settled at its estimate).\n"
+                          "\n"
+                          "Options:\n"
+                          "  --json  print one JSON array\n";
 
 typedef struct leases_ctx {
     int json;

@@ -5,15 +5,14 @@
  */
 #include "common.h"
 
-static const char use[] =
-    "usage: rlctl penalize [--resource R] KEY DURATION\n"
-    "\n"
-    "Every process refuses KEY (or only its resource R) for DURATION from\n"
-    "now, e.g. 30s or 1m30s: what a worker does on a provider's 429. A\n"
-    "longer cool-down already in place is kept; 0s lifts it.\n"
-    "\n"
-    "Options:\n"
-    "  --resource R  only decisions that spend resource R (e.g. tokens)\n";
+static const char use[] = "usage: rlctl penalize [--resource R] KEY DURATION\n"
+                          "\n"
+                          "Every process refuses KEY (or only its resource R) for DURATION from\n"
+                          "now, e.g. 30s or 1m30s: what a worker does on a provider's 429. A\n"
+                          "longer cool-down already in place is kept; 0s lifts it.\n"
+                          "\n"
+                          "Options:\n"
+                          "  --resource R  only decisions that spend resource R (e.g. tokens)\n";
 
 int rlctl_cmd_penalize(const rlctl_ctx *ctx, int argc, char **argv)
 {
@@ -43,8 +42,8 @@ int rlctl_cmd_penalize(const rlctl_ctx *ctx, int argc, char **argv)
                resource ? " on " : "", resource ? rlctl_text(resource, res, sizeof res) : "");
     } else {
         rlctl_format_duration(ns, text, sizeof text);
-        printf("%s%s%s refused for %s\n", rlctl_text(argv[1], key, sizeof key),
-               resource ? " " : "", resource ? rlctl_text(resource, res, sizeof res) : "", text);
+        printf("%s%s%s refused for %s\n", rlctl_text(argv[1], key, sizeof key), resource ? " " : "",
+               resource ? rlctl_text(resource, res, sizeof res) : "", text);
     }
     rl_close(r);
     return rc;

@@ -11,17 +11,16 @@
  */
 #include "common.h"
 
-static const char use[] =
-    "usage: rlctl prune --idle DURATION [--dry-run]\n"
-    "\n"
-    "Removes the keys whose buckets are all full (no units spent or in\n"
-    "flight, no cool-down) and that saw no decision for DURATION (1h, 7d,\n"
-    "1m30s). Keys with an assigned tier are kept. Their next request meets\n"
-    "the same full buckets, so no decision changes; only their counters go.\n"
-    "\n"
-    "Options:\n"
-    "  --idle DURATION  how long a key must have been unused\n"
-    "  --dry-run        print how many keys would go, and change nothing\n";
+static const char use[] = "usage: rlctl prune --idle DURATION [--dry-run]\n"
+                          "\n"
+                          "Removes the keys whose buckets are all full (no units spent or in\n"
+                          "flight, no cool-down) and that saw no decision for DURATION (1h, 7d,\n"
+                          "1m30s). Keys with an assigned tier are kept. Their next request meets\n"
+                          "the same full buckets, so no decision changes; only their counters go.\n"
+                          "\n"
+                          "Options:\n"
+                          "  --idle DURATION  how long a key must have been unused\n"
+                          "  --dry-run        print how many keys would go, and change nothing\n";
 
 int rlctl_cmd_prune(const rlctl_ctx *ctx, int argc, char **argv)
 {

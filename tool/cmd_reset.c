@@ -107,12 +107,9 @@ int rlctl_cmd_reset(const rlctl_ctx *ctx, int argc, char **argv)
     const char *match = NULL, *tier = NULL;
     int all = 0, yes = 0, dry_run = 0, npos, rc;
     const rlctl_opt opts[] = {
-        { "--match", RLCTL_OPT_VALUE, &match },
-        { "--tier", RLCTL_OPT_VALUE, &tier },
-        { "--all", RLCTL_OPT_FLAG, &all },
-        { "--yes", RLCTL_OPT_FLAG, &yes },
-        { "--dry-run", RLCTL_OPT_FLAG, &dry_run },
-        { NULL, 0, NULL },
+        { "--match", RLCTL_OPT_VALUE, &match },    { "--tier", RLCTL_OPT_VALUE, &tier },
+        { "--all", RLCTL_OPT_FLAG, &all },         { "--yes", RLCTL_OPT_FLAG, &yes },
+        { "--dry-run", RLCTL_OPT_FLAG, &dry_run }, { NULL, 0, NULL },
     };
     int64_t count = 0;
     dry_ctx d;

@@ -81,7 +81,6 @@ static int key_list_add(key_list *l, const rl_key_stats *st)
     return 0;
 }
 
-
 static void key_list_free(key_list *l)
 {
     size_t i;
@@ -102,8 +101,9 @@ typedef struct selection {
 
 static int64_t sort_value(const key_row *k, int sort)
 {
-    return sort == RL_SORT_REFUSED ? k->refused
-           : sort == RL_SORT_LAST_SEEN ? k->last_seen_ns : k->allowed;
+    return sort == RL_SORT_REFUSED     ? k->refused
+           : sort == RL_SORT_LAST_SEEN ? k->last_seen_ns
+                                       : k->allowed;
 }
 
 /* The order of the listing, as the store's query sorts: by the value,
@@ -225,8 +225,8 @@ static void json_rows(rlctl_json *j, const key_list *l)
 
 static int print_rows(const key_list *l)
 {
-    static const char *const head[] = { "KEY", "TIER", "ADMITTED", "REFUSED", "UNITS",
-                                        "FIRST SEEN", "LAST SEEN" };
+    static const char *const head[] = { "KEY",   "TIER",       "ADMITTED", "REFUSED",
+                                        "UNITS", "FIRST SEEN", "LAST SEEN" };
     rlctl_table t;
     size_t i;
     int rc = RLCTL_OK;
@@ -446,14 +446,16 @@ static int prometheus(const rl_totals *t, const selection *sel)
                 fprintf(o.f, ",result=\"%s\"} %lld\n", results[r],
                         (long long)(r ? k->refused : k->allowed));
             }
-        prom_family(o.f, "rl_key_units_total", "counter", "Units admitted on each of the busiest keys.");
+        prom_family(o.f, "rl_key_units_total", "counter",
+                    "Units admitted on each of the busiest keys.");
         for (i = 0; i < sel->l.n; i++) {
             fputs("rl_key_units_total{", o.f);
             prom_key_labels(o.f, &sel->l.v[i]);
             fprintf(o.f, "} %lld\n", (long long)sel->l.v[i].units);
         }
-        prom_family(o.f, "rl_key_last_seen_seconds", "gauge",
-                    "Time of the last decision on each of the busiest keys, in seconds since the epoch.");
+        prom_family(
+            o.f, "rl_key_last_seen_seconds", "gauge",
+            "Time of the last decision on each of the busiest keys, in seconds since the epoch.");
         for (i = 0; i < sel->l.n; i++) {
             int64_t ns = sel->l.v[i].last_seen_ns;
             fputs("rl_key_last_seen_seconds{", o.f);
@@ -545,7 +547,8 @@ int rlctl_cmd_stats(const rlctl_ctx *ctx, int argc, char **argv)
                                      format);
     }
     if (npos > 0 && (top_s || sort_s || match || tier))
-        return rlctl_usage_error(argv[0], "--top, --sort, --match and --tier list keys: give no KEY");
+        return rlctl_usage_error(argv[0],
+                                 "--top, --sort, --match and --tier list keys: give no KEY");
     if (npos > 0 && prom)
         return rlctl_usage_error(argv[0], "--format prometheus lists the --top keys: give no KEY");
     if (top_s && rlctl_parse_int(top_s, 0, 1000000000, &top) != 0)
@@ -582,8 +585,8 @@ int rlctl_cmd_stats(const rlctl_ctx *ctx, int argc, char **argv)
      * LIMIT finds the top keys; a filter needs every selected key walked,
      * in stored order (no sort of every row), into a heap of the top. */
     sel.heap = match || tier;
-    rc = rl_keys_list(r, match, sel.heap ? RL_SORT_KEY : sort, sel.heap ? 0 : (size_t)top,
-                      collect, &sel);
+    rc = rl_keys_list(r, match, sel.heap ? RL_SORT_KEY : sort, sel.heap ? 0 : (size_t)top, collect,
+                      &sel);
     if (rc != RL_OK) {
         rc = rc > 0 ? rlctl_error("out of memory") : rlctl_error("%s", rl_errmsg(r));
         goto out;

@@ -181,8 +181,8 @@ static void limits_text(const rl_tier_info *t, char *buf, size_t len)
         char one[200];
         int n;
         rlctl_format_limit(t->limits[i].name, t->limits[i].resource, t->limits[i].count,
-                           t->limits[i].period_ns, t->limits[i].burst, t->limits[i].algorithm,
-                           one, sizeof one);
+                           t->limits[i].period_ns, t->limits[i].burst, t->limits[i].algorithm, one,
+                           sizeof one);
         n = snprintf(buf + o, len - o, "%s%s", i ? ", " : "", one);
         if (n < 0)
             break;
@@ -386,8 +386,7 @@ static int tiers_show(const rlctl_ctx *ctx, int argc, char **argv)
         cells[2] = rlctl_limit_kind(ti->limits[i].period_ns, ti->limits[i].algorithm);
         cells[3] = rate;
         /* a concurrency limit has no burst, and a window's is its count */
-        cells[4] = ti->limits[i].period_ns && ti->limits[i].algorithm == RL_ALGO_GCRA ? burst
-                                                                                      : "-";
+        cells[4] = ti->limits[i].period_ns && ti->limits[i].algorithm == RL_ALGO_GCRA ? burst : "-";
         if ((rc = rlctl_table_add(&t, cells)) != RLCTL_OK)
             goto out;
     }
@@ -577,7 +576,6 @@ int rlctl_cmd_tiers(const rlctl_ctx *ctx, int argc, char **argv)
         fprintf(stderr, "rlctl: unknown command 'tiers %s' (did you mean 'tiers %s'?)\n", argv[1],
                 s);
     else
-        fprintf(stderr, "rlctl: unknown command 'tiers %s' (see 'rlctl tiers --help')\n",
-                argv[1]);
+        fprintf(stderr, "rlctl: unknown command 'tiers %s' (see 'rlctl tiers --help')\n", argv[1]);
     return RLCTL_USAGE;
 }

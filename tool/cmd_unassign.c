@@ -4,11 +4,10 @@
  */
 #include "common.h"
 
-static const char use[] =
-    "usage: rlctl unassign KEY\n"
-    "\n"
-    "Drops the tier assigned to KEY by 'rlctl assign': the key rules and\n"
-    "the default tier decide its tier again. Its buckets are kept.\n";
+static const char use[] = "usage: rlctl unassign KEY\n"
+                          "\n"
+                          "Drops the tier assigned to KEY by 'rlctl assign': the key rules and\n"
+                          "the default tier decide its tier again. Its buckets are kept.\n";
 
 int rlctl_cmd_unassign(const rlctl_ctx *ctx, int argc, char **argv)
 {

@@ -209,8 +209,8 @@ static void format_ago(int64_t then, int64_t now, char *buf, size_t len)
 static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
                 const rl_totals *prev, int64_t dt, frame *f, size_t max_rows, size_t cols)
 {
-    static const char *const head[] = { "KEY", "TIER", "ADMITTED/S", "REFUSED/S", "ADMITTED",
-                                        "REFUSED", "LAST SEEN" };
+    static const char *const head[] = { "KEY",      "TIER",    "ADMITTED/S", "REFUSED/S",
+                                        "ADMITTED", "REFUSED", "LAST SEEN" };
     char iv[32], clock[32], ra[32], rr[32], a[24], r[24], ago[48], shown[4096];
     const char *cells[7];
     rlctl_table tb;
@@ -379,8 +379,8 @@ int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
         }
         if ((rc = rlctl_out_open(&o)) != RLCTL_OK)
             break;
-        rc = draw(o.f, db ? db : "", interval, &t, first ? NULL : &prev, now_mono - prev_mono,
-                  &f, max_rows, cols);
+        rc = draw(o.f, db ? db : "", interval, &t, first ? NULL : &prev, now_mono - prev_mono, &f,
+                  max_rows, cols);
         if (rc != RLCTL_OK)
             break;
         if (fclose(o.f) == 0)

@@ -8,14 +8,13 @@
 
 #include <stdlib.h>
 
-static const char use[] =
-    "usage: rlctl which [--json] KEY\n"
-    "\n"
-    "Prints the tier KEY has and why: assigned (rlctl assign), a key rule\n"
-    "(which one), the default tier, or none. KEY need not have been seen.\n"
-    "\n"
-    "Options:\n"
-    "  --json  print one JSON object\n";
+static const char use[] = "usage: rlctl which [--json] KEY\n"
+                          "\n"
+                          "Prints the tier KEY has and why: assigned (rlctl assign), a key rule\n"
+                          "(which one), the default tier, or none. KEY need not have been seen.\n"
+                          "\n"
+                          "Options:\n"
+                          "  --json  print one JSON object\n";
 
 int rlctl_cmd_which(const rlctl_ctx *ctx, int argc, char **argv)
 {

@@ -18,10 +18,10 @@
 typedef struct rlctl_json {
     FILE *f;
     int depth;
-    char kind[RLCTL_JSON_MAX_DEPTH];      /* '{' or '[' for each open container */
+    char kind[RLCTL_JSON_MAX_DEPTH];         /* '{' or '[' for each open container */
     unsigned char any[RLCTL_JSON_MAX_DEPTH]; /* it has a member already */
-    int after_key;                        /* a key was written; its value is next */
-    int misuse;                           /* a call out of place (a bug in rlctl) */
+    int after_key;                           /* a key was written; its value is next */
+    int misuse;                              /* a call out of place (a bug in rlctl) */
 } rlctl_json;
 
 void rlctl_json_init(rlctl_json *j, FILE *f);

@@ -110,7 +110,8 @@ char *rlctl_text_dup(const char *s)
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 3, 0)))
 #endif
-static void say(FILE *f, const char *prefix, const char *fmt, va_list ap, const char *suffix)
+static void
+say(FILE *f, const char *prefix, const char *fmt, va_list ap, const char *suffix)
 {
     char msg[8192], shown[4 * sizeof msg];
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -289,11 +290,11 @@ void rlctl_format_duration(int64_t ns, char *buf, size_t len)
     /* Nanosecond-exact values ("396.163518ms") are noise to a reader: keep
      * about three digits, rounding up, so that retrying after the printed
      * time never comes too early. JSON keeps the exact value. */
-    int64_t g = ns < RL_MICROSECOND ? 1
+    int64_t g = ns < RL_MICROSECOND   ? 1
                 : ns < RL_MILLISECOND ? RL_MICROSECOND
-                : ns < RL_SECOND ? RL_MILLISECOND
-                : ns < RL_MINUTE ? 10 * RL_MILLISECOND
-                                 : RL_SECOND;
+                : ns < RL_SECOND      ? RL_MILLISECOND
+                : ns < RL_MINUTE      ? 10 * RL_MILLISECOND
+                                      : RL_SECOND;
     if (ns % g != 0 && ns <= INT64_MAX - g)
         ns += g - ns % g;
     if (rl_format_duration(ns, buf, len) != RL_OK)
@@ -308,8 +309,8 @@ void rlctl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t len)
         snprintf(buf, len, "%lld/%lldns", (long long)count, (long long)period_ns);
 }
 
-void rlctl_format_limit(const char *name, const char *resource, int64_t count,
-                        int64_t period_ns, int64_t burst, int algorithm, char *buf, size_t len)
+void rlctl_format_limit(const char *name, const char *resource, int64_t count, int64_t period_ns,
+                        int64_t burst, int algorithm, char *buf, size_t len)
 {
     char rate[64], b[40] = "", res[RL_NAME_MAX + 8] = "";
     rlctl_format_rate(count, period_ns, rate, sizeof rate);
@@ -324,30 +325,40 @@ void rlctl_format_limit(const char *name, const char *resource, int64_t count,
 
 const char *rlctl_limit_kind(int64_t period_ns, int algorithm)
 {
-    return period_ns == 0                          ? "concurrent"
+    return period_ns == 0                        ? "concurrent"
            : algorithm == RL_ALGO_SLIDING_WINDOW ? "sliding_window"
-                                                  : "rate";
+                                                 : "rate";
 }
 
 const char *rlctl_tier_source_text(int source)
 {
     switch (source) {
-    case RL_TIER_ASSIGNED: return "assigned";
-    case RL_TIER_RULE: return "rule";
-    case RL_TIER_DEFAULT: return "default tier";
-    case RL_TIER_OPTIONS: return "default limits";
-    default: return "none";
+    case RL_TIER_ASSIGNED:
+        return "assigned";
+    case RL_TIER_RULE:
+        return "rule";
+    case RL_TIER_DEFAULT:
+        return "default tier";
+    case RL_TIER_OPTIONS:
+        return "default limits";
+    default:
+        return "none";
     }
 }
 
 const char *rlctl_tier_source_json(int source)
 {
     switch (source) {
-    case RL_TIER_ASSIGNED: return "assigned";
-    case RL_TIER_RULE: return "rule";
-    case RL_TIER_DEFAULT: return "default_tier";
-    case RL_TIER_OPTIONS: return "default_limits";
-    default: return "none";
+    case RL_TIER_ASSIGNED:
+        return "assigned";
+    case RL_TIER_RULE:
+        return "rule";
+    case RL_TIER_DEFAULT:
+        return "default_tier";
+    case RL_TIER_OPTIONS:
+        return "default_limits";
+    default:
+        return "none";
     }
 }
 

@@ -111,8 +111,8 @@ void rlctl_format_duration(int64_t ns, char *buf, size_t len);
 void rlctl_format_rate(int64_t count, int64_t period_ns, char *buf, size_t len);
 /* One limit for people: "rps 5/s burst 10", "tpm 90000/min of tokens",
  * "rpm 60/min sliding window". */
-void rlctl_format_limit(const char *name, const char *resource, int64_t count,
-                        int64_t period_ns, int64_t burst, int algorithm, char *buf, size_t len);
+void rlctl_format_limit(const char *name, const char *resource, int64_t count, int64_t period_ns,
+                        int64_t burst, int algorithm, char *buf, size_t len);
 /* "rate", "sliding_window" or "concurrent" (period 0), as rl_export writes
  * a limit's kind; algorithm is RL_ALGO_*. */
 const char *rlctl_limit_kind(int64_t period_ns, int algorithm);

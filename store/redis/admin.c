@@ -59,12 +59,12 @@ out:
 
 /* Walks the keys after `after` in byte order, page by page: one round trip
  * for the names, one for their rows. fn non-zero stops the walk. */
-static int each_key(rd_store *s, const char *after, const char *match, size_t limit,
-                    rl_row_fn fn, void *ctx)
+static int each_key(rd_store *s, const char *after, const char *match, size_t limit, rl_row_fn fn,
+                    void *ctx)
 {
     char idx[RD_NAME_MAX], from[RL_KEY_MAX + 2];
-    char (*names)[RD_NAME_MAX] = malloc(RD_PAGE * sizeof *names);
-    char (*stale)[RD_NAME_MAX] = malloc(RD_PAGE * sizeof *stale);
+    char(*names)[RD_NAME_MAX] = malloc(RD_PAGE * sizeof *names);
+    char(*stale)[RD_NAME_MAX] = malloc(RD_PAGE * sizeof *stale);
     const char *(*args)[3] = malloc(RD_PAGE * sizeof *args);
     const char **argvp[RD_PAGE];
     int argc[RD_PAGE];
@@ -80,8 +80,9 @@ static int each_key(rd_store *s, const char *after, const char *match, size_t li
     rd_name_of(s, "keys", idx);
     snprintf(from, sizeof from, "(%s", after ? after : "");
     for (;;) {
-        const char *zargv[7] = { "ZRANGEBYLEX", idx, from[1] ? from : "-", "+", "LIMIT", "0",
-                                 "512" };
+        const char *zargv[7] = {
+            "ZRANGEBYLEX", idx, from[1] ? from : "-", "+", "LIMIT", "0", "512"
+        };
         size_t n, nstale = 0;
         if ((rc = rd_cmd(s, &page, "list keys", 7, zargv, NULL)) != RL_OK)
             goto out;
@@ -148,8 +149,8 @@ out:
     return rc;
 }
 
-int rd_keys_page(rl_store *base, const char *after, const char *match, size_t limit,
-                 rl_row_fn fn, void *ctx)
+int rd_keys_page(rl_store *base, const char *after, const char *match, size_t limit, rl_row_fn fn,
+                 void *ctx)
 {
     return each_key((rd_store *)base, after, match, limit, fn, ctx);
 }
@@ -167,9 +168,10 @@ typedef struct collect {
 
 static int64_t sort_value(const rl_row *r, int sort)
 {
-    return sort == RL_SORT_ALLOWED ? r->allowed
-         : sort == RL_SORT_REFUSED ? r->refused
-         : sort == RL_SORT_LAST_SEEN ? r->last_seen : 0;
+    return sort == RL_SORT_ALLOWED     ? r->allowed
+           : sort == RL_SORT_REFUSED   ? r->refused
+           : sort == RL_SORT_LAST_SEEN ? r->last_seen
+                                       : 0;
 }
 
 static int collect_one(void *ctx, const char *key, const rl_row *row)
@@ -195,8 +197,7 @@ static int cmp_sorted(const void *a, const void *b, void *ctx)
     return strcmp(x->key, y->key);
 }
 
-int rd_keys_list(rl_store *base, const char *match, int sort, size_t limit, rl_row_fn fn,
-                 void *ctx)
+int rd_keys_list(rl_store *base, const char *match, int sort, size_t limit, rl_row_fn fn, void *ctx)
 {
     rd_store *s = (rd_store *)base;
     collect c = { NULL, 0, 0, sort };

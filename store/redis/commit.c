@@ -58,7 +58,8 @@ static const char commit_lua[] =
     "-- has lapsed.\n"
     "local token, now = ARGV[5], nil\n"
     "local function now_ms()\n"
-    "  if not now then local t = redis.call('TIME'); now = t[1] * 1000 + math.floor(t[2] / 1000) end\n"
+    "  if not now then local t = redis.call('TIME'); now = t[1] * 1000 + math.floor(t[2] / 1000) "
+    "end\n"
     "  return now\n"
     "end\n"
     "local function claimed_by_other(k)\n"
@@ -77,7 +78,8 @@ static const char commit_lua[] =
     "      end\n"
     "    end\n"
     "  end\n"
-    "  local out = {blocked and -1 or 0, redis.call('HGET', KEYS[1], 'v') or '0', redis.call('TIME')}\n"
+    "  local out = {blocked and -1 or 0, redis.call('HGET', KEYS[1], 'v') or '0', "
+    "redis.call('TIME')}\n"
     "  for i = 5, #KEYS do out[#out + 1] = redis.call('HGETALL', KEYS[i]) end\n"
     "  return out\n"
     "end\n"
@@ -207,7 +209,7 @@ static int64_t ttl_ms(const rd_store *s, const rd_row *w)
             for (i = 0; i < st.n; i++) {
                 int64_t u = st.slot[i].tat;
                 if (st.slot[i].kind == RL_SLOT_INFLIGHT)
-                    continue; /* its leases say how long */
+                    continue;                          /* its leases say how long */
                 if (st.slot[i].kind == RL_SLOT_WINDOW) /* tat starts the current window */
                     u = st.slot[i].tat > INT64_MAX - 2 * st.slot[i].period_ns
                             ? INT64_MAX
@@ -328,9 +330,8 @@ static void keep_warm(rd_store *s, const redisReply *r)
     size_t i, k = 0;
     rd_warm_drop(s);
     if (r->elements < 3 || r->element[1]->type != REDIS_REPLY_STRING ||
-        (t = r->element[2])->type != REDIS_REPLY_ARRAY || t->elements != 2 ||
-        !t->element[0]->str || !t->element[1]->str ||
-        !(s->warm = calloc(r->elements - 3 + 1, sizeof *s->warm)))
+        (t = r->element[2])->type != REDIS_REPLY_ARRAY || t->elements != 2 || !t->element[0]->str ||
+        !t->element[1]->str || !(s->warm = calloc(r->elements - 3 + 1, sizeof *s->warm)))
         return;
     s->warm_pver = strtoll(r->element[1]->str, NULL, 10);
     s->warm_time = strtoll(t->element[0]->str, NULL, 10) * RL_SECOND +

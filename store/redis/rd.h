@@ -103,8 +103,8 @@ typedef struct rd_store {
     rd_row **warm;
     size_t n_warm;
     int64_t warm_pver, warm_time, warm_at;
-    char token[20];  /* this handle's name in claims */
-    int losses;      /* conflicts in a row: from RD_CLAIM_AFTER on, claim */
+    char token[20]; /* this handle's name in claims */
+    int losses;     /* conflicts in a row: from RD_CLAIM_AFTER on, claim */
 } rd_store;
 
 /* redis.c: names and round trips. Every failure sets the message and
@@ -115,8 +115,8 @@ int64_t rd_mono_ms(void);
 size_t rd_row_name(const rd_store *s, const char *key, char *buf);
 void rd_name_of(const rd_store *s, const char *what, char *buf);
 /* One command on a connection that exists (connecting uses it too). */
-int rd_plain(rd_store *s, struct redisReply **out, const char *what, int argc,
-             const char **argv, const size_t *len);
+int rd_plain(rd_store *s, struct redisReply **out, const char *what, int argc, const char **argv,
+             const size_t *len);
 /* One command, connecting first if need be. */
 int rd_cmd(rd_store *s, struct redisReply **out, const char *what, int argc, const char **argv,
            const size_t *len);
@@ -176,8 +176,8 @@ int rd_lease_restore(rl_store *base, const rl_lease_rec *rec);
 /* admin.c */
 int rd_keys_list(rl_store *base, const char *match, int sort, size_t limit, rl_row_fn fn,
                  void *ctx);
-int rd_keys_page(rl_store *base, const char *after, const char *match, size_t limit,
-                 rl_row_fn fn, void *ctx);
+int rd_keys_page(rl_store *base, const char *after, const char *match, size_t limit, rl_row_fn fn,
+                 void *ctx);
 int rd_totals(rl_store *base, rl_totals *t);
 int rd_state_clear(rl_store *base);
 int rd_doctor(rl_store *base, rl_check_fn fn, void *ctx);

@@ -120,8 +120,9 @@ static void drop(rd_store *s)
  * returns RL_ECONNECT. */
 static void conn_fail(rd_store *s, const char *what)
 {
-    int timed_out = s->c && s->c->err == REDIS_ERR_IO &&
-                    (errno == EAGAIN || errno == EWOULDBLOCK || strstr(s->c->errstr, "temporarily"));
+    int timed_out =
+        s->c && s->c->err == REDIS_ERR_IO &&
+        (errno == EAGAIN || errno == EWOULDBLOCK || strstr(s->c->errstr, "temporarily"));
     if (!s->c)
         rl_seterr(s->base.err, RL_ENOMEM, "redis %s: %s: out of memory", s->where, what);
     else if (timed_out)
@@ -168,11 +169,11 @@ static int check_format(rd_store *s)
         return rc;
     if (r->type == REDIS_REPLY_STRING && atoi(r->str) > RD_FORMAT)
         rc = rl_seterr(s->base.err, RL_EVERSION,
-                       "redis %s: data format %s is newer than this library's %d", s->where,
-                       r->str, RD_FORMAT);
+                       "redis %s: data format %s is newer than this library's %d", s->where, r->str,
+                       RD_FORMAT);
     else if (r->type != REDIS_REPLY_STRING || atoi(r->str) < 1)
-        rc = rl_seterr(s->base.err, RL_ECORRUPT, "redis %s: %s holds no rl data format",
-                       s->where, name);
+        rc = rl_seterr(s->base.err, RL_ECORRUPT, "redis %s: %s holds no rl data format", s->where,
+                       name);
     freeReplyObject(r);
     return rc;
 }

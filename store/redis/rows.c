@@ -151,7 +151,7 @@ int rd_load(rd_store *s, const char *const *keys, size_t n)
     int *argc = NULL, rc = RL_OK;
     const char ***argv = NULL;
     redisReply **rep = NULL;
-    char (*names)[RD_NAME_MAX] = NULL, pname[RD_NAME_MAX];
+    char(*names)[RD_NAME_MAX] = NULL, pname[RD_NAME_MAX];
     const char *(*args)[3] = NULL;
     size_t *need = NULL;
     static const char *time_argv[1] = { "TIME" };
@@ -315,14 +315,15 @@ static int read_policy(rd_store *s, rl_policy *p, int64_t *version)
         rc = rl_seterr(s->base.err, RL_ESTORE, "redis %s: HMGET: unexpected reply", s->where);
         goto out;
     }
-    *version = r->element[0]->type == REDIS_REPLY_STRING ? strtoll(r->element[0]->str, NULL, 10)
-                                                         : 0;
+    *version =
+        r->element[0]->type == REDIS_REPLY_STRING ? strtoll(r->element[0]->str, NULL, 10) : 0;
     if (r->element[1]->type == REDIS_REPLY_STRING &&
-        (rc = rd_policy_decode(p, (const unsigned char *)r->element[1]->str,
-                               r->element[1]->len)) != RL_OK)
-        rc = rl_seterr(s->base.err, rc, rc == RL_ENOMEM ? "out of memory"
-                                                        : "redis %s: %s holds a damaged policy "
-                                                          "(loading a whole one replaces it)",
+        (rc = rd_policy_decode(p, (const unsigned char *)r->element[1]->str, r->element[1]->len)) !=
+            RL_OK)
+        rc = rl_seterr(s->base.err, rc,
+                       rc == RL_ENOMEM ? "out of memory"
+                                       : "redis %s: %s holds a damaged policy "
+                                         "(loading a whole one replaces it)",
                        s->where, name);
 out:
     freeReplyObject(r);

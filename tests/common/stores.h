@@ -24,8 +24,12 @@ static inline int test_store_path(int kind, const char *dir, char *buf, size_t l
     const char *url = getenv("RL_TEST_REDIS");
     struct timespec ts;
     switch (kind) {
-    case STORE_MEM: snprintf(buf, len, ":memory:"); return 0;
-    case STORE_SQLITE: snprintf(buf, len, "%s/rl.db", dir); return 0;
+    case STORE_MEM:
+        snprintf(buf, len, ":memory:");
+        return 0;
+    case STORE_SQLITE:
+        snprintf(buf, len, "%s/rl.db", dir);
+        return 0;
     default:
         if (!url || !*url)
             return -1;
@@ -43,7 +47,8 @@ static inline const char *test_store_name(int kind)
 
 /* Runs tests[] without the Redis cases (those set up by redis_setup) when no
  * server is configured: cmocka has no skip from a setup function. */
-#define run_store_tests(tests, n, redis_setup) run_store_tests_((tests), (n), (redis_setup), __FILE__)
+#define run_store_tests(tests, n, redis_setup) \
+    run_store_tests_((tests), (n), (redis_setup), __FILE__)
 static inline int run_store_tests_(const struct CMUnitTest *tests, size_t n,
                                    CMFixtureFunction redis_setup, const char *file)
 {

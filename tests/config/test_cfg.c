@@ -34,181 +34,130 @@ typedef struct bad_case {
     const char *message; /* the whole message, path included */
 } bad_case;
 
-#define BAD(file, rest) { file, BAD_DIR file rest }
+#define BAD(file, rest)         \
+    {                           \
+        file, BAD_DIR file rest \
+    }
 
 static const bad_case bad_cases[] = {
     BAD("algorithm_concurrent.yaml",
         ":5:41: limit 'streams': 'algorithm' is for rates, not 'concurrent'"),
-    BAD("algorithm_not_string.yaml",
-        ":7:20: 'algorithm' must be a string, got a sequence"),
+    BAD("algorithm_not_string.yaml", ":7:20: 'algorithm' must be a string, got a sequence"),
     BAD("bad_algorithm.yaml",
         ":5:47: invalid algorithm 'fixed_window' (allowed: gcra, token_bucket, sliding_window)"),
-    BAD("alias.yaml",
-        ":3:9: anchors are not supported"),
-    BAD("alias_only.yaml",
-        ":3:8: aliases are not supported"),
+    BAD("alias.yaml", ":3:9: anchors are not supported"),
+    BAD("alias_only.yaml", ":3:8: aliases are not supported"),
     BAD("ambiguous_unit.yaml",
         ":5:28: invalid rate '5/m': unit 'm' is ambiguous (write min or ms)"),
-    BAD("bad_fail_mode.yaml",
-        ":2:12: invalid fail_mode 'maybe' (allowed: closed, open)"),
+    BAD("bad_fail_mode.yaml", ":2:12: invalid fail_mode 'maybe' (allowed: closed, open)"),
     BAD("bad_indent.yaml",
         ":5:3: syntax error: did not find expected key (while parsing a block mapping at 3:3)"),
     BAD("bad_limit_name.yaml",
         ":5:17: invalid limit name 'per/second' (1-63 of A-Z a-z 0-9 _ . : -)"),
     BAD("bad_resource.yaml",
         ":5:43: invalid resource name 'tokens!' (1-63 of A-Z a-z 0-9 _ . : -)"),
-    BAD("bad_tier_name.yaml",
-        ":3:3: invalid tier name 'free tier' (1-63 of A-Z a-z 0-9 _ . : -)"),
-    BAD("burst_float.yaml",
-        ":5:40: 'burst' must be a decimal integer, got '1.5'"),
-    BAD("burst_hex.yaml",
-        ":5:40: 'burst' must be a decimal integer, got '0x10'"),
-    BAD("burst_plus.yaml",
-        ":5:40: 'burst' must be a decimal integer, got '+10'"),
-    BAD("burst_refill.yaml",
-        ":5:9: limit 'weekly': burst takes more than 50 years to refill"),
-    BAD("burst_string.yaml",
-        ":5:40: 'burst' must be an integer, got the string '10'"),
-    BAD("burst_too_large.yaml",
-        ":5:9: limit 'rps': burst is too large (at most 2^40)"),
-    BAD("comments_only.yaml",
-        ":1:1: empty file: expected a mapping with 'version: 1'"),
-    BAD("complex_key.yaml",
-        ":2:3: mapping keys must be strings, got a sequence"),
-    BAD("control_char.yaml",
-        ":3:28: control characters are not allowed (U+0001)"),
+    BAD("bad_tier_name.yaml", ":3:3: invalid tier name 'free tier' (1-63 of A-Z a-z 0-9 _ . : -)"),
+    BAD("burst_float.yaml", ":5:40: 'burst' must be a decimal integer, got '1.5'"),
+    BAD("burst_hex.yaml", ":5:40: 'burst' must be a decimal integer, got '0x10'"),
+    BAD("burst_plus.yaml", ":5:40: 'burst' must be a decimal integer, got '+10'"),
+    BAD("burst_refill.yaml", ":5:9: limit 'weekly': burst takes more than 50 years to refill"),
+    BAD("burst_string.yaml", ":5:40: 'burst' must be an integer, got the string '10'"),
+    BAD("burst_too_large.yaml", ":5:9: limit 'rps': burst is too large (at most 2^40)"),
+    BAD("comments_only.yaml", ":1:1: empty file: expected a mapping with 'version: 1'"),
+    BAD("complex_key.yaml", ":2:3: mapping keys must be strings, got a sequence"),
+    BAD("control_char.yaml", ":3:28: control characters are not allowed (U+0001)"),
     BAD("control_match.yaml",
         ":5:14: invalid key pattern 'ip:?*' (1-512 bytes of UTF-8 without control characters)"),
     BAD("count_too_large.yaml",
         ":5:28: invalid rate '1099511627777/s': count is too large (at most 2^40)"),
-    BAD("custom_tag.yaml",
-        ":2:8: unsupported tag '!tiers' (only !!str, !!int, !!bool, !!null, !!map and !!seq are allowed)"),
-    BAD("deep_nesting.yaml",
-        ":2:35: nesting too deep (more than 32 levels)"),
-    BAD("dup_key.yaml",
-        ":4:1: duplicate key 'tiers' (first at 2:1)"),
-    BAD("dup_key_limit.yaml",
-        ":5:33: duplicate key 'rate' (first at 5:22)"),
-    BAD("dup_limit.yaml",
-        ":6:17: duplicate limit 'rps' in tier 'free' (first at 5:17)"),
-    BAD("dup_tier.yaml",
-        ":5:3: duplicate tier 'free' (first at 3:3)"),
-    BAD("empty.yaml",
-        ":1:1: empty file: expected a mapping with 'version: 1'"),
-    BAD("empty_limits.yaml",
-        ":4:13: tier 'free' has no limits (the list is empty)"),
+    BAD("custom_tag.yaml", ":2:8: unsupported tag '!tiers' (only !!str, !!int, !!bool, !!null, "
+                           "!!map and !!seq are allowed)"),
+    BAD("deep_nesting.yaml", ":2:35: nesting too deep (more than 32 levels)"),
+    BAD("dup_key.yaml", ":4:1: duplicate key 'tiers' (first at 2:1)"),
+    BAD("dup_key_limit.yaml", ":5:33: duplicate key 'rate' (first at 5:22)"),
+    BAD("dup_limit.yaml", ":6:17: duplicate limit 'rps' in tier 'free' (first at 5:17)"),
+    BAD("dup_tier.yaml", ":5:3: duplicate tier 'free' (first at 3:3)"),
+    BAD("empty.yaml", ":1:1: empty file: expected a mapping with 'version: 1'"),
+    BAD("empty_limits.yaml", ":4:13: tier 'free' has no limits (the list is empty)"),
     BAD("empty_match.yaml",
         ":5:14: invalid key pattern '' (1-512 bytes of UTF-8 without control characters)"),
-    BAD("empty_tier.yaml",
-        ":3:3: tier 'free' has no limits (give 'limits' or 'unlimited: true')"),
-    BAD("float_tag.yaml",
-        ":1:10: unsupported tag '!!float' (only !!str, !!int, !!bool, !!null, !!map and !!seq are allowed)"),
-    BAD("keys_mapping.yaml",
-        ":5:3: 'keys' must be a sequence of rules, got a mapping"),
-    BAD("keys_null.yaml",
-        ":2:6: 'keys' must be a sequence of rules, got null"),
+    BAD("empty_tier.yaml", ":3:3: tier 'free' has no limits (give 'limits' or 'unlimited: true')"),
+    BAD("float_tag.yaml", ":1:10: unsupported tag '!!float' (only !!str, !!int, !!bool, !!null, "
+                          "!!map and !!seq are allowed)"),
+    BAD("keys_mapping.yaml", ":5:3: 'keys' must be a sequence of rules, got a mapping"),
+    BAD("keys_null.yaml", ":2:6: 'keys' must be a sequence of rules, got null"),
     BAD("limit_scalar.yaml",
         ":5:9: each limit must be a mapping with 'name' and 'rate', got '5/s'"),
-    BAD("limits_mapping.yaml",
-        ":4:13: 'limits' must be a sequence, got a mapping"),
+    BAD("limits_mapping.yaml", ":4:13: 'limits' must be a sequence, got a mapping"),
     BAD("long_limit_name.yaml",
-        ":5:17: invalid limit name 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' (1-63 of A-Z a-z 0-9 _ . : -)"),
-    BAD("missing_match.yaml",
-        ":5:5: key rule is missing 'match'"),
-    BAD("missing_name.yaml",
-        ":5:9: limit is missing 'name'"),
-    BAD("missing_rate.yaml",
-        ":5:9: limit 'rps' is missing 'rate'"),
-    BAD("missing_rule_tier.yaml",
-        ":5:5: key rule is missing 'tier'"),
+        ":5:17: invalid limit name 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' (1-63 of A-Z a-z "
+        "0-9 _ . : -)"),
+    BAD("missing_match.yaml", ":5:5: key rule is missing 'match'"),
+    BAD("missing_name.yaml", ":5:9: limit is missing 'name'"),
+    BAD("missing_rate.yaml", ":5:9: limit 'rps' is missing 'rate'"),
+    BAD("missing_rule_tier.yaml", ":5:5: key rule is missing 'tier'"),
     BAD("missing_unit.yaml",
         ":5:28: invalid rate '5/30': missing unit (e.g. 5/s, 100/30s, 600/min)"),
-    BAD("missing_version.yaml",
-        ":2:1: missing 'version' (this format is 'version: 1')"),
-    BAD("negative_burst.yaml",
-        ":5:40: 'burst' must not be negative"),
-    BAD("negative_rate.yaml",
-        ":5:28: invalid rate '-5/s': count must not be negative"),
-    BAD("not_utf8.yaml",
-        ":3:5: invalid UTF-8 byte 0xFF (the file must be UTF-8)"),
-    BAD("nul_in_name.yaml",
-        ":5:17: 'name' must not contain NUL bytes"),
-    BAD("null_document.yaml",
-        ":2:1: expected a mapping with 'version: 1', got null"),
-    BAD("overflow_burst.yaml",
-        ":5:40: 'burst' is too large"),
+    BAD("missing_version.yaml", ":2:1: missing 'version' (this format is 'version: 1')"),
+    BAD("negative_burst.yaml", ":5:40: 'burst' must not be negative"),
+    BAD("negative_rate.yaml", ":5:28: invalid rate '-5/s': count must not be negative"),
+    BAD("not_utf8.yaml", ":3:5: invalid UTF-8 byte 0xFF (the file must be UTF-8)"),
+    BAD("nul_in_name.yaml", ":5:17: 'name' must not contain NUL bytes"),
+    BAD("null_document.yaml", ":2:1: expected a mapping with 'version: 1', got null"),
+    BAD("overflow_burst.yaml", ":5:40: 'burst' is too large"),
     BAD("overflow_rate.yaml",
         ":5:28: invalid rate '99999999999999999999999/s': count is too large (at most 2^40)"),
     BAD("period_too_long.yaml",
         ":5:29: invalid rate '1/3000w': period is too long (at most 50 years)"),
-    BAD("rate_not_string.yaml",
-        ":5:28: 'rate' must be a string, got a sequence"),
+    BAD("rate_not_string.yaml", ":5:28: 'rate' must be a string, got a sequence"),
     BAD("rate_space.yaml",
         ":5:28: invalid rate '5 / s': expected COUNT/PERIOD, e.g. 600/min or 100/30s"),
-    BAD("root_scalar.yaml",
-        ":1:1: expected a mapping with 'version: 1', got 'hello'"),
-    BAD("root_sequence.yaml",
-        ":1:1: expected a mapping with 'version: 1', got a sequence"),
+    BAD("root_scalar.yaml", ":1:1: expected a mapping with 'version: 1', got 'hello'"),
+    BAD("root_sequence.yaml", ":1:1: expected a mapping with 'version: 1', got a sequence"),
     BAD("scalar_for_mapping.yaml",
         ":2:8: 'tiers' must be a mapping of tier names to tiers, got 'free'"),
     BAD("scalar_tier.yaml",
         ":3:9: tier 'free' must be a mapping with 'limits' or 'unlimited', got '5/s'"),
-    BAD("seq_for_scalar.yaml",
-        ":5:17: 'name' must be a string, got a sequence"),
-    BAD("syntax.yaml",
-        ":3:21: syntax error: did not find expected node content (while parsing a flow node at 3:21)"),
-    BAD("tab_indent.yaml",
-        ":3:1: syntax error: found character that cannot start any token (while scanning for the next token at 3:1)"),
-    BAD("tag_mismatch.yaml",
-        ":2:8: tag !!seq does not fit a mapping"),
-    BAD("too_many_limits.yaml",
-        ":13:9: tier 'big' has more than 8 limits"),
+    BAD("seq_for_scalar.yaml", ":5:17: 'name' must be a string, got a sequence"),
+    BAD("syntax.yaml", ":3:21: syntax error: did not find expected node content (while parsing a "
+                       "flow node at 3:21)"),
+    BAD("tab_indent.yaml", ":3:1: syntax error: found character that cannot start any token (while "
+                           "scanning for the next token at 3:1)"),
+    BAD("tag_mismatch.yaml", ":2:8: tag !!seq does not fit a mapping"),
+    BAD("too_many_limits.yaml", ":13:9: tier 'big' has more than 8 limits"),
     BAD("truncated_utf8.yaml",
         ":2:8: invalid UTF-8 sequence starting with byte 0xE2 (the file must be UTF-8)"),
-    BAD("two_docs.yaml",
-        ":2:1: only one document is allowed"),
-    BAD("unknown_default_tier.yaml",
-        ":2:15: default_tier 'gold' is not a defined tier"),
+    BAD("two_docs.yaml", ":2:1: only one document is allowed"),
+    BAD("unknown_default_tier.yaml", ":2:15: default_tier 'gold' is not a defined tier"),
     BAD("unknown_field.yaml",
         ":2:1: unknown field 'tier' (allowed: version, default_tier, fail_mode, tiers, keys)"),
-    BAD("unknown_field_limit.yaml",
-        ":5:33: unknown field 'brust' in limit (allowed: name, rate, burst, resource, concurrent, algorithm)"),
+    BAD("unknown_field_limit.yaml", ":5:33: unknown field 'brust' in limit (allowed: name, rate, "
+                                    "burst, resource, concurrent, algorithm)"),
     BAD("unknown_field_rule.yaml",
         ":5:34: unknown field 'priority' in key rule (allowed: match, tier)"),
     BAD("unknown_field_tier.yaml",
         ":5:5: unknown field 'description' in tier 'free' (allowed: limits, unlimited)"),
-    BAD("unknown_rule_tier.yaml",
-        ":6:30: tier 'gold' is not a defined tier"),
-    BAD("unknown_unit.yaml",
-        ":5:28: invalid rate '5/fortnight': unknown unit 'fortnight' (use ns, us, ms, s, min, h, day or week)"),
+    BAD("unknown_rule_tier.yaml", ":6:30: tier 'gold' is not a defined tier"),
+    BAD("unknown_unit.yaml", ":5:28: invalid rate '5/fortnight': unknown unit 'fortnight' (use ns, "
+                             "us, ms, s, min, h, day or week)"),
     BAD("unlimited_false.yaml",
         ":3:3: tier 'free' has no limits (give 'limits' or 'unlimited: true')"),
-    BAD("unlimited_not_bool.yaml",
-        ":3:22: 'unlimited' must be true or false, got 'yes'"),
-    BAD("unlimited_string.yaml",
-        ":3:22: 'unlimited' must be true or false, got the string 'true'"),
-    BAD("unlimited_with_limits.yaml",
-        ":5:5: tier 'free' is unlimited and cannot also have limits"),
-    BAD("utf16.yaml",
-        ":1:1: invalid UTF-8 byte 0xFF (the file must be UTF-8)"),
-    BAD("version_2.yaml",
-        ":1:10: unsupported version 2 (only version 1 is known)"),
-    BAD("version_float.yaml",
-        ":1:10: 'version' must be a decimal integer, got '1.0'"),
-    BAD("version_string.yaml",
-        ":1:10: 'version' must be an integer, got the string '1'"),
-    BAD("window_burst.yaml",
-        ":5:63: limit 'rpm': 'burst' cannot go with 'algorithm: sliding_window' (a sliding window admits its count per period)"),
-    BAD("zero_burst.yaml",
-        ":5:40: 'burst' must be at least 1"),
-    BAD("zero_period.yaml",
-        ":5:28: invalid rate '5/0s': period must be positive"),
-    BAD("zero_rate.yaml",
-        ":5:28: invalid rate '0/s': count must be at least 1"),
+    BAD("unlimited_not_bool.yaml", ":3:22: 'unlimited' must be true or false, got 'yes'"),
+    BAD("unlimited_string.yaml", ":3:22: 'unlimited' must be true or false, got the string 'true'"),
+    BAD("unlimited_with_limits.yaml", ":5:5: tier 'free' is unlimited and cannot also have limits"),
+    BAD("utf16.yaml", ":1:1: invalid UTF-8 byte 0xFF (the file must be UTF-8)"),
+    BAD("version_2.yaml", ":1:10: unsupported version 2 (only version 1 is known)"),
+    BAD("version_float.yaml", ":1:10: 'version' must be a decimal integer, got '1.0'"),
+    BAD("version_string.yaml", ":1:10: 'version' must be an integer, got the string '1'"),
+    BAD("window_burst.yaml", ":5:63: limit 'rpm': 'burst' cannot go with 'algorithm: "
+                             "sliding_window' (a sliding window admits its count per period)"),
+    BAD("zero_burst.yaml", ":5:40: 'burst' must be at least 1"),
+    BAD("zero_period.yaml", ":5:28: invalid rate '5/0s': period must be positive"),
+    BAD("zero_rate.yaml", ":5:28: invalid rate '0/s': count must be at least 1"),
 };
 
 static const char *const good_files[] = {
-    "algorithms.yaml", "block_style.yaml", "bom.yaml",   "crlf_utf8.yaml",
+    "algorithms.yaml", "block_style.yaml", "bom.yaml",    "crlf_utf8.yaml",
     "minimal.yaml",    "resources.yaml",   "tagged.yaml", "units.yaml",
 };
 
@@ -492,16 +441,16 @@ static void test_buffer(void **state)
     char err[256];
     unsigned char *big;
     (void)state;
-    assert_int_equal(rl_cfg_parse_buffer("mem", (const unsigned char *)yaml, strlen(yaml), &p,
-                                         err, sizeof err),
-                     RL_OK);
+    assert_int_equal(
+        rl_cfg_parse_buffer("mem", (const unsigned char *)yaml, strlen(yaml), &p, err, sizeof err),
+        RL_OK);
     assert_int_equal(p.n_tiers, 1);
     rl_policy_free(&p);
 
     /* Messages name what the caller passed, or a placeholder. */
-    assert_int_equal(rl_cfg_parse_buffer("inline", (const unsigned char *)"version: 3", 10, &p,
-                                         err, sizeof err),
-                     RL_ECONFIG);
+    assert_int_equal(
+        rl_cfg_parse_buffer("inline", (const unsigned char *)"version: 3", 10, &p, err, sizeof err),
+        RL_ECONFIG);
     assert_string_equal(err, "inline:1:10: unsupported version 3 (only version 1 is known)");
     assert_int_equal(rl_cfg_parse_buffer(NULL, (const unsigned char *)"", 0, &p, err, sizeof err),
                      RL_ECONFIG);
@@ -510,9 +459,9 @@ static void test_buffer(void **state)
     assert_string_equal(err, "n:1:1: empty file: expected a mapping with 'version: 1'");
 
     /* A NUL byte in the input is a control character for YAML. */
-    assert_int_equal(rl_cfg_parse_buffer("z", (const unsigned char *)"version: 1\0x", 12, &p, err,
-                                         sizeof err),
-                     RL_ECONFIG);
+    assert_int_equal(
+        rl_cfg_parse_buffer("z", (const unsigned char *)"version: 1\0x", 12, &p, err, sizeof err),
+        RL_ECONFIG);
     assert_string_equal(err, "z:1:11: control characters are not allowed (U+0000)");
 
     /* Over the cap is refused before parsing; at the cap is parsed. */
@@ -523,8 +472,7 @@ static void test_buffer(void **state)
     assert_int_equal(rl_cfg_parse_buffer("big", big, RL_CFG_MAX_BYTES + 1, &p, err, sizeof err),
                      RL_ECONFIG);
     assert_string_equal(err, "big:1:1: file too large (more than 1048576 bytes)");
-    assert_int_equal(rl_cfg_parse_buffer("big", big, RL_CFG_MAX_BYTES, &p, err, sizeof err),
-                     RL_OK);
+    assert_int_equal(rl_cfg_parse_buffer("big", big, RL_CFG_MAX_BYTES, &p, err, sizeof err), RL_OK);
     rl_policy_free(&p);
     free(big);
 
@@ -546,9 +494,9 @@ static void test_file_errors(void **state)
     int fd;
     size_t i;
     (void)state;
-    assert_int_equal(rl_cfg_parse_file(RL_SOURCE_DIR "/tests/config/no-such.yaml", &p, err,
-                                       sizeof err),
-                     RL_ESTORE);
+    assert_int_equal(
+        rl_cfg_parse_file(RL_SOURCE_DIR "/tests/config/no-such.yaml", &p, err, sizeof err),
+        RL_ESTORE);
     assert_string_equal(err, RL_SOURCE_DIR
                         "/tests/config/no-such.yaml: cannot read: No such file or directory");
     assert_int_equal(p.n_tiers, 0);
@@ -584,9 +532,9 @@ static void test_limit_checks_match_api(void **state)
     rl_policy p;
     char err[256];
     (void)state;
-    assert_int_equal(rl_cfg_parse_buffer("x", (const unsigned char *)yaml, strlen(yaml), &p, err,
-                                         sizeof err),
-                     RL_OK);
+    assert_int_equal(
+        rl_cfg_parse_buffer("x", (const unsigned char *)yaml, strlen(yaml), &p, err, sizeof err),
+        RL_OK);
     assert_int_equal(p.tiers[0].limits[0].count, RL_COUNT_MAX);
     assert_int_equal(p.tiers[0].limits[1].period_ns, RL_PERIOD_MAX);
     rl_policy_free(&p);

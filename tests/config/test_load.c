@@ -49,8 +49,14 @@ static int setup(void **state, int kind)
     return 0;
 }
 
-static int setup_sqlite(void **state) { return setup(state, STORE_SQLITE); }
-static int setup_redis(void **state) { return setup(state, STORE_REDIS); }
+static int setup_sqlite(void **state)
+{
+    return setup(state, STORE_SQLITE);
+}
+static int setup_redis(void **state)
+{
+    return setup(state, STORE_REDIS);
+}
 
 static int teardown(void **state)
 {
@@ -83,21 +89,20 @@ static rl *open_db(fx *f, const rl_limit *defaults, size_t n)
     return r;
 }
 
-static const char *const policy_a =
-    "version: 1\n"
-    "default_tier: free\n"
-    "tiers:\n"
-    "  free:\n"
-    "    limits:\n"
-    "      - { name: rps, rate: 5/s, burst: 10 }\n"
-    "  pro:\n"
-    "    limits:\n"
-    "      - { name: rpm, rate: 600/min, burst: 50 }\n"
-    "      - { name: tpm, rate: 90000/min, resource: tokens }\n"
-    "  unlimited: { unlimited: true }\n"
-    "keys:\n"
-    "  - { match: \"user:admin-*\", tier: unlimited }\n"
-    "  - { match: \"ip:*\", tier: pro }\n";
+static const char *const policy_a = "version: 1\n"
+                                    "default_tier: free\n"
+                                    "tiers:\n"
+                                    "  free:\n"
+                                    "    limits:\n"
+                                    "      - { name: rps, rate: 5/s, burst: 10 }\n"
+                                    "  pro:\n"
+                                    "    limits:\n"
+                                    "      - { name: rpm, rate: 600/min, burst: 50 }\n"
+                                    "      - { name: tpm, rate: 90000/min, resource: tokens }\n"
+                                    "  unlimited: { unlimited: true }\n"
+                                    "keys:\n"
+                                    "  - { match: \"user:admin-*\", tier: unlimited }\n"
+                                    "  - { match: \"ip:*\", tier: pro }\n";
 
 static int collect_tier(void *ctx, const rl_tier_info *t)
 {
@@ -221,7 +226,7 @@ static void test_other_process_load_applies(void **state)
         close(to_parent[0]);
         r = open_db(f, NULL, 0);
         ok = rl_allow(r, "user:x", 10, &res) == RL_OK && res.allowed &&
-                 strcmp(res.limit_name, "rps") == 0;
+             strcmp(res.limit_name, "rps") == 0;
         ok &= write(to_parent[1], "1", 1) == 1;
         ok &= read(to_child[0], &c, 1) == 1;
         /* policy B gives free a burst of 3: a cost of 10 can never pass */
@@ -279,8 +284,9 @@ static void test_reload_rescales(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
-              cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
+#define T(fn)                                                    \
+    cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
+        cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
     const struct CMUnitTest tests[] = {
         T(test_load_and_resolve),
         T(test_bad_files_change_nothing),

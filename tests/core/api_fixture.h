@@ -49,12 +49,12 @@ int setup_redis(void **state);
 int teardown(void **state);
 
 /* A test on every store, and on the stores that two handles share. */
-#define BOTH(fn) \
-    cmocka_unit_test_setup_teardown(fn, setup_mem, teardown), \
+#define BOTH(fn)                                                     \
+    cmocka_unit_test_setup_teardown(fn, setup_mem, teardown),        \
+        cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
+        cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
+#define SHARED(fn)                                               \
     cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
-    cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
-#define SHARED(fn) \
-    cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
-    cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
+        cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
 
 #endif

@@ -62,11 +62,11 @@
 
 __extension__ typedef __int128 i128;
 
-#define MAXL 3      /* limits per tier in the traces */
-#define NKEYS 4     /* keys per segment */
-#define NRES 3      /* requests, tokens, other (no limit ever counts "other") */
-#define NTIERS 3    /* default, alt, unl (unlimited) */
-#define LOGN 24     /* operations shown on a mismatch */
+#define MAXL 3   /* limits per tier in the traces */
+#define NKEYS 4  /* keys per segment */
+#define NRES 3   /* requests, tokens, other (no limit ever counts "other") */
+#define NTIERS 3 /* default, alt, unl (unlimited) */
+#define LOGN 24  /* operations shown on a mismatch */
 #define LOGW 640
 
 extern const char *const RES_NAME[NRES];
@@ -79,7 +79,7 @@ extern const int64_t T0;
 
 typedef struct mlimit {
     char name[16];
-    int res;          /* index in RES_NAME */
+    int res;                      /* index in RES_NAME */
     int64_t count, period, burst; /* burst as given to rl_tier_set */
     int algo;
 } mlimit;
@@ -103,16 +103,16 @@ typedef struct mslot {
 
 typedef struct mkey {
     char name[48];
-    int exists;       /* decided at least once since the last reset */
-    int known;        /* assigned or penalized: AMBIGUOUS whether "seen" */
+    int exists; /* decided at least once since the last reset */
+    int known;  /* assigned or penalized: AMBIGUOUS whether "seen" */
     int64_t allowed, refused, units, first_seen, last_seen, max_seen;
-    int assigned;     /* tier index, -1: none (the tier "default" applies) */
-    int slots_tier;   /* the tier whose limits slot[] belongs to, -1: none */
+    int assigned;   /* tier index, -1: none (the tier "default" applies) */
+    int slots_tier; /* the tier whose limits slot[] belongs to, -1: none */
     mslot slot[MAXL];
     int cd_has[NRES + 1]; /* [0]: every resource, [1 + r]: resource r */
     int64_t cd_end[NRES + 1];
-    unsigned gen;     /* bumped by rl_reset */
-    unsigned agen;    /* bumped by rl_key_assign */
+    unsigned gen;  /* bumped by rl_reset */
+    unsigned agen; /* bumped by rl_key_assign */
 } mkey;
 
 typedef struct model {
@@ -148,13 +148,13 @@ typedef struct xres {
     int rc;
     int allowed;
     int64_t retry;
-    int skip;        /* only rc and allowed are defined (AMBIGUOUS cases) */
-    int win_other;   /* a sliding window's own wait is shorter than the delay */
-    int win_behind;  /* AMBIGUOUS: admitted after the delay, a window would count
+    int skip;       /* only rc and allowed are defined (AMBIGUOUS cases) */
+    int win_other;  /* a sliding window's own wait is shorter than the delay */
+    int win_behind; /* AMBIGUOUS: admitted after the delay, a window would count
                         it before the window the key has moved to */
-    int amb;         /* AMBIGUOUS in the documents: not generated */
-    int no_limit;    /* no limit applied: limit_name "" */
-    int unlimited;   /* every key unlimited: remaining INT64_MAX */
+    int amb;        /* AMBIGUOUS in the documents: not generated */
+    int no_limit;   /* no limit applied: limit_name "" */
+    int unlimited;  /* every key unlimited: remaining INT64_MAX */
     int nc;
     xcand c[RL_MAX_KEYS * (MAXL + 1)];
 } xres;
@@ -178,8 +178,8 @@ typedef struct mresv {
 
 enum { M_ALLOW, M_RESERVE, M_WAIT };
 
-int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, int64_t lim,
-               int dry, xres *x, mresv *rec);
+int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, int64_t lim, int dry,
+               xres *x, mresv *rec);
 void m_cancel(const mresv *rv);
 
 #endif

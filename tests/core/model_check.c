@@ -46,8 +46,7 @@ void dump_tiers(const mtier *tiers)
 }
 
 /* Records the first mismatch; tag names its kind (the shrinker keeps it). */
-__attribute__((format(printf, 3, 4))) void mismatch(drv *d, const char *tag,
-                                                    const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) void mismatch(drv *d, const char *tag, const char *fmt, ...)
 {
     va_list ap;
     if (d->failed)
@@ -63,7 +62,8 @@ void check_errmsg(drv *d, int rc)
 {
 #ifndef KNOWN_ISSUE_15_7
     if (rc == RL_OK && strcmp(rl_errmsg(d->r), "no error") != 0)
-        mismatch(d, "rl_errmsg", "rl_errmsg after RL_OK is \"%s\", api.md: \"no error\" after a success",
+        mismatch(d, "rl_errmsg",
+                 "rl_errmsg after RL_OK is \"%s\", api.md: \"no error\" after a success",
                  rl_errmsg(d->r));
 #else
     (void)d;
@@ -73,8 +73,9 @@ void check_errmsg(drv *d, int rc)
 
 static void fmt_res(char *b, size_t n, int rc, const rl_result *r)
 {
-    snprintf(b, n, "rc=%d allowed=%d limit=%lld remaining=%lld retry=%lld reset=%lld name=\"%s\" "
-                   "key_index=%d degraded=%d",
+    snprintf(b, n,
+             "rc=%d allowed=%d limit=%lld remaining=%lld retry=%lld reset=%lld name=\"%s\" "
+             "key_index=%d degraded=%d",
              rc, r->allowed, (long long)r->limit, (long long)r->remaining,
              (long long)r->retry_after_ns, (long long)r->reset_after_ns, r->limit_name,
              r->key_index, r->degraded);
@@ -86,7 +87,8 @@ static void fmt_x(char *b, size_t n, const xres *x)
     int i;
     snprintf(b, n, "rc=%d allowed=%d retry=%lld%s%s%s deciding one of:", x->rc, x->allowed,
              (long long)x->retry, x->skip ? " (only rc/allowed defined)" : "",
-             x->no_limit ? " no limit (name \"\")" : "", x->unlimited ? " remaining=INT64_MAX" : "");
+             x->no_limit ? " no limit (name \"\")" : "",
+             x->unlimited ? " remaining=INT64_MAX" : "");
     for (i = 0; i < x->nc; i++) {
         len = strlen(b);
         if (x->c[i].cooldown)
@@ -99,8 +101,7 @@ static void fmt_x(char *b, size_t n, const xres *x)
 }
 
 /* Compares rl's answer with the model's; logs rl's. */
-void compare(drv *d, const char *what, const xres *x, int rc, const rl_result *res,
-             int check_msg)
+void compare(drv *d, const char *what, const xres *x, int rc, const rl_result *res, int check_msg)
 {
     char a[512], b[1024], tag[128];
     const char *bad = NULL;
@@ -192,7 +193,8 @@ void check_stats(drv *d, int ki)
         snprintf(why, sizeof why, "tier_source %d, model RL_TIER_ASSIGNED", st.tier_source);
     } else if (st.allowed != k->allowed || st.refused != k->refused || st.units != k->units) {
         snprintf(tag, sizeof tag, "counters");
-        snprintf(why, sizeof why, "counters allowed/refused/units %lld/%lld/%lld, model %lld/%lld/%lld",
+        snprintf(why, sizeof why,
+                 "counters allowed/refused/units %lld/%lld/%lld, model %lld/%lld/%lld",
                  (long long)st.allowed, (long long)st.refused, (long long)st.units,
                  (long long)k->allowed, (long long)k->refused, (long long)k->units);
     }
@@ -202,15 +204,16 @@ void check_stats(drv *d, int ki)
                            (st.last_seen_ns != k->last_seen && st.last_seen_ns != k->max_seen))) {
         snprintf(tag, sizeof tag, "first/last_seen");
         snprintf(why, sizeof why, "first/last_seen %lld/%lld, model %lld/%lld",
-                 (long long)st.first_seen_ns, (long long)st.last_seen_ns,
-                 (long long)k->first_seen, (long long)k->last_seen);
+                 (long long)st.first_seen_ns, (long long)st.last_seen_ns, (long long)k->first_seen,
+                 (long long)k->last_seen);
     } else if (st.cooldown_ns != (gcd == INT64_MIN ? 0 : gcd - M.now)) {
         snprintf(tag, sizeof tag, "cooldown_ns");
         snprintf(why, sizeof why, "cooldown_ns %lld, model %lld", (long long)st.cooldown_ns,
                  (long long)(gcd == INT64_MIN ? 0 : gcd - M.now));
     } else if (st.n_limits != (tr->unlimited ? 0 : tr->n)) {
         snprintf(tag, sizeof tag, "n_limits");
-        snprintf(why, sizeof why, "n_limits %zu, model %zu", st.n_limits, tr->unlimited ? 0 : tr->n);
+        snprintf(why, sizeof why, "n_limits %zu, model %zu", st.n_limits,
+                 tr->unlimited ? 0 : tr->n);
     }
     for (li = 0; !why[0] && !tr->unlimited && li < tr->n; li++) {
         const mlimit *l = &tr->l[li];

@@ -30,8 +30,17 @@
  * minimal trace. */
 
 enum {
-    O_ALLOW, O_ACQUIRE, O_ACQKEYS, O_BATCH, O_RESERVE, O_CANCEL, O_WAIT, O_PENALIZE,
-    O_RESET, O_ASSIGN, O_STATS
+    O_ALLOW,
+    O_ACQUIRE,
+    O_ACQKEYS,
+    O_BATCH,
+    O_RESERVE,
+    O_CANCEL,
+    O_WAIT,
+    O_PENALIZE,
+    O_RESET,
+    O_ASSIGN,
+    O_STATS
 };
 
 #define MAXB 6 /* items of a batch */
@@ -42,10 +51,10 @@ typedef struct op {
     int nk, ks[NKEYS], dupkey; /* keys (dupkey: the last repeats the first) */
     int n;                     /* costs, or batch items */
     int res[NRES + 1], null_res[NRES + 1];
-    int64_t amt[MAXB];         /* amounts, or batch costs */
-    int bk[MAXB];              /* batch keys */
-    int64_t cost, lim;         /* cost; max_delay, timeout or duration */
-    int arg;                   /* penalize: 0 NULL, 1 + resource; assign: tier or -1;
+    int64_t amt[MAXB]; /* amounts, or batch costs */
+    int bk[MAXB];      /* batch keys */
+    int64_t cost, lim; /* cost; max_delay, timeout or duration */
+    int arg;           /* penalize: 0 NULL, 1 + resource; assign: tier or -1;
                                   cancel: the index of the O_RESERVE */
 } op;
 
@@ -66,8 +75,8 @@ typedef struct drv {
     mtier tiers[NTIERS]; /* the segment's policy */
     op *ops;             /* the segment's operations */
     size_t nops, cap;
-    mresv *rv;           /* per operation: the reservation it made */
-    char *done;          /* per operation: executed */
+    mresv *rv;  /* per operation: the reservation it made */
+    char *done; /* per operation: executed */
 } drv;
 
 /* model_gen.c */
@@ -89,11 +98,9 @@ int64_t drv_clock(void *ctx);
 char *logline(drv *d);
 __attribute__((format(printf, 2, 3))) void logf_(drv *d, const char *fmt, ...);
 void dump_tiers(const mtier *tiers);
-__attribute__((format(printf, 3, 4))) void mismatch(drv *d, const char *tag,
-                                                    const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) void mismatch(drv *d, const char *tag, const char *fmt, ...);
 void check_errmsg(drv *d, int rc);
-void compare(drv *d, const char *what, const xres *x, int rc, const rl_result *res,
-             int check_msg);
+void compare(drv *d, const char *what, const xres *x, int rc, const rl_result *res, int check_msg);
 void check_stats(drv *d, int ki);
 
 #endif

@@ -191,8 +191,8 @@ static int ex_reserve(drv *d, const op *o, mresv *m)
     if (bad) {
         char tag[64];
         snprintf(tag, sizeof tag, "rl_reserve: %s", bad);
-        mismatch(d, tag, "rl_reserve: %s: model rc=%d ok=%d delay=%lld time_to_act=%lld", bad,
-                 x.rc, x.allowed, (long long)dl,
+        mismatch(d, tag, "rl_reserve: %s: model rc=%d ok=%d delay=%lld time_to_act=%lld", bad, x.rc,
+                 x.allowed, (long long)dl,
                  (long long)((i128)M.now + dl > INT64_MAX ? INT64_MAX : M.now + dl));
     }
     check_errmsg(d, rc);
@@ -338,8 +338,8 @@ static int ex_penalize(drv *d, const op *o)
         return 0;
     if (xrc == RL_OK && (i128)M.now + dur > INT64_MAX)
         return 0;
-    logf_(d, "%lld penalize %s %s %lld", (long long)M.now, k->name,
-          ri ? RES_NAME[ri - 1] : "NULL", (long long)dur);
+    logf_(d, "%lld penalize %s %s %lld", (long long)M.now, k->name, ri ? RES_NAME[ri - 1] : "NULL",
+          (long long)dur);
     rc = rl_penalize(d->r, k->name, ri ? RES_NAME[ri - 1] : NULL, dur);
     logf_(d, " -> rc=%d", rc);
     d->compared++;
@@ -424,24 +424,41 @@ int exec_op(drv *d, const op *o, size_t idx)
          * the clock does not step back over the end of one */
         for (i = 0; i < NKEYS; i++)
             for (j = 0; j <= NRES; j++)
-                if (M.key[i].cd_has[j] && M.key[i].cd_end[j] > o->t &&
-                    M.key[i].cd_end[j] <= d->now)
+                if (M.key[i].cd_has[j] && M.key[i].cd_end[j] > o->t && M.key[i].cd_end[j] <= d->now)
                     return 0;
     }
     d->step++;
     logline(d)[0] = 0;
     set_clock(d, o->t);
     switch (o->kind) {
-    case O_ALLOW: ran = ex_allow(d, o); break;
+    case O_ALLOW:
+        ran = ex_allow(d, o);
+        break;
     case O_ACQUIRE:
-    case O_ACQKEYS: ran = ex_acquire(d, o); break;
-    case O_BATCH: ran = ex_batch(d, o); break;
-    case O_RESERVE: ran = ex_reserve(d, o, &d->rv[idx]); break;
-    case O_CANCEL: ran = ex_cancel(d, o); break;
-    case O_WAIT: ran = ex_wait(d, o); break;
-    case O_PENALIZE: ran = ex_penalize(d, o); break;
-    case O_RESET: ran = ex_reset(d, o); break;
-    case O_ASSIGN: ran = ex_assign(d, o); break;
+    case O_ACQKEYS:
+        ran = ex_acquire(d, o);
+        break;
+    case O_BATCH:
+        ran = ex_batch(d, o);
+        break;
+    case O_RESERVE:
+        ran = ex_reserve(d, o, &d->rv[idx]);
+        break;
+    case O_CANCEL:
+        ran = ex_cancel(d, o);
+        break;
+    case O_WAIT:
+        ran = ex_wait(d, o);
+        break;
+    case O_PENALIZE:
+        ran = ex_penalize(d, o);
+        break;
+    case O_RESET:
+        ran = ex_reset(d, o);
+        break;
+    case O_ASSIGN:
+        ran = ex_assign(d, o);
+        break;
     default:
         logf_(d, "%lld stats %s", (long long)M.now, M.key[o->ks[0]].name);
         check_stats(d, o->ks[0]);

@@ -42,8 +42,9 @@ static int64_t pick_count(void)
 static int64_t pick_period(void)
 {
     static const int64_t periods[] = {
-        1, 7, 1000, RL_MILLISECOND, 250 * RL_MILLISECOND, RL_SECOND, RL_SECOND, 3 * RL_SECOND,
-        RL_MINUTE, RL_MINUTE, RL_HOUR, RL_DAY, 7 * RL_DAY, 366 * RL_DAY,
+        1,         7,         1000,          RL_MILLISECOND, 250 * RL_MILLISECOND,
+        RL_SECOND, RL_SECOND, 3 * RL_SECOND, RL_MINUTE,      RL_MINUTE,
+        RL_HOUR,   RL_DAY,    7 * RL_DAY,    366 * RL_DAY,
     };
     if (chance(2))
         return Y50;
@@ -97,18 +98,48 @@ static void gen_bad_limit(rl_limit *r, char *what, size_t n)
 #endif
     *r = (rl_limit)RL_LIMIT("bad", NULL, 10, RL_SECOND, 0);
     switch (k) {
-    case 0: r->count = 0; snprintf(what, n, "count 0"); break;
-    case 1: r->count = ((int64_t)1 << 40) + 1; snprintf(what, n, "count 2^40+1"); break;
-    case 2: r->burst = ((int64_t)1 << 40) + 1; r->count = 1 << 20;
-            snprintf(what, n, "burst 2^40+1"); break;
-    case 3: r->period_ns = Y50 + 1; r->count = 1 << 20; snprintf(what, n, "period 50y+1"); break;
-    case 4: r->burst = -1; snprintf(what, n, "burst -1"); break;
-    case 5: r->count = 1; r->period_ns = Y50; r->burst = 2;
-            snprintf(what, n, "burst takes 100 years to refill"); break;
-    case 6: r->algorithm = 3 + (int)rn(5); snprintf(what, n, "algorithm %d", r->algorithm); break;
-    case 7: r->period_ns = 0; r->algorithm = RL_ALGO_SLIDING_WINDOW;
-            snprintf(what, n, "sliding window with period 0"); break;
-    default: r->period_ns = 0; r->burst = 0; snprintf(what, n, "GCRA with period 0"); break;
+    case 0:
+        r->count = 0;
+        snprintf(what, n, "count 0");
+        break;
+    case 1:
+        r->count = ((int64_t)1 << 40) + 1;
+        snprintf(what, n, "count 2^40+1");
+        break;
+    case 2:
+        r->burst = ((int64_t)1 << 40) + 1;
+        r->count = 1 << 20;
+        snprintf(what, n, "burst 2^40+1");
+        break;
+    case 3:
+        r->period_ns = Y50 + 1;
+        r->count = 1 << 20;
+        snprintf(what, n, "period 50y+1");
+        break;
+    case 4:
+        r->burst = -1;
+        snprintf(what, n, "burst -1");
+        break;
+    case 5:
+        r->count = 1;
+        r->period_ns = Y50;
+        r->burst = 2;
+        snprintf(what, n, "burst takes 100 years to refill");
+        break;
+    case 6:
+        r->algorithm = 3 + (int)rn(5);
+        snprintf(what, n, "algorithm %d", r->algorithm);
+        break;
+    case 7:
+        r->period_ns = 0;
+        r->algorithm = RL_ALGO_SLIDING_WINDOW;
+        snprintf(what, n, "sliding window with period 0");
+        break;
+    default:
+        r->period_ns = 0;
+        r->burst = 0;
+        snprintf(what, n, "GCRA with period 0");
+        break;
     }
 }
 
@@ -173,14 +204,25 @@ static int64_t gen_amount(const int *ks, int nk, int res)
     if (maxb == 0)
         minb = maxb = 10;
     switch (rn(20)) {
-    case 0: case 1: return 0;
-    case 2: return minb;
-    case 3: return minb + 1 + rn(3);
-    case 4: return maxb;
-    case 5: return minb > 3 ? minb - 1 - rn(2) : 1;
-    case 6: case 7: case 8: return 1 + rn(minb < 1000 ? minb : 1000);
-    case 9: return 1 + rn(minb);
-    default: return 1;
+    case 0:
+    case 1:
+        return 0;
+    case 2:
+        return minb;
+    case 3:
+        return minb + 1 + rn(3);
+    case 4:
+        return maxb;
+    case 5:
+        return minb > 3 ? minb - 1 - rn(2) : 1;
+    case 6:
+    case 7:
+    case 8:
+        return 1 + rn(minb < 1000 ? minb : 1000);
+    case 9:
+        return 1 + rn(minb);
+    default:
+        return 1;
     }
 }
 
@@ -197,17 +239,44 @@ static int64_t next_time(drv *d)
     if (!chance(45))
         return d->now;
     switch (rn(20)) {
-    case 0: case 1: case 2: step = 0; break;
-    case 3: case 4: step = 1; break;
-    case 5: step = rn(1000); break;
-    case 6: case 7: step = em * rn(4) + rn(3); break;
-    case 8: step = em - 1; break;
-    case 9: step = 1 + rn(P); break;
-    case 10: step = P; break;
-    case 11: step = (int64_t)((i128)wstart(d->now, P) + P - d->now) + rn(3) - 1; break;
-    case 12: case 13: step = rn(10 * RL_SECOND); break;
-    case 14: step = rn(P < Y50 / 2 ? 2 * P : P); break;
-    case 15: step = chance(20) ? rn(5 * 366 * RL_DAY) : rn(RL_DAY); break;
+    case 0:
+    case 1:
+    case 2:
+        step = 0;
+        break;
+    case 3:
+    case 4:
+        step = 1;
+        break;
+    case 5:
+        step = rn(1000);
+        break;
+    case 6:
+    case 7:
+        step = em * rn(4) + rn(3);
+        break;
+    case 8:
+        step = em - 1;
+        break;
+    case 9:
+        step = 1 + rn(P);
+        break;
+    case 10:
+        step = P;
+        break;
+    case 11:
+        step = (int64_t)((i128)wstart(d->now, P) + P - d->now) + rn(3) - 1;
+        break;
+    case 12:
+    case 13:
+        step = rn(10 * RL_SECOND);
+        break;
+    case 14:
+        step = rn(P < Y50 / 2 ? 2 * P : P);
+        break;
+    case 15:
+        step = chance(20) ? rn(5 * 366 * RL_DAY) : rn(RL_DAY);
+        break;
     case 16: /* backwards: exact for sliding windows (tiers.md: "a time
               * before the window's start is weighed as e = 0"); AMBIGUOUS
               * for GCRA beyond "a clock stepping back grants nothing", and
@@ -223,7 +292,9 @@ static int64_t next_time(drv *d)
                         step = wstart(d->now, M.tier[ti].l[li].period) - d->now;
         }
         break;
-    default: step = rn(3 * em); break;
+    default:
+        step = rn(3 * em);
+        break;
     }
     if (step < 0 && !d->back_ok)
         step = 0;
@@ -304,20 +375,37 @@ int gen_op(drv *d, op *o)
         set_clock(d, saved);
         if (o->kind == O_RESERVE) {
             switch (rn(6)) {
-            case 0: o->lim = 0; break;
-            case 1: o->lim = dl > 0 ? dl : 0; break;
-            case 2: o->lim = dl > 0 ? dl - 1 : 0; break;
-            case 3: o->lim = Y50; break;
-            default: o->lim = rn(dl > 0 ? 2 * dl : RL_SECOND); break;
+            case 0:
+                o->lim = 0;
+                break;
+            case 1:
+                o->lim = dl > 0 ? dl : 0;
+                break;
+            case 2:
+                o->lim = dl > 0 ? dl - 1 : 0;
+                break;
+            case 3:
+                o->lim = Y50;
+                break;
+            default:
+                o->lim = rn(dl > 0 ? 2 * dl : RL_SECOND);
+                break;
             }
         } else if (dl <= 0) {
             o->lim = chance(50) ? 0 : rn(RL_SECOND);
         } else if (dl <= 2 * RL_MILLISECOND && chance(50)) {
             /* sleeps dl, really */
             switch (rn(10)) {
-            case 0: o->lim = dl; break;
-            case 1: case 2: o->lim = dl + rn(1000); break;
-            default: o->lim = dl + RL_MILLISECOND + rn(RL_MILLISECOND); break;
+            case 0:
+                o->lim = dl;
+                break;
+            case 1:
+            case 2:
+                o->lim = dl + rn(1000);
+                break;
+            default:
+                o->lim = dl + RL_MILLISECOND + rn(RL_MILLISECOND);
+                break;
             }
         } else {
             o->lim = rn(dl); /* RL_ETIMEOUT at once */
@@ -342,13 +430,27 @@ int gen_op(drv *d, op *o)
         o->kind = O_PENALIZE;
         o->arg = (int)rn(NRES + 1);
         switch (rn(8)) {
-        case 0: o->lim = 0; break;
-        case 1: o->lim = 1 + rn(1000); break;
-        case 2: o->lim = 1 + rn(10 * RL_SECOND); break;
-        case 3: o->lim = 1 + rn(RL_HOUR); break;
-        case 4: o->lim = 1 + rn(50 * 365 * RL_DAY); break;
-        case 5: o->lim = chance(50) ? -1 - rn(RL_SECOND) : Y50 + 1 + rn(Y50); break;
-        default: o->lim = 1 + rn(RL_MINUTE); break;
+        case 0:
+            o->lim = 0;
+            break;
+        case 1:
+            o->lim = 1 + rn(1000);
+            break;
+        case 2:
+            o->lim = 1 + rn(10 * RL_SECOND);
+            break;
+        case 3:
+            o->lim = 1 + rn(RL_HOUR);
+            break;
+        case 4:
+            o->lim = 1 + rn(50 * 365 * RL_DAY);
+            break;
+        case 5:
+            o->lim = chance(50) ? -1 - rn(RL_SECOND) : Y50 + 1 + rn(Y50);
+            break;
+        default:
+            o->lim = 1 + rn(RL_MINUTE);
+            break;
         }
     } else if (r < 81) {
         o->kind = O_RESET;
@@ -403,9 +505,10 @@ void new_segment(drv *d)
             rc = rl_tier_set(d->r, TIER_NAME[t], &bad, 1);
             d->compared++;
             if (rc != RL_EINVAL) {
-                mismatch(d, "rl_tier_set: return code",
-                         "rl_tier_set(\"%s\", {%s}) returned %d, expected RL_EINVAL (tiers.md's bounds)",
-                         TIER_NAME[t], what, rc);
+                mismatch(
+                    d, "rl_tier_set: return code",
+                    "rl_tier_set(\"%s\", {%s}) returned %d, expected RL_EINVAL (tiers.md's bounds)",
+                    TIER_NAME[t], what, rc);
                 return;
             }
         }
@@ -445,20 +548,33 @@ void new_segment(drv *d)
 #endif
     base = d->now;
     switch (rn(12)) {
-    case 0: case 1: case 2: base = T0 + rn(RL_DAY); break;
+    case 0:
+    case 1:
+    case 2:
+        base = T0 + rn(RL_DAY);
+        break;
 #ifndef KNOWN_ISSUE_15_4
-    case 3: base = 0; break;
+    case 3:
+        base = 0;
+        break;
 #endif
 #ifndef KNOWN_ISSUE_15_2
-    case 4: base = -rn(Y50) - 1; break;
-    case 5: base = -rn(RL_SECOND) - 1; break;
+    case 4:
+        base = -rn(Y50) - 1;
+        break;
+    case 5:
+        base = -rn(RL_SECOND) - 1;
+        break;
 #endif
 #ifndef KNOWN_ISSUE_15_3
     /* near the top: ends of buckets and windows may lie beyond INT64_MAX,
      * what rl reports (durations, a time to act) does not */
-    case 6: base = d->hi - rn(chance(50) ? RL_DAY : d->maxspan); break;
+    case 6:
+        base = d->hi - rn(chance(50) ? RL_DAY : d->maxspan);
+        break;
 #endif
-    default: break;
+    default:
+        break;
     }
     if (base > d->hi || base < d->lo)
         base = T0 + rn(RL_DAY);

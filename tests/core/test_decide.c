@@ -250,10 +250,10 @@ static void test_allow_batch(void **state)
         it[i].key = "a";
         it[i].cost = 1;
     }
-    it[11].key = "";    /* invalid key */
+    it[11].key = ""; /* invalid key */
     it[11].cost = 1;
     it[12].key = "b";
-    it[12].cost = 11;   /* more than the burst */
+    it[12].cost = 11; /* more than the burst */
     it[13].key = "b";
     it[13].cost = 4;
     assert_int_equal(rl_allow_batch(f->r, it, 14), RL_OK);
@@ -537,11 +537,11 @@ static void test_group_leader_errmsg(void **state)
     gl_recv(lead.ready[0]);
     gl_recv(other.ready[0]);
     gl_send(lead.go[1]);
-    gl_recv(lead.up[0]);    /* the leader holds the lock */
+    gl_recv(lead.up[0]); /* the leader holds the lock */
     gl_send(other.go[1]);
-    gl_recv(other.up[0]);   /* the other's request is posted */
+    gl_recv(other.up[0]); /* the other's request is posted */
     gl_send(other.down[1]);
-    gl_send(lead.down[1]);  /* the leader decides both */
+    gl_send(lead.down[1]); /* the leader decides both */
     gl_end(&lead, &a);
     gl_end(&other, &b);
     assert_int_equal(b.rc, RL_ETOOBIG);

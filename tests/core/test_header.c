@@ -158,8 +158,7 @@ static void test_options_init(void **state)
 /* A version it does not know, or no struct: RL_EINVAL, nothing written. */
 static void test_options_init_refuses(void **state)
 {
-    static const unsigned int bad[] = { 0, RL_OPTIONS_VERSION + 1, RL_OPTIONS_VERSION + 100,
-                                        ~0u };
+    static const unsigned int bad[] = { 0, RL_OPTIONS_VERSION + 1, RL_OPTIONS_VERSION + 100, ~0u };
     rl_options o;
     size_t i;
     (void)state;
@@ -244,10 +243,8 @@ static void test_enum_abi(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_options_init),
-        cmocka_unit_test(test_options_init_refuses),
-        cmocka_unit_test(test_open_version_range),
-        cmocka_unit_test(test_open_version_refused),
+        cmocka_unit_test(test_options_init),       cmocka_unit_test(test_options_init_refuses),
+        cmocka_unit_test(test_open_version_range), cmocka_unit_test(test_open_version_refused),
         cmocka_unit_test(test_enum_abi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

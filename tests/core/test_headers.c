@@ -170,9 +170,9 @@ static void test_buffer_exact_and_refused(void **state)
     char full[RL_HEADERS_MAX];
     size_t need, len;
     (void)state;
-    assert_int_equal(rl_format_headers(&r, 10 * S, RL_HEADERS_IETF | RL_HEADERS_CLASSIC, full,
-                                       sizeof full),
-                     RL_OK);
+    assert_int_equal(
+        rl_format_headers(&r, 10 * S, RL_HEADERS_IETF | RL_HEADERS_CLASSIC, full, sizeof full),
+        RL_OK);
     need = strlen(full) + 1;
     /* every size short of the whole text fails and leaves "" (ASan checks
      * nothing is written past an exactly sized heap buffer) */
@@ -202,9 +202,9 @@ static void test_headers_max_suffices(void **state)
     memset(name, 'n', RL_NAME_MAX - 1);
     name[RL_NAME_MAX - 1] = '\0';
     r = mk(0, name, INT64_C(999999999999999), INT64_C(999999999999999), INT64_MAX, INT64_MAX);
-    assert_int_equal(rl_format_headers(&r, INT64_MAX, RL_HEADERS_IETF | RL_HEADERS_CLASSIC, buf,
-                                       sizeof buf),
-                     RL_OK);
+    assert_int_equal(
+        rl_format_headers(&r, INT64_MAX, RL_HEADERS_IETF | RL_HEADERS_CLASSIC, buf, sizeof buf),
+        RL_OK);
     assert_non_null(strstr(buf, ";w=9223372037\r\n"));
     assert_non_null(strstr(buf, "Retry-After: 9223372037\r\n"));
 }
@@ -258,12 +258,15 @@ static const int64_t NOW = INT64_C(1761393570) * S; /* 2025-10-25T11:59:30Z */
 /* OpenAI's rate-limit guide, sample values, names as HTTP/1.1 may case them */
 static void test_openai_docs(void **state)
 {
-    static const char *const names[] = {
-        "x-ratelimit-limit-requests", "X-RateLimit-Limit-Tokens",
-        "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens",
-        "x-ratelimit-reset-requests", "X-RATELIMIT-RESET-TOKENS", "content-type"};
-    static const char *const values[] = {"60", "150000", "59", "149984", "1s", "6m0s",
-                                         "application/json"};
+    static const char *const names[] = { "x-ratelimit-limit-requests",
+                                         "X-RateLimit-Limit-Tokens",
+                                         "x-ratelimit-remaining-requests",
+                                         "x-ratelimit-remaining-tokens",
+                                         "x-ratelimit-reset-requests",
+                                         "X-RATELIMIT-RESET-TOKENS",
+                                         "content-type" };
+    static const char *const values[] = { "60",   "150000",          "59", "149984", "1s",
+                                          "6m0s", "application/json" };
     rl_provider_limits o = parse(names, values, N(names), NOW);
     (void)state;
     expect_quota(&o.requests, 60, 59, 1 * S);
@@ -277,13 +280,14 @@ static void test_openai_docs(void **state)
 static void test_openai_real_response(void **state)
 {
     static const char *const names[] = {
-        "x-ratelimit-limit-requests",      "x-ratelimit-limit-tokens",
+        "x-ratelimit-limit-requests",           "x-ratelimit-limit-tokens",
         "x-ratelimit-limit-tokens_usage_based", "x-ratelimit-remaining-requests",
-        "x-ratelimit-remaining-tokens",    "x-ratelimit-remaining-tokens_usage_based",
-        "x-ratelimit-reset-requests",      "x-ratelimit-reset-tokens",
-        "x-ratelimit-reset-tokens_usage_based", "openai-processing-ms"};
-    static const char *const values[] = {"5000", "160000", "160000", "4999", "159976",
-                                         "159976", "12ms", "9ms", "9ms", "1032"};
+        "x-ratelimit-remaining-tokens",         "x-ratelimit-remaining-tokens_usage_based",
+        "x-ratelimit-reset-requests",           "x-ratelimit-reset-tokens",
+        "x-ratelimit-reset-tokens_usage_based", "openai-processing-ms"
+    };
+    static const char *const values[] = { "5000",   "160000", "160000", "4999", "159976",
+                                          "159976", "12ms",   "9ms",    "9ms",  "1032" };
     rl_provider_limits o = parse(names, values, N(names), NOW);
     (void)state;
     expect_quota(&o.requests, 5000, 4999, 12 * RL_MILLISECOND);
@@ -294,7 +298,7 @@ static void test_openai_real_response(void **state)
 
 static void test_openai_durations(void **state)
 {
-    static const char *const names[] = {"x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"};
+    static const char *const names[] = { "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens" };
     const char *values[2];
     rl_provider_limits o;
     (void)state;
@@ -318,14 +322,18 @@ static void test_openai_durations(void **state)
 /* Anthropic's rate-limit headers: resets are RFC 3339 times */
 static void test_anthropic_docs(void **state)
 {
-    static const char *const names[] = {
-        "anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining",
-        "anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-limit",
-        "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset",
-        "anthropic-ratelimit-input-tokens-remaining", "retry-after", "request-id"};
-    static const char *const values[] = {"50",    "49",   "2025-10-25T12:00:00Z",
-                                         "50000", "49500", "2025-10-25T12:01:00Z",
-                                         "40000", "60",   "req_018EeWyXxfu5pfWkrYcMdjWG"};
+    static const char *const names[] = { "anthropic-ratelimit-requests-limit",
+                                         "anthropic-ratelimit-requests-remaining",
+                                         "anthropic-ratelimit-requests-reset",
+                                         "anthropic-ratelimit-tokens-limit",
+                                         "anthropic-ratelimit-tokens-remaining",
+                                         "anthropic-ratelimit-tokens-reset",
+                                         "anthropic-ratelimit-input-tokens-remaining",
+                                         "retry-after",
+                                         "request-id" };
+    static const char *const values[] = { "50",    "49",    "2025-10-25T12:00:00Z",
+                                          "50000", "49500", "2025-10-25T12:01:00Z",
+                                          "40000", "60",    "req_018EeWyXxfu5pfWkrYcMdjWG" };
     rl_provider_limits o = parse(names, values, N(names), NOW);
     (void)state;
     expect_quota(&o.requests, 50, 49, 30 * S);
@@ -340,9 +348,11 @@ static void test_anthropic_second_sample(void **state)
     static const char *const names[] = {
         "anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining",
         "anthropic-ratelimit-tokens-limit",   "anthropic-ratelimit-tokens-remaining",
-        "anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-reset"};
-    static const char *const values[] = {"4000", "3201", "400000", "312000",
-                                         "2025-01-15T14:24:00Z", "2025-01-15T14:23:15Z"};
+        "anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-reset"
+    };
+    static const char *const values[] = {
+        "4000", "3201", "400000", "312000", "2025-01-15T14:24:00Z", "2025-01-15T14:23:15Z"
+    };
     int64_t now = INT64_C(1736950980) * S; /* 2025-01-15T14:23:00Z */
     rl_provider_limits o = parse(names, values, N(names), now);
     (void)state;
@@ -356,7 +366,7 @@ static void test_anthropic_second_sample(void **state)
 
 static int64_t reset_at(const char *v, int64_t now)
 {
-    static const char *const names[] = {"anthropic-ratelimit-requests-reset"};
+    static const char *const names[] = { "anthropic-ratelimit-requests-reset" };
     rl_provider_limits o = parse(names, &v, 1, now);
     return o.n_bad ? -2 : o.requests.reset_after_ns;
 }
@@ -377,9 +387,9 @@ static void test_rfc3339_forms(void **state)
     assert_int_equal(reset_at("2024-02-29T00:00:00Z", INT64_C(1709164800) * S - S), S);
     assert_int_equal(reset_at("2016-12-31T23:59:60Z", INT64_C(1483228800) * S - S), S);
     /* malformed: refused, not misread */
-    assert_int_equal(reset_at("2025-10-25T12:00:00", NOW), -2);   /* no offset */
-    assert_int_equal(reset_at("2025-10-25 12:00:00Z", NOW), -2);  /* space */
-    assert_int_equal(reset_at("2025-02-29T00:00:00Z", NOW), -2);  /* not a leap year */
+    assert_int_equal(reset_at("2025-10-25T12:00:00", NOW), -2);  /* no offset */
+    assert_int_equal(reset_at("2025-10-25 12:00:00Z", NOW), -2); /* space */
+    assert_int_equal(reset_at("2025-02-29T00:00:00Z", NOW), -2); /* not a leap year */
     assert_int_equal(reset_at("2025-13-01T00:00:00Z", NOW), -2);
     assert_int_equal(reset_at("2025-00-01T00:00:00Z", NOW), -2);
     assert_int_equal(reset_at("2025-04-31T00:00:00Z", NOW), -2);
@@ -402,14 +412,14 @@ static void test_rfc3339_forms(void **state)
 
 static int64_t retry_after(const char *v, int64_t now)
 {
-    static const char *const names[] = {"Retry-After"};
+    static const char *const names[] = { "Retry-After" };
     rl_provider_limits o = parse(names, &v, 1, now);
     return o.n_bad ? -2 : o.retry_after_ns;
 }
 
 static void test_retry_after(void **state)
 {
-    const int64_t y2k = INT64_C(946684740) * S; /* 1999-12-31T23:59:00Z */
+    const int64_t y2k = INT64_C(946684740) * S;   /* 1999-12-31T23:59:00Z */
     const int64_t nov94 = INT64_C(784111777) * S; /* 1994-11-06T08:49:37Z */
     (void)state;
     /* RFC 9110 section 10.2.3's examples */
@@ -421,8 +431,7 @@ static void test_retry_after(void **state)
     assert_int_equal(retry_after("Sun Nov  6 08:49:37 1994", nov94 - 10 * S), 10 * S);
     assert_int_equal(retry_after("Fri Dec 31 23:59:59 1999", y2k), 59 * S);
     /* the draft's B.1.4: Date 09:27:00, Retry-After 09:27:05 */
-    assert_int_equal(retry_after("Mon, 05 Aug 2019 09:27:05 GMT", INT64_C(1564997220) * S),
-                     5 * S);
+    assert_int_equal(retry_after("Mon, 05 Aug 2019 09:27:05 GMT", INT64_C(1564997220) * S), 5 * S);
     /* a date in the past means now */
     assert_int_equal(retry_after("Sun, 06 Nov 1994 08:49:37 GMT", NOW), 0);
     assert_int_equal(retry_after("0", NOW), 0);
@@ -432,7 +441,7 @@ static void test_retry_after(void **state)
     assert_int_equal(retry_after("Friday, 01-Feb-75 00:00:00 GMT", NOW),
                      INT64_C(3316204800) * S - NOW);
     assert_int_equal(retry_after("Friday, 01-Feb-76 00:00:00 GMT", NOW), 0); /* 1976 */
-    assert_int_equal(retry_after("Sunday, 06-Nov-94 08:49:37 GMT", NOW), 0);  /* 1994 */
+    assert_int_equal(retry_after("Sunday, 06-Nov-94 08:49:37 GMT", NOW), 0); /* 1994 */
     /* largest delta that fits */
     assert_int_equal(retry_after("9223372036", NOW), INT64_C(9223372036) * S);
     /* malformed */
@@ -456,7 +465,7 @@ static void test_retry_after(void **state)
 
 static void test_retry_after_ms_and_caution(void **state)
 {
-    static const char *const names[] = {"retry-after-ms", "retry-after"};
+    static const char *const names[] = { "retry-after-ms", "retry-after" };
     const char *values[2];
     rl_provider_limits o;
     (void)state;
@@ -475,13 +484,16 @@ static void test_retry_after_ms_and_caution(void **state)
 
 static void test_duplicates_keep_cautious(void **state)
 {
-    static const char *const names[] = {
-        "x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining",
-        "x-ratelimit-reset-requests",     "anthropic-ratelimit-requests-reset",
-        "x-ratelimit-limit-requests",     "X-RateLimit-Limit-Requests",
-        "retry-after",                    "Retry-After"};
-    static const char *const values[] = {"10", "5", "90s", "2025-10-25T12:00:00Z",
-                                         "100", "50", "3", "7"};
+    static const char *const names[] = { "x-ratelimit-remaining-requests",
+                                         "anthropic-ratelimit-requests-remaining",
+                                         "x-ratelimit-reset-requests",
+                                         "anthropic-ratelimit-requests-reset",
+                                         "x-ratelimit-limit-requests",
+                                         "X-RateLimit-Limit-Requests",
+                                         "retry-after",
+                                         "Retry-After" };
+    static const char *const values[] = { "10",  "5",  "90s", "2025-10-25T12:00:00Z",
+                                          "100", "50", "3",   "7" };
     rl_provider_limits o = parse(names, values, N(names), NOW);
     (void)state;
     expect_quota(&o.requests, 50, 5, 90 * S);
@@ -491,11 +503,21 @@ static void test_duplicates_keep_cautious(void **state)
 
 static void test_malformed_fields_ignored_alone(void **state)
 {
-    static const char *const bad_int[] = {"-1", "+5", "1e3", "0x10", "", "   ", "12 34",
-                                          "59.5", "\xd9\xa1\xd9\xa2", "59\r", "99999999999999999999"};
-    static const char *const bad_dur[] = {"6m0", "1h-1s", "abc", "1.5.2", "-1s", "s", ".5s",
-                                          "1.s", "99999999999999999999s", "1 s",
-                                          "1s1"};
+    static const char *const bad_int[] = { "-1",
+                                           "+5",
+                                           "1e3",
+                                           "0x10",
+                                           "",
+                                           "   ",
+                                           "12 34",
+                                           "59.5",
+                                           "\xd9\xa1\xd9\xa2",
+                                           "59\r",
+                                           "99999999999999999999" };
+    static const char *const bad_dur[] = { "6m0",   "1h-1s", "abc",
+                                           "1.5.2", "-1s",   "s",
+                                           ".5s",   "1.s",   "99999999999999999999s",
+                                           "1 s",   "1s1" };
     const char *names[3], *values[3];
     rl_provider_limits o;
     size_t i;

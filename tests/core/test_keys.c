@@ -89,14 +89,17 @@ static void test_invalid_utf8_escaped_bytewise(void **state)
     (void)state;
     expect_key("user", "\xff", "user:%FF");
     expect_key("user", "\x80x", "user:%80x");
-    expect_key("user", "\xc0\xaf", "user:%C0%AF");             /* overlong '/' */
-    expect_key("user", "\xe0\x80\xaf", "user:%E0%80%AF");      /* overlong */
-    expect_key("user", "\xed\xa0\x80", "user:%ED%A0%80");      /* surrogate */
+    expect_key("user", "\xc0\xaf", "user:%C0%AF");               /* overlong '/' */
+    expect_key("user", "\xe0\x80\xaf", "user:%E0%80%AF");        /* overlong */
+    expect_key("user", "\xed\xa0\x80", "user:%ED%A0%80");        /* surrogate */
     expect_key("user", "\xf4\x90\x80\x80", "user:%F4%90%80%80"); /* past U+10FFFF */
     expect_key("user", "\xf5\x80\x80\x80", "user:%F5%80%80%80");
-    expect_key("user", "\xe2\x82", "user:%E2%82");              /* truncated at the end */
+    expect_key("user", "\xe2\x82", "user:%E2%82"); /* truncated at the end */
     /* truncated in the middle: what follows is judged afresh, not swallowed */
-    expect_key("user", "\xe2\x82" "A\xc3\xa9", "user:%E2%82A\xc3\xa9");
+    expect_key("user",
+               "\xe2\x82"
+               "A\xc3\xa9",
+               "user:%E2%82A\xc3\xa9");
     expect_key("user", "\xe2\x82\xe2\x82\xac", "user:%E2%82\xe2\x82\xac");
 }
 
@@ -111,9 +114,9 @@ static int cmp_str(const void *a, const void *b)
  * keys distinct, all valid, all free of glob syntax, all round trips. */
 static void test_no_collisions_exhaustive(void **state)
 {
-    static const char alpha[] = {':', '%', '3', 'A', 'a', '*', '?', '\\', ' ',
-                                 (char)0xc2, (char)0x85, (char)0xa0, 'x'};
-    static const char *const kinds[] = {"user", "agent", "u"};
+    static const char alpha[] = { ':',  '%', '3',        'A',        'a',        '*', '?',
+                                  '\\', ' ', (char)0xc2, (char)0x85, (char)0xa0, 'x' };
+    static const char *const kinds[] = { "user", "agent", "u" };
     const size_t na = sizeof alpha, nk = sizeof kinds / sizeof kinds[0];
     size_t total = 0, cap = nk * (na + na * na + na * na * na) + 1, i, k;
     char **keys = calloc(cap, sizeof *keys);
@@ -269,16 +272,16 @@ static void test_unescape_strict(void **state)
     refuse_unescape("user:");
     refuse_unescape(":x");
     refuse_unescape("us er:x");
-    refuse_unescape("user:%41");    /* 'A' needs no escape */
-    refuse_unescape("user:%3a");    /* lower-case hex is not what build writes */
+    refuse_unescape("user:%41"); /* 'A' needs no escape */
+    refuse_unescape("user:%3a"); /* lower-case hex is not what build writes */
     refuse_unescape("user:%3");
     refuse_unescape("user:%");
     refuse_unescape("user:%ZZ");
-    refuse_unescape("user:%00");    /* NUL cannot have come from a C string */
-    refuse_unescape("user:a:b");    /* a raw ':' in the value */
+    refuse_unescape("user:%00"); /* NUL cannot have come from a C string */
+    refuse_unescape("user:a:b"); /* a raw ':' in the value */
     refuse_unescape("user:a*");
     refuse_unescape("user:a b");
-    refuse_unescape("user:\xff");   /* not even a valid key */
+    refuse_unescape("user:\xff"); /* not even a valid key */
     /* outputs may be skipped, and must fit */
     assert_int_equal(rl_key_unescape("user:a%3Ab", NULL, 0, v, sizeof v), RL_OK);
     assert_string_equal(v, "a:b");

@@ -161,7 +161,8 @@ static void report(drv *d)
     assert_non_null(keep);
     memset(keep, 1, d->nops);
     if (!replay(d, keep, 0)) {
-        printf("(the segment replayed on a fresh store does not fail the same way: no minimal trace)\n");
+        printf("(the segment replayed on a fresh store does not fail the same way: no minimal "
+               "trace)\n");
         free(keep);
         return;
     }
@@ -267,8 +268,8 @@ static void run_model(int kind)
         free(d->rv);
         free(d->done);
         free(d);
-        fail_msg("model mismatch on %s (seed %s%llu): %s", test_store_name(kind),
-                 "", (unsigned long long)the_seed(), msg);
+        fail_msg("model mismatch on %s (seed %s%llu): %s", test_store_name(kind), "",
+                 (unsigned long long)the_seed(), msg);
         return;
     }
     printf("[ MODEL    ] %s: %ld calls compared in %ld operations, %ld segments, %.2f s\n",

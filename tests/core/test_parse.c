@@ -84,7 +84,7 @@ static void test_rate_bounds(void **state)
     snprintf(buf, sizeof buf, "1/%lldns", (long long)RL_PERIOD_MAX + 1);
     refuse_rate(buf);
     expect_rate("1/2607w", 1, 2607 * 7 * RL_DAY);
-    refuse_rate("1/2615w");                    /* just past 50 * 366 days */
+    refuse_rate("1/2615w");                   /* just past 50 * 366 days */
     refuse_rate("99999999999999999999999/s"); /* past int64 */
     refuse_rate("1/99999999999999999999999s");
     refuse_rate("1/9223372036854775807w"); /* multiplication overflow */
@@ -93,10 +93,10 @@ static void test_rate_bounds(void **state)
 static void test_rate_refused(void **state)
 {
     static const char *const bad[] = {
-        "",     "/s",    "5",     "5/",     "5/30",   "0/s",    "00/s",  "-5/s", "+5/s",
-        " 5/s", "5/s ",  "5 /s",  "5/ s",   "5/m",    "5/M",    "5/S",   "5/0s", "5/-1s",
-        "5/+1s", "5/1.5s", "1.5/s", "5/s/s", "5/ss",   "5/fortnight", "5//s", "0x5/s",
-        "5/1e3s", "5/1_000s", "5/sec\n", "five/s", "5/mins", "5/1m30s",
+        "",     "/s",    "5",      "5/",       "5/30",    "0/s",    "00/s",   "-5/s",
+        "+5/s", " 5/s",  "5/s ",   "5 /s",     "5/ s",    "5/m",    "5/M",    "5/S",
+        "5/0s", "5/-1s", "5/+1s",  "5/1.5s",   "1.5/s",   "5/s/s",  "5/ss",   "5/fortnight",
+        "5//s", "0x5/s", "5/1e3s", "5/1_000s", "5/sec\n", "five/s", "5/mins", "5/1m30s",
     };
     size_t i;
     char why[128];
@@ -163,11 +163,34 @@ static void test_duration(void **state)
 static void test_duration_refused(void **state)
 {
     static const char *const bad[] = {
-        "",      "s",      "1",         "10",       "-1s",      "+1s",        " 1s",
-        "1s ",   "1 s",    "1S",        "1.s",      ".5s",      "1.5ns",      "0.0000000001s",
-        "1.5",   "1e3s",   "1w",        "1y",       "1m30",     "1ms2",       "0x10s",
-        "1,5s",  "1..5s",  "9223372036854775808ns", "106751d23h47m16.854775808s",
-        "9223372036854775807s", "99999999999999999999d", "1.0000000000000000001s",
+        "",
+        "s",
+        "1",
+        "10",
+        "-1s",
+        "+1s",
+        " 1s",
+        "1s ",
+        "1 s",
+        "1S",
+        "1.s",
+        ".5s",
+        "1.5ns",
+        "0.0000000001s",
+        "1.5",
+        "1e3s",
+        "1w",
+        "1y",
+        "1m30",
+        "1ms2",
+        "0x10s",
+        "1,5s",
+        "1..5s",
+        "9223372036854775808ns",
+        "106751d23h47m16.854775808s",
+        "9223372036854775807s",
+        "99999999999999999999d",
+        "1.0000000000000000001s",
         "5000000000000000000ns5000000000000000000ns",
     };
     size_t i;
@@ -260,23 +283,23 @@ static void test_format_rate(void **state)
 /* Every count/period pair on a grid round-trips through the notation. */
 static void test_rate_roundtrip_grid(void **state)
 {
-    static const int64_t counts[] = {1, 2, 3, 7, 10, 999, 1000, 86400, RL_COUNT_MAX};
-    static const int64_t periods[] = {1,
-                                      999,
-                                      RL_MICROSECOND,
-                                      RL_MILLISECOND,
-                                      RL_SECOND,
-                                      RL_SECOND + 1,
-                                      59 * RL_SECOND,
-                                      RL_MINUTE,
-                                      61 * RL_MINUTE,
-                                      RL_HOUR,
-                                      RL_DAY,
-                                      6 * RL_DAY,
-                                      7 * RL_DAY,
-                                      8 * RL_DAY,
-                                      RL_PERIOD_MAX - 1,
-                                      RL_PERIOD_MAX};
+    static const int64_t counts[] = { 1, 2, 3, 7, 10, 999, 1000, 86400, RL_COUNT_MAX };
+    static const int64_t periods[] = { 1,
+                                       999,
+                                       RL_MICROSECOND,
+                                       RL_MILLISECOND,
+                                       RL_SECOND,
+                                       RL_SECOND + 1,
+                                       59 * RL_SECOND,
+                                       RL_MINUTE,
+                                       61 * RL_MINUTE,
+                                       RL_HOUR,
+                                       RL_DAY,
+                                       6 * RL_DAY,
+                                       7 * RL_DAY,
+                                       8 * RL_DAY,
+                                       RL_PERIOD_MAX - 1,
+                                       RL_PERIOD_MAX };
     size_t i, j;
     (void)state;
     for (i = 0; i < sizeof counts / sizeof counts[0]; i++) {
@@ -313,45 +336,45 @@ static void test_glob(void **state)
         const char *pat, *s;
         int want;
     } cases[] = {
-        {"*", "", 1},
-        {"*", "anything", 1},
-        {"", "", 1},
-        {"", "a", 0},
-        {"a", "", 0},
-        {"ip:*", "ip:1.2.3.4", 1},
-        {"ip:*", "ip:", 1},
-        {"ip:*", "user:1", 0},
-        {"user:admin-*", "user:admin-bob", 1},
-        {"user:admin-*", "user:bob", 0},
-        {"?", "a", 1},
-        {"?", "", 0},
-        {"?", "ab", 0},
-        {"a?c", "abc", 1},
-        {"a?c", "ac", 0},
-        {"*b", "aaab", 1},
-        {"*b", "aaba", 0},
-        {"a*b*c", "aXbYc", 1},
-        {"a*b*c", "abc", 1},
-        {"a*b*c", "acb", 0},
-        {"*a*a*", "banana", 1},
-        {"**", "x", 1},
-        {"*?", "", 0},
-        {"*?", "x", 1},
-        {"a\\*", "a*", 1},
-        {"a\\*", "ab", 0},
-        {"a\\?", "a?", 1},
-        {"a\\?", "ab", 0},
-        {"a\\\\b", "a\\b", 1},
-        {"\\a", "a", 1},
-        {"a\\", "a\\", 1}, /* a lone trailing backslash is itself */
-        {"a\\", "a", 0},
-        {"*\\*", "abc*", 1},
-        {"*\\*", "abc", 0},
-        {"[ab]", "a", 0}, /* no classes: brackets are literal */
-        {"[ab]", "[ab]", 1},
-        {"caf\xc3\xa9:*", "caf\xc3\xa9:1", 1},
-        {"caf?:*", "caf\xc3\xa9:1", 0}, /* '?' is one byte, not one character */
-        {"caf??:*", "caf\xc3\xa9:1", 1},
+        { "*", "", 1 },
+        { "*", "anything", 1 },
+        { "", "", 1 },
+        { "", "a", 0 },
+        { "a", "", 0 },
+        { "ip:*", "ip:1.2.3.4", 1 },
+        { "ip:*", "ip:", 1 },
+        { "ip:*", "user:1", 0 },
+        { "user:admin-*", "user:admin-bob", 1 },
+        { "user:admin-*", "user:bob", 0 },
+        { "?", "a", 1 },
+        { "?", "", 0 },
+        { "?", "ab", 0 },
+        { "a?c", "abc", 1 },
+        { "a?c", "ac", 0 },
+        { "*b", "aaab", 1 },
+        { "*b", "aaba", 0 },
+        { "a*b*c", "aXbYc", 1 },
+        { "a*b*c", "abc", 1 },
+        { "a*b*c", "acb", 0 },
+        { "*a*a*", "banana", 1 },
+        { "**", "x", 1 },
+        { "*?", "", 0 },
+        { "*?", "x", 1 },
+        { "a\\*", "a*", 1 },
+        { "a\\*", "ab", 0 },
+        { "a\\?", "a?", 1 },
+        { "a\\?", "ab", 0 },
+        { "a\\\\b", "a\\b", 1 },
+        { "\\a", "a", 1 },
+        { "a\\", "a\\", 1 }, /* a lone trailing backslash is itself */
+        { "a\\", "a", 0 },
+        { "*\\*", "abc*", 1 },
+        { "*\\*", "abc", 0 },
+        { "[ab]", "a", 0 }, /* no classes: brackets are literal */
+        { "[ab]", "[ab]", 1 },
+        { "caf\xc3\xa9:*", "caf\xc3\xa9:1", 1 },
+        { "caf?:*", "caf\xc3\xa9:1", 0 }, /* '?' is one byte, not one character */
+        { "caf??:*", "caf\xc3\xa9:1", 1 },
     };
     size_t i;
     (void)state;
@@ -388,7 +411,11 @@ static void test_quote(void **state)
     char buf[64];
     char longs[100];
     (void)state;
-    rl_parse_quote(buf, sizeof buf, "a\nb\x7f" "c\xc2\x85" "d\xc3\xa9", 10);
+    rl_parse_quote(buf, sizeof buf,
+                   "a\nb\x7f"
+                   "c\xc2\x85"
+                   "d\xc3\xa9",
+                   10);
     assert_string_equal(buf, "a?b?c?d\xc3\xa9");
     memset(longs, 'x', sizeof longs);
     rl_parse_quote(buf, sizeof buf, longs, sizeof longs);

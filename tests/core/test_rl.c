@@ -39,7 +39,8 @@ static void test_open_errors(void **state)
     assert_int_equal(rl_open(&r, "/nonexistent-dir/x/rl.db", NULL), RL_ESTORE);
     assert_non_null(strstr(rl_errmsg(r), "/nonexistent-dir/x/rl.db"));
     rl_close(r);
-    assert_string_equal(rl_strerror(RL_ETOOBIG), "cost exceeds the limit's burst and can never pass");
+    assert_string_equal(rl_strerror(RL_ETOOBIG),
+                        "cost exceeds the limit's burst and can never pass");
     assert_string_equal(rl_strerror(12345), "unknown error");
     assert_string_equal(rl_version(), RL_VERSION_STRING);
 }
@@ -229,12 +230,9 @@ static void test_errmsg_empty_after_ok(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        BOTH(test_open_errors),
-        SHARED(test_hot_reload),
-        SHARED(test_restart_survival),
-        BOTH(test_threads_share_handle),
-        BOTH(test_threads_own_errmsg),
-        BOTH(test_errmsg_empty_after_ok),
+        BOTH(test_open_errors),        SHARED(test_hot_reload),
+        SHARED(test_restart_survival), BOTH(test_threads_share_handle),
+        BOTH(test_threads_own_errmsg), BOTH(test_errmsg_empty_after_ok),
     };
     return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

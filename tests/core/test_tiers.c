@@ -172,11 +172,8 @@ static void test_period_zero_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        BOTH(test_tiers_and_assignment),
-        BOTH(test_tier_change_rescales),
-        BOTH(test_no_limits),
-        BOTH(test_window_survives_reload),
-        BOTH(test_period_zero_refused),
+        BOTH(test_tiers_and_assignment),   BOTH(test_tier_change_rescales), BOTH(test_no_limits),
+        BOTH(test_window_survives_reload), BOTH(test_period_zero_refused),
     };
     return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

@@ -111,7 +111,7 @@ static void test_weighted_estimate(void **state)
     /* the next window: prev = 10 weighs 10 * (1 - e) rounded up */
     assert_int_equal(rl_window_estimate(&d, w, T0 + RL_SECOND), 10);
     assert_int_equal(rl_window_estimate(&d, w, T0 + RL_SECOND + 1), 10);
-    assert_int_equal(rl_window_estimate(&d, w, T0 + 1250 * RL_MILLISECOND), 8);  /* 7.5 */
+    assert_int_equal(rl_window_estimate(&d, w, T0 + 1250 * RL_MILLISECOND), 8); /* 7.5 */
     assert_int_equal(rl_window_estimate(&d, w, T0 + 1500 * RL_MILLISECOND), 5);
     assert_int_equal(rl_window_estimate(&d, w, T0 + 1500 * RL_MILLISECOND + 1), 5);
     assert_int_equal(rl_window_estimate(&d, w, T0 + 1900 * RL_MILLISECOND), 1);
@@ -133,9 +133,9 @@ static void test_weighted_estimate(void **state)
     w.start = T0;
     w.prev = 3;
     w.cur = 0;
-    assert_int_equal(rl_window_estimate(&d, w, T0 + 333333333), 3);  /* 2.000000001 */
-    assert_int_equal(rl_window_estimate(&d, w, T0 + 333333334), 2);  /* 1.999999998 */
-    assert_int_equal(rl_window_estimate(&d, w, T0 + 666666667), 1);  /* 0.999999999 */
+    assert_int_equal(rl_window_estimate(&d, w, T0 + 333333333), 3); /* 2.000000001 */
+    assert_int_equal(rl_window_estimate(&d, w, T0 + 333333334), 2); /* 1.999999998 */
+    assert_int_equal(rl_window_estimate(&d, w, T0 + 666666667), 1); /* 0.999999999 */
 }
 
 /* Drives a key with an irregular stream of requests; at every refusal the
@@ -357,9 +357,10 @@ static void test_rescale(void **state)
 static void test_huge_values(void **state)
 {
     rl_ldef d = mk(RL_COUNT_MAX, RL_PERIOD_MAX), one = mk(1, 1);
-    static const int64_t nows[] = { INT64_MIN, INT64_MIN + 1, -1, 0, 1,
-                                    (int64_t)1700000000 * RL_SECOND, INT64_MAX / 2,
-                                    INT64_MAX - 1, INT64_MAX };
+    static const int64_t nows[] = {
+        INT64_MIN,     INT64_MIN + 1, -1,       0, 1, (int64_t)1700000000 * RL_SECOND,
+        INT64_MAX / 2, INT64_MAX - 1, INT64_MAX
+    };
     static const int64_t starts[] = { INT64_MIN, 0, INT64_MAX - RL_PERIOD_MAX, INT64_MAX };
     size_t i, j;
     (void)state;

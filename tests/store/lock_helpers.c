@@ -216,8 +216,8 @@ void stopped(pid_t pid)
 /* tokens > 0: rl_acquire of 1 request and that many tokens; else rl_allow.
  * With h, the asker follows the plan made before (plan_clear, plan_add)
  * once its handle is open. */
-pid_t asker_n(const char *path, const char *key, const rl_limit *lims, size_t nlims,
-              int busy_ms, int64_t tokens, const pipes *p, const hook *h)
+pid_t asker_n(const char *path, const char *key, const rl_limit *lims, size_t nlims, int busy_ms,
+              int64_t tokens, const pipes *p, const hook *h)
 {
     pid_t pid = fork();
     if (pid == 0) {
@@ -248,15 +248,14 @@ pid_t asker_n(const char *path, const char *key, const rl_limit *lims, size_t nl
     return pid;
 }
 
-pid_t asker(const char *path, const char *key, const rl_limit *lims, int busy_ms,
-            const pipes *p)
+pid_t asker(const char *path, const char *key, const rl_limit *lims, int busy_ms, const pipes *p)
 {
     return asker_n(path, key, lims, 1, busy_ms, 0, p, NULL);
 }
 
 /* An asker that stops at step (see arm()). */
-pid_t asker_paused(const char *path, const char *key, const rl_limit *lims,
-                   const pipes *p, const hook *h, int step)
+pid_t asker_paused(const char *path, const char *key, const rl_limit *lims, const pipes *p,
+                   const hook *h, int step)
 {
     plan_clear();
     plan_add(STEP(step), 1);
@@ -264,8 +263,8 @@ pid_t asker_paused(const char *path, const char *key, const rl_limit *lims,
 }
 
 /* An asker that says when it has posted its request, and goes on. */
-pid_t asker_posting(const char *path, const char *key, const rl_limit *lims,
-                    int busy_ms, const pipes *p, const hook *h)
+pid_t asker_posting(const char *path, const char *key, const rl_limit *lims, int busy_ms,
+                    const pipes *p, const hook *h)
 {
     plan_clear();
     plan_add(STEP(RL_STEP_POSTED), 0);
@@ -347,8 +346,8 @@ int64_t allowed_of(const char *path, const char *key)
 }
 
 /* An asker that says when it has queued behind the lock (see queued()). */
-pid_t asker_queuing(const char *path, const char *key, const rl_limit *lims,
-                    const pipes *p, const hook *h)
+pid_t asker_queuing(const char *path, const char *key, const rl_limit *lims, const pipes *p,
+                    const hook *h)
 {
     plan_clear();
     plan_add(STEP(RL_STEP_POSTED) | STEP(RL_STEP_WAITING), 0);
@@ -359,8 +358,8 @@ pid_t asker_queuing(const char *path, const char *key, const rl_limit *lims,
  * test_clock), zero skew, in memory shared with every child. */
 int lock_test_init(void)
 {
-    void *skew = mmap(NULL, sizeof *clock_skew, PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *skew =
+        mmap(NULL, sizeof *clock_skew, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (skew == MAP_FAILED) {
         perror("mmap");
         return 1;

@@ -21,8 +21,8 @@
 #include "rl.h"
 #include "lock.h"
 
-extern const rl_limit small[1];  /* 10/s, burst 10 */
-extern const rl_limit large[1];  /* 1000/s, burst 1000 */
+extern const rl_limit small[1]; /* 10/s, burst 10 */
+extern const rl_limit large[1]; /* 1000/s, burst 1000 */
 
 /* A busy timeout no step of a test comes near, however loaded the machine:
  * where a timeout is what is tested, the clock is moved past it. */
@@ -98,19 +98,18 @@ void pipes_close(pipes *p);
 /* tokens > 0: rl_acquire of 1 request and that many tokens; else rl_allow.
  * With h, the asker follows the plan made before (plan_clear, plan_add)
  * once its handle is open. */
-pid_t asker_n(const char *path, const char *key, const rl_limit *lims, size_t nlims,
-              int busy_ms, int64_t tokens, const pipes *p, const hook *h);
-pid_t asker(const char *path, const char *key, const rl_limit *lims, int busy_ms,
-            const pipes *p);
+pid_t asker_n(const char *path, const char *key, const rl_limit *lims, size_t nlims, int busy_ms,
+              int64_t tokens, const pipes *p, const hook *h);
+pid_t asker(const char *path, const char *key, const rl_limit *lims, int busy_ms, const pipes *p);
 /* An asker that stops at step (see arm()). */
-pid_t asker_paused(const char *path, const char *key, const rl_limit *lims,
-                   const pipes *p, const hook *h, int step);
+pid_t asker_paused(const char *path, const char *key, const rl_limit *lims, const pipes *p,
+                   const hook *h, int step);
 /* An asker that says when it has posted its request, and goes on. */
-pid_t asker_posting(const char *path, const char *key, const rl_limit *lims,
-                    int busy_ms, const pipes *p, const hook *h);
-/* An asker that says when it has queued behind the lock (see queued()). */
-pid_t asker_queuing(const char *path, const char *key, const rl_limit *lims,
+pid_t asker_posting(const char *path, const char *key, const rl_limit *lims, int busy_ms,
                     const pipes *p, const hook *h);
+/* An asker that says when it has queued behind the lock (see queued()). */
+pid_t asker_queuing(const char *path, const char *key, const rl_limit *lims, const pipes *p,
+                    const hook *h);
 /* Behind a held lock: an asker queued, posted in a slot (RL_STEP_POSTED)
  * or, with every slot in use, asleep on the lock (RL_STEP_WAITING). */
 int queued(const hook *h);

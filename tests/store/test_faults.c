@@ -161,10 +161,9 @@ static int x_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 }
 
 static const sqlite3_io_methods shim_io = {
-    3,         x_close,    x_read,     x_write,       x_truncate,  x_sync,
-    x_size,    x_lock,     x_unlock,   x_reserved,    x_fcntl,     x_sector,
-    x_devchar, x_shm_map,  x_shm_lock, x_shm_barrier, x_shm_unmap, x_fetch,
-    x_unfetch,
+    3,          x_close,       x_read,      x_write, x_truncate, x_sync,    x_size,
+    x_lock,     x_unlock,      x_reserved,  x_fcntl, x_sector,   x_devchar, x_shm_map,
+    x_shm_lock, x_shm_barrier, x_shm_unmap, x_fetch, x_unfetch,
 };
 
 static int x_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
@@ -393,11 +392,13 @@ static void write_tiers(const char *path, int burst)
 {
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
-    fprintf(fp, "version: 1\ndefault_tier: t\ntiers:\n  t:\n    limits:\n"
-                "      - { name: rpm, rate: 60/min, burst: %d }\n"
-                "      - { name: daily, rate: 1000/day }\n"
-                "  other: { unlimited: true }\n"
-                "keys:\n  - { match: \"x:*\", tier: other }\n", burst);
+    fprintf(fp,
+            "version: 1\ndefault_tier: t\ntiers:\n  t:\n    limits:\n"
+            "      - { name: rpm, rate: 60/min, burst: %d }\n"
+            "      - { name: daily, rate: 1000/day }\n"
+            "  other: { unlimited: true }\n"
+            "keys:\n  - { match: \"x:*\", tier: other }\n",
+            burst);
     fclose(fp);
 }
 
@@ -453,12 +454,14 @@ static void test_migration_faults(void **state)
         r = open_db(f, RL_FAIL_CLOSED);
         rl_close(r);
         assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db,
-                                      "DROP TABLE rl_rules; DROP TABLE rl_leases; ALTER TABLE rl_keys DROP COLUMN gmark;"
-                                      "DELETE FROM rl_meta WHERE name IN ('default_tier', 'fail_mode');"
-                                      "PRAGMA user_version = 1",
-                                      NULL, NULL, NULL),
-                         SQLITE_OK);
+        assert_int_equal(
+            sqlite3_exec(
+                db,
+                "DROP TABLE rl_rules; DROP TABLE rl_leases; ALTER TABLE rl_keys DROP COLUMN gmark;"
+                "DELETE FROM rl_meta WHERE name IN ('default_tier', 'fail_mode');"
+                "PRAGMA user_version = 1",
+                NULL, NULL, NULL),
+            SQLITE_OK);
         sqlite3_close(db);
         arm(n, 0);
         r = NULL;
@@ -498,9 +501,12 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_decision_faults_fail_closed), T(test_decision_faults_fail_open),
-        T(test_decision_disk_full),          T(test_reset_faults),
-        T(test_tier_load_faults),            T(test_migration_faults),
+        T(test_decision_faults_fail_closed),
+        T(test_decision_faults_fail_open),
+        T(test_decision_disk_full),
+        T(test_reset_faults),
+        T(test_tier_load_faults),
+        T(test_migration_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

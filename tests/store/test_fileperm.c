@@ -146,8 +146,8 @@ static void refused(const char *path, unsigned flags, unsigned mode, const char 
     rl *r = NULL;
     int rc = open_db(path, flags, mode, &r);
     if (rc != RL_EPERM || !strstr(rl_errmsg(r), file) || !strstr(rl_errmsg(r), what))
-        fail_msg("rl_open(%s, flags %u): %d, '%s'; expected RL_EPERM about %s: '%s'", path,
-                 flags, rc, rl_errmsg(r), file, what);
+        fail_msg("rl_open(%s, flags %u): %d, '%s'; expected RL_EPERM about %s: '%s'", path, flags,
+                 rc, rl_errmsg(r), file, what);
     rl_close(r);
 }
 
@@ -315,8 +315,9 @@ static void test_shared_group(void **state)
     refused(f->db, RL_OPEN_SHARED_GROUP, 0, f->dir, "is wider than file_mode 0600");
     /* and the group must be ours */
     chown_all(f->dir, NOBODY, NOBODY);
-    refused(f->db, RL_OPEN_SHARED_GROUP, 0660, f->dir, "not by this user (uid 0), one of this "
-                                                      "user's groups or root");
+    refused(f->db, RL_OPEN_SHARED_GROUP, 0660, f->dir,
+            "not by this user (uid 0), one of this "
+            "user's groups or root");
 }
 
 static void test_own_private_db_reopens(void **state)
@@ -345,11 +346,11 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_database_planted_by_nobody), T(test_wal_planted_by_nobody),
+        T(test_database_planted_by_nobody),   T(test_wal_planted_by_nobody),
         T(test_reader_trusts_the_owner_only), T(test_shm_planted_by_nobody),
-        T(test_own_file_mode_0666),
-        T(test_fifo_at_path),               T(test_symlink_at_wal_path),
-        T(test_shared_group),               T(test_own_private_db_reopens),
+        T(test_own_file_mode_0666),           T(test_fifo_at_path),
+        T(test_symlink_at_wal_path),          T(test_shared_group),
+        T(test_own_private_db_reopens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -172,7 +172,7 @@ static int64_t crowd_finish(fx *f, crowd *c)
 static void test_lock_file_scribbled(void **state)
 {
     static const unsigned char pats[][8] = {
-        { 0, 0, 0, 0, 0, 0, 0, 0x80 },             /* INT64_MIN */
+        { 0, 0, 0, 0, 0, 0, 0, 0x80 },                      /* INT64_MIN */
         { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f }, /* INT64_MAX */
         { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff },
         { 0x5a, 0xa5, 0x13, 0x37, 0xc3, 0x3c, 0x99, 0x66 },
@@ -383,7 +383,7 @@ static void test_builder_killed(void **state)
         _exit(0);
     }
     assert_true(builder > 0);
-    reached(&hb); /* alone, the file emptied */
+    reached(&hb);                 /* alone, the file emptied */
     if ((waiter = fork()) == 0) { /* armed before rl_open: it stops inside it */
         rl_options o = RL_OPTIONS_INIT;
         rl_result res;

@@ -234,7 +234,7 @@ static void test_lone_signature_not_starved(void **state)
     assert_int_equal(reached(&h1), RL_STEP_COMMITTED); /* hot1's batch: hot2, hot3 */
     go(&p4, 1);
     assert_int_equal(reached(&h4), RL_STEP_POSTED); /* hot4 posted after the lone caller */
-    resume(&h1);                                     /* hot1 answers and releases */
+    resume(&h1);                                    /* hot1 answers and releases */
     collect(&p1, &a);
     assert_int_equal(a.rc, RL_OK);
     assert_int_equal(a.res.limit, 1000);
@@ -496,7 +496,7 @@ static void test_stalled_caller_keeps_answer(void **state)
     assert_int_equal(write(cont[1], "c", 1), 1);
     assert_int_equal(waitpid(leader, NULL, 0), leader);
     assert_int_equal(reached(&h), RL_STEP_ANSWERED); /* the caller sees its answer... */
-    stopped(pid); /* ...and stops before reading it */
+    stopped(pid);                                    /* ...and stops before reading it */
     resume(&h);
     l = hold(f->path);
     go(&p2, 20); /* they post into every other slot, and queue for the lock */

@@ -33,7 +33,7 @@
 #include "rl.h"
 #include "../common/stores.h"
 
-#define RATE 2000   /* per second */
+#define RATE 2000 /* per second */
 #define BURST 100
 
 static const rl_limit limits[] = { RL_LIMIT("rps", NULL, RATE, RL_SECOND, BURST) };
@@ -95,8 +95,8 @@ static void cover_add(cover *c, int64_t t0, int64_t t1, int64_t r)
             want = t1;
         if (want == cur)
             return;
-    } while (!__atomic_compare_exchange_n(&c->until, &cur, want, 0, __ATOMIC_SEQ_CST,
-                                          __ATOMIC_SEQ_CST));
+    } while (
+        !__atomic_compare_exchange_n(&c->until, &cur, want, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
     if (gap)
         __atomic_add_fetch(&c->lost, gap, __ATOMIC_SEQ_CST);
 }
@@ -219,7 +219,7 @@ static void test_four_processes_one_key(void **state)
                   (double)tail / RL_MILLISECOND, (long long)offered,
                   100.0 * (double)units / (double)offered);
     assert_int_equal(logged, units);
-    assert_true(units <= bound);      /* never more than the rate */
+    assert_true(units <= bound);              /* never more than the rate */
     assert_true(units * 100 >= offered * 98); /* and what was offered while asked */
     integrity_ok(path);
     munmap(c, sizeof *c);
@@ -401,9 +401,9 @@ static void test_concurrency_cap_across_processes(void **state)
                 now_in = __atomic_add_fetch(&shared[0], 1, __ATOMIC_SEQ_CST);
                 __atomic_add_fetch(&shared[2], 1, __ATOMIC_SEQ_CST);
                 seen = __atomic_load_n(&shared[1], __ATOMIC_SEQ_CST);
-                while (now_in > seen && !__atomic_compare_exchange_n(&shared[1], &seen, now_in, 0,
-                                                                     __ATOMIC_SEQ_CST,
-                                                                     __ATOMIC_SEQ_CST))
+                while (now_in > seen &&
+                       !__atomic_compare_exchange_n(&shared[1], &seen, now_in, 0, __ATOMIC_SEQ_CST,
+                                                    __ATOMIC_SEQ_CST))
                     ;
                 /* held long against a lease's round trips (three on Redis),
                  * and, until the cap has been reached, until it is */
@@ -587,11 +587,12 @@ static void test_waiters_fair_and_prioritised(void **state)
     waiters(path, counts, delays, same, &jain, &total, &elapsed);
     if ((lat2 = store_latency(path)) > lat)
         lat = lat2;
-    busy = cpu_wait(delays, waited, sizeof waited) > WAITERS_CPU_WAIT_MAX ||
-           lat > WAITERS_STORE_MAX;
+    busy =
+        cpu_wait(delays, waited, sizeof waited) > WAITERS_CPU_WAIT_MAX || lat > WAITERS_STORE_MAX;
     print_message("4 waiters: %d %d %d %d admitted, Jain's index %.4f; %s; the store "
-                  "answers in %.2f ms\n", counts[0], counts[1], counts[2], counts[3], jain,
-                  waited, (double)lat / RL_MILLISECOND);
+                  "answers in %.2f ms\n",
+                  counts[0], counts[1], counts[2], counts[3], jain, waited,
+                  (double)lat / RL_MILLISECOND);
     /* served at the rate, never more, however busy the machine */
     assert_true(total <= 1 + (int64_t)((__int128)400 * elapsed / RL_SECOND));
     if (!busy) {
@@ -610,9 +611,8 @@ static void test_waiters_fair_and_prioritised(void **state)
      * waiter that is not running when its turn comes. */
     cpu_wait(delays, waited, sizeof waited);
     busy = delays[0] + delays[2] > WAITERS_CPU_WAIT_MAX || lat > WAITERS_STORE_MAX;
-    print_message("interactive %d %d, batch %d %d; %s; the store answers in %.2f ms\n",
-                  counts[0], counts[2], counts[1], counts[3], waited,
-                  (double)lat / RL_MILLISECOND);
+    print_message("interactive %d %d, batch %d %d; %s; the store answers in %.2f ms\n", counts[0],
+                  counts[2], counts[1], counts[3], waited, (double)lat / RL_MILLISECOND);
     assert_true(total <= 1 + (int64_t)((__int128)400 * elapsed / RL_SECOND));
     if (!busy)
         assert_true((counts[0] + counts[2]) * 100 >= 90 * total);

@@ -95,8 +95,8 @@ static void start(fx *f)
     f->pid = fork();
     assert_true(f->pid >= 0);
     if (f->pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--dir", f->dir, "--logfile", log, (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", f->dir, "--logfile", log, (char *)NULL);
         _exit(127);
     }
     for (;;) { /* until it answers */
@@ -157,9 +157,9 @@ static int teardown(void **state)
     return 0;
 }
 
-#define FX()                   \
-    fx *f = *state;            \
-    if (!f)                    \
+#define FX()        \
+    fx *f = *state; \
+    if (!f)         \
         skip();
 
 static rl *open_mode(const fx *f, const char *url, int fail_mode)

@@ -224,8 +224,7 @@ static void refused_as_corrupt(const char *path, const char *says)
         o.flags = i ? RL_OPEN_READONLY : 0;
         r = NULL;
         if (rl_open(&r, path, &o) != RL_ECORRUPT || !strstr(rl_errmsg(r), says))
-            fail_msg("%s open, expecting '%s': %s", i ? "read-only" : "writer", says,
-                     rl_errmsg(r));
+            fail_msg("%s open, expecting '%s': %s", i ? "read-only" : "writer", says, rl_errmsg(r));
         rl_close(r);
     }
 }
@@ -240,8 +239,7 @@ static void test_schema_names_exact(void **state)
           "DROP TRIGGER sqliteXevil", "trigger 'sqliteXevil'" },
         { "CREATE VIEW sqlite1v AS SELECT * FROM rl_keys", "DROP VIEW sqlite1v",
           "view 'sqlite1v'" },
-        { "CREATE TABLE SQLITEXsecret (x)", "DROP TABLE SQLITEXsecret",
-          "table 'SQLITEXsecret'" },
+        { "CREATE TABLE SQLITEXsecret (x)", "DROP TABLE SQLITEXsecret", "table 'SQLITEXsecret'" },
     };
     fx *f = *state;
     rl *r = NULL;
@@ -275,7 +273,8 @@ static void test_schema_columns(void **state)
         { "DROP TABLE rl_rules;"
           " CREATE TABLE rl_rules (pos INTEGER PRIMARY KEY, match BLOB, tier TEXT)",
           "DROP TABLE rl_rules;"
-          " CREATE TABLE rl_rules (pos INTEGER PRIMARY KEY, match TEXT NOT NULL, tier TEXT NOT NULL)",
+          " CREATE TABLE rl_rules (pos INTEGER PRIMARY KEY, match TEXT NOT NULL, tier TEXT NOT "
+          "NULL)",
           "table rl_rules: column match is not rl's" },
         { "DROP TABLE rl_tiers; CREATE TABLE rl_tiers (name TEXT, unlimited INTEGER)",
           "DROP TABLE rl_tiers; CREATE TABLE rl_tiers (name TEXT PRIMARY KEY, unlimited INTEGER NOT"
@@ -284,8 +283,10 @@ static void test_schema_columns(void **state)
         { "DROP INDEX rl_leases_key; CREATE INDEX rl_leases_key ON rl_leases (pid)",
           "DROP INDEX rl_leases_key; CREATE INDEX rl_leases_key ON rl_leases (key)",
           "index rl_leases_key: column key is not rl's" },
-        { "DROP TABLE rl_rules", "CREATE TABLE rl_rules (pos INTEGER PRIMARY KEY, match TEXT NOT"
-          " NULL, tier TEXT NOT NULL)", "table rl_rules missing" },
+        { "DROP TABLE rl_rules",
+          "CREATE TABLE rl_rules (pos INTEGER PRIMARY KEY, match TEXT NOT"
+          " NULL, tier TEXT NOT NULL)",
+          "table rl_rules missing" },
     };
     fx *f = *state;
     rl *r = NULL;
@@ -501,11 +502,20 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_new_file_private_and_wal), T(test_group_shared_mode), T(test_not_sqlite),
-        T(test_truncated), T(test_other_application), T(test_newer_schema),
-        T(test_tampered_schema), T(test_read_only_file), T(test_readonly_flag),
-        T(test_failed_write_unlocks), T(test_schema_names_exact), T(test_schema_columns),
-        T(test_schema_columns_by_version), T(test_link_swapped_in_before_open),
+        T(test_new_file_private_and_wal),
+        T(test_group_shared_mode),
+        T(test_not_sqlite),
+        T(test_truncated),
+        T(test_other_application),
+        T(test_newer_schema),
+        T(test_tampered_schema),
+        T(test_read_only_file),
+        T(test_readonly_flag),
+        T(test_failed_write_unlocks),
+        T(test_schema_names_exact),
+        T(test_schema_columns),
+        T(test_schema_columns_by_version),
+        T(test_link_swapped_in_before_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

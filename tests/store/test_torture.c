@@ -115,8 +115,10 @@ static void test_kill_500_times(void **state)
     snprintf(yaml, sizeof yaml, "%s/t.yaml", dir);
     fp = fopen(yaml, "w");
     assert_non_null(fp);
-    fprintf(fp, "version: 1\ndefault_tier: t\ntiers:\n  t:\n    limits:\n"
-                "      - { name: rps, rate: %d/s, burst: %d }\n", RATE, BURST);
+    fprintf(fp,
+            "version: 1\ndefault_tier: t\ntiers:\n  t:\n    limits:\n"
+            "      - { name: rps, rate: %d/s, burst: %d }\n",
+            RATE, BURST);
     fclose(fp);
     {
         rl_options o = RL_OPTIONS_INIT;

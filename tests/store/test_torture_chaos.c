@@ -113,11 +113,11 @@
 #define C_BUSY_MS 30000
 #define C_MAX_STOPPED 2
 #define C_STOP_MAX_NS (3 * RL_SECOND)
-#define C_LOST_MIN_NS RL_SECOND       /* api.md: "stopped for over a second" */
+#define C_LOST_MIN_NS RL_SECOND          /* api.md: "stopped for over a second" */
 #define C_SHORT_NS (20 * RL_MILLISECOND) /* calls longer than this are few: kept apart */
-#define C_END_WAIT_NS (60 * RL_SECOND) /* for the workers to finish once told */
-#define C_MAX_FAILS 30                 /* failure messages kept */
-#define C_IDLE_NS (50 * RL_MILLISECOND) /* a longer gap between hot admissions: a stall */
+#define C_END_WAIT_NS (60 * RL_SECOND)   /* for the workers to finish once told */
+#define C_MAX_FAILS 30                   /* failure messages kept */
+#define C_IDLE_NS (50 * RL_MILLISECOND)  /* a longer gap between hot admissions: a stall */
 #define C_STALL_SLACK_NS (2 * RL_SECOND) /* a stall may outlast the stop behind it by this */
 
 typedef struct ctier {
@@ -137,9 +137,9 @@ enum { O_ADMIT = 1, O_REFUSE, O_LOST, O_ERROR };
 
 /* One call, as a worker logs it. */
 typedef struct crec {
-    int64_t start;    /* CLOCK_REALTIME ns just before the call */
-    uint32_t dur;     /* ns until it returned; UINT32_MAX: that long or longer */
-    uint32_t what;    /* key | cost << 20 | outcome << 24 | bad answer << 28 */
+    int64_t start; /* CLOCK_REALTIME ns just before the call */
+    uint32_t dur;  /* ns until it returned; UINT32_MAX: that long or longer */
+    uint32_t what; /* key | cost << 20 | outcome << 24 | bad answer << 28 */
 } crec;
 
 /* What a worker is calling, for the chaos process to read when it kills it. */
@@ -307,15 +307,15 @@ static void chaos_worker(const char *dir, const char *db, cshared *sh, int w, in
         nrec++;
         if (out == O_ERROR)
             say(efd, "worker %d (pid %d): rl_allow(%s, %lld) after %.3f ms: %d (%s): %s\n", spawn,
-                (int)getpid(), key, (long long)cost, (double)(t1 - t0) / 1e6, rc,
-                rl_strerror(rc), rl_errmsg(r));
+                (int)getpid(), key, (long long)cost, (double)(t1 - t0) / 1e6, rc, rl_strerror(rc),
+                rl_errmsg(r));
         if (why)
             say(efd,
                 "worker %d (pid %d): rl_allow(%s, %lld): %s: allowed %d limit %lld remaining "
                 "%lld retry_after %lld reset_after %lld limit_name \"%s\" degraded %d "
                 "key_index %d\n",
-                spawn, (int)getpid(), key, (long long)cost, why, res.allowed,
-                (long long)res.limit, (long long)res.remaining, (long long)res.retry_after_ns,
+                spawn, (int)getpid(), key, (long long)cost, why, res.allowed, (long long)res.limit,
+                (long long)res.remaining, (long long)res.retry_after_ns,
                 (long long)res.reset_after_ns, res.limit_name, res.degraded, res.key_index);
     }
     rl_close(r);
@@ -365,8 +365,7 @@ static void describe(int status, char *buf, size_t len)
     if (WIFEXITED(status))
         snprintf(buf, len, "exited with %d", WEXITSTATUS(status));
     else if (WIFSIGNALED(status))
-        snprintf(buf, len, "died of signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
+        snprintf(buf, len, "died of signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
     else
         snprintf(buf, len, "status 0x%x", (unsigned)status);
 }
@@ -418,8 +417,8 @@ static void reap_killed(chaos *c, int w)
         else
             c->keys[k].pending[cost - 1]++;
         c->pending++;
-        fprintf(c->events, "%lld pending %d key %d cost %d\n", (long long)real_ns(),
-                c->w[w].spawn, k, cost);
+        fprintf(c->events, "%lld pending %d key %d cost %d\n", (long long)real_ns(), c->w[w].spawn,
+                k, cost);
     }
 }
 
@@ -514,7 +513,7 @@ typedef struct cwin {
     cadm *byS, *lng;
     int64_t *ends, *pre;
     size_t n, nlng;
-    int64_t worst;      /* largest excess over burst + rate x elapsed */
+    int64_t worst; /* largest excess over burst + rate x elapsed */
     int64_t checked, violations;
     int64_t idle_ns, idle_max_ns, idles; /* gaps of over C_IDLE_NS between admissions */
 } cwin;
@@ -655,9 +654,8 @@ static void compare_key(chaos *c, cdb *d, int k, int64_t allowed, int64_t refuse
                    "%s: database allowed %lld units %lld refused %lld, logged %lld %lld %lld, "
                    "pending %d+%d+%d, lost %d+%d+%d (by cost 1+2+3)",
                    name, (long long)allowed, (long long)units, (long long)refused,
-                   (long long)x->allowed, (long long)x->units, (long long)x->refused,
-                   x->pending[0], x->pending[1], x->pending[2], x->lost[0], x->lost[1],
-                   x->lost[2]);
+                   (long long)x->allowed, (long long)x->units, (long long)x->refused, x->pending[0],
+                   x->pending[1], x->pending[2], x->lost[0], x->lost[1], x->lost[2]);
 }
 
 static int db_key(void *ctx, const rl_key_stats *st)
@@ -785,8 +783,8 @@ void test_chaos_kill_and_stop(void **state)
         while ((got = waitpid(c.w[i].pid, &status, WNOHANG)) == 0 && mono_ns() < give_up)
             usleep(10000);
         if (got == 0) {
-            chaos_fail(&c, "worker %d still running %d s after the end: hung",
-                       c.w[i].spawn, (int)(C_END_WAIT_NS / RL_SECOND));
+            chaos_fail(&c, "worker %d still running %d s after the end: hung", c.w[i].spawn,
+                       (int)(C_END_WAIT_NS / RL_SECOND));
             kill(c.w[i].pid, SIGKILL);
             waitpid(c.w[i].pid, &status, 0);
             continue;
@@ -799,8 +797,8 @@ void test_chaos_kill_and_stop(void **state)
     fclose(c.events);
     print_message("chaos: %.1f s, %d workers forked, %d SIGKILLs (%d of stopped workers, %d "
                   "in a call not logged), %d SIGSTOPs\n",
-                  (double)(mono_ns() - t0) / 1e9, c.spawned, c.kills, c.kills_stopped,
-                  c.pending, c.stops);
+                  (double)(mono_ns() - t0) / 1e9, c.spawned, c.kills, c.kills_stopped, c.pending,
+                  c.stops);
 
     /* the logs */
     win.byS = malloc(sizeof *win.byS * 1024);
@@ -951,9 +949,10 @@ void test_chaos_kill_and_stop(void **state)
         chaos_fail(&c, "the hot key was refused only %lld times for %lld admissions",
                    (long long)hot_refused, (long long)hot_allowed);
     if (d.hot.units * 2 < (int64_t)((__int128)C_RATE * (elapsed - win.idle_ns) / RL_SECOND))
-        chaos_fail(&c, "the hot key admitted %lld units in %.3f s (%.3f s of them stalled): "
-                   "under half its rate", (long long)d.hot.units, (double)elapsed / 1e9,
-                   (double)win.idle_ns / 1e9);
+        chaos_fail(&c,
+                   "the hot key admitted %lld units in %.3f s (%.3f s of them stalled): "
+                   "under half its rate",
+                   (long long)d.hot.units, (double)elapsed / 1e9, (double)win.idle_ns / 1e9);
     if (win.idle_max_ns > C_STOP_MAX_NS + C_STALL_SLACK_NS)
         chaos_fail(&c, "no admission on the hot key for %.3f s, longer than any SIGSTOP",
                    (double)win.idle_max_ns / 1e9);
@@ -971,8 +970,8 @@ void test_chaos_kill_and_stop(void **state)
         print_message("FAIL: %s\n", c.fail[i]);
     if (c.fails) {
         fail_msg("%d failures (seed %llu); kept in %s: the workers' logs (w*), their "
-                 "errors, and what the chaos process did (chaos)", c.fails,
-                 (unsigned long long)c.seed, dir);
+                 "errors, and what the chaos process did (chaos)",
+                 c.fails, (unsigned long long)c.seed, dir);
     }
     snprintf(path, sizeof path, "rm -rf '%s'", dir);
     assert_int_equal(system(path), 0);

@@ -35,10 +35,10 @@
 #include "rl.h"
 
 #define DECIDERS 4
-#define KEYS 16     /* keep: and h: keys per decider */
-#define GENS 256    /* generations of idle keys at most */
-#define PER_GEN 32  /* idle keys per generation, made an hour ago */
-#define TOUCH 7     /* a decider touches an idle key every TOUCH decisions */
+#define KEYS 16    /* keep: and h: keys per decider */
+#define GENS 256   /* generations of idle keys at most */
+#define PER_GEN 32 /* idle keys per generation, made an hour ago */
+#define TOUCH 7    /* a decider touches an idle key every TOUCH decisions */
 
 typedef struct counts {
     int64_t errors;
@@ -48,7 +48,7 @@ typedef struct counts {
 
 /* Shared by the parent and the deciders (MAP_SHARED before fork). */
 typedef struct shared {
-    atomic_int gen;  /* the newest generation of idle keys; -1: none yet */
+    atomic_int gen; /* the newest generation of idle keys; -1: none yet */
     counts c[DECIDERS];
 } shared;
 
@@ -257,7 +257,8 @@ int main(int argc, char **argv)
     else
         pruned += n;
     if (all.errors) {
-        fprintf(stderr, "hammer: deciders got %lld error(s) or refusal(s)\n", (long long)all.errors);
+        fprintf(stderr, "hammer: deciders got %lld error(s) or refusal(s)\n",
+                (long long)all.errors);
         failures++;
     }
 
@@ -297,8 +298,8 @@ int main(int argc, char **argv)
                     failures++;
                 }
             } else if (v < t || v > t + 1) {
-                fprintf(stderr, "hammer: %s: stored %lld, touched %lld: a decision was lost\n",
-                        key, (long long)v, (long long)t);
+                fprintf(stderr, "hammer: %s: stored %lld, touched %lld: a decision was lost\n", key,
+                        (long long)v, (long long)t);
                 failures++;
             } else {
                 n++;

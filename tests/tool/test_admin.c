@@ -70,9 +70,18 @@ static int setup(void **state, int kind)
     return 0;
 }
 
-static int setup_mem(void **state) { return setup(state, STORE_MEM); }
-static int setup_sqlite(void **state) { return setup(state, STORE_SQLITE); }
-static int setup_redis(void **state) { return setup(state, STORE_REDIS); }
+static int setup_mem(void **state)
+{
+    return setup(state, STORE_MEM);
+}
+static int setup_sqlite(void **state)
+{
+    return setup(state, STORE_SQLITE);
+}
+static int setup_redis(void **state)
+{
+    return setup(state, STORE_REDIS);
+}
 
 static int teardown(void **state)
 {
@@ -320,8 +329,9 @@ static void test_doctor_finds_problems(void **state)
     assert_int_equal(rl_tier_delete(f->r, "pro"), RL_OK);
     /* a damaged bucket, written behind the library's back */
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "UPDATE rl_keys SET state = x'0102' WHERE key = 'k'",
-                                  NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "UPDATE rl_keys SET state = x'0102' WHERE key = 'k'", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(chmod(f->path, 0644), 0);
     memset(&c, 0, sizeof c);
@@ -533,9 +543,11 @@ static void test_import_refuses_bad_documents(void **state)
           "not a valid tier name" },
         { "{\"format\":\"rl-export\",\"version\":1,\"tiers\":[{\"name\":\"t\",\"unlimited\":"
           "false,\"limits\":[{\"name\":\"l\",\"resource\":\"requests\",\"kind\":\"rate\","
-          "\"count\":0,\"period_ns\":1000000000,\"burst\":1}]}]}", "count must be at least 1" },
+          "\"count\":0,\"period_ns\":1000000000,\"burst\":1}]}]}",
+          "count must be at least 1" },
         { "{\"format\":\"rl-export\",\"version\":1,\"tiers\":[{\"name\":\"t\",\"unlimited\":"
-          "false,\"limits\":[]}]}", "has no limits" },
+          "false,\"limits\":[]}]}",
+          "has no limits" },
         { "{\"format\":\"rl-export\",\"version\":1,\"tiers\":[{\"name\":\"t\",\"unlimited\":"
           "true,\"limits\":[]},{\"name\":\"t\",\"unlimited\":true,\"limits\":[]}]}",
           "duplicate tier" },
@@ -543,21 +555,26 @@ static void test_import_refuses_bad_documents(void **state)
           "'tier' is missing" },
         { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\\u0001\",\"tier\":"
           "null,\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
-          "\"slots\":[]}]}", "not a valid key" },
+          "\"slots\":[]}]}",
+          "not a valid key" },
         { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
           "\"allowed\":-1,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
-          "\"slots\":[]}]}", "out of range" },
+          "\"slots\":[]}]}",
+          "out of range" },
         { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
           "\"allowed\":1e999,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
-          "\"slots\":[]}]}", "must be an integer" },
+          "\"slots\":[]}]}",
+          "must be an integer" },
         { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
           "\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
           "\"slots\":[{\"kind\":\"gcra\",\"id\":\"00000000000000ff\",\"count\":5,"
-          "\"period_ns\":1000,\"burst\":5,\"tat\":0,\"rem\":5}]}]}", "out of range" },
+          "\"period_ns\":1000,\"burst\":5,\"tat\":0,\"rem\":5}]}]}",
+          "out of range" },
         { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
           "\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
           "\"slots\":[{\"kind\":\"window\",\"id\":\"00000000000000ff\",\"count\":5,"
-          "\"period_ns\":1000,\"burst\":0,\"tat\":0,\"rem\":-1}]}]}", "out of range" },
+          "\"period_ns\":1000,\"burst\":0,\"tat\":0,\"rem\":-1}]}]}",
+          "out of range" },
         { "{\"format\":\"rl-export\",\"version\":1,\"tiers\":[{\"name\":\"t\",\"unlimited\":"
           "false,\"limits\":[{\"name\":\"l\",\"resource\":\"requests\",\"kind\":"
           "\"sliding_window\",\"count\":5,\"period_ns\":1000000000,\"burst\":6}]}]}",
@@ -565,14 +582,17 @@ static void test_import_refuses_bad_documents(void **state)
         { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
           "\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
           "\"slots\":[{\"kind\":\"gcra\",\"id\":\"xyz\",\"count\":5,"
-          "\"period_ns\":1000,\"burst\":5,\"tat\":0,\"rem\":0}]}]}", "hex digits" },
+          "\"period_ns\":1000,\"burst\":5,\"tat\":0,\"rem\":0}]}]}",
+          "hex digits" },
         { "{\"format\":\"rl-export\",\"version\":1,\"keys\":[{\"key\":\"a\",\"tier\":null,"
           "\"allowed\":0,\"refused\":0,\"units\":0,\"first_seen_ns\":0,\"last_seen_ns\":0,"
           "\"slots\":[]},{\"key\":\"a\",\"tier\":null,\"allowed\":0,\"refused\":0,\"units\":0,"
-          "\"first_seen_ns\":0,\"last_seen_ns\":0,\"slots\":[]}]}", "given twice" },
+          "\"first_seen_ns\":0,\"last_seen_ns\":0,\"slots\":[]}]}",
+          "given twice" },
         { "{\"format\":\"rl-export\",\"version\":1,\"leases\":[{\"id\":1,\"key\":\"a\","
           "\"created_ns\":0,\"expires_ns\":0,\"pid\":1,\"pstart\":1,\"estimate\":[{\"resource\":"
-          "\"bad name\",\"amount\":1}],\"held\":[]}]}", "not a valid resource name" },
+          "\"bad name\",\"amount\":1}],\"held\":[]}]}",
+          "not a valid resource name" },
     };
     fixture *f = *state;
     static const char tiny[] = "{\"version\":1,\"format\":\"rl-export\"}";
@@ -583,8 +603,7 @@ static void test_import_refuses_bad_documents(void **state)
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = rl_import(f->r, bad[i].doc, strlen(bad[i].doc));
         if (rc != RL_EINVAL || !strstr(rl_errmsg(f->r), bad[i].msg))
-            fail_msg("document %zu: rc %d, '%s' (wanted '%s')", i, rc, rl_errmsg(f->r),
-                     bad[i].msg);
+            fail_msg("document %zu: rc %d, '%s' (wanted '%s')", i, rc, rl_errmsg(f->r), bad[i].msg);
     }
     assert_int_equal(rl_import(f->r, nul, sizeof nul - 1), RL_EINVAL);
     assert_non_null(strstr(rl_errmsg(f->r), "NUL"));
@@ -598,10 +617,10 @@ static void test_import_refuses_bad_documents(void **state)
     free(after);
 }
 
-#define BOTH(fn)                                                   \
-    cmocka_unit_test_setup_teardown(fn, setup_mem, teardown),      \
-    cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown),   \
-    cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
+#define BOTH(fn)                                                     \
+    cmocka_unit_test_setup_teardown(fn, setup_mem, teardown),        \
+        cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown), \
+        cmocka_unit_test_setup_teardown(fn, setup_redis, teardown)
 
 int main(void)
 {

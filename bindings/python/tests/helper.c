@@ -26,66 +26,135 @@
 static void layout(void)
 {
     SIZE(rl_limit);
-    OFF(rl_limit, name); OFF(rl_limit, resource); OFF(rl_limit, count);
-    OFF(rl_limit, period_ns); OFF(rl_limit, burst); OFF(rl_limit, algorithm);
+    OFF(rl_limit, name);
+    OFF(rl_limit, resource);
+    OFF(rl_limit, count);
+    OFF(rl_limit, period_ns);
+    OFF(rl_limit, burst);
+    OFF(rl_limit, algorithm);
 
     SIZE(rl_options);
-    OFF(rl_options, version); OFF(rl_options, default_limits); OFF(rl_options, n_default_limits);
-    OFF(rl_options, busy_timeout_ms); OFF(rl_options, durability); OFF(rl_options, fail_mode);
-    OFF(rl_options, clock); OFF(rl_options, clock_ctx); OFF(rl_options, file_mode);
-    OFF(rl_options, tiers_file); OFF(rl_options, flags); OFF(rl_options, busy_strategy);
+    OFF(rl_options, version);
+    OFF(rl_options, default_limits);
+    OFF(rl_options, n_default_limits);
+    OFF(rl_options, busy_timeout_ms);
+    OFF(rl_options, durability);
+    OFF(rl_options, fail_mode);
+    OFF(rl_options, clock);
+    OFF(rl_options, clock_ctx);
+    OFF(rl_options, file_mode);
+    OFF(rl_options, tiers_file);
+    OFF(rl_options, flags);
+    OFF(rl_options, busy_strategy);
 
     SIZE(rl_result);
-    OFF(rl_result, allowed); OFF(rl_result, limit); OFF(rl_result, remaining);
-    OFF(rl_result, retry_after_ns); OFF(rl_result, reset_after_ns); OFF(rl_result, limit_name);
-    OFF(rl_result, degraded); OFF(rl_result, key_index);
+    OFF(rl_result, allowed);
+    OFF(rl_result, limit);
+    OFF(rl_result, remaining);
+    OFF(rl_result, retry_after_ns);
+    OFF(rl_result, reset_after_ns);
+    OFF(rl_result, limit_name);
+    OFF(rl_result, degraded);
+    OFF(rl_result, key_index);
 
     SIZE(rl_cost);
-    OFF(rl_cost, resource); OFF(rl_cost, amount);
+    OFF(rl_cost, resource);
+    OFF(rl_cost, amount);
 
     SIZE(rl_reservation);
-    OFF(rl_reservation, ok); OFF(rl_reservation, delay_ns); OFF(rl_reservation, time_to_act);
+    OFF(rl_reservation, ok);
+    OFF(rl_reservation, delay_ns);
+    OFF(rl_reservation, time_to_act);
     /* the rest is private: only its size and alignment matter */
 
     SIZE(rl_limit_stats);
-    OFF(rl_limit_stats, name); OFF(rl_limit_stats, resource); OFF(rl_limit_stats, count);
-    OFF(rl_limit_stats, period_ns); OFF(rl_limit_stats, burst); OFF(rl_limit_stats, remaining);
-    OFF(rl_limit_stats, reset_after_ns); OFF(rl_limit_stats, retry_after_ns);
-    OFF(rl_limit_stats, cooldown_ns); OFF(rl_limit_stats, debt); OFF(rl_limit_stats, in_flight);
+    OFF(rl_limit_stats, name);
+    OFF(rl_limit_stats, resource);
+    OFF(rl_limit_stats, count);
+    OFF(rl_limit_stats, period_ns);
+    OFF(rl_limit_stats, burst);
+    OFF(rl_limit_stats, remaining);
+    OFF(rl_limit_stats, reset_after_ns);
+    OFF(rl_limit_stats, retry_after_ns);
+    OFF(rl_limit_stats, cooldown_ns);
+    OFF(rl_limit_stats, debt);
+    OFF(rl_limit_stats, in_flight);
     OFF(rl_limit_stats, algorithm);
 
     SIZE(rl_key_stats);
-    OFF(rl_key_stats, key); OFF(rl_key_stats, exists); OFF(rl_key_stats, tier);
-    OFF(rl_key_stats, tier_source); OFF(rl_key_stats, allowed); OFF(rl_key_stats, refused);
-    OFF(rl_key_stats, units); OFF(rl_key_stats, first_seen_ns); OFF(rl_key_stats, last_seen_ns);
-    OFF(rl_key_stats, cooldown_ns); OFF(rl_key_stats, n_limits); OFF(rl_key_stats, limits);
+    OFF(rl_key_stats, key);
+    OFF(rl_key_stats, exists);
+    OFF(rl_key_stats, tier);
+    OFF(rl_key_stats, tier_source);
+    OFF(rl_key_stats, allowed);
+    OFF(rl_key_stats, refused);
+    OFF(rl_key_stats, units);
+    OFF(rl_key_stats, first_seen_ns);
+    OFF(rl_key_stats, last_seen_ns);
+    OFF(rl_key_stats, cooldown_ns);
+    OFF(rl_key_stats, n_limits);
+    OFF(rl_key_stats, limits);
 
     SIZE(rl_totals);
-    OFF(rl_totals, keys); OFF(rl_totals, allowed); OFF(rl_totals, refused);
+    OFF(rl_totals, keys);
+    OFF(rl_totals, allowed);
+    OFF(rl_totals, refused);
     OFF(rl_totals, units);
 
     SIZE(rl_tier_info);
-    OFF(rl_tier_info, name); OFF(rl_tier_info, unlimited); OFF(rl_tier_info, is_default);
-    OFF(rl_tier_info, n_limits); OFF(rl_tier_info, limits);
+    OFF(rl_tier_info, name);
+    OFF(rl_tier_info, unlimited);
+    OFF(rl_tier_info, is_default);
+    OFF(rl_tier_info, n_limits);
+    OFF(rl_tier_info, limits);
 
     SIZE(rl_lease);
-    OFF(rl_lease, id); OFF(rl_lease, expires_at);
+    OFF(rl_lease, id);
+    OFF(rl_lease, expires_at);
 
     SIZE(sig_atomic_t);
 
-    CONST(RL_KEY_MAX); CONST(RL_NAME_MAX); CONST(RL_MAX_LIMITS); CONST(RL_MAX_KEYS);
-    CONST(RL_OPTIONS_VERSION); CONST(RL_OPEN_READONLY); CONST(RL_OPEN_SHARED_GROUP);
-    CONST(RL_FAIL_CLOSED); CONST(RL_FAIL_OPEN);
-    CONST(RL_ALGO_GCRA); CONST(RL_ALGO_SLIDING_WINDOW);
-    CONST(RL_DURABILITY_NORMAL); CONST(RL_DURABILITY_FULL);
-    CONST(RL_BUSY_LOCK); CONST(RL_BUSY_SQLITE);
-    CONST(RL_SORT_KEY); CONST(RL_SORT_ALLOWED); CONST(RL_SORT_REFUSED); CONST(RL_SORT_LAST_SEEN);
-    CONST(RL_TIER_NONE); CONST(RL_TIER_ASSIGNED); CONST(RL_TIER_RULE); CONST(RL_TIER_DEFAULT);
+    CONST(RL_KEY_MAX);
+    CONST(RL_NAME_MAX);
+    CONST(RL_MAX_LIMITS);
+    CONST(RL_MAX_KEYS);
+    CONST(RL_OPTIONS_VERSION);
+    CONST(RL_OPEN_READONLY);
+    CONST(RL_OPEN_SHARED_GROUP);
+    CONST(RL_FAIL_CLOSED);
+    CONST(RL_FAIL_OPEN);
+    CONST(RL_ALGO_GCRA);
+    CONST(RL_ALGO_SLIDING_WINDOW);
+    CONST(RL_DURABILITY_NORMAL);
+    CONST(RL_DURABILITY_FULL);
+    CONST(RL_BUSY_LOCK);
+    CONST(RL_BUSY_SQLITE);
+    CONST(RL_SORT_KEY);
+    CONST(RL_SORT_ALLOWED);
+    CONST(RL_SORT_REFUSED);
+    CONST(RL_SORT_LAST_SEEN);
+    CONST(RL_TIER_NONE);
+    CONST(RL_TIER_ASSIGNED);
+    CONST(RL_TIER_RULE);
+    CONST(RL_TIER_DEFAULT);
     CONST(RL_TIER_OPTIONS);
-    CONST(RL_OK); CONST(RL_EINVAL); CONST(RL_ENOMEM); CONST(RL_ETOOBIG); CONST(RL_EBUSY);
-    CONST(RL_ESTORE); CONST(RL_EREADONLY); CONST(RL_EFULL); CONST(RL_ECORRUPT);
-    CONST(RL_EVERSION); CONST(RL_ECONFIG); CONST(RL_ENOTFOUND); CONST(RL_ETIMEOUT);
-    CONST(RL_ECANCELED); CONST(RL_ENOLIMIT); CONST(RL_ECONNECT); CONST(RL_EAUTH);
+    CONST(RL_OK);
+    CONST(RL_EINVAL);
+    CONST(RL_ENOMEM);
+    CONST(RL_ETOOBIG);
+    CONST(RL_EBUSY);
+    CONST(RL_ESTORE);
+    CONST(RL_EREADONLY);
+    CONST(RL_EFULL);
+    CONST(RL_ECORRUPT);
+    CONST(RL_EVERSION);
+    CONST(RL_ECONFIG);
+    CONST(RL_ENOTFOUND);
+    CONST(RL_ETIMEOUT);
+    CONST(RL_ECANCELED);
+    CONST(RL_ENOLIMIT);
+    CONST(RL_ECONNECT);
+    CONST(RL_EAUTH);
     CONST(RL_EPERM);
 }
 
