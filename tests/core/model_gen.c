@@ -388,7 +388,8 @@ int gen_op(drv *d, op *o)
                 o->lim = Y50;
                 break;
             default:
-                o->lim = rn(dl > 0 ? 2 * dl : RL_SECOND);
+                /* dl may be INT64_MAX ("never"): no doubling past it */
+                o->lim = rn(dl > 0 ? (dl > INT64_MAX / 2 ? INT64_MAX : 2 * dl) : RL_SECOND);
                 break;
             }
         } else if (dl <= 0) {

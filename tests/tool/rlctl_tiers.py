@@ -107,17 +107,19 @@ tiers:
   win:
     limits:
       - { name: rpm, rate: 3/min, algorithm: sliding_window }
-      - { name: rps, rate: 5/s, burst: 10 }
+      - { name: rps, rate: 5/h, burst: 10 }
 keys:
   - { match: "w:*", tier: win }
 """))
         out = self.ok("tiers", "list")
-        self.assertRegex(out, r"(?m)^win +1 +rpm 3/min sliding window, rps 5/s burst 10$")
+        self.assertRegex(out, r"(?m)^win +1 +rpm 3/min sliding window, rps 5/h burst 10$")
         out = self.ok("tiers", "show", "win")
         self.assertRegex(out, r"(?m)^rpm +requests +sliding_window +3/min +-$")
-        self.assertRegex(out, r"(?m)^rps +requests +rate +5/s +10$")
+        self.assertRegex(out, r"(?m)^rps +requests +rate +5/h +10$")
         d = self.json_of("tiers", "show", "--json", "win")
         self.assertEqual([l["kind"] for l in d["limits"]], ["sliding_window", "rate"])
+        # 5/h: no unit refills between the two commands, however slow the
+        # machine (at 5/s a busy one refilled it and showed 10)
         self.ok("allow", "w:ann")
         d = self.json_of("inspect", "--json", "w:ann")
         self.assertEqual([(l["kind"], l["remaining"]) for l in d["limits"]],
