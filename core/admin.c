@@ -9,11 +9,16 @@
  *     (which in WAL mode blocks nobody), then each is re-read and judged
  *     again inside a short write transaction before it is changed, so a
  *     decision made in between is never lost and deciders never wait long;
+ *   - rl_prune first reclaims the leases that are no longer live
+ *     (rl__lease_live, the test a lease decision applies), one write
+ *     transaction per key that re-reads the key and its leases, so that a
+ *     key they alone kept from being pruned goes in the same call;
  *   - like every call on a handle, they hold the handle's mutex, write
  *     through the one transaction runner (rl__tx, rl__write_tx), and
  *     read time from the handle's clock.
  */
 #include "gcra.h"
+#include "handle.h" /* rl__lease_live only; the handle through rl_int.h */
 #include "parse.h"
 #include "rl_int.h"
 #include "window.h"
@@ -33,12 +38,30 @@ extern const size_t rl_schema_count;
 
 typedef struct walk walk;
 
+/* A lease that is no longer live, and what it holds. */
+typedef struct dead_lease {
+    char key[RL_KEY_MAX + 1];
+    int64_t id;
+    size_t n;
+    uint64_t held_id[RL_MAX_LIMITS];
+    int64_t held_amount[RL_MAX_LIMITS];
+} dead_lease;
+
+typedef struct dead_set {
+    dead_lease *v;
+    size_t n, cap;
+    int64_t now;
+    char *err;
+} dead_set;
+
 struct walk {
     rl *r;
     rl_store *s;
     char *err;
     const char *match, *tier; /* rl_reset_match */
     int64_t idle_ns;          /* rl_prune */
+    dead_set dead;            /* rl_prune: leases that are no longer live */
+    const char *reclaim_key;  /* the key whose leases reclaim_tx reclaims */
     int64_t now;
     int64_t changed; /* keys changed by the batch being written */
     rl_policy pol;
@@ -177,6 +200,7 @@ static void walk_free(walk *w)
     if (!w)
         return;
     rl_policy_free(&w->pol);
+    free(w->dead.v);
     free(w);
 }
 
@@ -259,13 +283,141 @@ static int reset_match(rl *r, const char *match, const char *tier, int dry_run, 
     return rc;
 }
 
-/* Full: what the key's next request would meet if the row did not exist. */
-static int state_full(const unsigned char *buf, size_t len, int64_t now)
+/* ---- reclaiming leases ---------------------------------------------------- */
+
+static int find_dead(void *ctx, const rl_lease_rec *rec)
+{
+    dead_set *d = ctx;
+    dead_lease *e;
+    if (rl__lease_live(rec, d->now))
+        return 0;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 16;
+        dead_lease *nv = realloc(d->v, cap * sizeof *nv);
+        if (!nv)
+            return rl_seterr(d->err, RL_ENOMEM, "out of memory");
+        d->v = nv;
+        d->cap = cap;
+    }
+    e = &d->v[d->n++];
+    snprintf(e->key, sizeof e->key, "%s", rec->key);
+    e->id = rec->id;
+    e->n = rec->n_held;
+    memcpy(e->held_id, rec->held_id, sizeof e->held_id);
+    memcpy(e->held_amount, rec->held_amount, sizeof e->held_amount);
+    return 0;
+}
+
+static int dead_cmp(const void *a, const void *b)
+{
+    const dead_lease *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->id > y->id) - (x->id < y->id);
+}
+
+/* The leases of key (NULL: all) that are no longer live at now, sorted by
+ * key, into d (emptied first); inside a transaction. */
+static int dead_find(walk *w, const char *key, int64_t now, dead_set *d)
+{
+    int rc;
+    d->n = 0;
+    d->now = now;
+    d->err = w->err;
+    rc = w->s->ops->leases_each(w->s, key, find_dead, d);
+    if (rc == RL_OK && d->n > 1)
+        qsort(d->v, d->n, sizeof *d->v, dead_cmp);
+    return rc;
+}
+
+/* Frees in st what d's leases of key hold. */
+static void dead_release(const dead_set *d, const char *key, rl_state *st)
+{
+    size_t lo = 0, hi = d->n;
+    while (lo < hi) { /* the first lease of key */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(d->v[mid].key, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < d->n && strcmp(d->v[lo].key, key) == 0; lo++)
+        rl__release_held(st, d->v[lo].n, d->v[lo].held_id, d->v[lo].held_amount);
+}
+
+/* One key under the write lock: its leases judged again, those no longer
+ * live deleted and what they hold freed in the stored state (as it is:
+ * the next decision brings it to the key's tier). A key whose state is
+ * damaged is left for rl_doctor and rl_reset to deal with. */
+static int reclaim_tx(rl *r, void *ctx)
+{
+    walk *w = ctx;
+    dead_set found = { NULL, 0, 0, 0, NULL };
+    rl_row row;
+    rl_state st;
+    int64_t version;
+    size_t i;
+    int rc;
+    w->changed = 0;
+    if ((rc = w->s->ops->row_get(w->s, w->reclaim_key, &row, &version)) != RL_OK)
+        return rc;
+    if (row.exists && rl_state_decode(&st, row.state, row.state_len) != RL_OK)
+        return RL_OK;
+    if ((rc = dead_find(w, w->reclaim_key, rl__now(r), &found)) != RL_OK)
+        goto out;
+    for (i = 0; i < found.n; i++) {
+        if ((rc = w->s->ops->lease_delete(w->s, found.v[i].id)) != RL_OK)
+            goto out;
+        w->changed++;
+    }
+    if (row.exists && found.n > 0) {
+        dead_release(&found, w->reclaim_key, &st);
+        row.state_len = rl_state_encode(&st, row.state);
+        rc = w->s->ops->row_put(w->s, w->reclaim_key, &row);
+    }
+out:
+    free(found.v);
+    return rc;
+}
+
+/* Finds the leases that are no longer live; unless dry_run, reclaims them,
+ * one write transaction per key. *count: how many were found, or
+ * reclaimed (a lease decision may have reclaimed some in between). */
+static int reclaim_leases(walk *w, int dry_run, int64_t *count)
+{
+    size_t i;
+    int rc;
+    *count = 0;
+    if ((rc = w->s->ops->begin(w->s, 0)) != RL_OK)
+        return rc;
+    rc = dead_find(w, NULL, rl__now(w->r), &w->dead);
+    w->s->ops->rollback(w->s);
+    if (rc != RL_OK || dry_run) {
+        *count = (int64_t)w->dead.n;
+        return rc;
+    }
+    for (i = 0; i < w->dead.n; i++) {
+        if (i > 0 && strcmp(w->dead.v[i].key, w->dead.v[i - 1].key) == 0)
+            continue;
+        w->reclaim_key = w->dead.v[i].key;
+        if ((rc = rl__tx(w->r, reclaim_tx, w)) != RL_OK)
+            return rc;
+        *count += w->changed;
+    }
+    w->dead.n = 0; /* reclaimed: the states read from now on are freed */
+    return RL_OK;
+}
+
+/* Full: what the key's next request would meet if the row did not exist
+ * (after a dry run's reclaiming, when dead is given). */
+static int state_full(const char *key, const unsigned char *buf, size_t len, int64_t now,
+                      const dead_set *dead)
 {
     rl_state st;
     size_t i;
     if (rl_state_decode(&st, buf, len) != RL_OK)
         return 0; /* damaged: kept for rl_doctor and the next decision to report */
+    if (dead)
+        dead_release(dead, key, &st);
     for (i = 0; i < st.n; i++) {
         const rl_slot *s = &st.slot[i];
         if (s->kind == RL_SLOT_GCRA) {
@@ -303,11 +455,11 @@ static int state_full(const unsigned char *buf, size_t len, int64_t now)
 
 static int prune_pred(walk *w, const char *key, const rl_row *row)
 {
-    (void)key;
     /* an injected clock may sit less than idle_ns after INT64_MIN: nothing
      * can have been idle that long */
     return !row->tier[0] && w->now >= INT64_MIN + w->idle_ns &&
-           row->last_seen <= w->now - w->idle_ns && state_full(row->state, row->state_len, w->now);
+           row->last_seen <= w->now - w->idle_ns &&
+           state_full(key, row->state, row->state_len, w->now, w->dead.n ? &w->dead : NULL);
 }
 
 static int prune_apply(walk *w, const char *key, rl_row *row)
@@ -319,6 +471,7 @@ static int prune_apply(walk *w, const char *key, rl_row *row)
 static int prune(rl *r, int64_t idle_ns, int dry_run, int64_t *count)
 {
     walk *w;
+    int64_t leases;
     int rc;
     if (count)
         *count = 0;
@@ -331,7 +484,8 @@ static int prune(rl *r, int64_t idle_ns, int dry_run, int64_t *count)
     w->idle_ns = idle_ns;
     w->pred = prune_pred;
     w->apply = prune_apply;
-    rc = walk_run(w, NULL, dry_run, count);
+    if ((rc = reclaim_leases(w, dry_run, &leases)) == RL_OK)
+        rc = walk_run(w, NULL, dry_run, count);
     walk_free(w);
     return rc;
 }
@@ -379,8 +533,43 @@ check(rl_check_fn fn, void *ctx, const char *name, int status, const char *fmt, 
     return fn(ctx, name, status, detail);
 }
 
-/* What the store cannot judge: the policy it holds and every key's row. */
-static int doctor_policy(rl_store *s, rl_check_fn fn, void *ctx)
+/* Leases no longer live (rl__lease_live) at now, among how many. */
+typedef struct lease_scan {
+    int64_t now, open, dead;
+    char dead_key[80];
+} lease_scan;
+
+static int scan_lease(void *ctx, const rl_lease_rec *rec)
+{
+    lease_scan *c = ctx;
+    c->open++;
+    if (!rl__lease_live(rec, c->now) && c->dead++ == 0)
+        rl_parse_quote(c->dead_key, sizeof c->dead_key, rec->key, strlen(rec->key));
+    return 0;
+}
+
+static int doctor_leases(rl_store *s, int64_t now, rl_check_fn fn, void *ctx)
+{
+    lease_scan c;
+    memset(&c, 0, sizeof c);
+    c.now = now;
+    if (s->ops->leases_each(s, NULL, scan_lease, &c) != RL_OK)
+        return check(fn, ctx, "leases", RL_CHECK_FAIL, "cannot read leases: %s", s->err);
+    if (c.dead)
+        return check(fn, ctx, "leases", RL_CHECK_WARN,
+                     "%lld of %lld open lease(s) expired or held by a dead process (first on "
+                     "'%s'): they hold nothing, but keep their slots taken in the store until "
+                     "the next lease on their key; 'rlctl prune' reclaims them",
+                     (long long)c.dead, (long long)c.open, c.dead_key);
+    if (c.open)
+        return check(fn, ctx, "leases", RL_CHECK_OK, "%lld open lease(s), all live",
+                     (long long)c.open);
+    return check(fn, ctx, "leases", RL_CHECK_OK, "no open leases");
+}
+
+/* What the store cannot judge: the policy it holds, every key's row and
+ * the leases. */
+static int doctor_policy(rl_store *s, int64_t now, rl_check_fn fn, void *ctx)
 {
     rl_policy p;
     scan_ctx c;
@@ -449,6 +638,8 @@ static int doctor_policy(rl_store *s, rl_check_fn fn, void *ctx)
     else
         stop = check(fn, ctx, "assignments", RL_CHECK_OK, "%lld key(s) with an assigned tier",
                      (long long)c.assigned);
+    if (!stop)
+        stop = doctor_leases(s, now, fn, ctx);
 out:
     s->ops->rollback(s);
     rl_policy_free(&p);
@@ -467,7 +658,7 @@ int rl_doctor(rl *r, int (*fn)(void *ctx, const char *check, int status, const c
     s = rl__store(r);
     rl__lock(r);
     rl__errbuf(r)[0] = 0;
-    if ((rc = s->ops->doctor(s, fn, ctx)) == 0 && (rc = doctor_policy(s, fn, ctx)) == 0)
+    if ((rc = s->ops->doctor(s, fn, ctx)) == 0 && (rc = doctor_policy(s, rl__now(r), fn, ctx)) == 0)
         rl__errbuf(r)[0] = 0;
     rl__unlock(r);
     return rc;

@@ -111,6 +111,8 @@ void rl__failed_result(const rl *r, rl_result *res)
 {
     memset(res, 0, sizeof *res);
     res->allowed = res->degraded = fail_mode(r) == RL_FAIL_OPEN;
+    /* refused: back off a little rather than retry at once */
+    res->retry_after_ns = res->allowed ? 0 : RL_FAIL_RETRY_NS;
 }
 
 static void no_limit_result(rl_result *res)
@@ -162,17 +164,90 @@ int rl__check_request(rl *r, const char *const *keys, size_t nkeys, const rl_cos
 
 /* ---- one decision ------------------------------------------------------- */
 
+/* Whether a limit of tier t counts resource. */
+static int tier_counts(const rl_tier *t, const char *resource)
+{
+    size_t i;
+    for (i = 0; i < t->n; i++)
+        if (strcmp(t->limits[i].resource, resource) == 0)
+            return 1;
+    return 0;
+}
+
+/* Appends ", name" to list (cap bytes, holding len > 0) unless it is
+ * there; ", ..." once the next one would not fit. */
+static size_t list_add(char *list, size_t cap, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = list;
+    if (len >= 5 && strcmp(list + len - 5, ", ...") == 0)
+        return len;
+    while ((p = strstr(p, name)) != NULL) { /* whole items only */
+        if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == 0))
+            return len;
+        p += n;
+    }
+    /* after each name there is room for ", ..." */
+    if (len + 2 + n + 5 >= cap)
+        return len + (size_t)snprintf(list + len, cap - len, ", ...");
+    return len + (size_t)snprintf(list + len, cap - len, ", %s", name);
+}
+
+/* A decision on tier t names only resources that some limit of the policy
+ * counts (any tier, or the handle's default limits), unless t is unlimited
+ * or the handle admits any resource: a misspelt "token" must not pass
+ * uncharged. "requests", what rl_allow names, is always known. */
+static int check_resources(rl *r, const rl_tier *t, const rl__req *q)
+{
+    char known[120]; /* the message holds it, the resource and the rest */
+    size_t i, j, len;
+    if (t->unlimited || t->n == 0 || (r->o.flags & RL_OPEN_ANY_RESOURCE))
+        return RL_OK;
+    for (i = 0; i < q->ncosts; i++) {
+        const char *res = rl__resource_of(&q->costs[i]);
+        int found = strcmp(res, "requests") == 0 || tier_counts(t, res) ||
+                    (r->have_defaults && tier_counts(&r->defaults, res));
+        for (j = 0; !found && j < r->pol.n_tiers; j++)
+            found = tier_counts(&r->pol.tiers[j], res);
+        if (found)
+            continue;
+        len = (size_t)snprintf(known, sizeof known, "requests");
+        for (j = 0; j < r->pol.n_tiers + (size_t)r->have_defaults; j++) {
+            const rl_tier *o = j < r->pol.n_tiers ? &r->pol.tiers[j] : &r->defaults;
+            size_t l;
+            for (l = 0; l < o->n; l++)
+                len = list_add(known, sizeof known, len, o->limits[l].resource);
+        }
+        return rl_seterr(r->err, RL_ENOLIMIT,
+                         "resource '%s' is limited by no tier (known: %s); "
+                         "RL_OPEN_ANY_RESOURCE admits any",
+                         res, known);
+    }
+    return RL_OK;
+}
+
+/* Whether q names a concurrency limit of tier t. */
+static int names_inflight(const rl_tier *t, const rl__req *q)
+{
+    size_t i;
+    for (i = 0; i < t->n; i++)
+        if (t->limits[i].kind == RL_KIND_CONCURRENT &&
+            rl__amount_of(q->costs, q->ncosts, t->limits[i].resource) >= 0)
+            return 1;
+    return 0;
+}
+
 /* Key k of q: reads its row (the first read also brings the clock and the
- * policy up to date), brings its state to its tier, reclaims what dead
- * leases hold (a lease decision), and decides each of its limits that the
+ * policy up to date), checks the resources q names, brings its state to
+ * its tier, reclaims what dead or expired leases hold (a decision that
+ * names a concurrency limit), and decides each of its limits that the
  * request names into x->ev. *cool: the latest cool-down end so far. */
-static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *cool,
-                      int64_t *soonest)
+static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *cool)
 {
     key_eval *e = &x->ke[k];
     const char *key = q->keys[k];
     rl_state old;
-    int64_t until;
+    int64_t until, soonest = INT64_MIN;
     size_t i;
     int rc, source;
     if ((rc = r->store->ops->row_get(r->store, key, &e->row, &x->version)) != RL_OK)
@@ -184,10 +259,13 @@ static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *c
     if (!(e->t = rl__key_tier(r, key, &e->row, &source)))
         return rl_seterr(r->err, RL_ENOLIMIT,
                          "no tier applies to key '%.64s' and no default limits are set", key);
+    if ((rc = check_resources(r, e->t, q)) != RL_OK)
+        return rc;
     if (rl_state_decode(&old, e->row.state, e->row.state_len) != RL_OK)
         return rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", key);
     rl__align(r, e->t, &old, &e->st, x->now);
-    if (q->lease && (rc = rl__reclaim(r, key, &e->st, x->now, soonest)) != RL_OK)
+    if ((q->lease || names_inflight(e->t, q)) &&
+        (rc = rl__reclaim(r, key, &e->st, x->now, &soonest)) != RL_OK)
         return rc;
     if ((until = rl__cooldown_until(&e->st, q->costs, q->ncosts, x->now)) > *cool) {
         *cool = until;
@@ -203,14 +281,17 @@ static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *c
             return rl_seterr(r->err, RL_ETOOBIG,
                              "cost %lld exceeds burst %lld of limit '%s': it can never pass",
                              (long long)amount, (long long)d->burst, d->name);
-        if (d->kind == RL_KIND_CONCURRENT && !q->lease)
-            continue; /* only a lease holds units in flight */
         v->d = d;
         v->slot = &e->st.slot[i];
         v->key = (int)k;
-        rl__limit_decide(v, amount, x->now, q->max_delay_ns, *soonest);
+        /* a concurrency limit: only a lease holds units in flight; any
+         * other decision checks that they fit */
+        rl__limit_decide(v, amount, x->now, q->max_delay_ns, soonest, q->lease != NULL);
         x->allowed &= v->ok;
-        if (v->delay_ns > x->delay)
+        /* x->delay is when rates and cool-downs let the caller act; a full
+         * concurrency limit refuses whatever the delay, and its own delay
+         * is only a hint of when to look again */
+        if (d->kind != RL_KIND_CONCURRENT && v->delay_ns > x->delay)
             x->delay = v->delay_ns;
         x->n++;
     }
@@ -275,7 +356,7 @@ static int put_rows(rl *r, decision *x, const rl__req *q)
  * rows (and the lease, if one is asked for). Arguments are checked. */
 static int decide_tx(rl *r, decision *x, const rl__req *q)
 {
-    int64_t cool = INT64_MIN, soonest = INT64_MIN;
+    int64_t cool = INT64_MIN;
     size_t i, k;
     int rc;
 
@@ -284,7 +365,7 @@ static int decide_tx(rl *r, decision *x, const rl__req *q)
     x->cool_key = 0;
     x->now = x->version = x->cool_delay = x->delay = 0;
     for (k = 0; k < q->nkeys; k++)
-        if ((rc = decide_key(r, x, q, k, &cool, &soonest)) != RL_OK)
+        if ((rc = decide_key(r, x, q, k, &cool)) != RL_OK)
             return rc;
     if (cool > x->now) {
         x->cool_delay = rl__sat_sub(cool, x->now);
@@ -342,7 +423,12 @@ static void decide_fill(const decision *x, const rl__req *q)
             rv->rem_[i] = x->ev[i].next.rem;
         }
         snprintf(rv->key_, sizeof rv->key_, "%s", q->keys[0]);
-        res->retry_after_ns = x->allowed ? 0 : x->delay;
+        /* refused beyond the horizon: when the rates would let it act;
+         * refused within it, a concurrency limit was full: its hint */
+        if (x->allowed)
+            res->retry_after_ns = 0;
+        else if (x->delay > q->max_delay_ns)
+            res->retry_after_ns = x->delay;
     }
 }
 
@@ -575,7 +661,8 @@ int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res)
         return RL_EINVAL;
     c.resource = "requests";
     c.amount = cost;
-    if ((rc = rl__decide_grouped(r, key, &c, 1, res)) != RL_GROUP_NONE)
+    if (!(r->o.flags & RL_OPEN_ANY_RESOURCE) &&
+        (rc = rl__decide_grouped(r, key, &c, 1, res)) != RL_GROUP_NONE)
         return rc;
     return rl__decide(r, &key, 1, &c, 1, 0, res, NULL, NULL);
 }
@@ -585,7 +672,11 @@ int rl_acquire(rl *r, const char *key, const rl_cost *costs, size_t n, rl_result
     int rc;
     if (!r)
         return RL_EINVAL;
-    if ((rc = rl__decide_grouped(r, key, costs, n, res)) != RL_GROUP_NONE)
+    /* A group-commit leader decides with its own handle's options: one
+     * that admits any resource must neither lead others' requests nor have
+     * its own decided by another (group_sig does not tell them apart). */
+    if (!(r->o.flags & RL_OPEN_ANY_RESOURCE) &&
+        (rc = rl__decide_grouped(r, key, costs, n, res)) != RL_GROUP_NONE)
         return rc;
     return rl__decide(r, &key, 1, costs, n, 0, res, NULL, NULL);
 }

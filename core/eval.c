@@ -172,18 +172,25 @@ void rl__state_align(const rl_tier *t, uint64_t fp, uint64_t *rng, const rl_stat
 
 /* ---- deciding one limit ------------------------------------------------- */
 
-/* Units in flight on a concurrency limit: admitted while they fit the cap. */
-static void inflight_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t soonest)
+/* Units in flight on a concurrency limit: admitted while they fit the cap;
+ * taken only by a decision that holds them (a lease's). */
+static void inflight_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t soonest, int hold)
 {
     const rl_ldef *d = ev->d;
-    ev->ok = ev->slot->tat + amount <= d->count;
-    if (ev->ok)
+    int64_t expiry;
+    ev->ok = ev->slot->tat <= d->count - amount; /* amount <= burst = count */
+    if (ev->ok && hold)
         ev->next.tat += amount;
     ev->remaining = d->count > ev->next.tat ? d->count - ev->next.tat : 0;
-    /* the earliest a slot can come free without a settle: the first expiry
-     * (none: INT64_MIN, so 0) */
-    ev->delay_ns = ev->ok || soonest <= now ? 0 : rl__sat_sub(soonest, now);
-    ev->reset_after_ns = 0;
+    ev->delay_ns = ev->reset_after_ns = 0;
+    if (ev->ok)
+        return;
+    /* A slot comes free when a holder settles or cancels, at any moment:
+     * look again soon, and by the first expiry at the latest (without a
+     * known holder, after the hint). */
+    expiry = soonest > now ? rl__sat_sub(soonest, now) : 0;
+    ev->delay_ns = expiry > 0 && expiry < RL_SLOT_RETRY_NS ? expiry : RL_SLOT_RETRY_NS;
+    ev->reset_after_ns = expiry > 0 ? expiry : ev->delay_ns;
 }
 
 static void gcra_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t max_delay_ns)
@@ -221,11 +228,11 @@ void rl__limit_decide_at(lim_eval *ev, int64_t amount, int64_t now, int64_t dela
 }
 
 void rl__limit_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t max_delay_ns,
-                      int64_t soonest)
+                      int64_t soonest, int hold)
 {
     ev->next = *ev->slot;
     if (ev->d->kind == RL_KIND_CONCURRENT)
-        inflight_decide(ev, amount, now, soonest);
+        inflight_decide(ev, amount, now, soonest, hold);
     else if (ev->d->kind == RL_KIND_WINDOW)
         window_decide(ev, amount, now, max_delay_ns);
     else

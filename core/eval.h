@@ -68,9 +68,14 @@ void rl__state_align(const rl_tier *t, uint64_t fp, uint64_t *rng, const rl_stat
 
 /* Decides amount on the limit of ev (ev->d, ev->slot set), by its kind;
  * ev->next is the slot to write if the whole decision admits. soonest: the
- * earliest expiry of a lease that holds units in flight (INT64_MIN: none). */
+ * earliest expiry of a lease that holds units in flight (INT64_MIN: none).
+ * A concurrency limit admits while its units in flight plus amount fit its
+ * cap, whatever max_delay_ns (a slot's freeing cannot be foreseen); hold
+ * (a lease's decision) takes the units, otherwise it is only checked. Its
+ * refusal waits delay_ns = the lesser of RL_SLOT_RETRY_NS and the time to
+ * soonest (a polling hint), reset_after_ns = the time to soonest. */
 void rl__limit_decide(lim_eval *ev, int64_t amount, int64_t now, int64_t max_delay_ns,
-                      int64_t soonest);
+                      int64_t soonest, int hold);
 /* A window limit admitted by a decision that acts delay_ns from now: the
  * units count in the window of that time. */
 void rl__limit_decide_at(lim_eval *ev, int64_t amount, int64_t now, int64_t delay_ns);

@@ -12,7 +12,8 @@
  *   read.c      rl_stats, rl_totals_get, rl_keys_list, rl_leases_list
  *   tiers.c     the policy: tiers, rules, assignments, rl_load_tiers
  *   cooldown.c  rl_penalize, rl_observe_headers
- *   admin.c     rl_reset, rl_reset_match, rl_prune, rl_doctor (rl_int.h only)
+ *   admin.c     rl_reset, rl_reset_match, rl_prune, rl_doctor (rl_int.h, and
+ *               rl__lease_live)
  * Below them the engine (eval.c, gcra.c, window.c, state.c, policy.c:
  * no I/O) and the store interface (store.h).
  *
@@ -172,5 +173,10 @@ int rl__decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n, r
  * dead owners, freeing what they hold in st; *soonest is the earliest
  * expiry of a lease that stays (INT64_MIN: none). */
 int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soonest);
+/* Whether a lease still holds what it took at time now: 1 while its TTL
+ * runs and its owner lives (or cannot be told dead); 0 when it is
+ * reclaimable. The one test of rl__reclaim, the readers (read.c) and
+ * rl_prune and rl_doctor (admin.c). */
+int rl__lease_live(const rl_lease_rec *rec, int64_t now);
 
 #endif

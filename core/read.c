@@ -1,14 +1,15 @@
 /*
  * read.c - reading through the handle: one key's state (rl_stats), the
  * store's totals (rl_totals_get), and listings of keys (rl_keys_list) and
- * leases (rl_leases_list).
+ * leases (rl_leases_list, each with whether it is live).
  *
  * Guarantees:
  *   - a read takes a read transaction, never the write lock: in WAL mode it
  *     blocks no decider, and it sees one consistent snapshot;
  *   - what a read shows is what the next decision would meet: the key's
- *     state brought to its tier's limits as of now (rl__align), nothing
- *     written;
+ *     state brought to its tier's limits as of now (rl__align), without
+ *     what leases that expired or whose owner died still hold (a lease
+ *     decision reclaims them first: rl__lease_live), nothing written;
  *   - a key read back that the API would refuse as an argument (a control
  *     character, not UTF-8: a file written by something else) is refused
  *     with RL_ECORRUPT, never handed to a callback.
@@ -32,10 +33,103 @@ static int stored_key_invalid(char *err, const char *key)
     return rl_seterr(err, RL_ECORRUPT, "stored key '%s' is not a valid key (tampered?)", shown);
 }
 
+/* ---- leases that hold nothing any more ------------------------------------ */
+
+/* What one lease that is no longer live holds in its key's concurrency
+ * limits. */
+typedef struct unheld {
+    char key[RL_KEY_MAX + 1];
+    size_t n;
+    uint64_t id[RL_MAX_LIMITS];
+    int64_t amount[RL_MAX_LIMITS];
+} unheld;
+
+/* The holdings of the leases that rl__lease_live says are over at `now`,
+ * sorted by key once collected. A read frees them in its copy of a key's
+ * state, as the next lease decision would before counting, and writes
+ * nothing: the lease stays until a decision or rl_prune reclaims it. */
+typedef struct unheld_set {
+    int64_t now;
+    size_t n, cap;
+    unheld *v;
+    char *err;
+} unheld_set;
+
+static int collect_unheld(void *ctx, const rl_lease_rec *rec)
+{
+    unheld_set *u = ctx;
+    unheld *e;
+    if (rec->n_held == 0 || rl__lease_live(rec, u->now))
+        return 0;
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? 2 * u->cap : 8;
+        unheld *nv = realloc(u->v, cap * sizeof *nv);
+        if (!nv)
+            return rl_seterr(u->err, RL_ENOMEM, "out of memory");
+        u->v = nv;
+        u->cap = cap;
+    }
+    e = &u->v[u->n++];
+    snprintf(e->key, sizeof e->key, "%s", rec->key);
+    e->n = rec->n_held;
+    memcpy(e->id, rec->held_id, sizeof e->id);
+    memcpy(e->amount, rec->held_amount, sizeof e->amount);
+    return 0;
+}
+
+static int unheld_cmp(const void *a, const void *b)
+{
+    return strcmp(((const unheld *)a)->key, ((const unheld *)b)->key);
+}
+
+/* Inside a read transaction: the leases of key (NULL: all) that hold
+ * nothing any more. */
+static int unheld_collect(rl *r, const char *key, int64_t now, unheld_set *u)
+{
+    int rc;
+    u->now = now;
+    u->err = r->err;
+    rc = r->store->ops->leases_each(r->store, key, collect_unheld, u);
+    if (rc == RL_OK && u->n > 1)
+        qsort(u->v, u->n, sizeof *u->v, unheld_cmp);
+    return rc;
+}
+
+/* Frees in st what u's leases of key hold. */
+static void unheld_apply(const unheld_set *u, const char *key, rl_state *st)
+{
+    size_t lo = 0, hi = u ? u->n : 0;
+    while (lo < hi) { /* the first entry of key */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(u->v[mid].key, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; u && lo < u->n && strcmp(u->v[lo].key, key) == 0; lo++)
+        rl__release_held(st, u->v[lo].n, u->v[lo].id, u->v[lo].amount);
+}
+
+/* Whether a stored state holds anything in flight: only then can leases
+ * of its key hold anything. */
+static int holds_in_flight(const rl_row *row)
+{
+    rl_state st;
+    size_t i;
+    if (rl_state_decode(&st, row->state, row->state_len) != RL_OK)
+        return 0;
+    for (i = 0; i < st.n; i++)
+        if (st.slot[i].kind == RL_SLOT_INFLIGHT && st.slot[i].tat != 0)
+            return 1;
+    return 0;
+}
+
 /* ---- one key ------------------------------------------------------------- */
 
-/* What a decision on key would meet now: its row, brought to its tier. */
-static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_key_stats *st)
+/* What a decision on key would meet now: its row, brought to its tier,
+ * without what u says leases that are over hold (u may be NULL). */
+static void stats_of(rl *r, const char *key, const rl_row *row, const unheld_set *u, int64_t now,
+                     rl_key_stats *st)
 {
     const rl_tier *t;
     rl_state old, cur;
@@ -58,6 +152,7 @@ static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_
     if (rl_state_decode(&old, row->state, row->state_len) != RL_OK)
         old.n = 0; /* shown as full; the next decision reports the damage */
     rl__align(r, t, &old, &cur, now);
+    unheld_apply(u, key, &cur);
     st->n_limits = t->n;
     for (i = 0; i < t->n; i++) {
         const rl_ldef *d = &t->limits[i];
@@ -76,8 +171,9 @@ static void stats_of(rl *r, const char *key, const rl_row *row, int64_t now, rl_
 
 int rl_stats(rl *r, const char *key, rl_key_stats *st)
 {
+    unheld_set u = { 0, 0, 0, NULL, NULL };
     rl_row row;
-    int64_t version;
+    int64_t version, now;
     int rc, began = 0;
     if (!r)
         return RL_EINVAL;
@@ -93,11 +189,15 @@ int rl_stats(rl *r, const char *key, rl_key_stats *st)
         goto out;
     if ((rc = rl__refresh_policy(r, version)) != RL_OK)
         goto out;
-    stats_of(r, key, &row, rl__now(r), st);
+    now = rl__now(r);
+    if (holds_in_flight(&row) && (rc = unheld_collect(r, key, now, &u)) != RL_OK)
+        goto out;
+    stats_of(r, key, &row, &u, now, st);
 out:
     if (began)
         r->store->ops->rollback(r->store);
     rl__unlock(r);
+    free(u.v);
     return rc;
 }
 
@@ -121,6 +221,7 @@ int rl_totals_get(rl *r, rl_totals *t)
 typedef struct list_ctx {
     rl *r;
     int64_t now;
+    unheld_set u;
     int (*fn)(void *ctx, const rl_key_stats *st);
     void *ctx;
     rl_key_stats st;
@@ -131,7 +232,7 @@ static int list_row(void *ctx, const char *key, const rl_row *row)
     list_ctx *lc = ctx;
     if (!rl_key_valid(key))
         return stored_key_invalid(lc->r->err, key);
-    stats_of(lc->r, key, row, lc->now, &lc->st);
+    stats_of(lc->r, key, row, &lc->u, lc->now, &lc->st);
     return lc->fn(lc->ctx, &lc->st);
 }
 
@@ -145,7 +246,7 @@ int rl_keys_list(rl *r, const char *match, int sort, size_t limit,
         return RL_EINVAL;
     if (!fn || sort < RL_SORT_KEY || sort > RL_SORT_LAST_SEEN)
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "invalid callback or sort order");
-    if (!(lc = malloc(sizeof *lc)))
+    if (!(lc = calloc(1, sizeof *lc)))
         return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
     rl__lock(r);
     if ((rc = r->store->ops->begin(r->store, 0)) != RL_OK)
@@ -159,11 +260,16 @@ int rl_keys_list(rl *r, const char *match, int sort, size_t limit,
     lc->now = rl__now(r);
     lc->fn = fn;
     lc->ctx = ctx;
+    /* the leases first, in one walk: a store may not walk them while it
+     * walks its keys */
+    if ((rc = unheld_collect(r, NULL, lc->now, &lc->u)) != RL_OK)
+        goto out;
     rc = r->store->ops->keys_list(r->store, match, sort, limit, list_row, lc);
 out:
     if (began)
         r->store->ops->rollback(r->store);
     rl__unlock(r);
+    free(lc->u.v);
     free(lc);
     return rc;
 }
@@ -172,6 +278,7 @@ typedef struct leases_ctx {
     int (*fn)(void *ctx, const rl_lease_info *l);
     void *ctx;
     char *err;
+    int64_t now;
     rl_lease_info info;
 } leases_ctx;
 
@@ -188,7 +295,10 @@ static int lease_info(void *ctx, const rl_lease_rec *rec)
     li->created_ns = rec->created;
     li->expires_ns = rec->expires;
     li->pid = rec->pid;
-    li->owner_alive = rl_owner_alive(rec->pid, rec->pstart);
+    li->live = rl__lease_live(rec, lc->now);
+    /* a live lease's owner was alive a moment ago: ask /proc only for the
+     * others, whose owner stays dead once found so */
+    li->owner_alive = li->live || rl_owner_alive(rec->pid, rec->pstart);
     li->n_costs = rec->n_est;
     for (i = 0; i < rec->n_est; i++) {
         snprintf(li->costs[i].resource, RL_NAME_MAX, "%s", rec->est_resource[i]);
@@ -216,6 +326,7 @@ int rl_leases_list(rl *r, const char *key, int (*fn)(void *ctx, const rl_lease_i
     if ((rc = r->store->ops->begin(r->store, 0)) != RL_OK)
         goto out;
     began = 1;
+    lc->now = rl__now(r);
     rc = r->store->ops->leases_each(r->store, key, lease_info, lc);
 out:
     if (began)

@@ -16,7 +16,10 @@
  *     one transaction; an expired lease was settled at its estimate
  *     (RL_ETIMEOUT);
  *   - a lease whose owner died (pid and start time, lease.c) or that
- *     expired is reclaimed by the next lease decision on its key.
+ *     expired is reclaimed by the next decision on its key that is a lease
+ *     or names a concurrency limit (or rl_prune); rl__lease_live is the
+ *     one test of it, which readers apply too, so that what they show held
+ *     is what a decision meets.
  */
 #include "handle.h"
 #include "lease.h"
@@ -30,7 +33,8 @@
  * walking the key's leases (collected first: the walk must not delete). */
 typedef struct reclaim_ctx {
     int64_t now;
-    int64_t soonest; /* earliest expiry of a lease that stays; INT64_MIN: none */
+    int64_t soonest; /* earliest expiry of a lease that stays and holds units in
+                      * flight (a slot is free by then); INT64_MIN: none */
     size_t n;
     int64_t id[64];
     size_t n_held[64];
@@ -38,11 +42,16 @@ typedef struct reclaim_ctx {
     int64_t held_amount[64][RL_MAX_LIMITS];
 } reclaim_ctx;
 
+int rl__lease_live(const rl_lease_rec *rec, int64_t now)
+{
+    return rec->expires > now && rl_owner_alive(rec->pid, rec->pstart);
+}
+
 static int reclaim_one(void *ctx, const rl_lease_rec *rec)
 {
     reclaim_ctx *rc = ctx;
-    if (rec->expires > rc->now && rl_owner_alive(rec->pid, rec->pstart)) {
-        if (rc->soonest == INT64_MIN || rec->expires < rc->soonest)
+    if (rl__lease_live(rec, rc->now)) {
+        if (rec->n_held > 0 && (rc->soonest == INT64_MIN || rec->expires < rc->soonest))
             rc->soonest = rec->expires;
         return 0;
     }

@@ -65,7 +65,7 @@ const char *rl_strerror(int code)
     case RL_ECANCELED:
         return "cancelled";
     case RL_ENOLIMIT:
-        return "no tier or default limits apply to the key";
+        return "no limit applies: no tier for the key, or a resource no tier limits";
     case RL_ECONNECT:
         return "store server unreachable";
     case RL_EAUTH:

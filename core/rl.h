@@ -222,7 +222,8 @@ typedef enum rl_error_code {
     RL_ENOTFOUND = -11, /* no such key or tier */
     RL_ETIMEOUT = -12,  /* the wait would exceed the timeout; nothing consumed */
     RL_ECANCELED = -13, /* the wait was cancelled; its reservation was returned */
-    RL_ENOLIMIT = -14,  /* no tier and no default limits apply to the key */
+    RL_ENOLIMIT = -14,  /* no tier and no default limits apply to the key, or a
+                           resource is limited by no tier (RL_OPEN_ANY_RESOURCE) */
     RL_ECONNECT = -15,  /* the store's server is unreachable: refused, lost, timed out */
     RL_EAUTH = -16,     /* the store's server refused our credentials */
     RL_EPERM = -17      /* a file is owned by another user or its mode is wider than file_mode */
@@ -262,7 +263,8 @@ typedef enum rl_error_code {
  *     which the same request passes; reset_after_ns lasts until both
  *     windows have aged out (the estimate is 0).
  *   RL_ALGO_CONCURRENT: not a rate but a cap: at most `count` units in
- *     flight, held by leases (rl_lease_begin); period_ns must be 0 and
+ *     flight, held by leases (rl_lease_begin); other decisions that name
+ *     its resource only check it (RL_SLOT_RETRY_NS); period_ns must be 0 and
  *     burst 0 or count. Only this kind may have period 0: a rate limit
  *     with period_ns 0 is RL_EINVAL. RL_CONCURRENT() initialises one. */
 typedef enum rl_algorithm {
@@ -346,6 +348,13 @@ enum { RL_BUSY_LOCK = 0, RL_BUSY_SQLITE = 1 };
  * other users of one of our groups (their mode still no wider than
  * file_mode), and a read-only handle accepts files our groups may write. */
 #define RL_OPEN_SHARED_GROUP 0x2
+/* Admit resources that no limit knows. Without it, a decision that names a
+ * resource no limit of the whole policy counts (no tier, nor the handle's
+ * default_limits; "requests" is always known) fails with RL_ENOLIMIT, so a
+ * misspelt "token" is not admitted uncharged. With it such a resource is
+ * unlimited, as before. rl_allow and rl_acquire of a handle opened with it
+ * are not grouped with other processes' (group commit, docs/api.md). */
+#define RL_OPEN_ANY_RESOURCE 0x4
 
 /* The layout of rl_options this header declares. A program passes it in
  * rl_options.version (RL_OPTIONS_INIT and rl_options_init do); a library
@@ -472,13 +481,28 @@ typedef struct rl_result {
     int64_t limit;                /* the deciding limit's burst */
     int64_t remaining;            /* units it could still admit now (INT64_MAX: unlimited tier) */
     int64_t retry_after_ns;       /* 0 if allowed; else when the same request would pass
-                               (INT64_MAX: never) */
-    int64_t reset_after_ns;       /* when the deciding limit is full again */
+                               (INT64_MAX: never); for a concurrency limit, when to
+                               look again (RL_SLOT_RETRY_NS at most); after a store
+                               failure, fail-closed, RL_FAIL_RETRY_NS */
+    int64_t reset_after_ns;       /* when the deciding limit is full again; for a
+                                     concurrency limit, until the first lease
+                                     holding it expires */
     char limit_name[RL_NAME_MAX]; /* "cooldown" when an rl_penalize cool-down refused;
                                      "" when no limit applied */
     int degraded;                 /* 1: admitted by RL_FAIL_OPEN without the store */
     int key_index;                /* which key of an rl_acquire_keys call decided */
 } rl_result;
+
+/* rl_result.retry_after_ns of a refusal by a concurrency limit (RL_CONCURRENT)
+ * is a polling hint, not a promise: a slot comes free whenever a holder
+ * settles or cancels its lease, which cannot be foreseen. It is the lesser
+ * of this and the time until the first lease holding the limit expires;
+ * reset_after_ns is that expiry (at the latest a slot comes free then). */
+#define RL_SLOT_RETRY_NS (50 * RL_MILLISECOND)
+/* rl_result.retry_after_ns of a fail-closed refusal (the store failed,
+ * rl_fail_mode RL_FAIL_CLOSED): a back-off hint, so that callers that honour
+ * it do not retry in a tight loop. A fail-open admission has 0. */
+#define RL_FAIL_RETRY_NS (100 * RL_MILLISECOND)
 
 /* One resource's amount in a decision: { "requests", 1 }, { "tokens", 1500 }.
  * resource NULL means "requests". */
@@ -490,7 +514,10 @@ typedef struct rl_cost {
 /* Decides now whether `cost` units of the resource "requests" may pass for
  * `key` and, if so, charges them to every "requests" limit of the key's
  * tier. Never blocks beyond the store's lock; the clock is read once the
- * lock is held. Every decision updates the key's counters.
+ * lock is held. Every decision updates the key's counters. A concurrency
+ * limit (RL_CONCURRENT) on a resource the decision names is checked, not
+ * taken: admitted only if its units in flight plus the amount fit its cap,
+ * as a cost of 0 checks a rate; only a lease (rl_lease_begin) holds units.
  *   r     the handle.
  *   key   the key (see Conventions); its tier is resolved from assignments,
  *         rules, the default tier, then rl_options.default_limits.
@@ -499,13 +526,21 @@ typedef struct rl_cost {
  *   res   out: the decision (also on a store failure, per the fail mode).
  * Returns RL_OK (admitted or refused: res->allowed); RL_EINVAL (bad key,
  * negative cost, res NULL); RL_ETOOBIG (cost above a burst); RL_ENOLIMIT
- * (no tier and no default limits); RL_EREADONLY; or a store failure
- * (rl_fail_mode). */
+ * (no tier and no default limits; or, for the calls that name resources,
+ * a resource that no limit of the policy counts, see RL_OPEN_ANY_RESOURCE);
+ * RL_EREADONLY; or a store failure (rl_fail_mode; a fail-closed refusal
+ * has retry_after_ns RL_FAIL_RETRY_NS). */
 RL_API int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res);
 
 /* rl_allow over several resources of one key: every limit of the key's tier
  * on a resource named in costs is checked, and all of them admit and are
- * charged or none is; limits on other resources are left alone.
+ * charged or none is (a concurrency limit is checked only, as in
+ * rl_allow); limits on other resources are left alone. A resource that no
+ * limit of the whole policy counts (no tier, nor default_limits) is
+ * RL_ENOLIMIT ("resource 'token' is limited by no tier (known: ...)"),
+ * unless the key's tier is unlimited or the handle was opened with
+ * RL_OPEN_ANY_RESOURCE; one that only other tiers limit is unlimited for
+ * this key. "requests" is always known.
  *   costs, n  1..RL_MAX_LIMITS costs, each resource once.
  *   res       out, as rl_allow.
  * The key's `units` counter counts the "requests" amount (or the first
@@ -558,6 +593,11 @@ RL_API int rl_allow_batch(rl *r, rl_batch_item *items, size_t n);
  *               sleeping (a signal handler may set it): non-zero ends the
  *               wait with RL_ECANCELED and gives the reservation back.
  *   res         out: on success allowed = 1 and retry_after_ns = 0.
+ * A concurrency limit on a resource it names (rl_allow) is waited for by
+ * looking again every RL_SLOT_RETRY_NS at most while it is full (a slot
+ * comes free when a holder ends its lease, which cannot be foreseen) until
+ * the timeout (then RL_ETIMEOUT, nothing consumed); admission takes no
+ * slot: to hold one, use rl_lease_begin.
  * Returns RL_OK; the errors of rl_allow; RL_ETIMEOUT; RL_ECANCELED. */
 RL_API int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
                    const volatile sig_atomic_t *cancel, rl_result *res);
@@ -574,9 +614,10 @@ typedef enum rl_priority {
     RL_PRIORITY_INT_ = -1 /* private: keeps the type an int */
 } rl_priority;
 
-/* rl_wait over several resources (costs and n as rl_acquire), with a
- * priority (rl_wait is RL_PRIORITY_INTERACTIVE). Returns as rl_wait;
- * RL_EINVAL also for an unknown priority. */
+/* rl_wait over several resources (costs and n as rl_acquire, concurrency
+ * limits and unknown resources too), with a priority (rl_wait is
+ * RL_PRIORITY_INTERACTIVE). Returns as rl_wait; RL_EINVAL also for an
+ * unknown priority. */
 RL_API int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, rl_priority priority,
                       int64_t timeout_ns, const volatile sig_atomic_t *cancel, rl_result *res);
 
@@ -634,14 +675,15 @@ RL_API int rl_cancel(rl *r, rl_reservation *rv);
  * units of the key's concurrency limits (RL_CONCURRENT) until it ends.
  * Leases live in the store: one neither settled nor cancelled by
  * expires_at is settled at its estimate, and the slots of a process that
- * died are reclaimed as soon as another lease needs them. */
+ * died are reclaimed by the next decision on the key that names them. */
 typedef struct rl_lease {
     int64_t id;         /* > 0 for a lease that was granted; 0 otherwise */
     int64_t expires_at; /* clock time */
 } rl_lease;
 
 /* Decides like rl_acquire on the estimate and, if admitted, records a
- * lease.
+ * lease, which takes the units of the concurrency limits it names (a
+ * refusal by one says when to look again: RL_SLOT_RETRY_NS at most).
  *   estimate, n  as rl_acquire's costs.
  *   ttl_ns       > 0 (at most 50 years): the lease ends, settled at its
  *                estimate, this long from now if not ended before.

@@ -31,7 +31,7 @@ extern "C" {
  *   rl_tiers_list, rl_tier_get, rl_rules_list ... the policy, read back
  *   rl_validate_tiers ... check a tiers file without a database
  *   rl_reset_match ...... rl_reset of every key matching a glob and a tier
- *   rl_prune ............ remove idle keys that hold nothing
+ *   rl_prune ............ reclaim dead leases, remove idle keys that hold nothing
  *   rl_doctor ........... health checks of a store
  *   rl_export, rl_import  the whole state as JSON, and back
  *   rl_parse_rate, rl_parse_duration, rl_format_rate, rl_format_duration,
@@ -77,7 +77,11 @@ typedef int (*rl_key_cb)(void *ctx, const rl_key_stats *st);
 RL_API int rl_keys_list(rl *r, const char *match, rl_sort sort, size_t limit, rl_key_cb fn,
                         void *ctx);
 
-/* An open lease, as rl_leases_list reports it. */
+/* An open lease, as rl_leases_list reports it. A lease that is not live
+ * (its TTL is over at the handle's clock, or its owner is gone) holds
+ * nothing any more: it is reclaimable, and only waits for the next lease
+ * decision on its key or rl_prune to be deleted. rl_stats and
+ * rl_keys_list do not count it in in_flight. */
 typedef struct rl_lease_info {
     int64_t id;
     char key[RL_KEY_MAX + 1];
@@ -89,6 +93,7 @@ typedef struct rl_lease_info {
         char resource[RL_NAME_MAX];
         int64_t amount;
     } costs[RL_MAX_LIMITS];
+    int live; /* 1: held; 0: expired or owner gone (reclaimable) */
 } rl_lease_info;
 
 /* Called by rl_leases_list with one lease (valid during the call); non-zero
@@ -96,7 +101,8 @@ typedef struct rl_lease_info {
 typedef int (*rl_lease_cb)(void *ctx, const rl_lease_info *l);
 
 /* Calls fn for the open leases of `key` (NULL: all keys), oldest first,
- * under the handle's lock. Returns RL_OK; fn's non-zero return; RL_EINVAL
+ * reclaimable ones included (live 0), in one read transaction under the
+ * handle's lock. Returns RL_OK; fn's non-zero return; RL_EINVAL
  * (fn NULL, bad key); RL_ECORRUPT (a stored key or lease that is not
  * valid); RL_ENOMEM; a store failure. */
 RL_API int rl_leases_list(rl *r, const char *key, rl_lease_cb fn, void *ctx);
@@ -168,12 +174,17 @@ RL_API int rl_validate_tiers(const char *yaml_path, char *err, size_t errlen);
  * Returns RL_OK; RL_EINVAL; RL_EREADONLY; a store failure. */
 RL_API int rl_reset_match(rl *r, const char *match, const char *tier, int dry_run, int64_t *count);
 
-/* Removes keys that hold nothing worth keeping: every bucket full (no
- * units spent, none in flight, no cool-down running), last decision at
- * least idle_ns ago, and no assigned tier. Their next request meets the
- * same full buckets, so pruning changes no decision. dry_run and count as
- * rl_reset_match. Returns RL_OK; RL_EINVAL (idle_ns outside 0..50 years);
- * RL_EREADONLY; a store failure. */
+/* First reclaims the leases that are not live (rl_lease_info.live 0:
+ * expired, or their owner died): deletes them and frees the slots they
+ * hold, in one write transaction per key, as the next lease decision on
+ * the key would. Then removes keys that hold nothing worth keeping: every
+ * bucket full (no units spent, none in flight, no cool-down running), last
+ * decision at least idle_ns ago, and no assigned tier. Their next request
+ * meets the same full buckets, so pruning changes no decision. dry_run and
+ * count (of keys) as rl_reset_match; a dry run reclaims nothing but counts
+ * the keys that would go once their leases are reclaimed. Returns RL_OK;
+ * RL_EINVAL (idle_ns outside 0..50 years); RL_EREADONLY; a store
+ * failure. */
 RL_API int rl_prune(rl *r, int64_t idle_ns, int dry_run, int64_t *count);
 
 /* ======================================================================
@@ -195,8 +206,9 @@ typedef int (*rl_check_cb)(void *ctx, const char *check, rl_check_status status,
                            const char *detail);
 
 /* Health checks of the store: journal mode, synchronous, busy timeout,
- * schema version, integrity, file permissions, filesystem, stored policy
- * and bucket states (on Redis, those that apply). Returns RL_OK when every
+ * schema version, integrity, file permissions, filesystem, stored policy,
+ * bucket states (on Redis, those that apply) and "leases" (a warning when
+ * some are reclaimable: expired, or their owner died). Returns RL_OK when every
  * check ran, whatever their statuses; fn's non-zero return; RL_EINVAL (fn
  * NULL); a store failure that kept the checks from running. */
 RL_API int rl_doctor(rl *r, rl_check_cb fn, void *ctx);

@@ -14,7 +14,11 @@
  *   - a cancellation (*cancel set, e.g. by a signal handler) is seen within
  *     10 ms; a reservation already booked is given back (rl_cancel);
  *   - RL_ETIMEOUT charges nothing: an admission that needs longer than the
- *     time left is refused before anything is booked.
+ *     time left is refused before anything is booked;
+ *   - a full concurrency limit is waited for by looking again every
+ *     RL_SLOT_RETRY_NS at most (the decision's hint) until the deadline: a
+ *     slot comes free when a holder ends its lease, which no reservation
+ *     can foresee; nothing is booked meanwhile.
  */
 #include "handle.h"
 
@@ -52,7 +56,7 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
                int64_t timeout_ns, const volatile sig_atomic_t *cancel, rl_result *res)
 {
     rl_reservation rv;
-    int64_t deadline = INT64_MAX, left, horizon;
+    int64_t deadline = INT64_MAX, left, horizon, nap;
     int rc, first = 1;
 
     if (!r)
@@ -91,7 +95,21 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
             return rl_seterr(rl__errbuf(r), RL_ETIMEOUT,
                              "admission needs %lld ns, more than the time left to wait",
                              (long long)rv.delay_ns);
-        if (sleep_until(rl__sat_add(mono_ns(), rv.delay_ns - horizon), cancel)) {
+        if (rv.delay_ns > horizon) {
+            nap = rv.delay_ns - horizon; /* until the rates have room */
+        } else {
+            /* refused within the horizon: a concurrency limit is full (its
+             * hint is in res); look again then, or at the deadline */
+            if (left <= 0)
+                return rl_seterr(rl__errbuf(r), RL_ETIMEOUT,
+                                 "limit '%s' stayed full for the whole wait (its slots are "
+                                 "held by leases)",
+                                 res->limit_name);
+            nap = res->retry_after_ns > 0 ? res->retry_after_ns : RL_SLOT_RETRY_NS;
+            if (nap > left)
+                nap = left;
+        }
+        if (sleep_until(rl__sat_add(mono_ns(), nap), cancel)) {
             res->allowed = 0;
             return rl_seterr(rl__errbuf(r), RL_ECANCELED, "wait cancelled");
         }

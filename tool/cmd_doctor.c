@@ -4,7 +4,9 @@
  *
  * The checks are librl's (rl_doctor): journal mode, synchronous, busy
  * timeout, schema version, integrity, file permissions, filesystem, stored
- * policy and bucket states. The database is opened read-only, so a doctor
+ * policy, bucket states and leases that are reclaimable (expired, or their
+ * owner died: a warning, fixed by `rlctl prune`). The database is opened
+ * read-only, so a doctor
  * never changes what it examines and works for users who may only read it.
  * A database that cannot even be opened (damaged, another application's,
  * newer than this rlctl) is itself a failed check, not a crash.
@@ -26,9 +28,10 @@ static const char use[] =
     "the database; no file that opening it for writing would refuse as one\n"
     "another user could have planted, with the fix), filesystem (warns on\n"
     "NFS, SMB, 9P or FUSE, where WAL's shared memory does not work), stored\n"
-    "tiers and rules, bucket states and assigned tiers. Exit status 0 when\n"
-    "nothing failed (warnings are printed but do not fail), 1 when a check\n"
-    "failed.\n"
+    "tiers and rules, bucket states and assigned tiers, and open leases (a\n"
+    "warning for those that expired or whose owner died: they keep slots\n"
+    "taken until 'rlctl prune' reclaims them). Exit status 0 when nothing\n"
+    "failed (warnings are printed but do not fail), 1 when a check failed.\n"
     "\n"
     "Options:\n"
     "  --json  print one JSON object instead of a table\n";

@@ -3,6 +3,8 @@
  * counters, for every limit of the tier what is left and when it refills,
  * and what leases and cool-downs hold on it: stream slots in flight, debt
  * from leases that used more than they reserved, cool-downs, open leases.
+ * Leases that expired or whose owner died hold nothing (librl counts only
+ * live ones in flight): they are shown apart, as reclaimable.
  *
  * A key never seen is shown too, with full buckets: what its first request
  * would meet is exactly what an operator wants to check before traffic.
@@ -18,8 +20,9 @@ static const char use[] =
     "Shows the tier of KEY and why it has it (assigned, a key rule, the\n"
     "default tier), its counters, and for every limit of the tier: rate,\n"
     "burst, units remaining now, when the bucket is full again (reset after)\n"
-    "and when one more unit is admissible (retry after). A key never seen\n"
-    "shows full buckets.\n"
+    "and when one more unit is admissible (retry after), the units in flight\n"
+    "held by live leases, and the leases that expired or whose owner died\n"
+    "(reclaimable: they hold nothing). A key never seen shows full buckets.\n"
     "\n"
     "Options:\n"
     "  --json  print one JSON object instead of tables\n";
@@ -36,9 +39,14 @@ static void tier_line(const rl_key_stats *st, const char *rule, char *buf, size_
                  rlctl_tier_source_text(st->tier_source));
 }
 
+/* The key's leases: live ones, and those that hold nothing any more. */
+typedef struct lease_counts {
+    int64_t live, reclaimable;
+} lease_counts;
+
 /* What leases and cool-downs hold on the key, below the limits table and
  * only when there is something to say. */
-static void print_agent_state(const rl_key_stats *st, int64_t leases)
+static void print_agent_state(const rl_key_stats *st, const lease_counts *leases)
 {
     char d[64], name[RLCTL_TEXT_MAX], res[RLCTL_TEXT_MAX];
     size_t i;
@@ -61,12 +69,15 @@ static void print_agent_state(const rl_key_stats *st, int64_t leases)
             printf("debt        %s: %lld %s owed beyond an empty bucket\n", name,
                    (long long)l->debt, res);
     }
-    if (leases > 0)
-        printf("leases      %lld open (rlctl leases %s)\n", (long long)leases,
+    if (leases->reclaimable > 0)
+        printf("leases      %lld open, %lld reclaimable (expired or owner dead: rlctl prune)\n",
+               (long long)leases->live, (long long)leases->reclaimable);
+    else if (leases->live > 0)
+        printf("leases      %lld open (rlctl leases %s)\n", (long long)leases->live,
                rlctl_text(st->key, name, sizeof name));
 }
 
-static int print_human(const rl_key_stats *st, const char *rule, int64_t leases)
+static int print_human(const rl_key_stats *st, const char *rule, const lease_counts *leases)
 {
     static const char *const head[] = { "LIMIT",     "RESOURCE",    "RATE",       "BURST",
                                         "REMAINING", "RESET AFTER", "RETRY AFTER" };
@@ -141,12 +152,15 @@ static void json_time(rlctl_json *j, const char *name, const char *name_ns, int6
 
 static int count_lease(void *ctx, const rl_lease_info *l)
 {
-    (void)l;
-    (*(int64_t *)ctx)++;
+    lease_counts *c = ctx;
+    if (l->live)
+        c->live++;
+    else
+        c->reclaimable++;
     return 0;
 }
 
-static int print_json(const rl_key_stats *st, const char *rule, int64_t leases)
+static int print_json(const rl_key_stats *st, const char *rule, const lease_counts *leases)
 {
     rlctl_json j;
     size_t i;
@@ -187,7 +201,8 @@ static int print_json(const rl_key_stats *st, const char *rule, int64_t leases)
     }
     rlctl_json_end(&j);
     rlctl_json_kint(&j, "cooldown_ns", st->cooldown_ns);
-    rlctl_json_kint(&j, "open_leases", leases);
+    rlctl_json_kint(&j, "open_leases", leases->live);
+    rlctl_json_kint(&j, "reclaimable_leases", leases->reclaimable);
     rlctl_json_end(&j);
     return rlctl_json_done(&j) == 0 ? RLCTL_OK : rlctl_error("internal error: bad JSON");
 }
@@ -201,7 +216,7 @@ int rlctl_cmd_inspect(const rlctl_ctx *ctx, int argc, char **argv)
     };
     char rule[RL_KEY_MAX + 1] = "";
     rl_key_stats *st = NULL;
-    int64_t leases = 0;
+    lease_counts leases = { 0, 0 };
     rl *r = NULL;
 
     if ((rc = rlctl_parse_opts(argc, argv, opts, use, &npos)) != RLCTL_OK)
@@ -220,7 +235,7 @@ int rlctl_cmd_inspect(const rlctl_ctx *ctx, int argc, char **argv)
         rc = rlctl_error("%s", rl_errmsg(r));
         goto out;
     }
-    rc = json ? print_json(st, rule, leases) : print_human(st, rule, leases);
+    rc = json ? print_json(st, rule, &leases) : print_human(st, rule, &leases);
 out:
     free(st);
     rl_close(r);

@@ -198,6 +198,21 @@ int64_t cd_cover(const mkey *k, unsigned res_mask, int64_t now)
     return end;
 }
 
+/* Whether some limit of the policy counts resource res (the model's
+ * handle has no default limits; an unlimited tier counts nothing). */
+static int res_known(int res)
+{
+    int t;
+    size_t li;
+    if (res == 0) /* api.md: "requests" is always known */
+        return 1;
+    for (t = 0; t < NTIERS; t++)
+        for (li = 0; !M.tier[t].unlimited && li < M.tier[t].n; li++)
+            if (M.tier[t].l[li].res == res)
+                return 1;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Expected answers */
 
@@ -224,6 +239,20 @@ int64_t decide(const int *ks, int nk, const mcost *cs, int n, int mode, int64_t 
         if (cs[i].res == 0)
             req_amount = cs[i].amount; /* "counts the requests amount (or the first cost's)" */
     }
+    /* api.md: "a resource that no limit of the whole policy counts (no tier,
+     * nor default_limits) is RL_ENOLIMIT ... unless the key's tier is
+     * unlimited": any key with limits refuses it, before any RL_ETOOBIG */
+    for (i = 0; i < n; i++)
+        if (!res_known(cs[i].res)) {
+            int j;
+            for (j = 0; j < nk; j++) {
+                const mtier *t = &M.tier[tier_of(&M.key[ks[j]])];
+                if (!t->unlimited && t->n > 0) {
+                    x->rc = RL_ENOLIMIT;
+                    return -1;
+                }
+            }
+        }
     /* "a cost larger than a limit's burst can never pass and returns RL_ETOOBIG" */
     for (i = 0; i < nk; i++) {
         const mtier *t = &M.tier[tier_of(&M.key[ks[i]])];

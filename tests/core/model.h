@@ -64,7 +64,7 @@ __extension__ typedef __int128 i128;
 
 #define MAXL 3   /* limits per tier in the traces */
 #define NKEYS 4  /* keys per segment */
-#define NRES 3   /* requests, tokens, other (no limit ever counts "other") */
+#define NRES 3   /* requests, tokens, other (no limit ever counts "other": RL_ENOLIMIT) */
 #define NTIERS 3 /* default, alt, unl (unlimited) */
 #define LOGN 24  /* operations shown on a mismatch */
 #define LOGW 640

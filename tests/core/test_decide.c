@@ -5,7 +5,10 @@
  * windows alone and with GCRA, clocks before the epoch and near the end of
  * int64 time, saturating counters), rl_acquire, rl_acquire_keys,
  * rl_allow_batch, and a group-commit leader deciding another process's
- * failing request (SQLite, forked processes).
+ * failing request (SQLite, forked processes); issue 17: a decision that
+ * names a concurrency limit checks it, a resource no limit knows is
+ * RL_ENOLIMIT (unless the handle opts in), a fail-closed refusal carries a
+ * back-off hint.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -590,6 +593,178 @@ static void test_counters_saturate(void **state)
     assert_int_equal(st.first_seen_ns, T0);
 }
 
+/* Issue 17, bug 1: a plain decision that names a concurrency resource
+ * skipped the limit (only a lease holds units), so rl_acquire, rl_allow and
+ * rl_wait_ex admitted while every slot was held. It checks it now: admitted
+ * only if in flight + amount <= cap, and nothing is taken. */
+static void test_decide_checks_slots(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_CONCURRENT("streams", "streams", 2),
+                                     RL_LIMIT("rpm", NULL, 100, RL_MINUTE, 100) };
+    static const rl_limit req_cap[] = { RL_CONCURRENT("inflight", "requests", 1) };
+    rl_cost one[] = { { "requests", 1 }, { "streams", 1 } };
+    rl_cost check[] = { { "streams", 0 } };
+    const char *keys[] = { "k", "other" };
+    rl_lease a, b;
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 2), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 2, 10 * RL_MINUTE, &a, &res), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 2, 10 * RL_MINUTE, &b, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_acquire(f->r, "k", one, 2, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "streams");
+    assert_int_equal(res.remaining, 0);
+    assert_int_equal(res.retry_after_ns, 50 * RL_MILLISECOND);
+    assert_int_equal(rl_acquire_keys(f->r, keys, 2, one, 2, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(res.key_index, 0);
+    /* a cost of 0 checks: admitted, the slots being no more than full */
+    assert_int_equal(rl_acquire(f->r, "k", check, 1, &res), RL_OK);
+    assert_true(res.allowed);
+    /* the refusals charged nothing */
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[0].in_flight, 2);
+    assert_int_equal(st.limits[1].remaining, 98);
+    /* a slot comes free: admitted, and nothing is held by it */
+    assert_int_equal(rl_lease_cancel(f->r, &a), RL_OK);
+    assert_int_equal(rl_acquire(f->r, "k", one, 2, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_acquire(f->r, "k", one, 2, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[0].in_flight, 1);
+    assert_int_equal(st.limits[1].remaining, 97);
+    /* rl_allow names "requests": a cap on requests in flight applies */
+    assert_int_equal(rl_tier_set(f->r, "default", req_cap, 1), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "r", one, 1, RL_MINUTE, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_allow(f->r, "r", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "inflight");
+    assert_int_equal(rl_lease_settle(f->r, &a, one, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "r", 1, &res), RL_OK);
+    assert_true(res.allowed);
+}
+
+static int64_t test_clock(void *ctx)
+{
+    return ((fixture *)ctx)->now;
+}
+
+static int open_opts(fixture *f, const rl_limit *lims, size_t n, unsigned flags, int fail_mode,
+                     rl **out)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    o.clock = test_clock;
+    o.clock_ctx = f;
+    o.default_limits = lims;
+    o.n_default_limits = n;
+    o.flags = flags;
+    o.fail_mode = fail_mode;
+    return rl_open(out, f->path, &o);
+}
+
+/* Issue 17, bug 3: a misspelled or unknown resource ("token", "gpus") was
+ * admitted with RL_OK and nothing charged. A resource that no limit of the
+ * whole policy counts (any tier, or the handle's default limits) is
+ * RL_ENOLIMIT, unless the key's tier is unlimited or the handle was opened
+ * with RL_OPEN_ANY_RESOURCE; one that another tier limits stays admitted. */
+static void test_unknown_resource(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_LIMIT("rpm", "requests", 100, RL_MINUTE, 100),
+                                     RL_LIMIT("tpm", "tokens", 1000, RL_MINUTE, 1000) };
+    static const rl_limit agents[] = { RL_CONCURRENT("streams", "streams", 2) };
+    static const rl_limit gpus[] = { RL_LIMIT("gpu", "gpus", 1, RL_SECOND, 1) };
+    rl_cost typo[] = { { "requests", 1 }, { "token", 5 } };
+    rl_cost gpu[] = { { "gpus", 1 } };
+    rl_cost streams[] = { { "streams", 1 } };
+    rl_lease lease;
+    rl_result res;
+    rl_key_stats st;
+    rl *any = NULL;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 2), RL_OK);
+    assert_int_equal(rl_tier_set(f->r, "agents", agents, 1), RL_OK);
+    assert_int_equal(rl_tier_set(f->r, "free", NULL, 0), RL_OK);
+    assert_int_equal(rl_acquire(f->r, "u", typo, 2, &res), RL_ENOLIMIT);
+    assert_false(res.allowed);
+    assert_non_null(strstr(rl_errmsg(f->r), "resource 'token' is limited by no tier (known: "));
+    assert_non_null(strstr(rl_errmsg(f->r), "requests"));
+    assert_non_null(strstr(rl_errmsg(f->r), "tokens"));
+    assert_non_null(strstr(rl_errmsg(f->r), "streams"));
+    assert_int_equal(rl_acquire(f->r, "u", gpu, 1, &res), RL_ENOLIMIT);
+    assert_int_equal(rl_wait_ex(f->r, "u", gpu, 1, RL_PRIORITY_INTERACTIVE, RL_SECOND, NULL, &res),
+                     RL_ENOLIMIT);
+    assert_int_equal(rl_lease_begin(f->r, "u", typo, 2, RL_MINUTE, &lease, &res), RL_ENOLIMIT);
+    assert_int_equal(lease.id, 0);
+    /* nothing was charged */
+    assert_int_equal(rl_stats(f->r, "u", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 100);
+    /* a resource that another tier limits: unlimited for this one */
+    assert_int_equal(rl_acquire(f->r, "u", streams, 1, &res), RL_OK);
+    assert_true(res.allowed);
+    /* an unlimited tier admits anything */
+    assert_int_equal(rl_key_assign(f->r, "f", "free"), RL_OK);
+    assert_int_equal(rl_acquire(f->r, "f", gpu, 1, &res), RL_OK);
+    assert_true(res.allowed);
+    if (!f->sqlite)
+        return; /* the rest needs a second handle on the same store */
+    /* the handle's default limits count too */
+    assert_int_equal(open_opts(f, gpus, 1, 0, RL_FAIL_CLOSED, &any), RL_OK);
+    assert_int_equal(rl_acquire(any, "u", gpu, 1, &res), RL_OK);
+    assert_true(res.allowed);
+    rl_close(any);
+    /* the opt-in */
+    assert_int_equal(open_opts(f, NULL, 0, RL_OPEN_ANY_RESOURCE, RL_FAIL_CLOSED, &any), RL_OK);
+    assert_int_equal(rl_acquire(any, "u", typo, 2, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_acquire(any, "u", gpu, 1, &res), RL_OK);
+    assert_true(res.allowed);
+    rl_close(any);
+    assert_int_equal(rl_stats(f->r, "u", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 99);
+}
+
+/* Issue 17, bug 6: a fail-closed refusal (the store failed) had
+ * retry_after_ns 0, inviting a tight retry loop. It carries a back-off
+ * hint, RL_FAIL_RETRY_NS; a fail-open admission keeps 0. A read-only
+ * handle is the store failure here (RL_EREADONLY). */
+static void test_fail_closed_retry_hint(void **state)
+{
+    fixture *f = *state;
+    rl_cost c[] = { { "requests", 1 } };
+    rl_batch_item it[1];
+    rl_result res;
+    rl *ro = NULL;
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK); /* the database exists */
+    assert_int_equal(open_opts(f, NULL, 0, RL_OPEN_READONLY, RL_FAIL_CLOSED, &ro), RL_OK);
+    assert_int_equal(rl_allow(ro, "k", 1, &res), RL_EREADONLY);
+    assert_false(res.allowed);
+    assert_false(res.degraded);
+    assert_int_equal(res.retry_after_ns, 100 * RL_MILLISECOND);
+    assert_int_equal(rl_acquire(ro, "k", c, 1, &res), RL_EREADONLY);
+    assert_int_equal(res.retry_after_ns, 100 * RL_MILLISECOND);
+    assert_int_equal(rl_wait(ro, "k", 1, RL_SECOND, NULL, &res), RL_EREADONLY);
+    assert_false(res.allowed);
+    assert_int_equal(res.retry_after_ns, 100 * RL_MILLISECOND);
+    it[0].key = "k";
+    it[0].cost = 1;
+    assert_int_equal(rl_allow_batch(ro, it, 1), RL_EREADONLY);
+    assert_int_equal(it[0].rc, RL_EREADONLY);
+    assert_false(it[0].res.allowed);
+    assert_int_equal(it[0].res.retry_after_ns, 100 * RL_MILLISECOND);
+    rl_close(ro);
+    assert_int_equal(open_opts(f, NULL, 0, RL_OPEN_READONLY, RL_FAIL_OPEN, &ro), RL_OK);
+    assert_int_equal(rl_allow(ro, "k", 1, &res), RL_EREADONLY);
+    assert_true(res.allowed);
+    assert_true(res.degraded);
+    assert_int_equal(res.retry_after_ns, 0);
+    rl_close(ro);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -608,6 +783,9 @@ int main(void)
         BOTH(test_clock_near_int64_max),
         cmocka_unit_test_setup_teardown(test_group_leader_errmsg, setup_sqlite, teardown),
         BOTH(test_counters_saturate),
+        BOTH(test_decide_checks_slots),
+        BOTH(test_unknown_resource),
+        SHARED(test_fail_closed_retry_hint),
     };
     return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

@@ -1,12 +1,17 @@
 /*
  * test_read.c - core/read.c through the API, on every store
  * (api_fixture.h): rl_stats and rl_totals_get (before and after rl_reset),
- * first_seen_ns, and rl_keys_list (a pattern, sorting, a limit, a bad sort
- * refused).
+ * first_seen_ns, rl_keys_list (a pattern, sorting, a limit, a bad sort
+ * refused), and what readers show of leases that expired or whose owner
+ * died: not held (rl_stats' in_flight, rl_leases_list's live), without
+ * writing.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "api_fixture.h"
 
@@ -101,12 +106,188 @@ static void test_first_seen_at_zero(void **state)
     assert_int_equal(st.allowed, 2);
 }
 
+/* ---- leases that hold nothing any more ----------------------------------- */
+
+static const rl_limit stream_lims[] = { RL_CONCURRENT("streams", "streams", 2),
+                                        RL_LIMIT("rpm", NULL, 100, RL_MINUTE, 100) };
+
+typedef struct lease_seen {
+    int n, live, owner_dead;
+} lease_seen;
+
+static int see_lease(void *ctx, const rl_lease_info *l)
+{
+    lease_seen *s = ctx;
+    s->n++;
+    s->live += l->live != 0;
+    s->owner_dead += !l->owner_alive;
+    return 0;
+}
+
+static lease_seen leases_of(rl *r, const char *key)
+{
+    lease_seen s = { 0, 0, 0 };
+    assert_int_equal(rl_leases_list(r, key, see_lease, &s), RL_OK);
+    return s;
+}
+
+static int64_t in_flight_of(rl *r, const char *key)
+{
+    rl_key_stats st;
+    assert_int_equal(rl_stats(r, key, &st), RL_OK);
+    assert_int_equal(st.limits[0].in_flight + st.limits[0].remaining, 2);
+    return st.limits[0].in_flight;
+}
+
+static int keys_in_flight(void *ctx, const rl_key_stats *st)
+{
+    *(int64_t *)ctx += st->limits[0].in_flight;
+    return 0;
+}
+
+/* 6. Two leases whose TTL has passed hold nothing: rl_stats, rl_keys_list
+ * and rl_leases_list say so at once, before any other lease on the key
+ * reclaims them, and reading deletes nothing. */
+static void test_expired_leases_not_held(void **state)
+{
+    fixture *f = *state;
+    rl_cost one[] = { { "streams", 1 } };
+    rl_lease a, b;
+    rl_result res;
+    lease_seen s;
+    int64_t sum = 0;
+    assert_int_equal(rl_tier_set(f->r, "default", stream_lims, 2), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 1, 10 * RL_SECOND, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 1, 20 * RL_SECOND, &b, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(in_flight_of(f->r, "k"), 2);
+    s = leases_of(f->r, "k");
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.live, 2);
+    /* a's TTL is over: one of two held */
+    f->now += 10 * RL_SECOND;
+    assert_int_equal(in_flight_of(f->r, "k"), 1);
+    s = leases_of(f->r, "k");
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.live, 1);
+    assert_int_equal(s.owner_dead, 0);
+    /* both over: nothing held, whatever the listing */
+    f->now += 10 * RL_SECOND;
+    assert_int_equal(in_flight_of(f->r, "k"), 0);
+    assert_int_equal(rl_keys_list(f->r, NULL, RL_SORT_KEY, 0, keys_in_flight, &sum), RL_OK);
+    assert_int_equal(sum, 0);
+    s = leases_of(f->r, NULL);
+    assert_int_equal(s.n, 2); /* a reader reclaims nothing */
+    assert_int_equal(s.live, 0);
+    /* the next lease reclaims them, as before */
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 1, 10 * RL_SECOND, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(in_flight_of(f->r, "k"), 1);
+    s = leases_of(f->r, NULL);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.live, 1);
+}
+
+/* A child process that takes n leases of one stream on key, for an hour,
+ * and waits to be killed. */
+static pid_t lease_holder(fixture *f, const char *key, int n)
+{
+    int fd[2];
+    char c = 0;
+    pid_t pid;
+    assert_int_equal(pipe(fd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        rl_cost one[] = { { "streams", 1 } };
+        rl_lease l;
+        rl_result res;
+        rl *r = NULL;
+        int i;
+        close(fd[0]);
+        if (open_with(f, NULL, 0, &r) != RL_OK)
+            _exit(90);
+        for (i = 0; i < n; i++)
+            if (rl_lease_begin(r, key, one, 1, RL_HOUR, &l, &res) != RL_OK || !res.allowed)
+                _exit(91);
+        if (write(fd[1], "y", 1) != 1)
+            _exit(92);
+        for (;;)
+            pause();
+    }
+    close(fd[1]);
+    assert_int_equal(read(fd[0], &c, 1), 1);
+    assert_int_equal(c, 'y');
+    close(fd[0]);
+    return pid;
+}
+
+static int64_t clock_of(void *ctx)
+{
+    return ((fixture *)ctx)->now;
+}
+
+static void kill_holder(pid_t pid)
+{
+    int status;
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+}
+
+/* 7. A process killed while its leases run: "2 of 2 held" no more. Its
+ * slots show as free, its leases as not live with their owner dead, to
+ * this handle and to a read-only reader, before anything reclaims them. */
+static void test_dead_owners_leases_not_held(void **state)
+{
+    fixture *f = *state;
+    rl_cost one[] = { { "streams", 1 } };
+    rl_options o = RL_OPTIONS_INIT;
+    rl_lease mine;
+    rl_result res;
+    lease_seen s;
+    rl *ro = NULL;
+    pid_t pid;
+    assert_int_equal(rl_tier_set(f->r, "default", stream_lims, 2), RL_OK);
+    pid = lease_holder(f, "k", 2);
+    assert_int_equal(in_flight_of(f->r, "k"), 2);
+    s = leases_of(f->r, "k");
+    assert_int_equal(s.live, 2);
+    kill_holder(pid);
+    assert_int_equal(in_flight_of(f->r, "k"), 0);
+    s = leases_of(f->r, "k");
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.live, 0);
+    assert_int_equal(s.owner_dead, 2);
+    /* a reader that may not write sees the same */
+    o.clock = clock_of;
+    o.clock_ctx = f;
+    o.flags |= RL_OPEN_READONLY;
+    assert_int_equal(rl_open(&ro, f->path, &o), RL_OK);
+    assert_int_equal(in_flight_of(ro, "k"), 0);
+    s = leases_of(ro, "k");
+    assert_int_equal(s.live, 0);
+    rl_close(ro);
+    /* what is shown is what a decision meets: both slots are free */
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 1, RL_MINUTE, &mine, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 1, RL_MINUTE, &mine, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(in_flight_of(f->r, "k"), 2);
+    s = leases_of(f->r, "k");
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.live, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         BOTH(test_stats_and_reset),
         BOTH(test_keys_list),
         BOTH(test_first_seen_at_zero),
+        BOTH(test_expired_leases_not_held),
+        SHARED(test_dead_owners_leases_not_held),
     };
     return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

@@ -180,14 +180,18 @@ static void test_lease_concurrency(void **state)
     assert_false(res.allowed);
     assert_string_equal(res.limit_name, "streams");
     assert_int_equal(res.remaining, 0);
-    assert_int_equal(res.retry_after_ns, 9 * RL_SECOND); /* a's expiry */
+    /* a slot may come free at any moment: a short polling hint, not the
+     * holder's TTL; reset_after_ns is when the first holder expires */
+    assert_int_equal(res.retry_after_ns, RL_SLOT_RETRY_NS);
+    assert_int_equal(res.reset_after_ns, 9 * RL_SECOND); /* a's expiry */
     assert_int_equal(rl_lease_begin(f->r, "k", three, 1, RL_SECOND, &c, &res), RL_ETOOBIG);
     assert_int_equal(rl_leases_list(f->r, "k", count_lease, &n), RL_OK);
     assert_int_equal(n, 2);
     assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
     assert_int_equal(st.limits[0].remaining, 0);
     assert_int_equal(st.limits[0].in_flight, 2);
-    /* plain decisions hold nothing, so the cap does not apply to them */
+    /* plain decisions hold nothing: one that does not name "streams" is
+     * not capped by it (one that does is checked: test_decide.c) */
     assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
     assert_true(res.allowed);
     /* ending a lease frees its slot */
@@ -373,6 +377,45 @@ static void test_reserve_max_delay_uncapped(void **state)
     assert_int_equal(b.delay_ns, 3 * y50);
 }
 
+/* Issue 17, bug 2: a refused slot reported the holder's TTL as
+ * retry_after_ns (600 s for a 10-minute lease), so a caller that honoured
+ * it slept ten minutes though a slot can come free at any moment. It is a
+ * polling hint: the lesser of RL_SLOT_RETRY_NS and the soonest expiry of a
+ * lease that holds units; reset_after_ns is that expiry. */
+static void test_slot_retry_hint(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_CONCURRENT("streams", "streams", 2),
+                                     RL_LIMIT("tpm", "tokens", 1000, RL_MINUTE, 1000) };
+    rl_cost stream[] = { { "streams", 1 } };
+    rl_cost tokens[] = { { "tokens", 10 } };
+    rl_lease a, b, c, t;
+    rl_result res;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 2), RL_OK);
+    /* a lease that holds no slot, expiring first, says nothing of slots */
+    assert_int_equal(rl_lease_begin(f->r, "k", tokens, 1, RL_MILLISECOND, &t, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(f->r, "k", stream, 1, 10 * RL_MINUTE, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(f->r, "k", stream, 1, 10 * RL_MINUTE, &b, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(f->r, "k", stream, 1, 10 * RL_MINUTE, &c, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "streams");
+    assert_int_equal(res.retry_after_ns, 50 * RL_MILLISECOND);
+    assert_int_equal(res.reset_after_ns, 10 * RL_MINUTE);
+    /* the soonest expiry, when it is sooner than the hint */
+    f->now += 10 * RL_MINUTE - 20 * RL_MILLISECOND;
+    assert_int_equal(rl_lease_begin(f->r, "k", stream, 1, 10 * RL_MINUTE, &c, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(res.retry_after_ns, 20 * RL_MILLISECOND);
+    assert_int_equal(res.reset_after_ns, 20 * RL_MILLISECOND);
+    /* and then the slot is free */
+    f->now += 20 * RL_MILLISECOND;
+    assert_int_equal(rl_lease_begin(f->r, "k", stream, 1, 10 * RL_MINUTE, &c, &res), RL_OK);
+    assert_true(res.allowed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +424,7 @@ int main(void)
         BOTH(test_window_reserve_delayed_by_other),
         BOTH(test_lease_settle),
         BOTH(test_lease_concurrency),
+        BOTH(test_slot_retry_hint),
         BOTH(test_window_reserve_cancel),
         BOTH(test_window_lease),
         BOTH(test_cancel_after_reset_or_retier),

@@ -3,7 +3,10 @@
  * (api_fixture.h): rl_wait's timeout (a refusal consumes nothing; exactly
  * the needed delay is enough; INT64_MAX waits for ever) and its
  * cancellation by a flag a signal handler sets, which gives the
- * reservation back. rl_wait sleeps real time: each wait here is short.
+ * reservation back; waiting for a concurrency slot (issue 17): a full
+ * limit is waited for, looked at again every RL_SLOT_RETRY_NS at most, and
+ * a slot freed meanwhile admits the waiter. rl_wait sleeps real time: each
+ * wait here is short.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -128,6 +131,88 @@ static void test_wait_forever(void **state)
     assert_true(res.allowed);
 }
 
+/* Issue 17, bug 1: rl_wait_ex on a key whose concurrency limit is full (2
+ * of 2 streams held by leases) returned allowed while both slots were
+ * still held. It waits instead: until the timeout (RL_ETIMEOUT, nothing
+ * charged), or until a holder ends its lease. */
+typedef struct lease_ender {
+    rl *r;
+    rl_lease lease;
+    int64_t delay_ms;
+    int rc;
+} lease_ender;
+
+static void *end_lease_later(void *arg)
+{
+    lease_ender *e = arg;
+    struct timespec ts = { 0, (long)e->delay_ms * 1000000L };
+    nanosleep(&ts, NULL);
+    e->rc = rl_lease_cancel(e->r, &e->lease);
+    return NULL;
+}
+
+static void test_wait_for_slot(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_CONCURRENT("streams", "streams", 2),
+                                     RL_LIMIT("rpm", NULL, 100, RL_MINUTE, 100) };
+    rl_cost one[] = { { "requests", 1 }, { "streams", 1 } };
+    rl_lease a, b;
+    lease_ender e;
+    pthread_t th;
+    rl_result res;
+    rl_key_stats st;
+    int64_t t0, took;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 2), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 2, 10 * RL_MINUTE, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(f->r, "k", one, 2, 10 * RL_MINUTE, &b, &res), RL_OK);
+    assert_true(res.allowed);
+    /* both slots held: not admitted, whatever the timeout allows */
+    assert_int_equal(rl_wait_ex(f->r, "k", one, 2, RL_PRIORITY_INTERACTIVE, 0, NULL, &res),
+                     RL_ETIMEOUT);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "streams");
+    assert_int_equal(res.retry_after_ns, 50 * RL_MILLISECOND); /* RL_SLOT_RETRY_NS */
+    t0 = mono_ms();
+    assert_int_equal(
+        rl_wait_ex(f->r, "k", one, 2, RL_PRIORITY_INTERACTIVE, 120 * RL_MILLISECOND, NULL, &res),
+        RL_ETIMEOUT);
+    took = mono_ms() - t0;
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "streams");
+    assert_true(took >= 120 && took < 120 + 1000); /* it waited the whole timeout */
+    assert_int_equal(
+        rl_wait_ex(f->r, "k", one, 2, RL_PRIORITY_BATCH, 60 * RL_MILLISECOND, NULL, &res),
+        RL_ETIMEOUT);
+    assert_false(res.allowed);
+    /* nothing was charged by the refusals: 2 requests of 100 */
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[0].in_flight, 2);
+    assert_int_equal(st.limits[1].remaining, 98);
+    /* a slot freed while waiting admits the waiter; it holds nothing (only
+     * a lease does), so both slots are free once b ends too */
+    e.r = f->r;
+    e.lease = a;
+    e.delay_ms = 80;
+    e.rc = -100;
+    pthread_create(&th, NULL, end_lease_later, &e);
+    t0 = mono_ms();
+    assert_int_equal(
+        rl_wait_ex(f->r, "k", one, 2, RL_PRIORITY_INTERACTIVE, 10 * RL_SECOND, NULL, &res), RL_OK);
+    took = mono_ms() - t0;
+    pthread_join(th, NULL);
+    assert_int_equal(e.rc, RL_OK);
+    assert_true(res.allowed);
+    assert_true(took >= 70 && took < 80 + 1000); /* t0 was read after the thread started */
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[0].in_flight, 1);
+    assert_int_equal(st.limits[1].remaining, 98); /* a's request came back, the wait's went */
+    assert_int_equal(rl_lease_cancel(f->r, &b), RL_OK);
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[0].in_flight, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +220,7 @@ int main(void)
         BOTH(test_wait_cancel_returns_reservation),
         BOTH(test_wait_timeout_is_the_delay),
         BOTH(test_wait_forever),
+        BOTH(test_wait_for_slot),
     };
     return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

@@ -1,11 +1,15 @@
 """rlctl_reading.py - the commands that read: stats (human, --json,
-prometheus), inspect, keys, watch."""
+prometheus), inspect, keys, watch; leases that expired or whose owner died,
+as leases, inspect and doctor show them and prune reclaims them."""
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 
-from rlctl_common import ERROR, TIERS, USAGE, parse_prometheus
+from rlctl_common import ERROR, SOURCE_DIR, TIERS, USAGE, parse_prometheus
 
 RLCTL = None  # the binary under test: set by test_rlctl.main()
 
@@ -274,6 +278,95 @@ class ReadingTests:
         self.assertEqual(self.ok("leases"), "no open leases\n")
         p = self.run_raw("leases", "--json")
         self.assertEqual((p.returncode, json.loads(p.stdout)), (0, []))
+
+
+    # ---- leases that hold nothing any more --------------------------------------
+
+    # A process that takes a lease of one stream on KEY for each TTL given
+    # (seconds), through the Python binding over the librl next to rlctl,
+    # prints "held" and waits to be killed.
+    HOLDER = """if True:
+        import sys, time
+        sys.path.insert(0, sys.argv[1])
+        import pyrl
+        lim = pyrl.Limiter(sys.argv[2])
+        held = [lim.lease(sys.argv[3], ttl=float(t), requests=None, streams=1).begin()
+                for t in sys.argv[4:]]
+        print("held", flush=True)
+        time.sleep(600)
+    """
+
+    def lease_holder(self, key, *ttls):
+        lib = os.path.join(os.path.dirname(RLCTL), "librl.so")
+        if not os.path.exists(lib):
+            self.skipTest("no librl.so next to rlctl for the lease holder")
+        env = dict(self.env, RL_LIBRARY=lib)
+        p = subprocess.Popen([sys.executable, "-c", self.HOLDER,
+                              os.path.join(SOURCE_DIR, "bindings", "python"), self.db, key,
+                              *map(str, ttls)], stdout=subprocess.PIPE, env=env)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        self.assertEqual(p.stdout.readline(), b"held\n")
+        return p
+
+    def test_expired_and_dead_owners_leases_are_not_held(self):
+        agents = TIERS.replace("tiers:\n", "tiers:\n  agents:\n    limits:\n"
+                               "      - { name: streams, concurrent: 2, resource: streams }\n", 1)
+        self.ok("tiers", "load", self.write("streams.yaml", agents + """\
+  - { match: "s:*", tier: agents }
+"""))
+        # s:dead: 2 of 2 held by a process killed since
+        dead = self.lease_holder("s:dead", 3600, 3600)
+        dead.send_signal(signal.SIGKILL)
+        dead.wait()
+        # s:mix: one lease that lives on, one whose TTL ends, the owner alive
+        self.lease_holder("s:mix", 3600, 0.5)
+        time.sleep(0.6)
+
+        out = self.ok("inspect", "s:dead")
+        self.assertRegex(out, r"(?m)^in flight +streams: 0 of 2 held by leases$")
+        self.assertRegex(out, r"(?m)^leases +0 open, 2 reclaimable "
+                              r"\(expired or owner dead: rlctl prune\)$")
+        d = self.json_of("inspect", "--json", "s:dead")
+        self.assertEqual((d["limits"][0]["in_flight"], d["limits"][0]["remaining"]), (0, 2))
+        self.assertEqual((d["open_leases"], d["reclaimable_leases"]), (0, 2))
+        out = self.ok("inspect", "s:mix")
+        self.assertRegex(out, r"(?m)^in flight +streams: 1 of 2 held by leases$")
+        self.assertRegex(out, r"(?m)^leases +1 open, 1 reclaimable ")
+        d = self.json_of("inspect", "--json", "s:mix")
+        self.assertEqual((d["limits"][0]["in_flight"], d["open_leases"],
+                          d["reclaimable_leases"]), (1, 1, 1))
+
+        out = self.ok("leases")
+        self.assertRegex(out.splitlines()[0],
+                         r"^ID +KEY +ESTIMATE +OWNER +AGE +EXPIRES IN +STATE$")
+        self.assertEqual(len(re.findall(r"(?m)^ *\d+ +s:dead +streams 1 +\d+ \(gone\) +\S+ +\S+ +"
+                                        r"owner dead \(reclaimable\)$", out)), 2, out)
+        self.assertRegex(out, r"(?m)^ *\d+ +s:mix +streams 1 +\d+ +\S+ +\S+ +held$")
+        self.assertRegex(out, r"(?m)^ *\d+ +s:mix +streams 1 +\d+ +\S+ +expired +"
+                              r"expired \(reclaimable\)$")
+        self.assertRegex(out, r"(?m)^\n?3 of 4 lease\(s\) reclaimable: rlctl prune$")
+        states = sorted((x["key"], x["state"], x["live"]) for x in self.json_of_list("leases"))
+        self.assertEqual(states, [("s:dead", "owner_dead", False), ("s:dead", "owner_dead", False),
+                                  ("s:mix", "expired", False), ("s:mix", "held", True)])
+
+        out = self.ok("doctor")
+        self.assertRegex(out, r"(?m)^leases +warn +3 of 4 open lease\(s\) expired or held by a "
+                              r"dead process .*rlctl prune")
+        self.assertEqual(self.ok("prune", "--dry-run"), "would reclaim 3 lease(s)\n")
+        self.assertEqual(len(self.json_of_list("leases")), 4)
+        self.assertEqual(self.ok("prune"), "reclaimed 3 lease(s)\n")
+        self.assertEqual([(x["key"], x["state"]) for x in self.json_of_list("leases")],
+                         [("s:mix", "held")])
+        self.assertEqual(self.json_of("inspect", "--json", "s:dead")["limits"][0]["in_flight"], 0)
+        self.assertRegex(self.ok("doctor"), r"(?m)^leases +ok +1 open lease\(s\), all live$")
+        self.assertEqual(self.ok("prune"), "reclaimed 0 lease(s)\n")
+        self.assertEqual(self.ok("prune", "--idle", "1h"), "pruned 0 key(s)\n")
+
+    def json_of_list(self, *args):
+        p = self.run_raw(*args, "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)
 
 
     # ---- watch ----------------------------------------------------------------

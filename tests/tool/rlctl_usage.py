@@ -83,7 +83,7 @@ class UsageTests:
                      ["stats", "--format", "xml"], ["stats", "--format", "prometheus", "k"],
                      ["stats", "--json", "--format", "json"], ["stats", "--tier", "free", "k"],
                      ["keys", "k"], ["keys", "--json", "--all-limits"], ["keys", "--match="],
-                     ["prune"], ["prune", "--idle", "5x"], ["prune", "--idle", "1h", "k"],
+                     ["prune", "--idle", "5x"], ["prune", "--idle", "1h", "k"],
                      ["reset", "--all", "--match", "x"], ["reset", "k", "--tier", "free"],
                      ["reset", "--all"], ["watch", "--interval", "1ms"], ["watch", "--top", "0"],
                      ["watch", "k"], ["doctor", "k"], ["export", "a", "b"], ["import"],

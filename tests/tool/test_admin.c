@@ -6,7 +6,9 @@
  * What it pins down: selections by glob and by resolved tier, assignments
  * kept, walks longer than one batch, dry runs that count without changing;
  * prune keeping anything with spent, held or cooled-down buckets, recent
- * use or an assigned tier; doctor's checks and their statuses; an export
+ * use or an assigned tier; prune reclaiming leases that expired or whose
+ * owner died, and doctor counting them; doctor's checks and their
+ * statuses; an export
  * that imports back to the same export byte for byte (tiers of both kinds,
  * rules, settings, assignments, slots of every kind, leases), and imports
  * that fail on every kind of bad input while changing nothing.
@@ -18,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -244,6 +248,124 @@ static void test_prune(void **state)
     assert_int_equal(rl_prune(f->r, -1, 0, &n), RL_EINVAL);
 }
 
+typedef struct lease_count {
+    int n, live;
+} lease_count;
+
+static int count_lease(void *ctx, const rl_lease_info *l)
+{
+    lease_count *c = ctx;
+    c->n++;
+    c->live += l->live != 0;
+    return 0;
+}
+
+static lease_count leases(rl *r, const char *key)
+{
+    lease_count c = { 0, 0 };
+    assert_int_equal(rl_leases_list(r, key, count_lease, &c), RL_OK);
+    return c;
+}
+
+/* A child process that takes a lease of one stream on key for an hour;
+ * killed with SIGKILL and reaped before this returns. */
+static void lease_and_die(fixture *f, const char *key)
+{
+    int fd[2], status;
+    char c = 0;
+    pid_t pid;
+    assert_int_equal(pipe(fd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        rl_cost one = { "streams", 1 };
+        rl_lease l;
+        rl_result res;
+        rl *r = NULL;
+        close(fd[0]);
+        if (open_at(f, f->path, &r) != RL_OK ||
+            rl_lease_begin(r, key, &one, 1, RL_HOUR, &l, &res) != RL_OK || !res.allowed)
+            _exit(90);
+        if (write(fd[1], "y", 1) != 1)
+            _exit(91);
+        for (;;)
+            pause();
+    }
+    close(fd[1]);
+    assert_int_equal(read(fd[0], &c, 1), 1);
+    close(fd[0]);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+}
+
+/* Leases past their TTL, and on a shared store those of a killed process,
+ * hold their slots until a lease on the same key reclaims them: prune
+ * reclaims them everywhere (a dry run changes nothing), and a key they
+ * alone kept from being pruned goes in the same call. */
+static void test_prune_reclaims_leases(void **state)
+{
+    fixture *f = *state;
+    rl_cost stream = { "streams", 1 };
+    rl_lease a, b, live;
+    rl_result res;
+    rl_key_stats st;
+    lease_count c;
+    int64_t n = -1;
+    int shared = f->sqlite != STORE_MEM;
+    two_tiers(f->r);
+    assert_int_equal(rl_key_assign(f->r, "s:full", "pro"), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "s:full", &stream, 1, 10 * RL_SECOND, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(f->r, "s:full", &stream, 1, 10 * RL_SECOND, &b, &res), RL_OK);
+    assert_true(res.allowed);
+    /* held by a lease that lives on: kept */
+    assert_int_equal(rl_key_assign(f->r, "s:live", "pro"), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "s:live", &stream, 1, 2 * RL_HOUR, &live, &res), RL_OK);
+    assert_true(res.allowed);
+    /* an idle key whose only hold is an expired lease: reclaimed, then pruned */
+    assert_int_equal(rl_key_assign(f->r, "s:idle", "pro"), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "s:idle", &stream, 1, 10 * RL_SECOND, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_key_assign(f->r, "s:idle", NULL), RL_OK);
+    if (shared) {
+        assert_int_equal(rl_key_assign(f->r, "s:dead", "pro"), RL_OK);
+        lease_and_die(f, "s:dead");
+    }
+    f->now += 20 * RL_SECOND;
+    c = leases(f->r, NULL);
+    assert_int_equal(c.n, 4 + shared);
+    assert_int_equal(c.live, 1);
+
+    assert_int_equal(rl_prune(f->r, 10 * RL_SECOND, 1, &n), RL_OK);
+    assert_int_equal(n, 1); /* s:idle, once its lease is reclaimed */
+    assert_int_equal(leases(f->r, NULL).n, 4 + shared);
+    assert_true(exists(f->r, "s:idle"));
+
+    assert_int_equal(rl_prune(f->r, 10 * RL_SECOND, 0, &n), RL_OK);
+    assert_int_equal(n, 1);
+    c = leases(f->r, NULL);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.live, 1);
+    assert_int_equal(leases(f->r, "s:live").n, 1);
+    assert_false(exists(f->r, "s:idle"));
+    assert_true(exists(f->r, "s:full"));
+    assert_true(exists(f->r, "s:live"));
+    /* the slots are free in the stored state, not only as readers show it */
+    assert_int_equal(rl_stats(f->r, "s:full", &st), RL_OK);
+    assert_int_equal(st.limits[1].in_flight, 0);
+    assert_int_equal(rl_stats(f->r, "s:live", &st), RL_OK);
+    assert_int_equal(st.limits[1].in_flight, 1);
+    if (shared) {
+        assert_int_equal(rl_stats(f->r, "s:dead", &st), RL_OK);
+        assert_int_equal(st.limits[1].in_flight, 0);
+    }
+    /* nothing left to reclaim; a settle of a reclaimed lease finds nothing */
+    assert_int_equal(rl_prune(f->r, RL_HOUR, 0, &n), RL_OK);
+    assert_int_equal(leases(f->r, NULL).n, 1);
+    assert_int_equal(rl_lease_settle(f->r, &b, &stream, 1), RL_ENOTFOUND);
+    assert_int_equal(rl_lease_settle(f->r, &live, &stream, 1), RL_OK);
+}
+
 /* ---- rl_doctor ------------------------------------------------------------ */
 
 typedef struct checks {
@@ -316,6 +438,43 @@ static void test_doctor(void **state)
     assert_int_equal(status_of(&c, "assignments"), RL_CHECK_OK);
     assert_int_equal(rl_doctor(f->r, stop_at_two, &calls), 42);
     assert_int_equal(rl_doctor(f->r, NULL, NULL), RL_EINVAL);
+}
+
+static const char *detail_of(const checks *c, const char *name)
+{
+    size_t i;
+    for (i = 0; i < c->n; i++)
+        if (strcmp(c->name[i], name) == 0)
+            return c->detail[i];
+    fail_msg("no check named '%s'", name);
+    return NULL;
+}
+
+/* Leases that expired or whose owner died are a warning, with the fix. */
+static void test_doctor_counts_reclaimable_leases(void **state)
+{
+    fixture *f = *state;
+    rl_cost stream = { "streams", 1 };
+    rl_lease a, b;
+    rl_result res;
+    checks c;
+    two_tiers(f->r);
+    assert_int_equal(rl_key_assign(f->r, "s:1", "pro"), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "s:1", &stream, 1, 10 * RL_SECOND, &a, &res), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "s:1", &stream, 1, RL_HOUR, &b, &res), RL_OK);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(rl_doctor(f->r, collect_check, &c), RL_OK);
+    assert_int_equal(status_of(&c, "leases"), RL_CHECK_OK);
+    f->now += 20 * RL_SECOND;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(rl_doctor(f->r, collect_check, &c), RL_OK);
+    assert_int_equal(status_of(&c, "leases"), RL_CHECK_WARN);
+    assert_non_null(strstr(detail_of(&c, "leases"), "1 of 2"));
+    assert_non_null(strstr(detail_of(&c, "leases"), "rlctl prune"));
+    assert_int_equal(rl_prune(f->r, RL_HOUR, 0, NULL), RL_OK);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(rl_doctor(f->r, collect_check, &c), RL_OK);
+    assert_int_equal(status_of(&c, "leases"), RL_CHECK_OK);
 }
 
 static void test_doctor_finds_problems(void **state)
@@ -628,7 +787,9 @@ int main(void)
         BOTH(test_reset_match),
         BOTH(test_reset_match_many_batches),
         BOTH(test_prune),
+        BOTH(test_prune_reclaims_leases),
         BOTH(test_doctor),
+        BOTH(test_doctor_counts_reclaimable_leases),
         cmocka_unit_test_setup_teardown(test_doctor_finds_problems, setup_sqlite, teardown),
         BOTH(test_export_import_round_trip),
         BOTH(test_export_streams),
