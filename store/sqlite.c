@@ -739,13 +739,6 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
                 sqlite3_busy_timeout(s->db, left > 1 ? (int)left : 1);
             }
         }
-        /* Another process may have switched the file to WAL since this
-         * connection looked: a read lets its pager see that (asking to
-         * switch a file that others use in WAL mode would need them all
-         * gone, and fails busy). */
-        if (!wal &&
-            ((rc = read_schema(s, &v)) != RL_OK || (rc = journal_mode(s, 0, &wal)) != RL_OK))
-            goto out;
         if ((!wal && (rc = set_wal(s)) != RL_OK) || (rc = migrate(s)) != RL_OK)
             goto out;
         sqlite3_busy_timeout(s->db, c->busy_timeout_ms);
