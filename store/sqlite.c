@@ -11,14 +11,9 @@
  *     process-shared lock of lock.c unless RL_BUSY_SQLITE is chosen;
  *   - statements are prepared once per connection (lazily, persistent) and
  *     reused; every value is bound, never pasted into SQL text;
- *   - opening a database that is set up (WAL mode, schema up to date) takes
- *     no lock: it reads the schema version and checks the schema in a read
- *     transaction, which a writer in another process does not block; only
- *     a new file, a migration or the switch to WAL takes the lock and
- *     SQLite's write lock, waiting up to busy_timeout_ms, and reads the
- *     version again under them, so processes that open a new file at the
- *     same moment all succeed; a newer schema, another application's
- *     database or unknown schema objects are refused either way;
+ *   - the schema is brought up to date under the same lock, so processes that
+ *     open a new file at the same moment all succeed; a newer schema, another
+ *     application's database or unknown schema objects are refused;
  *   - the connection is hardened: defensive mode, untrusted schema, triggers
  *     and views disabled (rl uses neither);
  *   - errors come back as distinct codes: busy, read-only, full, corrupt,
@@ -391,38 +386,7 @@ static int count_tables(sq_store *s, int *n)
     return rc == SQLITE_OK ? RL_OK : rl_store_sqlite_fail(s, rc, "read schema");
 }
 
-/* Reads the schema version into *v and checks the schema against it, in
- * one read transaction: no lock, and in WAL mode a writer in another
- * process does not block it. RL_OK for an rl schema at version *v (0 and
- * no tables: a new file), RL_EVERSION for a newer one, RL_ECORRUPT for a
- * file that is not rl's. Whether *v is older than this library's is the
- * caller's to judge; migrate() reads it all again under the write lock. */
-static int read_schema(sq_store *s, int *v)
-{
-    int rc, ntables = 0;
-    *v = 0;
-    if ((rc = exec(s, "BEGIN", "read schema")) != RL_OK)
-        return rc;
-    if ((rc = user_version(s, v)) != RL_OK)
-        goto out;
-    if (*v > (int)rl_schema_count)
-        rc = rl_seterr(s->base.err, RL_EVERSION,
-                       "database schema version %d is newer than this library's %zu: upgrade rl",
-                       *v, rl_schema_count);
-    else if (*v > 0)
-        rc = rl_store_sqlite_check_objects(s, *v);
-    else if ((rc = count_tables(s, &ntables)) == RL_OK && ntables > 0)
-        rc = rl_seterr(s->base.err, RL_ECORRUPT,
-                       "not an rl database: it has tables but no rl schema version");
-out:
-    if (!sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* it read, nothing to keep */
-    return rc;
-}
-
-/* Brings the schema to rl_schema_count inside one write transaction,
- * reading the version again there: another process may have migrated the
- * file since read_schema. */
+/* Brings the schema to rl_schema_count inside one write transaction. */
 static int migrate(sq_store *s)
 {
     char sql[64];
@@ -568,11 +532,11 @@ static char *open_name(const char *path)
     return out;
 }
 
-/* The connection's settings: none takes a lock (the switch to WAL, which
- * does, is set_wal's). */
 static int configure(sq_store *s, const rl_store_config *c)
 {
-    int ok;
+    sqlite3_stmt *q = NULL;
+    const unsigned char *mode;
+    int rc, ok;
 
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
@@ -585,6 +549,17 @@ static int configure(sq_store *s, const rl_store_config *c)
      * who may only read the database can open it only if they exist. */
     ok = 1;
     sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &ok);
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        mode = sqlite3_column_text(q, 0);
+        ok = mode && strcmp((const char *)mode, "wal") == 0;
+        sqlite3_finalize(q);
+        if (!ok)
+            return rl_seterr(s->base.err, RL_ESTORE, "could not switch the database to WAL mode");
+    } else {
+        sqlite3_finalize(q);
+        return rl_store_sqlite_fail(s, rc, "set WAL mode");
+    }
     /* Debian's build makes WAL default to synchronous=FULL: say it explicitly.
      * A bounded journal keeps the WAL file from staying large after a burst. */
     return exec(s,
@@ -592,36 +567,6 @@ static int configure(sq_store *s, const rl_store_config *c)
                     ? "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 67108864"
                     : "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864",
                 "configure");
-}
-
-/* Asks the journal mode, or (set) switches it to WAL, and sets *wal to
- * whether it is WAL. Asking takes no lock; switching a file to WAL takes
- * SQLite's write lock (waiting up to the busy timeout), so it is done only
- * when the file is not in WAL mode yet. */
-static int journal_mode(sq_store *s, int set, int *wal)
-{
-    sqlite3_stmt *q = NULL;
-    const unsigned char *mode;
-    int rc = sqlite3_prepare_v2(s->db, set ? "PRAGMA journal_mode = WAL" : "PRAGMA journal_mode",
-                                -1, &q, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        mode = sqlite3_column_text(q, 0);
-        *wal = mode && strcmp((const char *)mode, "wal") == 0;
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(q);
-    return rc == SQLITE_OK
-               ? RL_OK
-               : rl_store_sqlite_fail(s, rc, set ? "set WAL mode" : "read journal mode");
-}
-
-static int set_wal(sq_store *s)
-{
-    int rc, wal = 0;
-    if ((rc = journal_mode(s, 1, &wal)) != RL_OK)
-        return rc;
-    return wal ? RL_OK
-               : rl_seterr(s->base.err, RL_ESTORE, "could not switch the database to WAL mode");
 }
 
 /* Every slot but now (the local clock serves) and prefetch (one statement
@@ -659,8 +604,8 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
 {
     sq_store *s;
     char *name;
-    int rc, flags, v = 0, held = 0, wal = 1;
-    int64_t waited = 0;
+    int rc, flags, v = 0, held = 0;
+    int64_t waited;
     struct stat dbst;
     uint64_t old_domain = 0;
 
@@ -682,10 +627,18 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
     s->shared_group = (c->flags & RL_OPEN_SHARED_GROUP) != 0;
     if ((rc = check_files(s, path, 0, &dbst)) != RL_OK) /* and creates a writer's file */
         goto out;
-    if (!s->readonly && c->busy_strategy == RL_BUSY_LOCK &&
-        (rc = rl_lock_open(&s->lock, path, c->file_mode, (c->flags & RL_OPEN_SHARED_GROUP) != 0,
-                           &old_domain, err)) != RL_OK)
-        goto out;
+    if (!s->readonly && c->busy_strategy == RL_BUSY_LOCK) {
+        if ((rc = rl_lock_open(&s->lock, path, c->file_mode, (c->flags & RL_OPEN_SHARED_GROUP) != 0,
+                               &old_domain, err)) != RL_OK)
+            goto out;
+        /* Opening, WAL switch and migration run under the lock, one process
+         * at a time, so two processes creating a file at once both succeed. */
+        if (s->lock) {
+            if ((rc = rl_lock_acquire(s->lock, c->busy_timeout_ms, &waited, err)) != RL_OK)
+                goto out;
+            held = 1;
+        }
+    }
     /* NOFOLLOW: a link swapped in after check_files is refused by SQLite
      * too, before it reads or writes through it or creates -wal and -shm
      * beside its target. */
@@ -713,35 +666,25 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
     sqlite3_busy_timeout(s->db, c->busy_timeout_ms);
     if ((rc = configure(s, c)) != RL_OK)
         goto out;
-    /* Reading and checking the schema takes no lock: a database that is
-     * set up opens while another process writes (issue 17). */
-    if (!s->readonly && (rc = journal_mode(s, 0, &wal)) != RL_OK)
-        goto out;
-    if ((rc = read_schema(s, &v)) != RL_OK)
-        goto out;
-    if (s->readonly && v < (int)rl_schema_count) {
-        rc = rl_seterr(err, v == 0 ? RL_ECORRUPT : RL_EREADONLY,
-                       v == 0 ? "not an rl database"
-                              : "database schema is old and it is read-only: open it once "
-                                "with write access to upgrade");
-        goto out;
-    }
-    if (!s->readonly && (!wal || v < (int)rl_schema_count)) {
-        /* A new file, a migration or the switch to WAL: under the lock,
-         * one process at a time, so two processes creating a file at once
-         * both succeed. The lock's wait counts against the busy timeout. */
-        if (s->lock) {
-            if ((rc = rl_lock_acquire(s->lock, c->busy_timeout_ms, &waited, err)) != RL_OK)
-                goto out;
-            held = 1;
-            if (waited > 0) {
-                int64_t left = c->busy_timeout_ms - waited / 1000000;
-                sqlite3_busy_timeout(s->db, left > 1 ? (int)left : 1);
-            }
-        }
-        if ((!wal && (rc = set_wal(s)) != RL_OK) || (rc = migrate(s)) != RL_OK)
+    if (s->readonly) {
+        if ((rc = user_version(s, &v)) != RL_OK)
             goto out;
-        sqlite3_busy_timeout(s->db, c->busy_timeout_ms);
+        if (v > (int)rl_schema_count)
+            rc = rl_seterr(err, RL_EVERSION,
+                           "database schema version %d is newer than this "
+                           "library's %zu: upgrade rl",
+                           v, rl_schema_count);
+        else if (v < (int)rl_schema_count)
+            rc = rl_seterr(err, v == 0 ? RL_ECORRUPT : RL_EREADONLY,
+                           v == 0 ? "not an rl database"
+                                  : "database schema is old and it is read-only: open it once "
+                                    "with write access to upgrade");
+        else
+            rc = rl_store_sqlite_check_objects(s, v);
+        if (rc != RL_OK)
+            goto out;
+    } else if ((rc = migrate(s)) != RL_OK) {
+        goto out;
     }
     if ((rc = sqlite3_create_function(s->db, "rl_glob", 2,
                                       SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
-#include <time.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -328,14 +327,14 @@ static void test_schema_columns_by_version(void **state)
 
 /* Issue 15 item 10: SQLite itself does not follow a link at the database
  * path (SQLITE_OPEN_NOFOLLOW). The path is checked before the open; a link
- * swapped in after that, here when the open attaches to the lock file
- * (claims its member byte) just before SQLite opens the file, is refused
- * too, and nothing is read, written or created through it. */
+ * swapped in after that, here when the open takes the lock just before
+ * SQLite opens the file, is refused too, and nothing is read, written or
+ * created through it. */
 static const char *swap_path, *swap_target;
 
 static void swap_hook(int step)
 {
-    if (step != RL_STEP_MEMBER || !swap_path)
+    if (step != RL_STEP_LOCKED || !swap_path)
         return;
     if (unlink(swap_path) != 0 || symlink(swap_target, swap_path) != 0)
         abort();
@@ -499,237 +498,6 @@ static void test_failed_write_unlocks(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-/* Issue 17 bug 5: another process holds the database's write lock while
- * rl_open runs. hold() forks that process: it takes the lock as `how`
- * says, writes a byte to the parent once it holds it, and lets go when the
- * parent writes a byte back (or exits). */
-enum { HOLD_IMMEDIATE, HOLD_EXCLUSIVE, HOLD_RL_LOCK, HOLD_AND_MIGRATE };
-
-typedef struct holder {
-    pid_t pid;
-    int release; /* write end: a byte (or closing it) lets go */
-} holder;
-
-static void release(holder *h)
-{
-    char c = 1;
-    if (h->release < 0)
-        return;
-    assert_int_equal(write(h->release, &c, 1), 1);
-    close(h->release);
-    h->release = -1;
-}
-
-static int hold_child(const char *path, int how, int ready, int release)
-{
-    sqlite3 *db = NULL;
-    rl_lock *l = NULL;
-    uint64_t old_domain;
-    int64_t waited;
-    char err[RL_ERRMSG_MAX], c = 1;
-    int ok;
-    if (how == HOLD_RL_LOCK) /* the lock file, as a stopped rl writer holds it */
-        ok = rl_lock_open(&l, path, 0600, 0, &old_domain, err) == RL_OK && l &&
-             rl_lock_acquire(l, 1000, &waited, err) == RL_OK;
-    else
-        ok = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
-             sqlite3_exec(db, how == HOLD_EXCLUSIVE ? "BEGIN EXCLUSIVE" : "BEGIN IMMEDIATE", NULL,
-                          NULL, NULL) == SQLITE_OK;
-    if (!ok || write(ready, &c, 1) != 1)
-        return 1;
-    (void)!read(release, &c, 1);
-    if (how == HOLD_AND_MIGRATE) { /* another opener migrates first */
-        usleep(100 * 1000);
-        if (sqlite3_exec(db,
-                         "ALTER TABLE rl_keys ADD COLUMN gmark INTEGER; PRAGMA user_version = 4",
-                         NULL, NULL, NULL) != SQLITE_OK)
-            return 2;
-    }
-    if (l) {
-        rl_lock_release(l);
-        rl_lock_close(l);
-    }
-    if (db && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        return 3;
-    sqlite3_close(db);
-    return 0;
-}
-
-static holder hold(const char *path, int how)
-{
-    holder h;
-    int ready[2], release[2];
-    char c;
-    assert_int_equal(pipe(ready), 0);
-    assert_int_equal(pipe(release), 0);
-    h.pid = fork();
-    assert_true(h.pid >= 0);
-    if (h.pid == 0) {
-        close(ready[0]);
-        close(release[1]);
-        _exit(hold_child(path, how, ready[1], release[0]));
-    }
-    close(ready[1]);
-    close(release[0]);
-    assert_int_equal(read(ready[0], &c, 1), 1); /* it holds the lock */
-    close(ready[0]);
-    h.release = release[1];
-    return h;
-}
-
-static void let_go(holder *h)
-{
-    int status;
-    release(h);
-    assert_int_equal(waitpid(h->pid, &status, 0), h->pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static int open_timeout(const char *path, int busy_timeout_ms, unsigned flags, rl **r)
-{
-    rl_options o = RL_OPTIONS_INIT;
-    o.default_limits = limits;
-    o.n_default_limits = 1;
-    o.busy_timeout_ms = busy_timeout_ms;
-    o.flags = flags;
-    *r = NULL;
-    return rl_open(r, path, &o);
-}
-
-static int schema_version(const char *path)
-{
-    sqlite3 *db;
-    sqlite3_stmt *q;
-    int v;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    v = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return v;
-}
-
-/* An up-to-date database opens at once while another process holds
- * SQLite's write lock (BEGIN IMMEDIATE or EXCLUSIVE: the same in WAL mode)
- * or rl's lock file: opening reads, and readers are not blocked in WAL
- * mode. Reading works at once; deciding waits for the lock as always. */
-static void test_open_while_locked(void **state)
-{
-    static const int hows[] = { HOLD_IMMEDIATE, HOLD_EXCLUSIVE, HOLD_RL_LOCK };
-    fx *f = *state;
-    rl *r = NULL;
-    rl_result res;
-    rl_key_stats st;
-    size_t i, ro;
-    int64_t t0, units = 3;
-    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
-    assert_int_equal(rl_allow(r, "k", 3, &res), RL_OK);
-    rl_close(r);
-    for (i = 0; i < sizeof hows / sizeof hows[0]; i++) {
-        for (ro = 0; ro < 2; ro++) {
-            holder h = hold(f->path, hows[i]);
-            t0 = now_ms();
-            if (open_timeout(f->path, ro ? 100 : 5000, ro ? RL_OPEN_READONLY : 0, &r) != RL_OK)
-                fail_msg("lock %zu, %s: %s", i, ro ? "read-only" : "writer", rl_errmsg(r));
-            assert_true(now_ms() - t0 < 1000); /* at once, not after a wait */
-            assert_int_equal(rl_stats(r, "k", &st), RL_OK);
-            assert_int_equal(st.units, units);
-            rl_close(r);
-            let_go(&h);
-        }
-        /* with busy_timeout_ms = 100 too, and deciding waits for the holder */
-        {
-            holder h = hold(f->path, hows[i]);
-            if (open_timeout(f->path, 100, 0, &r) != RL_OK)
-                fail_msg("lock %zu, 100 ms: %s", i, rl_errmsg(r));
-            assert_int_equal(rl_stats(r, "k", &st), RL_OK);
-            assert_int_equal(st.units, units);
-            assert_int_equal(rl_allow(r, "k", 1, &res), RL_EBUSY);
-            let_go(&h);
-            assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
-            assert_true(res.allowed);
-            units++;
-            rl_close(r);
-        }
-    }
-}
-
-/* A database that needs a migration does need the write lock: it waits
- * for it up to busy_timeout_ms, then RL_EBUSY; it migrates once the holder
- * lets go; and a holder that migrated it meanwhile is seen (the version is
- * read again under the lock), not migrated twice. */
-static void test_migration_waits_for_lock(void **state)
-{
-    fx *f = *state;
-    rl *r = NULL;
-    rl_result res;
-    rl_key_stats st;
-    holder h;
-    int64_t t0, took;
-    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
-    assert_int_equal(rl_allow(r, "k", 3, &res), RL_OK);
-    rl_close(r);
-    sql(f->path, "ALTER TABLE rl_keys DROP COLUMN gmark; PRAGMA user_version = 3");
-
-    h = hold(f->path, HOLD_IMMEDIATE);
-    t0 = now_ms();
-    assert_int_equal(open_timeout(f->path, 100, 0, &r), RL_EBUSY);
-    took = now_ms() - t0;
-    assert_true(took >= 90 && took < 5000);
-    rl_close(r);
-    assert_int_equal(schema_version(f->path), 3);
-    /* read-only, it is old and cannot be upgraded: said at once */
-    assert_int_equal(open_timeout(f->path, 100, RL_OPEN_READONLY, &r), RL_EREADONLY);
-    rl_close(r);
-    let_go(&h);
-    assert_int_equal(open_timeout(f->path, 100, 0, &r), RL_OK);
-    assert_int_equal(schema_version(f->path), 4);
-    assert_int_equal(rl_stats(r, "k", &st), RL_OK);
-    assert_int_equal(st.units, 3);
-    rl_close(r);
-
-    /* the holder migrates before it lets go: the opener waits, then finds
-     * the schema up to date */
-    sql(f->path, "ALTER TABLE rl_keys DROP COLUMN gmark; PRAGMA user_version = 3");
-    h = hold(f->path, HOLD_AND_MIGRATE);
-    release(&h); /* it migrates, then commits */
-    if (open_timeout(f->path, 10000, 0, &r) != RL_OK)
-        fail_msg("after another's migration: %s", rl_errmsg(r));
-    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
-    rl_close(r);
-    let_go(&h);
-    assert_int_equal(schema_version(f->path), 4);
-
-    /* up to date but out of WAL mode: switched back under the lock, which
-     * the open waits for as a migration does */
-    sql(f->path, "PRAGMA journal_mode = DELETE");
-    h = hold(f->path, HOLD_IMMEDIATE);
-    assert_int_equal(open_timeout(f->path, 100, 0, &r), RL_EBUSY);
-    rl_close(r);
-    let_go(&h);
-    assert_int_equal(open_timeout(f->path, 100, 0, &r), RL_OK);
-    rl_close(r);
-    {
-        sqlite3 *db;
-        sqlite3_stmt *q;
-        assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-        assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
-        sqlite3_finalize(q);
-        sqlite3_close(db);
-    }
-}
-
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -748,8 +516,6 @@ int main(void)
         T(test_schema_columns),
         T(test_schema_columns_by_version),
         T(test_link_swapped_in_before_open),
-        T(test_open_while_locked),
-        T(test_migration_waits_for_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
