@@ -394,7 +394,7 @@ static int query(rd_store *s, const char *url, const char *q)
         if (!strncmp(q, "prefix=", 7)) {
             if (strlen(val) >= RD_PREFIX_MAX - 1 || strchr(val, '{') || strchr(val, '}'))
                 return bad_url(s, url, "prefix longer than 62 bytes or with braces");
-            snprintf(s->prefix, sizeof s->prefix, "%s", val);
+            memcpy(s->prefix, val, strlen(val) + 1); /* length checked above */
         } else if (!strncmp(q, "timeout_ms=", 11)) {
             if (*end || v < 1 || v > 3600000)
                 return bad_url(s, url, "timeout_ms must be 1..3600000");

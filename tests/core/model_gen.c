@@ -493,8 +493,10 @@ void new_segment(drv *d)
         } else {
             tr->n = (size_t)(1 + rn(t == 0 ? MAXL : 2));
             for (li = 0; li < tr->n; li++) {
-                char name[16];
-                snprintf(name, sizeof name, "%c%zu", t == 0 ? 'd' : 'a', li);
+                char name[3]; /* li < MAXL <= 10: one digit */
+                name[0] = t == 0 ? 'd' : 'a';
+                name[1] = (char)('0' + li);
+                name[2] = 0;
                 gen_limit(&tr->l[li], name, windows_only);
             }
         }
