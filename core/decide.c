@@ -73,6 +73,7 @@ int rl__tx(rl *r, int (*body)(rl *r, void *ctx), void *ctx)
     int rc;
     do {
         r->err[0] = 0;
+        r->slot_freed = 0;
         if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
             continue;
         if ((rc = body(r, ctx)) == RL_OK)
@@ -80,6 +81,10 @@ int rl__tx(rl *r, int (*body)(rl *r, void *ctx), void *ctx)
         if (rc != RL_OK) /* a failed commit still needs its rollback to unlock */
             r->store->ops->rollback(r->store);
     } while (rl__conflict_retry(r, &retry, &rc));
+    /* slot waiters of every process look again once the release is in */
+    if (rc == RL_OK && r->slot_freed && r->store->ops->slot_notify)
+        r->store->ops->slot_notify(r->store);
+    r->slot_freed = 0;
     return rc;
 }
 
@@ -248,7 +253,8 @@ static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *c
     const char *key = q->keys[k];
     rl_state old;
     int64_t until, soonest = INT64_MIN;
-    size_t i;
+    rl__ahead ahead;
+    size_t i, j;
     int rc, source;
     if ((rc = r->store->ops->row_get(r->store, key, &e->row, &x->version)) != RL_OK)
         return rc;
@@ -264,8 +270,11 @@ static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *c
     if (rl_state_decode(&old, e->row.state, e->row.state_len) != RL_OK)
         return rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", key);
     rl__align(r, e->t, &old, &e->st, x->now);
+    ahead.n = 0;
+    ahead.rank = q->rank > 0 ? q->rank : x->now;
+    ahead.self = q->wait_id ? q->wait_id[k] : 0;
     if ((q->lease || names_inflight(e->t, q)) &&
-        (rc = rl__reclaim(r, key, &e->st, x->now, &soonest)) != RL_OK)
+        (rc = rl__reclaim(r, key, &e->st, x->now, &soonest, &ahead)) != RL_OK)
         return rc;
     if ((until = rl__cooldown_until(&e->st, q->costs, q->ncosts, x->now)) > *cool) {
         *cool = until;
@@ -285,8 +294,21 @@ static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *c
         v->slot = &e->st.slot[i];
         v->key = (int)k;
         /* a concurrency limit: only a lease holds units in flight; any
-         * other decision checks that they fit */
-        rl__limit_decide(v, amount, x->now, q->max_delay_ns, soonest, q->lease != NULL);
+         * other decision checks that they fit, after the units that
+         * waiters queued before the caller want (they are served first) */
+        for (j = 0; d->kind == RL_KIND_CONCURRENT && j < ahead.n; j++)
+            if (strcmp(ahead.resource[j], d->resource) == 0)
+                break;
+        if (d->kind == RL_KIND_CONCURRENT && j < ahead.n) {
+            rl_slot queued = *v->slot;
+            queued.tat = rl__sat_add(queued.tat, ahead.amount[j]);
+            v->slot = &queued;
+            rl__limit_decide(v, amount, x->now, q->max_delay_ns, soonest, q->lease != NULL);
+            v->next.tat = rl__sat_sub(v->next.tat, ahead.amount[j]);
+            v->slot = &e->st.slot[i];
+        } else {
+            rl__limit_decide(v, amount, x->now, q->max_delay_ns, soonest, q->lease != NULL);
+        }
         x->allowed &= v->ok;
         /* x->delay is when rates and cool-downs let the caller act; a full
          * concurrency limit refuses whatever the delay, and its own delay
@@ -298,29 +320,42 @@ static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *c
     return RL_OK;
 }
 
-/* An admitted lease decision: the lease, with the in-flight units it holds. */
+/* An admitted lease decision: a lease on each key, with the in-flight units
+ * it holds in that key's limits and the whole estimate; the caller's
+ * waiter rows go, as it is served. */
 static int put_lease(rl *r, const decision *x, const rl__req *q)
 {
-    rl_lease_rec *lease = q->lease;
-    size_t i;
-    lease->n_held = 0;
-    for (i = 0; i < x->n; i++) {
-        int64_t amount = rl__amount_of(q->costs, q->ncosts, x->ev[i].d->resource);
-        if (x->ev[i].d->kind == RL_KIND_CONCURRENT && amount > 0) {
-            lease->held_id[lease->n_held] = x->ev[i].d->id;
-            lease->held_amount[lease->n_held++] = amount;
+    size_t i, k;
+    int rc;
+    for (k = 0; k < q->nkeys; k++) {
+        rl_lease_rec *lease = &q->lease[k];
+        lease->n_held = 0;
+        lease->waiting = lease->priority = 0;
+        for (i = 0; i < x->n; i++) {
+            int64_t amount = rl__amount_of(q->costs, q->ncosts, x->ev[i].d->resource);
+            if (x->ev[i].key == (int)k && x->ev[i].d->kind == RL_KIND_CONCURRENT && amount > 0) {
+                lease->held_id[lease->n_held] = x->ev[i].d->id;
+                lease->held_amount[lease->n_held++] = amount;
+            }
         }
+        snprintf(lease->key, sizeof lease->key, "%s", q->keys[k]);
+        lease->created = x->now;
+        lease->expires = rl__sat_add(x->now, rl__sat_add(x->delay, q->ttl));
+        rl_owner_self(&lease->pid, &lease->pstart);
+        lease->n_est = q->ncosts;
+        for (i = 0; i < q->ncosts; i++) {
+            snprintf(lease->est_resource[i], RL_NAME_MAX, "%s", rl__resource_of(&q->costs[i]));
+            lease->est_amount[i] = q->costs[i].amount;
+        }
+        if ((rc = r->store->ops->lease_put(r->store, lease)) != RL_OK)
+            return rc;
+        /* reclaimed already if it had run out: nothing to delete then */
+        if (q->wait_id && q->wait_id[k] > 0 &&
+            (rc = r->store->ops->lease_delete(r->store, q->wait_id[k])) != RL_OK &&
+            rc != RL_ENOTFOUND)
+            return rc;
     }
-    snprintf(lease->key, sizeof lease->key, "%s", q->keys[0]);
-    lease->created = x->now;
-    lease->expires = rl__sat_add(x->now, q->ttl);
-    rl_owner_self(&lease->pid, &lease->pstart);
-    lease->n_est = q->ncosts;
-    for (i = 0; i < q->ncosts; i++) {
-        snprintf(lease->est_resource[i], RL_NAME_MAX, "%s", rl__resource_of(&q->costs[i]));
-        lease->est_amount[i] = q->costs[i].amount;
-    }
-    return r->store->ops->lease_put(r->store, lease);
+    return RL_OK;
 }
 
 /* Every key's row back, with its counters: units of "requests" (else of
@@ -528,33 +563,22 @@ static int one_done(rl *r, void *ctx, int rc)
     return rc;
 }
 
-int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t ncosts,
-               int64_t max_delay_ns, rl_result *res, rl_reservation *rv, rl_lease_rec *lease)
+int rl__decide_req(rl *r, const rl__req *q)
 {
     one_arg *a;
     int rc;
-    if (!res)
+    if (!q->res)
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "result is NULL");
-    memset(res, 0, sizeof *res);
-    if (rv)
-        memset(rv, 0, sizeof *rv);
-    if ((rc = rl__check_request(r, keys, nkeys, costs, ncosts)) != RL_OK)
+    memset(q->res, 0, sizeof *q->res);
+    if (q->rv)
+        memset(q->rv, 0, sizeof *q->rv);
+    if ((rc = rl__check_request(r, q->keys, q->nkeys, q->costs, q->ncosts)) != RL_OK)
         return rc;
     if (!(a = malloc(sizeof *a)))
         return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
-    memset(&a->q, 0, sizeof a->q);
-    a->q.keys = keys;
-    a->q.nkeys = nkeys;
-    a->q.costs = costs;
-    a->q.ncosts = ncosts;
-    a->q.max_delay_ns = max_delay_ns < 0 ? 0 : max_delay_ns; /* INT64_MAX: no limit */
-    if (lease) { /* for a lease, max_delay_ns is its TTL: it admits now or never */
-        a->q.ttl = a->q.max_delay_ns;
-        a->q.max_delay_ns = 0;
-    }
-    a->q.lease = lease;
-    a->q.res = res;
-    a->q.rv = rv;
+    a->q = *q;
+    if (a->q.max_delay_ns < 0)
+        a->q.max_delay_ns = 0; /* INT64_MAX: no limit */
     a->rc = RL_OK;
     memset(&a->b, 0, sizeof a->b);
     a->b.n = 1;
@@ -567,6 +591,26 @@ int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *cost
     rc = rl__write_tx(r, one_body, one_done, a);
     free(a);
     return rc;
+}
+
+int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t ncosts,
+               int64_t max_delay_ns, rl_result *res, rl_reservation *rv, rl_lease_rec *lease)
+{
+    rl__req q;
+    memset(&q, 0, sizeof q);
+    q.keys = keys;
+    q.nkeys = nkeys;
+    q.costs = costs;
+    q.ncosts = ncosts;
+    q.max_delay_ns = max_delay_ns;
+    if (lease) { /* for a lease, max_delay_ns is its TTL: it admits now or never */
+        q.ttl = max_delay_ns < 0 ? 0 : max_delay_ns;
+        q.max_delay_ns = 0;
+    }
+    q.lease = lease;
+    q.res = res;
+    q.rv = rv;
+    return rl__decide_req(r, &q);
 }
 
 /* ---- rl_allow_batch ----------------------------------------------------- */

@@ -45,6 +45,7 @@ struct rl {
     uint64_t id;          /* never reused: tags this handle's messages in threads */
     rl *held_prev;        /* the handle the holder of mu held before (rl__lock) */
     rl_options o;
+    int slot_freed; /* the transaction running released a slot: wake waiters at commit */
     char err[RL_ERRMSG_MAX];
 };
 
@@ -103,12 +104,15 @@ typedef struct rl__req {
     size_t nkeys;
     const rl_cost *costs;
     size_t ncosts;
-    int64_t max_delay_ns; /* 0: now or never; INT64_MAX: no limit */
-    int64_t ttl;          /* a lease's */
-    rl_lease_rec *lease;  /* NULL: no lease */
-    rl_result *res;       /* its answer */
-    rl_reservation *rv;   /* NULL: not a reservation */
-    const char *key1;     /* room for keys, when a request has one key */
+    int64_t max_delay_ns;   /* 0: now or never; INT64_MAX: no limit */
+    int64_t ttl;            /* a lease's */
+    rl_lease_rec *lease;    /* NULL: no lease; else one per key */
+    int64_t rank;           /* a slot waiter's place (rl__rank_of); 0: arrives now */
+    const int64_t *wait_id; /* NULL, or per key the caller's own waiter row (0: none),
+                             * deleted when it is admitted */
+    rl_result *res;         /* its answer */
+    rl_reservation *rv;     /* NULL: not a reservation */
+    const char *key1;       /* room for keys, when a request has one key */
 } rl__req;
 
 /* The decide loop's scratch: one decision in the making. */
@@ -160,6 +164,24 @@ int rl__decide_each(rl *r, rl__batch *b);
  * answered. max_delay_ns < 0 is 0; for a lease it is the lease's TTL. */
 int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t ncosts,
                int64_t max_delay_ns, rl_result *res, rl_reservation *rv, rl_lease_rec *lease);
+/* The same for a request the caller built (a lease with a delay, a slot
+ * waiter's): q->res, q->keys and q->costs set, the rest as rl__req says. */
+int rl__decide_req(rl *r, const rl__req *q);
+
+/* ---- wait.c ------------------------------------------------------------- */
+
+/* Waits until a lease on each of keys[0..nkeys) is admitted (the rates,
+ * cool-downs and concurrency slots of every key at once) and takes them in
+ * one transaction: leases[k] is keys[k]'s, each with the whole estimate and
+ * the slots of its own key. Waiters for a slot queue in the store, in
+ * priority order and in arrival order within a priority (rl_wait_ex's
+ * rules), and are woken when a slot is released. timeout_ns as rl_wait's
+ * (RL_FOREVER: no limit). On RL_OK every lease is held and its time to act
+ * has come. Returns RL_OK; RL_ETIMEOUT (nothing held; res names the limit
+ * that refused and when to retry); RL_ECANCELED; rl_lease_begin's errors. */
+int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *est, size_t n,
+                   rl_priority priority, int64_t ttl_ns, int64_t timeout_ns,
+                   const volatile sig_atomic_t *cancel, rl_lease *leases, rl_result *res);
 
 /* ---- group.c ------------------------------------------------------------ */
 
@@ -169,10 +191,27 @@ int rl__decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n, r
 
 /* ---- reserve.c ---------------------------------------------------------- */
 
+/* The units of each resource that live slot waiters ranked before the
+ * caller want (filled by rl__reclaim): a concurrency limit counts them as
+ * taken, so a slot that comes free goes to the head of the queue. */
+typedef struct rl__ahead {
+    int64_t rank, self; /* in: the caller's place and its own waiter row (0: none) */
+    size_t n;           /* out */
+    char resource[RL_MAX_LIMITS][RL_NAME_MAX];
+    int64_t amount[RL_MAX_LIMITS];
+} rl__ahead;
+
 /* Inside a write transaction: ends the key's expired leases and those of
  * dead owners, freeing what they hold in st; *soonest is the earliest
  * expiry of a lease that stays (INT64_MIN: none). */
-int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soonest);
+int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soonest,
+                rl__ahead *ahead);
+/* A slot waiter's place in the queue: when it came, a batch waiter as if
+ * RL_BATCH_AGE_NS later (it ages into the interactive queue). */
+static inline int64_t rl__rank_of(int64_t since, int priority)
+{
+    return priority == RL_PRIORITY_BATCH ? rl__sat_add(since, RL_BATCH_AGE_NS) : since;
+}
 /* Whether a lease still holds what it took at time now: 1 while its TTL
  * runs and its owner lives (or cannot be told dead); 0 when it is
  * reclaimable. The one test of rl__reclaim, the readers (read.c) and

@@ -6,7 +6,10 @@
  * byte 1 = n_est, n_est x (1-byte length, name, 8-byte amount), then byte
  * n_held and n_held x (8-byte id, 8-byte amount), little-endian. Decoding
  * checks every length and value, so a damaged row is refused, never read
- * past its end.
+ * past its end. Format 2 is a waiter for a slot (rl__lease_wait): format
+ * 1's bytes, then one byte, its priority; it holds nothing (n_held 0).
+ * Only waiters are written as format 2, so a library that knows format 1
+ * only meets them only while a newer one waits on the same key.
  *
  * An owner is its pid and its start time in clock ticks after boot (field
  * 22 of /proc/PID/stat): a pid alone could have been reused by a new
@@ -24,7 +27,7 @@
 size_t rl_lease_encode(const rl_lease_rec *rec, unsigned char *buf)
 {
     size_t i, o = 2;
-    buf[0] = 1;
+    buf[0] = rec->waiting ? 2 : 1;
     buf[1] = (unsigned char)rec->n_est;
     for (i = 0; i < rec->n_est; i++) {
         size_t len = strlen(rec->est_resource[i]);
@@ -40,14 +43,23 @@ size_t rl_lease_encode(const rl_lease_rec *rec, unsigned char *buf)
         rl_put64(buf + o + 8, (uint64_t)rec->held_amount[i]);
         o += 16;
     }
+    if (rec->waiting)
+        buf[o++] = (unsigned char)rec->priority;
     return o;
 }
 
 int rl_lease_decode(rl_lease_rec *rec, const unsigned char *buf, size_t len)
 {
     size_t i, o = 2;
-    if (!buf || len < 3 || buf[0] != 1 || buf[1] > RL_MAX_LIMITS)
+    if (!buf || len < 3 || (buf[0] != 1 && buf[0] != 2) || buf[1] > RL_MAX_LIMITS)
         return RL_ECORRUPT;
+    rec->waiting = buf[0] == 2;
+    rec->priority = 0;
+    if (rec->waiting) { /* its priority is the last byte; it holds nothing */
+        if (buf[--len] > RL_PRIORITY_BATCH)
+            return RL_ECORRUPT;
+        rec->priority = buf[len];
+    }
     rec->n_est = buf[1];
     for (i = 0; i < rec->n_est; i++) {
         size_t n;
@@ -65,7 +77,7 @@ int rl_lease_decode(rl_lease_rec *rec, const unsigned char *buf, size_t len)
     if (o >= len || buf[o] > RL_MAX_LIMITS)
         return RL_ECORRUPT;
     rec->n_held = buf[o++];
-    if (o + rec->n_held * 16 != len)
+    if (o + rec->n_held * 16 != len || (rec->waiting && rec->n_held != 0))
         return RL_ECORRUPT;
     for (i = 0; i < rec->n_held; i++) {
         rec->held_id[i] = rl_get64(buf + o);

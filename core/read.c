@@ -295,6 +295,8 @@ static int lease_info(void *ctx, const rl_lease_rec *rec)
     li->created_ns = rec->created;
     li->expires_ns = rec->expires;
     li->pid = rec->pid;
+    li->waiting = rec->waiting;
+    li->priority = rec->priority;
     li->live = rl__lease_live(rec, lc->now);
     /* a live lease's owner was alive a moment ago: ask /proc only for the
      * others, whose owner stays dead once found so */

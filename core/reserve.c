@@ -24,6 +24,7 @@
 #include "handle.h"
 #include "lease.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,8 @@
  * walking the key's leases (collected first: the walk must not delete). */
 typedef struct reclaim_ctx {
     int64_t now;
-    int64_t soonest; /* earliest expiry of a lease that stays and holds units in
+    rl__ahead *ahead; /* NULL: not asked */
+    int64_t soonest;  /* earliest expiry of a lease that stays and holds units in
                       * flight (a slot is free by then); INT64_MIN: none */
     size_t n;
     int64_t id[64];
@@ -47,9 +49,37 @@ int rl__lease_live(const rl_lease_rec *rec, int64_t now)
     return rec->expires > now && rl_owner_alive(rec->pid, rec->pstart);
 }
 
+/* A live waiter queued before the caller (by place, then by row id, which
+ * only grows): what it wants counts as taken for the caller. */
+static void count_ahead(rl__ahead *a, const rl_lease_rec *rec)
+{
+    int64_t rank = rl__rank_of(rec->created, rec->priority);
+    size_t i, j;
+    if (rec->id == a->self || rank > a->rank ||
+        (rank == a->rank && a->self > 0 && rec->id > a->self))
+        return;
+    for (i = 0; i < rec->n_est; i++) {
+        for (j = 0; j < a->n; j++)
+            if (strcmp(a->resource[j], rec->est_resource[i]) == 0)
+                break;
+        if (j == a->n) {
+            if (a->n == RL_MAX_LIMITS)
+                continue; /* a resource the key cannot limit anyway */
+            snprintf(a->resource[a->n], RL_NAME_MAX, "%s", rec->est_resource[i]);
+            a->amount[a->n++] = 0;
+        }
+        a->amount[j] = rl__sat_add(a->amount[j], rec->est_amount[i]);
+    }
+}
+
 static int reclaim_one(void *ctx, const rl_lease_rec *rec)
 {
     reclaim_ctx *rc = ctx;
+    if (rl__lease_live(rec, rc->now) && rec->waiting) {
+        if (rc->ahead)
+            count_ahead(rc->ahead, rec);
+        return 0;
+    }
     if (rl__lease_live(rec, rc->now)) {
         if (rec->n_held > 0 && (rc->soonest == INT64_MIN || rec->expires < rc->soonest))
             rc->soonest = rec->expires;
@@ -67,7 +97,8 @@ static int reclaim_one(void *ctx, const rl_lease_rec *rec)
 
 /* Ends the key's expired leases (settled at their estimate, which they
  * already charged) and those of dead owners, freeing their slots. */
-int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soonest)
+int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soonest,
+                rl__ahead *ahead)
 {
     reclaim_ctx *c = malloc(sizeof *c);
     size_t i;
@@ -75,12 +106,14 @@ int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soon
     if (!c)
         return rl_seterr(r->err, RL_ENOMEM, "out of memory");
     c->now = now;
+    c->ahead = ahead;
     c->soonest = INT64_MIN;
     c->n = 0;
     rc = r->store->ops->leases_each(r->store, key, reclaim_one, c);
     for (i = 0; i < c->n && rc == RL_OK; i++) {
         rl__release_held(st, c->n_held[i], c->held_id[i], c->held_amount[i]);
         rc = r->store->ops->lease_delete(r->store, c->id[i]);
+        r->slot_freed = 1; /* a slot, or a waiter's place ahead of others */
     }
     *soonest = c->soonest;
     free(c);
@@ -146,6 +179,8 @@ static int lease_end_tx(rl *r, void *ctx)
     int rc, source;
     if ((rc = r->store->ops->lease_get(r->store, a->lease->id, rec)) != RL_OK)
         return rc;
+    if (rec->waiting) /* a queued waiter's row, which no caller is given */
+        return rl_seterr(r->err, RL_ENOTFOUND, "no lease %lld", (long long)a->lease->id);
     if ((rc = r->store->ops->row_get(r->store, rec->key, &row, &version)) != RL_OK)
         return rc;
     if ((rc = rl__refresh_policy(r, version)) != RL_OK)
@@ -174,6 +209,8 @@ static int lease_end_tx(rl *r, void *ctx)
         }
     }
     rl__release_held(&st, rec->n_held, rec->held_id, rec->held_amount);
+    if (rec->n_held > 0)
+        r->slot_freed = 1;
     row.state_len = rl_state_encode(&st, row.state);
     if ((rc = r->store->ops->lease_delete(r->store, rec->id)) != RL_OK)
         return rc;

@@ -72,6 +72,10 @@ const char *rl_strerror(int code)
         return "store server refused the credentials";
     case RL_EPERM:
         return "a file is owned by another user or its mode is wider than file_mode";
+    case RL_ELIMITED:
+        return "refused by a limit";
+    case RL_EMISMATCH:
+        return "the limits given in code disagree with those the database holds";
     default:
         return "unknown error";
     }

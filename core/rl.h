@@ -226,7 +226,9 @@ typedef enum rl_error_code {
                            resource is limited by no tier (RL_OPEN_ANY_RESOURCE) */
     RL_ECONNECT = -15,  /* the store's server is unreachable: refused, lost, timed out */
     RL_EAUTH = -16,     /* the store's server refused our credentials */
-    RL_EPERM = -17      /* a file is owned by another user or its mode is wider than file_mode */
+    RL_EPERM = -17,     /* a file is owned by another user or its mode is wider than file_mode */
+    RL_ELIMITED = -18,  /* refused by a limit (rl_guard_begin): res says which and when to retry */
+    RL_EMISMATCH = -19  /* the limits given in code disagree with those the database holds */
 } rl_error_code;
 
 /* Durations. */
@@ -499,6 +501,13 @@ typedef struct rl_result {
  * of this and the time until the first lease holding the limit expires;
  * reset_after_ns is that expiry (at the latest a slot comes free then). */
 #define RL_SLOT_RETRY_NS (50 * RL_MILLISECOND)
+/* A timeout that never ends (rl_wait, rl_wait_ex, rl_guard_begin); 0 does
+ * not wait at all. */
+#define RL_FOREVER INT64_MAX
+/* How a batch waiter ages: it is served as if it had come this much later
+ * than it did, so interactive callers go first, but none that come more
+ * than RL_BATCH_AGE_NS after it (see rl_priority). */
+#define RL_BATCH_AGE_NS RL_SECOND
 /* rl_result.retry_after_ns of a fail-closed refusal (the store failed,
  * rl_fail_mode RL_FAIL_CLOSED): a back-off hint, so that callers that honour
  * it do not retry in a tight loop. A fail-open admission has 0. */
@@ -586,28 +595,38 @@ RL_API int rl_allow_batch(rl *r, rl_batch_item *items, size_t n);
  *   timeout_ns  the longest admission delay accepted, measured from the
  *               decision (made once the store's lock is held): if
  *               admission would need more, RL_ETIMEOUT at once, consuming
- *               nothing; exactly timeout_ns is admitted. INT64_MAX waits
- *               for ever; a negative value is 0. Admission that can never
+ *               nothing; exactly timeout_ns is admitted. RL_FOREVER
+ *               (INT64_MAX) waits for ever; 0 does not wait; a negative
+ *               value is 0. Admission that can never
  *               come (retry_after_ns INT64_MAX) is RL_ETIMEOUT even then.
  *   cancel      NULL, or a flag polled every few milliseconds while
  *               sleeping (a signal handler may set it): non-zero ends the
  *               wait with RL_ECANCELED and gives the reservation back.
  *   res         out: on success allowed = 1 and retry_after_ns = 0.
- * A concurrency limit on a resource it names (rl_allow) is waited for by
- * looking again every RL_SLOT_RETRY_NS at most while it is full (a slot
- * comes free when a holder ends its lease, which cannot be foreseen) until
- * the timeout (then RL_ETIMEOUT, nothing consumed); admission takes no
- * slot: to hold one, use rl_lease_begin.
+ * A concurrency limit on a resource it names (rl_allow) is waited for
+ * while it is full: the waiter sleeps until a slot is released (by any
+ * process: settle, cancel, reclaim) or 500 ms at most (a holder that died
+ * releases nothing by itself), until the timeout (then RL_ETIMEOUT,
+ * nothing consumed); on Redis, which cannot wake it, it looks again every
+ * RL_SLOT_RETRY_NS. Admission takes no slot: to hold one, use
+ * rl_guard_begin, which waits for slots in turn (see rl_priority).
  * Returns RL_OK; the errors of rl_allow; RL_ETIMEOUT; RL_ECANCELED. */
 RL_API int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
                    const volatile sig_atomic_t *cancel, rl_result *res);
 
-/* rl_wait_ex's priority. Interactive waiters are served in the order they
- * arrive: each takes its place at once by reserving, then sleeps until its
- * time (nobody polls, nobody wakes anyone). RL_PRIORITY_BATCH waiters yield
- * to them: they take only room that is free now (within 20 ms), and
+/* A waiter's priority (rl_wait_ex, rl_guard_begin). For rates, interactive
+ * waiters are served in the order they arrive: each takes its place at once
+ * by reserving, then sleeps until its time (nobody polls). RL_PRIORITY_BATCH
+ * waiters yield to them: they take only room that is free now, and
  * otherwise sleep until room should be free and look again, so an
- * interactive call that arrives meanwhile goes first. */
+ * interactive call that arrives meanwhile goes first.
+ * For concurrency slots (leases), waiters queue in the store, across
+ * processes, and a slot that comes free goes to the live waiter with the
+ * earliest place: its arrival time, plus RL_BATCH_AGE_NS for a batch
+ * waiter; a caller that does not wait (rl_lease_begin) comes after all.
+ * Ageing: a batch waiter is passed only by interactive ones that arrive
+ * less than RL_BATCH_AGE_NS after it, and once it has waited that long it
+ * reserves rates like an interactive one, so it is never starved. */
 typedef enum rl_priority {
     RL_PRIORITY_INTERACTIVE = 0,
     RL_PRIORITY_BATCH = 1,

@@ -93,7 +93,10 @@ typedef struct rl_lease_info {
         char resource[RL_NAME_MAX];
         int64_t amount;
     } costs[RL_MAX_LIMITS];
-    int live; /* 1: held; 0: expired or owner gone (reclaimable) */
+    int live;     /* 1: held; 0: expired or owner gone (reclaimable) */
+    int waiting;  /* 1: not a lease but a waiter queued for a slot (it holds
+                   * nothing; its costs are what it waits for) */
+    int priority; /* a waiter's rl_priority */
 } rl_lease_info;
 
 /* Called by rl_leases_list with one lease (valid during the call); non-zero

@@ -70,12 +70,14 @@ typedef struct rl_lease_rec {
     size_t n_held;
     uint64_t held_id[RL_MAX_LIMITS]; /* concurrency limit ids */
     int64_t held_amount[RL_MAX_LIMITS];
+    int waiting;  /* 1: a waiter queued for a slot (rl__lease_wait), holding nothing */
+    int priority; /* a waiter's rl_priority */
 } rl_lease_rec;
 
 typedef int (*rl_lease_fn)(void *ctx, const rl_lease_rec *rec);
 
 /* The body blob of a lease row (estimate and holdings). */
-#define RL_LEASE_BODY_MAX (2 + RL_MAX_LIMITS * (1 + RL_NAME_MAX + 8) + RL_MAX_LIMITS * 16)
+#define RL_LEASE_BODY_MAX (3 + RL_MAX_LIMITS * (1 + RL_NAME_MAX + 8) + RL_MAX_LIMITS * 16)
 size_t rl_lease_encode(const rl_lease_rec *rec, unsigned char *buf);
 int rl_lease_decode(rl_lease_rec *rec, const unsigned char *buf, size_t len);
 
@@ -145,6 +147,14 @@ typedef struct rl_store_ops {
     size_t (*group_take)(rl_store *s, uint64_t sig, rl_group_req **batch, size_t max);
     /* After the leader's commit or rollback: answers the batch, unlocks. */
     void (*group_end)(rl_store *s);
+    /* Optional: a word every process of the store sees, moved by
+     * slot_notify after a transaction that released a concurrency slot.
+     * slot_epoch reads it (RL_OK; an error when it cannot be used) before
+     * a decision; slot_wait sleeps until it differs from seen, at most ns.
+     * Without them, slot waiters look again every RL_SLOT_RETRY_NS. */
+    int (*slot_epoch)(rl_store *s, uint32_t *epoch);
+    void (*slot_wait)(rl_store *s, uint32_t seen, int64_t ns);
+    void (*slot_notify)(rl_store *s);
 } rl_store_ops;
 
 #define RL_GROUP_LEAD 1

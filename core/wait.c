@@ -15,16 +15,36 @@
  *     10 ms; a reservation already booked is given back (rl_cancel);
  *   - RL_ETIMEOUT charges nothing: an admission that needs longer than the
  *     time left is refused before anything is booked;
- *   - a full concurrency limit is waited for by looking again every
- *     RL_SLOT_RETRY_NS at most (the decision's hint) until the deadline: a
- *     slot comes free when a holder ends its lease, which no reservation
- *     can foresee; nothing is booked meanwhile.
+ *   - batch callers age: once one has waited RL_BATCH_AGE_NS it takes its
+ *     place in the queue like an interactive one, so it is never starved;
+ *   - a full concurrency limit is waited for until the deadline by looking
+ *     again when a slot is released (the store's slot_notify, any process)
+ *     or every RL_SLOT_WAKE_NS at the latest (a holder that died or ran
+ *     out of time releases nothing by itself); a store without the
+ *     wake-up looks again every RL_SLOT_RETRY_NS at most. Nothing is
+ *     booked meanwhile.
+ *
+ * rl__lease_wait waits for leases, and so for slots: a waiter that finds
+ * a slot taken queues in the store (a waiter row: a lease that holds
+ * nothing, format 2 of lease.c, owned like a lease so that a waiter that
+ * dies or runs out of time leaves the queue), and a slot that comes free
+ * goes to the live waiter with the earliest place (rl__rank_of: arrival,
+ * batch RL_BATCH_AGE_NS later), whoever asks: a caller that did not wait
+ * comes after every waiter. So waiters of one priority are served in
+ * arrival order, across processes, each woken rather than polling.
  */
 #include "handle.h"
+#include "lease.h"
 
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* The longest a slot waiter sleeps without a release: how late it sees a
+ * slot freed by a holder that died or whose lease ran out. */
+#define RL_SLOT_WAKE_NS (500 * RL_MILLISECOND)
 
 static int64_t mono_ns(void)
 {
@@ -35,7 +55,7 @@ static int64_t mono_ns(void)
 
 /* Sleeps until deadline (monotonic) in slices short enough that a
  * cancellation is seen within 10 ms. Returns 1 if cancelled. */
-static int sleep_until(int64_t deadline, const volatile sig_atomic_t *cancel)
+static int sleep_until_mono(int64_t deadline, const volatile sig_atomic_t *cancel)
 {
     for (;;) {
         int64_t left = deadline - mono_ns();
@@ -52,12 +72,54 @@ static int sleep_until(int64_t deadline, const volatile sig_atomic_t *cancel)
     }
 }
 
+/* Sleeps ns at most, until a slot is released (epoch moves) if the store
+ * can tell, in slices short enough that a cancellation is seen within
+ * 10 ms. Returns 1 if cancelled. */
+static int sleep_for_slot(rl *r, int have_epoch, uint32_t epoch, int64_t ns,
+                          const volatile sig_atomic_t *cancel)
+{
+    int64_t end = rl__sat_add(mono_ns(), ns), left;
+    if (!have_epoch)
+        return sleep_until_mono(end, cancel);
+    for (;;) {
+        uint32_t now_epoch;
+        if (cancel && *cancel)
+            return 1;
+        if ((left = end - mono_ns()) <= 0)
+            return 0;
+        if (cancel && left > 10 * RL_MILLISECOND)
+            left = 10 * RL_MILLISECOND;
+        r->store->ops->slot_wait(r->store, epoch, left);
+        if (r->store->ops->slot_epoch(r->store, &now_epoch) != RL_OK || now_epoch != epoch)
+            return cancel && *cancel;
+    }
+}
+
+/* The epoch to wait on after the next decision, if the store has one. */
+static int read_epoch(rl *r, uint32_t *epoch)
+{
+    return r->store->ops->slot_epoch && r->store->ops->slot_wait &&
+           r->store->ops->slot_epoch(r->store, epoch) == RL_OK;
+}
+
+/* How long to sleep for a full concurrency limit: until a release wakes
+ * us (RL_SLOT_WAKE_NS at most), or the decision's hint without wake-ups;
+ * never past the time left. */
+static int64_t slot_nap(int have_epoch, const rl_result *res, int64_t left)
+{
+    int64_t nap = have_epoch                ? RL_SLOT_WAKE_NS
+                  : res->retry_after_ns > 0 ? res->retry_after_ns
+                                            : RL_SLOT_RETRY_NS;
+    return nap < left ? nap : left;
+}
+
 int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int priority,
                int64_t timeout_ns, const volatile sig_atomic_t *cancel, rl_result *res)
 {
     rl_reservation rv;
-    int64_t deadline = INT64_MAX, left, horizon, nap;
-    int rc, first = 1;
+    int64_t deadline = INT64_MAX, start = 0, left, horizon, nap;
+    uint32_t epoch = 0;
+    int rc, first = 1, have_epoch;
 
     if (!r)
         return RL_EINVAL;
@@ -74,18 +136,24 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
         /* The first decision may take the whole timeout: its delay counts
          * from its own clock reading, made once the store's lock is held, so
          * neither queuing for the lock nor deciding eats into the timeout.
-         * The deadline for later ones starts once it is made. INT64_MAX
+         * The deadline for later ones starts once it is made. RL_FOREVER
          * waits for ever. */
-        if (first || timeout_ns == INT64_MAX)
+        if (first || timeout_ns == RL_FOREVER)
             left = timeout_ns;
         else if ((left = deadline - mono_ns()) < 0)
             left = 0;
         /* interactive callers take their place in the queue at once; batch
-         * callers only take room that is free now, and otherwise come back */
-        horizon = priority == RL_PRIORITY_BATCH ? 0 : left;
+         * callers only take room that is free now, and otherwise come back,
+         * until they have waited RL_BATCH_AGE_NS: then they queue too */
+        horizon = priority == RL_PRIORITY_BATCH && (first || mono_ns() - start < RL_BATCH_AGE_NS)
+                      ? 0
+                      : left;
+        have_epoch = read_epoch(r, &epoch);
         rc = rl__decide(r, &key, 1, costs, n, horizon, res, &rv, NULL);
-        if (first)
-            deadline = rl__sat_add(mono_ns(), timeout_ns);
+        if (first) {
+            start = mono_ns();
+            deadline = rl__sat_add(start, timeout_ns);
+        }
         first = 0;
         if (rc != RL_OK)
             return rc;
@@ -97,24 +165,25 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
                              (long long)rv.delay_ns);
         if (rv.delay_ns > horizon) {
             nap = rv.delay_ns - horizon; /* until the rates have room */
+            if (priority == RL_PRIORITY_BATCH && start + RL_BATCH_AGE_NS - mono_ns() < nap)
+                nap = start + RL_BATCH_AGE_NS - mono_ns(); /* it queues from then on */
+            if (nap < 0)
+                nap = 0;
+            if (sleep_until_mono(rl__sat_add(mono_ns(), nap), cancel))
+                goto cancelled;
         } else {
-            /* refused within the horizon: a concurrency limit is full (its
-             * hint is in res); look again then, or at the deadline */
+            /* refused within the horizon: a concurrency limit is full;
+             * look again when a slot is released, or at the deadline */
             if (left <= 0)
                 return rl_seterr(rl__errbuf(r), RL_ETIMEOUT,
                                  "limit '%s' stayed full for the whole wait (its slots are "
                                  "held by leases)",
                                  res->limit_name);
-            nap = res->retry_after_ns > 0 ? res->retry_after_ns : RL_SLOT_RETRY_NS;
-            if (nap > left)
-                nap = left;
-        }
-        if (sleep_until(rl__sat_add(mono_ns(), nap), cancel)) {
-            res->allowed = 0;
-            return rl_seterr(rl__errbuf(r), RL_ECANCELED, "wait cancelled");
+            if (sleep_for_slot(r, have_epoch, epoch, slot_nap(have_epoch, res, left), cancel))
+                goto cancelled;
         }
     }
-    if (sleep_until(rl__sat_add(mono_ns(), rv.delay_ns), cancel)) {
+    if (sleep_until_mono(rl__sat_add(mono_ns(), rv.delay_ns), cancel)) {
         rc = rl_cancel(r, &rv);
         res->allowed = 0;
         if (rc != RL_OK)
@@ -125,6 +194,9 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
     res->allowed = 1;
     res->retry_after_ns = 0;
     return RL_OK;
+cancelled:
+    res->allowed = 0;
+    return rl_seterr(rl__errbuf(r), RL_ECANCELED, "wait cancelled");
 }
 
 int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
@@ -134,4 +206,211 @@ int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
     c.resource = "requests";
     c.amount = cost;
     return rl_wait_ex(r, key, &c, 1, RL_PRIORITY_INTERACTIVE, timeout_ns, cancel, res);
+}
+
+/* ---- waiting for leases ----------------------------------------------------- */
+
+typedef struct queue_arg {
+    const char *const *keys;
+    size_t nkeys;
+    const rl_cost *est;
+    size_t n;
+    int priority;
+    int64_t left;    /* the time left to wait: the waiter rows live that long */
+    int64_t *id;     /* out (enqueue), in (dequeue): the rows, per key */
+    int64_t created; /* out: when they were queued */
+    rl_lease_rec rec;
+} queue_arg;
+
+/* The caller's waiter rows, one per key, with its estimate: its place in
+ * the queue. They end with the wait (a margin past it, for a waiter that
+ * is slow to take them out), or with their owner. */
+static int enqueue_tx(rl *r, void *ctx)
+{
+    queue_arg *a = ctx;
+    rl_lease_rec *rec = &a->rec;
+    rl_row row;
+    int64_t version, now = 0;
+    size_t i, k;
+    int rc;
+    for (k = 0; k < a->nkeys; k++) {
+        /* read first: a remote store's clock and rows come with it */
+        if ((rc = r->store->ops->row_get(r->store, a->keys[k], &row, &version)) != RL_OK)
+            return rc;
+        if (k == 0)
+            now = rl__now(r);
+        memset(rec, 0, sizeof *rec);
+        snprintf(rec->key, sizeof rec->key, "%s", a->keys[k]);
+        rec->waiting = 1;
+        rec->priority = a->priority;
+        rec->created = now;
+        rec->expires = rl__sat_add(now, rl__sat_add(a->left, RL_SECOND));
+        if (rec->expires > rl__sat_add(now, RL_FILL_MAX))
+            rec->expires = rl__sat_add(now, RL_FILL_MAX);
+        rl_owner_self(&rec->pid, &rec->pstart);
+        rec->n_est = a->n;
+        for (i = 0; i < a->n; i++) {
+            snprintf(rec->est_resource[i], RL_NAME_MAX, "%s", rl__resource_of(&a->est[i]));
+            rec->est_amount[i] = a->est[i].amount;
+        }
+        if ((rc = r->store->ops->lease_put(r->store, rec)) != RL_OK)
+            return rc;
+        a->id[k] = rec->id;
+    }
+    a->created = now;
+    return RL_OK;
+}
+
+/* The caller leaves the queue: those behind it move up, so they look again. */
+static int dequeue_tx(rl *r, void *ctx)
+{
+    queue_arg *a = ctx;
+    size_t k;
+    int rc;
+    for (k = 0; k < a->nkeys; k++)
+        if (a->id[k] > 0 && (rc = r->store->ops->lease_delete(r->store, a->id[k])) != RL_OK)
+            return rc;
+    r->slot_freed = 1;
+    return RL_OK;
+}
+
+int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *est, size_t n,
+                   rl_priority priority, int64_t ttl_ns, int64_t timeout_ns,
+                   const volatile sig_atomic_t *cancel, rl_lease *leases, rl_result *res)
+{
+    rl_lease_rec *recs = NULL;
+    rl_reservation rv;
+    rl__req q;
+    queue_arg qa;
+    int64_t ids[RL_MAX_KEYS] = { 0 };
+    int64_t deadline = INT64_MAX, start = 0, left, horizon, nap;
+    uint32_t epoch = 0;
+    size_t k;
+    int rc, first = 1, queued = 0, have_epoch;
+
+    if (!r)
+        return RL_EINVAL;
+    if (!res || !leases)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "result or leases NULL");
+    memset(res, 0, sizeof *res);
+    if (nkeys < 1 || nkeys > RL_MAX_KEYS)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "between 1 and %d keys", RL_MAX_KEYS);
+    memset(leases, 0, nkeys * sizeof *leases);
+    if (priority != RL_PRIORITY_INTERACTIVE && priority != RL_PRIORITY_BATCH)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "unknown priority %d", (int)priority);
+    if (ttl_ns <= 0 || ttl_ns > RL_FILL_MAX)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "lease TTL must be positive (at most 50 years)");
+    if (cancel && *cancel)
+        return rl_seterr(rl__errbuf(r), RL_ECANCELED, "cancelled before waiting");
+    if (timeout_ns < 0)
+        timeout_ns = 0;
+    if (!(recs = calloc(nkeys, sizeof *recs)))
+        return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
+    memset(&qa, 0, sizeof qa);
+    qa.keys = keys;
+    qa.nkeys = nkeys;
+    qa.est = est;
+    qa.n = n;
+    qa.priority = priority;
+    qa.id = ids;
+    for (;;) {
+        /* the deadline as rl_wait_ex's: from the first decision's clock */
+        if (first || timeout_ns == RL_FOREVER)
+            left = timeout_ns;
+        else if ((left = deadline - mono_ns()) < 0)
+            left = 0;
+        horizon = priority == RL_PRIORITY_BATCH && (first || mono_ns() - start < RL_BATCH_AGE_NS)
+                      ? 0
+                      : left;
+        memset(&q, 0, sizeof q);
+        q.keys = keys;
+        q.nkeys = nkeys;
+        q.costs = est;
+        q.ncosts = n;
+        q.max_delay_ns = horizon;
+        q.ttl = ttl_ns;
+        q.lease = recs;
+        q.res = res;
+        q.rv = &rv;
+        q.rank = queued ? rl__rank_of(qa.created, priority) : 0;
+        q.wait_id = queued ? ids : NULL;
+        have_epoch = read_epoch(r, &epoch);
+        rc = rl__decide_req(r, &q);
+        if (first) {
+            start = mono_ns();
+            deadline = rl__sat_add(start, timeout_ns);
+        }
+        first = 0;
+        if (rc != RL_OK)
+            goto out;
+        if (rv.ok) {
+            queued = 0; /* its rows went with the admission */
+            break;
+        }
+        if (rv.delay_ns > left || rv.delay_ns == INT64_MAX) {
+            rc = rl_seterr(rl__errbuf(r), RL_ETIMEOUT,
+                           "admission needs %lld ns, more than the time left to wait",
+                           (long long)rv.delay_ns);
+            goto out;
+        }
+        if (rv.delay_ns > horizon) { /* a batch waiter, before its rates have room */
+            nap = rv.delay_ns - horizon;
+            if (start + RL_BATCH_AGE_NS - mono_ns() < nap)
+                nap = start + RL_BATCH_AGE_NS - mono_ns();
+            if (sleep_until_mono(rl__sat_add(mono_ns(), nap > 0 ? nap : 0), cancel))
+                goto cancelled;
+            continue;
+        }
+        /* a concurrency limit is full, or its free slots are for waiters
+         * queued before us */
+        if (left <= 0) {
+            rc = rl_seterr(rl__errbuf(r), RL_ETIMEOUT,
+                           "limit '%s' stayed full for the whole wait (its slots are held by "
+                           "leases)",
+                           res->limit_name);
+            goto out;
+        }
+        if (!queued) { /* take a place in the queue, then look again at once */
+            qa.left = left;
+            if ((rc = rl__write_tx(r, enqueue_tx, NULL, &qa)) != RL_OK)
+                goto out;
+            queued = 1;
+            continue;
+        }
+        if (sleep_for_slot(r, have_epoch, epoch, slot_nap(have_epoch, res, left), cancel))
+            goto cancelled;
+    }
+    for (k = 0; k < nkeys; k++) {
+        leases[k].id = recs[k].id;
+        leases[k].expires_at = recs[k].expires;
+    }
+    /* the rates let it act after rv.delay_ns: it holds its slots meanwhile */
+    if (sleep_until_mono(rl__sat_add(mono_ns(), rv.delay_ns), cancel)) {
+        for (k = 0; k < nkeys; k++)
+            if ((rc = rl_lease_cancel(r, &leases[k])) != RL_OK)
+                break;
+        memset(leases, 0, nkeys * sizeof *leases);
+        res->allowed = 0;
+        if (rc == RL_OK)
+            rc = rl_seterr(rl__errbuf(r), RL_ECANCELED, "wait cancelled; its leases were returned");
+        goto out;
+    }
+    res->allowed = 1;
+    res->retry_after_ns = 0;
+    rc = RL_OK;
+    goto out;
+cancelled:
+    res->allowed = 0;
+    rc = rl_seterr(rl__errbuf(r), RL_ECANCELED, "wait cancelled");
+out:
+    if (queued) {
+        /* leave the queue; the outcome is the wait's, not this cleanup's
+         * (a row left behind ends with its time or its owner) */
+        char keep[RL_ERRMSG_MAX];
+        snprintf(keep, sizeof keep, "%s", rl__errbuf(r));
+        (void)rl__write_tx(r, dequeue_tx, NULL, &qa);
+        snprintf(rl__errbuf(r), RL_ERRMSG_MAX, "%s", keep);
+    }
+    free(recs);
+    return rc;
 }

@@ -234,6 +234,8 @@ static int export_lease(void *ctx, const rl_lease_rec *rec)
     char id[24];
     size_t i;
     int rc;
+    if (rec->waiting)
+        return 0; /* a waiter's place in a queue: it waits in this database only */
     if ((rc = arr_reset(e)) != RL_OK)
         goto out;
     for (i = 0; i < rec->n_est; i++) {

@@ -481,6 +481,45 @@ void rl_lock_release(rl_lock *l)
     }
 }
 
+/* ---- slot wake-ups -------------------------------------------------------- */
+
+/* The word is only compared and slept on, never trusted: garbage in it
+ * costs a waiter one early look, nothing else. */
+static int epoch_usable(const rl_lock *l)
+{
+    return l->map && !l->forked && !l->damaged;
+}
+
+int rl_lock_epoch(rl_lock *l, uint32_t *epoch)
+{
+    if (!epoch_usable(l))
+        return RL_ESTORE;
+    *epoch = __atomic_load_n(&l->h->released, __ATOMIC_ACQUIRE);
+    return RL_OK;
+}
+
+void rl_lock_epoch_wait(rl_lock *l, uint32_t seen, int64_t ns)
+{
+    if (ns <= 0)
+        return;
+    if (epoch_usable(l)) {
+        (void)q_sleep(&l->h->released, seen, ns);
+    } else {
+        struct timespec ts;
+        ts.tv_sec = (time_t)(ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        nanosleep(&ts, NULL);
+    }
+}
+
+void rl_lock_epoch_bump(rl_lock *l)
+{
+    if (!epoch_usable(l))
+        return;
+    __atomic_add_fetch(&l->h->released, 1u, __ATOMIC_ACQ_REL);
+    q_wake(&l->h->released, INT_MAX);
+}
+
 int rl_lock_damaged(const rl_lock *l)
 {
     return l->damaged != 0;

@@ -58,6 +58,13 @@ void rl_lock_on_recover(rl_lock *l, rl_lock_resolve_fn fn, void *ctx);
 /* 1 when the file was found damaged while in use (truncated under us):
  * the handle stops using it and relies on SQLite's own locking. */
 int rl_lock_damaged(const rl_lock *l);
+/* Slot wake-ups (rl_store_ops.slot_*): the word a release moves, a sleep
+ * until it moves from seen (at most ns), and the move, which wakes every
+ * sleeper of every process. rl_lock_epoch fails when the file cannot be
+ * used (then sleep without it). */
+int rl_lock_epoch(rl_lock *l, uint32_t *epoch);
+void rl_lock_epoch_wait(rl_lock *l, uint32_t seen, int64_t ns);
+void rl_lock_epoch_bump(rl_lock *l);
 void rl_lock_close(rl_lock *l);
 
 /* Test builds (RL_TEST_HOOKS) call rl__lock_hook at each step of the

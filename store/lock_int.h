@@ -59,9 +59,9 @@ typedef struct shm_head {
     uint64_t dev, ino;
     uint64_t domain; /* random, new at each rebuild: names this file's batches */
     uint32_t lock;
-    uint32_t waiters; /* a hint: processes blocked on lock */
-    uint32_t posted;  /* a hint: slots POSTED or LEAD (never below the truth when intact) */
-    uint32_t pad;
+    uint32_t waiters;        /* a hint: processes blocked on lock */
+    uint32_t posted;         /* a hint: slots POSTED or LEAD (never below the truth when intact) */
+    uint32_t released;       /* moved after a slot is released: slot waiters sleep on it */
     uint64_t seq, seq_check; /* the last batch numbered, and ~seq */
 } shm_head;
 

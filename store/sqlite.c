@@ -598,6 +598,9 @@ static const rl_store_ops sq_ops = {
     .group_join = rl_store_sqlite_group_join,
     .group_take = rl_store_sqlite_group_take,
     .group_end = rl_store_sqlite_group_end,
+    .slot_epoch = rl_store_sqlite_slot_epoch,
+    .slot_wait = rl_store_sqlite_slot_wait,
+    .slot_notify = rl_store_sqlite_slot_notify,
 };
 
 int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config *c, char *err)

@@ -89,6 +89,21 @@ typedef struct sq_store {
     sqlite3_stmt *st[S_COUNT];
 } sq_store;
 
+/* The steps of opening (sqlite.c) at which a test build calls
+ * rl__lock_hook (lock.h), as it does at the lock protocol's steps, so that
+ * a test stops an opener at an exact point of a race with another process.
+ * They are numbered past the lock's (enum rl_lock_step), below 32 (a
+ * test's plan keeps steps as bits of an unsigned). */
+enum rl_open_step {
+    RL_STEP_OPEN_READ = 16, /* read the mode and version with no lock, before deciding
+                             * whether to take it */
+    RL_STEP_OPEN_LOCKED,    /* took the lock to set the file up, before reading it again */
+    RL_STEP_OPEN_SWITCH,    /* under the lock, found the file not in WAL mode: before
+                             * switching it */
+    RL_STEP_OPEN_BUSY,      /* the switch found the database locked: before trying again */
+    RL_STEP_OPEN_MIGRATE    /* under the lock, found the schema old: before migrating */
+};
+
 /* ---- sqlite.c: statements and errors ------------------------------------- */
 
 /* Maps an SQLite result code to an rl code and a one-line message
@@ -112,6 +127,9 @@ void rl_store_sqlite_rollback(rl_store *base);
 int rl_store_sqlite_group_join(rl_store *base, rl_group_req *req);
 size_t rl_store_sqlite_group_take(rl_store *base, uint64_t sig, rl_group_req **batch, size_t max);
 void rl_store_sqlite_group_end(rl_store *base);
+int rl_store_sqlite_slot_epoch(rl_store *base, uint32_t *epoch);
+void rl_store_sqlite_slot_wait(rl_store *base, uint32_t seen, int64_t ns);
+void rl_store_sqlite_slot_notify(rl_store *base);
 /* For rl_lock_on_recover: whether a dead leader's batch committed. */
 int rl_store_sqlite_resolve(void *ctx, const char *key, uint64_t mark);
 

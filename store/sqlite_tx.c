@@ -129,3 +129,26 @@ void rl_store_sqlite_rollback(rl_store *base)
     s->in_txn = 0;
     unlock(s);
 }
+
+/* Slot wake-ups ride on the lock file, which every writer maps; a handle
+ * without one (read-only, RL_BUSY_SQLITE) has none, and its slot waiters
+ * look again on their own. */
+int rl_store_sqlite_slot_epoch(rl_store *base, uint32_t *epoch)
+{
+    sq_store *s = (sq_store *)base;
+    return s->lock ? rl_lock_epoch(s->lock, epoch) : RL_ESTORE;
+}
+
+void rl_store_sqlite_slot_wait(rl_store *base, uint32_t seen, int64_t ns)
+{
+    sq_store *s = (sq_store *)base;
+    if (s->lock)
+        rl_lock_epoch_wait(s->lock, seen, ns);
+}
+
+void rl_store_sqlite_slot_notify(rl_store *base)
+{
+    sq_store *s = (sq_store *)base;
+    if (s->lock)
+        rl_lock_epoch_bump(s->lock);
+}

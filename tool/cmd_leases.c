@@ -17,7 +17,9 @@ static const char use[] = "usage: rlctl leases [--json] [KEY]\n"
                           "estimate each reserved, its owner process and whether that process is\n"
                           "still alive, its age, when it expires (settled at its estimate) and\n"
                           "its state: held, or expired or owner dead, which hold nothing any more\n"
-                          "and are reclaimable (by the next lease on the key, or rlctl prune).\n"
+                          "and are reclaimable (by the next lease on the key, or rlctl prune), or\n"
+                          "waiting: a process queued for a concurrency slot, which holds nothing\n"
+                          "and is served in its turn (ESTIMATE is what it waits for).\n"
                           "\n"
                           "Options:\n"
                           "  --json  print one JSON array\n";
@@ -42,12 +44,17 @@ static int64_t wall_now(void)
  * owner is named first: such a lease never comes back, expired or not. */
 static const char *state_json(const rl_lease_info *l)
 {
-    return l->live ? "held" : !l->owner_alive ? "owner_dead" : "expired";
+    return l->live && l->waiting ? "waiting"
+           : l->live             ? "held"
+           : !l->owner_alive     ? "owner_dead"
+                                 : "expired";
 }
 
 static const char *state_text(const rl_lease_info *l)
 {
-    return l->live           ? "held"
+    return l->live && l->waiting
+               ? (l->priority == RL_PRIORITY_BATCH ? "waiting (batch)" : "waiting")
+           : l->live         ? "held"
            : !l->owner_alive ? "owner dead (reclaimable)"
                              : "expired (reclaimable)";
 }
@@ -72,6 +79,7 @@ static int one_lease(void *arg, const rl_lease_info *l)
         rlctl_json_kint(&c->j, "pid", l->pid);
         rlctl_json_kbool(&c->j, "owner_alive", l->owner_alive);
         rlctl_json_kbool(&c->j, "live", l->live);
+        rlctl_json_kbool(&c->j, "waiting", l->waiting);
         rlctl_json_kstring(&c->j, "state", state_json(l));
         rlctl_json_kint(&c->j, "created_ns", l->created_ns);
         rlctl_json_kint(&c->j, "expires_ns", l->expires_ns);

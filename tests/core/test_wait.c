@@ -9,6 +9,7 @@
  * wait here is short.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -213,6 +214,261 @@ static void test_wait_for_slot(void **state)
     assert_int_equal(st.limits[0].in_flight, 0);
 }
 
+/* ---- waiting for leases: the slot queue (rl__lease_wait) ------------------ */
+
+#include "rl_admin.h"
+
+int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *est, size_t n,
+                   rl_priority priority, int64_t ttl_ns, int64_t timeout_ns,
+                   const volatile sig_atomic_t *cancel, rl_lease *leases, rl_result *res);
+
+static const rl_limit one_stream[] = { RL_CONCURRENT("streams", "streams", 1) };
+static rl_cost stream1[] = { { "streams", 1 } };
+
+/* A handle on the fixture's store whose clock stands still at *at. */
+static int64_t fixed_clock(void *ctx)
+{
+    return *(const int64_t *)ctx;
+}
+
+static rl *open_at(fixture *f, const int64_t *at)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    o.clock = fixed_clock;
+    o.clock_ctx = (void *)at;
+    assert_int_equal(rl_open(&r, f->path, &o), RL_OK);
+    return r;
+}
+
+static int count_waiting_cb(void *ctx, const rl_lease_info *l)
+{
+    *(int *)ctx += l->waiting && l->live;
+    return 0;
+}
+
+static int count_waiting(rl *r)
+{
+    int n = 0;
+    assert_int_equal(rl_leases_list(r, NULL, count_waiting_cb, &n), RL_OK);
+    return n;
+}
+
+/* Until n waiters are queued: a state to reach, not a time to wait. */
+static void until_waiting(rl *r, int n)
+{
+    struct timespec ts = { 0, 1000000L };
+    int i;
+    for (i = 0; i < 20000 && count_waiting(r) < n; i++)
+        nanosleep(&ts, NULL);
+    assert_int_equal(count_waiting(r), n);
+}
+
+typedef struct waiter {
+    rl *r;
+    int id, priority, rc;
+    int64_t timeout;
+    rl_lease lease;
+    pthread_mutex_t *mu;
+    int *order, *norder;
+    int release; /* cancel the lease once taken, so the next one gets it */
+} waiter;
+
+static void *wait_thread(void *arg)
+{
+    waiter *w = arg;
+    const char *key = "k";
+    rl_result res;
+    w->rc = rl__lease_wait(w->r, &key, 1, stream1, 1, (rl_priority)w->priority, 10 * RL_MINUTE,
+                           w->timeout, NULL, &w->lease, &res);
+    if (w->rc == RL_OK) {
+        pthread_mutex_lock(w->mu);
+        w->order[(*w->norder)++] = w->id;
+        pthread_mutex_unlock(w->mu);
+        if (w->release)
+            w->rc = rl_lease_cancel(w->r, &w->lease);
+    }
+    return NULL;
+}
+
+static void start_waiter(waiter *w, pthread_t *th, rl *r, int id, int priority, pthread_mutex_t *mu,
+                         int *order, int *norder)
+{
+    memset(w, 0, sizeof *w);
+    w->r = r;
+    w->id = id;
+    w->priority = priority;
+    w->timeout = 30 * RL_SECOND;
+    w->mu = mu;
+    w->order = order;
+    w->norder = norder;
+    w->release = 1;
+    w->rc = -100;
+    assert_int_equal(pthread_create(th, NULL, wait_thread, w), 0);
+}
+
+/* A slot that comes free goes to the waiter with the earliest place: its
+ * arrival, a batch waiter's RL_BATCH_AGE_NS later. Each waiter's handle
+ * has its own clock, so the places are exact: batch at T0 (place
+ * T0 + 1 s), interactive at T0 + 0.5 s and at T0 + 1.5 s. */
+static void test_lease_wait_queue_order(void **state)
+{
+    fixture *f = *state;
+    static const int64_t at1 = (int64_t)1700000000 * RL_SECOND,
+                         at2 = (int64_t)1700000000 * RL_SECOND + RL_SECOND / 2,
+                         at3 = (int64_t)1700000000 * RL_SECOND + 3 * RL_SECOND / 2;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    int order[3], norder = 0, i;
+    waiter w[3];
+    pthread_t th[3];
+    rl *h[3];
+    rl_lease held;
+    rl_result res;
+    assert_int_equal(rl_tier_set(f->r, "default", one_stream, 1), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", stream1, 1, 10 * RL_MINUTE, &held, &res), RL_OK);
+    assert_true(res.allowed);
+    h[0] = open_at(f, &at1);
+    h[1] = open_at(f, &at2);
+    h[2] = open_at(f, &at3);
+    start_waiter(&w[0], &th[0], h[0], 1, RL_PRIORITY_BATCH, &mu, order, &norder);
+    until_waiting(f->r, 1);
+    start_waiter(&w[1], &th[1], h[1], 2, RL_PRIORITY_INTERACTIVE, &mu, order, &norder);
+    until_waiting(f->r, 2);
+    start_waiter(&w[2], &th[2], h[2], 3, RL_PRIORITY_INTERACTIVE, &mu, order, &norder);
+    until_waiting(f->r, 3);
+    assert_int_equal(rl_lease_cancel(f->r, &held), RL_OK);
+    for (i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].rc, RL_OK);
+    }
+    assert_int_equal(norder, 3);
+    assert_int_equal(order[0], 2); /* interactive, before the batch waiter's place */
+    assert_int_equal(order[1], 1); /* batch: served before a later interactive one */
+    assert_int_equal(order[2], 3);
+    assert_int_equal(count_waiting(f->r), 0); /* each left the queue as it was served */
+    for (i = 0; i < 3; i++)
+        rl_close(h[i]);
+}
+
+/* A caller that did not wait comes after every waiter: a slot released
+ * while one waits is not taken by a caller passing by. */
+static void test_lease_wait_no_barging(void **state)
+{
+    fixture *f = *state;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    int order[1], norder = 0;
+    waiter w;
+    pthread_t th;
+    rl *h;
+    rl_lease held, other;
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_set(f->r, "default", one_stream, 1), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", stream1, 1, 10 * RL_MINUTE, &held, &res), RL_OK);
+    assert_int_equal(open_with(f, NULL, 0, &h), RL_OK);
+    start_waiter(&w, &th, h, 1, RL_PRIORITY_INTERACTIVE, &mu, order, &norder);
+    w.release = 0;
+    until_waiting(f->r, 1);
+    assert_int_equal(rl_lease_cancel(f->r, &held), RL_OK);
+    /* the slot is free or the waiter's already: either way not ours */
+    assert_int_equal(rl_lease_begin(f->r, "k", stream1, 1, 10 * RL_MINUTE, &other, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "streams");
+    assert_int_equal(other.id, 0);
+    pthread_join(th, NULL);
+    assert_int_equal(w.rc, RL_OK);
+    assert_true(w.lease.id > 0);
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[0].in_flight, 1);
+    assert_int_equal(rl_lease_settle(h, &w.lease, stream1, 1), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", stream1, 1, 10 * RL_MINUTE, &other, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_cancel(f->r, &other), RL_OK);
+    rl_close(h);
+}
+
+/* A waiter that gives up leaves the queue, and holds nothing meanwhile. */
+static void test_lease_wait_timeout_leaves_queue(void **state)
+{
+    fixture *f = *state;
+    const char *key = "k";
+    rl_lease held, got;
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_set(f->r, "default", one_stream, 1), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", stream1, 1, 10 * RL_MINUTE, &held, &res), RL_OK);
+    assert_int_equal(rl__lease_wait(f->r, &key, 1, stream1, 1, RL_PRIORITY_INTERACTIVE, RL_MINUTE,
+                                    0, NULL, &got, &res),
+                     RL_ETIMEOUT);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "streams");
+    assert_int_equal(got.id, 0);
+    assert_int_equal(rl__lease_wait(f->r, &key, 1, stream1, 1, RL_PRIORITY_BATCH, RL_MINUTE,
+                                    60 * RL_MILLISECOND, NULL, &got, &res),
+                     RL_ETIMEOUT);
+    assert_int_equal(got.id, 0);
+    assert_int_equal(count_waiting(f->r), 0);
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.limits[0].in_flight, 1);
+    assert_int_equal(rl_lease_cancel(f->r, &held), RL_OK);
+}
+
+/* Leases on several keys at once, all or nothing; RL_FOREVER is a
+ * timeout; bad arguments are refused. */
+static void test_lease_wait_keys_and_args(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit user[] = { RL_LIMIT("tpm", "tokens", 1000, RL_MINUTE, 1000) };
+    static const rl_limit acct[] = { RL_LIMIT("tpm", "tokens", 5000, RL_MINUTE, 5000),
+                                     RL_CONCURRENT("streams", "streams", 1) };
+    const char *keys[] = { "user:1", "acct" };
+    rl_cost est[] = { { "tokens", 400 }, { "streams", 1 } };
+    rl_cost used[] = { { "tokens", 100 }, { "streams", 1 } };
+    rl_lease l[2], l2[2];
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_set(f->r, "user", user, 1), RL_OK);
+    assert_int_equal(rl_tier_set(f->r, "acct", acct, 2), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "user:1", "user"), RL_OK);
+    assert_int_equal(rl_key_assign(f->r, "acct", "acct"), RL_OK);
+    assert_int_equal(rl__lease_wait(f->r, keys, 2, est, 2, RL_PRIORITY_INTERACTIVE, RL_MINUTE,
+                                    RL_FOREVER, NULL, l, &res),
+                     RL_OK);
+    assert_true(res.allowed);
+    assert_true(l[0].id > 0 && l[1].id > 0 && l[0].id != l[1].id);
+    assert_int_equal(rl_stats(f->r, "acct", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 4600);
+    assert_int_equal(st.limits[1].in_flight, 1);
+    assert_int_equal(rl_stats(f->r, "user:1", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 600);
+    /* the account's slot is taken: nothing is taken on the user either */
+    assert_int_equal(rl__lease_wait(f->r, keys, 2, est, 2, RL_PRIORITY_INTERACTIVE, RL_MINUTE, 0,
+                                    NULL, l2, &res),
+                     RL_ETIMEOUT);
+    assert_int_equal(res.key_index, 1);
+    assert_int_equal(rl_stats(f->r, "user:1", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 600);
+    /* each key's lease is settled on its own: the slot is the account's */
+    assert_int_equal(rl_lease_settle(f->r, &l[0], used, 1), RL_OK);
+    assert_int_equal(rl_lease_settle(f->r, &l[1], used, 2), RL_OK);
+    assert_int_equal(rl_stats(f->r, "user:1", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 900);
+    assert_int_equal(rl_stats(f->r, "acct", &st), RL_OK);
+    assert_int_equal(st.limits[0].remaining, 4900);
+    assert_int_equal(st.limits[1].in_flight, 0);
+    assert_int_equal(
+        rl__lease_wait(f->r, keys, 2, est, 2, (rl_priority)7, RL_MINUTE, 0, NULL, l2, &res),
+        RL_EINVAL);
+    assert_int_equal(
+        rl__lease_wait(f->r, keys, 0, est, 2, RL_PRIORITY_BATCH, RL_MINUTE, 0, NULL, l2, &res),
+        RL_EINVAL);
+    assert_int_equal(rl__lease_wait(f->r, keys, 2, est, 2, RL_PRIORITY_BATCH, 0, 0, NULL, l2, &res),
+                     RL_EINVAL);
+    assert_int_equal(
+        rl__lease_wait(f->r, keys, 2, est, 2, RL_PRIORITY_BATCH, RL_MINUTE, 0, NULL, NULL, &res),
+        RL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +477,10 @@ int main(void)
         BOTH(test_wait_timeout_is_the_delay),
         BOTH(test_wait_forever),
         BOTH(test_wait_for_slot),
+        SHARED(test_lease_wait_queue_order),
+        SHARED(test_lease_wait_no_barging),
+        BOTH(test_lease_wait_timeout_leaves_queue),
+        BOTH(test_lease_wait_keys_and_args),
     };
     return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }
