@@ -622,6 +622,63 @@ static void test_waiters_fair_and_prioritised(void **state)
     remove_dir(dir);
 }
 
+/* Priorities age (issue 17): two interactive waiters keep a rate busy for
+ * 2.5 s, each always queued ahead by a reservation; a batch waiter that
+ * asks with a 2 s timeout is served every time, within 1.5 s, not
+ * starved: once it has waited RL_BATCH_AGE_NS it reserves like them. (Without ageing it only
+ * took room free at the moment it looked, which they never left.) */
+static void test_batch_waiter_ages(void **state)
+{
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 100, RL_SECOND, 1) };
+    char dir[64], path[512];
+    int64_t until;
+    int *out, i, status;
+    pid_t pids[3];
+    make_dir(dir);
+    assert_int_equal(test_store_path(*(int *)*state, dir, path, sizeof path), 0);
+    out = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(out != MAP_FAILED);
+    memset(out, 0, 4096);
+    until = mono_ns() + 2500 * RL_MILLISECOND;
+    for (i = 0; i < 3; i++) {
+        if ((pids[i] = fork()) == 0) {
+            rl_cost one = { NULL, 1 };
+            rl_result res;
+            rl *r = open_tier(path, lims, 1);
+            int prio = i == 2 ? RL_PRIORITY_BATCH : RL_PRIORITY_INTERACTIVE, rc;
+            if (!r)
+                _exit(1);
+            while (mono_ns() < until) {
+                int64_t t0 = mono_ns(), took;
+                rc = rl_wait_ex(r, "shared", &one, 1, prio, 2 * RL_SECOND, NULL, &res);
+                took = (mono_ns() - t0) / RL_MILLISECOND;
+                if (took > out[16 + i])
+                    out[16 + i] = (int)took;
+                if (rc == RL_OK && res.allowed)
+                    out[i]++;
+                else if (rc == RL_ETIMEOUT)
+                    out[8 + i]++;
+                else
+                    _exit(1);
+            }
+            rl_close(r);
+            _exit(0);
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    print_message("interactive %d %d, batch %d admitted (%d timeouts), its longest wait %d ms\n",
+                  out[0], out[1], out[2], out[10], out[18]);
+    assert_true(out[2] >= 1);
+    assert_int_equal(out[10], 0); /* the batch waiter never gave up */
+    /* ... and waited about RL_BATCH_AGE_NS each time, not until luck */
+    assert_true(out[18] <= 1500);
+    munmap(out, 4096);
+    remove_dir(dir);
+}
+
 static int setup_sqlite(void **state)
 {
     static int kind = STORE_SQLITE;
@@ -648,6 +705,7 @@ int main(void)
         BOTH(test_concurrency_cap_across_processes),
         BOTH(test_cooldown_across_processes),
         BOTH(test_waiters_fair_and_prioritised),
+        BOTH(test_batch_waiter_ages),
     };
     return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }
