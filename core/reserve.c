@@ -235,7 +235,7 @@ static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t
     int rc;
     if (!lease || lease->id <= 0)
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "not a granted lease");
-    if (actual) {
+    if (actual && n > 0) { /* n 0: every resource settles at its estimate */
         const char *key = "k";
         if ((rc = rl__check_request(r, &key, 1, actual, n)) != RL_OK)
             return rc;

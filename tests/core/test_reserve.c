@@ -135,12 +135,18 @@ static void test_lease_settle(void **state)
     assert_int_equal(rl_lease_cancel(f->r, &b), RL_OK);
     assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
     assert_int_equal(st.limits[1].remaining, 900);
+    /* settled with no actual amounts (n 0): at its estimate, as rl.h says */
+    assert_int_equal(rl_lease_begin(f->r, "agent", est500, 1, RL_MINUTE, &b, &res), RL_OK);
+    assert_int_equal(rl_lease_settle(f->r, &b, act200, 0), RL_OK);
+    assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
+    assert_int_equal(st.limits[1].remaining, 400);
+    f->now += RL_MINUTE;
     /* past its TTL a lease is settled at its estimate */
     assert_int_equal(rl_lease_begin(f->r, "agent", est500, 1, RL_SECOND, &b, &res), RL_OK);
     f->now += 2 * RL_SECOND;
     assert_int_equal(rl_lease_settle(f->r, &b, act200, 1), RL_ETIMEOUT);
     assert_int_equal(rl_stats(f->r, "agent", &st), RL_OK);
-    assert_int_equal(st.limits[1].remaining, 400 + 2 * 1000 / 60);
+    assert_int_equal(st.limits[1].remaining, 500 + 2 * 1000 / 60);
     /* refused: nothing reserved, no lease */
     est500[0].amount = 1000;
     assert_int_equal(rl_lease_begin(f->r, "agent", est500, 1, RL_MINUTE, &b, &res), RL_OK);
