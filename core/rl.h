@@ -729,6 +729,151 @@ RL_API int rl_lease_settle(rl *r, const rl_lease *lease, const rl_cost *actual, 
 RL_API int rl_lease_cancel(rl *r, const rl_lease *lease);
 
 /* ======================================================================
+ * Guards: one model call, every limit of every key
+ * ====================================================================== */
+
+/* A guard wraps one call to a rate-limited service (a model call): it waits
+ * until every limit of every key the call counts against admits it (the
+ * user's and the account's rates, tokens, cool-downs and concurrency
+ * slots), takes one lease per key in one transaction, and when the call is
+ * over settles the real usage on all of them and feeds the service's
+ * response headers into the account's shared cool-down:
+ *
+ *     const char *keys[] = { "user:alice", "provider:openai" };
+ *     rl_cost est[] = { { "requests", 1 }, { "tokens", 1500 }, { "streams", 1 } };
+ *     rl_guard g = RL_GUARD_INIT;
+ *     rl_result res;
+ *     rc = rl_guard_begin(r, keys, 2, est, 3, RL_PRIORITY_INTERACTIVE,
+ *                         30 * RL_SECOND, NULL, &g, &res);
+ *     if (rc == RL_ELIMITED) ... refuse: res.limit_name, res.retry_after_ns
+ *     ... the call; its response says 900 tokens ...
+ *     rl_cost used[] = { { "tokens", 900 } };
+ *     rl_guard_end(r, &g, used, 1, hdr_names, hdr_values, n_hdrs, &res);
+ *
+ * A call the service never saw is cancelled (rl_guard_cancel); one it
+ * answered, a 429 included, is ended: the service counted it. docs/agents.md
+ * has the rules and a worked example. */
+
+/* The layout of rl_guard_options this header declares (as
+ * RL_OPTIONS_VERSION). */
+#define RL_GUARD_OPTIONS_VERSION 1
+
+/* Options of rl_guard_begin. Initialise with RL_GUARD_OPTIONS_INIT and
+ * change fields; NULL options are the defaults. */
+typedef struct rl_guard_options {
+    unsigned int version; /* RL_GUARD_OPTIONS_VERSION */
+    /* > 0 (at most 50 years); default 10 minutes. A lease not ended by then
+     * ends, settled at its estimate, and frees its slots: the bound on what
+     * a hung process holds. A killed process's slots come back sooner, at
+     * the next decision that needs them. */
+    int64_t ttl_ns;
+    /* The index in keys of the key whose shared cool-down rl_guard_end
+     * feeds from the response headers; -1 (the default): the last key, by
+     * convention the account. */
+    int cooldown_key;
+    /* NULL, or a flag polled while waiting (a signal handler may set it):
+     * non-zero ends the wait with RL_ECANCELED. */
+    const volatile sig_atomic_t *cancel;
+} rl_guard_options;
+
+#define RL_GUARD_OPTIONS_INIT                              \
+    {                                                      \
+        RL_GUARD_OPTIONS_VERSION, 10 * RL_MINUTE, -1, NULL \
+    }
+
+/* A guard: the caller's, filled by rl_guard_begin. Read n and lease; the
+ * rest is private. RL_GUARD_INIT is a guard that holds nothing. */
+typedef struct rl_guard {
+    size_t n;                    /* leases held, one per key; 0: none */
+    rl_lease lease[RL_MAX_KEYS]; /* lease[k] is keys[k]'s */
+    /* private */
+    int cooldown_key_;
+    int degraded_;
+    size_t ncost_;
+    int64_t est_[RL_MAX_LIMITS];
+    char resource_[RL_MAX_LIMITS][RL_NAME_MAX];
+    char key_[RL_MAX_KEYS][RL_KEY_MAX + 1];
+} rl_guard;
+
+#define RL_GUARD_INIT \
+    {                 \
+        0             \
+    }
+
+/* Waits until the estimate passes every limit of every key at once (rates,
+ * tokens, cool-downs, concurrency slots) and takes one lease per key, all
+ * in one transaction: never some keys' leases without the others'. Slot
+ * waiters queue across processes, in priority order and in arrival order
+ * within a priority, and are woken when a slot is released (docs/api.md
+ * says how batch waiters age); the wait sleeps without the handle's mutex.
+ *   keys, nkeys  1..RL_MAX_KEYS distinct keys the call counts against
+ *                (user and account); copied.
+ *   estimate, n  the call's estimated cost of each resource, as
+ *                rl_lease_begin's ({ "tokens", 1500 }, { "streams", 1 }).
+ *   priority     RL_PRIORITY_INTERACTIVE or RL_PRIORITY_BATCH.
+ *   timeout_ns   the longest wait accepted: 0 decides at once, never
+ *                waiting; RL_FOREVER (INT64_MAX) waits for ever; a
+ *                negative value is 0.
+ *   opts         NULL for the defaults (RL_GUARD_OPTIONS_INIT).
+ *   guard        out: guard->n == nkeys leases when admitted; none else.
+ *   res          out. Admitted: allowed 1 and the deciding limit (the one
+ *                with least room left) for the caller's response metadata:
+ *                limit (its burst), remaining, reset_after_ns, limit_name,
+ *                key_index. Refused: allowed 0, limit_name the limit that
+ *                refused ("cooldown" for a cool-down), key_index its key,
+ *                retry_after_ns when to try again (INT64_MAX: never).
+ * Returns RL_OK (every lease held); RL_ELIMITED (refused by a limit, at
+ * once with timeout 0, or when admission needs longer than timeout_ns or
+ * does not come within it: nothing is held or charged); RL_ECANCELED;
+ * RL_EINVAL (bad keys, costs, priority or options; guard or res NULL);
+ * RL_ETOOBIG; RL_ENOLIMIT; RL_EREADONLY; or a store failure, holding
+ * nothing, res per the fail mode (RL_FAIL_OPEN: allowed, degraded 1; the
+ * caller may go ahead, and rl_guard_end then only feeds the headers). */
+RL_API int rl_guard_begin(rl *r, const char *const *keys, size_t nkeys, const rl_cost *estimate,
+                          size_t n, rl_priority priority, int64_t timeout_ns,
+                          const rl_guard_options *opts, rl_guard *guard, rl_result *res);
+
+/* Ends a guarded call the service answered, whatever it answered. First
+ * the response headers go to the shared cool-down of the guard's
+ * cool-down key (rl_observe_headers: Retry-After, retry-after-ms,
+ * x-ratelimit-*, anthropic-ratelimit-*), before any slot is freed, so that
+ * no waiter gets in ahead of the cool-down; then every lease is settled at
+ * actual and its slots freed. A 429 is ended too, with its headers and
+ * actual NULL: the service counted the request, so the leases settle at
+ * the estimate, and every worker of every process cools down.
+ *   guard      what rl_guard_begin filled; holds nothing afterwards.
+ *   actual, n  the real usage (the response's token count); a resource it
+ *              does not name settles at its estimate; NULL (n 0): all of
+ *              them.
+ *   names, values, nheaders  the response's header fields (nheaders 0:
+ *              none; the arrays may then be NULL).
+ *   res        out, or NULL to skip reading it: after settling, the limit
+ *              with least room left (as a fraction of its burst) among the
+ *              estimate's resources over all the keys: limit, remaining,
+ *              reset_after_ns, limit_name, key_index, allowed 1; or, while
+ *              a cool-down stops one of them, limit_name "cooldown",
+ *              allowed 0, remaining 0 and retry_after_ns its time left.
+ *              A key without limits gives remaining INT64_MAX.
+ * Everything is tried whatever fails; a lease that could not be settled
+ * ends at its TTL, settled at its estimate. Returns RL_OK; RL_EINVAL (a
+ * guard that holds nothing and was no fail-open admission, bad actual or
+ * headers: nothing is done, the guard keeps its leases); otherwise the
+ * first error: RL_ETIMEOUT (a lease outlived its TTL and was settled at
+ * its estimate), RL_ENOTFOUND (already ended or reclaimed), RL_EREADONLY,
+ * a store failure. */
+RL_API int rl_guard_end(rl *r, rl_guard *guard, const rl_cost *actual, size_t n,
+                        const char *const *names, const char *const *values, size_t nheaders,
+                        rl_result *res);
+
+/* Cancels a guarded call the service never saw (it could not be sent, or
+ * was abandoned before): the whole estimate goes back on every key and
+ * the slots are freed. A guard that holds nothing (RL_GUARD_INIT, refused,
+ * ended, cancelled) is left alone and RL_OK, so that cleanup code may
+ * always call it. Returns RL_OK; RL_EINVAL (guard NULL); else the first
+ * error of rl_lease_cancel, once every lease was tried. */
+RL_API int rl_guard_cancel(rl *r, rl_guard *guard);
+
+/* ======================================================================
  * Cool-downs
  * ====================================================================== */
 

@@ -1,21 +1,27 @@
 /*
- * agent_workers.c - the main demo: agent workers sharing one model account.
+ * agent_workers.c - the main demo: agent workers sharing one model account
+ * through guards.
  *
- * Four forked workers call a simulated model for a few seconds: one-shot
- * "ask" calls and long "stream" calls, with latency and token usage drawn at
- * random. The account allows so many requests and tokens per minute and so
- * many streams at once (the "agents" tier of config/tiers.example.yaml,
- * scaled down so the limits bind within seconds). Each call reserves its estimated tokens with
- * a lease, and settles the tokens it really used when the response is in.
- * At the end the demo prints what each worker got, `rlctl inspect` of the
- * account, and checks that the shared limits held:
+ * N forked workers (4 by default) call a simulated model for a few seconds:
+ * one-shot "ask" calls and "stream" calls whose answer comes in chunks. The
+ * account allows so many requests and tokens per minute and so many streams
+ * at once (the "agents" tier of config/tiers.example.yaml, scaled down so
+ * the limits bind within seconds). Every call is one guard:
+ * rl_guard_begin waits its turn for every limit (requests, tokens, a stream
+ * slot) and takes them; rl_guard_end settles the tokens really used and
+ * hands the provider's response headers on. Now and then the simulated
+ * provider answers 429 with Retry-After: the guard cools the whole account
+ * down, for every worker of every process.
+ *
+ * At the end the demo prints each worker's share of the calls and how long
+ * it waited, `rlctl inspect` of the account, and checks that the shared
+ * limits held:
  *   requests <= burst + rate x elapsed,
  *   tokens   <= burst + rate x elapsed until the check + debt owed then,
  *   streams in flight never above the cap (sampled by every worker).
  *
- *   agent_workers [SECONDS] [TIERS.yaml]
+ *   agent_workers [SECONDS] [TIERS.yaml] [WORKERS]
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,26 +31,27 @@
 #include <unistd.h>
 
 #include "rl.h"
+#include "rl_http.h"
 
-#define NWORKERS 4
+#define MAX_WORKERS 16
 #define ACCOUNT "provider:demo"
 
 typedef struct worker_stats {
-    long asks, streams, refused, tokens, overruns;
+    long asks, streams, answered_429, refused, tokens;
     long long waited_ms;
 } worker_stats;
 
 typedef struct shared {
     int in_flight;     /* streams running now, across workers */
     int max_in_flight; /* the most seen at once */
-    worker_stats w[NWORKERS];
+    worker_stats w[MAX_WORKERS];
 } shared;
 
-static double mono(void)
+static long long mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(long ms)
@@ -53,74 +60,105 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* One model call through a lease: reserve the estimate (and a stream slot
- * for a stream), "call", settle what the response says was used. */
+/* The simulated provider: answers 429 one call in 20, with the headers a
+ * real one sends; otherwise streams `chunks` chunks (0: a one-shot answer)
+ * and says how many tokens it used, 50% to 150% of the estimate. */
+typedef struct answer {
+    int status;
+    long tokens;
+    size_t nheaders;
+    const char *names[2], *values[2];
+} answer;
+
+static answer provider(long estimate, int chunks, unsigned *seed)
+{
+    answer a = { 200, 0, 0, { NULL, NULL }, { NULL, NULL } };
+    int i;
+    if (rand_r(seed) % 20 == 0) {
+        a.status = 429;
+        a.nheaders = 2;
+        a.names[0] = "retry-after";
+        a.values[0] = "1";
+        a.names[1] = "x-ratelimit-remaining-requests";
+        a.values[1] = "0";
+        return a;
+    }
+    sleep_ms(10 + rand_r(seed) % 40); /* time to first token */
+    for (i = 0; i < chunks; i++)
+        sleep_ms(20 + rand_r(seed) % 30); /* a chunk arrives */
+    a.tokens = estimate / 2 + (long)(rand_r(seed) % (unsigned)(estimate + 1));
+    return a;
+}
+
+/* One model call inside a guard. */
 static int call_model(rl *r, shared *sh, int id, int stream, unsigned *seed)
 {
+    const char *keys[] = { ACCOUNT };
     worker_stats *ws = &sh->w[id];
     long estimate = stream ? 1200 : 300;
     rl_cost est[] = { { "requests", 1 }, { "tokens", estimate }, { "streams", 1 } };
-    rl_cost used[1];
+    rl_cost used[] = { { "tokens", 0 } };
+    rl_guard g = RL_GUARD_INIT;
     rl_result res;
-    rl_lease lease;
-    long actual;
-    int now_in;
+    answer a;
+    long long t0 = mono_ms();
+    int rc, now_in;
 
-    if (rl_lease_begin(r, ACCOUNT, est, stream ? 3 : 2, 30 * RL_SECOND, &lease, &res) != RL_OK) {
-        fprintf(stderr, "worker %d: %s\n", id, rl_errmsg(r));
-        return -1;
-    }
-    if (!res.allowed) {
-        /* back off for as long as the deciding limit says, capped so a
-         * stream slot freed early is noticed */
-        long ms = (long)(res.retry_after_ns / RL_MILLISECOND) + 1;
+    /* wait up to 10 s for our turn: requests, tokens and, for a stream, a slot */
+    rc = rl_guard_begin(r, keys, 1, est, stream ? 3 : 2, RL_PRIORITY_INTERACTIVE, 10 * RL_SECOND,
+                        NULL, &g, &res);
+    ws->waited_ms += mono_ms() - t0;
+    if (rc == RL_ELIMITED) { /* res.limit_name refused; try again later */
         ws->refused++;
-        ms = ms > 50 ? 50 : ms;
-        ws->waited_ms += ms;
-        sleep_ms(ms);
         return 0;
     }
+    if (rc != RL_OK)
+        goto out;
     if (stream) {
         now_in = __atomic_add_fetch(&sh->in_flight, 1, __ATOMIC_SEQ_CST);
         while (now_in > __atomic_load_n(&sh->max_in_flight, __ATOMIC_SEQ_CST))
             __atomic_store_n(&sh->max_in_flight, now_in, __ATOMIC_SEQ_CST);
-        sleep_ms(150 + rand_r(seed) % 300);
+    }
+    a = provider(estimate, stream ? 3 + rand_r(seed) % 6 : 0, seed);
+    if (stream)
         __atomic_sub_fetch(&sh->in_flight, 1, __ATOMIC_SEQ_CST);
-        ws->streams++;
+    if (a.status == 429) {
+        /* the provider counted the request: settled at the estimate; its
+         * headers cool the account down for everyone */
+        ws->answered_429++;
+        ws->tokens += estimate;
+        rc = rl_guard_end(r, &g, NULL, 0, a.names, a.values, a.nheaders, &res);
     } else {
-        sleep_ms(10 + rand_r(seed) % 40);
-        ws->asks++;
+        used[0].amount = a.tokens;
+        ws->tokens += a.tokens;
+        if (stream)
+            ws->streams++;
+        else
+            ws->asks++;
+        rc = rl_guard_end(r, &g, used, 1, a.names, a.values, a.nheaders, &res);
     }
-    /* the true count is known only now: 50% to 150% of the estimate */
-    actual = estimate / 2 + (long)(rand_r(seed) % (unsigned)(estimate + 1));
-    ws->tokens += actual;
-    ws->overruns += actual > estimate;
-    used[0].resource = "tokens";
-    used[0].amount = actual;
-    if (rl_lease_settle(r, &lease, used, 1) != RL_OK) {
-        fprintf(stderr, "worker %d: settle: %s\n", id, rl_errmsg(r));
-        return -1;
-    }
-    return 0;
+out:
+    if (rc != RL_OK)
+        fprintf(stderr, "worker %d: %s\n", id, rl_errmsg(r));
+    rl_guard_cancel(r, &g); /* holds nothing unless something failed */
+    return rc == RL_OK ? 0 : -1;
 }
 
 static int worker(const char *db, shared *sh, int id, double seconds)
 {
-    unsigned seed = (unsigned)getpid() * 2654435761u;
-    double end = mono() + seconds;
+    unsigned seed = 2654435761u * (unsigned)(id + 1);
+    long long end = mono_ms() + (long long)(seconds * 1000);
     rl *r = NULL;
+    int rc = 0;
     if (rl_open(&r, db, NULL) != RL_OK) {
         fprintf(stderr, "worker %d: %s\n", id, rl_errmsg(r));
-        rl_close(r);
-        return 1;
+        rc = 1;
     }
-    while (mono() < end)
-        if (call_model(r, sh, id, rand_r(&seed) % 10 < 3, &seed) != 0) {
-            rl_close(r);
-            return 1;
-        }
+    while (rc == 0 && mono_ms() < end)
+        if (call_model(r, sh, id, rand_r(&seed) % 10 < 3, &seed) != 0)
+            rc = 1;
     rl_close(r);
-    return 0;
+    return rc;
 }
 
 /* Admitted units of a limit against what its policy allows over elapsed. */
@@ -140,16 +178,21 @@ int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 5.0;
     const char *tiers = argc > 2 ? argv[2] : RL_SOURCE_DIR "/config/tiers.example.yaml";
+    int nworkers = argc > 3 ? atoi(argv[3]) : 4;
     char dir[] = "/tmp/rl-agents.XXXXXX", db[64], cmd[256];
     rl_options o = RL_OPTIONS_INIT;
     rl_key_stats st;
     shared *sh;
     rl *r = NULL;
-    pid_t pids[NWORKERS];
-    long long asks = 0, streams = 0, tokens = 0;
+    pid_t pids[MAX_WORKERS];
+    long long calls = 0, tokens = 0;
     int i, status, ok = 1;
     size_t k;
 
+    if (nworkers < 1 || nworkers > MAX_WORKERS) {
+        fprintf(stderr, "agent_workers: 1 to %d workers\n", MAX_WORKERS);
+        return 2;
+    }
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED || !mkdtemp(dir)) {
         perror("agent_workers");
@@ -164,10 +207,10 @@ int main(int argc, char **argv)
         return 2;
     }
     rl_close(r);
-    printf("%d agent workers share %s for %.1f s (tiers: %s)\n\n", NWORKERS, ACCOUNT, seconds,
+    printf("%d agent workers share %s for %.1f s (tiers: %s)\n\n", nworkers, ACCOUNT, seconds,
            tiers);
     fflush(stdout);
-    for (i = 0; i < NWORKERS; i++) {
+    for (i = 0; i < nworkers; i++) {
         if ((pids[i] = fork()) == 0)
             _exit(worker(db, sh, i, seconds));
         if (pids[i] < 0) {
@@ -175,20 +218,22 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    for (i = 0; i < NWORKERS; i++)
+    for (i = 0; i < nworkers; i++)
         if (waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) || WEXITSTATUS(status))
             ok = 0;
+    for (i = 0; i < nworkers; i++)
+        calls += sh->w[i].asks + sh->w[i].streams + sh->w[i].answered_429;
 
-    printf("worker   asks  streams  refused  backed off   tokens  over estimate\n");
-    for (i = 0; i < NWORKERS; i++) {
+    printf("worker   asks  streams  429s  refused  share  waited/call   tokens\n");
+    for (i = 0; i < nworkers; i++) {
         const worker_stats *w = &sh->w[i];
-        printf("%6d %6ld %8ld %8ld %9lldms %8ld %14ld\n", i, w->asks, w->streams, w->refused,
-               w->waited_ms, w->tokens, w->overruns);
-        asks += w->asks;
-        streams += w->streams;
+        long n = w->asks + w->streams + w->answered_429;
+        printf("%6d %6ld %8ld %5ld %8ld %5.1f%% %9.0fms %8ld\n", i, w->asks, w->streams,
+               w->answered_429, w->refused, calls ? 100.0 * (double)n / (double)calls : 0.0,
+               (double)w->waited_ms / (double)(n + w->refused ? n + w->refused : 1), w->tokens);
         tokens += w->tokens;
     }
-    printf("total  %6lld %8lld %29lld\n", asks, streams, tokens);
+    printf("total  %6lld calls %45lld\n", calls, tokens);
 
     printf("\n$ rlctl --db %s inspect %s\n", db, ACCOUNT);
     fflush(stdout);
@@ -201,14 +246,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "agent_workers: %s\n", rl_errmsg(r));
         ok = 0;
     } else {
-        /* Requests are charged when a lease is admitted, so the last
-         * admission ends their time. Tokens are charged again when a lease
-         * settles, after that: their bound is taken at one instant, now,
-         * just after the stats (and the debt owed) were read. */
+        /* A guard may be admitted ahead of its time (it books its place,
+         * then sleeps until it), and tokens are charged again when it ends:
+         * both bounds are taken at one instant, now, once every call has
+         * ended, just after the stats (and the debt owed) were read. */
         struct timespec ts;
-        int64_t elapsed = st.last_seen_ns - st.first_seen_ns, settled;
+        int64_t elapsed;
         clock_gettime(CLOCK_REALTIME, &ts);
-        settled = (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec - st.first_seen_ns;
+        elapsed = (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec - st.first_seen_ns;
         for (k = 0; k < st.n_limits; k++) {
             const rl_limit_stats *l = &st.limits[k];
             if (l->period_ns == 0) {
@@ -217,9 +262,9 @@ int main(int argc, char **argv)
                        sh->max_in_flight <= l->count ? "ok" : "EXCEEDED");
                 ok &= sh->max_in_flight <= l->count;
             } else if (strcmp(l->resource, "tokens") == 0) {
-                ok &= check(l->name, tokens, l, settled);
+                ok &= check(l->name, tokens, l, elapsed);
             } else {
-                ok &= check(l->name, asks + streams, l, elapsed);
+                ok &= check(l->name, calls, l, elapsed);
             }
         }
     }
