@@ -1,11 +1,15 @@
 /*
  * read.c - reading through the handle: one key's state (rl_stats), the
- * store's totals (rl_totals_get), and listings of keys (rl_keys_list) and
- * leases (rl_leases_list, each with whether it is live).
+ * store's totals (rl_totals_get), and listings of keys (rl_keys_list, and
+ * a page at a time rl_keys_page) and leases (rl_leases_list, each with
+ * whether it is live).
  *
  * Guarantees:
  *   - a read takes a read transaction, never the write lock: in WAL mode it
  *     blocks no decider, and it sees one consistent snapshot;
+ *   - rl_keys_page holds its read transaction (and the handle's mutex) only
+ *     while it reads one page, never while its callback runs, so a listing
+ *     that a slow reader consumes holds up no WAL checkpoint;
  *   - what a read shows is what the next decision would meet: the key's
  *     state brought to its tier's limits as of now (rl__align), without
  *     what leases that expired or whose owner died still hold (a lease
@@ -271,6 +275,96 @@ out:
     rl__unlock(r);
     free(lc->u.v);
     free(lc);
+    return rc;
+}
+
+/* One page of rl_keys_page: the rows read, then their stats. */
+typedef struct page_ctx {
+    size_t n, cap;
+    char (*keys)[RL_KEY_MAX + 1];
+    rl_row *rows;
+    rl_key_stats *st;
+} page_ctx;
+
+static int page_row(void *ctx, const char *key, const rl_row *row)
+{
+    page_ctx *pc = ctx;
+    if (pc->n >= pc->cap)
+        return 1; /* a store that ignored the limit: said by the caller */
+    snprintf(pc->keys[pc->n], RL_KEY_MAX + 1, "%s", key);
+    pc->rows[pc->n++] = *row;
+    return 0;
+}
+
+/* Inside the page's read transaction: the rows of a page, then their
+ * stats (a key's leases are walked after the rows, never during: a store
+ * may not walk both at once). */
+static int page_read(rl *r, const char *match, const char *after, page_ctx *pc)
+{
+    int64_t version, now;
+    size_t i;
+    int rc = r->store->ops->policy_version(r->store, &version);
+    if (rc == RL_OK)
+        rc = rl__refresh_policy(r, version);
+    if (rc == RL_OK)
+        rc = r->store->ops->keys_page(r->store, after, match, pc->cap, page_row, pc);
+    if (rc > 0)
+        rc = rl_seterr(r->err, RL_ESTORE, "store returned more keys than asked for");
+    now = rl__now(r);
+    for (i = 0; rc == RL_OK && i < pc->n; i++) {
+        unheld_set u = { 0, 0, 0, NULL, NULL };
+        if (!rl_key_valid(pc->keys[i]))
+            return stored_key_invalid(r->err, pc->keys[i]);
+        if (holds_in_flight(&pc->rows[i]))
+            rc = unheld_collect(r, pc->keys[i], now, &u);
+        if (rc == RL_OK)
+            stats_of(r, pc->keys[i], &pc->rows[i], &u, now, &pc->st[i]);
+        free(u.v);
+    }
+    return rc;
+}
+
+int rl_keys_page(rl *r, const char *match, const char *after, size_t limit, rl_key_cb fn, void *ctx,
+                 char *next)
+{
+    page_ctx pc = { 0, 0, NULL, NULL, NULL };
+    size_t i;
+    int rc;
+    if (!r)
+        return RL_EINVAL;
+    if (next)
+        next[0] = 0;
+    if (!fn || !next)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "callback or next is NULL");
+    if (limit < 1 || limit > RL_KEYS_PAGE_MAX)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "page of %zu keys: 1 to %d", limit,
+                         RL_KEYS_PAGE_MAX);
+    if (after && strlen(after) > RL_KEY_MAX)
+        return rl_seterr(rl__errbuf(r), RL_EINVAL, "after: longer than %d bytes", RL_KEY_MAX);
+    pc.cap = limit;
+    pc.keys = malloc(limit * sizeof *pc.keys);
+    pc.rows = malloc(limit * sizeof *pc.rows);
+    pc.st = malloc(limit * sizeof *pc.st);
+    if (!pc.keys || !pc.rows || !pc.st) {
+        rc = rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* One short read transaction for the page; fn runs after it, without
+     * the lock, so a slow consumer holds up no decider and no checkpoint. */
+    rl__lock(r);
+    if ((rc = r->store->ops->begin(r->store, 0)) == RL_OK) {
+        rc = page_read(r, match, after ? after : "", &pc);
+        r->store->ops->rollback(r->store);
+    }
+    rl__unlock(r);
+    for (i = 0; rc == RL_OK && i < pc.n; i++)
+        rc = fn(ctx, &pc.st[i]);
+    if (rc == RL_OK && pc.n == limit)
+        memcpy(next, pc.keys[pc.n - 1], RL_KEY_MAX + 1);
+out:
+    free(pc.keys);
+    free(pc.rows);
+    free(pc.st);
     return rc;
 }
 

@@ -77,6 +77,27 @@ typedef int (*rl_key_cb)(void *ctx, const rl_key_stats *st);
 RL_API int rl_keys_list(rl *r, const char *match, rl_sort sort, size_t limit, rl_key_cb fn,
                         void *ctx);
 
+/* The most keys one rl_keys_page call lists. */
+#define RL_KEYS_PAGE_MAX 1024
+
+/* rl_keys_list in name order, a page at a time, for listings too long for
+ * one read transaction and for paging through keys: calls fn with the
+ * stats (as rl_stats) of at most `limit` (1..RL_KEYS_PAGE_MAX) keys whose
+ * names come after `after` in byte order (NULL or "": from the first) and
+ * match the glob `match` (NULL: all). The page is read in one short read
+ * transaction, before fn is called for any of its keys, so a listing
+ * never holds up deciders or checkpoints, whatever fn does. fn runs
+ * without the handle's lock and outside any transaction: unlike
+ * rl_keys_list's, it may call the handle.
+ *   next  out, RL_KEY_MAX + 1 bytes: on RL_OK, the `after` of the next
+ *         page, or "" when no key follows (a full page may be followed by
+ *         an empty one).
+ * Returns RL_OK; fn's non-zero return; RL_EINVAL (fn or next NULL, limit
+ * out of range, after longer than RL_KEY_MAX); RL_ECORRUPT (as
+ * rl_keys_list); RL_ENOMEM; a store failure. */
+RL_API int rl_keys_page(rl *r, const char *match, const char *after, size_t limit, rl_key_cb fn,
+                        void *ctx, char *next);
+
 /* An open lease, as rl_leases_list reports it. A lease that is not live
  * (its TTL is over at the handle's clock, or its owner is gone) holds
  * nothing any more: it is reclaimable, and only waits for the next lease

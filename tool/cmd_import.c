@@ -8,6 +8,10 @@
  * nothing and processes never see half an import. That transaction holds
  * the write lock while it writes: processes wait for it (within their busy
  * timeout), about a second per hundred thousand keys.
+ *
+ * Since it throws away everything the database held, it is confirmed as
+ * `reset --all` is: a question on the terminal when stdin is one, and
+ * otherwise --yes or a refusal (exit 2) before anything is read or opened.
  */
 #include "common.h"
 
@@ -19,14 +23,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char use[] = "usage: rlctl import FILE\n"
+static const char use[] = "usage: rlctl import [--yes] FILE\n"
                           "\n"
                           "Replaces the whole state of the database (settings, tiers, key rules,\n"
                           "leases, keys) with that of FILE, a document written by 'rlctl export'\n"
                           "('-' reads stdin). All of it or, on any error, nothing: every value is\n"
                           "checked before anything is written. Exit status 1 if FILE is invalid\n"
                           "(or larger than 1 GB). FILE must be a regular file: give a pipe or a\n"
-                          "device on stdin, with '-'.\n";
+                          "device on stdin, with '-'.\n"
+                          "\n"
+                          "Options:\n"
+                          "  --yes  do not ask; without it, asks for confirmation on the terminal\n"
+                          "         when stdin is one, and refuses (exit 2) when it is not\n";
 
 /* The longest document read: SQLite's default SQLITE_MAX_LENGTH, the most
  * its JSON functions take (rl_import refuses longer ones too). An export
@@ -130,21 +138,55 @@ static int count_rule(void *ctx, const char *match, const char *tier)
     return 0;
 }
 
+/* On a terminal: the user says yes, knowing what goes (as reset --all). */
+static int confirmed(rl *r, const char *db, const char *file)
+{
+    char question[8800], path[4096], shown[4096], fshown[4096], tiers[64];
+    rl_totals t;
+    size_t ntiers = 0;
+    if (rl_totals_get(r, &t) != RL_OK)
+        return rlctl_error("%s", rl_errmsg(r));
+    /* A damaged policy is what an import may be run to replace: asked
+     * about all the same. */
+    if (rl_tiers_list(r, count_tier, &ntiers) == RL_OK)
+        snprintf(tiers, sizeof tiers, "%zu tier(s)", ntiers);
+    else
+        snprintf(tiers, sizeof tiers, "tiers that cannot be read");
+    if (!db && rl_default_path(path, sizeof path) == RL_OK)
+        db = path;
+    snprintf(question, sizeof question,
+             "replace the whole state of %s (%lld key(s), %s) with that of %s?",
+             db ? rlctl_text(db, shown, sizeof shown) : "the database", (long long)t.keys, tiers,
+             rlctl_text(file, fshown, sizeof fshown));
+    if (!rlctl_confirm(question)) {
+        fprintf(stderr, "rlctl: import: not confirmed; nothing was imported\n");
+        return RLCTL_NO;
+    }
+    return RLCTL_OK;
+}
+
 int rlctl_cmd_import(const rlctl_ctx *ctx, int argc, char **argv)
 {
     char *doc = NULL;
     size_t len = 0, ntiers = 0, nrules = 0;
-    int npos, rc, irc, invalid;
+    int npos, rc, irc, invalid, yes = 0;
+    const rlctl_opt opts[] = { { "--yes", RLCTL_OPT_FLAG, &yes }, { NULL, 0, NULL } };
     rl_totals t;
     rl *r = NULL;
 
-    if ((rc = rlctl_parse_opts(argc, argv, NULL, use, &npos)) != RLCTL_OK)
+    if ((rc = rlctl_parse_opts(argc, argv, opts, use, &npos)) != RLCTL_OK)
         return rc;
     if (npos != 1)
         return rlctl_usage_error(argv[0], "%s", npos ? "takes one FILE" : "needs a FILE");
+    /* Refused before anything is read or opened, as reset --all: a script
+     * must not depend on what the file or the database happen to hold. */
+    if (!yes && !isatty(STDIN_FILENO))
+        return rlctl_usage_error(argv[0], "needs --yes when stdin is not a terminal");
     if ((rc = slurp(argv[1], &doc, &len, &invalid)) != RLCTL_OK)
         return invalid ? RLCTL_NO : rc;
     if ((rc = rlctl_open(ctx, 0, &r)) != RLCTL_OK)
+        goto out;
+    if (!yes && (rc = confirmed(r, ctx->db, argv[1])) != RLCTL_OK)
         goto out;
     if ((irc = rl_import(r, doc, len)) != RL_OK) {
         rlctl_error("%s: %s", argv[1], rl_errmsg(r));

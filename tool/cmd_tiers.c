@@ -4,7 +4,8 @@
  * (load, saying which tiers it added, removed or changed).
  *
  * validate prints errors compiler-style, "FILE:LINE:COL: message", without
- * the "rlctl: " prefix, so editors and CI annotations can jump to the spot.
+ * the "rlctl: " prefix, so editors and CI annotations can jump to the spot
+ * (with --json, the same text in the "error" of each file).
  * list --names prints bare names for shell completion.
  */
 #include "common.h"
@@ -16,7 +17,7 @@
 static const char use[] =
     "usage: rlctl tiers list [--json | --names]\n"
     "       rlctl tiers show [--json] TIER\n"
-    "       rlctl tiers validate FILE...\n"
+    "       rlctl tiers validate [--json] FILE...\n"
     "       rlctl tiers load FILE\n"
     "\n"
     "Subcommands:\n"
@@ -47,11 +48,17 @@ static const char use_show[] =
     "  --json  print one JSON object\n";
 
 static const char use_validate[] =
-    "usage: rlctl tiers validate FILE...\n"
+    "usage: rlctl tiers validate [--json] FILE...\n"
     "\n"
     "Checks each YAML tiers FILE without opening a database. Prints\n"
     "'FILE: ok', or 'FILE:LINE:COL: message' on stderr for the first error\n"
-    "in the file; exit status 1 if a file is invalid, 3 if it cannot be read.\n";
+    "in the file; exit status 1 if a file is invalid, 3 if it cannot be read.\n"
+    "\n"
+    "Options:\n"
+    "  --json  print one JSON object instead, with every verdict in it:\n"
+    "          {\"files\": [{\"file\", \"valid\", \"error\"}...], \"valid\"}, where a\n"
+    "          file's \"valid\" is null when it cannot be read and \"error\" is\n"
+    "          'FILE:LINE:COL: message' or null; the exit status is the same\n";
 
 static const char use_load[] =
     "usage: rlctl tiers load FILE\n"
@@ -401,16 +408,41 @@ out:
 static int tiers_validate(const rlctl_ctx *ctx, int argc, char **argv)
 {
     char err[1024], shown[4 * sizeof err];
-    int npos, rc, i, vrc;
+    int npos, rc, i, vrc, json = 0, all_valid = 1;
+    const rlctl_opt opts[] = { { "--json", RLCTL_OPT_FLAG, &json }, { NULL, 0, NULL } };
+    rlctl_json j;
     (void)ctx;
-    if ((rc = rlctl_parse_opts(argc, argv, NULL, use_validate, &npos)) != RLCTL_OK)
+    if ((rc = rlctl_parse_opts(argc, argv, opts, use_validate, &npos)) != RLCTL_OK)
         return rc;
     if (npos == 0)
         return rlctl_usage_error(argv[0], "needs a FILE");
+    if (json) {
+        /* Every verdict in the document, nothing on stderr: a script reads
+         * one place. The statuses stay those of the text output. */
+        rlctl_json_init(&j, stdout);
+        rlctl_json_object(&j);
+        rlctl_json_key(&j, "files");
+        rlctl_json_array(&j);
+    }
     for (i = 1; i <= npos; i++) {
         err[0] = '\0';
         vrc = rl_validate_tiers(argv[i], err, sizeof err);
-        if (vrc == RL_OK) {
+        all_valid &= vrc == RL_OK;
+        if (json) {
+            rlctl_json_object(&j);
+            rlctl_json_kstring(&j, "file", argv[i]);
+            rlctl_json_key(&j, "valid");
+            if (vrc == RL_OK || vrc == RL_ECONFIG)
+                rlctl_json_bool(&j, vrc == RL_OK);
+            else /* unreadable: no verdict on the content */
+                rlctl_json_null(&j);
+            rlctl_json_kstring(&j, "error", vrc == RL_OK ? NULL : err[0] ? err : rl_strerror(vrc));
+            rlctl_json_end(&j);
+            if (vrc == RL_ECONFIG && rc == RLCTL_OK)
+                rc = RLCTL_NO;
+            else if (vrc != RL_OK && vrc != RL_ECONFIG)
+                rc = RLCTL_ERROR;
+        } else if (vrc == RL_OK) {
             printf("%s: ok\n", rlctl_text(argv[i], shown, sizeof shown));
         } else if (vrc == RL_ECONFIG) {
             fprintf(stderr, "%s\n", rlctl_text(err, shown, sizeof shown));
@@ -419,6 +451,13 @@ static int tiers_validate(const rlctl_ctx *ctx, int argc, char **argv)
         } else { /* unreadable: not a verdict on the file's content */
             rc = rlctl_error("%s", err[0] ? err : rl_strerror(vrc));
         }
+    }
+    if (json) {
+        rlctl_json_end(&j);
+        rlctl_json_kbool(&j, "valid", all_valid);
+        rlctl_json_end(&j);
+        if (rlctl_json_done(&j) != 0)
+            rc = rlctl_error("internal error: bad JSON");
     }
     return rc;
 }

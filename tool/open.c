@@ -4,13 +4,18 @@
  *
  * Guarantees: a failure to open is said once, through rlctl_error (so a
  * path or message holding control characters is escaped), and mapped to
- * RLCTL_PERM for RL_EPERM, RLCTL_ERROR otherwise; *out is then NULL.
+ * RLCTL_PERM for RL_EPERM, RLCTL_ERROR otherwise; *out is then NULL. A
+ * read-only open creates nothing: not the database, and not the
+ * directories of the default path (which rl_open(NULL) makes for a
+ * program that is about to create its database there).
  */
 #include "open.h"
 #include "output.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- the database ------------------------------------------------------ */
 
@@ -24,16 +29,53 @@ void rlctl_options(const rlctl_ctx *ctx, rl_options *o)
     }
 }
 
+/* A database file, as opposed to a server address (redis://, unix://) or
+ * the in-process store (":memory:"), which have no file to look for. */
+static int is_file(const char *path)
+{
+    return !strstr(path, "://") && strcmp(path, ":memory:") != 0;
+}
+
+/* For a reading command: the path to open, given as a path so that
+ * rl_open makes no directory, and the file there checked first, so that a
+ * mistyped or never-created database is said plainly ("No such file or
+ * directory") rather than as SQLite's "unable to open database file".
+ * lstat: a symbolic link, even a dangling one, is rl_open's to refuse as
+ * such (RL_EPERM). NULL (no error said) leaves rl_open to say there is no
+ * default path. */
+static int readonly_path(const rlctl_ctx *ctx, char *buf, size_t len, const char **path)
+{
+    struct stat sb;
+    *path = ctx->db;
+    if (!*path) {
+        if (rl_default_path(buf, len) != RL_OK)
+            return RLCTL_OK;
+        *path = buf;
+    }
+    if (is_file(*path) && lstat(*path, &sb) != 0) {
+        if (errno == ENOENT)
+            return rlctl_error("%s: %s (a reading command creates no database)", *path,
+                               strerror(errno));
+        return rlctl_error("%s: %s", *path, strerror(errno));
+    }
+    return RLCTL_OK;
+}
+
 int rlctl_open(const rlctl_ctx *ctx, int readonly, rl **out)
 {
+    char buf[4096];
+    const char *path = ctx->db;
     rl_options o;
     rl *r = NULL;
     int rc;
     rlctl_options(ctx, &o);
-    if (readonly)
-        o.flags |= RL_OPEN_READONLY;
     *out = NULL;
-    if ((rc = rl_open(&r, ctx->db, &o)) != RL_OK) {
+    if (readonly) {
+        o.flags |= RL_OPEN_READONLY;
+        if ((rc = readonly_path(ctx, buf, sizeof buf, &path)) != RLCTL_OK)
+            return rc;
+    }
+    if ((rc = rl_open(&r, path, &o)) != RL_OK) {
         rlctl_error("%s", rl_errmsg(r));
         rl_close(r);
         return rc == RL_EPERM ? RLCTL_PERM : RLCTL_ERROR;

@@ -4,7 +4,9 @@
  * tier exist, which key rule gave a key its tier).
  *
  * Guarantees: a command that only looks opens the database read-only, so
- * a mistyped --db is never created and no write lock is taken; every
+ * a mistyped --db is never created (nor the directories of the default
+ * path) and no write lock is taken; a missing database file is said as
+ * such; every
  * failure is said once on stderr (escaped, through output.h) and comes
  * back as an RLCTL_* status, RLCTL_PERM for a file refused as planted
  * (RL_EPERM) and RLCTL_ERROR for anything else.
@@ -27,7 +29,8 @@ typedef struct rlctl_ctx {
 void rlctl_options(const rlctl_ctx *ctx, rl_options *o);
 
 /* Opens the database of ctx (read-only for commands that only look, so a
- * mistyped --db is not created and no write lock is taken). On failure
+ * mistyped --db is not created, nor any directory, and no write lock is
+ * taken; a missing file is then an error of its own). On failure
  * prints why and returns RLCTL_PERM for a refused file (RL_EPERM), else
  * RLCTL_ERROR, with *out NULL. */
 int rlctl_open(const rlctl_ctx *ctx, int readonly, rl **out);

@@ -74,7 +74,7 @@ _rlctl() {
         COMPREPLY=($(compgen -W "table json prometheus" -- "$cur"))
         return
         ;;
-    --top | --match | --cost | --wait | --idle | --interval | --resource)
+    --top | --match | --cost | --wait | --idle | --interval | --resource | --limit | --after)
         return
         ;;
     esac
@@ -91,7 +91,7 @@ _rlctl() {
     local flags=""
     case $cmd in
     stats) flags="--top --sort --match --tier --json --format" ;;
-    keys) flags="--match --tier --limited --all-limits --json" ;;
+    keys) flags="--match --tier --limited --all-limits --limit --after --json" ;;
     inspect | which) flags="--json" ;;
     watch) flags="--interval --top --match" ;;
     allow) flags="--cost --wait --quiet --json" ;;
@@ -100,6 +100,7 @@ _rlctl() {
     penalize) flags="--resource" ;;
     leases) flags="--json" ;;
     doctor) flags="--json" ;;
+    import) flags="--yes" ;;
     tiers)
         case $sub in
         "")
@@ -107,7 +108,7 @@ _rlctl() {
             return
             ;;
         list) flags="--json --names" ;;
-        show) flags="--json" ;;
+        show | validate) flags="--json" ;;
         esac
         ;;
     esac

@@ -4,7 +4,7 @@ import os
 import re
 import subprocess
 
-from rlctl_common import ERROR
+from rlctl_common import ERROR, USAGE
 
 RLCTL = None  # the binary under test: set by test_rlctl.main()
 
@@ -79,7 +79,7 @@ class AdminTests:
         self.assertEqual(streamed, doc)
         # into another database
         other = os.path.join(self.dir, "other.db")
-        p = subprocess.run([RLCTL, "--db", other, "import", backup], capture_output=True,
+        p = subprocess.run([RLCTL, "--db", other, "import", "--yes", backup], capture_output=True,
                            encoding="utf-8", env=self.env, timeout=60)
         self.assertEqual((p.returncode, p.stderr), (0, ""))
         self.assertEqual(p.stdout, f"imported {backup}: 3 tier(s), 2 key rule(s), 3 key(s)\n")
@@ -91,6 +91,31 @@ class AdminTests:
         again = json.loads(p.stdout)
         del again["exported_at_ns"]
         self.assertEqual(again, doc)
+
+    def test_import_asks_as_reset_all_does(self):
+        # It replaces everything: --yes, or a question on a terminal; without
+        # a terminal and without --yes, refused before FILE is read.
+        self.allow("m:i1")
+        backup = self.write("backup.json", self.ok("export"))
+        self.allow("m:i2")
+        p = self.fails(USAGE, "import", backup)
+        self.assertEqual(p.stdout, "")
+        self.assertEqual(p.stderr, "rlctl: import: needs --yes when stdin is not a terminal "
+                                   "(see 'rlctl import --help')\n")
+        p = self.fails(USAGE, "import", os.path.join(self.dir, "missing.json"))
+        self.assertIn("--yes", p.stderr)
+        self.assertEqual(len(self.json_of("keys", "--json")["keys"]), 2)
+        argv = [RLCTL, "--db", self.db, "import", backup]
+        status, out = self.run_pty(argv, b"n\n", until=lambda o: b"[y/N]" in o)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 1, out)
+        self.assertIn(b"replace the whole state of " + self.db.encode() + b" (2 key(s), 3 tier(s))"
+                      b" with that of " + backup.encode() + b"? [y/N]", out)
+        self.assertIn(b"rlctl: import: not confirmed; nothing was imported", out)
+        self.assertEqual(len(self.json_of("keys", "--json")["keys"]), 2)
+        status, out = self.run_pty(argv, b"y\n", until=lambda o: b"[y/N]" in o)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        self.assertIn(b"imported " + backup.encode(), out)
+        self.assertEqual([k["key"] for k in self.json_of("keys", "--json")["keys"]], ["m:i1"])
 
     def test_import_refuses_invalid_files_and_changes_nothing(self):
         self.allow("m:keep")
@@ -108,16 +133,16 @@ class AdminTests:
         ]
         for text, msg in cases:
             f = self.write("bad.json", text)
-            p = self.fails(1, "import", f)
+            p = self.fails(1, "import", "--yes", f)
             self.assertEqual(p.stdout, "")
             self.assertRegex(p.stderr, rf"^rlctl: {re.escape(f)}: import: .*{re.escape(msg)}")
         after = json.loads(self.ok("export"))
         del before["exported_at_ns"], after["exported_at_ns"]
         self.assertEqual(before, after)
-        p = self.fails(ERROR, "import", os.path.join(self.dir, "missing.json"))
+        p = self.fails(ERROR, "import", "--yes", os.path.join(self.dir, "missing.json"))
         self.assertRegex(p.stderr, r"^rlctl: .*missing\.json: No such file")
         # stdin
-        p = subprocess.run([RLCTL, "--db", self.db, "import", "-"], input=json.dumps(good),
+        p = subprocess.run([RLCTL, "--db", self.db, "import", "--yes", "-"], input=json.dumps(good),
                            capture_output=True, encoding="utf-8", env=self.env, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
 
@@ -131,8 +156,8 @@ class AdminTests:
                  (("tiers", "load", fifo), True, "cannot read: not a regular file (a FIFO)"),
                  (("tiers", "validate", "/dev/zero"), False,
                   "cannot read: not a regular file (a character device)"),
-                 (("import", fifo), True, "not a regular file"),
-                 (("import", "/dev/zero"), True, "not a regular file"))
+                 (("import", "--yes", fifo), True, "not a regular file"),
+                 (("import", "--yes", "/dev/zero"), True, "not a regular file"))
         for args, db, msg in cases:
             argv = [RLCTL] + (["--db", self.db] if db else []) + list(args)
             try:
@@ -145,7 +170,7 @@ class AdminTests:
             self.assertRegex(p.stderr, rf"^rlctl: {re.escape(args[-1])}: {re.escape(msg)}[^\n]*\n$")
         # /dev/zero on stdin: refused at its first byte, not read forever
         with open("/dev/zero", "rb") as zero:
-            p = subprocess.run([RLCTL, "--db", self.db, "import", "-"], stdin=zero,
+            p = subprocess.run([RLCTL, "--db", self.db, "import", "--yes", "-"], stdin=zero,
                                capture_output=True, encoding="utf-8", env=self.env, timeout=10)
         self.assertEqual(p.returncode, 1)
         self.assertEqual(p.stderr, "rlctl: -: import: document: not JSON text (it contains a "
@@ -155,7 +180,7 @@ class AdminTests:
         big = os.path.join(self.dir, "big.json")
         with open(big, "wb") as f:
             f.truncate(10**9 + 1)
-        p = self.fails(1, "import", big)
+        p = self.fails(1, "import", "--yes", big)
         self.assertEqual(p.stderr, f"rlctl: {big}: too large: 1000000001 bytes, more than the "
                                    "1000000000 an import reads\n")
         self.ok("which", "m:x")  # the database is untouched, and usable
@@ -173,7 +198,7 @@ class AdminTests:
             f = self.write("nul.json", json.dumps(doc))
             with open(f, encoding="utf-8") as fh:
                 self.assertIn("\\u0000", fh.read())
-            p = self.fails(1, "import", f)
+            p = self.fails(1, "import", "--yes", f)
             self.assertRegex(p.stderr, rf"^rlctl: {re.escape(f)}: import: document: a string "
                                        r"holds \\u0000 \(byte \d+\): no name or key can hold a NUL\n$")
         after = json.loads(self.ok("export"))
@@ -181,6 +206,6 @@ class AdminTests:
         self.assertEqual(before, after)
         # an escaped backslash before "u0000" is no NUL: a key may hold it
         doc = dict(good, keys=good["keys"] + [dict(good["keys"][0], key="m:\\u0000")])
-        self.ok("import", self.write("ok.json", json.dumps(doc)))
+        self.ok("import", "--yes", self.write("ok.json", json.dumps(doc)))
         self.assertEqual(json.loads(self.ok("inspect", "--json", "m:\\u0000"))["key"],
                          "m:\\u0000")

@@ -1,6 +1,8 @@
 """rlctl_reading.py - the commands that read: stats (human, --json,
-prometheus), inspect, keys, watch; leases that expired or whose owner died,
-as leases, inspect and doctor show them and prune reclaims them."""
+prometheus), inspect, keys (streamed, paged with --limit and --after),
+watch, tiers validate --json; that reading creates no database and no
+directory; leases that expired or whose owner died, as leases, inspect and
+doctor show them and prune reclaims them."""
 import json
 import os
 import re
@@ -9,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from rlctl_common import ERROR, SOURCE_DIR, TIERS, USAGE, parse_prometheus
+from rlctl_common import ERROR, PERM, SOURCE_DIR, TIERS, USAGE, parse_prometheus
 
 RLCTL = None  # the binary under test: set by test_rlctl.main()
 
@@ -264,6 +266,195 @@ class ReadingTests:
         self.assertRegex(out, r"(?m)^m:two +metered +daily +100/day +96/100 ")
         # the tightest by share of burst left: hourly (6/10) before daily (96/100)
         self.assertRegex(self.ok("keys"), r"(?m)^m:two +metered +hourly ")
+
+    def import_keys(self, names):
+        """Keys named `names`, each with m:seed's state, by one import
+        (quicker than a process per key)."""
+        self.allow("m:seed")
+        doc = json.loads(self.ok("export"))
+        k = doc["keys"][0]
+        doc["keys"] = [dict(k, key=n) for n in names]
+        self.ok("import", "--yes", self.write("keys.json", json.dumps(doc)))
+
+    def test_keys_limit_and_after_page_through(self):
+        names = [f"m:{i:02d}" for i in range(10)]
+        self.import_keys(names + ["ip:1"])
+        everything = ["ip:1"] + names
+        lines = self.ok("keys", "--limit", "3").splitlines()
+        self.assertRegex(lines[0], r"^KEY ")
+        self.assertEqual([l.split()[0] for l in lines[1:]], ["ip:1", "m:00", "m:01"])
+        d = self.json_of("keys", "--json", "--limit", "3")
+        self.assertEqual((d["after"], d["limit"], d["count"], d["next"]), (None, 3, 3, "m:01"))
+        # the whole listing has no next page
+        d = self.json_of("keys", "--json")
+        self.assertEqual((d["limit"], d["count"], d["next"]), (None, 11, None))
+        self.assertEqual(self.json_of("keys", "--json", "--limit", "0")["count"], 11)
+        # paging: each page's next is the following page's --after, until null
+        seen, after, pages = [], None, 0
+        while True:
+            args = ["keys", "--json", "--limit", "4"] + (["--after", after] if after else [])
+            d = self.json_of(*args)
+            self.assertEqual(d["after"], after)
+            seen += [k["key"] for k in d["keys"]]
+            pages += 1
+            if d["next"] is None:
+                break
+            self.assertEqual(d["next"], seen[-1])
+            after = d["next"]
+        self.assertEqual(seen, everything)
+        self.assertEqual(pages, 3)  # 4 + 4 + 3
+        # after a key that does not exist; with --match; the last page empty
+        after = lambda *a: [k["key"] for k in self.json_of("keys", "--json", *a)["keys"]]
+        self.assertEqual(after("--after", "m:045"), names[5:])
+        self.assertEqual(after("--after", "ip:1", "--match", "m:?5"), ["m:05"])
+        self.assertEqual(after("--after", "m:09"), [])
+        self.assertEqual(self.ok("keys", "--after", "m:09"), "no keys\n")
+        d = self.json_of("keys", "--json", "--limit", "1", "--after", "m:08")
+        self.assertEqual((d["count"], d["next"]), (1, "m:09"))
+        d = self.json_of("keys", "--json", "--limit", "1", "--after", "m:09")
+        self.assertEqual((d["count"], d["next"]), (0, None))
+        # --limit counts the keys listed, after the filters
+        self.allow("m:03", "--cost", "9")  # m:seed's state: 9 of 10 left
+        self.allow("m:07", "--cost", "9")
+        d = self.json_of("keys", "--json", "--limited", "--limit", "1")
+        self.assertEqual(([k["key"] for k in d["keys"]], d["next"]), (["m:03"], "m:03"))
+        self.assertEqual(after("--limited", "--after", "m:03"), ["m:07"])
+        # --all-limits: N keys, with all their lines
+        self.assertEqual(len(self.ok("keys", "--all-limits", "--limit", "2").splitlines()), 3)
+        for bad in (["--limit", "-1"], ["--limit", "x"], ["--limit", ""], ["--after", ""],
+                    ["--after", "k" * 513]):
+            p = self.fails(USAGE, "keys", *bad)
+            self.assertEqual(p.stdout, "")
+            self.assertRegex(p.stderr, r"^rlctl: keys: --(limit|after) needs ")
+
+    def test_keys_stream_across_pages(self):
+        # More keys than a page (256) holds, and a longer key further down:
+        # every key once, in order; the columns widen from where it stands
+        # and never narrow.
+        names = [f"m:{i:04d}" for i in range(700)] + ["m:9999-" + "x" * 40]
+        self.import_keys(names)
+        everything = sorted(names)  # the import replaced m:seed
+        lines = self.ok("keys").splitlines()
+        self.assertEqual([l.split()[0] for l in lines[1:]], everything)
+        tier_at = [l.index(" metered ") for l in lines[1:]]
+        self.assertEqual(sorted(tier_at), tier_at)
+        self.assertEqual(len(set(tier_at)), 2)
+        d = self.json_of("keys", "--json")
+        self.assertEqual([k["key"] for k in d["keys"]], everything)
+        self.assertEqual(d["count"], len(everything))
+        d = self.json_of("keys", "--json", "--after", "m:0200", "--limit", "300")
+        self.assertEqual([k["key"] for k in d["keys"]], everything[201:501])
+        self.assertEqual(d["next"], everything[500])
+
+    def test_keys_first_lines_come_before_the_end(self):
+        # The listing streams: a reader that takes one line and leaves gets
+        # it, and rlctl stops at its next page (exit 3, said by nothing but
+        # the status, as for any reader that left).
+        self.import_keys([f"m:{i:04d}" for i in range(3000)])
+        p = subprocess.Popen([RLCTL, "--db", self.db, "keys", "--json"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=self.env)
+        self.assertEqual(p.stdout.readline(), b"{\n")
+        p.stdout.close()
+        self.assertEqual(p.wait(timeout=60), ERROR)
+        self.assertEqual(p.stderr.read(), b"")
+        p.stderr.close()
+
+    def test_keys_holds_no_read_transaction_while_it_writes(self):
+        # A reader that does not keep up (a pager) leaves rlctl blocked in a
+        # write; no read transaction may be open then, or no checkpoint could
+        # empty the WAL for as long as the pager stays open.
+        if self.REDIS:
+            self.skipTest("WAL checkpoints are SQLite's")
+        import sqlite3
+        self.import_keys([f"m:{i:04d}" for i in range(3000)])  # more than a pipe holds
+        p = subprocess.Popen([RLCTL, "--db", self.db, "keys"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=self.env)
+        try:
+            first = p.stdout.readline()
+            time.sleep(0.3)  # rlctl fills the pipe and blocks
+            self.assertIsNone(p.poll())
+            self.assertEqual(self.allow("m:0001"), 0)  # something in the WAL
+            con = sqlite3.connect(self.db, timeout=0.2)
+            try:
+                busy, _, _ = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                con.close()
+            self.assertEqual(busy, 0)
+            rest = p.stdout.read()
+        finally:
+            p.stdout.close()
+            p.stderr.close()
+            p.wait(timeout=60)
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(len((first + rest).splitlines()), 3001)
+
+    def test_reading_creates_no_database_and_no_directory(self):
+        if self.REDIS:
+            self.skipTest("files only: the same on Redis")
+        missing = os.path.join(self.dir, "no", "such", "dir", "x.db")
+        for args in (["keys"], ["keys", "--json"], ["stats"], ["leases"], ["tiers", "list"],
+                     ["export"]):
+            p = subprocess.run([RLCTL, "--db", missing] + args, capture_output=True,
+                               encoding="utf-8", env=self.env, timeout=60)
+            self.assertEqual((p.returncode, p.stdout), (ERROR, ""), args)
+            self.assertEqual(p.stderr, f"rlctl: {missing}: No such file or directory (a reading "
+                                       "command creates no database)\n", args)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "no")))
+        # a dangling symbolic link is refused as a link (exit 4), as ever
+        link = os.path.join(self.dir, "link.db")
+        os.symlink("nowhere.db", link)
+        p = subprocess.run([RLCTL, "--db", link, "keys"], capture_output=True, encoding="utf-8",
+                           env=self.env, timeout=60)
+        self.assertEqual(p.returncode, PERM, p.stderr)
+        self.assertIn("symbolic link", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "nowhere.db")))
+        # the default path: neither it nor its directories are made
+        home = os.path.join(self.dir, "home")
+        os.mkdir(home)
+        env = {k: v for k, v in self.env.items() if k not in ("RL_DB", "XDG_STATE_HOME")}
+        for xdg in (None, os.path.join(home, "state")):
+            e = dict(env, HOME=home, **({"XDG_STATE_HOME": xdg} if xdg else {}))
+            for args in (["keys"], ["stats"], ["tiers", "list"]):
+                p = subprocess.run([RLCTL] + args, capture_output=True, encoding="utf-8",
+                                   env=e, timeout=60)
+                self.assertEqual(p.returncode, ERROR, args)
+                self.assertRegex(p.stderr, r"^rlctl: .*/rl/rl\.db: No such file or directory")
+            self.assertEqual(os.listdir(home), [])
+        # a writing command still makes them, and reading then works
+        e = dict(env, HOME=home)
+        for args in (["tiers", "load", self.tiers], ["assign", "u:1", "free"]):
+            p = subprocess.run([RLCTL] + args, capture_output=True, encoding="utf-8", env=e,
+                               timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(os.path.exists(os.path.join(home, ".local", "state", "rl", "rl.db")))
+        p = subprocess.run([RLCTL, "keys", "--json"], capture_output=True, encoding="utf-8",
+                           env=e, timeout=60)
+        self.assertEqual([k["key"] for k in json.loads(p.stdout)["keys"]], ["u:1"])
+
+    def test_tiers_validate_json(self):
+        bad = self.write("bad.yaml", "version: 1\ntiers:\n  free: {limits: [{name: a, rate: 5/x}]}\n")
+        missing = os.path.join(self.dir, "missing.yaml")
+        p = subprocess.run([RLCTL, "tiers", "validate", "--json", self.tiers], capture_output=True,
+                           encoding="utf-8", env=self.env, timeout=60)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assertEqual(json.loads(p.stdout), {
+            "files": [{"file": self.tiers, "valid": True, "error": None}], "valid": True})
+        p = subprocess.run([RLCTL, "tiers", "validate", self.tiers, bad, "--json"],
+                           capture_output=True, encoding="utf-8", env=self.env, timeout=60)
+        self.assertEqual((p.returncode, p.stderr), (1, ""))
+        d = json.loads(p.stdout)
+        self.assertFalse(d["valid"])
+        self.assertEqual([(f["file"], f["valid"]) for f in d["files"]],
+                         [(self.tiers, True), (bad, False)])
+        self.assertRegex(d["files"][1]["error"], rf"^{re.escape(bad)}:3:\d+: invalid rate '5/x'")
+        # a file that cannot be read: no verdict, status 3 as without --json
+        p = subprocess.run([RLCTL, "tiers", "validate", "--json", bad, missing],
+                           capture_output=True, encoding="utf-8", env=self.env, timeout=60)
+        self.assertEqual((p.returncode, p.stderr), (ERROR, ""))
+        d = json.loads(p.stdout)
+        self.assertEqual([(f["file"], f["valid"]) for f in d["files"]], [(bad, False), (missing, None)])
+        self.assertRegex(d["files"][1]["error"], rf"^{re.escape(missing)}: cannot read: No such file")
+        self.assertFalse(d["valid"])
 
     def test_penalize_and_leases(self):
         self.allow("m:p")

@@ -109,7 +109,7 @@ class TrustTests:
         # tiers load exited 3 reading the old one to say what changed).
         self.assertEqual(self.allow("ip:1"), 0)
         export = self.write("backup.json", self.ok("export"))
-        for replace in (["tiers", "load", self.tiers], ["import", export]):
+        for replace in (["tiers", "load", self.tiers], ["import", "--yes", export]):
             self.damage_policy()
             p = self.fails(ERROR, "tiers", "list")
             self.assertRegex(p.stderr, r"^rlctl: .*(damaged|stored).*\n$")

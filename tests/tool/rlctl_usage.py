@@ -172,7 +172,7 @@ c rlctl --d
         doc = json.loads(self.ok("export"))
         k = doc["keys"][0]
         doc["keys"] = [dict(k, key=f"m:{i:05d}") for i in range(n)]
-        self.ok("import", self.write("many.json", json.dumps(doc)))
+        self.ok("import", "--yes", self.write("many.json", json.dumps(doc)))
 
     def test_closed_pipe_is_an_error_not_sigpipe(self):
         # `rlctl keys | head -1`: the reader leaves early. rlctl must not die
