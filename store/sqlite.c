@@ -11,9 +11,22 @@
  *     process-shared lock of lock.c unless RL_BUSY_SQLITE is chosen;
  *   - statements are prepared once per connection (lazily, persistent) and
  *     reused; every value is bound, never pasted into SQL text;
- *   - the schema is brought up to date under the same lock, so processes that
- *     open a new file at the same moment all succeed; a newer schema, another
- *     application's database or unknown schema objects are refused;
+ *   - opening a database that is set up (WAL mode, schema up to date) only
+ *     reads: one read transaction finds the journal mode and the schema
+ *     version and checks the schema, with neither rl's lock nor SQLite's
+ *     write lock, so a process that holds the write lock for long does not
+ *     make rl_open fail; in WAL mode no writer blocks that read;
+ *   - a new file, a file not in WAL mode or an older schema is set up under
+ *     rl's lock, read again once the lock is held (another process may have
+ *     set it up meanwhile), switched to WAL only if that read still finds it
+ *     in another mode (PRAGMA journal_mode = WAL is never issued on a WAL
+ *     file) and migrated only if still old; all of it, the lock's wait and
+ *     SQLite's, ends within busy_timeout_ms, and a switch that finds the
+ *     database locked is tried again until then; so processes that open a
+ *     new file at the same moment all succeed, and a file is switched and
+ *     migrated once;
+ *   - a newer schema, another application's database or unknown schema
+ *     objects are refused, whether the lock was needed or not;
  *   - the connection is hardened: defensive mode, untrusted schema, triggers
  *     and views disabled (rl uses neither);
  *   - errors come back as distinct codes: busy, read-only, full, corrupt,
@@ -29,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- statements ------------------------------------------------------- */
@@ -532,11 +546,11 @@ static char *open_name(const char *path)
     return out;
 }
 
+/* The connection's settings. None of them takes a lock: the switch to WAL
+ * mode, which does, is setup()'s, and only for a file not in WAL mode. */
 static int configure(sq_store *s, const rl_store_config *c)
 {
-    sqlite3_stmt *q = NULL;
-    const unsigned char *mode;
-    int rc, ok;
+    int ok;
 
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
@@ -549,17 +563,6 @@ static int configure(sq_store *s, const rl_store_config *c)
      * who may only read the database can open it only if they exist. */
     ok = 1;
     sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &ok);
-    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        mode = sqlite3_column_text(q, 0);
-        ok = mode && strcmp((const char *)mode, "wal") == 0;
-        sqlite3_finalize(q);
-        if (!ok)
-            return rl_seterr(s->base.err, RL_ESTORE, "could not switch the database to WAL mode");
-    } else {
-        sqlite3_finalize(q);
-        return rl_store_sqlite_fail(s, rc, "set WAL mode");
-    }
     /* Debian's build makes WAL default to synchronous=FULL: say it explicitly.
      * A bounded journal keeps the WAL file from staying large after a burst. */
     return exec(s,
@@ -567,6 +570,147 @@ static int configure(sq_store *s, const rl_store_config *c)
                     ? "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 67108864"
                     : "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864",
                 "configure");
+}
+
+/* ---- opening: reading the file, and setting it up under the lock --------- */
+
+/* What one read of the file found. */
+typedef struct sq_file {
+    int v;   /* PRAGMA user_version: the schema's version, 0 for a new file */
+    int wal; /* SQLite uses the file in WAL mode */
+} sq_file;
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* What is left of the open's busy timeout, which ends at deadline
+ * (mono_ms), for SQLite's own waits: at least 1 ms, so that a wait begun
+ * in time still tries once, unless the caller asked for no wait at all. */
+static int left_ms(const sq_store *s, int64_t deadline)
+{
+    int64_t left = deadline - mono_ms();
+    if (s->busy_timeout_ms == 0)
+        return 0;
+    return left > 1 ? (int)left : 1;
+}
+
+/* Reads the file in one read transaction: the schema version, the journal
+ * mode and, against that version, the schema. Starting a read transaction
+ * makes SQLite look at the file afresh (it opens the WAL when it finds one,
+ * so a file another process switched to WAL since this connection last
+ * looked is seen in WAL mode), and it takes no write lock: in WAL mode no
+ * writer blocks it, in another mode only a commit in progress does, for
+ * the busy timeout at most. RL_EVERSION for a newer schema, RL_ECORRUPT for
+ * a file that is not rl's; an older schema is the caller's to judge. */
+static int probe(sq_store *s, sq_file *f)
+{
+    sqlite3_stmt *q = NULL;
+    const unsigned char *mode;
+    int rc, ntables = 0;
+    f->v = 0;
+    f->wal = 0;
+    if ((rc = exec(s, "BEGIN", "read schema")) != RL_OK)
+        return rc;
+    /* the first read starts the transaction: the journal mode is asked after it */
+    if ((rc = user_version(s, &f->v)) != RL_OK)
+        goto out;
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &q, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        mode = sqlite3_column_text(q, 0);
+        f->wal = mode && strcmp((const char *)mode, "wal") == 0;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_OK) {
+        rc = rl_store_sqlite_fail(s, rc, "read journal mode");
+        goto out;
+    }
+    if (f->v > (int)rl_schema_count)
+        rc = rl_seterr(s->base.err, RL_EVERSION,
+                       "database schema version %d is newer than this library's %zu: upgrade rl",
+                       f->v, rl_schema_count);
+    else if (f->v == 0 && !s->readonly && (rc = count_tables(s, &ntables)) == RL_OK && ntables > 0)
+        rc = rl_seterr(s->base.err, RL_ECORRUPT,
+                       "not an rl database: it has tables but no rl schema version");
+    else if (f->v > 0 && (f->v == (int)rl_schema_count || !s->readonly))
+        rc = rl_store_sqlite_check_objects(s, f->v);
+out:
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* it read: nothing to keep */
+    return rc;
+}
+
+/* One attempt to switch the file to WAL mode, which takes SQLite's write
+ * lock and, to commit, the file to itself. RL_EBUSY when another
+ * connection stood in the way: SQLite gives up at once when another holds
+ * the write lock (the switch reads first, and a read that turns into a
+ * write does not wait), and after the busy timeout when others read. */
+static int switch_wal(sq_store *s)
+{
+    sqlite3_stmt *q = NULL;
+    const unsigned char *mode;
+    int rc, wal = 0;
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        mode = sqlite3_column_text(q, 0);
+        wal = mode && strcmp((const char *)mode, "wal") == 0;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    if (!sqlite3_get_autocommit(s->db)) /* a failed switch leaves nothing open */
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return rl_store_sqlite_fail(s, rc, "set WAL mode");
+    return wal ? RL_OK
+               : rl_seterr(s->base.err, RL_ESTORE, "could not switch the database to WAL mode");
+}
+
+/* Sets the file up, holding rl's lock (when the store has one): reads it
+ * again first, since another process may have switched or migrated it
+ * after this one's unlocked read, then switches it to WAL mode if it still
+ * is not, and migrates it if it is still old. SQLite's waits end at
+ * deadline; a switch that finds the database locked is tried again, after
+ * a nap and a new read, until then. */
+static int setup(sq_store *s, int64_t deadline)
+{
+    struct timespec ts;
+    sq_file f;
+    int64_t left;
+    int rc, nap = 1;
+    for (;;) {
+        sqlite3_busy_timeout(s->db, left_ms(s, deadline));
+        if ((rc = probe(s, &f)) != RL_OK || f.wal)
+            break;
+        RL_LOCK_HOOK(RL_STEP_OPEN_SWITCH);
+        if ((rc = switch_wal(s)) != RL_EBUSY)
+            break;
+        if (mono_ms() >= deadline) {
+            rc = rl_seterr(s->base.err, RL_EBUSY,
+                           "switch to WAL mode: the database stayed locked for over %d ms",
+                           s->busy_timeout_ms);
+            break;
+        }
+        RL_LOCK_HOOK(RL_STEP_OPEN_BUSY);
+        /* whoever holds it commits soon: a short nap, longer each time */
+        left = deadline - mono_ms();
+        if (nap > left)
+            nap = left > 0 ? (int)left : 1;
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)nap * 1000000L;
+        nanosleep(&ts, NULL);
+        nap = nap < 16 ? nap * 2 : 16;
+    }
+    if (rc == RL_OK && f.v < (int)rl_schema_count) {
+        RL_LOCK_HOOK(RL_STEP_OPEN_MIGRATE);
+        sqlite3_busy_timeout(s->db, left_ms(s, deadline));
+        rc = migrate(s); /* which reads the version again in its transaction */
+    }
+    sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
+    return rc;
 }
 
 /* Every slot but now (the local clock serves) and prefetch (one statement
@@ -607,9 +751,10 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
 {
     sq_store *s;
     char *name;
-    int rc, flags, v = 0, held = 0;
-    int64_t waited;
+    int rc, flags, held = 0;
+    int64_t waited, deadline;
     struct stat dbst;
+    sq_file f;
     uint64_t old_domain = 0;
 
     *out = NULL;
@@ -630,18 +775,11 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
     s->shared_group = (c->flags & RL_OPEN_SHARED_GROUP) != 0;
     if ((rc = check_files(s, path, 0, &dbst)) != RL_OK) /* and creates a writer's file */
         goto out;
-    if (!s->readonly && c->busy_strategy == RL_BUSY_LOCK) {
-        if ((rc = rl_lock_open(&s->lock, path, c->file_mode, (c->flags & RL_OPEN_SHARED_GROUP) != 0,
-                               &old_domain, err)) != RL_OK)
-            goto out;
-        /* Opening, WAL switch and migration run under the lock, one process
-         * at a time, so two processes creating a file at once both succeed. */
-        if (s->lock) {
-            if ((rc = rl_lock_acquire(s->lock, c->busy_timeout_ms, &waited, err)) != RL_OK)
-                goto out;
-            held = 1;
-        }
-    }
+    /* Attaching to the lock file takes no lock: only setup() needs it. */
+    if (!s->readonly && c->busy_strategy == RL_BUSY_LOCK &&
+        (rc = rl_lock_open(&s->lock, path, c->file_mode, (c->flags & RL_OPEN_SHARED_GROUP) != 0,
+                           &old_domain, err)) != RL_OK)
+        goto out;
     /* NOFOLLOW: a link swapped in after check_files is refused by SQLite
      * too, before it reads or writes through it or creates -wal and -shm
      * beside its target. */
@@ -669,25 +807,40 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
     sqlite3_busy_timeout(s->db, c->busy_timeout_ms);
     if ((rc = configure(s, c)) != RL_OK)
         goto out;
-    if (s->readonly) {
-        if ((rc = user_version(s, &v)) != RL_OK)
-            goto out;
-        if (v > (int)rl_schema_count)
-            rc = rl_seterr(err, RL_EVERSION,
-                           "database schema version %d is newer than this "
-                           "library's %zu: upgrade rl",
-                           v, rl_schema_count);
-        else if (v < (int)rl_schema_count)
-            rc = rl_seterr(err, v == 0 ? RL_ECORRUPT : RL_EREADONLY,
-                           v == 0 ? "not an rl database"
-                                  : "database schema is old and it is read-only: open it once "
-                                    "with write access to upgrade");
-        else
-            rc = rl_store_sqlite_check_objects(s, v);
-        if (rc != RL_OK)
-            goto out;
-    } else if ((rc = migrate(s)) != RL_OK) {
+    /* Every wait of the open (SQLite's and the lock's) ends here. */
+    deadline = mono_ms() + c->busy_timeout_ms;
+    if ((rc = probe(s, &f)) != RL_OK)
         goto out;
+    RL_LOCK_HOOK(RL_STEP_OPEN_READ);
+    if (s->readonly) {
+        if (f.v < (int)rl_schema_count) {
+            rc = rl_seterr(err, f.v == 0 ? RL_ECORRUPT : RL_EREADONLY,
+                           f.v == 0 ? "not an rl database"
+                                    : "database schema is old and it is read-only: open it once "
+                                      "with write access to upgrade");
+            goto out;
+        }
+    } else if (!f.wal || f.v < (int)rl_schema_count) {
+        /* A new file, a file not in WAL mode or an older schema: set up
+         * under the lock, one process at a time, so two processes opening
+         * a new file at once both succeed. A file that is set up never
+         * comes here, so a long writer does not make opening it fail. */
+        if (s->lock) {
+            int64_t left = deadline - mono_ms();
+            rc = rl_lock_acquire(s->lock, left > 0 ? (int)left : 0, &waited, err);
+            if (rc == RL_EBUSY)
+                rc = rl_seterr(err, RL_EBUSY,
+                               "the database needs setting up (a new file, an older schema or "
+                               "not in WAL mode) and another process held the write lock for "
+                               "over %d ms",
+                               c->busy_timeout_ms);
+            if (rc != RL_OK)
+                goto out;
+            held = 1;
+        }
+        RL_LOCK_HOOK(RL_STEP_OPEN_LOCKED);
+        if ((rc = setup(s, deadline)) != RL_OK)
+            goto out;
     }
     if ((rc = sqlite3_create_function(s->db, "rl_glob", 2,
                                       SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,

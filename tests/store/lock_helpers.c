@@ -368,3 +368,15 @@ int lock_test_init(void)
     rl__lock_clock = test_clock;
     return 0;
 }
+
+void read_child(int fd, void *buf, size_t n)
+{
+    readable(fd);
+    assert_int_equal(read(fd, buf, n), (ssize_t)n);
+}
+
+int no_step(const hook *h)
+{
+    struct pollfd pfd = { h->up[0], POLLIN, 0 };
+    return poll(&pfd, 1, 0) == 0;
+}

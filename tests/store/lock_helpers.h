@@ -10,6 +10,9 @@
  * and, when told to, stops there), and a busy timeout is passed by moving
  * the clock the lock code reads (rl__lock_clock), shared by every process of
  * the run. So the outcome does not depend on how loaded the machine is.
+ *
+ * test_open.c runs the races of rl_open the same way: the steps of opening
+ * (RL_STEP_OPEN_*, store/sqlite.h) come through the same hook.
  */
 #ifndef RL_TEST_LOCK_HELPERS_H
 #define RL_TEST_LOCK_HELPERS_H
@@ -90,6 +93,12 @@ int reached(const hook *h);
 void resume(const hook *h);
 /* Waits until a child stopped by SIGSTOP is stopped. */
 void stopped(pid_t pid);
+
+/* Reads n bytes a child writes on fd (failing, not hanging, if none come). */
+void read_child(int fd, void *buf, size_t n);
+/* 1 when a child has written no further step on h->up: read after the
+ * child's last word, that it never reached another step of its plan. */
+int no_step(const hook *h);
 
 /* Askers: children that each open a handle, say so on p->ready, wait for a
  * byte on p->go, make one call and write their answer on p->out. */

@@ -327,14 +327,14 @@ static void test_schema_columns_by_version(void **state)
 
 /* Issue 15 item 10: SQLite itself does not follow a link at the database
  * path (SQLITE_OPEN_NOFOLLOW). The path is checked before the open; a link
- * swapped in after that, here when the open takes the lock just before
- * SQLite opens the file, is refused too, and nothing is read, written or
+ * swapped in after that, here when the open attaches to the lock file
+ * just before SQLite opens the file, is refused too, and nothing is read, written or
  * created through it. */
 static const char *swap_path, *swap_target;
 
 static void swap_hook(int step)
 {
-    if (step != RL_STEP_LOCKED || !swap_path)
+    if (step != RL_STEP_MEMBER || !swap_path)
         return;
     if (unlink(swap_path) != 0 || symlink(swap_target, swap_path) != 0)
         abort();
