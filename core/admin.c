@@ -205,8 +205,8 @@ static void walk_free(walk *w)
 }
 
 /* The match of rl_reset_match: the tier a decision would give the key.
- * (Keys under rl_options.default_limits have no tier name, so --tier never
- * selects them.) */
+ * (Keys under rl_options.default_limits are under the tier "default",
+ * which --tier default selects.) */
 static int reset_pred(walk *w, const char *key, const rl_row *row)
 {
     const rl_tier *t;

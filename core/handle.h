@@ -57,7 +57,17 @@ int rl__refresh_policy(rl *r, int64_t version);
 /* A tier from the public rl_limit array (rl_options defaults, rl_tier_set). */
 int rl__build_tier(rl_tier *t, const char *name, const rl_limit *limits, size_t n, char *err);
 
-/* The key's limits: its tier, else the options' defaults; NULL: none. */
+/* ---- tiers.c ------------------------------------------------------------ */
+
+/* At rl_open: t, the options' default limits (named RL_DEFAULTS_TIER), made
+ * the store's in one write transaction if it holds none, or other ones and
+ * override is set; RL_OK if it holds the same. RL_EMISMATCH if it holds
+ * other ones; a read-only handle only compares. A public call (messages). */
+int rl__defaults_open(rl *r, const rl_tier *t, int override);
+
+/* The key's limits: its tier (the stored defaults are the tier "default"),
+ * else this handle's own defaults, which serve only when the store lost
+ * its policy (a Redis restart); NULL: none. */
 static inline const rl_tier *rl__key_tier(rl *r, const char *key, const rl_row *row, int *source)
 {
     const rl_tier *t = rl_policy_resolve(&r->pol, key, row->tier, source);

@@ -122,8 +122,14 @@ const rl_tier *rl_policy_resolve(const rl_policy *p, const char *key, const char
             return t;
         }
     }
-    if ((t = rl_policy_tier(p, p->default_tier[0] ? p->default_tier : "default"))) {
+    if (p->default_tier[0] && (t = rl_policy_tier(p, p->default_tier))) {
         *source = RL_TIER_DEFAULT;
+        return t;
+    }
+    /* Only without a default_tier, as before the defaults were stored: a
+     * tiers file's default_tier covers every key, whatever a program says. */
+    if (!p->default_tier[0] && (t = rl_policy_tier(p, RL_DEFAULTS_TIER))) {
+        *source = RL_TIER_OPTIONS;
         return t;
     }
     *source = RL_TIER_NONE;

@@ -67,9 +67,15 @@ const rl_tier *rl_policy_tier(const rl_policy *p, const char *name);
 /* Deep copy of src into dst (dst initialised by the call). */
 int rl_policy_copy(rl_policy *dst, const rl_policy *src);
 
+/* The tier that holds the default limits: rl_options.default_limits are
+ * stored under this name (core/tiers.c), so that every process sharing the
+ * store, and rlctl, resolve a key that nothing else covers alike. */
+#define RL_DEFAULTS_TIER "default"
+
 /* Which tier applies to key: the explicit assignment (may be "" for none),
- * then the first matching rule, then default_tier, then the tier named
- * "default". Returns NULL if none; *source says which (RL_TIER_*). */
+ * then the first matching rule, then default_tier (RL_TIER_DEFAULT), then
+ * the default limits, the tier named RL_DEFAULTS_TIER (RL_TIER_OPTIONS).
+ * Returns NULL if none; *source says which (RL_TIER_*). */
 const rl_tier *rl_policy_resolve(const rl_policy *p, const char *key, const char *assigned,
                                  int *source);
 

@@ -19,7 +19,12 @@
  *   - the cached policy is reloaded whenever the store's policy version,
  *     which comes back with every row read, differs from the cached one: a
  *     tier loaded by another process applies from the next decision, at no
- *     extra statement.
+ *     extra statement;
+ *   - the options' default limits are the store's (the tier "default",
+ *     written or compared at open by tiers.c): once open, the handle
+ *     decides with what the store holds, like every other process and
+ *     rlctl, never with a private copy (but for a store that lost its
+ *     data, rl__refresh_policy).
  */
 #include "handle.h"
 #include "bytes.h"
@@ -382,7 +387,8 @@ int rl_open(rl **out, const char *path, const rl_options *o)
         goto out;
     }
     if (o && o->n_default_limits > 0) {
-        rc = rl__build_tier(&r->defaults, "", o->default_limits, o->n_default_limits, r->err);
+        rc = rl__build_tier(&r->defaults, RL_DEFAULTS_TIER, o->default_limits, o->n_default_limits,
+                            r->err);
         if (rc != RL_OK)
             goto out;
         r->have_defaults = 1;
@@ -414,6 +420,16 @@ out:
     msg_set(r, r->err);
     if (rc == RL_OK && o && o->tiers_file)
         rc = rl_load_tiers(r, o->tiers_file);
+    /* After the tiers file, which replaces every tier: the defaults are
+     * compared with what the store holds once the program's policy is in. */
+    if (rc == RL_OK && r->have_defaults)
+        rc = rl__defaults_open(r, &r->defaults, (r->o.flags & RL_OPEN_OVERRIDE_DEFAULTS) != 0);
+    /* From here on the store's are the only default limits this handle
+     * knows (the tier RL_DEFAULTS_TIER of its cached policy): a private
+     * copy would let it decide keys that rlctl and other processes see as
+     * having none, or other ones. r->sig keeps them: handles opened with
+     * different ones are still not grouped, which costs nothing. */
+    r->have_defaults = 0;
     return rc;
 }
 
@@ -442,6 +458,16 @@ int rl__refresh_policy(rl *r, int64_t version)
         return RL_OK;
     rl_policy_init(&p);
     rc = r->store->ops->policy_get(r->store, &p);
+    /* A store that lost its data (a Redis server restarted without
+     * persistence) is back at version 0 with no policy at all, after this
+     * handle saw a later one (rl_open wrote or found its defaults): a
+     * handle given default limits keeps deciding with them, as before they
+     * were stored, until the store holds a policy again. Any policy written
+     * since, even an empty one, has a version above 0 and is followed. */
+    if (rc == RL_OK && version == 0 && r->pol_version > 0 && r->defaults.name[0] &&
+        p.n_tiers == 0 && p.n_rules == 0 && !p.default_tier[0] &&
+        rl_policy_put_tier(&p, &r->defaults) != RL_OK)
+        rc = rl_seterr(r->err, RL_ENOMEM, "out of memory");
     if (rc == RL_OK && p.n_tiers > 0) {
         if ((fp = malloc(p.n_tiers * sizeof *fp)) != NULL)
             for (i = 0; i < p.n_tiers; i++)

@@ -39,6 +39,10 @@
  *   Wait until admitted ............. rl_wait, rl_wait_ex (several resources,
  *                                     interactive or batch priority)
  *   Book now, act later ............. rl_reserve, rl_cancel
+ *   Guard a model call .............. rl_guard_begin (wait for every limit
+ *                                     of user and account, take the slot),
+ *                                     rl_guard_end (settle tokens, read the
+ *                                     response's headers), rl_guard_cancel
  *   Cost known only afterwards ...... rl_lease_begin, rl_lease_settle,
  *     (an LLM call's tokens)          rl_lease_cancel
  *   Cap work in flight .............. RL_CONCURRENT limits, held by leases
@@ -357,6 +361,11 @@ enum { RL_BUSY_LOCK = 0, RL_BUSY_SQLITE = 1 };
  * unlimited, as before. rl_allow and rl_acquire of a handle opened with it
  * are not grouped with other processes' (group commit, docs/api.md). */
 #define RL_OPEN_ANY_RESOURCE 0x4
+/* Replace the default limits stored in the database with this handle's
+ * rl_options.default_limits when they differ, instead of failing with
+ * RL_EMISMATCH. Every process sharing the store applies the new ones from
+ * its next decision (they are the tier named "default", see rl_options). */
+#define RL_OPEN_OVERRIDE_DEFAULTS 0x8
 
 /* The layout of rl_options this header declares. A program passes it in
  * rl_options.version (RL_OPTIONS_INIT and rl_options_init do); a library
@@ -373,23 +382,29 @@ typedef int64_t (*rl_clock_cb)(void *ctx);
 /* Options of rl_open. Initialise with RL_OPTIONS_INIT (or rl_options_init)
  * and change fields; never fill one from zero, as 0 is no valid version. */
 typedef struct rl_options {
-    unsigned int version;           /* RL_OPTIONS_VERSION */
-    const rl_limit *default_limits; /* for keys that no tier covers; copied at open */
-    size_t n_default_limits;        /* 0..RL_MAX_LIMITS */
-    int busy_timeout_ms;            /* >= 0; default 5000. How long a writer waits for the
-                                        store's lock (Redis: retries conflicting commits)
-                                        before RL_EBUSY; on Redis also the default network
-                                        timeout */
-    rl_durability durability;       /* RL_DURABILITY_NORMAL */
-    rl_fail_mode fail_mode;         /* RL_FAIL_CLOSED */
-    rl_clock_cb clock;              /* NULL: CLOCK_REALTIME (Redis: the server's TIME). An
-                                        injected clock turns group commit off */
-    void *clock_ctx;                /* kept for the life of the handle */
-    unsigned int file_mode;         /* mode of a new database and its side files, and the
-                                        widest an existing one may have; must include 0600
-                                        (0660 for a group); default 0600 */
-    const char *tiers_file;         /* YAML tiers loaded at open (as rl_load_tiers); NULL */
-    unsigned int flags;             /* RL_OPEN_* */
+    unsigned int version; /* RL_OPTIONS_VERSION */
+    /* For keys that no assignment, rule or default_tier covers. They live
+     * in the database, as the tier named "default", so that every process
+     * and rlctl decide with the same ones: rl_open writes them there if it
+     * holds none, fails with RL_EMISMATCH if it holds other ones (unless
+     * flags has RL_OPEN_OVERRIDE_DEFAULTS, which replaces them), and a
+     * handle opened without them uses the stored ones. Copied at open. */
+    const rl_limit *default_limits;
+    size_t n_default_limits;  /* 0..RL_MAX_LIMITS; 0: those the database holds */
+    int busy_timeout_ms;      /* >= 0; default 5000. How long a writer waits for the
+                                 store's lock (Redis: retries conflicting commits)
+                                 before RL_EBUSY; on Redis also the default network
+                                 timeout */
+    rl_durability durability; /* RL_DURABILITY_NORMAL */
+    rl_fail_mode fail_mode;   /* RL_FAIL_CLOSED */
+    rl_clock_cb clock;        /* NULL: CLOCK_REALTIME (Redis: the server's TIME). An
+                                 injected clock turns group commit off */
+    void *clock_ctx;          /* kept for the life of the handle */
+    unsigned int file_mode;   /* mode of a new database and its side files, and the
+                                 widest an existing one may have; must include 0600
+                                 (0660 for a group); default 0600 */
+    const char *tiers_file;   /* YAML tiers loaded at open (as rl_load_tiers); NULL */
+    unsigned int flags;       /* RL_OPEN_* */
     /* DEPRECATED, to leave rl_options in the next release (with a new
      * RL_OPTIONS_VERSION): a benchmark knob, not an application setting.
      * Leave it RL_BUSY_LOCK, as RL_OPTIONS_INIT and rl_options_init set it.
@@ -442,7 +457,9 @@ typedef struct rl rl;
  * malformed Redis address); RL_ENOMEM; RL_ECONNECT, RL_EAUTH (Redis);
  * RL_EPERM; RL_ESTORE, RL_EREADONLY, RL_EBUSY, RL_EFULL; RL_ECORRUPT (not
  * an rl database, or unknown schema objects); RL_EVERSION (a schema newer
- * than this library); RL_ECONFIG or RL_ESTORE from tiers_file.
+ * than this library); RL_ECONFIG or RL_ESTORE from tiers_file;
+ * RL_EMISMATCH (default_limits differ from the stored default limits,
+ * compared after tiers_file is loaded; rl_errmsg shows both).
  * Open one handle per process, after any fork(). */
 RL_API int rl_open(rl **out, const char *path, const rl_options *o);
 
@@ -930,8 +947,9 @@ typedef enum rl_tier_source {
     RL_TIER_NONE = 0, /* no tier, no default limits */
     RL_TIER_ASSIGNED, /* rl_key_assign */
     RL_TIER_RULE,     /* a key rule of the tiers file */
-    RL_TIER_DEFAULT,  /* the default tier */
-    RL_TIER_OPTIONS,  /* rl_options.default_limits */
+    RL_TIER_DEFAULT,  /* the tiers file's default_tier */
+    RL_TIER_OPTIONS,  /* the default limits: the tier named "default", where
+                         rl_options.default_limits are stored */
     RL_TIER_INT_ = -1 /* private: keeps the type an int */
 } rl_tier_source;
 
@@ -954,7 +972,7 @@ typedef struct rl_key_stats {
     char key[RL_KEY_MAX + 1];
     int exists;             /* 0: never seen (the rest is zero but the tier and full
                                    limits) */
-    char tier[RL_NAME_MAX]; /* "" when default_limits apply */
+    char tier[RL_NAME_MAX]; /* "default" when the default limits apply */
     rl_tier_source tier_source;
     int64_t allowed;       /* decisions admitted (each counter stops at INT64_MAX) */
     int64_t refused;       /* decisions refused */

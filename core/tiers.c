@@ -13,7 +13,12 @@
  *     message); it does not read the stored policy, so a damaged one is
  *     replaced;
  *   - listings call back on a private copy of the policy, without the
- *     handle's mutex, so a callback may call into the handle.
+ *     handle's mutex, so a callback may call into the handle;
+ *   - the default limits a program gives at rl_open are the tier named
+ *     RL_DEFAULTS_TIER in the store, compared and, when it holds none (or
+ *     the program overrides them), written in one write transaction: two
+ *     processes that open at once cannot both find none and each write
+ *     their own, and every process, rlctl too, decides with what is stored.
  */
 #include "handle.h"
 #include "../config/cfg.h"
@@ -246,4 +251,133 @@ int rl_rules_list(rl *r, int (*fn)(void *ctx, const char *match, const char *tie
         rc = fn(ctx, copy.rules[i].match, copy.rules[i].tier);
     rl_policy_free(&copy);
     return ok_done(r, rc);
+}
+
+/* ---- the default limits ------------------------------------------------- */
+
+/* The same limits, in any order: a limit is known by its resource and name
+ * (distinct within a tier), as a key's state is, so two programs that list
+ * them in another order still agree. */
+static int same_limits(const rl_tier *a, const rl_tier *b)
+{
+    size_t i, j;
+    if (a->unlimited != b->unlimited || a->n != b->n)
+        return 0;
+    for (i = 0; i < a->n; i++) {
+        const rl_ldef *x = &a->limits[i], *y = NULL;
+        for (j = 0; j < b->n && !y; j++)
+            if (strcmp(x->name, b->limits[j].name) == 0 &&
+                strcmp(x->resource, b->limits[j].resource) == 0)
+                y = &b->limits[j];
+        if (!y || x->kind != y->kind || x->count != y->count || x->period_ns != y->period_ns ||
+            x->burst != y->burst)
+            return 0;
+    }
+    return 1;
+}
+
+/* "limit1 60/min burst 10, tpm 90000/min of tokens": what a message shows
+ * of a tier's limits, cut with "..." where the buffer ends. */
+static void describe_limits(const rl_tier *t, char *buf, size_t len)
+{
+    size_t i, at = 0;
+    int n;
+    buf[0] = 0;
+    if (t->unlimited || t->n == 0) {
+        snprintf(buf, len, "unlimited");
+        return;
+    }
+    for (i = 0; i < t->n && at < len; i++) {
+        const rl_ldef *d = &t->limits[i];
+        char rate[48];
+        if (d->kind == RL_KIND_CONCURRENT)
+            snprintf(rate, sizeof rate, "%lld in flight", (long long)d->count);
+        else if (rl_format_rate(d->count, d->period_ns, rate, sizeof rate) != RL_OK)
+            snprintf(rate, sizeof rate, "?");
+        n = snprintf(buf + at, len - at, "%s%s %s", i ? ", " : "", d->name, rate);
+        if (n >= 0 && (size_t)n < len - at && d->kind == RL_KIND_GCRA && d->burst != d->count)
+            n += snprintf(buf + at + n, len - at - (size_t)n, " burst %lld", (long long)d->burst);
+        if (n >= 0 && (size_t)n < len - at && d->kind == RL_KIND_WINDOW)
+            n += snprintf(buf + at + n, len - at - (size_t)n, " window");
+        if (n >= 0 && (size_t)n < len - at && strcmp(d->resource, "requests") != 0)
+            n += snprintf(buf + at + n, len - at - (size_t)n, " of %s", d->resource);
+        if (n < 0 || (size_t)n >= len - at)
+            break;
+        at += (size_t)n;
+    }
+    if (i < t->n && len > 4)
+        memcpy(buf + len - 4, "...", 4);
+}
+
+typedef struct defaults_arg {
+    const rl_tier *t;
+    int override;
+} defaults_arg;
+
+/* The cached policy, brought up to date in the transaction running, against
+ * a->t: RL_OK when it holds the same default limits, 1 when it holds none,
+ * 2 when it holds others and a->override asks to replace them, else
+ * RL_EMISMATCH with both in the message. */
+static int compare_defaults(rl *r, const defaults_arg *a)
+{
+    const rl_tier *cur = rl_policy_tier(&r->pol, RL_DEFAULTS_TIER);
+    char given[64], stored[64]; /* the message fits RL_ERRMSG_MAX whole */
+    if (cur && same_limits(cur, a->t))
+        return RL_OK;
+    if (!cur || a->override)
+        return cur ? 2 : 1;
+    describe_limits(a->t, given, sizeof given);
+    describe_limits(cur, stored, sizeof stored);
+    return rl_seterr(r->err, RL_EMISMATCH,
+                     "default_limits [%s] differ from the database's [%s]: open without "
+                     "them to use the stored ones, or with RL_OPEN_OVERRIDE_DEFAULTS",
+                     given, stored);
+}
+
+/* The check and the write in one transaction (see the top of the file). */
+static int op_defaults(rl *r, void *arg)
+{
+    int64_t version;
+    int rc = r->store->ops->policy_version(r->store, &version);
+    if (rc != RL_OK || (rc = rl__refresh_policy(r, version)) != RL_OK)
+        return rc;
+    if ((rc = compare_defaults(r, arg)) <= 0)
+        return rc; /* the same (nothing to write: the version stays), or a mismatch */
+    return r->store->ops->tier_put(r->store, ((const defaults_arg *)arg)->t);
+}
+
+/* compare_defaults in a read transaction of its own: what a handle that
+ * cannot write does, and what every open does first. With readonly, the
+ * same defaults or none stored (it records nothing, and decides nothing
+ * either) are RL_OK, replacing them RL_EREADONLY. */
+static int read_defaults(rl *r, const defaults_arg *a, int readonly)
+{
+    int rc;
+    rl__lock(r);
+    if ((rc = fresh_policy(r)) == RL_OK && (rc = compare_defaults(r, a)) == 2 && readonly)
+        rc = rl_seterr(r->err, RL_EREADONLY,
+                       "cannot replace the database's default limits: the handle is read-only");
+    if (rc == 1 && readonly)
+        rc = RL_OK;
+    rl__unlock(r);
+    return rc;
+}
+
+int rl__defaults_open(rl *r, const rl_tier *t, int override)
+{
+    defaults_arg a;
+    int rc;
+    a.t = t;
+    a.override = override;
+    /* Every worker of a pool opens with the defaults the store has: a read
+     * settles that, so opening never waits for a writer's lock then. Only
+     * a write (none stored, or an override) takes it, and checks again. */
+    rc = read_defaults(r, &a, (r->o.flags & RL_OPEN_READONLY) != 0);
+    if (rc <= 0)
+        return rc;
+    rc = rl__write_tx(r, op_defaults, NULL, &a);
+    /* A file this user may only read gives a read-only handle too. */
+    if (rc == RL_EREADONLY)
+        rc = read_defaults(r, &a, 1);
+    return rc;
 }

@@ -8,6 +8,10 @@
  *
  * A key never seen is shown too, with full buckets: what its first request
  * would meet is exactly what an operator wants to check before traffic.
+ * The limits are those every process decides with, the default limits
+ * included (programs store theirs in the database, as the tier "default").
+ * A key never seen that no limit covers has nothing to show: it is "no
+ * such key" (status 3), as a typo in KEY usually is.
  */
 #include "common.h"
 #include "json.h"
@@ -18,11 +22,13 @@ static const char use[] =
     "usage: rlctl inspect [--json] KEY\n"
     "\n"
     "Shows the tier of KEY and why it has it (assigned, a key rule, the\n"
-    "default tier), its counters, and for every limit of the tier: rate,\n"
-    "burst, units remaining now, when the bucket is full again (reset after)\n"
-    "and when one more unit is admissible (retry after), the units in flight\n"
-    "held by live leases, and the leases that expired or whose owner died\n"
-    "(reclaimable: they hold nothing). A key never seen shows full buckets.\n"
+    "default tier, the default limits that programs store in the database),\n"
+    "its counters, and for every limit of the tier: rate, burst, units\n"
+    "remaining now, when the bucket is full again (reset after) and when one\n"
+    "more unit is admissible (retry after), the units in flight held by live\n"
+    "leases, and the leases that expired or whose owner died (reclaimable:\n"
+    "they hold nothing). A key never seen shows full buckets; one never seen\n"
+    "that no tier or default limits cover is an error (status 3).\n"
     "\n"
     "Options:\n"
     "  --json  print one JSON object instead of tables\n";
@@ -231,6 +237,12 @@ int rlctl_cmd_inspect(const rlctl_ctx *ctx, int argc, char **argv)
         goto out;
     if ((rc = rlctl_key_tier(r, argv[1], st, rule, sizeof rule)) != RLCTL_OK)
         goto out;
+    if (!st->exists && st->tier_source == RL_TIER_NONE) {
+        char shown[RLCTL_TEXT_MAX];
+        rc = rlctl_error("no such key: '%s' (never seen, and no tier or default limits cover it)",
+                         rlctl_text(argv[1], shown, sizeof shown));
+        goto out;
+    }
     if (rl_leases_list(r, argv[1], count_lease, &leases) != RL_OK) {
         rc = rlctl_error("%s", rl_errmsg(r));
         goto out;

@@ -1,20 +1,50 @@
 /*
  * cmd_which.c - `rlctl which KEY`: the tier a key has and why (assigned, a
- * key rule, the default tier), resolved by librl exactly as a decision
- * would resolve it.
+ * key rule, the default tier, the default limits), resolved by librl
+ * exactly as a decision would resolve it. For the default limits it names
+ * them too: programs store them in the database (the tier "default"), and
+ * which ones apply is what an operator asks when no tier is meant to.
  */
 #include "common.h"
 #include "json.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static const char use[] = "usage: rlctl which [--json] KEY\n"
                           "\n"
                           "Prints the tier KEY has and why: assigned (rlctl assign), a key rule\n"
-                          "(which one), the default tier, or none. KEY need not have been seen.\n"
+                          "(which one), the default tier, the default limits (with their\n"
+                          "limits), or none. KEY need not have been seen.\n"
                           "\n"
                           "Options:\n"
                           "  --json  print one JSON object\n";
+
+/* "default (default limits: rps 10/s burst 10, tpm 90000/min of tokens)". */
+static void print_defaults(const rl_key_stats *st)
+{
+    char tier[4 * RL_NAME_MAX], name[RLCTL_TEXT_MAX], res[RLCTL_TEXT_MAX], rate[64];
+    size_t i;
+    printf("%s (default limits%s", rlctl_text(st->tier, tier, sizeof tier),
+           st->n_limits ? ": " : ": unlimited");
+    for (i = 0; i < st->n_limits; i++) {
+        const rl_limit_stats *l = &st->limits[i];
+        rlctl_text(l->name, name, sizeof name);
+        rlctl_text(l->resource, res, sizeof res);
+        if (l->algorithm == RL_ALGO_CONCURRENT)
+            snprintf(rate, sizeof rate, "%lld in flight", (long long)l->count);
+        else
+            rlctl_format_rate(l->count, l->period_ns, rate, sizeof rate);
+        printf("%s%s %s", i ? ", " : "", name, rate);
+        if (l->algorithm == RL_ALGO_GCRA && l->burst != l->count)
+            printf(" burst %lld", (long long)l->burst);
+        if (l->algorithm == RL_ALGO_SLIDING_WINDOW)
+            printf(" window");
+        if (strcmp(l->resource, "requests") != 0)
+            printf(" of %s", res);
+    }
+    printf(")\n");
+}
 
 int rlctl_cmd_which(const rlctl_ctx *ctx, int argc, char **argv)
 {
@@ -52,6 +82,8 @@ int rlctl_cmd_which(const rlctl_ctx *ctx, int argc, char **argv)
             rc = rlctl_error("internal error: bad JSON");
     } else if (st->tier_source == RL_TIER_NONE) {
         printf("none (no rule, default tier or default limits applies)\n");
+    } else if (st->tier_source == RL_TIER_OPTIONS) {
+        print_defaults(st);
     } else if (rule[0]) {
         printf("%s (rule '%s')\n", rlctl_text(st->tier, tier, sizeof tier),
                rlctl_text(rule, shown, sizeof shown));

@@ -491,6 +491,7 @@ static void gl_spawn(gl_child *c, const char *path, int64_t cost, int step)
         char ch;
         o.default_limits = lims;
         o.n_default_limits = 1;
+        o.flags = RL_OPEN_OVERRIDE_DEFAULTS;
         if (rl_open(&r, path, &o) != RL_OK)
             _exit(90);
         gl_step = step;
@@ -712,10 +713,8 @@ static void test_unknown_resource(void **state)
     assert_true(res.allowed);
     if (!f->sqlite)
         return; /* the rest needs a second handle on the same store */
-    /* the handle's default limits count too */
-    assert_int_equal(open_opts(f, gpus, 1, 0, RL_FAIL_CLOSED, &any), RL_OK);
-    assert_int_equal(rl_acquire(any, "u", gpu, 1, &res), RL_OK);
-    assert_true(res.allowed);
+    /* default limits other than the stored ones are refused at open */
+    assert_int_equal(open_opts(f, gpus, 1, 0, RL_FAIL_CLOSED, &any), RL_EMISMATCH);
     rl_close(any);
     /* the opt-in */
     assert_int_equal(open_opts(f, NULL, 0, RL_OPEN_ANY_RESOURCE, RL_FAIL_CLOSED, &any), RL_OK);

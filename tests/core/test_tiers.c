@@ -4,9 +4,12 @@
  * rl_key_assign (bad tiers refused, assignments, unlimited tiers, a removed
  * tier falling back to the defaults, no tier at all), a changed tier
  * rescaling what keys have spent, a sliding window kept across a rewrite,
- * and period 0 refused (concurrency limits are RL_CONCURRENT).
+ * period 0 refused (concurrency limits are RL_CONCURRENT), and the default
+ * limits every handle on a store shares (stored as the tier "default",
+ * RL_EMISMATCH, RL_OPEN_OVERRIDE_DEFAULTS, read-only handles).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "api_fixture.h"
@@ -72,17 +75,185 @@ static void test_tier_change_rescales(void **state)
     assert_int_equal(res.remaining, 60);
 }
 
+/* Without the default limits (the fixture's handle stored them as the tier
+ * "default"), a key that nothing covers has no limits. */
 static void test_no_limits(void **state)
 {
     fixture *f = *state;
-    rl *r = NULL;
     rl_result res;
     rl_close(f->r);
     assert_int_equal(open_with(f, NULL, 0, &f->r), RL_OK);
+    /* (a new memory store is empty: it has none to delete) */
+    assert_int_equal(rl_tier_delete(f->r, "default"), f->sqlite ? RL_OK : RL_ENOTFOUND);
     assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_ENOLIMIT);
     assert_false(res.allowed);
     assert_non_null(strstr(rl_errmsg(f->r), "no tier"));
-    (void)r;
+}
+
+/* ---- default limits every process agrees on (issue 17) ------------------ */
+
+static int64_t clock_of(void *ctx)
+{
+    return ((fixture *)ctx)->now;
+}
+
+/* open_with, with open flags. */
+static int open_flags(fixture *f, const rl_limit *lims, size_t n, unsigned flags, rl **out)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    o.clock = clock_of;
+    o.clock_ctx = f;
+    o.default_limits = lims;
+    o.n_default_limits = n;
+    o.flags = flags;
+    return rl_open(out, f->path, &o);
+}
+
+/* The options' defaults are the store's tier "default": listed, read back,
+ * and what rl_stats reports as the default limits. */
+static void test_defaults_stored(void **state)
+{
+    fixture *f = *state;
+    rl_tier_info ti;
+    rl_key_stats st;
+    assert_int_equal(rl_tier_get(f->r, "default", &ti), RL_OK);
+    assert_int_equal(ti.n_limits, 1);
+    assert_string_equal(ti.limits[0].name, "rps");
+    assert_int_equal(ti.limits[0].count, 10);
+    assert_int_equal(ti.limits[0].burst, 10);
+    assert_int_equal(rl_stats(f->r, "anyone", &st), RL_OK);
+    assert_string_equal(st.tier, "default");
+    assert_int_equal(st.tier_source, RL_TIER_OPTIONS);
+    assert_int_equal(st.n_limits, 1);
+    assert_int_equal(st.limits[0].remaining, 10);
+}
+
+/* Two handles with the same defaults agree, whatever order they list them
+ * in; other defaults are refused at open and leave the stored ones; a
+ * handle without defaults decides with the stored ones. */
+static void test_defaults_agree(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit same[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
+    static const rl_limit other[] = { RL_LIMIT("rps", NULL, 60, RL_MINUTE, 10) };
+    static const rl_limit two[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10),
+                                    RL_LIMIT("tpm", "tokens", 1000, RL_MINUTE, 0) };
+    static const rl_limit two_swapped[] = { RL_LIMIT("tpm", "tokens", 1000, RL_MINUTE, 1000),
+                                            RL_LIMIT("rps", NULL, 10, RL_SECOND, 0) };
+    rl *a = NULL, *b = NULL, *none = NULL;
+    rl_result res;
+    rl_key_stats st;
+    assert_int_equal(open_with(f, same, 1, &a), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 4, &res), RL_OK);
+    assert_int_equal(rl_allow(a, "k", 4, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(res.remaining, 2); /* one bucket, shared */
+    /* other defaults: refused, saying both, and nothing changes */
+    assert_int_equal(open_with(f, other, 1, &b), RL_EMISMATCH);
+    assert_non_null(strstr(rl_errmsg(b), "rps 60/min burst 10"));
+    assert_non_null(strstr(rl_errmsg(b), "rps 10/s"));
+    assert_non_null(strstr(rl_errmsg(b), "RL_OPEN_OVERRIDE_DEFAULTS"));
+    assert_string_equal(rl_strerror(RL_EMISMATCH),
+                        "the limits given in code disagree with those the database holds");
+    rl_close(b);
+    b = NULL;
+    assert_int_equal(rl_allow(a, "k", 3, &res), RL_OK);
+    assert_false(res.allowed); /* still 10/s: 2 left */
+    /* no defaults: the stored ones */
+    assert_int_equal(open_with(f, NULL, 0, &none), RL_OK);
+    assert_int_equal(rl_allow(none, "k", 2, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_string_equal(res.limit_name, "rps");
+    assert_int_equal(res.remaining, 0);
+    assert_int_equal(rl_stats(none, "k", &st), RL_OK);
+    assert_int_equal(st.tier_source, RL_TIER_OPTIONS);
+    assert_string_equal(st.tier, "default");
+    /* the same limits in another order (and burst 0 for count) agree */
+    assert_int_equal(open_flags(f, two, 2, RL_OPEN_OVERRIDE_DEFAULTS, &b), RL_OK);
+    rl_close(b);
+    assert_int_equal(open_with(f, two_swapped, 2, &b), RL_OK);
+    rl_close(b);
+    rl_close(none);
+    rl_close(a);
+}
+
+/* RL_OPEN_OVERRIDE_DEFAULTS replaces the stored defaults, and every other
+ * handle applies them from its next decision. */
+static void test_defaults_override(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit tight[] = { RL_LIMIT("rpm", NULL, 2, RL_MINUTE, 2) };
+    rl *b = NULL, *none = NULL;
+    rl_result res;
+    assert_int_equal(open_with(f, NULL, 0, &none), RL_OK);
+    assert_int_equal(rl_allow(none, "k", 5, &res), RL_OK);
+    assert_string_equal(res.limit_name, "rps");
+    assert_int_equal(open_flags(f, tight, 1, RL_OPEN_OVERRIDE_DEFAULTS, &b), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 5, &res), RL_ETOOBIG); /* burst 2 now */
+    assert_int_equal(rl_allow(f->r, "fresh", 2, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_string_equal(res.limit_name, "rpm");
+    assert_int_equal(rl_allow(none, "fresh", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "rpm");
+    rl_close(b);
+    b = NULL;
+    /* the fixture's own defaults are the old ones now: refused */
+    assert_int_equal(open_with(f, NULL, 0, &b), RL_OK);
+    rl_close(b);
+    b = NULL;
+    {
+        static const rl_limit old[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
+        assert_int_equal(open_with(f, old, 1, &b), RL_EMISMATCH);
+        rl_close(b);
+    }
+    rl_close(none);
+}
+
+/* A read-only handle compares but cannot write: the same defaults open,
+ * other ones are RL_EMISMATCH, overriding them RL_EREADONLY. */
+static void test_defaults_readonly(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit same[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
+    static const rl_limit other[] = { RL_LIMIT("rps", NULL, 5, RL_SECOND, 5) };
+    rl *r = NULL;
+    assert_int_equal(open_flags(f, same, 1, RL_OPEN_READONLY, &r), RL_OK);
+    rl_close(r);
+    assert_int_equal(open_flags(f, other, 1, RL_OPEN_READONLY, &r), RL_EMISMATCH);
+    rl_close(r);
+    assert_int_equal(open_flags(f, other, 1, RL_OPEN_READONLY | RL_OPEN_OVERRIDE_DEFAULTS, &r),
+                     RL_EREADONLY);
+    rl_close(r);
+}
+
+/* Loading a tiers file replaces every tier, the default limits too: a file
+ * without a tier "default" leaves keys it does not cover without limits in
+ * every handle, until a handle opens with default limits again. */
+static void test_defaults_replaced_by_load(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
+    char yaml[600];
+    FILE *fp;
+    rl *r = NULL;
+    rl_result res;
+    rl_key_stats st;
+    snprintf(yaml, sizeof yaml, "%s/t.yaml", f->dir);
+    fp = fopen(yaml, "w");
+    assert_non_null(fp);
+    fputs("version: 1\ntiers:\n  pro: { limits: [ { name: rpm, rate: 60/min } ] }\n", fp);
+    fclose(fp);
+    assert_int_equal(rl_load_tiers(f->r, yaml), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_ENOLIMIT);
+    assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
+    assert_int_equal(st.tier_source, RL_TIER_NONE);
+    if (!f->sqlite)
+        return;
+    assert_int_equal(open_with(f, lims, 1, &r), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    rl_close(r);
 }
 
 /* Writing the tier again keeps a window whose limit did not change as it
@@ -172,8 +343,16 @@ static void test_period_zero_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        BOTH(test_tiers_and_assignment),   BOTH(test_tier_change_rescales), BOTH(test_no_limits),
-        BOTH(test_window_survives_reload), BOTH(test_period_zero_refused),
+        BOTH(test_tiers_and_assignment),
+        BOTH(test_tier_change_rescales),
+        BOTH(test_no_limits),
+        BOTH(test_window_survives_reload),
+        BOTH(test_period_zero_refused),
+        BOTH(test_defaults_stored),
+        SHARED(test_defaults_agree),
+        SHARED(test_defaults_override),
+        SHARED(test_defaults_readonly),
+        BOTH(test_defaults_replaced_by_load),
     };
     return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

@@ -100,6 +100,7 @@ rl *open_with(const char *path, const rl_limit *lims, int busy_ms)
     rl *r = NULL;
     o.default_limits = lims;
     o.n_default_limits = 1;
+    o.flags = RL_OPEN_OVERRIDE_DEFAULTS; /* each test's own, whatever is stored */
     o.busy_timeout_ms = busy_ms;
     if (rl_open(&r, path, &o) != RL_OK) {
         fprintf(stderr, "open: %s\n", rl_errmsg(r));
@@ -228,6 +229,7 @@ pid_t asker_n(const char *path, const char *key, const rl_limit *lims, size_t nl
         rl *r = NULL;
         o.default_limits = lims;
         o.n_default_limits = nlims;
+        o.flags = RL_OPEN_OVERRIDE_DEFAULTS;
         o.busy_timeout_ms = busy_ms;
         if (rl_open(&r, path, &o) != RL_OK)
             _exit(90);

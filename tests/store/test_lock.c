@@ -393,6 +393,7 @@ static void test_builder_killed(void **state)
         arm(&hw, RL_STEP_ATTACHING);
         o.default_limits = small;
         o.n_default_limits = 1;
+        o.flags = RL_OPEN_OVERRIDE_DEFAULTS;
         rc = rl_open(&r, f->path, &o);
         if (rc == RL_OK)
             rc = rl_allow(r, "k", 1, &res);

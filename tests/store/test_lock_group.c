@@ -3,7 +3,7 @@
  * processes sharing one database file see it.
  *
  * What users rely on: callers (rl_allow, rl_acquire) that queue behind a
- * busy writer are all answered, each by its own handle's limits, even when more of them wait
+ * busy writer are all answered, each by its key's limits, even when more of them wait
  * than the queue has slots; a caller waits no longer than busy_timeout_ms;
  * and when the process deciding for others is killed, its batch is settled
  * by what the database holds: answered if it was committed, decided again
@@ -34,6 +34,21 @@
 #include "rl_int.h"
 #include "lock.h"
 #include "lock_helpers.h"
+
+/* Default limits are the database's (one set for every process), so a
+ * key's own limits come from its tier: the parent gives key the tier
+ * `tier` with lims before the askers start. The askers still open with
+ * different default limits: their handles' signatures differ (rl.c keeps
+ * a handle's own defaults for a store that lost its data), so a leader
+ * decides only its own kind. */
+static void key_tier(const char *path, const char *key, const char *tier, const rl_limit *lims)
+{
+    rl *r = NULL;
+    assert_int_equal(rl_open(&r, path, NULL), RL_OK);
+    assert_int_equal(rl_tier_set(r, tier, lims, 1), RL_OK);
+    assert_int_equal(rl_key_assign(r, key, tier), RL_OK);
+    rl_close(r);
+}
 
 /* 20 callers queue behind a held lock, more than the 16 slots (16 post,
  * 4 wait on the lock itself): every one is answered once it is released,
@@ -71,8 +86,9 @@ static void test_more_waiters_than_slots(void **state)
     assert_int_equal(allowed_of(f->path, "many"), 20);
 }
 
-/* Two handles with different default limits queue together: whichever
- * leads, each is decided by its own limits. */
+/* Two handles with different default limits, asking for keys of
+ * different tiers, queue together: whichever leads, each is decided by
+ * its key's limits. */
 static void test_each_by_its_own_limits(void **state)
 {
     fx *f = *state;
@@ -87,6 +103,8 @@ static void test_each_by_its_own_limits(void **state)
         char ka[16], kb[16];
         snprintf(ka, sizeof ka, "small%d", round);
         snprintf(kb, sizeof kb, "large%d", round);
+        key_tier(f->path, ka, "small", small);
+        key_tier(f->path, kb, "large", large);
         pa = asker_posting(f->path, ka, small, WAIT_MS, &p, &h);
         pb = asker_posting(f->path, kb, large, WAIT_MS, &p, &h);
         ready(&p, 2);
@@ -203,6 +221,8 @@ static void test_lone_signature_not_starved(void **state)
     hook_open(&h1);
     hook_open(&h23);
     hook_open(&h4);
+    key_tier(f->path, "lone", "small", small);
+    key_tier(f->path, "hot", "large", large);
     plan_clear(); /* posts; then stops when told to lead (or, wrongly, answered or locked) */
     plan_add(STEP(RL_STEP_POSTED), 0);
     plan_add(STEP(RL_STEP_LEAD) | STEP(RL_STEP_ANSWERED) | STEP(RL_STEP_LOCKED), 1);
@@ -477,6 +497,8 @@ static void test_stalled_caller_keeps_answer(void **state)
     hook_open(&h2);
     assert_int_equal(pipe(up), 0);
     assert_int_equal(pipe(cont), 0);
+    key_tier(f->path, "k", "small", small);
+    key_tier(f->path, "other", "large", large);
     plan_clear(); /* says it posted; stops when its answer has come */
     plan_add(STEP(RL_STEP_POSTED), 0);
     plan_add(STEP(RL_STEP_ANSWERED), 1);

@@ -1,9 +1,11 @@
-"""rlctl_tiers.py - policy: tiers of keys (assign, which, unassign) and
-tiers files (validate, load, list, show)."""
+"""rlctl_tiers.py - policy: tiers of keys (assign, which, unassign), tiers
+files (validate, load, list, show), and the default limits that programs
+store in the database (which and inspect show them)."""
 import os
 import subprocess
+import sys
 
-from rlctl_common import BAD_TIERS, ERROR, TIERS2
+from rlctl_common import BAD_TIERS, ERROR, SOURCE_DIR, TIERS, TIERS2
 
 RLCTL = None  # the binary under test: set by test_rlctl.main()
 
@@ -138,3 +140,78 @@ keys:
             "key rules changed: 2 before, 1 now"]))
         self.assertEqual(self.ok("tiers", "load", self.write("tiers2.yaml", TIERS2)).splitlines()[1:],
                          ["no tier changed"])
+
+    # ---- default limits stored by programs -----------------------------
+
+    # A program that opens the database with default limits (rate, burst)
+    # through the Python binding over the librl next to rlctl, decides
+    # once on KEY and prints what rl_open said.
+    PROGRAM = """if True:
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import pyrl
+        try:
+            with pyrl.Limiter(sys.argv[2], default_limits=[{"rate": sys.argv[3],
+                              "burst": int(sys.argv[4])}]) as lim:
+                lim.allow(sys.argv[5])
+            print("ok")
+        except pyrl.RLError as e:
+            print(type(e).__name__, e.code)
+    """
+
+    def program(self, rate, burst, key):
+        if os.environ.get("RL_TEST_NO_PYRL"):
+            self.skipTest("librl is built with a sanitizer, which Python cannot load")
+        lib = os.path.join(os.path.dirname(RLCTL), "librl.so")
+        if not os.path.exists(lib):
+            self.skipTest("no librl.so next to rlctl for the program")
+        p = subprocess.run([sys.executable, "-c", self.PROGRAM,
+                            os.path.join(SOURCE_DIR, "bindings", "python"), self.db, rate,
+                            str(burst), key], capture_output=True, encoding="utf-8",
+                           env=dict(self.env, RL_LIBRARY=lib), timeout=60)
+        self.assertEqual(p.stderr, "")
+        return p.stdout.strip()
+
+    def test_program_defaults_shown(self):
+        # no default_tier: keys that no rule matches get the default limits
+        self.ok("tiers", "load", self.write("nodefault.yaml",
+                                            TIERS.replace("default_tier: free\n", "")))
+        self.assertEqual(self.ok("which", "user:carol"),
+                         "none (no rule, default tier or default limits applies)\n")
+        p = self.fails(ERROR, "inspect", "user:carol")
+        self.assertEqual((p.stdout, p.stderr), ("", "rlctl: no such key: 'user:carol' (never "
+                                                    "seen, and no tier or default limits "
+                                                    "cover it)\n"))
+        self.assertEqual(self.program("60/min", 10, "user:carol"), "ok")
+        self.assertEqual(self.ok("which", "user:carol"),
+                         "default (default limits: limit1 60/min burst 10)\n")
+        self.assertEqual(self.json_of("which", "--json", "user:carol"),
+                         {"key": "user:carol", "tier": "default",
+                          "tier_source": "default_limits", "rule": None})
+        d = self.json_of("inspect", "--json", "user:carol")
+        self.assertEqual((d["tier"], d["tier_source"], d["allowed"]),
+                         ("default", "default_limits", 1))
+        self.assertEqual([(l["name"], l["rate"], l["burst"], l["remaining"])
+                          for l in d["limits"]], [("limit1", "60/min", 10, 9)])
+        out = self.ok("inspect", "user:carol")
+        self.assertRegex(out, r"(?m)^tier +default \(default limits\)$")
+        self.assertRegex(out, r"(?m)^limit1 +requests +60/min +10 +9 ")
+        # a never-seen key they cover is shown, with full buckets
+        self.assertEqual(self.json_of("inspect", "--json", "user:dave")["limits"][0]["remaining"],
+                         10)
+        # a program with other defaults is refused, and changes nothing
+        self.assertEqual(self.program("60/min", 60, "user:carol"), "DefaultsMismatch -19")
+        self.assertEqual(self.ok("which", "user:carol"),
+                         "default (default limits: limit1 60/min burst 10)\n")
+        # the stored ones are a tier like any other: rlctl lists them
+        self.assertRegex(self.ok("tiers", "list"), r"(?m)^default +")
+
+    def test_default_tier_limits_without_program(self):
+        # a tiers file's own tier "default" is the default limits too
+        self.ok("tiers", "load", self.write("deftier.yaml", TIERS.replace(
+            "default_tier: free\n", "").replace(
+            "tiers:\n", "tiers:\n  default:\n    limits:\n"
+            "      - { name: rpm, rate: 30/min, burst: 3 }\n", 1)))
+        self.assertEqual(self.ok("which", "user:erin"),
+                         "default (default limits: rpm 30/min burst 3)\n")
+        self.assertEqual(self.ok("which", "ip:1.2.3.4"), "free (rule 'ip:*')\n")

@@ -4,7 +4,7 @@ Standard library only (ctypes). Every process that opens the same database
 file shares every bucket, whether it is written in C, Python, or is rlctl.
 
     import pyrl
-    with pyrl.Limiter("agents.db", default_limits=["60/min"]) as rl:
+    with pyrl.Limiter("agents.db", default_limits=[{"rate": "60/min", "burst": 10}]) as rl:
         res = rl.allow("user:alice")
         if res:
             ...                               # admitted
@@ -47,7 +47,7 @@ __all__ = [
     "Limiter", "Limit", "Result", "KeyStats", "LimitStats", "Totals", "Reservation",
     "CancelToken", "RLError", "InvalidArgument", "OutOfRange", "NoMemory", "TooBig", "StoreFailure",
     "StoreError", "Unreachable", "AuthFailed", "Busy", "ReadOnly", "Full", "Corrupt", "Version",
-    "Config", "NotFound", "Untrusted",
+    "Config", "NotFound", "Untrusted", "DefaultsMismatch",
     "Timeout", "Canceled", "NoLimit", "validate_tiers", "parse_rate", "parse_duration",
     "default_path", "version", "library_path",
 ]
@@ -55,9 +55,10 @@ __all__ = [
 from ._native import (  # noqa: F401
     RL_ALGO_CONCURRENT, RL_ALGO_GCRA, RL_ALGO_SLIDING_WINDOW, RL_BUSY_LOCK, RL_BUSY_SQLITE,
     RL_DURABILITY_FULL, RL_DURABILITY_NORMAL, RL_EAUTH, RL_EBUSY, RL_ECANCELED, RL_ECONFIG,
-    RL_ECONNECT, RL_ECORRUPT, RL_EFULL, RL_EINVAL, RL_ENOLIMIT, RL_ENOMEM, RL_ENOTFOUND,
-    RL_EPERM, RL_EREADONLY, RL_ESTORE, RL_ETIMEOUT, RL_ETOOBIG, RL_EVERSION, RL_FAIL_CLOSED,
-    RL_FAIL_OPEN, RL_KEY_MAX, RL_MAX_KEYS, RL_MAX_LIMITS, RL_NAME_MAX, RL_OK, RL_OPEN_READONLY,
+    RL_ECONNECT, RL_ECORRUPT, RL_EFULL, RL_EINVAL, RL_ELIMITED, RL_EMISMATCH, RL_ENOLIMIT,
+    RL_ENOMEM, RL_ENOTFOUND, RL_EPERM, RL_EREADONLY, RL_ESTORE, RL_ETIMEOUT, RL_ETOOBIG,
+    RL_EVERSION, RL_FAIL_CLOSED, RL_FAIL_OPEN, RL_KEY_MAX, RL_MAX_KEYS, RL_MAX_LIMITS,
+    RL_NAME_MAX, RL_OK, RL_OPEN_ANY_RESOURCE, RL_OPEN_OVERRIDE_DEFAULTS, RL_OPEN_READONLY,
     RL_OPEN_SHARED_GROUP, RL_OPTIONS_VERSION, RL_SORT_ALLOWED, RL_SORT_KEY, RL_SORT_LAST_SEEN,
     RL_SORT_REFUSED, RL_TIER_ASSIGNED, RL_TIER_DEFAULT, RL_TIER_NONE, RL_TIER_OPTIONS,
     RL_TIER_RULE, SECOND, STRUCTS, TIER_SOURCES, _FOREVER_NS, _I64, _INT, _P, _S, _SORTS, _SZ,
@@ -70,9 +71,9 @@ from ._native import (  # noqa: F401
     rl_lease, rl_limit, rl_limit_stats, rl_options, rl_reservation, rl_result, rl_tier_info,
     rl_totals, sig_atomic_t)
 from ._errors import (  # noqa: F401
-    AuthFailed, Busy, Canceled, Config, Corrupt, Full, InvalidArgument, NoLimit, NoMemory,
-    NotFound, OutOfRange, RLError, ReadOnly, StoreError, StoreFailure, Timeout, TooBig,
-    Unreachable, Untrusted, Version, _ERRORS, _error)
+    AuthFailed, Busy, Canceled, Config, Corrupt, DefaultsMismatch, Full, InvalidArgument,
+    NoLimit, NoMemory, NotFound, OutOfRange, RLError, ReadOnly, StoreError, StoreFailure,
+    Timeout, TooBig, Unreachable, Untrusted, Version, _ERRORS, _error)
 from ._helpers import (  # noqa: F401
     _CINT, _CUINT, _INT64, _SIZE, _b, _bits, _int, _ns, _s, default_path, parse_duration,
     parse_rate, strerror, validate_tiers, version)

@@ -1,9 +1,9 @@
 """pyrl's exceptions: one class per RL_E* code of rl.h."""
 
 from ._native import (RL_EAUTH, RL_EBUSY, RL_ECANCELED, RL_ECONFIG, RL_ECONNECT,
-                      RL_ECORRUPT, RL_EFULL, RL_EINVAL, RL_ENOLIMIT, RL_ENOMEM,
-                      RL_ENOTFOUND, RL_EPERM, RL_EREADONLY, RL_ESTORE, RL_ETIMEOUT,
-                      RL_ETOOBIG, RL_EVERSION)
+                      RL_ECORRUPT, RL_EFULL, RL_EINVAL, RL_EMISMATCH, RL_ENOLIMIT,
+                      RL_ENOMEM, RL_ENOTFOUND, RL_EPERM, RL_EREADONLY, RL_ESTORE,
+                      RL_ETIMEOUT, RL_ETOOBIG, RL_EVERSION)
 
 # ---- errors ------------------------------------------------------------------
 
@@ -97,12 +97,19 @@ class Untrusted(RLError, PermissionError):
     (owned by another user, mode wider than file_mode, not a regular file)."""
 
 
+class DefaultsMismatch(RLError):
+    """RL_EMISMATCH: the Limiter's default_limits differ from the default
+    limits the database holds (which every process shares). Open without
+    default_limits to use the stored ones, or with override_defaults=True to
+    replace them for every process."""
+
+
 _ERRORS = {RL_EINVAL: InvalidArgument, RL_ENOMEM: NoMemory, RL_ETOOBIG: TooBig,
            RL_EBUSY: Busy, RL_ESTORE: StoreError, RL_EREADONLY: ReadOnly, RL_EFULL: Full,
            RL_ECORRUPT: Corrupt, RL_EVERSION: Version, RL_ECONFIG: Config,
            RL_ENOTFOUND: NotFound, RL_ETIMEOUT: Timeout, RL_ECANCELED: Canceled,
            RL_ENOLIMIT: NoLimit, RL_ECONNECT: Unreachable, RL_EAUTH: AuthFailed,
-           RL_EPERM: Untrusted}
+           RL_EPERM: Untrusted, RL_EMISMATCH: DefaultsMismatch}
 
 
 def _error(code: int, message: str) -> RLError:

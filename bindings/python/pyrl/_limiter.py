@@ -8,9 +8,10 @@ from typing import List, Optional, Sequence, Union
 from ._errors import InvalidArgument, RLError, _error
 from ._helpers import _CINT, _CUINT, _SIZE, _b, _int, _ns, _s, strerror
 from ._native import (RL_DURABILITY_FULL, RL_DURABILITY_NORMAL, RL_BUSY_LOCK, RL_EINVAL,
-                      RL_FAIL_CLOSED, RL_FAIL_OPEN, RL_MAX_LIMITS, RL_OK, RL_OPEN_READONLY,
-                      RL_OPEN_SHARED_GROUP, RL_OPTIONS_VERSION, SECOND, _FOREVER_NS, _P, _S,
-                      _SORTS, _key_fn, _rl_acquire, _rl_acquire_keys, _rl_allow, _rl_close,
+                      RL_FAIL_CLOSED, RL_FAIL_OPEN, RL_MAX_LIMITS, RL_OK, RL_OPEN_ANY_RESOURCE,
+                      RL_OPEN_OVERRIDE_DEFAULTS, RL_OPEN_READONLY, RL_OPEN_SHARED_GROUP,
+                      RL_OPTIONS_VERSION, SECOND, _FOREVER_NS, _P, _S, _SORTS, _key_fn,
+                      _rl_acquire, _rl_acquire_keys, _rl_allow, _rl_close,
                       _rl_errmsg, _rl_key_assign, _rl_keys_list, _rl_lease_begin,
                       _rl_lease_cancel, _rl_lease_settle, _rl_load_tiers, _rl_open,
                       _rl_penalize, _rl_reserve, _rl_reset, _rl_stats, _rl_tier_delete,
@@ -111,7 +112,15 @@ class Limiter:
     ":memory:" for a private in-process store; None for default_path().
     default_limits: limits for keys no tier covers, as Limit objects, rate
     strings ("60/min"), dicts ({"rate": "60/min", "burst": 10}) or tuples
-    (count, period_seconds[, burst[, name[, resource]]]).
+    (count, period_seconds[, burst[, name[, resource]]]). They are stored in
+    the database (the tier "default") and shared by every process: opening
+    with other ones than it holds raises DefaultsMismatch; None uses the
+    stored ones.
+    override_defaults: replace the stored default limits with default_limits
+    (RL_OPEN_OVERRIDE_DEFAULTS); every process applies them from its next
+    decision.
+    any_resource: admit resources that no limit counts, unlimited, instead
+    of raising NoLimit (RL_OPEN_ANY_RESOURCE).
     fail_open: when the store fails, admit (Result.degraded True) instead of
     raising the StoreFailure.
     shared_group: the database is shared by a group on purpose
@@ -122,7 +131,8 @@ class Limiter:
 
     def __init__(self, path=None, default_limits=None, fail_open: bool = False,
                  tiers_file=None, readonly: bool = False, busy_timeout: float = 5.0,
-                 file_mode: int = 0o600, durable: bool = False, shared_group: bool = False):
+                 file_mode: int = 0o600, durable: bool = False, shared_group: bool = False,
+                 override_defaults: bool = False, any_resource: bool = False):
         self._h = None
         self._mu = threading.Lock()
         self._wcv = threading.Condition()  # guards _waits: tokens of running waits
@@ -140,7 +150,9 @@ class Limiter:
         o.file_mode = _int(file_mode, "file_mode", _CUINT)
         o.tiers_file = _b(tiers_file, "tiers_file")
         o.flags = ((RL_OPEN_READONLY if readonly else 0) |
-                   (RL_OPEN_SHARED_GROUP if shared_group else 0))
+                   (RL_OPEN_SHARED_GROUP if shared_group else 0) |
+                   (RL_OPEN_OVERRIDE_DEFAULTS if override_defaults else 0) |
+                   (RL_OPEN_ANY_RESOURCE if any_resource else 0))
         o.busy_strategy = RL_BUSY_LOCK
         h = _P()
         rc = _rl_open(ctypes.byref(h), _b(path, "path"), ctypes.byref(o))

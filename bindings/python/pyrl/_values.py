@@ -132,8 +132,8 @@ class LimitStats:
 class KeyStats:
     key: str
     exists: bool
-    tier: str
-    tier_source: str  # none, assigned, rule, default_tier, options
+    tier: str  # "default" for the default limits
+    tier_source: str  # none, assigned, rule, default_tier, options (the default limits)
     allowed: int
     refused: int
     units: int

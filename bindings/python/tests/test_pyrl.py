@@ -330,7 +330,7 @@ class TestReading(Base):
             st = rl.stats("user:b")
             self.assertTrue(st.exists)
             self.assertEqual((st.allowed, st.refused, st.units), (3, 2, 3))
-            self.assertEqual(st.tier, "")
+            self.assertEqual(st.tier, "default")  # where the default limits are stored
             self.assertEqual(st.tier_source, "options")
             self.assertEqual(st.limits[0].remaining, 0)
             self.assertGreaterEqual(st.last_seen_ns, st.first_seen_ns)
@@ -393,8 +393,10 @@ class TestErrors(Base):
             with self.assertRaises(pyrl.TooBig) as cm:
                 rl.allow("k", cost=6)
             self.assertEqual(cm.exception.code, pyrl.RL_ETOOBIG)
-        with pyrl.Limiter(self.db) as rl, self.assertRaises(pyrl.NoLimit):
-            rl.allow("k")
+        with pyrl.Limiter(self.db) as rl:
+            rl.delete_tier("default")  # the default limits the first Limiter stored
+            with self.assertRaises(pyrl.NoLimit):
+                rl.allow("k")
         with self.assertRaises(pyrl.InvalidArgument):
             pyrl.Limiter(self.db, default_limits=[pyrl.Limit(0, 1)])
 
@@ -556,6 +558,40 @@ class TestErrors(Base):
         rl.close()
         with self.assertRaises(pyrl.RLError):
             rl.allow("k")
+
+
+class TestDefaults(Base):
+    """Default limits are the database's, shared by every Limiter (and C
+    program) on it: the same ones agree, other ones raise DefaultsMismatch
+    unless override_defaults replaces them, none uses the stored ones."""
+
+    def test_shared_mismatch_override(self):
+        with pyrl.Limiter(self.db, default_limits=[{"rate": "60/min", "burst": 10}]) as a:
+            self.assertEqual(a.allow("user:alice", cost=4).remaining, 6)
+            with pyrl.Limiter(self.db, default_limits=[pyrl.Limit(60, 60, burst=10)]) as b:
+                self.assertEqual(b.allow("user:alice", cost=4).remaining, 2)
+            with self.assertRaises(pyrl.DefaultsMismatch) as cm:
+                pyrl.Limiter(self.db, default_limits=["60/min"])  # burst 60, not 10
+            self.assertEqual(cm.exception.code, pyrl.RL_EMISMATCH)
+            self.assertIn("RL_OPEN_OVERRIDE_DEFAULTS", str(cm.exception))
+            with pyrl.Limiter(self.db) as none:
+                st = none.stats("user:alice")
+                self.assertEqual((st.tier, st.tier_source), ("default", "options"))
+                self.assertEqual([(l.count, l.burst) for l in st.limits], [(60, 10)])
+                with pyrl.Limiter(self.db, default_limits=["2/min"], override_defaults=True):
+                    pass
+                # every handle applies the new ones from its next decision
+                res = a.allow("user:bob", cost=2)
+                self.assertEqual((res.allowed, res.limit, res.remaining), (True, 2, 0))
+                self.assertFalse(none.allow("user:bob"))
+
+    def test_open_flags(self):
+        self.assertEqual((pyrl.RL_OPEN_ANY_RESOURCE, pyrl.RL_OPEN_OVERRIDE_DEFAULTS), (4, 8))
+        with pyrl.Limiter(self.db, default_limits=["5/s"]) as rl:
+            with self.assertRaises(pyrl.NoLimit):
+                rl.acquire("k", tokenz=1)
+        with pyrl.Limiter(self.db, any_resource=True) as rl:
+            self.assertTrue(rl.acquire("k", tokenz=1))
 
 
 class TestCrossProcess(Base):
