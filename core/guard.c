@@ -150,10 +150,11 @@ int rl_guard_begin(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
         /* the wait ran out or would have: a limit refused, res says which */
         char when[32] = "never";
         k = res->key_index >= 0 && (size_t)res->key_index < nkeys ? (size_t)res->key_index : 0;
-        if (res->retry_after_ns != INT64_MAX)
-            snprintf(when, sizeof when, "in %lld ms",
-                     (long long)(res->retry_after_ns / RL_MILLISECOND +
-                                 (res->retry_after_ns % RL_MILLISECOND != 0)));
+        if (res->retry_after_ns != INT64_MAX) {
+            int64_t ms = res->retry_after_ns / RL_MILLISECOND +
+                         (res->retry_after_ns % RL_MILLISECOND != 0); /* rounded up */
+            snprintf(when, sizeof when, "in %lld ms", (long long)ms);
+        }
         res->allowed = 0;
         rc = rl_seterr(rl__errbuf(r), RL_ELIMITED, "refused by limit '%s' of key '%.64s': retry %s",
                        res->limit_name, keys[k], when);

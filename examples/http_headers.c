@@ -66,7 +66,9 @@ static char *read_all(FILE *f)
 {
     size_t len = 0, cap = 4096;
     char *buf = malloc(cap);
-    while (buf && !feof(f) && !ferror(f)) {
+    if (!buf)
+        return NULL;
+    while (!feof(f) && !ferror(f)) {
         if (cap - len < 2048) {
             char *more = realloc(buf, cap *= 2);
             if (!more) {
@@ -77,8 +79,7 @@ static char *read_all(FILE *f)
         }
         len += fread(buf + len, 1, cap - len - 1, f);
     }
-    if (buf)
-        buf[len] = 0;
+    buf[len] = 0;
     return buf;
 }
 
