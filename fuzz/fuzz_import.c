@@ -35,8 +35,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rl_open(&r, ":memory:", &o) != RL_OK)
             abort();
     }
-    /* a known state: one key, so a refused import can be seen to keep it */
-    if (rl_import(r, empty, strlen(empty)) != RL_OK || rl_allow(r, "seed", 1, &res) != RL_OK)
+    /* a known state: one key, so a refused import can be seen to keep it.
+     * The empty document has no tiers, so it removes the stored default
+     * limits too (they are the tier "default"): they are set again. */
+    if (rl_import(r, empty, strlen(empty)) != RL_OK ||
+        rl_tier_set(r, "default", lims, 1) != RL_OK || rl_allow(r, "seed", 1, &res) != RL_OK)
         abort();
     rl_keys_list(r, NULL, RL_SORT_KEY, 0, count_key, &before);
     rc = rl_import(r, (const char *)data, size);
