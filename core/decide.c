@@ -338,15 +338,8 @@ static int put_lease(rl *r, const decision *x, const rl__req *q)
                 lease->held_amount[lease->n_held++] = amount;
             }
         }
-        snprintf(lease->key, sizeof lease->key, "%s", q->keys[k]);
-        lease->created = x->now;
-        lease->expires = rl__sat_add(x->now, rl__sat_add(x->delay, q->ttl));
-        rl_owner_self(&lease->pid, &lease->pstart);
-        lease->n_est = q->ncosts;
-        for (i = 0; i < q->ncosts; i++) {
-            snprintf(lease->est_resource[i], RL_NAME_MAX, "%s", rl__resource_of(&q->costs[i]));
-            lease->est_amount[i] = q->costs[i].amount;
-        }
+        rl__lease_fill(lease, q->keys[k], x->now,
+                       rl__sat_add(x->now, rl__sat_add(x->delay, q->ttl)), q->costs, q->ncosts);
         if ((rc = r->store->ops->lease_put(r->store, lease)) != RL_OK)
             return rc;
         /* reclaimed already if it had run out: nothing to delete then */

@@ -227,5 +227,9 @@ static inline int64_t rl__rank_of(int64_t since, int priority)
  * reclaimable. The one test of rl__reclaim, the readers (read.c) and
  * rl_prune and rl_doctor (admin.c). */
 int rl__lease_live(const rl_lease_rec *rec, int64_t now);
+/* A lease record of this process on key from now until expires, with the
+ * estimate costs[0..n): what a granted lease and a slot waiter share. */
+void rl__lease_fill(rl_lease_rec *rec, const char *key, int64_t now, int64_t expires,
+                    const rl_cost *costs, size_t n);
 
 #endif

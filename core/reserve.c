@@ -28,6 +28,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+void rl__lease_fill(rl_lease_rec *rec, const char *key, int64_t now, int64_t expires,
+                    const rl_cost *costs, size_t n)
+{
+    size_t i;
+    snprintf(rec->key, sizeof rec->key, "%s", key);
+    rec->created = now;
+    rec->expires = expires;
+    rl_owner_self(&rec->pid, &rec->pstart);
+    rec->n_est = n;
+    for (i = 0; i < n; i++) {
+        snprintf(rec->est_resource[i], RL_NAME_MAX, "%s", rl__resource_of(&costs[i]));
+        rec->est_amount[i] = costs[i].amount;
+    }
+}
+
 /* ---- reclaiming ---------------------------------------------------------- */
 
 /* Leases of one key that are expired or whose owner died, found while

@@ -95,6 +95,61 @@ static int sleep_for_slot(rl *r, int have_epoch, uint32_t epoch, int64_t ns,
     }
 }
 
+/* A wait's clock, shared by rl_wait_ex and rl__lease_wait. The first
+ * decision may take the whole timeout: its delay counts from its own clock
+ * reading, made once the store's lock is held, so neither queuing for the
+ * lock nor deciding eats into the timeout; the deadline for later ones
+ * starts once it is made. RL_FOREVER waits for ever. */
+typedef struct wait_clock {
+    int64_t timeout, start, deadline;
+    int priority, first;
+} wait_clock;
+
+static void wc_init(wait_clock *w, int64_t timeout_ns, int priority)
+{
+    w->timeout = timeout_ns < 0 ? 0 : timeout_ns;
+    w->start = 0;
+    w->deadline = INT64_MAX;
+    w->priority = priority;
+    w->first = 1;
+}
+
+/* Before a decision: the time left, and how far ahead it may book.
+ * Interactive callers take their place in the queue at once; batch callers
+ * only take room that is free now, and otherwise come back, until they
+ * have waited RL_BATCH_AGE_NS: then they queue too. */
+static void wc_next(const wait_clock *w, int64_t *left, int64_t *horizon)
+{
+    if (w->first || w->timeout == RL_FOREVER)
+        *left = w->timeout;
+    else if ((*left = w->deadline - mono_ns()) < 0)
+        *left = 0;
+    *horizon =
+        w->priority == RL_PRIORITY_BATCH && (w->first || mono_ns() - w->start < RL_BATCH_AGE_NS)
+            ? 0
+            : *left;
+}
+
+/* After a decision: the first one starts the deadline. */
+static void wc_decided(wait_clock *w)
+{
+    if (w->first) {
+        w->start = mono_ns();
+        w->deadline = rl__sat_add(w->start, w->timeout);
+    }
+    w->first = 0;
+}
+
+/* A batch waiter refused beyond its horizon sleeps until the rates have
+ * room (delay past the horizon), or until it ages and queues, if sooner. */
+static int64_t wc_batch_nap(const wait_clock *w, int64_t delay_past_horizon)
+{
+    int64_t nap = delay_past_horizon, age = w->start + RL_BATCH_AGE_NS - mono_ns();
+    if (w->priority == RL_PRIORITY_BATCH && age < nap)
+        nap = age;
+    return nap > 0 ? nap : 0;
+}
+
 /* The epoch to wait on after the next decision, if the store has one. */
 static int read_epoch(rl *r, uint32_t *epoch)
 {
@@ -117,9 +172,10 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
                int64_t timeout_ns, const volatile sig_atomic_t *cancel, rl_result *res)
 {
     rl_reservation rv;
-    int64_t deadline = INT64_MAX, start = 0, left, horizon, nap;
+    wait_clock wc;
+    int64_t left, horizon;
     uint32_t epoch = 0;
-    int rc, first = 1, have_epoch;
+    int rc, have_epoch;
 
     if (!r)
         return RL_EINVAL;
@@ -130,31 +186,12 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "unknown priority %d", priority);
     if (cancel && *cancel)
         return rl_seterr(rl__errbuf(r), RL_ECANCELED, "cancelled before waiting");
-    if (timeout_ns < 0)
-        timeout_ns = 0;
+    wc_init(&wc, timeout_ns, priority);
     for (;;) {
-        /* The first decision may take the whole timeout: its delay counts
-         * from its own clock reading, made once the store's lock is held, so
-         * neither queuing for the lock nor deciding eats into the timeout.
-         * The deadline for later ones starts once it is made. RL_FOREVER
-         * waits for ever. */
-        if (first || timeout_ns == RL_FOREVER)
-            left = timeout_ns;
-        else if ((left = deadline - mono_ns()) < 0)
-            left = 0;
-        /* interactive callers take their place in the queue at once; batch
-         * callers only take room that is free now, and otherwise come back,
-         * until they have waited RL_BATCH_AGE_NS: then they queue too */
-        horizon = priority == RL_PRIORITY_BATCH && (first || mono_ns() - start < RL_BATCH_AGE_NS)
-                      ? 0
-                      : left;
+        wc_next(&wc, &left, &horizon);
         have_epoch = read_epoch(r, &epoch);
         rc = rl__decide(r, &key, 1, costs, n, horizon, res, &rv, NULL);
-        if (first) {
-            start = mono_ns();
-            deadline = rl__sat_add(start, timeout_ns);
-        }
-        first = 0;
+        wc_decided(&wc);
         if (rc != RL_OK)
             return rc;
         if (rv.ok)
@@ -163,13 +200,9 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
             return rl_seterr(rl__errbuf(r), RL_ETIMEOUT,
                              "admission needs %lld ns, more than the time left to wait",
                              (long long)rv.delay_ns);
-        if (rv.delay_ns > horizon) {
-            nap = rv.delay_ns - horizon; /* until the rates have room */
-            if (priority == RL_PRIORITY_BATCH && start + RL_BATCH_AGE_NS - mono_ns() < nap)
-                nap = start + RL_BATCH_AGE_NS - mono_ns(); /* it queues from then on */
-            if (nap < 0)
-                nap = 0;
-            if (sleep_until_mono(rl__sat_add(mono_ns(), nap), cancel))
+        if (rv.delay_ns > horizon) { /* until the rates have room */
+            if (sleep_until_mono(rl__sat_add(mono_ns(), wc_batch_nap(&wc, rv.delay_ns - horizon)),
+                                 cancel))
                 goto cancelled;
         } else {
             /* refused within the horizon: a concurrency limit is full;
@@ -230,8 +263,8 @@ static int enqueue_tx(rl *r, void *ctx)
     queue_arg *a = ctx;
     rl_lease_rec *rec = &a->rec;
     rl_row row;
-    int64_t version, now = 0;
-    size_t i, k;
+    int64_t version, now = 0, expires;
+    size_t k;
     int rc;
     for (k = 0; k < a->nkeys; k++) {
         /* read first: a remote store's clock and rows come with it */
@@ -240,19 +273,12 @@ static int enqueue_tx(rl *r, void *ctx)
         if (k == 0)
             now = rl__now(r);
         memset(rec, 0, sizeof *rec);
-        snprintf(rec->key, sizeof rec->key, "%s", a->keys[k]);
+        expires = rl__sat_add(now, rl__sat_add(a->left, RL_SECOND));
+        if (expires > rl__sat_add(now, RL_FILL_MAX))
+            expires = rl__sat_add(now, RL_FILL_MAX);
+        rl__lease_fill(rec, a->keys[k], now, expires, a->est, a->n);
         rec->waiting = 1;
         rec->priority = a->priority;
-        rec->created = now;
-        rec->expires = rl__sat_add(now, rl__sat_add(a->left, RL_SECOND));
-        if (rec->expires > rl__sat_add(now, RL_FILL_MAX))
-            rec->expires = rl__sat_add(now, RL_FILL_MAX);
-        rl_owner_self(&rec->pid, &rec->pstart);
-        rec->n_est = a->n;
-        for (i = 0; i < a->n; i++) {
-            snprintf(rec->est_resource[i], RL_NAME_MAX, "%s", rl__resource_of(&a->est[i]));
-            rec->est_amount[i] = a->est[i].amount;
-        }
         if ((rc = r->store->ops->lease_put(r->store, rec)) != RL_OK)
             return rc;
         a->id[k] = rec->id;
@@ -282,11 +308,12 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
     rl_reservation rv;
     rl__req q;
     queue_arg qa;
+    wait_clock wc;
     int64_t ids[RL_MAX_KEYS] = { 0 };
-    int64_t deadline = INT64_MAX, start = 0, left, horizon, nap;
+    int64_t left, horizon;
     uint32_t epoch = 0;
     size_t k;
-    int rc, first = 1, queued = 0, have_epoch;
+    int rc, queued = 0, have_epoch;
 
     if (!r)
         return RL_EINVAL;
@@ -302,8 +329,6 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "lease TTL must be positive (at most 50 years)");
     if (cancel && *cancel)
         return rl_seterr(rl__errbuf(r), RL_ECANCELED, "cancelled before waiting");
-    if (timeout_ns < 0)
-        timeout_ns = 0;
     if (!(recs = calloc(nkeys, sizeof *recs)))
         return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
     memset(&qa, 0, sizeof qa);
@@ -313,15 +338,9 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
     qa.n = n;
     qa.priority = priority;
     qa.id = ids;
+    wc_init(&wc, timeout_ns, priority);
     for (;;) {
-        /* the deadline as rl_wait_ex's: from the first decision's clock */
-        if (first || timeout_ns == RL_FOREVER)
-            left = timeout_ns;
-        else if ((left = deadline - mono_ns()) < 0)
-            left = 0;
-        horizon = priority == RL_PRIORITY_BATCH && (first || mono_ns() - start < RL_BATCH_AGE_NS)
-                      ? 0
-                      : left;
+        wc_next(&wc, &left, &horizon);
         memset(&q, 0, sizeof q);
         q.keys = keys;
         q.nkeys = nkeys;
@@ -336,11 +355,7 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
         q.wait_id = queued ? ids : NULL;
         have_epoch = read_epoch(r, &epoch);
         rc = rl__decide_req(r, &q);
-        if (first) {
-            start = mono_ns();
-            deadline = rl__sat_add(start, timeout_ns);
-        }
-        first = 0;
+        wc_decided(&wc);
         if (rc != RL_OK)
             goto out;
         if (rv.ok) {
@@ -354,10 +369,8 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
             goto out;
         }
         if (rv.delay_ns > horizon) { /* a batch waiter, before its rates have room */
-            nap = rv.delay_ns - horizon;
-            if (start + RL_BATCH_AGE_NS - mono_ns() < nap)
-                nap = start + RL_BATCH_AGE_NS - mono_ns();
-            if (sleep_until_mono(rl__sat_add(mono_ns(), nap > 0 ? nap : 0), cancel))
+            if (sleep_until_mono(rl__sat_add(mono_ns(), wc_batch_nap(&wc, rv.delay_ns - horizon)),
+                                 cancel))
                 goto cancelled;
             continue;
         }
