@@ -487,14 +487,18 @@ void m_cancel(const mresv *rv)
                 s->x -= back;
         } else {
             mslot cur = view(k, t, li, M.now);
+            int64_t back;
             if (cur.start != rv->win[li])
                 continue; /* the key's window moved past it */
             *s = cur;
-            s->cur -= rv->cost;
-            if (s->cur < 0)
-                s->cur = 0;
-            if (M.now < s->start)
-                s->prev += rv->cost; /* that window has not begun */
+            back = rv->cost < s->cur ? rv->cost : s->cur; /* what is still there */
+            s->cur -= back;
+            if (M.now < s->start) { /* that window has not begun */
+                /* tiers.md: "prev and cur each hold at most 2^41 units" */
+                s->prev += back;
+                if (s->prev > ((int64_t)1 << 41))
+                    s->prev = (int64_t)1 << 41;
+            }
         }
     }
 }
