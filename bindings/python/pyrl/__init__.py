@@ -29,7 +29,8 @@ parent's raises RLError.
 #   _helpers  Python values to C arguments (range checks), and the
 #             functions that need no handle (version, parse_rate...)
 #   _values   Limit, Result, KeyStats, Totals, CancelToken, Reservation
-#   _limiter  Limiter, Lease and Refused
+#   _limiter  Limiter, Lease, Guard, Refused and RateLimitExceeded
+#   _aio      AsyncLimiter and AsyncGuard: the same over asyncio
 # This file re-exports every name they define, so that pyrl's namespace is
 # the one of the single module it was split from (the standard modules it
 # imported included).
@@ -50,6 +51,8 @@ __all__ = [
     "Config", "NotFound", "Untrusted", "DefaultsMismatch",
     "Timeout", "Canceled", "NoLimit", "validate_tiers", "parse_rate", "parse_duration",
     "default_path", "version", "library_path",
+    "Lease", "Refused", "RateLimitExceeded", "Guard", "AsyncLimiter", "AsyncGuard",
+    "PRIORITY_INTERACTIVE", "PRIORITY_BATCH",
 ]
 
 from ._native import (  # noqa: F401
@@ -61,7 +64,9 @@ from ._native import (  # noqa: F401
     RL_NAME_MAX, RL_OK, RL_OPEN_ANY_RESOURCE, RL_OPEN_OVERRIDE_DEFAULTS, RL_OPEN_READONLY,
     RL_OPEN_SHARED_GROUP, RL_OPTIONS_VERSION, RL_SORT_ALLOWED, RL_SORT_KEY, RL_SORT_LAST_SEEN,
     RL_SORT_REFUSED, RL_TIER_ASSIGNED, RL_TIER_DEFAULT, RL_TIER_NONE, RL_TIER_OPTIONS,
-    RL_TIER_RULE, SECOND, STRUCTS, TIER_SOURCES, _FOREVER_NS, _I64, _INT, _P, _S, _SORTS, _SZ,
+    RL_TIER_RULE, RL_PRIORITY_INTERACTIVE, RL_PRIORITY_BATCH, RL_GUARD_OPTIONS_VERSION,
+    _rl_wait_ex, _rl_guard_begin, _rl_guard_end, _rl_guard_cancel, rl_guard, rl_guard_options,
+    current_pid, SECOND, STRUCTS, TIER_SOURCES, _FOREVER_NS, _I64, _INT, _P, _S, _SORTS, _SZ,
     _candidates, _clock_fn, _fn, _key_fn, _lib, _load, _rl_acquire, _rl_acquire_keys, _rl_allow,
     _rl_cancel, _rl_close, _rl_default_path, _rl_errmsg, _rl_key_assign, _rl_keys_list,
     _rl_lease_begin, _rl_lease_cancel, _rl_lease_settle, _rl_load_tiers, _rl_open,
@@ -80,7 +85,12 @@ from ._helpers import (  # noqa: F401
 from ._values import (  # noqa: F401
     CancelToken, KeyStats, Limit, LimitStats, Reservation, Result, Totals, _ALGORITHMS,
     _algorithm_name, _key_stats, _limit, _limit_array, _result)
-from ._limiter import Lease, Limiter, Refused, _costs  # noqa: F401
+from ._limiter import (Guard, Lease, Limiter, RateLimitExceeded, Refused,  # noqa: F401
+                       _costs)
+from ._aio import AsyncGuard, AsyncLimiter  # noqa: F401
+
+PRIORITY_INTERACTIVE = RL_PRIORITY_INTERACTIVE
+PRIORITY_BATCH = RL_PRIORITY_BATCH
 
 # The classes and functions keep the module they were always shown under
 # (pyrl.Timeout in a traceback, pyrl.Limit in a pickle), not the private

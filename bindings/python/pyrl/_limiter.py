@@ -1,21 +1,27 @@
 """pyrl's handle: Limiter, and the Lease that Limiter.lease hands back."""
 
 import ctypes
+import functools
+import inspect
 import os
 import threading
-from typing import List, Optional, Sequence, Union
+from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar,
+                    Union)
 
-from ._errors import InvalidArgument, RLError, _error
+from ._errors import InvalidArgument, RLError, Timeout, _error
 from ._helpers import _CINT, _CUINT, _SIZE, _b, _int, _ns, _s, strerror
 from ._native import (RL_DURABILITY_FULL, RL_DURABILITY_NORMAL, RL_BUSY_LOCK, RL_EINVAL,
                       RL_FAIL_CLOSED, RL_FAIL_OPEN, RL_MAX_LIMITS, RL_OK, RL_OPEN_ANY_RESOURCE,
                       RL_OPEN_OVERRIDE_DEFAULTS, RL_OPEN_READONLY, RL_OPEN_SHARED_GROUP,
-                      RL_OPTIONS_VERSION, SECOND, _FOREVER_NS, _P, _S, _SORTS, _key_fn,
+                      RL_OPTIONS_VERSION, SECOND, _FOREVER_NS, _PID, _P, _S, _SORTS, _key_fn,
                       _rl_acquire, _rl_acquire_keys, _rl_allow, _rl_close,
                       _rl_errmsg, _rl_key_assign, _rl_keys_list, _rl_lease_begin,
                       _rl_lease_cancel, _rl_lease_settle, _rl_load_tiers, _rl_open,
                       _rl_penalize, _rl_reserve, _rl_reset, _rl_stats, _rl_tier_delete,
-                      _rl_tier_set, _rl_tiers_list, _rl_totals_get, _rl_wait, _tier_fn,
+                      _rl_tier_set, _rl_tiers_list, _rl_totals_get, _rl_wait, _rl_wait_ex,
+                      _rl_guard_begin, _rl_guard_cancel, _rl_guard_end, rl_guard,
+                      rl_guard_options, RL_GUARD_OPTIONS_VERSION, RL_ELIMITED,
+                      _tier_fn, RL_PRIORITY_INTERACTIVE, RL_PRIORITY_BATCH,
                       rl_cost, rl_key_stats, rl_lease, rl_options, rl_reservation, rl_result,
                       rl_totals)
 from ._values import (CancelToken, KeyStats, Limit, Reservation, Result, Totals,
@@ -25,12 +31,52 @@ from ._values import (CancelToken, KeyStats, Limit, Reservation, Result, Totals,
 
 
 class Refused(RLError):
-    """lease() was refused: .result says by which limit and for how long."""
+    """A decision said no: .result says by which limit (.limit_name) and
+    when to try again (.retry_after, seconds; .retry_after_ns). Raised by
+    Lease.begin (lease()) and, as RateLimitExceeded, by guards and slots."""
 
-    def __init__(self, result: "Result"):
-        super().__init__(RL_OK, "refused by %s; retry after %.3f s"
+    def __init__(self, result: "Result", code: int = RL_OK, message: str = ""):
+        super().__init__(code, message or "refused by %s; retry after %.3f s"
                          % (result.limit_name or "a limit", result.retry_after))
         self.result = result
+
+    @property
+    def limit_name(self) -> str:
+        return self.result.limit_name
+
+    @property
+    def retry_after(self) -> float:
+        return self.result.retry_after
+
+    @property
+    def retry_after_ns(self) -> int:
+        return self.result.retry_after_ns
+
+
+class RateLimitExceeded(Refused, Timeout):
+    """RL_ELIMITED: a guard (or slot) was refused by a limit, at once with
+    timeout 0, or because admission needs longer than the timeout or did not
+    come within it (slots). Nothing is held or charged. Both a Refused
+    (.result, .limit_name, .retry_after, .key: the key whose limit refused)
+    and a Timeout (so a TimeoutError)."""
+
+    @property
+    def key(self) -> Optional[str]:
+        return self.result.key
+
+
+_PRIORITIES = {"interactive": RL_PRIORITY_INTERACTIVE, "batch": RL_PRIORITY_BATCH}
+
+
+def _priority(p: Union[str, int]) -> int:
+    if isinstance(p, str):
+        if p not in _PRIORITIES:
+            raise InvalidArgument(RL_EINVAL, "priority must be 'interactive' or 'batch', not %r"
+                                  % (p,))
+        return _PRIORITIES[p]
+    if p in (RL_PRIORITY_INTERACTIVE, RL_PRIORITY_BATCH) and not isinstance(p, bool):
+        return int(p)
+    raise InvalidArgument(RL_EINVAL, "unknown priority %r" % (p,))
 
 
 def _costs(requests, costs, resources):
@@ -105,6 +151,195 @@ class Lease:
             self._limiter._call(_rl_lease_settle, ctypes.byref(self._lease), self._carr, self._n)
 
 
+Headers = Union[Mapping[str, str], Sequence[Tuple[str, str]], None]
+
+
+def _headers(headers: Headers):
+    """A response's header fields (a dict, http.client's HTTPMessage, or
+    (name, value) pairs) as two C string arrays."""
+    if headers is None:
+        return None, None, 0, []
+    items = list(headers.items()) if hasattr(headers, "items") else list(headers)
+    if not items:
+        return None, None, 0, []
+    names = [_b(str(k), "header name") for k, _ in items]
+    values = [_b(str(v), "header value") for _, v in items]
+    return (_S * len(items))(*names), (_S * len(items))(*values), len(items), names + values
+
+
+class Guard:
+    """One guarded call (rl_guard_begin / rl_guard_end / rl_guard_cancel):
+    waits until the estimate passes every limit of every key at once (rates,
+    tokens, cool-downs, concurrency slots), then holds one lease per key
+    until end() or cancel(). Made by Limiter.guard() and Limiter.slot().
+
+    As a context manager: entered, it begins (raising RateLimitExceeded when
+    refused); a block that raises cancels it (the whole estimate goes back);
+    a block that ends without end() ends it at the estimate.
+
+    .result is the admission's Result (the deciding limit: the one with
+    least room left, for response metadata); .end_result the Result after
+    end() (remaining after settling, or "cooldown" while a cool-down the
+    headers set stops a resource); .degraded is True when a store failure
+    admitted it unguarded (fail_open)."""
+
+    def __init__(self, limiter: "Limiter", keys: Sequence[str], carr: Any, n: int,
+                 priority: int, timeout_ns: int, ttl_ns: int, cooldown_key: int,
+                 cancel: Optional[CancelToken]):
+        self._limiter = limiter
+        self.keys: List[str] = [k if isinstance(k, str) else _s(_b(k) or b"") for k in keys]
+        self._kb = [_b(k, "key") for k in keys]
+        self._karr = (_S * len(self._kb))(*self._kb)
+        self._carr, self._n = carr, n
+        self._priority, self._timeout_ns = priority, timeout_ns
+        self._token = cancel or CancelToken()
+        self._opts = rl_guard_options(RL_GUARD_OPTIONS_VERSION, ttl_ns, cooldown_key,
+                                      ctypes.pointer(self._token._flag))
+        self._g = rl_guard()
+        self._res = rl_result()
+        self._state = "new"  # new, held, degraded, ended, cancelled, refused
+        self._pending: Optional[Tuple[Any, Any]] = None  # recorded by AsyncGuard.end
+        self.result: Optional[Result] = None
+        self.end_result: Optional[Result] = None
+
+    @property
+    def held(self) -> bool:
+        """True while the guard holds its leases."""
+        return self._state == "held"
+
+    @property
+    def degraded(self) -> bool:
+        return self._state == "degraded"
+
+    @property
+    def lease_ids(self) -> List[int]:
+        return [self._g.lease[k].id for k in range(min(self._g.n, RL_MAX_KEYS))]
+
+    # The C calls, without waiting logic: used by begin() here and by the
+    # asyncio wrappers (pyrl.AsyncLimiter), which run them in threads.
+
+    def _begin_call(self, h) -> int:
+        if self._state != "new":
+            raise RLError(RL_EINVAL, "a guard is begun once")
+        return _rl_guard_begin(h, self._karr, len(self._kb), self._carr, self._n,
+                               self._priority, self._timeout_ns, ctypes.byref(self._opts),
+                               ctypes.byref(self._g), ctypes.byref(self._res))
+
+    def _begun(self, rc: int, msg: str) -> "Guard":
+        self.result = _result(self._res, self.keys)
+        if rc == RL_OK:
+            self._state = "held"
+            return self
+        if rc == RL_ELIMITED:
+            self._state = "refused"
+            raise RateLimitExceeded(self.result, RL_ELIMITED, msg)
+        if self._res.allowed and self._res.degraded:
+            self._state = "degraded"  # fail open: go ahead; end() passes the headers on
+            return self
+        self._state = "refused"
+        raise _error(rc, msg)
+
+    def begin(self) -> "Guard":
+        """Waits (up to the timeout) and takes the leases. Raises
+        RateLimitExceeded (a Refused and a Timeout) when a limit refuses,
+        Canceled if the cancel token is cancelled."""
+        rc, msg = self._limiter._blocking(self._begin_call, self._token)
+        return self._begun(rc, msg)
+
+    def _end_args(self, requests, costs, resources, headers):
+        if requests is None and not costs and not resources:
+            carr, n = None, 0  # everything at its estimate
+        else:
+            carr, n = _costs(requests, costs, resources)
+        names, values, nh, keep = _headers(headers)
+        return carr, n, names, values, nh, keep
+
+    def end(self, requests: Optional[int] = None, costs: Optional[Dict[str, int]] = None,
+            headers: Headers = None, **resources: int) -> Result:
+        """The service answered (a 429 included: then give no usage, only
+        its headers): settles the real usage on every key (a resource not
+        named, or everything when nothing is, at its estimate), passes the
+        response headers to the last key's shared cool-down (Retry-After,
+        x-ratelimit-*, anthropic-ratelimit-*), frees the slots. Returns and
+        keeps (.end_result) the limit with least room left afterwards."""
+        if self._state not in ("held", "degraded"):
+            raise RLError(RL_EINVAL, "the guard holds nothing (%s)" % self._state)
+        carr, n, names, values, nh, keep = self._end_args(requests, costs, resources, headers)
+        res = rl_result()
+        with self._limiter._mu:
+            h = self._limiter._handle()
+            rc = _rl_guard_end(h, ctypes.byref(self._g), carr, n, names, values, nh,
+                               ctypes.byref(res))
+            msg = _s(_rl_errmsg(h)) if rc != RL_OK else ""
+        del keep
+        if rc != RL_EINVAL:
+            self._state = "ended"
+        if rc != RL_OK:
+            raise _error(rc, msg)
+        self.end_result = _result(res, self.keys)
+        return self.end_result
+
+    def settle(self, requests: Optional[int] = None, costs: Optional[Dict[str, int]] = None,
+               headers: Headers = None, **resources: int) -> Result:
+        """end() under the name of Lease.settle."""
+        return self.end(requests, costs, headers, **resources)
+
+    def cancel(self) -> None:
+        """The service never saw the call: the whole estimate goes back on
+        every key and the slots are freed. Does nothing when the guard holds
+        nothing; may always be called."""
+        if self._state != "held":
+            if self._state == "degraded":
+                self._state = "cancelled"
+            return
+        self._state = "cancelled"
+        self._limiter._call(_rl_guard_cancel, ctypes.byref(self._g))
+
+    def __enter__(self) -> "Guard":
+        return self.begin()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._state not in ("held", "degraded"):
+            return
+        if exc_type is not None:
+            self.cancel()
+        else:
+            self.end()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _limited(lim: "Limiter", key, cost, timeout, priority, hold, costs, resources):
+    def key_of(args, kwargs) -> str:
+        return key(*args, **kwargs) if callable(key) else key
+
+    def deco(fn):
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def awrapper(*args, **kwargs):
+                k = key_of(args, kwargs)
+                if hold:
+                    async with lim.aio.guard(k, cost, costs, timeout=timeout, priority=priority,
+                                             **resources):
+                        return await fn(*args, **kwargs)
+                await lim.aio.wait(k, cost, timeout, priority=priority, costs=costs,
+                                   **resources)
+                return await fn(*args, **kwargs)
+            return awrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            k = key_of(args, kwargs)
+            if hold:
+                with lim.guard(k, cost, costs, timeout=timeout, priority=priority, **resources):
+                    return fn(*args, **kwargs)
+            lim.wait(k, cost, timeout, priority=priority, costs=costs, **resources)
+            return fn(*args, **kwargs)
+        return wrapper
+    return deco
+
+
 class Limiter:
     """A handle on an rl database.
 
@@ -137,7 +372,7 @@ class Limiter:
         self._mu = threading.Lock()
         self._wcv = threading.Condition()  # guards _waits: tokens of running waits
         self._waits = set()
-        self._pid = os.getpid()
+        self._pid = _PID[0]
         self.fail_open = bool(fail_open)
         o = rl_options()
         o.version = RL_OPTIONS_VERSION
@@ -168,7 +403,7 @@ class Limiter:
     def _handle(self):
         if self._h is None:
             raise RLError(RL_EINVAL, "the Limiter is closed")
-        if os.getpid() != self._pid:
+        if _PID[0] != self._pid:
             raise RLError(RL_EINVAL, "a Limiter cannot be used across fork(): "
                           "open a new one in the child")
         return self._h
@@ -198,7 +433,7 @@ class Limiter:
         """Closes the handle; later calls raise RLError. Idempotent. Waits
         still running in other threads are cancelled (they raise Canceled)
         and finish before the handle goes."""
-        if os.getpid() == self._pid:  # a child has no threads of the parent's
+        if _PID[0] == self._pid:  # a child has no threads of the parent's
             with self._wcv:
                 for token in self._waits:
                     token.cancel()
@@ -206,7 +441,7 @@ class Limiter:
                     self._wcv.wait()
         with self._mu:
             h, self._h = self._h, None
-            if h is not None and os.getpid() == self._pid:
+            if h is not None and _PID[0] == self._pid:
                 _rl_close(h)
             # in a forked child the parent's connection is only forgotten:
             # SQLite connections must not be used, nor closed, across fork
@@ -229,29 +464,23 @@ class Limiter:
         """Decides now whether cost units of "requests" may pass for key."""
         return self._decide(_rl_allow, (_b(key, "key"), _int(cost, "cost")), rl_result())
 
-    def wait(self, key, cost: int = 1, timeout: Optional[float] = None,
-             cancel: Optional[CancelToken] = None) -> Result:
-        """Blocks until admitted. Raises Timeout at once (consuming nothing)
-        if admission would take longer than timeout seconds (None: no
-        limit), Canceled if cancel is cancelled meanwhile. In the main
-        thread the wait also ends on a signal (Ctrl-C): its reservation is
-        returned and the exception (KeyboardInterrupt) propagates."""
-        token = cancel or CancelToken()
-        tmo = _FOREVER_NS if timeout is None else _ns(timeout, "timeout", forever=True)
-        cost = _int(cost, "cost")
-        kb = _b(key, "key")
-        res = rl_result()
-        out = {}
+    def _blocking(self, call: Callable[[Any], int], token: CancelToken) -> Tuple[int, str]:
+        """Runs call(handle), a C call that may sleep (rl_wait_ex,
+        rl_guard_begin) polling token's flag, without self._mu: a wait must
+        not hold up the other threads' calls. Returns (rc, message). close()
+        cancels it. In the main thread the call runs in a helper thread so
+        that a signal (Ctrl-C) gets through: the token is then cancelled,
+        the call returns what it held within milliseconds, and the
+        exception propagates."""
+        out: Dict[str, Any] = {}
         done = threading.Event()
         with self._wcv:
             h = self._handle()
             self._waits.add(token)
 
-        def run():
-            # no self._mu: a wait must not hold up the other threads' calls
+        def run() -> None:
             try:
-                out["rc"] = _rl_wait(h, kb, cost, tmo, ctypes.byref(token._flag),
-                                     ctypes.byref(res))
+                out["rc"] = call(h)
                 if out["rc"] != RL_OK:
                     out["msg"] = _s(_rl_errmsg(h))
             finally:
@@ -261,8 +490,6 @@ class Limiter:
                     self._wcv.notify_all()
 
         if threading.current_thread() is threading.main_thread():
-            # A signal handler runs only between bytecodes of the main
-            # thread: wait in a helper thread so that Ctrl-C gets through.
             threading.Thread(target=run, name="pyrl-wait", daemon=True).start()
             try:
                 while not done.wait(0.05):
@@ -275,10 +502,43 @@ class Limiter:
         else:
             run()
         rc = out["rc"]
+        return rc, out.get("msg") or (strerror(rc) if rc != RL_OK else "")
+
+    def _wait_call(self, key, cost, timeout, token: CancelToken, priority, costs, resources):
+        """The C call of a wait and its result struct: rl_wait for requests
+        only at interactive priority (as before), else rl_wait_ex."""
+        tmo = _FOREVER_NS if timeout is None else _ns(timeout, "timeout", forever=True)
+        kb = _b(key, "key")
+        prio = _priority(priority)
+        res = rl_result()
+        if not costs and not resources and prio == RL_PRIORITY_INTERACTIVE:
+            cost = _int(cost, "cost")
+            return (lambda h: _rl_wait(h, kb, cost, tmo, ctypes.byref(token._flag),
+                                       ctypes.byref(res))), res
+        carr, n = _costs(cost, costs, resources)
+        return (lambda h: _rl_wait_ex(h, kb, carr, n, prio, tmo, ctypes.byref(token._flag),
+                                      ctypes.byref(res))), res
+
+    def wait(self, key, cost: Optional[int] = 1, timeout: Optional[float] = None,
+             cancel: Optional[CancelToken] = None, *, priority: Union[str, int] = "interactive",
+             costs: Optional[Dict[str, int]] = None, **resources: int) -> Result:
+        """Blocks until admitted. Raises Timeout at once (consuming nothing)
+        if admission would take longer than timeout seconds (None: no
+        limit), Canceled if cancel is cancelled meanwhile. In the main
+        thread the wait also ends on a signal (Ctrl-C): its reservation is
+        returned and the exception (KeyboardInterrupt) propagates.
+
+        Other resources than requests (wait(key, tokens=1500), or
+        costs={"gpu.s": 3}) and priority="batch" use rl_wait_ex; cost None
+        leaves requests out. A concurrency limit on a named resource is
+        waited for while it is full (no slot is taken: see slot(), guard())."""
+        token = cancel or CancelToken()
+        call, res = self._wait_call(key, cost, timeout, token, priority, costs, resources)
+        rc, msg = self._blocking(call, token)
         if rc != RL_OK:
             if res.degraded:
                 return _result(res)
-            raise _error(rc, out.get("msg") or strerror(rc))
+            raise _error(rc, msg)
         return _result(res)
 
     def reserve(self, key, cost: int = 1, max_delay: float = 0.0) -> Reservation:
@@ -332,6 +592,72 @@ class Limiter:
         refusal without an exception."""
         carr, n = _costs(requests, costs, resources)
         return Lease(self, key, ttl, carr, n)
+
+    def guard(self, keys: Union[str, Sequence[str]], requests: Optional[int] = 1,
+              costs: Optional[Dict[str, int]] = None, *, priority: Union[str, int] = "interactive",
+              timeout: Optional[float] = None, ttl: float = 600.0,
+              cooldown_key: int = -1, cancel: Optional[CancelToken] = None,
+              **resources: int) -> Guard:
+        """A guard around one model call (rl_guard_begin): waits until the
+        estimate passes every limit of every key (user and account, the
+        account last), holding one lease per key until the call is over:
+
+            with limiter.guard(["user:alice", "provider:openai"], tokens=1500,
+                               streams=1, timeout=30) as g:
+                reply = call_model()
+                g.end(tokens=reply.tokens, headers=reply.headers)
+
+        timeout: seconds (None: for ever; 0: decide at once). Refused:
+        RateLimitExceeded (.limit_name, .retry_after, .key). ttl: the leases
+        end by themselves, settled at the estimate, after it (a hung
+        worker's bound). cooldown_key: the index of the key whose cool-down
+        the response headers feed (-1: the last). Slot waiters are woken
+        when a slot is freed, in priority then arrival order, across
+        processes."""
+        if isinstance(keys, (str, bytes)):
+            keys = [keys]
+        keys = list(keys)
+        carr, n = _costs(requests, costs, resources)
+        tmo = _FOREVER_NS if timeout is None else _ns(timeout, "timeout", forever=True)
+        return Guard(self, keys, carr, n, _priority(priority), tmo, _ns(ttl, "ttl"),
+                     _int(cooldown_key, "cooldown_key", _CINT), cancel)
+
+    def slot(self, key, resource: str = "streams", count: int = 1, *,
+             priority: Union[str, int] = "interactive", timeout: Optional[float] = None,
+             ttl: float = 600.0, cancel: Optional[CancelToken] = None) -> Guard:
+        """Holds count units of a concurrency limit (RL_CONCURRENT) of key
+        for the block, waiting (without polling) for one to come free:
+
+            with limiter.slot("provider:openai", "streams", timeout=10):
+                stream()
+
+        A guard on one key whose estimate is {resource: count} only."""
+        return self.guard([key], None, {resource: count}, priority=priority, timeout=timeout,
+                          ttl=ttl, cancel=cancel)
+
+    def limited(self, key: Union[str, Callable[..., str]], cost: Optional[int] = 1, *,
+                timeout: Optional[float] = None, priority: Union[str, int] = "interactive",
+                hold: bool = False, costs: Optional[Dict[str, int]] = None,
+                **resources: int) -> Callable[[F], F]:
+        """A decorator: each call of the function first waits until admitted
+        (wait(), or, with hold=True, holds a guard for the call: slots stay
+        taken while it runs). Works on plain and on async functions (these
+        wait on the event loop, through Limiter.aio). key may be a function of
+        the call's arguments returning the key:
+
+            @limiter.limited(lambda user, q: "user:" + user, tokens=500)
+            async def answer(user, q): ...
+        """
+        return _limited(self, key, cost, timeout, priority, hold, costs, resources)
+
+    @property
+    def aio(self) -> "Any":
+        """An AsyncLimiter (pyrl.AsyncLimiter) sharing this handle."""
+        a = self.__dict__.get("_aio")
+        if a is None:
+            from ._aio import AsyncLimiter
+            a = self.__dict__["_aio"] = AsyncLimiter(self)
+        return a
 
     def penalize(self, key, seconds: float, resource: Optional[str] = None) -> None:
         """A cool-down shared by every process: key is refused (on resource,

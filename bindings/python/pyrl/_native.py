@@ -22,6 +22,8 @@ RL_DURABILITY_NORMAL, RL_DURABILITY_FULL = 0, 1
 RL_BUSY_LOCK, RL_BUSY_SQLITE = 0, 1
 RL_SORT_KEY, RL_SORT_ALLOWED, RL_SORT_REFUSED, RL_SORT_LAST_SEEN = 0, 1, 2, 3
 RL_TIER_NONE, RL_TIER_ASSIGNED, RL_TIER_RULE, RL_TIER_DEFAULT, RL_TIER_OPTIONS = range(5)
+RL_PRIORITY_INTERACTIVE, RL_PRIORITY_BATCH = 0, 1
+RL_GUARD_OPTIONS_VERSION = 1
 
 RL_OK = 0
 RL_EINVAL = -1
@@ -138,14 +140,50 @@ class rl_tier_info(ctypes.Structure):
 
 sig_atomic_t = ctypes.c_int  # glibc, musl and the BSDs; checked by the tests
 
+
+class rl_guard_options(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint), ("ttl_ns", ctypes.c_int64),
+                ("cooldown_key", ctypes.c_int), ("cancel", ctypes.POINTER(sig_atomic_t))]
+
+
+class rl_guard(ctypes.Structure):
+    # n and lease are public; the rest is private, mirrored for the size.
+    _fields_ = [("n", ctypes.c_size_t), ("lease", rl_lease * RL_MAX_KEYS),
+                ("cooldown_key_", ctypes.c_int), ("degraded_", ctypes.c_int),
+                ("ncost_", ctypes.c_size_t), ("est_", ctypes.c_int64 * RL_MAX_LIMITS),
+                ("resource_", (ctypes.c_char * RL_NAME_MAX) * RL_MAX_LIMITS),
+                ("key_", (ctypes.c_char * (RL_KEY_MAX + 1)) * RL_MAX_KEYS)]
+
 STRUCTS = {"rl_limit": rl_limit, "rl_options": rl_options, "rl_result": rl_result,
            "rl_cost": rl_cost, "rl_reservation": rl_reservation,
            "rl_limit_stats": rl_limit_stats, "rl_key_stats": rl_key_stats,
            "rl_totals": rl_totals, "rl_tier_info": rl_tier_info, "rl_lease": rl_lease,
-           "sig_atomic_t": sig_atomic_t}
+           "sig_atomic_t": sig_atomic_t, "rl_guard_options": rl_guard_options,
+           "rl_guard": rl_guard}
 
 _key_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(rl_key_stats))
 _tier_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(rl_tier_info))
+
+# ---- the process id, cached ---------------------------------------------------
+# A handle must not cross fork(): every call compares the pid a Limiter was
+# opened in with the current one. os.getpid() is a system call (microseconds
+# under some sandboxes), so the pid is cached and refreshed in the child by
+# os.register_at_fork. A fork that bypasses Python (a C extension calling
+# fork() directly) is not seen; such a child must not touch pyrl at all.
+_PID = [os.getpid()]
+
+
+def _refresh_pid() -> None:
+    _PID[0] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_refresh_pid)
+
+
+def current_pid() -> int:
+    """The cached os.getpid()."""
+    return _PID[0]
+
 
 # ---- loading librl -------------------------------------------------------------
 
@@ -210,6 +248,14 @@ _rl_key_assign = _fn("rl_key_assign", _INT, _P, _S, _S)
 _rl_allow = _fn("rl_allow", _INT, _P, _S, _I64, ctypes.POINTER(rl_result))
 _rl_wait = _fn("rl_wait", _INT, _P, _S, _I64, _I64, ctypes.POINTER(sig_atomic_t),
                ctypes.POINTER(rl_result))
+_rl_wait_ex = _fn("rl_wait_ex", _INT, _P, _S, ctypes.POINTER(rl_cost), _SZ, _INT, _I64,
+                  ctypes.POINTER(sig_atomic_t), ctypes.POINTER(rl_result))
+_rl_guard_begin = _fn("rl_guard_begin", _INT, _P, ctypes.POINTER(_S), _SZ, ctypes.POINTER(rl_cost),
+                      _SZ, _INT, _I64, ctypes.POINTER(rl_guard_options),
+                      ctypes.POINTER(rl_guard), ctypes.POINTER(rl_result))
+_rl_guard_end = _fn("rl_guard_end", _INT, _P, ctypes.POINTER(rl_guard), ctypes.POINTER(rl_cost),
+                    _SZ, ctypes.POINTER(_S), ctypes.POINTER(_S), _SZ, ctypes.POINTER(rl_result))
+_rl_guard_cancel = _fn("rl_guard_cancel", _INT, _P, ctypes.POINTER(rl_guard))
 _rl_reserve = _fn("rl_reserve", _INT, _P, _S, _I64, _I64, ctypes.POINTER(rl_reservation))
 _rl_cancel = _fn("rl_cancel", _INT, _P, ctypes.POINTER(rl_reservation))
 _rl_acquire = _fn("rl_acquire", _INT, _P, _S, ctypes.POINTER(rl_cost), _SZ,

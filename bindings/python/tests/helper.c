@@ -114,6 +114,17 @@ static void layout(void)
 
     SIZE(sig_atomic_t);
 
+    SIZE(rl_guard_options);
+    OFF(rl_guard_options, version);
+    OFF(rl_guard_options, ttl_ns);
+    OFF(rl_guard_options, cooldown_key);
+    OFF(rl_guard_options, cancel);
+
+    SIZE(rl_guard);
+    OFF(rl_guard, n);
+    OFF(rl_guard, lease);
+    /* the rest is private: only its size and alignment matter */
+
     CONST(RL_KEY_MAX);
     CONST(RL_NAME_MAX);
     CONST(RL_MAX_LIMITS);
@@ -156,6 +167,10 @@ static void layout(void)
     CONST(RL_ECONNECT);
     CONST(RL_EAUTH);
     CONST(RL_EPERM);
+    CONST(RL_ELIMITED);
+    CONST(RL_PRIORITY_INTERACTIVE);
+    CONST(RL_PRIORITY_BATCH);
+    CONST(RL_GUARD_OPTIONS_VERSION);
 }
 
 static double mono(void)
