@@ -1,0 +1,3 @@
+module rl.local/rl
+
+go 1.19
