@@ -74,13 +74,25 @@ int rl__tx(rl *r, int (*body)(rl *r, void *ctx), void *ctx)
     do {
         r->err[0] = 0;
         r->slot_freed = 0;
-        if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
+        rc = RL_FAST_NO;
+        if (r->fast) { /* the first attempt only: a retry goes the usual way */
+            rc = r->store->ops->decide_fast(r->store, r->fast);
+            r->frozen = rc == RL_OK && r->fast->have_now;
+            r->frozen_now = r->fast->now;
+            r->fast = NULL;
+        }
+        if (rc == RL_FAST_NO)
+            rc = r->store->ops->begin(r->store, 1);
+        if (rc != RL_OK)
             continue;
         if ((rc = body(r, ctx)) == RL_OK)
             rc = r->store->ops->commit(r->store);
         if (rc != RL_OK) /* a failed commit still needs its rollback to unlock */
             r->store->ops->rollback(r->store);
+        r->frozen = 0;
     } while (rl__conflict_retry(r, &retry, &rc));
+    r->fast = NULL;
+    r->frozen = 0;
     /* slot waiters of every process look again once the release is in */
     if (rc == RL_OK && r->slot_freed && r->store->ops->slot_notify)
         r->store->ops->slot_notify(r->store);
@@ -202,7 +214,7 @@ static size_t list_add(char *list, size_t cap, size_t len, const char *name)
  * counts (any tier, or the handle's default limits), unless t is unlimited
  * or the handle admits any resource: a misspelt "token" must not pass
  * uncharged. "requests", what rl_allow names, is always known. */
-static int check_resources(rl *r, const rl_tier *t, const rl__req *q)
+int rl__check_resources(rl *r, const rl_tier *t, const rl__req *q)
 {
     char known[120]; /* the message holds it, the resource and the rest */
     size_t i, j, len;
@@ -265,7 +277,7 @@ static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *c
     if (!(e->t = rl__key_tier(r, key, &e->row, &source)))
         return rl_seterr(r->err, RL_ENOLIMIT,
                          "no tier applies to key '%.64s' and no default limits are set", key);
-    if ((rc = check_resources(r, e->t, q)) != RL_OK)
+    if ((rc = rl__check_resources(r, e->t, q)) != RL_OK)
         return rc;
     if (rl_state_decode(&old, e->row.state, e->row.state_len) != RL_OK)
         return rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", key);
@@ -515,6 +527,7 @@ typedef struct one_arg {
     rl__batch b;
     const char *keys[RL_MAX_KEYS];
     decision x;
+    rl_fast_req fast;
 } one_arg;
 
 /* Checked before the transaction, its result zeroed by rl__decide. */
@@ -581,7 +594,15 @@ int rl__decide_req(rl *r, const rl__req *q)
     a->b.prefetch_min = 2; /* one key's row comes with its read */
     a->b.keys = a->keys;
     a->b.x = &a->x;
-    rc = rl__write_tx(r, one_body, one_done, a);
+    /* rl__write_tx, with the plan of a one-round-trip decision made under
+     * the mutex, where the policy cache may be read */
+    rl__lock(r);
+    if (rl__fast_plan(r, &a->q, &a->fast))
+        r->fast = &a->fast;
+    rc = one_done(r, a, rl__tx(r, one_body, a));
+    if (rc == RL_OK)
+        r->err[0] = 0;
+    rl__unlock(r);
     free(a);
     return rc;
 }

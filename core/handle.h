@@ -46,6 +46,12 @@ struct rl {
     rl *held_prev;        /* the handle the holder of mu held before (rl__lock) */
     rl_options o;
     int slot_freed; /* the transaction running released a slot: wake waiters at commit */
+    /* A decision the store makes in one round trip (rl__tx hands it over),
+     * and while core replays it, the time it was made at: a caller's clock
+     * is read once for both. */
+    const rl_fast_req *fast;
+    int frozen;
+    int64_t frozen_now;
     char err[RL_ERRMSG_MAX];
 };
 
@@ -124,6 +130,16 @@ typedef struct rl__req {
     rl_reservation *rv;     /* NULL: not a reservation */
     const char *key1;       /* room for keys, when a request has one key */
 } rl__req;
+
+/* Whether every resource q names is counted by tier t or by some other one
+ * (or the handle admits any): else RL_ENOLIMIT, with its message. */
+int rl__check_resources(rl *r, const rl_tier *t, const rl__req *q);
+
+/* ---- fast.c ------------------------------------------------------------- */
+
+/* Whether the store can decide q in one round trip (decide_fast): then f
+ * holds what it needs. Under the handle's mutex. */
+int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f);
 
 /* The decide loop's scratch: one decision in the making. */
 typedef struct key_eval {

@@ -209,6 +209,8 @@ static int64_t realtime_clock(void *ctx)
 int64_t rl__now(rl *r)
 {
     int64_t ns;
+    if (r->frozen) /* replaying a decision the store made at that time */
+        return r->frozen_now;
     if (!r->store_clock || !r->store || !r->store->ops->now ||
         r->store->ops->now(r->store, &ns) != RL_OK)
         return r->o.clock(r->o.clock_ctx);

@@ -87,6 +87,41 @@ typedef int (*rl_row_fn)(void *ctx, const char *key, const rl_row *row);
 /* One result of a health check (rl_doctor): RL_CHECK_* status. */
 typedef int (*rl_check_fn)(void *ctx, const char *check, int status, const char *detail);
 
+/* A decision a store may make in one round trip (decide_fast): a plain
+ * rl_allow, rl_acquire or rl_acquire_keys (now or never, no lease) whose
+ * keys' tiers hold only GCRA and concurrency limits and which names no
+ * concurrency limit. Core does every 128-bit product here, so that the
+ * server decides with additions and comparisons alone (Redis's Lua has
+ * only doubles): per named limit, cost × period and burst × period, each
+ * divided by count into whole ns and a remainder in [0, count), as
+ * rl_tat holds a GCRA state (core/fast.c). */
+typedef struct rl_fast_slot {
+    int64_t cost;            /* -1: the request does not name this limit */
+    int64_t count;           /* the limit's count: remainders are below it */
+    int64_t inc_ns, inc_rem; /* cost × period / count */
+    int64_t tau_ns, tau_rem; /* burst × period / count */
+} rl_fast_slot;
+
+typedef struct rl_fast_key {
+    const char *key;
+    /* The state of a key new to its tier (rl__state_align of nothing): a
+     * new key starts from it, and an existing key is decided here only if
+     * its state has the same layout (format 2, a generation, the tier's
+     * fingerprint, the same limits in the same order, no cool-downs). */
+    unsigned char tmpl[RL_STATE_HEAD + RL_MAX_LIMITS * RL_SLOT_BYTES];
+    size_t tmpl_len, n;
+    rl_fast_slot slot[RL_MAX_LIMITS];
+} rl_fast_key;
+
+typedef struct rl_fast_req {
+    int64_t pol_version; /* the policy core resolved the tiers with */
+    int have_now;        /* a caller's clock: now, not the store's */
+    int64_t now;
+    int64_t units; /* what an admission adds to each key's units counter */
+    size_t nkeys;
+    rl_fast_key k[RL_MAX_KEYS];
+} rl_fast_req;
+
 typedef struct rl_store_ops {
     const char *name;
     void (*close)(rl_store *s);
@@ -155,6 +190,14 @@ typedef struct rl_store_ops {
     int (*slot_epoch)(rl_store *s, uint32_t *epoch);
     void (*slot_wait)(rl_store *s, uint32_t seen, int64_t ns);
     void (*slot_notify)(rl_store *s);
+    /* Optional: decides q where the data lives, in one round trip, and
+     * writes its outcome; then opens a write transaction that replays it:
+     * row_get gives each key's row as it was before, now() the decision's
+     * time, and commit checks that every row core puts is byte for byte
+     * what the store wrote (RL_ESTORE if not), writing nothing. RL_FAST_NO:
+     * not decided (another layout, an explicit tier, a claim, another
+     * policy version), nothing written, no transaction open. */
+    int (*decide_fast)(rl_store *s, const rl_fast_req *q);
 } rl_store_ops;
 
 #define RL_GROUP_LEAD 1
@@ -165,6 +208,8 @@ typedef struct rl_store_ops {
  * transaction changed before it committed, and nothing was written. The
  * caller runs the whole transaction again. Never returned to users. */
 #define RL_ECONFLICT (-100)
+/* From decide_fast: not decided that way; the caller goes the usual way. */
+#define RL_FAST_NO (-101)
 
 struct rl_store {
     const rl_store_ops *ops;

@@ -369,6 +369,8 @@ int rd_commit(rl_store *base)
     redisReply *r = NULL;
     int rc = RL_OK;
 
+    if (s->replay)
+        return rd_fast_check(s);
     if (!s->write)
         goto out;
     a.size = commit_space(s, &nkeys);

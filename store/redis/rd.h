@@ -6,6 +6,7 @@
  *   rows.c    the transaction's cache of rows, rows and the policy, TIME
  *   commit.c  transactions: begin, the optimistic commit script,
  *             conflicts and claims
+ *   fast.c    the decision script: one round trip for plain decisions
  *   leases.c  leases
  *   admin.c   listing keys, totals, import's clear, health checks
  *   codec.c   the byte formats of stored values
@@ -77,6 +78,10 @@ typedef struct rd_row {
     int64_t *gone; /* lease ids removed by this transaction */
     size_t n_gone, cap_gone;
     int dirty;
+    /* decided on the server (fast.c): the row it wrote, which core's
+     * replay must put byte for byte */
+    unsigned char expect[RD_ROW_MAX];
+    size_t expect_len;
 } rd_row;
 
 typedef struct rd_store {
@@ -87,12 +92,15 @@ typedef struct rd_store {
     int port, db, timeout_ms, readonly;
     int64_t idle_ttl_ms;
     char prefix[RD_PREFIX_MAX];
-    char sha[48]; /* of the commit script, "" until loaded */
+    char sha[48];      /* of the commit script, "" until loaded */
+    char sha_fast[48]; /* of the decision script (fast.c) */
+    uint64_t fast_hits; /* decisions the server made (tests read it) */
     int64_t retry_at;
     int backoff_ms;
     uint64_t host_id, rng;
-    /* the transaction */
-    int in_tx, write, clear;
+    /* the transaction; replay: core decides again what the decision
+     * script decided (fast.c), and commit only compares */
+    int in_tx, write, clear, replay;
     rd_row **rows;
     size_t n_rows, cap_rows;
     int have_pver, have_time, pol_loaded, pol_dirty;
@@ -165,6 +173,13 @@ uint64_t rd_next_rand(rd_store *s);
 int rd_begin(rl_store *base, int write);
 int rd_commit(rl_store *base);
 void rd_rollback(rl_store *base);
+
+/* fast.c: the one-round-trip decision (rl_store_ops.decide_fast) */
+int rd_load_fast_script(rd_store *s);
+int rd_decide_fast(rl_store *base, const rl_fast_req *q);
+/* The commit of a replay: core's rows against the script's; writes
+ * nothing, ends the transaction. */
+int rd_fast_check(rd_store *s);
 
 /* leases.c */
 int rd_lease_put(rl_store *base, rl_lease_rec *rec);

@@ -209,7 +209,8 @@ static int connect_now(rd_store *s)
             goto fail;
         freeReplyObject(r);
     }
-    if ((rc = check_format(s)) != RL_OK || (rc = rd_load_script(s)) != RL_OK)
+    if ((rc = check_format(s)) != RL_OK || (rc = rd_load_script(s)) != RL_OK ||
+        (rc = rd_load_fast_script(s)) != RL_OK)
         goto fail;
     s->backoff_ms = 0;
     return RL_OK;
@@ -345,6 +346,7 @@ static const rl_store_ops rd_ops = {
     .doctor = rd_doctor,
     .now = rd_now,
     .prefetch = rd_prefetch,
+    .decide_fast = rd_decide_fast,
 };
 /* ---- opening ------------------------------------------------------------------------- */
 

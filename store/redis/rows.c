@@ -36,7 +36,7 @@ void rd_tx_reset(rd_store *s)
     for (i = 0; i < s->n_rows; i++)
         rd_row_free(s->rows[i]);
     s->n_rows = 0;
-    s->in_tx = s->write = s->clear = 0;
+    s->in_tx = s->write = s->clear = s->replay = 0;
     s->have_pver = s->have_time = s->pol_dirty = 0;
     if (s->pol_loaded)
         rl_policy_free(&s->pol);

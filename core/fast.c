@@ -1,0 +1,96 @@
+/*
+ * fast.c - the plan of a decision that a store makes where the data lives,
+ * in one round trip (rl_store_ops.decide_fast: the Redis store's
+ * server-side script).
+ *
+ * A plain decision (rl_allow, rl_acquire, rl_acquire_keys: now or never,
+ * no lease, no reservation) on keys whose tiers, by rules or the default
+ * of the policy this handle has cached, hold only GCRA and concurrency
+ * limits, and which names no concurrency limit, is a few additions and
+ * comparisons per limit once two 128-bit products are made: cost × period
+ * and burst × period, over count. They are made here, in the same exact
+ * arithmetic as gcra.c, so the server needs no more than doubles.
+ *
+ * Guarantees:
+ *   - a plan is made only for a request that the usual way would decide
+ *     without an error of its own (keys, costs and resources are checked
+ *     as decide.c checks them; a cost above a burst is left to it), so the
+ *     server never writes a decision that core would have refused to make;
+ *   - core decides every planned request again, on the rows as the server
+ *     found them and at its time, and the store checks that the rows core
+ *     would write are byte for byte those the server wrote (store.h): the
+ *     script and core/ cannot drift apart unnoticed;
+ *   - whatever does not fit the plan goes the usual way, unchanged.
+ */
+#include "handle.h"
+
+#include <string.h>
+
+__extension__ typedef __int128 i128;
+
+/* v / count as whole ns and a remainder, v >= 0 (bounded by policy.c's
+ * checks: cost and burst at most 2^40, period below 2^61). */
+static void split(i128 v, int64_t count, int64_t *ns, int64_t *rem)
+{
+    *ns = (int64_t)(v / count);
+    *rem = (int64_t)(v % count);
+}
+
+/* Fills f for one key; 0 if the key's tier or the request does not fit. */
+static int plan_key(rl *r, const rl__req *q, const char *key, rl_fast_key *fk)
+{
+    static const rl_row none_row; /* no explicit tier: rules or the default */
+    rl_state none, st;
+    const rl_tier *t;
+    size_t i;
+    int source;
+
+    if (!(t = rl__key_tier(r, key, &none_row, &source)) || t == &r->defaults)
+        return 0; /* none, or the store lost its policy: the usual way says so */
+    if (rl__check_resources(r, t, q) != RL_OK) {
+        r->err[0] = 0; /* the usual way gives the message */
+        return 0;
+    }
+    memset(&none, 0, sizeof none);
+    rl__align(r, t, &none, &st, 0); /* GCRA and in-flight slots need no time */
+    if (st.n != t->n || t->n > RL_MAX_LIMITS)
+        return 0;
+    fk->key = key;
+    fk->n = t->n;
+    for (i = 0; i < t->n; i++) {
+        const rl_ldef *d = &t->limits[i];
+        int64_t amount = rl__amount_of(q->costs, q->ncosts, d->resource);
+        rl_fast_slot *s = &fk->slot[i];
+        if (d->kind == RL_KIND_WINDOW || (d->kind == RL_KIND_CONCURRENT && amount >= 0) ||
+            amount > d->burst)
+            return 0;
+        memset(s, 0, sizeof *s);
+        s->cost = d->kind == RL_KIND_CONCURRENT ? -1 : amount;
+        s->count = d->count;
+        if (s->cost < 0)
+            continue;
+        split((i128)amount * d->period_ns, d->count, &s->inc_ns, &s->inc_rem);
+        split((i128)d->burst * d->period_ns, d->count, &s->tau_ns, &s->tau_rem);
+    }
+    fk->tmpl_len = rl_state_encode(&st, fk->tmpl);
+    return 1;
+}
+
+int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f)
+{
+    size_t k;
+    if (!r->store->ops->decide_fast || r->pol_version < 0 || q->lease || q->rv ||
+        q->max_delay_ns != 0 || q->rank || q->wait_id || (r->o.flags & RL_OPEN_READONLY))
+        return 0;
+    f->pol_version = r->pol_version;
+    f->have_now = !r->store_clock;
+    f->now = f->have_now ? r->o.clock(r->o.clock_ctx) : 0;
+    f->units = rl__amount_of(q->costs, q->ncosts, "requests");
+    if (f->units < 0)
+        f->units = q->costs[0].amount;
+    f->nkeys = q->nkeys;
+    for (k = 0; k < q->nkeys; k++)
+        if (!plan_key(r, q, q->keys[k], &f->k[k]))
+            return 0;
+    return 1;
+}

@@ -1,0 +1,355 @@
+/*
+ * fast.c - the Redis store's one-round-trip decision: a server-side script
+ * that decides a plain rl_allow / rl_acquire / rl_acquire_keys on GCRA
+ * limits and writes its outcome (rl_store_ops.decide_fast; the plan is
+ * core/fast.c's), then the replay that lets core check it.
+ *
+ * Why: the usual way reads the rows, decides in C and commits with a
+ * script that checks what it read. That is two round trips, and processes
+ * that share one hot key conflict and retry: the more of them, the fewer
+ * decisions. Deciding on the server serialises them in Redis instead, with
+ * no retries. The math stays exact without 128-bit integers in Lua: core
+ * sends each named limit's cost × period and burst × period over count
+ * (whole ns and a remainder), so the script only adds and compares 64-bit
+ * numbers kept as two 32-bit halves in doubles.
+ *
+ * Guarantees:
+ *   - all or nothing, like every decision: the script checks every key
+ *     before it writes any, and answers 0 (nothing written) whenever a key
+ *     is not what the plan expects: another layout or policy version, an
+ *     explicit tier, a live claim of a committer of the usual way;
+ *   - what the script writes is what core would: the reply carries each
+ *     row as it was and as it is now, core decides again on the first
+ *     (rd_fast_check compares the second byte for byte), and the answer
+ *     the caller gets is core's;
+ *   - rows it writes get a new version token, so a commit of the usual
+ *     way that read them before conflicts; it never shortens a key's TTL
+ *     (a lease it did not read may need it) and indexes new keys;
+ *   - NOSCRIPT (a restarted or flushed server) loads the script again.
+ */
+#include "bytes.h"
+#include "rd.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 64-bit numbers are {hi, lo}: hi the signed upper 32 bits, lo the lower
+ * 32 bits unsigned, both exact in a double; a GCRA time is {hi, lo, rem}
+ * (ns and a remainder below the limit's count), compared in that order. */
+static const char fast_lua[] =
+    "#!lua\n"
+    "-- KEYS: policy, key index, then the row of each key of the decision.\n"
+    "-- ARGV: policy version, now ('' for TIME, else 8 bytes), new version\n"
+    "-- token, units, idle ttl ms, then per key: its name, the state of a\n"
+    "-- key new to its tier, 48 bytes per slot (cost, -1 if not named;\n"
+    "-- count; cost x period / count as ns and rem; burst x period / count\n"
+    "-- as ns and rem). Numbers in bytes are little-endian int64.\n"
+    "-- Returns 0 (nothing written) or {1, now, per key: row before ('' if\n"
+    "-- none), row after}.\n"
+    "local P32, H31, NOGEN = 4294967296, 2147483648, string.rep('\\0', 8)\n"
+    "local function get64(s, o)\n"
+    "  local b1, b2, b3, b4, b5, b6, b7, b8 = string.byte(s, o, o + 7)\n"
+    "  local hi = ((b8 * 256 + b7) * 256 + b6) * 256 + b5\n"
+    "  if hi >= H31 then hi = hi - P32 end\n"
+    "  return hi, ((b4 * 256 + b3) * 256 + b2) * 256 + b1\n"
+    "end\n"
+    "local function put64(hi, lo)\n"
+    "  if hi < 0 then hi = hi + P32 end\n"
+    "  return string.char(lo % 256, math.floor(lo / 256) % 256, math.floor(lo / 65536) % 256,\n"
+    "    math.floor(lo / 16777216), hi % 256, math.floor(hi / 256) % 256,\n"
+    "    math.floor(hi / 65536) % 256, math.floor(hi / 16777216))\n"
+    "end\n"
+    "local function num(s, o) local h, l = get64(s, o); return h * P32 + l end\n"
+    "local function less(ah, al, ar, bh, bl, br)\n"
+    "  if ah ~= bh then return ah < bh end\n"
+    "  if al ~= bl then return al < bl end\n"
+    "  return ar < br\n"
+    "end\n"
+    "-- x >= 0 added to {hi, lo}, stopping at INT64_MAX as rl__sat_add does\n"
+    "local function sat_add(hi, lo, x)\n"
+    "  local xh = math.floor(x / P32)\n"
+    "  lo = lo + x - xh * P32\n"
+    "  hi = hi + xh\n"
+    "  if lo >= P32 then lo = lo - P32; hi = hi + 1 end\n"
+    "  if hi >= H31 then return H31 - 1, P32 - 1 end\n"
+    "  return hi, lo\n"
+    "end\n"
+    "if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end\n"
+    "local t = redis.call('TIME')\n"
+    "local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local nh, nl\n"
+    "if ARGV[2] ~= '' then nh, nl = get64(ARGV[2], 1) else\n"
+    "  local sec, usec = tonumber(t[1]), tonumber(t[2])\n"
+    "  local s1 = math.floor(sec / 65536)\n"
+    "  local a, b = s1 * 1e9, (sec - s1 * 65536) * 1e9 + usec * 1000\n"
+    "  local ah, bh = math.floor(a / 65536), math.floor(b / P32)\n"
+    "  nh, nl = ah + bh, (a - ah * 65536) * 65536 + b - bh * P32\n"
+    "  if nl >= P32 then nl = nl - P32; nh = nh + 1 end\n"
+    "end\n"
+    "local keys, a, ok = {}, 6, true\n"
+    "for i = 3, #KEYS do\n"
+    "  local e = {k = KEYS[i], name = ARGV[a], tmpl = ARGV[a + 1], lim = ARGV[a + 2]}\n"
+    "  a = a + 3\n"
+    "  local got = redis.call('HMGET', e.k, 'r', 'q')\n"
+    "  if got[2] then\n"
+    "    local dl = string.match(got[2], '^%S+ (%d+)$')\n"
+    "    if tonumber(dl or '0') > now_ms then return 0 end\n"
+    "  end\n"
+    "  e.row, e.q = got[1], got[2]\n"
+    "  if e.row then\n"
+    "    if #e.row < 42 or string.byte(e.row, 1) ~= 1 or string.byte(e.row, 2) ~= 0 then\n"
+    "      return 0\n"
+    "    end\n"
+    "    e.st = string.sub(e.row, 43)\n"
+    "  else\n"
+    "    e.st = e.tmpl\n"
+    "  end\n"
+    "  local st, tm = e.st, e.tmpl\n"
+    "  e.n = string.byte(tm, 2)\n"
+    "  if #st ~= #tm or string.byte(st, 1) ~= 2 or string.byte(st, 2) ~= e.n or\n"
+    "     string.sub(st, 11, 18) ~= string.sub(tm, 11, 18) or\n"
+    "     string.sub(st, 3, 10) == NOGEN or #e.lim ~= 48 * e.n then\n"
+    "    return 0\n"
+    "  end\n"
+    "  for j = 0, e.n - 1 do\n"
+    "    local o = 19 + j * 49\n"
+    "    if string.sub(st, o, o + 32) ~= string.sub(tm, o, o + 32) then return 0 end\n"
+    "  end\n"
+    "  keys[#keys + 1] = e\n"
+    "end\n"
+    "-- GCRA as gcra.c, with max_delay 0: cur = max(tat, now); a cost adds\n"
+    "-- cost x period / count (past INT64_MAX: refused); admitted if\n"
+    "-- cur - burst x period / count <= now. A cost of 0 only checks.\n"
+    "for _, e in ipairs(keys) do\n"
+    "  e.nw = {}\n"
+    "  for j = 0, e.n - 1 do\n"
+    "    local p, o = j * 48 + 1, 20 + j * 49\n"
+    "    local cost = num(e.lim, p)\n"
+    "    if cost >= 0 then\n"
+    "      local c = num(e.lim, p + 8)\n"
+    "      local h, l = get64(e.st, o + 32)\n"
+    "      local r = num(e.st, o + 40)\n"
+    "      if less(h, l, r, nh, nl, 0) then h, l, r = nh, nl, 0 end\n"
+    "      if cost > 0 then\n"
+    "        local ih, il = get64(e.lim, p + 16)\n"
+    "        r, l, h = r + num(e.lim, p + 24), l + il, h + ih\n"
+    "        if r >= c then r = r - c; l = l + 1 end\n"
+    "        if l >= P32 then l = l - P32; h = h + 1 end\n"
+    "        if h >= H31 then ok = false end\n"
+    "        e.nw[j] = {h, l, r}\n"
+    "      end\n"
+    "      local uh, ul = get64(e.lim, p + 32)\n"
+    "      local ah, al, ar = h - uh, l - ul, r - num(e.lim, p + 40)\n"
+    "      if ar < 0 then ar = ar + c; al = al - 1 end\n"
+    "      if al < 0 then al = al + P32; ah = ah - 1 end\n"
+    "      if less(nh, nl, 0, ah, al, ar) then ok = false end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local out, units, idle = {1, put64(nh, nl)}, tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "for _, e in ipairs(keys) do\n"
+    "  local st = e.st\n"
+    "  if ok then\n"
+    "    for j, v in pairs(e.nw) do\n"
+    "      local o = 19 + j * 49 + 33\n"
+    "      local rh = math.floor(v[3] / P32)\n"
+    "      st = string.sub(st, 1, o - 1) .. put64(v[1], v[2]) .. put64(rh, v[3] - rh * P32) ..\n"
+    "        string.sub(st, o + 16)\n"
+    "    end\n"
+    "  end\n"
+    "  local c = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}\n"
+    "  if e.row then\n"
+    "    for j = 0, 4 do c[2 * j + 1], c[2 * j + 2] = get64(e.row, 3 + 8 * j) end\n"
+    "  end\n"
+    "  if c[1] == 0 and c[2] == 0 and c[3] == 0 and c[4] == 0 then c[7], c[8] = nh, nl end\n"
+    "  c[9], c[10] = nh, nl\n"
+    "  if ok then\n"
+    "    c[1], c[2] = sat_add(c[1], c[2], 1)\n"
+    "    c[5], c[6] = sat_add(c[5], c[6], units)\n"
+    "  else\n"
+    "    c[3], c[4] = sat_add(c[3], c[4], 1)\n"
+    "  end\n"
+    "  local row = '\\1\\0' .. put64(c[1], c[2]) .. put64(c[3], c[4]) .. put64(c[5], c[6]) ..\n"
+    "    put64(c[7], c[8]) .. put64(c[9], c[10]) .. st\n"
+    "  redis.call('HSET', e.k, 'r', row, 'v', ARGV[3])\n"
+    "  if e.q then redis.call('HDEL', e.k, 'q') end -- lapsed: a live one said 0\n"
+    "  if not e.row then redis.call('ZADD', KEYS[2], 0, e.name) end\n"
+    "  -- TTL as commit.c's: until every bucket is full again, plus idle\n"
+    "  local till = nil\n"
+    "  for j = 0, string.byte(st, 2) - 1 do\n"
+    "    local o = 19 + j * 49\n"
+    "    if string.byte(st, o) ~= 2 then\n"
+    "      local h, l = get64(st, o + 33)\n"
+    "      local d = (h - nh) * P32 + (l - nl)\n"
+    "      if not till or d > till then till = d end\n"
+    "    end\n"
+    "  end\n"
+    "  local ttl = (till and till > 0) and math.floor(till / 1e6) + 1 + idle or idle\n"
+    "  if ttl > 4e18 then redis.call('PERSIST', e.k)\n"
+    "  elseif e.row then redis.call('PEXPIRE', e.k, ttl, 'GT') -- none (kept) counts as longer\n"
+    "  else redis.call('PEXPIRE', e.k, ttl) end\n"
+    "  out[#out + 1] = e.row or ''\n"
+    "  out[#out + 1] = row\n"
+    "end\n"
+    "return out\n";
+
+int rd_load_fast_script(rd_store *s)
+{
+    const char *argv[3] = { "SCRIPT", "LOAD", fast_lua };
+    redisReply *r = NULL;
+    int rc = rd_plain(s, &r, "load the decision script", 3, argv, NULL);
+    if (rc == RL_OK) {
+        if (r->type == REDIS_REPLY_STRING && r->len < sizeof s->sha_fast)
+            snprintf(s->sha_fast, sizeof s->sha_fast, "%s", r->str);
+        else
+            rc = rl_seterr(s->base.err, RL_ESTORE, "redis %s: SCRIPT LOAD: unexpected reply",
+                           s->where);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Fills the transaction's cache with the rows as the script found them and
+ * what it wrote, for core to decide again (rd_fast_check). */
+static int replay(rd_store *s, const rl_fast_req *q, const redisReply *r)
+{
+    size_t k;
+    const redisReply *now = r->element[1];
+    if (now->type != REDIS_REPLY_STRING || now->len != 8 || r->elements != 2 + 2 * q->nkeys)
+        return rl_seterr(s->base.err, RL_ESTORE, "redis %s: decision script: unexpected reply",
+                         s->where);
+    rd_tx_reset(s);
+    s->in_tx = s->write = s->replay = 1;
+    s->pver = q->pol_version;
+    s->time_ns = (int64_t)rl_get64((const unsigned char *)now->str);
+    s->have_pver = s->have_time = 1;
+    for (k = 0; k < q->nkeys; k++) {
+        const redisReply *was = r->element[2 + 2 * k], *is = r->element[3 + 2 * k];
+        rd_row *w = calloc(1, sizeof *w);
+        if (!w || rd_push_row(s, w) != 0) {
+            free(w);
+            return rl_seterr(s->base.err, RL_ENOMEM, "out of memory");
+        }
+        snprintf(w->key, sizeof w->key, "%s", q->k[k].key);
+        snprintf(w->ver, sizeof w->ver, "*");
+        if (was->type != REDIS_REPLY_STRING || is->type != REDIS_REPLY_STRING ||
+            is->len > sizeof w->expect)
+            return rl_seterr(s->base.err, RL_ESTORE, "redis %s: decision script: unexpected reply",
+                             s->where);
+        memcpy(w->expect, is->str, is->len);
+        w->expect_len = is->len;
+        if (was->len == 0) { /* new: its state starts as the tier's */
+            w->row.exists = 1;
+            memcpy(w->row.state, q->k[k].tmpl, q->k[k].tmpl_len);
+            w->row.state_len = q->k[k].tmpl_len;
+        } else if (rd_row_decode(&w->row, (const unsigned char *)was->str, was->len) != RL_OK) {
+            return rl_seterr(s->base.err, RL_ECORRUPT, "redis %s: key '%.64s': damaged record",
+                             s->where, w->key);
+        }
+    }
+    return RL_OK;
+}
+
+/* Little-endian int64 at b. */
+static void put(unsigned char *b, int64_t v)
+{
+    rl_put64(b, (uint64_t)v);
+}
+
+int rd_decide_fast(rl_store *base, const rl_fast_req *q)
+{
+    rd_store *s = (rd_store *)base;
+    const char *argv[10 + 4 * RL_MAX_KEYS];
+    size_t len[sizeof argv / sizeof argv[0]];
+    char names[2 + RL_MAX_KEYS][RD_NAME_MAX], nk[8], pver[24], token[20], units[24], idle[24];
+    unsigned char now[8], lim[RL_MAX_KEYS][RL_MAX_LIMITS * 48];
+    redisReply *r = NULL;
+    size_t i, j, n = 0;
+    int rc;
+
+    if (s->readonly || !s->sha_fast[0] || q->nkeys > RL_MAX_KEYS)
+        return RL_FAST_NO;
+    rd_name_of(s, "policy", names[0]);
+    rd_name_of(s, "keys", names[1]);
+    snprintf(nk, sizeof nk, "%zu", 2 + q->nkeys);
+    snprintf(pver, sizeof pver, "%" PRId64, q->pol_version);
+    snprintf(token, sizeof token, "%016" PRIx64, rd_next_rand(s));
+    snprintf(units, sizeof units, "%" PRId64, q->units);
+    snprintf(idle, sizeof idle, "%" PRId64, s->idle_ttl_ms);
+    put(now, q->now);
+#define ARG(p, l) (argv[n] = (const char *)(p), len[n++] = (l))
+    ARG("EVALSHA", 7);
+    ARG(s->sha_fast, strlen(s->sha_fast));
+    ARG(nk, strlen(nk));
+    for (i = 0; i < 2; i++)
+        ARG(names[i], strlen(names[i]));
+    for (i = 0; i < q->nkeys; i++)
+        ARG(names[2 + i], rd_row_name(s, q->k[i].key, names[2 + i]));
+    ARG(pver, strlen(pver));
+    ARG(now, q->have_now ? 8 : 0);
+    ARG(token, strlen(token));
+    ARG(units, strlen(units));
+    ARG(idle, strlen(idle));
+    for (i = 0; i < q->nkeys; i++) {
+        const rl_fast_key *fk = &q->k[i];
+        for (j = 0; j < fk->n; j++) {
+            const rl_fast_slot *sl = &fk->slot[j];
+            unsigned char *b = lim[i] + 48 * j;
+            put(b, sl->cost);
+            put(b + 8, sl->count);
+            put(b + 16, sl->inc_ns);
+            put(b + 24, sl->inc_rem);
+            put(b + 32, sl->tau_ns);
+            put(b + 40, sl->tau_rem);
+        }
+        ARG(fk->key, strlen(fk->key));
+        ARG(fk->tmpl, fk->tmpl_len);
+        ARG(lim[i], 48 * fk->n);
+    }
+#undef ARG
+    rc = rd_cmd(s, &r, "decide", (int)n, argv, len);
+    if (rc == RL_ESTORE && strstr(s->base.err, "NOSCRIPT")) {
+        if ((rc = rd_load_fast_script(s)) != RL_OK)
+            return rc;
+        argv[1] = s->sha_fast;
+        len[1] = strlen(s->sha_fast);
+        rc = rd_cmd(s, &r, "decide", (int)n, argv, len);
+    }
+    if (rc != RL_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+        rc = RL_FAST_NO;
+    else if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+             r->element[0]->type != REDIS_REPLY_INTEGER || r->element[0]->integer != 1)
+        rc = rl_seterr(s->base.err, RL_ESTORE, "redis %s: decision script: unexpected reply",
+                       s->where);
+    else if ((rc = replay(s, q, r)) == RL_OK)
+        s->fast_hits++;
+    freeReplyObject(r);
+    if (rc != RL_OK && rc != RL_FAST_NO)
+        rd_tx_reset(s);
+    return rc;
+}
+
+int rd_fast_check(rd_store *s)
+{
+    unsigned char buf[RD_ROW_MAX];
+    size_t i;
+    int rc = RL_OK;
+    for (i = 0; i < s->n_rows && rc == RL_OK; i++) {
+        rd_row *w = s->rows[i];
+        if (!w->expect_len)
+            continue; /* read by core, not decided on the server */
+        if (!w->dirty || w->n_gone || w->n_leases || rd_row_encode(&w->row, buf) != w->expect_len ||
+            memcmp(buf, w->expect, w->expect_len) != 0)
+            rc = rl_seterr(s->base.err, RL_ESTORE,
+                           "redis %s: key '%.64s': the server decided otherwise than the "
+                           "library (a bug in rl: please report it)",
+                           s->where, w->key);
+    }
+    rd_tx_reset(s);
+    return rc;
+}
