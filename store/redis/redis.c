@@ -75,10 +75,13 @@ void rd_name_of(const rd_store *s, const char *what, char *buf)
 
 /* A write to a socket the server closed raises SIGPIPE, whose default kills
  * the process: block it in this thread around each round trip and discard
- * one it caused, leaving the application's own handling alone. */
+ * one it caused, leaving the application's own handling alone. Two system
+ * calls when the thread did not block SIGPIPE already (then none can have
+ * been pending for it); the careful dance with sigpending only when it
+ * did, since a pending one may then be the application's. */
 typedef struct rd_sig {
     sigset_t old;
-    int pending_before;
+    int careful, pending_before;
 } rd_sig;
 
 static void sig_block(rd_sig *g)
@@ -86,21 +89,29 @@ static void sig_block(rd_sig *g)
     sigset_t set, pend;
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
-    sigpending(&pend);
-    g->pending_before = sigismember(&pend, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, &g->old);
+    g->careful = sigismember(&g->old, SIGPIPE);
+    g->pending_before = 0;
+    if (g->careful) {
+        sigpending(&pend);
+        g->pending_before = sigismember(&pend, SIGPIPE);
+    }
 }
 
-static void sig_restore(rd_sig *g)
+/* failed: the round trip failed (only a failed write raises SIGPIPE). */
+static void sig_restore(rd_sig *g, int failed)
 {
     sigset_t set, pend;
     struct timespec zero = { 0, 0 };
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    sigpending(&pend);
-    if (!g->pending_before && sigismember(&pend, SIGPIPE))
-        sigtimedwait(&set, NULL, &zero);
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+    if (failed && !g->pending_before) {
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        sigpending(&pend);
+        if (sigismember(&pend, SIGPIPE))
+            sigtimedwait(&set, NULL, &zero);
+    }
+    if (!g->careful)
+        pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
 static void drop(rd_store *s)
@@ -248,7 +259,7 @@ int rd_plain(rd_store *s, redisReply **out, const char *what, int argc, const ch
     *out = NULL;
     sig_block(&g);
     r = redisCommandArgv(s->c, argc, argv, len);
-    sig_restore(&g);
+    sig_restore(&g, !r);
     if (!r) {
         conn_fail(s, what);
         return RL_ECONNECT;
@@ -292,7 +303,7 @@ int rd_pipeline(rd_store *s, size_t n, int *argc, const char ***argv, size_t **l
     for (rc = RL_OK, i = 0; i < n && rc == RL_OK; i++)
         if (redisGetReply(s->c, (void **)&out[i]) != REDIS_OK)
             rc = -1;
-    sig_restore(&g);
+    sig_restore(&g, rc != RL_OK || i < n);
     if (rc != RL_OK) {
         conn_fail(s, what);
         rc = RL_ECONNECT;
