@@ -274,6 +274,8 @@ static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *c
         x->now = rl__now(r);
     if (k == 0 && (rc = rl__refresh_policy(r, x->version)) != RL_OK)
         return rc;
+    if (r->store->ops->decide_fast)
+        rl__fast_note(r, key, e->row.tier);
     if (!(e->t = rl__key_tier(r, key, &e->row, &source)))
         return rl_seterr(r->err, RL_ENOLIMIT,
                          "no tier applies to key '%.64s' and no default limits are set", key);

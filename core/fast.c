@@ -24,6 +24,7 @@
  */
 #include "handle.h"
 
+#include <stdio.h>
 #include <string.h>
 
 __extension__ typedef __int128 i128;
@@ -36,17 +37,44 @@ static void split(i128 v, int64_t count, int64_t *ns, int64_t *rem)
     *rem = (int64_t)(v % count);
 }
 
+static uint64_t key_hash(const char *key)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+    while (*key)
+        h = (h ^ (unsigned char)*key++) * 0x100000001b3ULL;
+    return h | 1; /* 0 marks an empty entry */
+}
+
+void rl__fast_note(rl *r, const char *key, const char *tier)
+{
+    uint64_t h = key_hash(key);
+    size_t i = (size_t)(h % RL_ASSIGNED_CACHE);
+    if (tier[0]) {
+        r->assigned[i].h = h;
+        snprintf(r->assigned[i].tier, sizeof r->assigned[i].tier, "%s", tier);
+    } else if (r->assigned[i].h == h) {
+        r->assigned[i].h = 0;
+    }
+}
+
 /* Fills f for one key; 0 if the key's tier or the request does not fit. */
 static int plan_key(rl *r, const rl__req *q, const char *key, rl_fast_key *fk)
 {
-    static const rl_row none_row; /* no explicit tier: rules or the default */
+    uint64_t h = key_hash(key);
+    size_t c = (size_t)(h % RL_ASSIGNED_CACHE);
+    rl_row row; /* only its tier is read: the one it was seen with lately */
     rl_state none, st;
     const rl_tier *t;
     size_t i;
     int source;
 
-    if (!(t = rl__key_tier(r, key, &none_row, &source)) || t == &r->defaults)
-        return 0; /* none, or the store lost its policy: the usual way says so */
+    memset(&row, 0, sizeof row);
+    if (r->assigned[c].h == h)
+        memcpy(row.tier, r->assigned[c].tier, sizeof row.tier);
+    if (!(t = rl__key_tier(r, key, &row, &source)) || t == &r->defaults ||
+        (row.tier[0] && source != RL_TIER_ASSIGNED))
+        return 0; /* none, the store lost its policy, a tier gone: the usual way */
+    memcpy(fk->tier, row.tier, sizeof fk->tier);
     if (rl__check_resources(r, t, q) != RL_OK) {
         r->err[0] = 0; /* the usual way gives the message */
         return 0;

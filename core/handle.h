@@ -30,6 +30,8 @@
 
 #include <pthread.h>
 
+#define RL_ASSIGNED_CACHE 64
+
 struct rl {
     pthread_mutex_t mu;
     rl_store *store;
@@ -52,6 +54,13 @@ struct rl {
     const rl_fast_req *fast;
     int frozen;
     int64_t frozen_now;
+    /* Explicit tiers (rl_key_assign) of keys this handle decided lately,
+     * by a hash of the key: a plan for the store tells it which tier a
+     * key's row should name (it checks; a miss only costs the usual way). */
+    struct {
+        uint64_t h;
+        char tier[RL_NAME_MAX];
+    } assigned[RL_ASSIGNED_CACHE];
     char err[RL_ERRMSG_MAX];
 };
 
@@ -140,6 +149,8 @@ int rl__check_resources(rl *r, const rl_tier *t, const rl__req *q);
 /* Whether the store can decide q in one round trip (decide_fast): then f
  * holds what it needs. Under the handle's mutex. */
 int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f);
+/* What decide_key read of key's explicit tier ("" none), for later plans. */
+void rl__fast_note(rl *r, const char *key, const char *tier);
 
 /* The decide loop's scratch: one decision in the making. */
 typedef struct key_eval {

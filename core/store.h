@@ -104,10 +104,12 @@ typedef struct rl_fast_slot {
 
 typedef struct rl_fast_key {
     const char *key;
+    char tier[RL_NAME_MAX]; /* the explicit tier its row names, "" none */
     /* The state of a key new to its tier (rl__state_align of nothing): a
      * new key starts from it, and an existing key is decided here only if
-     * its state has the same layout (format 2, a generation, the tier's
-     * fingerprint, the same limits in the same order, no cool-downs). */
+     * its row names `tier` and its state has the same layout (format 2,
+     * a generation, the tier's fingerprint, the same limits in the same
+     * order, no cool-downs). */
     unsigned char tmpl[RL_STATE_HEAD + RL_MAX_LIMITS * RL_SLOT_BYTES];
     size_t tmpl_len, n;
     rl_fast_slot slot[RL_MAX_LIMITS];
