@@ -133,20 +133,25 @@ static const char commit_lua[] =
     "end\n"
     "return 1\n";
 
-int rd_load_script(rd_store *s)
+int rd_script_load(rd_store *s, const char *text, char sha[RD_SHA_MAX], const char *what)
 {
-    const char *argv[3] = { "SCRIPT", "LOAD", commit_lua };
+    const char *argv[3] = { "SCRIPT", "LOAD", text };
     redisReply *r = NULL;
-    int rc = rd_plain(s, &r, "load the commit script", 3, argv, NULL);
+    int rc = rd_plain(s, &r, what, 3, argv, NULL);
     if (rc == RL_OK) {
-        if (r->type == REDIS_REPLY_STRING && r->len < sizeof s->sha)
-            snprintf(s->sha, sizeof s->sha, "%s", r->str);
+        if (r->type == REDIS_REPLY_STRING && r->len < RD_SHA_MAX)
+            snprintf(sha, RD_SHA_MAX, "%s", r->str);
         else
             rc = rl_seterr(s->base.err, RL_ESTORE, "redis %s: SCRIPT LOAD: unexpected reply",
                            s->where);
     }
     freeReplyObject(r);
     return rc;
+}
+
+int rd_load_script(rd_store *s)
+{
+    return rd_script_load(s, commit_lua, s->sha, "load the commit script");
 }
 
 /* ---- begin and rollback ------------------------------------------------------- */

@@ -187,18 +187,7 @@ static const char fast_lua[] =
 
 int rd_load_fast_script(rd_store *s)
 {
-    const char *argv[3] = { "SCRIPT", "LOAD", fast_lua };
-    redisReply *r = NULL;
-    int rc = rd_plain(s, &r, "load the decision script", 3, argv, NULL);
-    if (rc == RL_OK) {
-        if (r->type == REDIS_REPLY_STRING && r->len < sizeof s->sha_fast)
-            snprintf(s->sha_fast, sizeof s->sha_fast, "%s", r->str);
-        else
-            rc = rl_seterr(s->base.err, RL_ESTORE, "redis %s: SCRIPT LOAD: unexpected reply",
-                           s->where);
-    }
-    freeReplyObject(r);
-    return rc;
+    return rd_script_load(s, fast_lua, s->sha_fast, "load the decision script");
 }
 
 /* Fills the transaction's cache with the rows as the script found them and

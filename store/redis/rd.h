@@ -59,6 +59,7 @@ struct redisReply;
 #define RD_PREFIX_MAX 64
 #define RD_NAME_MAX (RD_PREFIX_MAX + 4 + RL_KEY_MAX + 2)
 #define RD_VER_MAX 24
+#define RD_SHA_MAX 48 /* a script's SHA1 in hex, and its NUL */
 /* The data format this library writes, in PREFIX "format". */
 #define RD_FORMAT 1
 
@@ -92,9 +93,9 @@ typedef struct rd_store {
     int port, db, timeout_ms, readonly;
     int64_t idle_ttl_ms;
     char prefix[RD_PREFIX_MAX];
-    char sha[48];      /* of the commit script, "" until loaded */
-    char sha_fast[48]; /* of the decision script (fast.c) */
-    uint64_t fast_hits; /* decisions the server made (tests read it) */
+    char sha[RD_SHA_MAX];      /* of the commit script, "" until loaded */
+    char sha_fast[RD_SHA_MAX]; /* of the decision script (fast.c) */
+    uint64_t fast_hits;        /* decisions the server made (tests read it) */
     int64_t retry_at;
     int backoff_ms;
     uint64_t host_id, rng;
@@ -164,6 +165,8 @@ int rd_now(rl_store *base, int64_t *ns);
 int rd_prefetch(rl_store *base, const char *const *keys, size_t n);
 
 /* commit.c */
+/* SCRIPT LOAD of text into sha; what names it in messages. */
+int rd_script_load(rd_store *s, const char *text, char sha[RD_SHA_MAX], const char *what);
 /* SCRIPT LOAD of the commit script into s->sha. */
 int rd_load_script(rd_store *s);
 /* Forgets a conflict's snapshot (s->warm). */
