@@ -396,7 +396,7 @@ void bench_report_text(const bench_env *e, const bench_case *cases, const bench_
     printf("rl bench: rl %s, SQLite %s, nproc %ld, %s, %s\n", e->rl_version, e->sqlite_version,
            e->nproc, e->cpu, e->kernel);
     printf("db: fresh file per case in %s (%s), %.1f s per case, limit 1e9/s burst 1e9 "
-           "(every decision admitted and written)\n",
+           "(every decision admitted and written; the refused cases: 1 per hour)\n",
            e->dir, e->fs, e->secs);
     if (e->redis[0])
         printf("redis: %s%s\n", e->redis,
