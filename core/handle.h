@@ -9,7 +9,7 @@
  *   group.c     group commit: deciding other processes' queued requests
  *   reserve.c   rl_reserve and rl_cancel, leases
  *   refuse.c    the counters of refusals answered from a read snapshot
- *   wait.c      rl_wait, rl_wait_ex
+ *   wait.c      rl_wait, rl_wait_ex, rl_wait_wake
  *   read.c      rl_stats, rl_totals_get, rl_keys_list, rl_leases_list
  *   tiers.c     the policy: tiers, rules, assignments, rl_load_tiers
  *   cooldown.c  rl_penalize, rl_observe_headers

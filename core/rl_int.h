@@ -53,6 +53,10 @@ void rl__pending_flush(rl *r);
  * the monotonic clock of the pending refusals (NULL: CLOCK_MONOTONIC). */
 extern unsigned long rl__test_write_tx;
 extern int64_t (*rl__pending_clock)(void);
+/* Test builds: the sleeps of rl_wait, rl_wait_ex and the lease waits, and
+ * the longest sleep with a cancel flag (0: RL_CANCEL_POLL_NS, 100 ms). */
+extern unsigned long rl__test_wait_sleeps;
+extern int64_t rl__test_cancel_poll_ns;
 #endif
 
 /* Retrying a transaction an optimistic store refused (RL_ECONFLICT):

@@ -11,8 +11,13 @@
  *     deciding do not eat into it; INT64_MAX waits for ever;
  *   - interactive callers take their place in the queue at once; batch
  *     callers only take room that is free now, and otherwise come back;
- *   - a cancellation (*cancel set, e.g. by a signal handler) is seen within
- *     10 ms; a reservation already booked is given back (rl_cancel);
+ *   - a wait sleeps until its time in one sleep (a futex wait on the cancel
+ *     flag, or nanosleep without one), not in slices; a cancellation
+ *     (*cancel set) is seen at once when the setter calls rl_wait_wake or
+ *     sets it in a signal handler (the sleep ends with EINTR), else within
+ *     RL_CANCEL_POLL_NS (100 ms), and within RL_SLOT_CANCEL_NS (10 ms) by a
+ *     waiter for a concurrency slot; a reservation already booked is
+ *     given back (rl_cancel);
  *   - RL_ETIMEOUT charges nothing: an admission that needs longer than the
  *     time left is refused before anything is booked;
  *   - batch callers age: once one has waited RL_BATCH_AGE_NS it takes its
@@ -36,11 +41,15 @@
 #include "handle.h"
 #include "lease.h"
 
+#include <linux/futex.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The longest a slot waiter sleeps without a release: how late it sees a
  * slot freed by a holder that died or whose lease ran out. */
@@ -53,28 +62,62 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
 }
 
-/* Sleeps until deadline (monotonic) in slices short enough that a
- * cancellation is seen within 10 ms. Returns 1 if cancelled. */
+/* The longest one sleep of a waiter with a cancel flag lasts when nothing
+ * wakes it: how late it sees a flag set by another thread that does not
+ * call rl_wait_wake (a signal handler's interrupts the sleep). */
+#define RL_CANCEL_POLL_NS (100 * RL_MILLISECOND)
+/* A slot waiter's sleep is a futex on the store's word, not on the flag:
+ * it looks at the flag this often. */
+#define RL_SLOT_CANCEL_NS (10 * RL_MILLISECOND)
+
+#ifdef RL_TEST_HOOKS
+unsigned long rl__test_wait_sleeps;
+int64_t rl__test_cancel_poll_ns;
+#define COUNT_SLEEP() ((void)__atomic_fetch_add(&rl__test_wait_sleeps, 1, __ATOMIC_SEQ_CST))
+#define CANCEL_POLL_NS (rl__test_cancel_poll_ns > 0 ? rl__test_cancel_poll_ns : RL_CANCEL_POLL_NS)
+#else
+#define COUNT_SLEEP() ((void)0)
+#define CANCEL_POLL_NS RL_CANCEL_POLL_NS
+#endif
+
+_Static_assert(sizeof(sig_atomic_t) == sizeof(int), "the cancel flag is a futex word");
+
+/* One sleep of ns at most on the cancel flag's word while it is 0: woken
+ * early by rl_wait_wake (FUTEX_WAKE) or a signal (EINTR). Process-shared
+ * futex operations: the flag may live in memory shared with another
+ * process. */
+static void flag_sleep(const volatile sig_atomic_t *cancel, int64_t ns)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ns / RL_SECOND);
+    ts.tv_nsec = (long)(ns % RL_SECOND);
+    COUNT_SLEEP();
+    if (cancel)
+        (void)syscall(SYS_futex, (int *)(uintptr_t)cancel, FUTEX_WAIT, 0, &ts, NULL, 0);
+    else
+        nanosleep(&ts, NULL);
+}
+
+/* Sleeps until deadline (monotonic): one sleep, unless a cancellation, a
+ * signal or RL_CANCEL_POLL_NS with a flag ends it first. Returns 1 if
+ * cancelled. */
 static int sleep_until_mono(int64_t deadline, const volatile sig_atomic_t *cancel)
 {
     for (;;) {
         int64_t left = deadline - mono_ns();
-        struct timespec ts;
         if (cancel && *cancel)
             return 1;
         if (left <= 0)
             return 0;
-        if (left > 5 * RL_MILLISECOND)
-            left = 5 * RL_MILLISECOND;
-        ts.tv_sec = 0;
-        ts.tv_nsec = (long)left;
-        nanosleep(&ts, NULL);
+        if (cancel && left > CANCEL_POLL_NS)
+            left = CANCEL_POLL_NS;
+        flag_sleep(cancel, left);
     }
 }
 
 /* Sleeps ns at most, until a slot is released (epoch moves) if the store
- * can tell, in slices short enough that a cancellation is seen within
- * 10 ms. Returns 1 if cancelled. */
+ * can tell, seeing a cancellation within RL_SLOT_CANCEL_NS. Returns 1 if
+ * cancelled. */
 static int sleep_for_slot(rl *r, int have_epoch, uint32_t epoch, int64_t ns,
                           const volatile sig_atomic_t *cancel)
 {
@@ -87,12 +130,19 @@ static int sleep_for_slot(rl *r, int have_epoch, uint32_t epoch, int64_t ns,
             return 1;
         if ((left = end - mono_ns()) <= 0)
             return 0;
-        if (cancel && left > 10 * RL_MILLISECOND)
-            left = 10 * RL_MILLISECOND;
+        if (cancel && left > RL_SLOT_CANCEL_NS)
+            left = RL_SLOT_CANCEL_NS;
+        COUNT_SLEEP();
         r->store->ops->slot_wait(r->store, epoch, left);
         if (r->store->ops->slot_epoch(r->store, &now_epoch) != RL_OK || now_epoch != epoch)
             return cancel && *cancel;
     }
+}
+
+void rl_wait_wake(const volatile sig_atomic_t *cancel)
+{
+    if (cancel)
+        (void)syscall(SYS_futex, (int *)(uintptr_t)cancel, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
 
 /* A wait's clock, shared by rl_wait_ex and rl__lease_wait. The first
