@@ -75,7 +75,7 @@ int rl__tx(rl *r, int (*body)(rl *r, void *ctx), void *ctx)
         r->err[0] = 0;
         r->slot_freed = 0;
 #ifdef RL_TEST_HOOKS
-        rl__test_write_tx++;
+        (void)__atomic_fetch_add(&rl__test_write_tx, 1, __ATOMIC_SEQ_CST);
 #endif
         if ((rc = r->store->ops->begin(r->store, 1)) != RL_OK)
             continue;
@@ -278,13 +278,11 @@ static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *c
     if (rl_state_decode(&old, e->row.state, e->row.state_len) != RL_OK)
         return rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", key);
     rl__align(r, e->t, &old, &e->st, x->now);
-    if (x->snapshot && (q->lease || names_inflight(e->t, q)))
-        return RL_GROUP_NONE; /* reclaiming writes: not from a read snapshot */
     ahead.n = 0;
     ahead.rank = q->rank > 0 ? q->rank : x->now;
     ahead.self = q->wait_id ? q->wait_id[k] : 0;
     if ((q->lease || names_inflight(e->t, q)) &&
-        (rc = rl__reclaim(r, key, &e->st, x->now, &soonest, &ahead)) != RL_OK)
+        (rc = rl__reclaim(r, key, &e->st, x->now, &soonest, &ahead, x->snapshot)) != RL_OK)
         return rc;
     if ((until = rl__cooldown_until(&e->st, q->costs, q->ncosts, x->now)) > *cool) {
         *cool = until;
@@ -785,6 +783,38 @@ out:
     r->err[0] = 0; /* the write path, if it is taken, says what it meets */
     rl__unlock(r);
     return answered ? RL_OK : RL_GROUP_NONE;
+}
+
+int rl__decide_peek_full(rl *r, const rl__req *q)
+{
+    rl_reservation rv;
+    rl__req p = *q;
+    decision *x;
+    int rc, full = 0;
+    rl__lock(r);
+    if (!r->rx && !(r->rx = malloc(sizeof *r->rx)))
+        goto out;
+    x = r->rx;
+    if (p.max_delay_ns < 0)
+        p.max_delay_ns = 0;
+    if (r->store->ops->begin(r->store, 0) != RL_OK) {
+        r->store->ops->rollback(r->store);
+        goto out;
+    }
+    x->snapshot = 1;
+    rc = decide_eval(r, x, &p);
+    x->snapshot = 0;
+    r->store->ops->rollback(r->store);
+    if (rc == RL_OK && !x->allowed && x->delay <= p.max_delay_ns) {
+        memset(p.res, 0, sizeof *p.res);
+        p.rv = &rv;
+        decide_fill(x, &p);
+        full = 1;
+    }
+out:
+    r->err[0] = 0;
+    rl__unlock(r);
+    return full;
 }
 
 /* ---- rl_allow, rl_acquire ----------------------------------------------- */

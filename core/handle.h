@@ -170,7 +170,7 @@ typedef struct rl__decision {
     key_eval ke[RL_MAX_KEYS];
     size_t n;
     int allowed, cool_key;
-    int snapshot; /* in a read transaction: nothing may be written (no reclaim) */
+    int snapshot; /* in a read transaction: nothing is written (a dry reclaim) */
     int64_t now, version, cool_delay, delay;
 } decision;
 
@@ -222,6 +222,14 @@ int rl__decide_req(rl *r, const rl__req *q);
  * decides again. */
 int rl__decide_read(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t n,
                     rl_result *res);
+
+/* A slot waiter woken (rl_wait_ex, rl__lease_wait): whether q, a request
+ * already checked, is still refused within its horizon (a concurrency
+ * limit is full), decided from a read snapshot without writing anything
+ * (leases that would be reclaimed are freed in its copy only); q->res is
+ * then set as the write path would. 0: admitted, or anything else: the
+ * caller decides on the write path. */
+int rl__decide_peek_full(rl *r, const rl__req *q);
 
 /* ---- refuse.c ----------------------------------------------------------- */
 
@@ -282,9 +290,10 @@ typedef struct rl__ahead {
 
 /* Inside a write transaction: ends the key's expired leases and those of
  * dead owners, freeing what they hold in st; *soonest is the earliest
- * expiry of a lease that stays (INT64_MIN: none). */
+ * expiry of a lease that stays (INT64_MIN: none). dry (in a read
+ * transaction): frees them in st only and deletes nothing. */
 int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soonest,
-                rl__ahead *ahead);
+                rl__ahead *ahead, int dry);
 /* A slot waiter's place in the queue: when it came, a batch waiter as if
  * RL_BATCH_AGE_NS later (it ages into the interactive queue). */
 static inline int64_t rl__rank_of(int64_t since, int priority)

@@ -27,7 +27,9 @@
  *     or every RL_SLOT_WAKE_NS at the latest (a holder that died or ran
  *     out of time releases nothing by itself); a store without the
  *     wake-up looks again every RL_SLOT_RETRY_NS at most. Nothing is
- *     booked meanwhile.
+ *     booked meanwhile, and a waiter woken while the limit is still full
+ *     writes nothing: it looks first from a read snapshot (leases that
+ *     would be reclaimed freed in its copy) and sleeps again.
  *
  * rl__lease_wait waits for leases, and so for slots: a waiter that finds
  * a slot taken queues in the store (a waiter row: a lease that holds
@@ -82,6 +84,13 @@ int64_t rl__test_cancel_poll_ns;
 
 _Static_assert(sizeof(sig_atomic_t) == sizeof(int), "the cancel flag is a futex word");
 
+/* Whether the cancel flag is set: an atomic load, as another thread may
+ * set it (a signal handler's store is seen as well). */
+static int is_set(const volatile sig_atomic_t *cancel)
+{
+    return cancel && __atomic_load_n((const int *)(uintptr_t)cancel, __ATOMIC_ACQUIRE) != 0;
+}
+
 /* One sleep of ns at most on the cancel flag's word while it is 0: woken
  * early by rl_wait_wake (FUTEX_WAKE) or a signal (EINTR). Process-shared
  * futex operations: the flag may live in memory shared with another
@@ -105,7 +114,7 @@ static int sleep_until_mono(int64_t deadline, const volatile sig_atomic_t *cance
 {
     for (;;) {
         int64_t left = deadline - mono_ns();
-        if (cancel && *cancel)
+        if (is_set(cancel))
             return 1;
         if (left <= 0)
             return 0;
@@ -126,7 +135,7 @@ static int sleep_for_slot(rl *r, int have_epoch, uint32_t epoch, int64_t ns,
         return sleep_until_mono(end, cancel);
     for (;;) {
         uint32_t now_epoch;
-        if (cancel && *cancel)
+        if (is_set(cancel))
             return 1;
         if ((left = end - mono_ns()) <= 0)
             return 0;
@@ -135,7 +144,7 @@ static int sleep_for_slot(rl *r, int have_epoch, uint32_t epoch, int64_t ns,
         COUNT_SLEEP();
         r->store->ops->slot_wait(r->store, epoch, left);
         if (r->store->ops->slot_epoch(r->store, &now_epoch) != RL_OK || now_epoch != epoch)
-            return cancel && *cancel;
+            return is_set(cancel);
     }
 }
 
@@ -225,7 +234,8 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
     wait_clock wc;
     int64_t left, horizon;
     uint32_t epoch = 0;
-    int rc, have_epoch;
+    int rc, have_epoch, woken = 0;
+    rl__req peek;
 
     if (!r)
         return RL_EINVAL;
@@ -234,12 +244,27 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
     memset(res, 0, sizeof *res);
     if (priority != RL_PRIORITY_INTERACTIVE && priority != RL_PRIORITY_BATCH)
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "unknown priority %d", priority);
-    if (cancel && *cancel)
+    if (is_set(cancel))
         return rl_seterr(rl__errbuf(r), RL_ECANCELED, "cancelled before waiting");
     wc_init(&wc, timeout_ns, priority);
+    memset(&peek, 0, sizeof peek);
+    peek.keys = &key;
+    peek.nkeys = 1;
+    peek.costs = costs;
+    peek.ncosts = n;
+    peek.res = res;
     for (;;) {
         wc_next(&wc, &left, &horizon);
         have_epoch = read_epoch(r, &epoch);
+        /* woken while a slot was awaited: a look from a read snapshot
+         * first, and back to sleep without writing if it is still full */
+        peek.max_delay_ns = horizon;
+        if (woken && left > 0 && rl__decide_peek_full(r, &peek)) {
+            if (sleep_for_slot(r, have_epoch, epoch, slot_nap(have_epoch, res, left), cancel))
+                goto cancelled;
+            continue;
+        }
+        woken = 0;
         rc = rl__decide(r, &key, 1, costs, n, horizon, res, &rv, NULL);
         wc_decided(&wc);
         if (rc != RL_OK)
@@ -264,6 +289,7 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
                                  res->limit_name);
             if (sleep_for_slot(r, have_epoch, epoch, slot_nap(have_epoch, res, left), cancel))
                 goto cancelled;
+            woken = 1;
         }
     }
     if (sleep_until_mono(rl__sat_add(mono_ns(), rv.delay_ns), cancel)) {
@@ -363,7 +389,7 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
     int64_t left, horizon;
     uint32_t epoch = 0;
     size_t k;
-    int rc, queued = 0, have_epoch;
+    int rc, queued = 0, have_epoch, woken = 0;
 
     if (!r)
         return RL_EINVAL;
@@ -377,7 +403,7 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "unknown priority %d", (int)priority);
     if (ttl_ns <= 0 || ttl_ns > RL_FILL_MAX)
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "lease TTL must be positive (at most 50 years)");
-    if (cancel && *cancel)
+    if (is_set(cancel))
         return rl_seterr(rl__errbuf(r), RL_ECANCELED, "cancelled before waiting");
     if (!(recs = calloc(nkeys, sizeof *recs)))
         return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
@@ -404,6 +430,14 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
         q.rank = queued ? rl__rank_of(qa.created, priority) : 0;
         q.wait_id = queued ? ids : NULL;
         have_epoch = read_epoch(r, &epoch);
+        /* woken in the queue: still full from a read snapshot, back to
+         * sleep without writing */
+        if (woken && left > 0 && rl__decide_peek_full(r, &q)) {
+            if (sleep_for_slot(r, have_epoch, epoch, slot_nap(have_epoch, res, left), cancel))
+                goto cancelled;
+            continue;
+        }
+        woken = 0;
         rc = rl__decide_req(r, &q);
         wc_decided(&wc);
         if (rc != RL_OK)
@@ -442,6 +476,7 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
         }
         if (sleep_for_slot(r, have_epoch, epoch, slot_nap(have_epoch, res, left), cancel))
             goto cancelled;
+        woken = 1;
     }
     for (k = 0; k < nkeys; k++) {
         leases[k].id = recs[k].id;
