@@ -136,7 +136,7 @@ static void *set_flag(void *arg)
     struct timespec ts = { 0, 1000000 };
     while (__atomic_load_n(&rl__test_wait_sleeps, __ATOMIC_SEQ_CST) == st->sleeps)
         nanosleep(&ts, NULL);
-    *st->flag = 1;
+    __atomic_store_n((sig_atomic_t *)(uintptr_t)st->flag, 1, __ATOMIC_RELEASE);
     if (st->wake)
         rl_wait_wake(st->flag);
     return NULL;
@@ -294,6 +294,62 @@ static void test_wait_for_slot(void **state)
     assert_int_equal(rl_lease_cancel(f->r, &b), RL_OK);
     assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
     assert_int_equal(st.limits[0].in_flight, 0);
+}
+
+/* A slot waiter woken while its limit is still full (here by a release on
+ * another key, which moves the store's word) looks from a read snapshot
+ * and sleeps again: it writes nothing. The order of events is asserted
+ * through the test build's counters, never a duration. */
+typedef struct slot_waiter {
+    rl *r;
+    int rc;
+    rl_result res;
+} slot_waiter;
+
+static void *wait_for_stream(void *arg)
+{
+    slot_waiter *w = arg;
+    rl_cost c[] = { { "streams", 1 } };
+    w->rc = rl_wait_ex(w->r, "k", c, 1, RL_PRIORITY_INTERACTIVE, 60 * RL_SECOND, NULL, &w->res);
+    return NULL;
+}
+
+static void sleeps_past(unsigned long n)
+{
+    struct timespec ts = { 0, 1000000 };
+    while (__atomic_load_n(&rl__test_wait_sleeps, __ATOMIC_SEQ_CST) <= n)
+        nanosleep(&ts, NULL);
+}
+
+static void test_woken_waiter_writes_nothing(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_CONCURRENT("streams", "streams", 1) };
+    rl_cost c[] = { { "streams", 1 } };
+    rl_lease a, d;
+    rl_result res;
+    slot_waiter w;
+    pthread_t th;
+    unsigned long s, writes;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 1), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", c, 1, 10 * RL_MINUTE, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(f->r, "d", c, 1, 10 * RL_MINUTE, &d, &res), RL_OK);
+    assert_true(res.allowed);
+    w.r = f->r;
+    w.rc = -100;
+    s = __atomic_load_n(&rl__test_wait_sleeps, __ATOMIC_SEQ_CST);
+    pthread_create(&th, NULL, wait_for_stream, &w);
+    sleeps_past(s); /* refused on the write path, asleep */
+    writes = rl__test_write_tx;
+    s = __atomic_load_n(&rl__test_wait_sleeps, __ATOMIC_SEQ_CST);
+    assert_int_equal(rl_lease_cancel(f->r, &d), RL_OK); /* wakes it: "k" is still full */
+    sleeps_past(s);                                     /* it looked, and sleeps again */
+    assert_int_equal(rl__test_write_tx, writes + 1);    /* the cancel's write only */
+    assert_int_equal(rl_lease_cancel(f->r, &a), RL_OK); /* now it is admitted */
+    pthread_join(th, NULL);
+    assert_int_equal(w.rc, RL_OK);
+    assert_true(w.res.allowed);
 }
 
 /* ---- waiting for leases: the slot queue (rl__lease_wait) ------------------ */
@@ -562,6 +618,8 @@ int main(void)
         BOTH(test_wait_cancel_polled),
         BOTH(test_wait_forever),
         BOTH(test_wait_for_slot),
+        /* the store's wake-up word: the SQLite store's lock file */
+        cmocka_unit_test_setup_teardown(test_woken_waiter_writes_nothing, setup_sqlite, teardown),
         SHARED(test_lease_wait_queue_order),
         SHARED(test_lease_wait_no_barging),
         BOTH(test_lease_wait_timeout_leaves_queue),
