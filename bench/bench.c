@@ -2,7 +2,7 @@
  * bench.c - rl's benchmark: options, the list of cases, one fresh database
  * per case in a mkdtemp directory (removed at the end), and main().
  *
- *   bench [--quick | --seconds S] [--only SUBSTR] [--dir DIR] [--redis URL] [--json]
+ *   bench [--quick | --seconds S] [--only SUBSTR[,SUBSTR...]] [--dir DIR] [--redis URL] [--json]
  *
  * The Redis rows run against --redis URL, else a private redis-server that
  * the bench starts on a free loopback port and stops at the end, else they
@@ -24,33 +24,37 @@
 
 /* The order of the table. Labels are what --only matches and what
  * report.c looks up for the ratios. Fields after busy: redis, prefill,
- * memory_probe, batch, pad. */
+ * memory_probe, batch, pad, refuse. */
 static const bench_case cases[] = {
-    { "bare-upsert/1p/1key", "bare-upsert", W_BARE, 0, 1, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0 },
-    { "bare-upsert/1p/100k", "bare-upsert", W_BARE, 0, 1, K100, RL_BUSY_SQLITE, 0, 0, 0, 0, 0 },
+    { "bare-upsert/1p/1key", "bare-upsert", W_BARE, 0, 1, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0 },
+    { "bare-upsert/1p/100k", "bare-upsert", W_BARE, 0, 1, K100, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0 },
     /* the same with a blob as big as an rl row (one limit): row size alone */
-    { "bare-upsert-90B/1p/100k", "bare+90B", W_BARE, 0, 1, K100, RL_BUSY_SQLITE, 0, 0, 0, 0, 90 },
-    { "memory/1p/1key", "memory", W_RL, 1, 1, 1, BUSY_NA, 0, 0, 0, 0, 0 },
-    { "memory/1p/100k", "memory", W_RL, 1, 1, K100, BUSY_NA, 0, 0, 0, 0, 0 },
-    { "sqlite/1p/1key/lock", "sqlite", W_RL, 0, 1, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0 },
-    { "sqlite/1p/100k/lock", "sqlite", W_RL, 0, 1, K100, RL_BUSY_LOCK, 0, 0, 0, 0, 0 },
-    { "sqlite/1p/1M/lock", "sqlite", W_RL, 0, 1, M1, RL_BUSY_LOCK, 0, 1, 1, 0, 0 },
-    { "sqlite/4p/1key/lock", "sqlite", W_RL, 0, 4, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0 },
-    { "sqlite/4p/1key/sqlite", "sqlite", W_RL, 0, 4, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0 },
-    { "sqlite/4p/100k/lock", "sqlite", W_RL, 0, 4, K100, RL_BUSY_LOCK, 0, 0, 0, 0, 0 },
-    { "bare-upsert/4p/1key", "bare-upsert", W_BARE, 0, 4, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0 },
-    { "redis-lua/1p/1key", "redis-lua", W_LUA, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0 },
-    { "redis-lua/4p/1key", "redis-lua", W_LUA, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0 },
-    { "redis/1p/1key", "redis", W_RL, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0 },
-    { "redis/4p/1key", "redis", W_RL, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0 },
+    { "bare-upsert-90B/1p/100k", "bare+90B", W_BARE, 0, 1, K100, RL_BUSY_SQLITE, 0, 0, 0, 0, 90,
+      0 },
+    { "memory/1p/1key", "memory", W_RL, 1, 1, 1, BUSY_NA, 0, 0, 0, 0, 0, 0 },
+    { "memory/1p/100k", "memory", W_RL, 1, 1, K100, BUSY_NA, 0, 0, 0, 0, 0, 0 },
+    { "sqlite/1p/1key/lock", "sqlite", W_RL, 0, 1, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0 },
+    { "sqlite/1p/100k/lock", "sqlite", W_RL, 0, 1, K100, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0 },
+    { "sqlite/1p/1M/lock", "sqlite", W_RL, 0, 1, M1, RL_BUSY_LOCK, 0, 1, 1, 0, 0, 0 },
+    { "sqlite/4p/1key/lock", "sqlite", W_RL, 0, 4, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0 },
+    { "sqlite/4p/1key/sqlite", "sqlite", W_RL, 0, 4, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0 },
+    { "sqlite/4p/100k/lock", "sqlite", W_RL, 0, 4, K100, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0 },
+    /* a runaway client: one key over its limit, every decision refused */
+    { "sqlite/1p/1key/refused", "sqlite ref", W_RL, 0, 1, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 1 },
+    { "sqlite/4p/1key/refused", "sqlite ref", W_RL, 0, 4, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 1 },
+    { "bare-upsert/4p/1key", "bare-upsert", W_BARE, 0, 4, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0 },
+    { "redis-lua/1p/1key", "redis-lua", W_LUA, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
+    { "redis-lua/4p/1key", "redis-lua", W_LUA, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
+    { "redis/1p/1key", "redis", W_RL, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
+    { "redis/4p/1key", "redis", W_RL, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
     /* the fleet of issue 18: more processes than cores on one hot key */
-    { "redis-lua/8p/1key", "redis-lua", W_LUA, 0, 8, 1, BUSY_NA, 1, 0, 0, 0, 0 },
-    { "redis/8p/1key", "redis", W_RL, 0, 8, 1, BUSY_NA, 1, 0, 0, 0, 0 },
-    { "redis-lua/16p/1key", "redis-lua", W_LUA, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0 },
-    { "redis/16p/1key", "redis", W_RL, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0 },
-    { "redis/1p/100k", "redis", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 1, 0, 0 },
-    { "sqlite/1p/100k/batch64", "sqlite b64", W_RL, 0, 1, K100, RL_BUSY_LOCK, 0, 0, 0, 64, 0 },
-    { "redis/1p/100k/batch64", "redis b64", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 0, 64, 0 },
+    { "redis-lua/8p/1key", "redis-lua", W_LUA, 0, 8, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
+    { "redis/8p/1key", "redis", W_RL, 0, 8, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
+    { "redis-lua/16p/1key", "redis-lua", W_LUA, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
+    { "redis/16p/1key", "redis", W_RL, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
+    { "redis/1p/100k", "redis", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 1, 0, 0, 0 },
+    { "sqlite/1p/100k/batch64", "sqlite b64", W_RL, 0, 1, K100, RL_BUSY_LOCK, 0, 0, 0, 64, 0, 0 },
+    { "redis/1p/100k/batch64", "redis b64", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 0, 64, 0, 0 },
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -60,7 +64,8 @@ static void usage(FILE *f)
                "             [--json]\n"
                "  --seconds S   measuring time per case (default 2)\n"
                "  --quick       0.3 s per case\n"
-               "  --only SUBSTR run only the cases whose label contains SUBSTR\n"
+               "  --only SUBSTR run only the cases whose label contains SUBSTR (several:\n"
+               "                SUBSTR,SUBSTR,... runs those that contain any of them)\n"
                "                (labels: bare-upsert/1p/1key, sqlite/4p/1key/lock, ...)\n"
                "  --dir DIR     where to make the temporary directory (default /tmp)\n"
                "  --redis URL   Redis server for the Redis rows (redis://HOST:PORT/DB);\n"
@@ -86,11 +91,35 @@ static void empty_dir(const char *dir)
 }
 
 /* Whether any selected case needs Redis: no server is started otherwise. */
+/* Whether label contains one of only's comma-separated substrings (NULL:
+ * every label does). */
+static int selected(const char *label, const char *only)
+{
+    char part[128];
+    const char *p = only, *comma;
+    size_t n;
+    if (!only)
+        return 1;
+    for (;;) {
+        comma = strchr(p, ',');
+        n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n > 0 && n < sizeof part) {
+            memcpy(part, p, n);
+            part[n] = 0;
+            if (strstr(label, part))
+                return 1;
+        }
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
 static int need_redis(const char *only)
 {
     size_t k;
     for (k = 0; k < NCASES; k++)
-        if (cases[k].redis && (!only || strstr(cases[k].label, only)))
+        if (cases[k].redis && selected(cases[k].label, only))
             return 1;
     return 0;
 }
@@ -182,7 +211,7 @@ int main(int argc, char **argv)
     for (k = 0; k < NCASES; k++) {
         const bench_case *c = &cases[k];
         memset(&res[k], 0, sizeof res[k]);
-        if (only && !strstr(c->label, only))
+        if (!selected(c->label, only))
             continue;
         if (c->redis && !have_redis) {
             res[k].skipped = 1;

@@ -48,6 +48,8 @@ typedef struct bench_case {
                          * resident memory of a process with a handle open */
     int batch;        /* W_RL: decisions per rl_allow_batch call (0: rl_allow) */
     int pad;          /* W_BARE: bytes of blob stored with each row (0: none) */
+    int refuse;       /* W_RL: a limit of 1 per hour, so every decision after the
+                       * first on a key is refused (the refusal cases) */
 } bench_case;
 
 typedef struct bench_result {

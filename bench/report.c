@@ -215,6 +215,18 @@ static const ratio_line ratio_lines[] = {
       NULL,
       1,
       { RATE_VS("bare-upsert/1p/1key", "bare-upsert 1p") } },
+    { "sqlite_refused_over_admitted_1p_1key",
+      "refusals / admissions, sqlite 1p 1 key",
+      "sqlite/1p/1key/refused",
+      "sqlite/1p/1key/lock",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_refused_over_admitted_4p_1key",
+      "refusals / admissions, sqlite 4p 1 key",
+      "sqlite/4p/1key/refused",
+      "sqlite/4p/1key/lock",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
     { "sqlite_1m_over_1key",
       "sqlite 1p 1M keys / sqlite 1p 1 key",
       "sqlite/1p/1M/lock",
@@ -384,7 +396,7 @@ void bench_report_text(const bench_env *e, const bench_case *cases, const bench_
     printf("rl bench: rl %s, SQLite %s, nproc %ld, %s, %s\n", e->rl_version, e->sqlite_version,
            e->nproc, e->cpu, e->kernel);
     printf("db: fresh file per case in %s (%s), %.1f s per case, limit 1e9/s burst 1e9 "
-           "(every decision admitted and written)\n",
+           "(every decision admitted and written; the refused cases: 1 per hour)\n",
            e->dir, e->fs, e->secs);
     if (e->redis[0])
         printf("redis: %s%s\n", e->redis,

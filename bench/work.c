@@ -10,7 +10,8 @@
  *           autocommit upsert ... RETURNING per decision;
  *   W_RL    rl_allow(key, cost 1) with default limits so large that every
  *           decision is admitted and writes its row (a file, ":memory:" or
- *           a redis:// URL);
+ *           a redis:// URL); the refusal cases (refuse) with a limit of 1
+ *           per hour instead, so every decision after the first is refused;
  *   W_LUA   the baseline GCRA Lua script by EVALSHA (redis.c), same limit.
  * Keys are "k%d", picked by xorshift64 from a table each worker builds
  * before the barrier (only as many as its case uses, so a 1-key worker
@@ -38,6 +39,9 @@ static char keys[BENCH_NKEYS_MAX][KEY_LEN];
  * count and burst are well under RL_COUNT_MAX (2^40); burst*period/count
  * is one second, well under RL_FILL_MAX. */
 static const rl_limit huge_limit[] = { RL_PER_SECOND(1000000000, 1000000000) };
+/* The refusal cases: one per hour, so a key admits its first decision and
+ * refuses every other one of the run. */
+static const rl_limit tiny_limit[] = { RL_PER_HOUR(1, 1) };
 
 static void keys_init(int n)
 {
@@ -136,7 +140,7 @@ static int rl_open_case(rl **r, const bench_case *c, const char *path, char *err
 {
     rl_options o = RL_OPTIONS_INIT;
     int rc;
-    o.default_limits = huge_limit;
+    o.default_limits = c->refuse ? tiny_limit : huge_limit;
     o.n_default_limits = 1;
     o.busy_strategy = c->busy == BUSY_NA ? RL_BUSY_LOCK : c->busy;
     rc = rl_open(r, c->memory ? ":memory:" : path, &o);

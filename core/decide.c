@@ -74,19 +74,29 @@ int rl__tx(rl *r, int (*body)(rl *r, void *ctx), void *ctx)
     do {
         r->err[0] = 0;
         r->slot_freed = 0;
+#ifdef RL_TEST_HOOKS
+        (void)__atomic_fetch_add(&rl__test_write_tx, 1, __ATOMIC_SEQ_CST);
+#endif
         rc = RL_FAST_NO;
-        if (r->fast) { /* the first attempt only: a retry goes the usual way */
+        /* the first attempt only (a retry goes the usual way), and not with
+         * refusals to fold: the store's replay writes only what it decided */
+        if (r->fast && !r->pend_live) {
             rc = r->store->ops->decide_fast(r->store, r->fast);
             r->frozen = rc == RL_OK && r->fast->have_now;
             r->frozen_now = r->fast->now;
-            r->fast = NULL;
         }
+        r->fast = NULL;
         if (rc == RL_FAST_NO)
             rc = r->store->ops->begin(r->store, 1);
         if (rc != RL_OK)
             continue;
-        if ((rc = body(r, ctx)) == RL_OK)
-            rc = r->store->ops->commit(r->store);
+        if (r->pend_live)
+            rl__pending_begin(r);
+        /* refusals answered from a read snapshot ride along (refuse.c),
+         * after the body: what it reset drops them */
+        if ((rc = body(r, ctx)) == RL_OK && (rc = rl__pending_fold(r)) == RL_OK &&
+            (rc = r->store->ops->commit(r->store)) == RL_OK)
+            rl__pending_done(r);
         if (rc != RL_OK) /* a failed commit still needs its rollback to unlock */
             r->store->ops->rollback(r->store);
         r->frozen = 0;
@@ -288,7 +298,7 @@ static int decide_key(rl *r, decision *x, const rl__req *q, size_t k, int64_t *c
     ahead.rank = q->rank > 0 ? q->rank : x->now;
     ahead.self = q->wait_id ? q->wait_id[k] : 0;
     if ((q->lease || names_inflight(e->t, q)) &&
-        (rc = rl__reclaim(r, key, &e->st, x->now, &soonest, &ahead)) != RL_OK)
+        (rc = rl__reclaim(r, key, &e->st, x->now, &soonest, &ahead, x->snapshot)) != RL_OK)
         return rc;
     if ((until = rl__cooldown_until(&e->st, q->costs, q->ncosts, x->now)) > *cool) {
         *cool = until;
@@ -382,6 +392,8 @@ static int put_rows(rl *r, decision *x, const rl__req *q)
         if (row->allowed == 0 && row->refused == 0)
             row->first_seen = x->now;
         row->last_seen = x->now;
+        if (r->pend_live)
+            rl__pending_decided(r, q->keys[k]);
         if (x->allowed) { /* counters stop at INT64_MAX */
             row->allowed = rl__sat_add(row->allowed, 1);
             row->units = rl__sat_add(row->units, units);
@@ -394,9 +406,10 @@ static int put_rows(rl *r, decision *x, const rl__req *q)
     return RL_OK;
 }
 
-/* Inside a write transaction: reads q's keys, decides, and writes their
- * rows (and the lease, if one is asked for). Arguments are checked. */
-static int decide_tx(rl *r, decision *x, const rl__req *q)
+/* Inside a transaction: reads q's keys and decides, writing nothing;
+ * x->snapshot is set when it is a read transaction. Arguments are
+ * checked. */
+static int decide_eval(rl *r, decision *x, const rl__req *q)
 {
     int64_t cool = INT64_MIN;
     size_t i, k;
@@ -422,6 +435,18 @@ static int decide_tx(rl *r, decision *x, const rl__req *q)
         if (x->ev[i].d->kind == RL_KIND_WINDOW && x->ev[i].delay_ns < x->delay)
             rl__limit_decide_at(&x->ev[i], rl__amount_of(q->costs, q->ncosts, x->ev[i].d->resource),
                                 x->now, x->delay);
+    return RL_OK;
+}
+
+/* Inside a write transaction: reads q's keys, decides, and writes their
+ * rows (and the lease, if one is asked for). Arguments are checked. */
+static int decide_tx(rl *r, decision *x, const rl__req *q)
+{
+    size_t i;
+    int rc;
+    x->snapshot = 0;
+    if ((rc = decide_eval(r, x, q)) != RL_OK)
+        return rc;
     if (x->allowed)
         for (i = 0; i < x->n; i++)
             *x->ev[i].slot = x->ev[i].next;
@@ -557,9 +582,18 @@ static int one_body(rl *r, void *ctx)
     return rc != RL_OK ? rc : a->rc;
 }
 
+/* A decision rl__decide_read could have answered: no lease, reservation,
+ * delay or place in a queue. */
+static int read_kind(const rl__req *q)
+{
+    return !q->lease && !q->rv && q->max_delay_ns == 0 && !q->wait_id && q->rank == 0;
+}
+
 static int one_done(rl *r, void *ctx, int rc)
 {
     one_arg *a = ctx;
+    if (rc == RL_OK && read_kind(&a->q))
+        rl__pending_note(r, a->q.keys, a->q.nkeys, a->q.res);
     if (rc == RL_OK)
         return rc;
     if (a->q.rv) /* nothing was decided */
@@ -711,6 +745,103 @@ int rl_allow_batch(rl *r, rl_batch_item *items, size_t n)
     return rc;
 }
 
+/* ---- refusals from a read snapshot -------------------------------------- */
+
+/* Whether a refusal decided in x would write nothing but counters: every
+ * row exists, has been decided before (first_seen is set), and its state
+ * as aligned re-encodes to the bytes stored. */
+static int refusal_clean(const decision *x, const rl__req *q)
+{
+    unsigned char buf[RL_STATE_MAX];
+    size_t k, len;
+    for (k = 0; k < q->nkeys; k++) {
+        const rl_row *row = &x->ke[k].row;
+        if (!row->exists || (row->allowed == 0 && row->refused == 0))
+            return 0;
+        len = rl_state_encode(&x->ke[k].st, buf);
+        if (len != row->state_len || memcmp(buf, row->state, len) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+int rl__decide_read(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t n,
+                    rl_result *res)
+{
+    rl_row rows[RL_MAX_KEYS];
+    rl__req q;
+    decision *x;
+    size_t k;
+    int rc, answered = 0;
+    if (!res || !keys || nkeys < 1 || nkeys > RL_MAX_KEYS)
+        return RL_GROUP_NONE;
+    rl__lock(r);
+    if (!rl__pending_hinted(r, keys, nkeys) || rl__check_request(r, keys, nkeys, costs, n) != RL_OK)
+        goto out;
+    if (!r->rx && !(r->rx = malloc(sizeof *r->rx)))
+        goto out;
+    x = r->rx;
+    memset(&q, 0, sizeof q);
+    q.keys = keys;
+    q.nkeys = nkeys;
+    q.costs = costs;
+    q.ncosts = n;
+    q.res = res;
+    if (r->store->ops->begin(r->store, 0) != RL_OK) {
+        r->store->ops->rollback(r->store);
+        goto out;
+    }
+    x->snapshot = 1;
+    rc = decide_eval(r, x, &q);
+    x->snapshot = 0;
+    answered = rc == RL_OK && !x->allowed && refusal_clean(x, &q);
+    r->store->ops->rollback(r->store);
+    if (!answered)
+        goto out;
+    memset(res, 0, sizeof *res);
+    decide_fill(x, &q);
+    for (k = 0; k < nkeys; k++)
+        rows[k] = x->ke[k].row;
+    if (rl__pending_add(r, keys, nkeys, rows, x->now, res->retry_after_ns) != RL_OK)
+        answered = 0;
+out:
+    r->err[0] = 0; /* the write path, if it is taken, says what it meets */
+    rl__unlock(r);
+    return answered ? RL_OK : RL_GROUP_NONE;
+}
+
+int rl__decide_peek_full(rl *r, const rl__req *q)
+{
+    rl_reservation rv;
+    rl__req p = *q;
+    decision *x;
+    int rc, full = 0;
+    rl__lock(r);
+    if (!r->rx && !(r->rx = malloc(sizeof *r->rx)))
+        goto out;
+    x = r->rx;
+    if (p.max_delay_ns < 0)
+        p.max_delay_ns = 0;
+    if (r->store->ops->begin(r->store, 0) != RL_OK) {
+        r->store->ops->rollback(r->store);
+        goto out;
+    }
+    x->snapshot = 1;
+    rc = decide_eval(r, x, &p);
+    x->snapshot = 0;
+    r->store->ops->rollback(r->store);
+    if (rc == RL_OK && !x->allowed && x->delay <= p.max_delay_ns) {
+        memset(p.res, 0, sizeof *p.res);
+        p.rv = &rv;
+        decide_fill(x, &p);
+        full = 1;
+    }
+out:
+    r->err[0] = 0;
+    rl__unlock(r);
+    return full;
+}
+
 /* ---- rl_allow, rl_acquire ----------------------------------------------- */
 
 int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res)
@@ -721,6 +852,8 @@ int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res)
         return RL_EINVAL;
     c.resource = "requests";
     c.amount = cost;
+    if ((rc = rl__decide_read(r, &key, 1, &c, 1, res)) != RL_GROUP_NONE)
+        return rc;
     if (!(r->o.flags & RL_OPEN_ANY_RESOURCE) &&
         (rc = rl__decide_grouped(r, key, &c, 1, res)) != RL_GROUP_NONE)
         return rc;
@@ -732,6 +865,8 @@ int rl_acquire(rl *r, const char *key, const rl_cost *costs, size_t n, rl_result
     int rc;
     if (!r)
         return RL_EINVAL;
+    if ((rc = rl__decide_read(r, &key, 1, costs, n, res)) != RL_GROUP_NONE)
+        return rc;
     /* A group-commit leader decides with its own handle's options: one
      * that admits any resource must neither lead others' requests nor have
      * its own decided by another (group_sig does not tell them apart). */
@@ -746,5 +881,7 @@ int rl_acquire_keys(rl *r, const char *const *keys, size_t nkeys, const rl_cost 
 {
     if (!r)
         return RL_EINVAL;
+    if (rl__decide_read(r, keys, nkeys, costs, n, res) == RL_OK)
+        return RL_OK;
     return rl__decide(r, keys, nkeys, costs, n, 0, res, NULL, NULL);
 }

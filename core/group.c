@@ -180,6 +180,8 @@ int rl__decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n, r
         *res = a->me.res;
         if ((rc = a->me.rc) != RL_OK)
             copy_str(r->err, a->me.err, sizeof r->err);
+        else
+            rl__pending_note(r, &key, 1, res);
     }
     if (rl__store_failure(rc))
         rl__failed_result(r, res);

@@ -8,7 +8,8 @@
  *               rl_allow, rl_acquire, rl_acquire_keys, rl_allow_batch
  *   group.c     group commit: deciding other processes' queued requests
  *   reserve.c   rl_reserve and rl_cancel, leases
- *   wait.c      rl_wait, rl_wait_ex
+ *   refuse.c    the counters of refusals answered from a read snapshot
+ *   wait.c      rl_wait, rl_wait_ex, rl_wait_wake
  *   read.c      rl_stats, rl_totals_get, rl_keys_list, rl_leases_list
  *   tiers.c     the policy: tiers, rules, assignments, rl_load_tiers
  *   cooldown.c  rl_penalize, rl_observe_headers
@@ -29,6 +30,31 @@
 #include "rl_int.h"
 
 #include <pthread.h>
+#include <sys/types.h>
+
+/* ---- refusals decided from a read snapshot (refuse.c) -------------------- */
+
+/* RL_PENDING_MAX and RL_PENDING_BOUND_NS: rl_int.h */
+
+/* One key of the handle's table: refusals answered without a write, whose
+ * counters are still to be added to the key's row, and a hint that the
+ * key refuses (retry), which is what sends a call to the read path. */
+typedef struct rl__pending {
+    char key[RL_KEY_MAX + 1];
+    int64_t count;      /* refusals not yet in the row; 0: only a hint */
+    int64_t last_seen;  /* the last of them, by the handle's clock */
+    int64_t row_seen;   /* the row's last_seen when the last of them was read */
+    int64_t decisions;  /* the row's allowed + refused then: they only grow, but
+                         * for a reset */
+    int64_t first_seen; /* the row's when they were decided: its identity */
+    int64_t since;      /* monotonic ns of the oldest of them */
+    int64_t retry;      /* monotonic ns until which the key refused last; 0: none */
+    uint64_t used;      /* last use, for eviction */
+    int decided;        /* the transaction running decided the key (put_rows):
+                         * its last_seen is the latest decision's */
+} rl__pending;
+
+struct rl__decision;
 
 #define RL_ASSIGNED_CACHE 64
 
@@ -47,7 +73,14 @@ struct rl {
     uint64_t id;          /* never reused: tags this handle's messages in threads */
     rl *held_prev;        /* the handle the holder of mu held before (rl__lock) */
     rl_options o;
-    int slot_freed; /* the transaction running released a slot: wake waiters at commit */
+    int slot_freed;   /* the transaction running released a slot: wake waiters at commit */
+    pid_t pid;        /* the process that opened it: a child after fork()
+                       * writes none of the parent's pending refusals */
+    size_t pend_n;    /* entries of pend in use */
+    size_t pend_live; /* of them, with count > 0 */
+    uint64_t pend_tick;
+    struct rl__decision *rx; /* the read path's scratch, allocated on first use */
+    rl__pending pend[RL_PENDING_MAX];
     /* A decision the store makes in one round trip (rl__tx hands it over),
      * and while core replays it, the time it was made at: a caller's clock
      * is read once for both. */
@@ -159,11 +192,12 @@ typedef struct key_eval {
     const rl_tier *t;
 } key_eval;
 
-typedef struct decision {
+typedef struct rl__decision {
     lim_eval ev[RL_MAX_KEYS * RL_MAX_LIMITS];
     key_eval ke[RL_MAX_KEYS];
     size_t n;
     int allowed, cool_key;
+    int snapshot; /* in a read transaction: nothing is written (a dry reclaim) */
     int64_t now, version, cool_delay, delay;
 } decision;
 
@@ -205,6 +239,49 @@ int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *cost
  * waiter's): q->res, q->keys and q->costs set, the rest as rl__req says. */
 int rl__decide_req(rl *r, const rl__req *q);
 
+/* rl_allow, rl_acquire and rl_acquire_keys, when the handle's last
+ * decision on one of keys was a refusal whose retry time is still ahead:
+ * the decision made in a read transaction, without the write lock. A
+ * refusal that would write nothing but counters is answered from it
+ * (RL_OK), its counters left pending (refuse.c); anything else
+ * (admitted, a store failure, an argument error, a row not aligned yet)
+ * returns RL_GROUP_NONE and the caller takes the write path, which
+ * decides again. */
+int rl__decide_read(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t n,
+                    rl_result *res);
+
+/* A slot waiter woken (rl_wait_ex, rl__lease_wait): whether q, a request
+ * already checked, is still refused within its horizon (a concurrency
+ * limit is full), decided from a read snapshot without writing anything
+ * (leases that would be reclaimed are freed in its copy only); q->res is
+ * then set as the write path would. 0: admitted, or anything else: the
+ * caller decides on the write path. */
+int rl__decide_peek_full(rl *r, const rl__req *q);
+
+/* ---- refuse.c ----------------------------------------------------------- */
+
+/* Monotonic ns, or the test hook's (rl__pending_clock). */
+int64_t rl__pending_mono(void);
+/* Whether one of keys refused last with a retry time still ahead. */
+int rl__pending_hinted(rl *r, const char *const *keys, size_t nkeys);
+/* After a write-path decision of rl_allow/rl_acquire/rl_acquire_keys:
+ * a refusal hints its deciding key; an admission clears the keys' hints. */
+void rl__pending_note(rl *r, const char *const *keys, size_t nkeys, const rl_result *res);
+/* A refusal answered from a read snapshot: one pending refusal on each
+ * key of the decision (rows[k] as read). Returns RL_OK, or an error when
+ * there is no room even after a flush (the caller decides again on the
+ * write path). */
+int rl__pending_add(rl *r, const char *const *keys, size_t nkeys, const rl_row *rows, int64_t now,
+                    int64_t retry_after_ns);
+/* Inside a write transaction, after its body: adds the pending counts to
+ * their rows (rl__tx calls it; rl__pending_done after the commit). */
+int rl__pending_fold(rl *r);
+void rl__pending_done(rl *r);
+/* put_rows decided key in the transaction running (rl__tx clears the
+ * marks when it begins). */
+void rl__pending_decided(rl *r, const char *key);
+void rl__pending_begin(rl *r);
+
 /* ---- wait.c ------------------------------------------------------------- */
 
 /* Waits until a lease on each of keys[0..nkeys) is admitted (the rates,
@@ -240,9 +317,10 @@ typedef struct rl__ahead {
 
 /* Inside a write transaction: ends the key's expired leases and those of
  * dead owners, freeing what they hold in st; *soonest is the earliest
- * expiry of a lease that stays (INT64_MIN: none). */
+ * expiry of a lease that stays (INT64_MIN: none). dry (in a read
+ * transaction): frees them in st only and deletes nothing. */
 int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soonest,
-                rl__ahead *ahead);
+                rl__ahead *ahead, int dry);
 /* A slot waiter's place in the queue: when it came, a batch waiter as if
  * RL_BATCH_AGE_NS later (it ages into the interactive queue). */
 static inline int64_t rl__rank_of(int64_t since, int priority)

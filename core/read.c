@@ -186,6 +186,7 @@ int rl_stats(rl *r, const char *key, rl_key_stats *st)
     if ((rc = rl__check_key(r, key)) != RL_OK)
         return rc;
     rl__lock(r);
+    rl__pending_flush(r); /* this handle's refusals count in what it reads */
     if ((rc = r->store->ops->begin(r->store, 0)) != RL_OK)
         goto out;
     began = 1;
@@ -215,6 +216,7 @@ int rl_totals_get(rl *r, rl_totals *t)
     if (!t)
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "totals is NULL");
     rl__lock(r);
+    rl__pending_flush(r); /* this handle's refusals count in what it reads */
     rc = r->store->ops->totals(r->store, t);
     rl__unlock(r);
     return rc;
@@ -253,6 +255,7 @@ int rl_keys_list(rl *r, const char *match, int sort, size_t limit,
     if (!(lc = calloc(1, sizeof *lc)))
         return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
     rl__lock(r);
+    rl__pending_flush(r); /* this handle's refusals count in what it reads */
     if ((rc = r->store->ops->begin(r->store, 0)) != RL_OK)
         goto out;
     began = 1;
@@ -352,6 +355,7 @@ int rl_keys_page(rl *r, const char *match, const char *after, size_t limit, rl_k
     /* One short read transaction for the page; fn runs after it, without
      * the lock, so a slow consumer holds up no decider and no checkpoint. */
     rl__lock(r);
+    rl__pending_flush(r); /* this handle's refusals count in what it reads */
     if ((rc = r->store->ops->begin(r->store, 0)) == RL_OK) {
         rc = page_read(r, match, after ? after : "", &pc);
         r->store->ops->rollback(r->store);

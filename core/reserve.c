@@ -111,9 +111,10 @@ static int reclaim_one(void *ctx, const rl_lease_rec *rec)
 }
 
 /* Ends the key's expired leases (settled at their estimate, which they
- * already charged) and those of dead owners, freeing their slots. */
+ * already charged) and those of dead owners, freeing their slots; dry:
+ * frees them in st only, deleting nothing (a read snapshot). */
 int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soonest,
-                rl__ahead *ahead)
+                rl__ahead *ahead, int dry)
 {
     reclaim_ctx *c = malloc(sizeof *c);
     size_t i;
@@ -127,6 +128,8 @@ int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soon
     rc = r->store->ops->leases_each(r->store, key, reclaim_one, c);
     for (i = 0; i < c->n && rc == RL_OK; i++) {
         rl__release_held(st, c->n_held[i], c->held_id[i], c->held_amount[i]);
+        if (dry)
+            continue;
         rc = r->store->ops->lease_delete(r->store, c->id[i]);
         r->slot_freed = 1; /* a slot, or a waiter's place ahead of others */
     }

@@ -351,6 +351,7 @@ int rl_open(rl **out, const char *path, const rl_options *o)
         return RL_ENOMEM;
     pthread_mutex_init(&r->mu, NULL);
     r->id = atomic_fetch_add(&next_id, 1);
+    r->pid = getpid();
     rl_policy_init(&r->pol);
     r->pol_version = -1;
     r->o = defaults;
@@ -439,9 +440,17 @@ void rl_close(rl *r)
 {
     if (!r)
         return;
+    /* refusals still pending are written (refuse.c); a child after fork()
+     * drops its copy of its parent's */
+    if (r->store && r->pend_live > 0 && getpid() == r->pid) {
+        rl__lock(r);
+        rl__pending_flush(r);
+        rl__unlock(r);
+    }
     msg_set(r, ""); /* this thread's slot for it is free again */
     if (r->store)
         r->store->ops->close(r->store);
+    free(r->rx);
     rl_policy_free(&r->pol);
     free(r->tier_fp);
     pthread_mutex_destroy(&r->mu);

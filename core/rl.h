@@ -616,9 +616,13 @@ RL_API int rl_allow_batch(rl *r, rl_batch_item *items, size_t n);
  *               (INT64_MAX) waits for ever; 0 does not wait; a negative
  *               value is 0. Admission that can never
  *               come (retry_after_ns INT64_MAX) is RL_ETIMEOUT even then.
- *   cancel      NULL, or a flag polled every few milliseconds while
- *               sleeping (a signal handler may set it): non-zero ends the
- *               wait with RL_ECANCELED and gives the reservation back.
+ *   cancel      NULL, or a flag that ends the wait with RL_ECANCELED when
+ *               it becomes non-zero, giving the reservation back. The wait
+ *               sleeps on it (a futex): a signal handler that sets it
+ *               interrupts the sleep, and a thread that sets it calls
+ *               rl_wait_wake(cancel) to end the sleep at once; set without
+ *               either, it is seen within 100 ms (10 ms while waiting for
+ *               a concurrency slot).
  *   res         out: on success allowed = 1 and retry_after_ns = 0.
  * A concurrency limit on a resource it names (rl_allow) is waited for
  * while it is full: the waiter sleeps until a slot is released (by any
@@ -630,6 +634,14 @@ RL_API int rl_allow_batch(rl *r, rl_batch_item *items, size_t n);
  * Returns RL_OK; the errors of rl_allow; RL_ETIMEOUT; RL_ECANCELED. */
 RL_API int rl_wait(rl *r, const char *key, int64_t cost, int64_t timeout_ns,
                    const volatile sig_atomic_t *cancel, rl_result *res);
+
+/* Wakes every rl_wait, rl_wait_ex or rl_guard_begin sleeping on cancel, in
+ * any thread of the process (or process sharing the flag's memory), so
+ * that they see it at once: call it after setting *cancel from another
+ * thread. Harmless when nobody sleeps on it; NULL does nothing. Safe in a
+ * signal handler (one system call), where it is not needed: the signal
+ * already interrupts the sleep of its own thread. */
+RL_API void rl_wait_wake(const volatile sig_atomic_t *cancel);
 
 /* A waiter's priority (rl_wait_ex, rl_guard_begin). For rates, interactive
  * waiters are served in the order they arrive: each takes its place at once
@@ -788,8 +800,9 @@ typedef struct rl_guard_options {
      * feeds from the response headers; -1 (the default): the last key, by
      * convention the account. */
     int cooldown_key;
-    /* NULL, or a flag polled while waiting (a signal handler may set it):
-     * non-zero ends the wait with RL_ECANCELED. */
+    /* NULL, or a flag the wait sleeps on (a signal handler may set it; a
+     * thread that sets it calls rl_wait_wake, as for rl_wait): non-zero
+     * ends the wait with RL_ECANCELED. */
     const volatile sig_atomic_t *cancel;
 } rl_guard_options;
 

@@ -38,6 +38,27 @@ int rl__tx(rl *r, int (*body)(rl *r, void *ctx), void *ctx);
 int rl__write_tx(rl *r, int (*body)(rl *r, void *ctx), int (*done)(rl *r, void *ctx, int rc),
                  void *ctx);
 
+/* Refusals answered from a read snapshot have their counters written
+ * later (core/refuse.c): with the handle's mutex held, writes them now in
+ * one transaction. A read that reports counters calls it first; export and
+ * import too. A failure leaves them pending (and no message). */
+void rl__pending_flush(rl *r);
+#define RL_PENDING_MAX 16 /* keys with refusals not yet written, or hints */
+/* The longest a refusal decided from a read snapshot waits before its
+ * counters are written, while the handle is used (docs/api.md, rl_stats). */
+#define RL_PENDING_BOUND_NS RL_SECOND
+
+#ifdef RL_TEST_HOOKS
+/* Test builds: write transactions begun by rl__tx (every attempt), and
+ * the monotonic clock of the pending refusals (NULL: CLOCK_MONOTONIC). */
+extern unsigned long rl__test_write_tx;
+extern int64_t (*rl__pending_clock)(void);
+/* Test builds: the sleeps of rl_wait, rl_wait_ex and the lease waits, and
+ * the longest sleep with a cancel flag (0: RL_CANCEL_POLL_NS, 100 ms). */
+extern unsigned long rl__test_wait_sleeps;
+extern int64_t rl__test_cancel_poll_ns;
+#endif
+
 /* Retrying a transaction an optimistic store refused (RL_ECONFLICT):
  *   rl_retry t = RL_RETRY_INIT;
  *   again: begin ... commit ... if (rl__conflict_retry(r, &t, &rc)) goto again;

@@ -11,8 +11,13 @@
  *     deciding do not eat into it; INT64_MAX waits for ever;
  *   - interactive callers take their place in the queue at once; batch
  *     callers only take room that is free now, and otherwise come back;
- *   - a cancellation (*cancel set, e.g. by a signal handler) is seen within
- *     10 ms; a reservation already booked is given back (rl_cancel);
+ *   - a wait sleeps until its time in one sleep (a futex wait on the cancel
+ *     flag, or nanosleep without one), not in slices; a cancellation
+ *     (*cancel set) is seen at once when the setter calls rl_wait_wake or
+ *     sets it in a signal handler (the sleep ends with EINTR), else within
+ *     RL_CANCEL_POLL_NS (100 ms), and within RL_SLOT_CANCEL_NS (10 ms) by a
+ *     waiter for a concurrency slot; a reservation already booked is
+ *     given back (rl_cancel);
  *   - RL_ETIMEOUT charges nothing: an admission that needs longer than the
  *     time left is refused before anything is booked;
  *   - batch callers age: once one has waited RL_BATCH_AGE_NS it takes its
@@ -22,7 +27,9 @@
  *     or every RL_SLOT_WAKE_NS at the latest (a holder that died or ran
  *     out of time releases nothing by itself); a store without the
  *     wake-up looks again every RL_SLOT_RETRY_NS at most. Nothing is
- *     booked meanwhile.
+ *     booked meanwhile, and a waiter woken while the limit is still full
+ *     writes nothing: it looks first from a read snapshot (leases that
+ *     would be reclaimed freed in its copy) and sleeps again.
  *
  * rl__lease_wait waits for leases, and so for slots: a waiter that finds
  * a slot taken queues in the store (a waiter row: a lease that holds
@@ -36,11 +43,15 @@
 #include "handle.h"
 #include "lease.h"
 
+#include <linux/futex.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The longest a slot waiter sleeps without a release: how late it sees a
  * slot freed by a holder that died or whose lease ran out. */
@@ -53,28 +64,69 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
 }
 
-/* Sleeps until deadline (monotonic) in slices short enough that a
- * cancellation is seen within 10 ms. Returns 1 if cancelled. */
+/* The longest one sleep of a waiter with a cancel flag lasts when nothing
+ * wakes it: how late it sees a flag set by another thread that does not
+ * call rl_wait_wake (a signal handler's interrupts the sleep). */
+#define RL_CANCEL_POLL_NS (100 * RL_MILLISECOND)
+/* A slot waiter's sleep is a futex on the store's word, not on the flag:
+ * it looks at the flag this often. */
+#define RL_SLOT_CANCEL_NS (10 * RL_MILLISECOND)
+
+#ifdef RL_TEST_HOOKS
+unsigned long rl__test_wait_sleeps;
+int64_t rl__test_cancel_poll_ns;
+#define COUNT_SLEEP() ((void)__atomic_fetch_add(&rl__test_wait_sleeps, 1, __ATOMIC_SEQ_CST))
+#define CANCEL_POLL_NS (rl__test_cancel_poll_ns > 0 ? rl__test_cancel_poll_ns : RL_CANCEL_POLL_NS)
+#else
+#define COUNT_SLEEP() ((void)0)
+#define CANCEL_POLL_NS RL_CANCEL_POLL_NS
+#endif
+
+_Static_assert(sizeof(sig_atomic_t) == sizeof(int), "the cancel flag is a futex word");
+
+/* Whether the cancel flag is set: an atomic load, as another thread may
+ * set it (a signal handler's store is seen as well). */
+static int is_set(const volatile sig_atomic_t *cancel)
+{
+    return cancel && __atomic_load_n((const int *)(uintptr_t)cancel, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* One sleep of ns at most on the cancel flag's word while it is 0: woken
+ * early by rl_wait_wake (FUTEX_WAKE) or a signal (EINTR). Process-shared
+ * futex operations: the flag may live in memory shared with another
+ * process. */
+static void flag_sleep(const volatile sig_atomic_t *cancel, int64_t ns)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ns / RL_SECOND);
+    ts.tv_nsec = (long)(ns % RL_SECOND);
+    COUNT_SLEEP();
+    if (cancel)
+        (void)syscall(SYS_futex, (int *)(uintptr_t)cancel, FUTEX_WAIT, 0, &ts, NULL, 0);
+    else
+        nanosleep(&ts, NULL);
+}
+
+/* Sleeps until deadline (monotonic): one sleep, unless a cancellation, a
+ * signal or RL_CANCEL_POLL_NS with a flag ends it first. Returns 1 if
+ * cancelled. */
 static int sleep_until_mono(int64_t deadline, const volatile sig_atomic_t *cancel)
 {
     for (;;) {
         int64_t left = deadline - mono_ns();
-        struct timespec ts;
-        if (cancel && *cancel)
+        if (is_set(cancel))
             return 1;
         if (left <= 0)
             return 0;
-        if (left > 5 * RL_MILLISECOND)
-            left = 5 * RL_MILLISECOND;
-        ts.tv_sec = 0;
-        ts.tv_nsec = (long)left;
-        nanosleep(&ts, NULL);
+        if (cancel && left > CANCEL_POLL_NS)
+            left = CANCEL_POLL_NS;
+        flag_sleep(cancel, left);
     }
 }
 
 /* Sleeps ns at most, until a slot is released (epoch moves) if the store
- * can tell, in slices short enough that a cancellation is seen within
- * 10 ms. Returns 1 if cancelled. */
+ * can tell, seeing a cancellation within RL_SLOT_CANCEL_NS. Returns 1 if
+ * cancelled. */
 static int sleep_for_slot(rl *r, int have_epoch, uint32_t epoch, int64_t ns,
                           const volatile sig_atomic_t *cancel)
 {
@@ -83,16 +135,23 @@ static int sleep_for_slot(rl *r, int have_epoch, uint32_t epoch, int64_t ns,
         return sleep_until_mono(end, cancel);
     for (;;) {
         uint32_t now_epoch;
-        if (cancel && *cancel)
+        if (is_set(cancel))
             return 1;
         if ((left = end - mono_ns()) <= 0)
             return 0;
-        if (cancel && left > 10 * RL_MILLISECOND)
-            left = 10 * RL_MILLISECOND;
+        if (cancel && left > RL_SLOT_CANCEL_NS)
+            left = RL_SLOT_CANCEL_NS;
+        COUNT_SLEEP();
         r->store->ops->slot_wait(r->store, epoch, left);
         if (r->store->ops->slot_epoch(r->store, &now_epoch) != RL_OK || now_epoch != epoch)
-            return cancel && *cancel;
+            return is_set(cancel);
     }
+}
+
+void rl_wait_wake(const volatile sig_atomic_t *cancel)
+{
+    if (cancel)
+        (void)syscall(SYS_futex, (int *)(uintptr_t)cancel, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
 
 /* A wait's clock, shared by rl_wait_ex and rl__lease_wait. The first
@@ -175,7 +234,8 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
     wait_clock wc;
     int64_t left, horizon;
     uint32_t epoch = 0;
-    int rc, have_epoch;
+    int rc, have_epoch, woken = 0;
+    rl__req peek;
 
     if (!r)
         return RL_EINVAL;
@@ -184,12 +244,27 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
     memset(res, 0, sizeof *res);
     if (priority != RL_PRIORITY_INTERACTIVE && priority != RL_PRIORITY_BATCH)
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "unknown priority %d", priority);
-    if (cancel && *cancel)
+    if (is_set(cancel))
         return rl_seterr(rl__errbuf(r), RL_ECANCELED, "cancelled before waiting");
     wc_init(&wc, timeout_ns, priority);
+    memset(&peek, 0, sizeof peek);
+    peek.keys = &key;
+    peek.nkeys = 1;
+    peek.costs = costs;
+    peek.ncosts = n;
+    peek.res = res;
     for (;;) {
         wc_next(&wc, &left, &horizon);
         have_epoch = read_epoch(r, &epoch);
+        /* woken while a slot was awaited: a look from a read snapshot
+         * first, and back to sleep without writing if it is still full */
+        peek.max_delay_ns = horizon;
+        if (woken && left > 0 && rl__decide_peek_full(r, &peek)) {
+            if (sleep_for_slot(r, have_epoch, epoch, slot_nap(have_epoch, res, left), cancel))
+                goto cancelled;
+            continue;
+        }
+        woken = 0;
         rc = rl__decide(r, &key, 1, costs, n, horizon, res, &rv, NULL);
         wc_decided(&wc);
         if (rc != RL_OK)
@@ -214,6 +289,7 @@ int rl_wait_ex(rl *r, const char *key, const rl_cost *costs, size_t n, int prior
                                  res->limit_name);
             if (sleep_for_slot(r, have_epoch, epoch, slot_nap(have_epoch, res, left), cancel))
                 goto cancelled;
+            woken = 1;
         }
     }
     if (sleep_until_mono(rl__sat_add(mono_ns(), rv.delay_ns), cancel)) {
@@ -313,7 +389,7 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
     int64_t left, horizon;
     uint32_t epoch = 0;
     size_t k;
-    int rc, queued = 0, have_epoch;
+    int rc, queued = 0, have_epoch, woken = 0;
 
     if (!r)
         return RL_EINVAL;
@@ -327,7 +403,7 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "unknown priority %d", (int)priority);
     if (ttl_ns <= 0 || ttl_ns > RL_FILL_MAX)
         return rl_seterr(rl__errbuf(r), RL_EINVAL, "lease TTL must be positive (at most 50 years)");
-    if (cancel && *cancel)
+    if (is_set(cancel))
         return rl_seterr(rl__errbuf(r), RL_ECANCELED, "cancelled before waiting");
     if (!(recs = calloc(nkeys, sizeof *recs)))
         return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
@@ -354,6 +430,14 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
         q.rank = queued ? rl__rank_of(qa.created, priority) : 0;
         q.wait_id = queued ? ids : NULL;
         have_epoch = read_epoch(r, &epoch);
+        /* woken in the queue: still full from a read snapshot, back to
+         * sleep without writing */
+        if (woken && left > 0 && rl__decide_peek_full(r, &q)) {
+            if (sleep_for_slot(r, have_epoch, epoch, slot_nap(have_epoch, res, left), cancel))
+                goto cancelled;
+            continue;
+        }
+        woken = 0;
         rc = rl__decide_req(r, &q);
         wc_decided(&wc);
         if (rc != RL_OK)
@@ -392,6 +476,7 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
         }
         if (sleep_for_slot(r, have_epoch, epoch, slot_nap(have_epoch, res, left), cancel))
             goto cancelled;
+        woken = 1;
     }
     for (k = 0; k < nkeys; k++) {
         leases[k].id = recs[k].id;

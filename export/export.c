@@ -385,6 +385,7 @@ int rl_export(rl *r, int (*write)(void *ctx, const char *buf, size_t len), void 
     if (!r)
         return RL_EINVAL;
     rl__lock(r);
+    rl__pending_flush(r); /* this handle's refusals count in what it exports */
     rc = export_all(r, write, ctx);
     rl__unlock(r);
     return rc;

@@ -901,6 +901,7 @@ int rl_import(rl *r, const char *json, size_t len)
     if (!r)
         return RL_EINVAL;
     rl__lock(r);
+    rl__pending_flush(r); /* before what the import replaces */
     rc = import_all(r, json, len);
     rl__unlock(r);
     return rc;

@@ -9,7 +9,7 @@
 //
 // Wait maps the context onto rl_wait: a deadline that admission cannot meet
 // fails at once with a *RateLimitError (errors.Is ErrRateLimitExceeded),
-// consuming nothing; cancellation ends the wait within about 10 ms with
+// consuming nothing; cancellation ends the wait at once (rl_wait_wake) with
 // ctx.Err(), giving back what it had booked. A Limiter is safe for
 // concurrent use by goroutines; Close it when done.
 //

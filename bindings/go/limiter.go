@@ -357,7 +357,7 @@ func waitError(ctx context.Context, key string, rc C.int, res Result, err error)
 // Wait blocks until one request of key is admitted. With a context
 // deadline that admission cannot meet it fails at once, consuming
 // nothing, with a *RateLimitError (errors.Is ErrRateLimitExceeded); when
-// ctx is cancelled meanwhile it returns ctx.Err() within about 10 ms and
+// ctx is cancelled meanwhile it returns ctx.Err() at once (rl_wait_wake) and
 // the units it had booked go back.
 func (l *Limiter) Wait(ctx context.Context, key string) error {
 	_, err := l.WaitN(ctx, key, Interactive, Requests(1))

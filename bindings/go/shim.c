@@ -201,6 +201,7 @@ volatile sig_atomic_t *rlgo_flag_new(void)
 void rlgo_flag_set(volatile sig_atomic_t *f)
 {
     *f = 1;
+    rl_wait_wake(f); /* a wait asleep on it ends now, not at its next look */
 }
 
 int64_t *rlgo_clock_new(int64_t start)

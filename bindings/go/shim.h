@@ -53,8 +53,9 @@ int rlgo_load_tiers(rl *r, const char *path, char *err);
 int rlgo_key_assign(rl *r, const char *key, const char *tier, char *err);
 int rlgo_tier_set(rl *r, const char *tier, const rl_limit *limits, size_t n, char *err);
 
-/* The cancel flag of a wait: written by a Go goroutine, polled by rl_wait
- * on another thread, so both sides go through volatile C accesses. */
+/* The cancel flag of a wait: written by a Go goroutine, which then wakes
+ * (rl_wait_wake) the rl_wait sleeping on it in another thread; both sides
+ * go through volatile C accesses. */
 volatile sig_atomic_t *rlgo_flag_new(void);
 void rlgo_flag_set(volatile sig_atomic_t *f);
 

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api_fixture.h"
+#include "rl_int.h"
 
 static void test_wait_timeout_consumes_nothing(void **state)
 {
@@ -92,14 +93,95 @@ static void test_wait_cancel_returns_reservation(void **state)
     assert_false(res.allowed);
     /* seen once the flag is set (50 ms), long before the 10 s refill: what
      * a caller relies on. The bound leaves room for a loaded machine (two
-     * CPU hogs on 2 cores made it 90+ ms); prompt sighting, within a 5 ms
-     * nap when idle, is measured by hand, not asserted. */
+     * CPU hogs on 2 cores made it 90+ ms); the signal interrupts the sleep,
+     * so it is seen at once: measured by hand, not asserted. */
     assert_true(took >= 50 && took < 50 + 1000);
     /* the reservation came back: the next unit is 10 s away, not 20 s */
     assert_int_equal(rl_stats(f->r, "c", &st), RL_OK);
     assert_int_equal(st.limits[0].retry_after_ns, 10 * RL_SECOND);
     /* a flag already set: cancelled before anything is consumed */
     assert_int_equal(rl_wait(f->r, "c", 1, RL_SECOND, &cancel_flag, &res), RL_ECANCELED);
+}
+
+/* rl_wait sleeps until its time in one sleep (the test build counts them),
+ * not in slices: 1, or 2 if one ends early; with a cancel flag too. */
+static void test_wait_sleeps_once(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit twenty[] = { RL_LIMIT("twenty", NULL, 20, RL_SECOND, 1) };
+    volatile sig_atomic_t never = 0;
+    rl_result res;
+    unsigned long s;
+    assert_int_equal(rl_tier_set(f->r, "default", twenty, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "s", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    s = rl__test_wait_sleeps;
+    assert_int_equal(rl_wait(f->r, "s", 1, RL_SECOND, NULL, &res), RL_OK); /* 50 ms */
+    assert_true(rl__test_wait_sleeps - s >= 1 && rl__test_wait_sleeps - s <= 2);
+    s = rl__test_wait_sleeps;
+    assert_int_equal(rl_wait(f->r, "s", 1, RL_SECOND, &never, &res), RL_OK); /* 100 ms */
+    assert_true(rl__test_wait_sleeps - s >= 1 && rl__test_wait_sleeps - s <= 2);
+}
+
+typedef struct setter {
+    volatile sig_atomic_t *flag;
+    unsigned long sleeps; /* the waiter's sleeps before it waits */
+    int wake;             /* call rl_wait_wake after setting the flag */
+} setter;
+
+/* Once the waiter sleeps, sets its flag (and wakes it). */
+static void *set_flag(void *arg)
+{
+    setter *st = arg;
+    struct timespec ts = { 0, 1000000 };
+    while (__atomic_load_n(&rl__test_wait_sleeps, __ATOMIC_SEQ_CST) == st->sleeps)
+        nanosleep(&ts, NULL);
+    __atomic_store_n((sig_atomic_t *)(uintptr_t)st->flag, 1, __ATOMIC_RELEASE);
+    if (st->wake)
+        rl_wait_wake(st->flag);
+    return NULL;
+}
+
+/* A wait of an hour, cancelled by another thread. With rl_wait_wake it
+ * returns although one sleep would last an hour (the test build's cap):
+ * only the wake can end it. Without, it returns at the cap (20 ms here):
+ * nothing else would end it within the hour. The order of events is what
+ * is asserted, never a duration. */
+static void cancel_from_thread(fixture *f, int wake)
+{
+    static const rl_limit hourly[] = { RL_LIMIT("hourly", NULL, 1, RL_HOUR, 1) };
+    static volatile sig_atomic_t flag;
+    rl_result res;
+    rl_key_stats st;
+    pthread_t th;
+    setter s;
+    assert_int_equal(rl_tier_set(f->r, "default", hourly, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "h", 1, &res), RL_OK);
+    flag = 0;
+    s.flag = &flag;
+    s.sleeps = rl__test_wait_sleeps;
+    s.wake = wake;
+    rl__test_cancel_poll_ns = wake ? 2 * RL_HOUR : 20 * RL_MILLISECOND;
+    pthread_create(&th, NULL, set_flag, &s);
+    assert_int_equal(rl_wait(f->r, "h", 1, 2 * RL_HOUR, &flag, &res), RL_ECANCELED);
+    pthread_join(th, NULL);
+    rl__test_cancel_poll_ns = 0;
+    assert_false(res.allowed);
+    if (wake)
+        assert_int_equal(rl__test_wait_sleeps - s.sleeps, 1);
+    /* the reservation came back */
+    assert_int_equal(rl_stats(f->r, "h", &st), RL_OK);
+    assert_int_equal(st.limits[0].retry_after_ns, RL_HOUR);
+}
+
+static void test_wait_wake(void **state)
+{
+    cancel_from_thread(*state, 1);
+}
+
+static void test_wait_cancel_polled(void **state)
+{
+    cancel_from_thread(*state, 0);
 }
 
 /* 6. rl_wait's timeout is the admission delay it accepts: exactly the
@@ -212,6 +294,62 @@ static void test_wait_for_slot(void **state)
     assert_int_equal(rl_lease_cancel(f->r, &b), RL_OK);
     assert_int_equal(rl_stats(f->r, "k", &st), RL_OK);
     assert_int_equal(st.limits[0].in_flight, 0);
+}
+
+/* A slot waiter woken while its limit is still full (here by a release on
+ * another key, which moves the store's word) looks from a read snapshot
+ * and sleeps again: it writes nothing. The order of events is asserted
+ * through the test build's counters, never a duration. */
+typedef struct slot_waiter {
+    rl *r;
+    int rc;
+    rl_result res;
+} slot_waiter;
+
+static void *wait_for_stream(void *arg)
+{
+    slot_waiter *w = arg;
+    rl_cost c[] = { { "streams", 1 } };
+    w->rc = rl_wait_ex(w->r, "k", c, 1, RL_PRIORITY_INTERACTIVE, 60 * RL_SECOND, NULL, &w->res);
+    return NULL;
+}
+
+static void sleeps_past(unsigned long n)
+{
+    struct timespec ts = { 0, 1000000 };
+    while (__atomic_load_n(&rl__test_wait_sleeps, __ATOMIC_SEQ_CST) <= n)
+        nanosleep(&ts, NULL);
+}
+
+static void test_woken_waiter_writes_nothing(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit lims[] = { RL_CONCURRENT("streams", "streams", 1) };
+    rl_cost c[] = { { "streams", 1 } };
+    rl_lease a, d;
+    rl_result res;
+    slot_waiter w;
+    pthread_t th;
+    unsigned long s, writes;
+    assert_int_equal(rl_tier_set(f->r, "default", lims, 1), RL_OK);
+    assert_int_equal(rl_lease_begin(f->r, "k", c, 1, 10 * RL_MINUTE, &a, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(f->r, "d", c, 1, 10 * RL_MINUTE, &d, &res), RL_OK);
+    assert_true(res.allowed);
+    w.r = f->r;
+    w.rc = -100;
+    s = __atomic_load_n(&rl__test_wait_sleeps, __ATOMIC_SEQ_CST);
+    pthread_create(&th, NULL, wait_for_stream, &w);
+    sleeps_past(s); /* refused on the write path, asleep */
+    writes = rl__test_write_tx;
+    s = __atomic_load_n(&rl__test_wait_sleeps, __ATOMIC_SEQ_CST);
+    assert_int_equal(rl_lease_cancel(f->r, &d), RL_OK); /* wakes it: "k" is still full */
+    sleeps_past(s);                                     /* it looked, and sleeps again */
+    assert_int_equal(rl__test_write_tx, writes + 1);    /* the cancel's write only */
+    assert_int_equal(rl_lease_cancel(f->r, &a), RL_OK); /* now it is admitted */
+    pthread_join(th, NULL);
+    assert_int_equal(w.rc, RL_OK);
+    assert_true(w.res.allowed);
 }
 
 /* ---- waiting for leases: the slot queue (rl__lease_wait) ------------------ */
@@ -475,8 +613,13 @@ int main(void)
         BOTH(test_wait_timeout_consumes_nothing),
         BOTH(test_wait_cancel_returns_reservation),
         BOTH(test_wait_timeout_is_the_delay),
+        BOTH(test_wait_sleeps_once),
+        BOTH(test_wait_wake),
+        BOTH(test_wait_cancel_polled),
         BOTH(test_wait_forever),
         BOTH(test_wait_for_slot),
+        /* the store's wake-up word: the SQLite store's lock file */
+        cmocka_unit_test_setup_teardown(test_woken_waiter_writes_nothing, setup_sqlite, teardown),
         SHARED(test_lease_wait_queue_order),
         SHARED(test_lease_wait_no_barging),
         BOTH(test_lease_wait_timeout_leaves_queue),

@@ -14,8 +14,8 @@ Nothing here blocks the event loop:
   own, which sleeps in librl: rates wake at their time, slot waiters on a
   futex when a slot is freed (no polling), in the store's queue order
   across processes. The task awaits a future. Cancelling the task sets the
-  wait's cancel flag: librl gives the reservation back (nothing is held)
-  within milliseconds, and CancelledError propagates once it has; if the
+  wait's cancel flag and wakes the wait (rl_wait_wake): librl gives the
+  reservation back (nothing is held) at once, and CancelledError propagates once it has; if the
   wait had just succeeded, what it took is given back (rl_guard_cancel).
   One sleeping thread per waiting task: a few hundred are fine.
 """
@@ -185,7 +185,7 @@ class AsyncLimiter:
 
     async def _wait_thread(self, call: Callable[[Any], int],
                            token: CancelToken) -> Tuple[int, str, bool]:
-        """Runs call(handle), a waiting C call polling token's flag, in a
+        """Runs call(handle), a waiting C call sleeping on token's flag, in a
         thread of its own; returns (rc, message, cancelled)."""
         lim = self.limiter
         loop = asyncio.get_running_loop()
@@ -223,7 +223,7 @@ class AsyncLimiter:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 rc, msg = fut.result()
                 return rc, msg, True
-            token.cancel()  # librl returns within milliseconds, holding nothing
+            token.cancel()  # sets the flag and wakes the wait: it returns at once, holding nothing
             fut, _ = await _finish(fut)
             rc, msg = fut.result()
             return rc, msg, True

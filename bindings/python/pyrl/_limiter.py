@@ -466,11 +466,11 @@ class Limiter:
 
     def _blocking(self, call: Callable[[Any], int], token: CancelToken) -> Tuple[int, str]:
         """Runs call(handle), a C call that may sleep (rl_wait_ex,
-        rl_guard_begin) polling token's flag, without self._mu: a wait must
+        rl_guard_begin) sleeping on token's flag, without self._mu: a wait must
         not hold up the other threads' calls. Returns (rc, message). close()
         cancels it. In the main thread the call runs in a helper thread so
         that a signal (Ctrl-C) gets through: the token is then cancelled,
-        the call returns what it held within milliseconds, and the
+        the call returns what it held at once, and the
         exception propagates."""
         out: Dict[str, Any] = {}
         done = threading.Event()
@@ -495,7 +495,7 @@ class Limiter:
                 while not done.wait(0.05):
                     pass
             except BaseException:
-                token.cancel()  # rl_wait returns the reservation within ms
+                token.cancel()  # wakes the wait: it returns the reservation at once
                 while not done.wait(0.05):
                     pass
                 raise

@@ -250,6 +250,10 @@ _rl_wait = _fn("rl_wait", _INT, _P, _S, _I64, _I64, ctypes.POINTER(sig_atomic_t)
                ctypes.POINTER(rl_result))
 _rl_wait_ex = _fn("rl_wait_ex", _INT, _P, _S, ctypes.POINTER(rl_cost), _SZ, _INT, _I64,
                   ctypes.POINTER(sig_atomic_t), ctypes.POINTER(rl_result))
+# Wakes the waits sleeping on a cancel flag (librl 0.1.0 builds before it
+# had none: their waits poll the flag every few milliseconds instead).
+_rl_wait_wake = (_fn("rl_wait_wake", None, ctypes.POINTER(sig_atomic_t))
+                 if hasattr(_lib, "rl_wait_wake") else None)
 _rl_guard_begin = _fn("rl_guard_begin", _INT, _P, ctypes.POINTER(_S), _SZ, ctypes.POINTER(rl_cost),
                       _SZ, _INT, _I64, ctypes.POINTER(rl_guard_options),
                       ctypes.POINTER(rl_guard), ctypes.POINTER(rl_result))

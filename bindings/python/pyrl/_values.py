@@ -7,8 +7,8 @@ from typing import List, Optional
 
 from ._helpers import _b, _int, _ns, _s, parse_rate
 from ._native import (RL_ALGO_CONCURRENT, RL_ALGO_GCRA, RL_ALGO_SLIDING_WINDOW, RL_MAX_LIMITS,
-                      SECOND, TIER_SOURCES, _rl_cancel, rl_key_stats, rl_limit, rl_reservation,
-                      rl_result, sig_atomic_t)
+                      SECOND, TIER_SOURCES, _rl_cancel, _rl_wait_wake, rl_key_stats, rl_limit,
+                      rl_reservation, rl_result, sig_atomic_t)
 
 # ---- values ----------------------------------------------------------------------
 
@@ -169,13 +169,17 @@ class Totals:
 
 class CancelToken:
     """Cancels a Limiter.wait from another thread: token.cancel(). The flag
-    is the volatile sig_atomic_t that rl_wait polls while it sleeps."""
+    is the volatile sig_atomic_t that rl_wait sleeps on; cancel() sets it
+    and wakes the waits sleeping on it (rl_wait_wake), so they return at
+    once."""
 
     def __init__(self):
         self._flag = sig_atomic_t(0)
 
     def cancel(self) -> None:
         self._flag.value = 1
+        if _rl_wait_wake is not None:
+            _rl_wait_wake(ctypes.byref(self._flag))
 
     @property
     def cancelled(self) -> bool:
