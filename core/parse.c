@@ -164,10 +164,9 @@ int rl_parse_rate_ex(const char *s, int64_t *count, int64_t *period_ns, char *wh
 
 int rl_parse_rate(const char *s, int64_t *count, int64_t *period_ns)
 {
-    int64_t c, pns;
+    int64_t c = 0, pns = 0; /* set whenever rl_parse_rate_ex returns RL_OK */
     if (!count || !period_ns || rl_parse_rate_ex(s, &c, &pns, NULL, 0) != RL_OK)
         return RL_EINVAL;
-    /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): rl_parse_rate_ex sets c whenever it returns RL_OK; the analyzer does not inline the variadic rl_parse_why (always RL_EINVAL) */
     *count = c;
     *period_ns = pns;
     return RL_OK;

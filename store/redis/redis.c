@@ -42,11 +42,10 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,47 +71,6 @@ void rd_name_of(const rd_store *s, const char *what, char *buf)
 }
 
 /* ---- the connection ---------------------------------------------------------- */
-
-/* A write to a socket the server closed raises SIGPIPE, whose default kills
- * the process: block it in this thread around each round trip and discard
- * one it caused, leaving the application's own handling alone. Two system
- * calls when the thread did not block SIGPIPE already (then none can have
- * been pending for it); the careful dance with sigpending only when it
- * did, since a pending one may then be the application's. */
-typedef struct rd_sig {
-    sigset_t old;
-    int careful, pending_before;
-} rd_sig;
-
-static void sig_block(rd_sig *g)
-{
-    sigset_t set, pend;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &g->old);
-    g->careful = sigismember(&g->old, SIGPIPE);
-    g->pending_before = 0;
-    if (g->careful) {
-        sigpending(&pend);
-        g->pending_before = sigismember(&pend, SIGPIPE);
-    }
-}
-
-/* failed: the round trip failed (only a failed write raises SIGPIPE). */
-static void sig_restore(rd_sig *g, int failed)
-{
-    sigset_t set, pend;
-    struct timespec zero = { 0, 0 };
-    if (failed && !g->pending_before) {
-        sigemptyset(&set);
-        sigaddset(&set, SIGPIPE);
-        sigpending(&pend);
-        if (sigismember(&pend, SIGPIPE))
-            sigtimedwait(&set, NULL, &zero);
-    }
-    if (!g->careful)
-        pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
 
 static void drop(rd_store *s)
 {
@@ -250,16 +208,69 @@ static int ensure(rd_store *s)
     return connect_now(s);
 }
 
+/* Requests go out with send(MSG_NOSIGNAL) rather than hiredis's write():
+ * a socket the server closed then fails with EPIPE instead of raising
+ * SIGPIPE, whose default kills the process, without touching the
+ * application's signal handling and without a system call to mask it.
+ * hiredis only reads the replies (its output buffer stays empty). On
+ * failure the context's error is set as hiredis would (conn_fail reads it
+ * and errno). */
+static int send_all(rd_store *s, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t k = send(s->c->fd, buf, len, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            int e = k < 0 ? errno : EPIPE;
+            s->c->err = REDIS_ERR_IO;
+            snprintf(s->c->errstr, sizeof s->c->errstr, "%s", strerror(e));
+            errno = e;
+            return -1;
+        }
+        buf += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+/* n commands formatted into one buffer (malloc'd, *out) and its length, or
+ * -1 when out of memory. */
+static long long format_cmds(size_t n, int *argc, const char ***argv, size_t **len, char **out)
+{
+    char *buf = NULL, *cmd, *nb;
+    long long total = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        int k = redisFormatCommandArgv(&cmd, argc[i], argv[i], len ? len[i] : NULL);
+        if (k < 0 || !(nb = realloc(buf, (size_t)total + (size_t)k))) {
+            if (k >= 0)
+                redisFreeCommand(cmd);
+            free(buf);
+            return -1;
+        }
+        buf = nb;
+        memcpy(buf + total, cmd, (size_t)k);
+        total += k;
+        redisFreeCommand(cmd);
+    }
+    *out = buf;
+    return total;
+}
+
 /* One command on a connection that exists (connect_now uses it too). */
 int rd_plain(rd_store *s, redisReply **out, const char *what, int argc, const char **argv,
              const size_t *len)
 {
-    rd_sig g;
-    redisReply *r;
+    redisReply *r = NULL;
+    char *cmd = NULL;
+    long long n = format_cmds(1, &argc, &argv, (size_t **)&len, &cmd);
     *out = NULL;
-    sig_block(&g);
-    r = redisCommandArgv(s->c, argc, argv, len);
-    sig_restore(&g, !r);
+    if (n < 0)
+        return rl_seterr(s->base.err, RL_ENOMEM, "redis %s: %s: out of memory", s->where, what);
+    if (send_all(s, cmd, (size_t)n) != 0 || redisGetReply(s->c, (void **)&r) != REDIS_OK)
+        r = NULL;
+    free(cmd);
     if (!r) {
         conn_fail(s, what);
         return RL_ECONNECT;
@@ -289,21 +300,21 @@ int rd_cmd(rd_store *s, redisReply **out, const char *what, int argc, const char
 int rd_pipeline(rd_store *s, size_t n, int *argc, const char ***argv, size_t **len,
                 redisReply **out, const char *what)
 {
-    rd_sig g;
+    char *cmds = NULL;
+    long long total;
     size_t i;
     int rc;
     for (i = 0; i < n; i++)
         out[i] = NULL;
     if ((rc = ensure(s)) != RL_OK)
         return rc;
-    sig_block(&g);
-    for (i = 0; i < n; i++)
-        if (redisAppendCommandArgv(s->c, argc[i], argv[i], len ? len[i] : NULL) != REDIS_OK)
-            break;
-    for (rc = RL_OK, i = 0; i < n && rc == RL_OK; i++)
+    if ((total = format_cmds(n, argc, argv, len, &cmds)) < 0)
+        return rl_seterr(s->base.err, RL_ENOMEM, "redis %s: %s: out of memory", s->where, what);
+    rc = send_all(s, cmds, (size_t)total);
+    free(cmds);
+    for (i = 0; i < n && rc == RL_OK; i++)
         if (redisGetReply(s->c, (void **)&out[i]) != REDIS_OK)
             rc = -1;
-    sig_restore(&g, rc != RL_OK || i < n);
     if (rc != RL_OK) {
         conn_fail(s, what);
         rc = RL_ECONNECT;
