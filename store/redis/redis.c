@@ -266,8 +266,10 @@ int rd_plain(rd_store *s, redisReply **out, const char *what, int argc, const ch
     char *cmd = NULL;
     long long n = format_cmds(1, &argc, &argv, (size_t **)&len, &cmd);
     *out = NULL;
-    if (n < 0)
-        return rl_seterr(s->base.err, RL_ENOMEM, "redis %s: %s: out of memory", s->where, what);
+    if (n < 0) {
+        rl_seterr(s->base.err, RL_ENOMEM, "redis %s: %s: out of memory", s->where, what);
+        return RL_ENOMEM; /* (not rl_seterr's value: the analyzer cannot see it) */
+    }
     if (send_all(s, cmd, (size_t)n) != 0 || redisGetReply(s->c, (void **)&r) != REDIS_OK)
         r = NULL;
     free(cmd);
@@ -308,8 +310,10 @@ int rd_pipeline(rd_store *s, size_t n, int *argc, const char ***argv, size_t **l
         out[i] = NULL;
     if ((rc = ensure(s)) != RL_OK)
         return rc;
-    if ((total = format_cmds(n, argc, argv, len, &cmds)) < 0)
-        return rl_seterr(s->base.err, RL_ENOMEM, "redis %s: %s: out of memory", s->where, what);
+    if ((total = format_cmds(n, argc, argv, len, &cmds)) < 0) {
+        rl_seterr(s->base.err, RL_ENOMEM, "redis %s: %s: out of memory", s->where, what);
+        return RL_ENOMEM;
+    }
     rc = send_all(s, cmds, (size_t)total);
     free(cmds);
     for (i = 0; i < n && rc == RL_OK; i++)
