@@ -765,6 +765,27 @@ static int refusal_clean(const decision *x, const rl__req *q)
     return 1;
 }
 
+/* Under the mutex: q decided in a read transaction, writing nothing, into
+ * the handle's scratch (allocated on first use); NULL when that could not
+ * be done (the write path, if taken, says why). */
+static decision *decide_snapshot(rl *r, const rl__req *q)
+{
+    decision *x;
+    int rc;
+    if (!r->rx && !(r->rx = malloc(sizeof *r->rx)))
+        return NULL;
+    x = r->rx;
+    if (r->store->ops->begin(r->store, 0) != RL_OK) {
+        r->store->ops->rollback(r->store);
+        return NULL;
+    }
+    x->snapshot = 1;
+    rc = decide_eval(r, x, q);
+    x->snapshot = 0;
+    r->store->ops->rollback(r->store);
+    return rc == RL_OK ? x : NULL;
+}
+
 int rl__decide_read(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t n,
                     rl_result *res)
 {
@@ -772,31 +793,20 @@ int rl__decide_read(rl *r, const char *const *keys, size_t nkeys, const rl_cost 
     rl__req q;
     decision *x;
     size_t k;
-    int rc, answered = 0;
+    int answered = 0;
     if (!res || !keys || nkeys < 1 || nkeys > RL_MAX_KEYS)
         return RL_GROUP_NONE;
     rl__lock(r);
     if (!rl__pending_hinted(r, keys, nkeys) || rl__check_request(r, keys, nkeys, costs, n) != RL_OK)
         goto out;
-    if (!r->rx && !(r->rx = malloc(sizeof *r->rx)))
-        goto out;
-    x = r->rx;
     memset(&q, 0, sizeof q);
     q.keys = keys;
     q.nkeys = nkeys;
     q.costs = costs;
     q.ncosts = n;
     q.res = res;
-    if (r->store->ops->begin(r->store, 0) != RL_OK) {
-        r->store->ops->rollback(r->store);
-        goto out;
-    }
-    x->snapshot = 1;
-    rc = decide_eval(r, x, &q);
-    x->snapshot = 0;
-    answered = rc == RL_OK && !x->allowed && refusal_clean(x, &q);
-    r->store->ops->rollback(r->store);
-    if (!answered)
+    x = decide_snapshot(r, &q);
+    if (!(answered = x && !x->allowed && refusal_clean(x, &q)))
         goto out;
     memset(res, 0, sizeof *res);
     decide_fill(x, &q);
@@ -815,28 +825,17 @@ int rl__decide_peek_full(rl *r, const rl__req *q)
     rl_reservation rv;
     rl__req p = *q;
     decision *x;
-    int rc, full = 0;
+    int full = 0;
     rl__lock(r);
-    if (!r->rx && !(r->rx = malloc(sizeof *r->rx)))
-        goto out;
-    x = r->rx;
     if (p.max_delay_ns < 0)
         p.max_delay_ns = 0;
-    if (r->store->ops->begin(r->store, 0) != RL_OK) {
-        r->store->ops->rollback(r->store);
-        goto out;
-    }
-    x->snapshot = 1;
-    rc = decide_eval(r, x, &p);
-    x->snapshot = 0;
-    r->store->ops->rollback(r->store);
-    if (rc == RL_OK && !x->allowed && x->delay <= p.max_delay_ns) {
+    x = decide_snapshot(r, &p);
+    if (x && !x->allowed && x->delay <= p.max_delay_ns) {
         memset(p.res, 0, sizeof *p.res);
         p.rv = &rv;
         decide_fill(x, &p);
         full = 1;
     }
-out:
     r->err[0] = 0;
     rl__unlock(r);
     return full;
