@@ -70,7 +70,7 @@ int rl__conflict_retry(rl *r, rl_retry *t, int *rc)
 int rl__tx(rl *r, int (*body)(rl *r, void *ctx), void *ctx)
 {
     rl_retry retry = RL_RETRY_INIT;
-    int rc;
+    int rc, replay;
     do {
         r->err[0] = 0;
         r->slot_freed = 0;
@@ -78,24 +78,25 @@ int rl__tx(rl *r, int (*body)(rl *r, void *ctx), void *ctx)
         (void)__atomic_fetch_add(&rl__test_write_tx, 1, __ATOMIC_SEQ_CST);
 #endif
         rc = RL_FAST_NO;
-        /* the first attempt only (a retry goes the usual way), and not with
-         * refusals to fold: the store's replay writes only what it decided */
-        if (r->fast && !r->pend_live) {
+        if (r->fast) { /* the first attempt only: a retry goes the usual way */
             rc = r->store->ops->decide_fast(r->store, r->fast);
             r->frozen = rc == RL_OK && r->fast->have_now;
             r->frozen_now = r->fast->now;
         }
         r->fast = NULL;
+        replay = rc == RL_OK;
         if (rc == RL_FAST_NO)
             rc = r->store->ops->begin(r->store, 1);
         if (rc != RL_OK)
             continue;
-        if (r->pend_live)
-            rl__pending_begin(r);
         /* refusals answered from a read snapshot ride along (refuse.c),
-         * after the body: what it reset drops them */
-        if ((rc = body(r, ctx)) == RL_OK && (rc = rl__pending_fold(r)) == RL_OK &&
-            (rc = r->store->ops->commit(r->store)) == RL_OK)
+         * after the body: what it reset drops them. Not in the replay of a
+         * store's own decision, which commits only what it decided: they
+         * wait for the next usual write, or their bound. */
+        if (r->pend_live && !replay)
+            rl__pending_begin(r);
+        if ((rc = body(r, ctx)) == RL_OK && (replay || (rc = rl__pending_fold(r)) == RL_OK) &&
+            (rc = r->store->ops->commit(r->store)) == RL_OK && !replay)
             rl__pending_done(r);
         if (rc != RL_OK) /* a failed commit still needs its rollback to unlock */
             r->store->ops->rollback(r->store);

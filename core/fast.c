@@ -108,8 +108,9 @@ int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f)
 {
     size_t k;
     if (!r->store->ops->decide_fast || r->pol_version < 0 || q->lease || q->rv ||
-        q->max_delay_ns != 0 || q->rank || q->wait_id || (r->o.flags & RL_OPEN_READONLY))
-        return 0;
+        q->max_delay_ns != 0 || q->rank || q->wait_id || (r->o.flags & RL_OPEN_READONLY) ||
+        rl__pending_counts(r, q->keys, q->nkeys))
+        return 0; /* a key with unwritten refusals: the usual write folds them (refuse.c) */
     f->pol_version = r->pol_version;
     f->have_now = !r->store_clock;
     f->now = f->have_now ? r->o.clock(r->o.clock_ctx) : 0;

@@ -264,6 +264,9 @@ int rl__decide_peek_full(rl *r, const rl__req *q);
 int64_t rl__pending_mono(void);
 /* Whether one of keys refused last with a retry time still ahead. */
 int rl__pending_hinted(rl *r, const char *const *keys, size_t nkeys);
+/* Whether one of keys has refusals not yet written (they are folded by the
+ * next usual write transaction that decides it). */
+int rl__pending_counts(rl *r, const char *const *keys, size_t nkeys);
 /* After a write-path decision of rl_allow/rl_acquire/rl_acquire_keys:
  * a refusal hints its deciding key; an admission clears the keys' hints. */
 void rl__pending_note(rl *r, const char *const *keys, size_t nkeys, const rl_result *res);

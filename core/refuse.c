@@ -99,6 +99,16 @@ int rl__pending_hinted(rl *r, const char *const *keys, size_t nkeys)
     return 0;
 }
 
+int rl__pending_counts(rl *r, const char *const *keys, size_t nkeys)
+{
+    rl__pending *e;
+    size_t k;
+    for (k = 0; r->pend_live > 0 && k < nkeys; k++)
+        if ((e = find(r, keys[k])) != NULL && e->count > 0)
+            return 1;
+    return 0;
+}
+
 void rl__pending_note(rl *r, const char *const *keys, size_t nkeys, const rl_result *res)
 {
     rl__pending *e;
