@@ -21,11 +21,15 @@
 
 #define RD_PAGE 512
 
-/* Drops index entries whose key has expired, unless it came back. */
+/* Drops index entries whose key has expired, unless it came back. KEYS:
+ * the index, then row names; ARGV[1]: what a row's name has before its
+ * key (rd_row_pre: format 1's ends with '{', and the name with '}'). */
 static const char unindex_lua[] =
-    "for i = 1, #ARGV do\n"
-    "  if redis.call('EXISTS', ARGV[i]) == 0 then\n"
-    "    redis.call('ZREM', KEYS[1], string.sub(ARGV[i], #KEYS[2] + 2, -2))\n"
+    "local pre = ARGV[1]\n"
+    "local post = string.sub(pre, -1) == '{' and 2 or 1\n"
+    "for i = 2, #KEYS do\n"
+    "  if redis.call('EXISTS', KEYS[i]) == 0 then\n"
+    "    redis.call('ZREM', KEYS[1], string.sub(KEYS[i], #pre + 1, -post))\n"
     "  end\n"
     "end\n"
     "return 1\n";
@@ -35,21 +39,22 @@ static const char unindex_lua[] =
 /* Forgets index entries whose hashes expired (names[] are full key names). */
 static void unindex(rd_store *s, char (*names)[RD_NAME_MAX], size_t n)
 {
-    char idx[RD_NAME_MAX], rp[RD_NAME_MAX];
+    char idx[RD_NAME_MAX], rp[RD_NAME_MAX], nk[24];
     const char **argv = malloc((n + 5) * sizeof *argv);
     redisReply *r = NULL;
     size_t i;
     if (!argv || s->readonly)
         goto out;
     rd_name_of(s, "keys", idx);
-    rd_name_of(s, "k:", rp);
+    rd_row_pre(s, rp);
+    snprintf(nk, sizeof nk, "%zu", n + 1);
     argv[0] = "EVAL";
     argv[1] = unindex_lua;
-    argv[2] = "2";
+    argv[2] = nk;
     argv[3] = idx;
-    argv[4] = rp;
     for (i = 0; i < n; i++)
-        argv[5 + i] = names[i];
+        argv[4 + i] = names[i];
+    argv[4 + n] = rp;
     if (rd_cmd(s, &r, "forget expired keys", (int)(n + 5), argv, NULL) != RL_OK)
         s->base.err[0] = 0; /* only housekeeping: the listing stands */
 out:
@@ -291,7 +296,7 @@ int rd_doctor(rl_store *base, rl_check_fn fn, void *ctx)
     info_field(r->str ? r->str : "", "maxmemory_policy:", pol, sizeof pol);
     info_field(r->str ? r->str : "", "aof_enabled:", aof, sizeof aof);
     freeReplyObject(r);
-    snprintf(detail, sizeof detail, "redis %s at %s, data format %d", ver, s->where, RD_FORMAT);
+    snprintf(detail, sizeof detail, "redis %s at %s, data format %d", ver, s->where, s->format);
     if ((rc = fn(ctx, "store", RL_CHECK_OK, detail)) != 0)
         return rc;
     if (strcmp(pol, "noeviction") != 0) {

@@ -43,7 +43,8 @@ static const char commit_lua[] =
     "#!lua\n"
     "-- KEYS: policy, key index, lease map, lease seq, then rows\n"
     "-- ARGV: policy version to check ('' none), new policy blob ('' none),\n"
-    "-- '1' to clear all keys first, row key prefix, the caller's token,\n"
+    "-- '1' to clear all keys first, what a row's name has before its key\n"
+    "-- (format 1's end with '{' and the name with '}'), the caller's token,\n"
     "-- '1' if it may claim its rows, then per row: version read ('' absent,\n"
     "-- '*' unchecked), new version, ttl ms, key, has row, n, n field/value\n"
     "-- items, m, m lease ids gone.\n"
@@ -98,7 +99,7 @@ static const char commit_lua[] =
     "end\n"
     "if ARGV[3] == '1' then\n"
     "  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do\n"
-    "    redis.call('DEL', ARGV[4] .. '{' .. m .. '}')\n"
+    "    redis.call('DEL', ARGV[4] .. m .. (string.sub(ARGV[4], -1) == '{' and '}' or ''))\n"
     "  end\n"
     "  redis.call('DEL', KEYS[2], KEYS[3])\n"
     "end\n"
@@ -396,7 +397,7 @@ int rd_commit(rl_store *base)
     rd_name_of(s, "keys", names[1]);
     rd_name_of(s, "leases", names[2]);
     rd_name_of(s, "lease_seq", names[3]);
-    rd_name_of(s, "k:", rprefix);
+    rd_row_pre(s, rprefix);
     arg(&a, "EVALSHA", 7);
     arg(&a, s->sha, strlen(s->sha));
     arg_int(&a, (int64_t)(4 + nkeys));

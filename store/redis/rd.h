@@ -60,8 +60,17 @@ struct redisReply;
 #define RD_NAME_MAX (RD_PREFIX_MAX + 4 + RL_KEY_MAX + 2)
 #define RD_VER_MAX 24
 #define RD_SHA_MAX 48 /* a script's SHA1 in hex, and its NUL */
-/* The data format this library writes, in PREFIX "format". */
-#define RD_FORMAT 1
+/* The data format this library writes on a new server. Format 2 names
+ * every Redis key "{PREFIX}..." so that all of one limiter's data is one
+ * Redis Cluster hash slot and every script's keys are on one shard;
+ * format 1 named them "PREFIX..." and rows "PREFIX k:{KEY}". The format is
+ * kept in PREFIX "format" (format 1's name, which every library reads) and,
+ * from format 2, also in "{PREFIX}format". A server that holds format 1 is
+ * read and written in format 1 (s->format), so old and new libraries go on
+ * sharing it; a newer format is refused with RL_EVERSION. */
+#define RD_FORMAT 2
+/* Redirections (MOVED) followed by one call before it gives up. */
+#define RD_HOPS_MAX 3
 
 typedef struct rd_lease {
     rl_lease_rec rec;
@@ -93,9 +102,13 @@ typedef struct rd_store {
     int port, db, timeout_ms, readonly;
     int64_t idle_ttl_ms;
     char prefix[RD_PREFIX_MAX];
-    char sha[RD_SHA_MAX];      /* of the commit script, "" until loaded */
-    char sha_fast[RD_SHA_MAX]; /* of the decision script (fast.c) */
-    uint64_t fast_hits;        /* decisions the server made (tests read it) */
+    int format;                          /* of the server's data: 1 or 2, set when connecting */
+    char moved[300];                     /* HOST:PORT of a MOVED reply, until followed */
+    char seed_host[256], seed_sock[256]; /* the address given, where a lost */
+    int seed_port;                       /* connection starts again */
+    char sha[RD_SHA_MAX];                /* of the commit script, "" until loaded */
+    char sha_fast[RD_SHA_MAX];           /* of the decision script (fast.c) */
+    uint64_t fast_hits;                  /* decisions the server made (tests read it) */
     int64_t retry_at;
     int backoff_ms;
     uint64_t host_id, rng;
@@ -120,9 +133,15 @@ typedef struct rd_store {
  * returns its RL_E* code; error replies are failures too, and a lost
  * connection is dropped (RL_ECONNECT) and retried after a backoff. */
 int64_t rd_mono_ms(void);
-/* PREFIX "k:{KEY}" and PREFIX what, into RD_NAME_MAX bytes. */
+/* A key's row name and the name of another of the store's values, into
+ * RD_NAME_MAX bytes: "{PREFIX}k:KEY" and "{PREFIX}what" in format 2,
+ * PREFIX "k:{KEY}" and PREFIX what in format 1. */
 size_t rd_row_name(const rd_store *s, const char *key, char *buf);
 void rd_name_of(const rd_store *s, const char *what, char *buf);
+/* What comes before the key in a row's name, for scripts that name rows
+ * from the index: "{PREFIX}k:", or in format 1 PREFIX "k:{", where the
+ * name then ends with "}" (a prefix never holds a brace). */
+void rd_row_pre(const rd_store *s, char *buf);
 /* One command on a connection that exists (connecting uses it too). */
 int rd_plain(rd_store *s, struct redisReply **out, const char *what, int argc, const char **argv,
              const size_t *len);

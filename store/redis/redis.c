@@ -5,11 +5,14 @@
  * (rd.h lists the files).
  *
  * When agents run on several machines, Redis is the shared store. Each rl
- * key is one Redis hash, PREFIX "k:{KEY}" (the braces make it one Cluster
- * hash slot), holding its row (field r), its open leases (l:ID) and a
- * random version token (v). The policy is one hash (PREFIX "policy": blob b
- * and version v), a sorted set indexes key names in byte order for listing,
- * and a hash maps lease ids to keys.
+ * key is one Redis hash, "{PREFIX}k:KEY", holding its row (field r), its
+ * open leases (l:ID) and a random version token (v). The policy is one hash
+ * ("{PREFIX}policy": blob b and version v), a sorted set indexes key names
+ * in byte order for listing, and a hash maps lease ids to keys. The braces
+ * make the prefix every name's Redis Cluster hash tag: all of a prefix is
+ * one slot, on one node, which rl finds by following MOVED replies. A
+ * server written in data format 1 (names without the braces) is kept in
+ * format 1 (rd.h, RD_FORMAT).
  *
  * Transactions are optimistic. Reads (pipelined: one round trip for every
  * key of a decision, with the policy version and the server's TIME) fill a
@@ -62,15 +65,45 @@ int64_t rd_mono_ms(void)
 
 size_t rd_row_name(const rd_store *s, const char *key, char *buf)
 {
-    return (size_t)snprintf(buf, RD_NAME_MAX, "%sk:{%s}", s->prefix, key);
+    if (s->format == 1)
+        return (size_t)snprintf(buf, RD_NAME_MAX, "%sk:{%s}", s->prefix, key);
+    return (size_t)snprintf(buf, RD_NAME_MAX, "{%s}k:%s", s->prefix, key);
 }
 
 void rd_name_of(const rd_store *s, const char *what, char *buf)
 {
-    snprintf(buf, RD_NAME_MAX, "%s%s", s->prefix, what);
+    snprintf(buf, RD_NAME_MAX, s->format == 1 ? "%s%s" : "{%s}%s", s->prefix, what);
+}
+
+void rd_row_pre(const rd_store *s, char *buf)
+{
+    snprintf(buf, RD_NAME_MAX, s->format == 1 ? "%sk:{" : "{%s}k:", s->prefix);
 }
 
 /* ---- the connection ---------------------------------------------------------- */
+
+/* s->where, for messages: the address without its password. */
+static void where_of(rd_store *s)
+{
+    if (s->sock[0])
+        snprintf(s->where, sizeof s->where, "unix://%s", s->sock);
+    else
+        snprintf(s->where, sizeof s->where, "%s:%d/%d", s->host, s->port, s->db);
+}
+
+/* After a failure: a node that MOVED sent us to may be the one that
+ * failed, so the next attempt starts again from the address given, which
+ * names the slot's current owner (after a failover too). */
+static void reseed(rd_store *s)
+{
+    if (s->port != s->seed_port || strcmp(s->host, s->seed_host) != 0 ||
+        strcmp(s->sock, s->seed_sock) != 0) {
+        memcpy(s->host, s->seed_host, sizeof s->host);
+        memcpy(s->sock, s->seed_sock, sizeof s->sock);
+        s->port = s->seed_port;
+        where_of(s);
+    }
+}
 
 static void drop(rd_store *s)
 {
@@ -78,6 +111,7 @@ static void drop(rd_store *s)
         redisFree(s->c);
         s->c = NULL;
     }
+    reseed(s);
     s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 10;
     if (s->backoff_ms > RD_BACKOFF_MAX_MS)
         s->backoff_ms = RD_BACKOFF_MAX_MS;
@@ -105,6 +139,16 @@ static void conn_fail(rd_store *s, const char *what)
     drop(s);
 }
 
+/* "MOVED SLOT HOST:PORT": another node serves the prefix's hash slot
+ * (Redis Cluster). The caller follows it (follow) before trying again;
+ * an address too long to keep is not followed, and the error stands. */
+static void moved_to(rd_store *s, const char *m)
+{
+    const char *at = strchr(m, ' ');
+    if (at && strlen(at + 1) < sizeof s->moved && strrchr(at + 1, ':'))
+        snprintf(s->moved, sizeof s->moved, "%s", at + 1);
+}
+
 /* An error reply: its first word says which code it gets. */
 static int reply_fail(rd_store *s, const redisReply *r, const char *what)
 {
@@ -119,32 +163,68 @@ static int reply_fail(rd_store *s, const redisReply *r, const char *what)
         code = RL_EFULL;
     else if (!strncmp(m, "READONLY", 8))
         code = RL_EREADONLY;
+    else if (!strncmp(m, "ASK ", 4) || !strncmp(m, "TRYAGAIN", 8) || !strncmp(m, "CLUSTERDOWN", 11))
+        code = RL_EBUSY; /* the prefix's slot is moving between nodes, or the cluster is down */
+    else if (!strncmp(m, "MOVED ", 6))
+        moved_to(s, m + 6);
     rl_seterr(s->base.err, code, "redis %s: %s: %.160s", s->where, what, m);
     return code;
 }
 
-static int check_format(rd_store *s)
+/* Sets the format marker `name` to ours unless it holds one, and reads it
+ * into *fmt. A value this library cannot read is RL_EVERSION (newer) or
+ * RL_ECORRUPT (not a format at all). */
+static int marker(rd_store *s, const char *name, int *fmt)
 {
-    char name[RD_NAME_MAX], one[8];
-    const char *set[5] = { "SET", name, one, "NX" }, *get[2] = { "GET", name };
+    char mine[8], *end;
+    const char *set[5] = { "SET", name, mine, "NX" }, *get[2] = { "GET", name };
     redisReply *r = NULL;
+    long v;
     int rc;
-    rd_name_of(s, "format", name);
-    snprintf(one, sizeof one, "%d", RD_FORMAT);
+    snprintf(mine, sizeof mine, "%d", RD_FORMAT);
     if ((rc = rd_plain(s, &r, "check the data format", 4, set, NULL)) != RL_OK)
         return rc;
     freeReplyObject(r);
     if ((rc = rd_plain(s, &r, "check the data format", 2, get, NULL)) != RL_OK)
         return rc;
-    if (r->type == REDIS_REPLY_STRING && atoi(r->str) > RD_FORMAT)
+    v = r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < 8 ? strtol(r->str, &end, 10) : 0;
+    if (v > RD_FORMAT && !*end)
         rc = rl_seterr(s->base.err, RL_EVERSION,
                        "redis %s: data format %s is newer than this library's %d", s->where, r->str,
                        RD_FORMAT);
-    else if (r->type != REDIS_REPLY_STRING || atoi(r->str) < 1)
+    else if (v < 1 || *end)
         rc = rl_seterr(s->base.err, RL_ECORRUPT, "redis %s: %s holds no rl data format", s->where,
                        name);
+    else
+        *fmt = (int)v;
     freeReplyObject(r);
     return rc;
+}
+
+/* Which format the server's data has, marking a new server with ours.
+ * Format 1's marker comes first because it is the one a library of format
+ * 1 reads: setting it to 2 is what makes such a library refuse the server
+ * (RL_EVERSION) instead of writing format 1 beside format 2 data, and a
+ * server it marked first stays format 1. On Redis Cluster that marker's
+ * slot may live on another node (MOVED): no format 1 library can work on a
+ * cluster (its scripts cross slots), so only format 2's marker counts. */
+static int check_format(rd_store *s)
+{
+    char name[RD_NAME_MAX];
+    int fmt = 0, rc;
+    s->format = 1;
+    rd_name_of(s, "format", name);
+    rc = marker(s, name, &fmt);
+    if (rc != RL_OK && s->moved[0]) {
+        s->moved[0] = 0;
+        s->base.err[0] = 0;
+        fmt = RD_FORMAT;
+    } else if (rc != RL_OK || fmt == 1) {
+        return rc;
+    }
+    s->format = 2;
+    rd_name_of(s, "format", name);
+    return marker(s, name, &fmt);
 }
 
 static int connect_now(rd_store *s)
@@ -188,10 +268,53 @@ fail:
         redisFree(s->c);
         s->c = NULL;
     }
+    if (!s->moved[0]) /* (a redirection is followed by the caller) */
+        reseed(s);
     s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 10;
     if (s->backoff_ms > RD_BACKOFF_MAX_MS)
         s->backoff_ms = RD_BACKOFF_MAX_MS;
     s->retry_at = rd_mono_ms() + s->backoff_ms;
+    return rc;
+}
+
+/* Moves the handle to the node a MOVED reply named: a redirection is no
+ * failure, so there is no backoff. The server's clock is read again there
+ * (have_time); the transaction's rows stay, as the commit checks them. */
+static void follow(rd_store *s)
+{
+    char *colon = strrchr(s->moved, ':');
+    long port = strtol(colon + 1, NULL, 10);
+    if (colon > s->moved && (size_t)(colon - s->moved) < sizeof s->host) {
+        memcpy(s->host, s->moved, (size_t)(colon - s->moved));
+        s->host[colon - s->moved] = 0;
+    } /* ":PORT": the same host */
+    s->port = port > 0 && port <= 65535 ? (int)port : s->port;
+    s->sock[0] = 0;
+    where_of(s);
+    if (s->c) {
+        redisFree(s->c);
+        s->c = NULL;
+    }
+    s->moved[0] = 0;
+    s->base.err[0] = 0;
+    s->have_time = 0;
+    s->backoff_ms = 0;
+    s->retry_at = 0;
+}
+
+/* Connects, and on Redis Cluster to the node that serves the prefix's hash
+ * slot: the first one asked may name another (MOVED, met by the format
+ * check). At most RD_HOPS_MAX hops, against a cluster that keeps moving. */
+static int connect_follow(rd_store *s)
+{
+    int hop, rc = RL_OK;
+    for (hop = 0; hop <= RD_HOPS_MAX; hop++) {
+        if ((rc = connect_now(s)) == RL_OK || !s->moved[0])
+            break;
+        if (hop < RD_HOPS_MAX)
+            follow(s);
+    }
+    s->moved[0] = 0;
     return rc;
 }
 
@@ -205,7 +328,7 @@ static int ensure(rd_store *s)
         return rl_seterr(s->base.err, RL_ECONNECT,
                          "redis %s: unreachable; next connection attempt in %lld ms", s->where,
                          (long long)(s->retry_at - now));
-    return connect_now(s);
+    return connect_follow(s);
 }
 
 /* Requests go out with send(MSG_NOSIGNAL) rather than hiredis's write():
@@ -289,18 +412,42 @@ int rd_plain(rd_store *s, redisReply **out, const char *what, int argc, const ch
 int rd_cmd(rd_store *s, redisReply **out, const char *what, int argc, const char **argv,
            const size_t *len)
 {
-    int rc = ensure(s);
-    if (rc != RL_OK) {
-        *out = NULL;
-        return rc;
+    int hop, rc = RL_OK;
+    *out = NULL;
+    for (hop = 0; hop <= RD_HOPS_MAX; hop++) {
+        if ((rc = ensure(s)) != RL_OK)
+            break;
+        if ((rc = rd_plain(s, out, what, argc, argv, len)) == RL_OK || !s->moved[0])
+            break;
+        if (hop < RD_HOPS_MAX) /* the slot moved to another node: ask that one */
+            follow(s);
     }
-    return rd_plain(s, out, what, argc, argv, len);
+    s->moved[0] = 0;
+    return rc;
 }
 
+static int pipeline_once(rd_store *s, size_t n, int *argc, const char ***argv, size_t **len,
+                         redisReply **out, const char *what);
+
 /* Sends n commands in one write and reads their n replies into out[]; on
- * failure every reply is freed. Error replies are failures too. */
+ * failure every reply is freed. Error replies are failures too. All of
+ * them are sent again to the node a MOVED reply names. */
 int rd_pipeline(rd_store *s, size_t n, int *argc, const char ***argv, size_t **len,
                 redisReply **out, const char *what)
+{
+    int hop, rc = RL_OK;
+    for (hop = 0; hop <= RD_HOPS_MAX; hop++) {
+        if ((rc = pipeline_once(s, n, argc, argv, len, out, what)) == RL_OK || !s->moved[0])
+            break;
+        if (hop < RD_HOPS_MAX)
+            follow(s);
+    }
+    s->moved[0] = 0;
+    return rc;
+}
+
+static int pipeline_once(rd_store *s, size_t n, int *argc, const char ***argv, size_t **len,
+                         redisReply **out, const char *what)
 {
     char *cmds = NULL;
     long long total;
@@ -457,7 +604,7 @@ static int parse_url(rd_store *s, const char *url)
             return bad_url(s, url, "unix:// needs an absolute socket path");
         memcpy(s->sock, p, (size_t)(end - p));
         s->sock[end - p] = 0;
-        snprintf(s->where, sizeof s->where, "unix://%s", s->sock);
+        where_of(s);
         return query(s, url, q ? q + 1 : NULL);
     }
     p = url + 8; /* "redis://" */
@@ -492,7 +639,7 @@ static int parse_url(rd_store *s, const char *url)
             return bad_url(s, url, "database must be a number");
         s->db = (int)v;
     }
-    snprintf(s->where, sizeof s->where, "%s:%d/%d", s->host, s->port, s->db);
+    where_of(s);
     if ((rc = query(s, url, q ? q + 1 : NULL)) != RL_OK)
         return rc;
     return RL_OK;
@@ -523,5 +670,8 @@ int rl_store_redis_open(rl_store **out, const char *url, const rl_store_config *
         return rc;
     if (!s->pass[0] && pw)
         snprintf(s->pass, sizeof s->pass, "%s", pw);
-    return connect_now(s);
+    memcpy(s->seed_host, s->host, sizeof s->host);
+    memcpy(s->seed_sock, s->sock, sizeof s->sock);
+    s->seed_port = s->port;
+    return connect_follow(s);
 }

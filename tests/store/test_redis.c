@@ -12,7 +12,6 @@
  * and stopped by its PID. Without redis-server on PATH the tests are skipped.
  */
 #include <errno.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +27,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "redis_helpers.h"
 #include "rl.h"
 
 typedef struct fx {
@@ -38,89 +37,31 @@ typedef struct fx {
     char url[256];
 } fx;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
+#define mono_ms rt_mono_ms
+#define sleep_ms rt_sleep_ms
+#define free_port rt_free_port
 
 static redisContext *raw(const fx *f)
 {
-    struct timeval tv = { 2, 0 };
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", f->port, tv);
-    assert_non_null(c);
-    return c;
+    return rt_raw(f->port);
 }
 
 /* A raw command that must succeed (on a server without a password). */
 static void must(const fx *f, const char *fmt, const char *arg)
 {
     redisContext *c = raw(f);
-    redisReply *r = redisCommand(c, fmt, arg);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("%s: %s", fmt, r->str);
-    freeReplyObject(r);
+    freeReplyObject(rt_must(c, fmt, arg));
     redisFree(c);
 }
 
 static void start(fx *f)
 {
-    char port[16], log[128];
-    int64_t until = mono_ms() + 5000;
-    snprintf(port, sizeof port, "%d", f->port);
-    snprintf(log, sizeof log, "%s/redis.log", f->dir);
-    f->pid = fork();
-    assert_true(f->pid >= 0);
-    if (f->pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", f->dir, "--logfile", log, (char *)NULL);
-        _exit(127);
-    }
-    for (;;) { /* until it answers */
-        struct timeval tv = { 0, 200000 };
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", f->port, tv);
-        redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
-        int up = r && r->type == REDIS_REPLY_STATUS;
-        freeReplyObject(r);
-        redisFree(c);
-        if (up)
-            return;
-        assert_true(mono_ms() < until);
-        sleep_ms(20);
-    }
+    f->pid = rt_start(f->dir, f->port, NULL);
 }
 
 static void stop(fx *f, int sig)
 {
-    int status;
-    if (f->pid <= 0)
-        return;
-    kill(f->pid, SIGCONT);
-    kill(f->pid, sig);
-    waitpid(f->pid, &status, 0);
+    rt_stop(f->pid, sig);
     f->pid = 0;
 }
 
@@ -128,7 +69,7 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     static int warned;
-    if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+    if (!rt_have_redis()) {
         if (!warned++)
             print_message("redis-server not found: nothing to test\n");
         free(f);
@@ -379,6 +320,115 @@ static void test_hostile_contents(void **state)
     rl_close(r);
 }
 
+/* EXISTS name, on the raw server. */
+static long long exists(const fx *f, const char *name)
+{
+    redisContext *c = raw(f);
+    redisReply *r = redisCommand(c, "EXISTS %s", name);
+    long long n;
+    assert_non_null(r);
+    n = r->integer;
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* GET name into buf ("" when absent). */
+static void get_str(const fx *f, const char *name, char *buf, size_t size)
+{
+    redisContext *c = raw(f);
+    redisReply *r = redisCommand(c, "GET %s", name);
+    assert_non_null(r);
+    snprintf(buf, size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static int grow_buf(void *ctx, const char *data, size_t len)
+{
+    char *b = ctx;
+    size_t have = strlen(b);
+    assert_true(have + len < 65536);
+    memcpy(b + have, data, len);
+    b[have + len] = 0;
+    return 0;
+}
+
+/* A decision, a lease, an export and the import of it (which clears every
+ * key first, in the commit script), then a listing: the whole store in
+ * whichever data format the server holds. */
+static void use_every_part(rl *r)
+{
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10),
+                                     RL_CONCURRENT("streams", "streams", 2) };
+    static const rl_cost one[] = { { "streams", 1 } };
+    char *dump = calloc(1, 65536);
+    rl_result res;
+    rl_lease l;
+    rl_totals t;
+    assert_non_null(dump);
+    assert_int_equal(rl_tier_set(r, "gold", lims, 2), RL_OK);
+    assert_int_equal(rl_key_assign(r, "k", "gold"), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 3, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_begin(r, "k", one, 1, RL_SECOND, &l, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_lease_cancel(r, &l), RL_OK);
+    assert_int_equal(rl_export(r, grow_buf, dump), RL_OK);
+    assert_int_equal(rl_import(r, dump, strlen(dump)), RL_OK);
+    assert_int_equal(rl_totals_get(r, &t), RL_OK);
+    assert_int_equal(t.keys, 1);
+    assert_int_equal(t.allowed, 2); /* the decision and the lease */
+    free(dump);
+}
+
+/* Data format 2 names every Redis key "{PREFIX}..." (one Cluster hash slot
+ * for all of a prefix) and marks the server in both format markers, so a
+ * library of format 1, which reads PREFIX "format", refuses it. A server
+ * that holds format 1 stays format 1, names and all, so libraries of both
+ * formats go on sharing it. A marker this library cannot read is refused. */
+static void test_data_format(void **state)
+{
+    FX();
+    char url[300], v[32];
+    rl *r;
+    snprintf(url, sizeof url, "%s&prefix=f2:", f->url);
+    r = open_mode(f, url, RL_FAIL_CLOSED);
+    use_every_part(r);
+    rl_close(r);
+    get_str(f, "f2:format", v, sizeof v);
+    assert_string_equal(v, "2"); /* what a format 1 library reads: "newer" */
+    get_str(f, "{f2:}format", v, sizeof v);
+    assert_string_equal(v, "2");
+    assert_int_equal(exists(f, "{f2:}k:k"), 1);
+    assert_int_equal(exists(f, "{f2:}policy"), 1);
+    assert_int_equal(exists(f, "f2:k:{k}"), 0);
+    assert_int_equal(exists(f, "f2:policy"), 0);
+
+    snprintf(url, sizeof url, "%s&prefix=f1:", f->url);
+    must(f, "SET f1:format %s", "1"); /* as a format 1 library left it */
+    r = open_mode(f, url, RL_FAIL_CLOSED);
+    use_every_part(r);
+    rl_close(r);
+    get_str(f, "f1:format", v, sizeof v);
+    assert_string_equal(v, "1");
+    assert_int_equal(exists(f, "f1:k:{k}"), 1);
+    assert_int_equal(exists(f, "f1:policy"), 1);
+    assert_int_equal(exists(f, "{f1:}format"), 0);
+    assert_int_equal(exists(f, "{f1:}k:k"), 0);
+
+    snprintf(url, sizeof url, "%s&prefix=f3:", f->url);
+    must(f, "SET {f3:}format %s", "3");
+    r = NULL;
+    assert_int_equal(rl_open(&r, url, NULL), RL_EVERSION);
+    assert_non_null(strstr(rl_errmsg(r), "newer than this library's 2"));
+    rl_close(r);
+    must(f, "SET {f3:}format %s", "2x");
+    r = NULL;
+    assert_int_equal(rl_open(&r, url, NULL), RL_ECORRUPT);
+    rl_close(r);
+}
+
 static void test_idle_keys_expire(void **state)
 {
     FX();
@@ -394,14 +444,14 @@ static void test_idle_keys_expire(void **state)
     assert_int_equal(rl_allow(r, "k", 10, &res), RL_OK); /* empty: full again in 1 s */
     assert_int_equal(rl_key_assign(r, "kept", "gold"), RL_OK);
     c = raw(f);
-    rep = redisCommand(c, "PTTL e:k:{k}");
+    rep = redisCommand(c, "PTTL {e:}k:k");
     assert_true(rep->integer > 60000 && rep->integer <= 61001);
     freeReplyObject(rep);
-    rep = redisCommand(c, "PTTL e:k:{kept}");
+    rep = redisCommand(c, "PTTL {e:}k:kept");
     assert_int_equal(rep->integer, -1);
     freeReplyObject(rep);
     /* an expired key drops out of listings too */
-    rep = redisCommand(c, "DEL e:k:{k}");
+    rep = redisCommand(c, "DEL {e:}k:k");
     freeReplyObject(rep);
     redisFree(c);
     {
@@ -435,16 +485,16 @@ static void test_claims_hold_off_and_lapse(void **state)
         assert_int_equal(rl_open(&r, url, &o), RL_OK);
     }
     assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
-    must(f, "HSET c:k:{k} q %s", "someoneelse 99999999999999");
+    must(f, "HSET {c:}k:k q %s", "someoneelse 99999999999999");
     t0 = mono_ms();
     assert_int_equal(rl_allow(r, "k", 1, &res), RL_EBUSY);
     assert_true(mono_ms() - t0 >= 200);
     assert_false(res.allowed);
-    must(f, "HSET c:k:{k} q %s", "someoneelse 1");
+    must(f, "HSET {c:}k:k q %s", "someoneelse 1");
     assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
     assert_true(res.allowed);
     c = raw(f);
-    rep = redisCommand(c, "HEXISTS c:k:{k} q");
+    rep = redisCommand(c, "HEXISTS {c:}k:k q");
     assert_int_equal(rep->integer, 0);
     freeReplyObject(rep);
     redisFree(c);
@@ -464,6 +514,7 @@ int main(void)
         T(test_scripts_flushed),
         cmocka_unit_test(test_bad_addresses),
         T(test_hostile_contents),
+        T(test_data_format),
         T(test_idle_keys_expire),
         T(test_claims_hold_off_and_lapse),
     };

@@ -80,14 +80,18 @@ class RlctlRedisTest(RlctlTest):
         import urllib.parse
         return urllib.parse.parse_qs(urllib.parse.urlsplit(self.db).query)["prefix"][0]
 
+    def name(self, what):
+        """A Redis key of the store's, data format 2: {PREFIX}what."""
+        return f"{{{self.prefix()}}}{what}"
+
     def plant_key(self, key, allowed):
         import struct
         row = b"\x01\x00" + struct.pack("<5q", allowed, 0, allowed, 1, 1)
-        redis_call(self.db, "HSET", f"{self.prefix()}k:{{{key}}}", "v", "planted", "r", row)
-        redis_call(self.db, "ZADD", f"{self.prefix()}keys", "0", key)
+        redis_call(self.db, "HSET", self.name(f"k:{key}"), "v", "planted", "r", row)
+        redis_call(self.db, "ZADD", self.name("keys"), "0", key)
 
     def damage_policy(self):
-        redis_call(self.db, "HSET", f"{self.prefix()}policy", "b", b"\x01garbage")
+        redis_call(self.db, "HSET", self.name("policy"), "b", b"\x01garbage")
 
     def test_doctor(self):
         self.allow("m:d")
