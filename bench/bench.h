@@ -27,6 +27,14 @@
 
 /* raw SQLite upsert, rl_allow, or the baseline GCRA Lua script on Redis */
 enum { W_BARE = 0, W_RL = 1, W_LUA = 2 };
+/* W_RL's call: rl_allow; rl_acquire on the account (requests and tokens);
+ * rl_acquire_keys on a user and the account (the same); a lease on the
+ * account (requests, tokens, a stream) begun and settled (one pair = one
+ * timed "decision") */
+enum { C_ALLOW = 0, C_ACQUIRE = 1, C_KEYS = 2, C_LEASE = 3 };
+/* W_RL's default tier: one huge rate; the agent's (requests and tokens,
+ * both huge, and 1000 streams at once); two huge rates */
+enum { T_HUGE = 0, T_AGENT = 1, T_TWO = 2 };
 enum { BUSY_NA = -1 }; /* memory and Redis: no busy strategy */
 
 #define BENCH_NKEYS_MAX 1000000
@@ -50,6 +58,8 @@ typedef struct bench_case {
     int pad;          /* W_BARE: bytes of blob stored with each row (0: none) */
     int refuse;       /* W_RL: a limit of 1 per hour, so every decision after the
                        * first on a key is refused (the refusal cases) */
+    int call;         /* W_RL: C_* */
+    int tier;         /* W_RL: T_* */
 } bench_case;
 
 typedef struct bench_result {
@@ -71,6 +81,7 @@ typedef struct bench_result {
     /* Each of the following is -1 when it does not apply or was not measured. */
     int64_t fill_ns;          /* prefill: time to insert the rows (untimed) */
     int64_t commits;          /* Redis: EVALSHA calls from start to end (INFO commandstats) */
+    int64_t server_usec;      /* Redis: the server's time in them, microseconds */
     int64_t redis_mem_delta;  /* Redis: used_memory after - before (INFO memory) */
     int64_t redis_keys_delta; /* Redis: DBSIZE after - before */
     int64_t file_bytes;       /* memory_probe, SQLite: database file after a checkpoint */
@@ -107,7 +118,7 @@ int64_t bench_vmrss(void); /* this process's VmRSS in bytes, -1 if unknown */
 
 /* redis.c. `url` is a redis:// or unix:// address with ?prefix=P. */
 typedef struct bench_redis_stats {
-    int64_t evalsha_calls, used_memory, dbsize;
+    int64_t evalsha_calls, evalsha_usec, used_memory, dbsize;
 } bench_redis_stats;
 int bench_redis_available(void); /* built with hiredis */
 /* Starts a private redis-server on a free loopback port; 0 and the URL,

@@ -391,15 +391,20 @@ int bench_redis_stats_get(const char *url, bench_redis_stats *st)
     addr a;
     redisContext *c = connect_url(url, &a, err, sizeof err);
     redisReply *r;
-    st->evalsha_calls = st->used_memory = st->dbsize = -1;
+    st->evalsha_calls = st->evalsha_usec = st->used_memory = st->dbsize = -1;
     if (!c)
         return -1;
     r = redisCommand(c, "INFO commandstats");
     if (r && r->type == REDIS_REPLY_STRING) {
-        /* Absent until the first EVALSHA: none yet. */
+        /* Absent until the first EVALSHA: none yet. The line goes on
+         * "calls=N,usec=U,...": U is the server's time in them. */
+        const char *line = strstr(r->str, "cmdstat_evalsha:calls=");
+        const char *usec = line ? strstr(line, ",usec=") : NULL;
         st->evalsha_calls = info_field(r->str, "cmdstat_evalsha:calls=");
         if (st->evalsha_calls < 0)
             st->evalsha_calls = 0;
+        st->evalsha_usec =
+            usec && usec < line + strcspn(line, "\r\n") ? strtoll(usec + 6, NULL, 10) : 0;
     }
     freeReplyObject(r);
     r = redisCommand(c, "INFO memory");

@@ -275,6 +275,48 @@ static const ratio_line ratio_lines[] = {
       "redis/1p/1key",
       2,
       { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_8p_1key_over_1p",
+      "sqlite 8p 1 key / sqlite 1p 1 key",
+      "sqlite/8p/1key/lock",
+      "sqlite/1p/1key/lock",
+      4,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
+    { "sqlite_16p_1key_over_1p",
+      "sqlite 16p 1 key / sqlite 1p 1 key",
+      "sqlite/16p/1key/lock",
+      "sqlite/1p/1key/lock",
+      4,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
+    { "sqlite_32p_1key_over_1p",
+      "sqlite 32p 1 key / sqlite 1p 1 key",
+      "sqlite/32p/1key/lock",
+      "sqlite/1p/1key/lock",
+      4,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
+    { "agent_acquire_over_allow_4p",
+      "agent 4p: rl_acquire / rl_allow",
+      "agent/4p/acquire",
+      "agent/4p/allow",
+      4,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
+    { "agent_keys_over_allow_4p",
+      "agent 4p: rl_acquire_keys / rl_allow",
+      "agent/4p/keys",
+      "agent/4p/allow",
+      4,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
+    { "agent_lease_over_allow_4p",
+      "agent 4p: lease pairs / rl_allow",
+      "agent/4p/lease",
+      "agent/4p/allow",
+      4,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
+    { "agent_lease_over_allow_1p",
+      "agent 1p: lease pairs / rl_allow",
+      "agent/1p/lease",
+      "agent/1p/allow",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
     { "sqlite_batch64_over_single_100k",
       "sqlite batches of 64 / rl_allow, 1p 100k",
       "sqlite/1p/100k/batch64",
@@ -380,9 +422,11 @@ static void report_redis(const bench_case *cases, const bench_result *res, size_
         fmt_count(b, sizeof b, (double)r->n);
         fmt_count(d, sizeof d, (double)(x > 0 ? x : 0));
         printf("  %-22s %s EVALSHA for %s decisions: %s conflicts retried (%.3f per decision),"
-               " %llu RL_EBUSY\n",
+               " %llu RL_EBUSY, %.1f us of server time per EVALSHA\n",
                c->label, a, b, d, r->n ? (double)x / (double)r->n : 0.0,
-               (unsigned long long)r->ebusy);
+               (unsigned long long)r->ebusy,
+               r->commits > 0 && r->server_usec >= 0 ? (double)r->server_usec / (double)r->commits
+                                                     : 0.0);
     }
 }
 
@@ -555,6 +599,7 @@ void bench_report_json(const bench_env *e, const bench_case *cases, const bench_
         /* -1 in the result means not measured: null here. */
         json_opt("fill_ns", r->fill_ns);
         json_opt("redis_evalsha_calls", r->commits);
+        json_opt("redis_server_usec", r->server_usec);
         json_opt("redis_conflicts", conflicts(c, r));
         json_opt("redis_used_memory_delta", r->redis_mem_delta);
         json_opt("redis_keys_delta", r->redis_keys_delta);

@@ -104,11 +104,12 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
     int ready[2], go[2], alive = 0, p, got = 0, rc = 0;
     char ch;
 
-    bench_redis_stats rs0 = { -1, -1, -1 }, rs1;
+    bench_redis_stats rs0 = { -1, -1, -1, -1 }, rs1;
 
     memset(out, 0, sizeof *out);
     out->wal_max = -1;
-    out->fill_ns = out->commits = out->redis_mem_delta = out->redis_keys_delta = -1;
+    out->fill_ns = out->commits = out->server_usec = out->redis_mem_delta = out->redis_keys_delta =
+        -1;
     out->file_bytes = out->rss_base = out->rss_open = -1;
     if (c->nproc < 1 || c->nproc > 64) {
         snprintf(out->err, sizeof out->err, "nproc %d out of range", c->nproc);
@@ -212,6 +213,7 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
     close(ready[0]);
     if (c->redis && bench_redis_stats_get(path, &rs1) == 0 && rs0.dbsize >= 0) {
         out->commits = rs1.evalsha_calls - rs0.evalsha_calls;
+        out->server_usec = rs1.evalsha_usec - rs0.evalsha_usec;
         out->redis_mem_delta = rs1.used_memory - rs0.used_memory;
         out->redis_keys_delta = rs1.dbsize - rs0.dbsize;
     }

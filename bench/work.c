@@ -12,6 +12,8 @@
  *           decision is admitted and writes its row (a file, ":memory:" or
  *           a redis:// URL); the refusal cases (refuse) with a limit of 1
  *           per hour instead, so every decision after the first is refused;
+ *           the agent's cases (call, tier) make the calls an agent makes
+ *           instead: rl_acquire, rl_acquire_keys, a lease begun and settled;
  *   W_LUA   the baseline GCRA Lua script by EVALSHA (redis.c), same limit.
  * Keys are "k%d", picked by xorshift64 from a table each worker builds
  * before the barrier (only as many as its case uses, so a 1-key worker
@@ -42,6 +44,17 @@ static const rl_limit huge_limit[] = { RL_PER_SECOND(1000000000, 1000000000) };
 /* The refusal cases: one per hour, so a key admits its first decision and
  * refuses every other one of the run. */
 static const rl_limit tiny_limit[] = { RL_PER_HOUR(1, 1) };
+/* T_AGENT: what an agent fleet's tier holds, every limit out of reach. */
+static const rl_limit agent_limits[] = {
+    RL_LIMIT("requests", "requests", 1000000000, RL_SECOND, 1000000000),
+    RL_LIMIT("tokens", "tokens", 1000000000, RL_SECOND, 1000000000),
+    RL_CONCURRENT("streams", "streams", 1000),
+};
+/* T_TWO: a tier of two rates, for the bytes a key of two limits takes. */
+static const rl_limit two_limits[] = {
+    RL_LIMIT("per_second", NULL, 1000000000, RL_SECOND, 1000000000),
+    RL_LIMIT("per_minute", NULL, 60000000000, RL_MINUTE, 60000000000),
+};
 
 static void keys_init(int n)
 {
@@ -142,6 +155,13 @@ static int rl_open_case(rl **r, const bench_case *c, const char *path, char *err
     int rc;
     o.default_limits = c->refuse ? tiny_limit : huge_limit;
     o.n_default_limits = 1;
+    if (c->tier == T_AGENT) {
+        o.default_limits = agent_limits;
+        o.n_default_limits = sizeof agent_limits / sizeof agent_limits[0];
+    } else if (c->tier == T_TWO) {
+        o.default_limits = two_limits;
+        o.n_default_limits = sizeof two_limits / sizeof two_limits[0];
+    }
     o.busy_strategy = c->busy == BUSY_NA ? RL_BUSY_LOCK : c->busy;
     rc = rl_open(r, c->memory ? ":memory:" : path, &o);
     if (rc != RL_OK) {
@@ -166,6 +186,50 @@ static int rl_op(void *h, const char *key, char *err, size_t errlen)
         return rc == RL_EBUSY ? -2 : -1;
     }
     return res.allowed ? 0 : 1;
+}
+
+/* The agent's calls (C_*), on user key `key` and the account. */
+static int call_result(rl *r, int rc, const rl_result *res, const char *what, char *err,
+                       size_t errlen)
+{
+    if (rc != RL_OK) {
+        if (err)
+            snprintf(err, errlen, "%s: %s (%s)", what, rl_strerror(rc), rl_errmsg(r));
+        return rc == RL_EBUSY ? -2 : -1;
+    }
+    return res->allowed ? 0 : 1;
+}
+
+static const rl_cost agent_cost[] = { { "requests", 1 }, { "tokens", 1500 }, { "streams", 1 } };
+static const rl_cost agent_used[] = { { "tokens", 900 } };
+
+static int acquire_op(void *h, const char *key, char *err, size_t errlen)
+{
+    rl_result res;
+    (void)key;
+    return call_result(h, rl_acquire(h, "account", agent_cost, 2, &res), &res, "rl_acquire", err,
+                       errlen);
+}
+
+static int keys_op(void *h, const char *key, char *err, size_t errlen)
+{
+    const char *k[2] = { key, "account" };
+    rl_result res;
+    return call_result(h, rl_acquire_keys(h, k, 2, agent_cost, 2, &res), &res, "rl_acquire_keys",
+                       err, errlen);
+}
+
+/* A lease begun and settled: the pair is one timed call. */
+static int lease_op(void *h, const char *key, char *err, size_t errlen)
+{
+    rl_result res;
+    rl_lease l;
+    int rc = rl_lease_begin(h, "account", agent_cost, 3, 60 * RL_SECOND, &l, &res);
+    (void)key;
+    if (rc != RL_OK || !res.allowed)
+        return call_result(h, rc, &res, "rl_lease_begin", err, errlen);
+    rc = rl_lease_settle(h, &l, agent_used, 1);
+    return call_result(h, rc, &res, "rl_lease_settle", err, errlen);
 }
 
 /* ---- prefill ------------------------------------------------------------ */
@@ -401,7 +465,10 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
         if (rl_open_case(&r, c, path, slot->err, sizeof slot->err) != 0)
             slot->open_failed = 1;
         h = r;
-        op = rl_op;
+        op = c->call == C_ACQUIRE ? acquire_op
+             : c->call == C_KEYS  ? keys_op
+             : c->call == C_LEASE ? lease_op
+                                  : rl_op;
     }
     if (slot->open_failed) {
         (void)barrier(bctx);
