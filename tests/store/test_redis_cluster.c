@@ -264,6 +264,8 @@ static void test_slot_moved_is_followed(void **state)
     for (i = 0; i < NODES; i++)
         if (slot >= 16384 * i / NODES && slot <= 16384 * (i + 1) / NODES - 1)
             owner = i;
+    if (owner < 0)
+        fail_msg("slot %d has no owner", slot);
     to = (owner + 1) % NODES;
     c = rt_raw(cl->port[to]);
     rep = rt_must(c, "CLUSTER MYID");
