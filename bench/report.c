@@ -317,6 +317,12 @@ static const ratio_line ratio_lines[] = {
       "agent/1p/allow",
       2,
       { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "redis_100k_warm_over_1key",
+      "rl redis 1p 100k existing / rl redis 1p 1 key",
+      "redis/1p/100k/warm",
+      "redis/1p/1key",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
     { "sqlite_batch64_over_single_100k",
       "sqlite batches of 64 / rl_allow, 1p 100k",
       "sqlite/1p/100k/batch64",
@@ -377,7 +383,7 @@ static void report_memory(const bench_case *cases, const bench_result *res, size
             printf("\nmemory\n");
         fmt_keys(keys, sizeof keys, c->nkeys);
         if (r->fill_ns >= 0)
-            printf("  %-22s %s rows inserted before timing in %.1f s (untimed)\n", c->label, keys,
+            printf("  %-22s %s keys written before timing in %.1f s (untimed)\n", c->label, keys,
                    (double)r->fill_ns / 1e9);
         if (r->file_bytes >= 0) {
             fmt_bytes(a, sizeof a, r->file_bytes);
