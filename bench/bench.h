@@ -28,6 +28,11 @@
 /* raw SQLite upsert, rl_allow, or the baseline GCRA Lua script on Redis */
 enum { W_BARE = 0, W_RL = 1, W_LUA = 2 };
 enum { BUSY_NA = -1 }; /* memory and Redis: no busy strategy */
+/* W_RL: the call timed. CALL_WAIT: rl_wait on the huge limit (admitted at
+ * once, it never sleeps); CALL_RESERVE: rl_reserve with no horizon on a
+ * limit of 1000 per second, so each reservation books its units further
+ * ahead (admitted with a delay, nothing sleeps). */
+enum { CALL_ALLOW = 0, CALL_WAIT = 1, CALL_RESERVE = 2 };
 
 #define BENCH_NKEYS_MAX 1000000
 #define BENCH_ERR_MAX 200
@@ -50,6 +55,7 @@ typedef struct bench_case {
     int pad;          /* W_BARE: bytes of blob stored with each row (0: none) */
     int refuse;       /* W_RL: a limit of 1 per hour, so every decision after the
                        * first on a key is refused (the refusal cases) */
+    int call;         /* W_RL: CALL_* */
 } bench_case;
 
 typedef struct bench_result {

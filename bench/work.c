@@ -12,6 +12,8 @@
  *           decision is admitted and writes its row (a file, ":memory:" or
  *           a redis:// URL); the refusal cases (refuse) with a limit of 1
  *           per hour instead, so every decision after the first is refused;
+ *           rl_wait (never asleep) or rl_reserve (booking ahead) instead of
+ *           rl_allow in the wait and reserve cases (bench.h, CALL_*);
  *   W_LUA   the baseline GCRA Lua script by EVALSHA (redis.c), same limit.
  * Keys are "k%d", picked by xorshift64 from a table each worker builds
  * before the barrier (only as many as its case uses, so a 1-key worker
@@ -42,6 +44,9 @@ static const rl_limit huge_limit[] = { RL_PER_SECOND(1000000000, 1000000000) };
 /* The refusal cases: one per hour, so a key admits its first decision and
  * refuses every other one of the run. */
 static const rl_limit tiny_limit[] = { RL_PER_HOUR(1, 1) };
+/* CALL_RESERVE: 1000 per second, burst 1, so every reservation but the
+ * first waits behind the others (booked ahead, with a delay). */
+static const rl_limit ahead_limit[] = { RL_PER_SECOND(1000, 1) };
 
 static void keys_init(int n)
 {
@@ -140,7 +145,7 @@ static int rl_open_case(rl **r, const bench_case *c, const char *path, char *err
 {
     rl_options o = RL_OPTIONS_INIT;
     int rc;
-    o.default_limits = c->refuse ? tiny_limit : huge_limit;
+    o.default_limits = c->refuse ? tiny_limit : c->call == CALL_RESERVE ? ahead_limit : huge_limit;
     o.n_default_limits = 1;
     o.busy_strategy = c->busy == BUSY_NA ? RL_BUSY_LOCK : c->busy;
     rc = rl_open(r, c->memory ? ":memory:" : path, &o);
@@ -166,6 +171,35 @@ static int rl_op(void *h, const char *key, char *err, size_t errlen)
         return rc == RL_EBUSY ? -2 : -1;
     }
     return res.allowed ? 0 : 1;
+}
+
+/* rl_wait with a second's timeout on the huge limit: admitted at once,
+ * never asleep, so what is timed is the reservation behind it. */
+static int rl_op_wait(void *h, const char *key, char *err, size_t errlen)
+{
+    rl *r = h;
+    rl_result res;
+    int rc = rl_wait(r, key, 1, 1000000000, NULL, &res);
+    if (rc != RL_OK) {
+        if (err)
+            snprintf(err, errlen, "rl_wait: %s (%s)", rl_strerror(rc), rl_errmsg(r));
+        return rc == RL_EBUSY ? -2 : -1;
+    }
+    return res.allowed ? 0 : 1;
+}
+
+/* rl_reserve with no horizon: admitted with a delay that grows all run. */
+static int rl_op_reserve(void *h, const char *key, char *err, size_t errlen)
+{
+    rl *r = h;
+    rl_reservation rv;
+    int rc = rl_reserve(r, key, 1, INT64_MAX, &rv);
+    if (rc != RL_OK) {
+        if (err)
+            snprintf(err, errlen, "rl_reserve: %s (%s)", rl_strerror(rc), rl_errmsg(r));
+        return rc == RL_EBUSY ? -2 : -1;
+    }
+    return rv.ok ? 0 : 1;
 }
 
 /* ---- prefill ------------------------------------------------------------ */
@@ -401,7 +435,7 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
         if (rl_open_case(&r, c, path, slot->err, sizeof slot->err) != 0)
             slot->open_failed = 1;
         h = r;
-        op = rl_op;
+        op = c->call == CALL_WAIT ? rl_op_wait : c->call == CALL_RESERVE ? rl_op_reserve : rl_op;
     }
     if (slot->open_failed) {
         (void)barrier(bctx);
