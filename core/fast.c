@@ -9,7 +9,9 @@
  * limits, and which names no concurrency limit, is a few additions and
  * comparisons per limit once two 128-bit products are made: cost × period
  * and burst × period, over count. They are made here, in the same exact
- * arithmetic as gcra.c, so the server needs no more than doubles.
+ * arithmetic as gcra.c, so the server needs no more than doubles. The
+ * cool-downs that would refuse the request (their ids) are sent as they
+ * are: comparing times needs no product.
  *
  * Guarantees:
  *   - a plan is made only for a request that the usual way would decide
@@ -112,6 +114,12 @@ int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f)
         rl__pending_counts(r, q->keys, q->nkeys))
         return 0; /* a key with unwritten refusals: the usual write folds them (refuse.c) */
     f->pol_version = r->pol_version;
+    /* as rl__cooldown_until matches them: the cool-down of every resource,
+     * then each named resource's (RL_MAX_LIMITS costs at most) */
+    f->cool_id[0] = rl_cooldown_id(NULL);
+    f->ncool = 1;
+    for (k = 0; k < q->ncosts && f->ncool < sizeof f->cool_id / sizeof f->cool_id[0]; k++)
+        f->cool_id[f->ncool++] = rl_cooldown_id(rl__resource_of(&q->costs[k]));
     f->have_now = !r->store_clock;
     f->now = f->have_now ? r->o.clock(r->o.clock_ctx) : 0;
     f->units = rl__amount_of(q->costs, q->ncosts, "requests");
