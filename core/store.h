@@ -87,10 +87,11 @@ typedef int (*rl_row_fn)(void *ctx, const char *key, const rl_row *row);
 /* One result of a health check (rl_doctor): RL_CHECK_* status. */
 typedef int (*rl_check_fn)(void *ctx, const char *check, int status, const char *detail);
 
-/* A decision a store may make in one round trip (decide_fast): a plain
- * rl_allow, rl_acquire or rl_acquire_keys (now or never, no lease) whose
- * keys' tiers hold only GCRA and concurrency limits and which names no
- * concurrency limit; keys may be under cool-downs. Core does every
+/* A decision a store may make in one round trip (decide_fast): rl_allow,
+ * rl_acquire, rl_acquire_keys, or a reservation (rl_reserve, rl_wait: a
+ * horizon, max_delay_ns), with no lease and no place in a slot queue,
+ * whose keys' tiers hold only GCRA and concurrency limits and which names
+ * no concurrency limit; keys may be under cool-downs. Core does every
  * 128-bit product here, so that the
  * server decides with additions and comparisons alone (Redis's Lua has
  * only doubles): per named limit, cost × period and burst × period, each
@@ -122,6 +123,9 @@ typedef struct rl_fast_req {
     int have_now;        /* a caller's clock: now, not the store's */
     int64_t now;
     int64_t units; /* what an admission adds to each key's units counter */
+    /* 0: now or never; else admitted if the caller can act within it
+     * (INT64_MAX: no limit), as rl__limit_decide and cool-downs take it */
+    int64_t max_delay_ns;
     /* the cool-downs that refuse this request (rl__cooldown_until): the
      * one of every resource, and that of each resource it names */
     size_t ncool;
