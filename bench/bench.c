@@ -56,6 +56,14 @@ static const bench_case cases[] = {
     { "redis-lua/16p/1key", "redis-lua", W_LUA, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0, 0 },
     { "redis/16p/1key", "redis", W_RL, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0, 0 },
     { "redis/1p/100k", "redis", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 1, 0, 0, 0, 0, 0 },
+    /* rl_wait on a limit it never waits for, and rl_reserve booking ahead
+     * with no horizon: the decisions behind rl_wait and rl_reserve */
+    { "redis-wait/1p/1key", "redis wait", W_RL, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, C_WAIT, 0 },
+    { "redis-wait/4p/1key", "redis wait", W_RL, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, C_WAIT, 0 },
+    { "redis-reserve/1p/1key", "redis rsv", W_RL, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, C_RESERVE,
+      0 },
+    { "redis-reserve/4p/1key", "redis rsv", W_RL, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, C_RESERVE,
+      0 },
     /* the same 100k keys decided once before timing: existing keys only */
     { "redis/1p/100k/warm", "redis warm", W_RL, 0, 1, K100, BUSY_NA, 1, 1, 0, 0, 0, 0, 0, 0 },
     { "sqlite/1p/100k/batch64", "sqlite b64", W_RL, 0, 1, K100, RL_BUSY_LOCK, 0, 0, 0, 64, 0, 0, 0,

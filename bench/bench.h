@@ -31,11 +31,15 @@ enum { W_BARE = 0, W_RL = 1, W_LUA = 2 };
  * rl_acquire_keys on a user and the account (the same); a lease on the
  * account (requests, tokens, a stream) begun and settled (one pair = one
  * timed "decision") */
-enum { C_ALLOW = 0, C_ACQUIRE = 1, C_KEYS = 2, C_LEASE = 3 };
+enum { C_ALLOW = 0, C_ACQUIRE = 1, C_KEYS = 2, C_LEASE = 3, C_WAIT = 4, C_RESERVE = 5 };
 /* W_RL's default tier: one huge rate; the agent's (requests and tokens,
  * both huge, and 1000 streams at once); two huge rates */
 enum { T_HUGE = 0, T_AGENT = 1, T_TWO = 2 };
 enum { BUSY_NA = -1 }; /* memory and Redis: no busy strategy */
+/* ... C_WAIT: rl_wait on the huge limit (admitted at once, it never
+ * sleeps); C_RESERVE: rl_reserve with no horizon on a limit of 1000 per
+ * second, so each reservation books its units further ahead (admitted with
+ * a delay, nothing sleeps). */
 
 #define BENCH_NKEYS_MAX 1000000
 #define BENCH_ERR_MAX 200

@@ -14,6 +14,8 @@
  *           per hour instead, so every decision after the first is refused;
  *           the agent's cases (call, tier) make the calls an agent makes
  *           instead: rl_acquire, rl_acquire_keys, a lease begun and settled;
+ *           rl_wait (never asleep) or rl_reserve (booking ahead) instead of
+ *           rl_allow in the wait and reserve cases (bench.h, C_*);
  *   W_LUA   the baseline GCRA Lua script by EVALSHA (redis.c), same limit.
  * Keys are "k%d", picked by xorshift64 from a table each worker builds
  * before the barrier (only as many as its case uses, so a 1-key worker
@@ -55,6 +57,9 @@ static const rl_limit two_limits[] = {
     RL_LIMIT("per_second", NULL, 1000000000, RL_SECOND, 1000000000),
     RL_LIMIT("per_minute", NULL, 60000000000, RL_MINUTE, 60000000000),
 };
+/* C_RESERVE: 1000 per second, burst 1, so every reservation but the
+ * first waits behind the others (booked ahead, with a delay). */
+static const rl_limit ahead_limit[] = { RL_PER_SECOND(1000, 1) };
 
 static void keys_init(int n)
 {
@@ -153,7 +158,7 @@ static int rl_open_case(rl **r, const bench_case *c, const char *path, char *err
 {
     rl_options o = RL_OPTIONS_INIT;
     int rc;
-    o.default_limits = c->refuse ? tiny_limit : huge_limit;
+    o.default_limits = c->refuse ? tiny_limit : c->call == C_RESERVE ? ahead_limit : huge_limit;
     o.n_default_limits = 1;
     if (c->tier == T_AGENT) {
         o.default_limits = agent_limits;
@@ -230,6 +235,35 @@ static int lease_op(void *h, const char *key, char *err, size_t errlen)
         return call_result(h, rc, &res, "rl_lease_begin", err, errlen);
     rc = rl_lease_settle(h, &l, agent_used, 1);
     return call_result(h, rc, &res, "rl_lease_settle", err, errlen);
+}
+
+/* rl_wait with a second's timeout on the huge limit: admitted at once,
+ * never asleep, so what is timed is the reservation behind it. */
+static int rl_op_wait(void *h, const char *key, char *err, size_t errlen)
+{
+    rl *r = h;
+    rl_result res;
+    int rc = rl_wait(r, key, 1, 1000000000, NULL, &res);
+    if (rc != RL_OK) {
+        if (err)
+            snprintf(err, errlen, "rl_wait: %s (%s)", rl_strerror(rc), rl_errmsg(r));
+        return rc == RL_EBUSY ? -2 : -1;
+    }
+    return res.allowed ? 0 : 1;
+}
+
+/* rl_reserve with no horizon: admitted with a delay that grows all run. */
+static int rl_op_reserve(void *h, const char *key, char *err, size_t errlen)
+{
+    rl *r = h;
+    rl_reservation rv;
+    int rc = rl_reserve(r, key, 1, INT64_MAX, &rv);
+    if (rc != RL_OK) {
+        if (err)
+            snprintf(err, errlen, "rl_reserve: %s (%s)", rl_strerror(rc), rl_errmsg(r));
+        return rc == RL_EBUSY ? -2 : -1;
+    }
+    return rv.ok ? 0 : 1;
 }
 
 /* ---- prefill ------------------------------------------------------------ */
@@ -490,10 +524,12 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
         if (rl_open_case(&r, c, path, slot->err, sizeof slot->err) != 0)
             slot->open_failed = 1;
         h = r;
-        op = c->call == C_ACQUIRE ? acquire_op
-             : c->call == C_KEYS  ? keys_op
-             : c->call == C_LEASE ? lease_op
-                                  : rl_op;
+        op = c->call == C_ACQUIRE   ? acquire_op
+             : c->call == C_KEYS    ? keys_op
+             : c->call == C_LEASE   ? lease_op
+             : c->call == C_WAIT    ? rl_op_wait
+             : c->call == C_RESERVE ? rl_op_reserve
+                                    : rl_op;
     }
     if (slot->open_failed) {
         (void)barrier(bctx);

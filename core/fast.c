@@ -3,13 +3,16 @@
  * in one round trip (rl_store_ops.decide_fast: the Redis store's
  * server-side script).
  *
- * A plain decision (rl_allow, rl_acquire, rl_acquire_keys: now or never,
- * no lease, no reservation) on keys whose tiers, by rules or the default
- * of the policy this handle has cached, hold only GCRA and concurrency
- * limits, and which names no concurrency limit, is a few additions and
- * comparisons per limit once two 128-bit products are made: cost × period
- * and burst × period, over count. They are made here, in the same exact
- * arithmetic as gcra.c, so the server needs no more than doubles.
+ * A decision without a lease or a place in a slot queue (rl_allow,
+ * rl_acquire, rl_acquire_keys, and reservations: rl_reserve, rl_wait's
+ * decisions) on keys whose tiers, by rules or the default of the policy
+ * this handle has cached, hold only GCRA and concurrency limits, and which
+ * names no concurrency limit, is a few additions and comparisons per limit
+ * once two 128-bit products are made: cost × period and burst × period,
+ * over count. They are made here, in the same exact arithmetic as gcra.c,
+ * so the server needs no more than doubles. A horizon (max_delay_ns) and
+ * the cool-downs that would refuse the request (their ids) are sent as
+ * they are: comparing times needs no product.
  *
  * Guarantees:
  *   - a plan is made only for a request that the usual way would decide
@@ -107,11 +110,18 @@ static int plan_key(rl *r, const rl__req *q, const char *key, rl_fast_key *fk)
 int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f)
 {
     size_t k;
-    if (!r->store->ops->decide_fast || r->pol_version < 0 || q->lease || q->rv ||
-        q->max_delay_ns != 0 || q->rank || q->wait_id || (r->o.flags & RL_OPEN_READONLY) ||
+    if (!r->store->ops->decide_fast || r->pol_version < 0 || q->lease || q->rank || q->wait_id ||
+        q->max_delay_ns < 0 || (r->o.flags & RL_OPEN_READONLY) ||
         rl__pending_counts(r, q->keys, q->nkeys))
         return 0; /* a key with unwritten refusals: the usual write folds them (refuse.c) */
     f->pol_version = r->pol_version;
+    f->max_delay_ns = q->max_delay_ns;
+    /* as rl__cooldown_until matches them: the cool-down of every resource,
+     * then each named resource's (RL_MAX_LIMITS costs at most) */
+    f->cool_id[0] = rl_cooldown_id(NULL);
+    f->ncool = 1;
+    for (k = 0; k < q->ncosts && f->ncool < sizeof f->cool_id / sizeof f->cool_id[0]; k++)
+        f->cool_id[f->ncool++] = rl_cooldown_id(rl__resource_of(&q->costs[k]));
     f->have_now = !r->store_clock;
     f->now = f->have_now ? r->o.clock(r->o.clock_ctx) : 0;
     f->units = rl__amount_of(q->costs, q->ncosts, "requests");

@@ -87,10 +87,12 @@ typedef int (*rl_row_fn)(void *ctx, const char *key, const rl_row *row);
 /* One result of a health check (rl_doctor): RL_CHECK_* status. */
 typedef int (*rl_check_fn)(void *ctx, const char *check, int status, const char *detail);
 
-/* A decision a store may make in one round trip (decide_fast): a plain
- * rl_allow, rl_acquire or rl_acquire_keys (now or never, no lease) whose
- * keys' tiers hold only GCRA and concurrency limits and which names no
- * concurrency limit. Core does every 128-bit product here, so that the
+/* A decision a store may make in one round trip (decide_fast): rl_allow,
+ * rl_acquire, rl_acquire_keys, or a reservation (rl_reserve, rl_wait: a
+ * horizon, max_delay_ns), with no lease and no place in a slot queue,
+ * whose keys' tiers hold only GCRA and concurrency limits and which names
+ * no concurrency limit; keys may be under cool-downs. Core does every
+ * 128-bit product here, so that the
  * server decides with additions and comparisons alone (Redis's Lua has
  * only doubles): per named limit, cost × period and burst × period, each
  * divided by count into whole ns and a remainder in [0, count), as
@@ -109,7 +111,8 @@ typedef struct rl_fast_key {
      * new key starts from it, and an existing key is decided here only if
      * its row names `tier` and its state has the same layout (format 2,
      * a generation, the tier's fingerprint, the same limits in the same
-     * order, no cool-downs). */
+     * order), followed by nothing but cool-downs as rl_penalize writes
+     * them. */
     unsigned char tmpl[RL_STATE_HEAD + RL_MAX_LIMITS * RL_SLOT_BYTES];
     size_t tmpl_len, n;
     rl_fast_slot slot[RL_MAX_LIMITS];
@@ -120,6 +123,13 @@ typedef struct rl_fast_req {
     int have_now;        /* a caller's clock: now, not the store's */
     int64_t now;
     int64_t units; /* what an admission adds to each key's units counter */
+    /* 0: now or never; else admitted if the caller can act within it
+     * (INT64_MAX: no limit), as rl__limit_decide and cool-downs take it */
+    int64_t max_delay_ns;
+    /* the cool-downs that refuse this request (rl__cooldown_until): the
+     * one of every resource, and that of each resource it names */
+    size_t ncool;
+    uint64_t cool_id[1 + RL_MAX_LIMITS];
     size_t nkeys;
     rl_fast_key k[RL_MAX_KEYS];
 } rl_fast_req;

@@ -1,8 +1,10 @@
 /*
  * fast.c - the Redis store's one-round-trip decision: a server-side script
- * that decides a plain rl_allow / rl_acquire / rl_acquire_keys on GCRA
- * limits and writes its outcome (rl_store_ops.decide_fast; the plan is
- * core/fast.c's), then the replay that lets core check it.
+ * that decides rl_allow / rl_acquire / rl_acquire_keys and reservations
+ * (rl_reserve, rl_wait's decisions: admitted to act later, within a
+ * horizon) on GCRA limits, on keys under cool-downs too, and writes its
+ * outcome (rl_store_ops.decide_fast; the plan is core/fast.c's), then the
+ * replay that lets core check it.
  *
  * Why: the usual way reads the rows, decides in C and commits with a
  * script that checks what it read. That is two round trips, and processes
@@ -43,7 +45,9 @@ static const char fast_lua[] =
     "#!lua\n"
     "-- KEYS: policy, key index, then the row of each key of the decision.\n"
     "-- ARGV: policy version, now ('' for TIME, else 8 bytes), new version\n"
-    "-- token, units, idle ttl ms, then per key: its name, the explicit tier\n"
+    "-- token, units, idle ttl ms, the horizon (8 bytes: 0 now or never,\n"
+    "-- INT64_MAX none), the ids of the cool-downs that refuse the request\n"
+    "-- (8 bytes each), then per key: its name, the explicit tier\n"
     "-- its row names ('' none), the state of a key\n"
     "-- new to its tier, 48 bytes per slot (cost, -1 if not named; count;\n"
     "-- cost x period / count as ns and rem; burst x period / count as ns and\n"
@@ -77,7 +81,22 @@ static const char fast_lua[] =
     "  nh, nl = ah + bh, (a - ah * 65536) * 65536 + b - bh * P32\n"
     "  if nl >= P32 then nl = nl - P32; nh = nh + 1 end\n"
     "end\n"
-    "local keys, a, ok = {}, 6, true\n"
+    "-- the horizon D: admitted if the caller can act by now + D, which is\n"
+    "-- kept exact ({zh, zl}, zh may pass 2^31 in a double); core's delays\n"
+    "-- saturate at INT64_MAX, so D = INT64_MAX admits any delay (inf)\n"
+    "local dl, dh = unpack('<I4i4', ARGV[6])\n"
+    "local inf = dh == H31 - 1 and dl == P32 - 1\n"
+    "local zh, zl = nh + dh, nl + dl\n"
+    "if zl >= P32 then zl = zl - P32; zh = zh + 1 end\n"
+    "local cids = {}\n"
+    "for i = 1, #ARGV[7], 8 do cids[sub(ARGV[7], i, i + 7)] = true end\n"
+    "-- a cool-down slot as rl_penalize writes it: count, period and burst 1,\n"
+    "-- rem 0 (any other, valid or not, goes the usual way)\n"
+    "local one, zero = pack('<I4i4', 1, 0), pack('<I4i4', 0, 0)\n"
+    "local cone = one .. one .. one\n"
+    "-- cdh, cdl: the latest end of a running cool-down that refuses the\n"
+    "-- request\n"
+    "local keys, a, ok, cdh, cdl = {}, 8, true, nil, nil\n"
     "for i = 3, #KEYS do\n"
     "  local k, tier, tm, lim = KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
     "  local got = call('HMGET', k, 'r', 'q')\n"
@@ -94,22 +113,43 @@ static const char fast_lua[] =
     "    return 0\n"
     "  end\n"
     "  -- the layout core planned for: format 2, a generation, the tier's\n"
-    "  -- fingerprint and limits, no cool-downs\n"
-    "  local n = byte(tm, 2)\n"
-    "  if #st ~= #tm or #lim ~= 48 * n or byte(st, 1) ~= 2 or byte(st, 2) ~= n or\n"
-    "     sub(st, 11, 18) ~= sub(tm, 11, 18) or sub(st, 3, 10) == '\\0\\0\\0\\0\\0\\0\\0\\0' then\n"
+    "  -- fingerprint and limits, then m - n cool-downs (at most 12 slots)\n"
+    "  local n, m = byte(tm, 2), byte(st, 2)\n"
+    "  if #tm ~= 18 + 49 * n or #lim ~= 48 * n or byte(st, 1) ~= 2 or m < n or m > 12 or\n"
+    "     #st ~= 18 + 49 * m or sub(st, 11, 18) ~= sub(tm, 11, 18) or\n"
+    "     sub(st, 3, 10) == '\\0\\0\\0\\0\\0\\0\\0\\0' then\n"
     "    return 0\n"
     "  end\n"
     "  for j = 0, n - 1 do\n"
     "    local o = 19 + j * 49\n"
     "    if sub(st, o, o + 32) ~= sub(tm, o, o + 32) then return 0 end\n"
     "  end\n"
+    "  -- cool-downs, as rl__state_align brings them along: running ones\n"
+    "  -- (end > now) kept in order, ended ones dropped\n"
+    "  local kept = {}\n"
+    "  for j = n, m - 1 do\n"
+    "    local o = 19 + j * 49\n"
+    "    local bad = byte(st, o) ~= 1 or sub(st, o + 9, o + 32) ~= cone\n"
+    "    if bad or sub(st, o + 41, o + 48) ~= zero then return 0 end\n"
+    "    local l, h = unpack('<I4i4', st, o + 33)\n"
+    "    if h > nh or (h == nh and l > nl) then\n"
+    "      kept[#kept + 1] = sub(st, o, o + 48)\n"
+    "      local later = not cdh or h > cdh or (h == cdh and l > cdl)\n"
+    "      if later and cids[sub(st, o + 1, o + 8)] then cdh, cdl = h, l end\n"
+    "    end\n"
+    "  end\n"
+    "  if m > n then\n"
+    "    st = sub(st, 1, 1) .. string.char(n + #kept) .. sub(st, 3, 18 + 49 * n) ..\n"
+    "      table.concat(kept)\n"
+    "  end\n"
     "  keys[#keys + 1] = {k, ARGV[a], row, q, st, lim, n, tier}\n"
     "  a = a + 4\n"
     "end\n"
-    "-- GCRA as gcra.c, with max_delay 0: cur = max(tat, now); a cost adds\n"
-    "-- cost x period / count (past INT64_MAX: refused); admitted if\n"
-    "-- cur - burst x period / count <= now. A cost of 0 only checks.\n"
+    "-- a running cool-down refuses unless it ends within the horizon\n"
+    "if cdh and not inf and (cdh > zh or (cdh == zh and cdl > zl)) then ok = false end\n"
+    "-- GCRA as gcra.c: cur = max(tat, now); a cost adds cost x period /\n"
+    "-- count (past INT64_MAX: refused); admitted if cur - burst x period /\n"
+    "-- count <= now + D. A cost of 0 only checks.\n"
     "local new = {}\n"
     "for x, e in ipairs(keys) do\n"
     "  local st, lim, nw = e[5], e[6], {}\n"
@@ -134,7 +174,9 @@ static const char fast_lua[] =
     "      local ah, al, ar = h - uh, l - ul, r - ur - urh * P32\n"
     "      if ar < 0 then ar = ar + c; al = al - 1 end\n"
     "      if al < 0 then al = al + P32; ah = ah - 1 end\n"
-    "      if ah > nh or (ah == nh and (al > nl or (al == nl and ar > 0))) then ok = false end\n"
+    "      if not inf and (ah > zh or (ah == zh and (al > zl or (al == zl and ar > 0)))) then\n"
+    "        ok = false\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  new[x] = nw\n"
@@ -242,15 +284,17 @@ static void put(unsigned char *b, int64_t v)
 int rd_decide_fast(rl_store *base, const rl_fast_req *q)
 {
     rd_store *s = (rd_store *)base;
-    const char *argv[10 + 5 * RL_MAX_KEYS];
+    const char *argv[12 + 5 * RL_MAX_KEYS];
     size_t len[sizeof argv / sizeof argv[0]];
     char names[2 + RL_MAX_KEYS][RD_NAME_MAX], nk[8], pver[24], token[20], units[24], idle[24];
-    unsigned char now[8], lim[RL_MAX_KEYS][RL_MAX_LIMITS * 48];
+    unsigned char now[8], horizon[8], cool[8 * (1 + RL_MAX_LIMITS)];
+    unsigned char lim[RL_MAX_KEYS][RL_MAX_LIMITS * 48];
     redisReply *r = NULL;
     size_t i, j, n = 0;
     int rc;
 
-    if (s->readonly || !s->sha_fast[0] || q->nkeys > RL_MAX_KEYS)
+    if (s->readonly || !s->sha_fast[0] || q->nkeys > RL_MAX_KEYS || q->ncool > sizeof cool / 8 ||
+        q->max_delay_ns < 0)
         return RL_FAST_NO;
     rd_name_of(s, "policy", names[0]);
     rd_name_of(s, "keys", names[1]);
@@ -260,6 +304,9 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
     snprintf(units, sizeof units, "%" PRId64, q->units);
     snprintf(idle, sizeof idle, "%" PRId64, s->idle_ttl_ms);
     put(now, q->now);
+    put(horizon, q->max_delay_ns);
+    for (i = 0; i < q->ncool; i++)
+        rl_put64(cool + 8 * i, q->cool_id[i]);
 #define ARG(p, l) (argv[n] = (const char *)(p), len[n++] = (l))
     ARG("EVALSHA", 7);
     ARG(s->sha_fast, strlen(s->sha_fast));
@@ -273,6 +320,8 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
     ARG(token, strlen(token));
     ARG(units, strlen(units));
     ARG(idle, strlen(idle));
+    ARG(horizon, 8);
+    ARG(cool, 8 * q->ncool);
     for (i = 0; i < q->nkeys; i++) {
         const rl_fast_key *fk = &q->k[i];
         for (j = 0; j < fk->n; j++) {

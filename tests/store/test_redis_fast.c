@@ -8,11 +8,15 @@
  * int64 time. Two handles with one injected clock, one on the memory
  * store and one on Redis, get the same random trace: tiers of GCRA limits
  * (counts and bursts up to 2^40, periods from 1 ns to 50 years), one to
- * three keys per decision, costs from 0 to past the burst, clocks near the
- * epoch, before it and near INT64_MAX, with resets, assignments,
- * cool-downs and reloads in between (which the script leaves to the usual
- * way). Every rc and result field, and every key's stats, must be equal,
- * and the script must have made most of the decisions. Each Redis
+ * three keys per decision, costs from 0 to past the burst, reservations
+ * with horizons of 0, INT64_MAX, random, exactly the delay last needed
+ * and a nanosecond less (and their cancelling), clocks near the epoch,
+ * before it and near INT64_MAX, with cool-downs (of every resource or of
+ * one, lifted, until the end of time), resets, assignments and reloads in
+ * between (which the script leaves to the usual way, as it does
+ * cancelling). Every rc and result field, every reservation's, and every
+ * key's stats must be equal, and the script must have made most of the
+ * decisions, reservations and cool-down refusals among them. Each Redis
  * decision is also replayed by core and compared byte for byte by the
  * store, so a divergence in what is written fails too.
  *
@@ -38,7 +42,19 @@
 #include "rl_int.h"
 
 static int64_t clk, last_retry; /* the last refusal's retry_after_ns */
+static int64_t last_delay;      /* the last reservation's delay_ns */
 static uint64_t rng, seed;
+/* Calls on the Redis handle: plain ones, reservations, and those a
+ * cool-down refused; of each, how many took a write transaction (not a
+ * refusal answered from a read snapshot, refuse.c) and how many of those
+ * the script decided. */
+typedef struct tally {
+    long n, wrote, hit;
+} tally;
+static tally t_plain, t_rsv, t_cool;
+static uint64_t hits0;
+static unsigned long tx0;
+static rl_reservation rva, rvb; /* the last reservation of each handle */
 
 static int64_t fake_clock(void *ctx)
 {
@@ -181,6 +197,106 @@ static void same_stats(rl *a, rl *b, const char *key)
 
 static const char *const keys[] = { "k0", "k1", "k2", "user:3" };
 
+static uint64_t hits_of(rl *b)
+{
+    return ((rd_store *)rl__store(b))->fast_hits;
+}
+
+/* Right before a call on the Redis handle. */
+static void mark(rl *b)
+{
+    hits0 = hits_of(b);
+    tx0 = rl__test_write_tx;
+}
+
+static void tally_add(tally *t, int wrote, int hit)
+{
+    t->n++;
+    t->wrote += wrote;
+    t->hit += hit;
+}
+
+/* Counts the call on the Redis handle made since mark(). */
+static void count(rl *b, int rc, int rsv, int cool)
+{
+    /* an error (a cost past a burst, a resource no tier limits) is not
+     * the script's to answer: only decisions count */
+    int hit = hits_of(b) != hits0, wrote = rc == RL_OK && rl__test_write_tx != tx0;
+    tally_add(rsv ? &t_rsv : &t_plain, wrote, hit);
+    if (cool)
+        tally_add(&t_cool, wrote, hit);
+}
+
+static int cooled(const rl_result *res)
+{
+    return !res->allowed && strcmp(res->limit_name, "cooldown") == 0;
+}
+
+/* Of the decisions that took the write path and succeeded, at least
+ * 1/share were the script's, once there are enough. The rest: a new
+ * policy, assignments, resources a tier does not limit, a key new to a
+ * cool-down (its row is rl_penalize's), and refusals answered from a read
+ * snapshot whose counters wait to be written (refuse.c: the next write on
+ * the key goes the usual way and folds them in), which is most of what a
+ * cool-down refuses, as it refuses the same key again and again. */
+static void tally_check(const char *what, const tally *t, long enough, long share)
+{
+    printf("[ FAST     ] %s: %ld calls, %ld written, %ld of them by the script\n", what, t->n,
+           t->wrote, t->hit);
+    if (t->wrote >= enough)
+        assert_true(t->hit * share > t->wrote);
+}
+
+static void same_rv(int ra, const rl_reservation *a, int rb, const rl_reservation *b)
+{
+    size_t i;
+    int same = ra == rb && a->ok == b->ok && a->delay_ns == b->delay_ns &&
+               a->time_to_act == b->time_to_act && a->n_ == b->n_;
+    for (i = 0; same && i < a->n_ && i < RL_MAX_LIMITS; i++)
+        same = a->amount_[i] == b->amount_[i] && a->id_[i] == b->id_[i] &&
+               a->tat_[i] == b->tat_[i] && a->rem_[i] == b->rem_[i];
+    if (ra == RL_OK)
+        last_delay = a->delay_ns;
+    if (!same)
+        fail_msg("rl_reserve at %lld (seed RL_FAST_SEED=%llu): memory rc=%d ok=%d delay=%lld "
+                 "act=%lld n=%zu; redis rc=%d ok=%d delay=%lld act=%lld n=%zu",
+                 (long long)clk, (unsigned long long)seed, ra, a->ok, (long long)a->delay_ns,
+                 (long long)a->time_to_act, a->n_, rb, b->ok, (long long)b->delay_ns,
+                 (long long)b->time_to_act, b->n_);
+}
+
+/* A reservation on both handles, with a horizon that hits the edges:
+ * none, no limit, exactly the delay the last one needed or just under. */
+static void reserve(rl *a, rl *b)
+{
+    const char *k = keys[rn(4)];
+    int64_t cost = chance(10) ? 0 : chance(5) ? ((int64_t)1 << 40) + 1 : 1 + rn(3), d;
+    int ra, rb;
+    switch (rn(6)) {
+    case 0:
+        d = 0;
+        break;
+    case 1:
+        d = INT64_MAX;
+        break;
+    case 2:
+        d = last_delay;
+        break;
+    case 3:
+        d = last_delay > 0 ? last_delay - 1 : 0;
+        break;
+    default:
+        d = rn(chance(50) ? 1000000 : 2000000000LL);
+    }
+    ra = rl_reserve(a, k, cost, d, &rva);
+    mark(b);
+    rb = rl_reserve(b, k, cost, d, &rvb);
+    count(b, rb, 1, 0);
+    same_rv(ra, &rva, rb, &rvb);
+    if (chance(15)) /* the usual way, on what each handle reserved */
+        assert_int_equal(rl_cancel(a, &rva), rl_cancel(b, &rvb));
+}
+
 /* One random decision on both handles. */
 static void decide(rl *a, rl *b)
 {
@@ -188,7 +304,7 @@ static void decide(rl *a, rl *b)
     rl_result x, y;
     const char *ks[3];
     size_t nc = 0, nk, i;
-    int op = (int)rn(3), ra, rb;
+    int op = (int)rn(4), ra, rb;
     int64_t big = chance(10) ? ((int64_t)1 << 40) + 1 : 0;
     for (i = 0; i < 3; i++)
         if (i == 0 || chance(40)) {
@@ -197,17 +313,25 @@ static void decide(rl *a, rl *b)
         }
     memset(&x, 0, sizeof x);
     memset(&y, 0, sizeof y);
+    if (op == 3) {
+        reserve(a, b);
+        return;
+    }
     if (op == 0) {
         const char *k = keys[rn(4)];
         ra = rl_allow(a, k, c[0].amount, &x);
+        mark(b);
         rb = rl_allow(b, k, c[0].amount, &y);
+        count(b, rb, 0, cooled(&y));
         same_result("rl_allow", ra, &x, rb, &y);
         return;
     }
     if (op == 1) {
         const char *k = keys[rn(4)];
         ra = rl_acquire(a, k, c, nc, &x);
+        mark(b);
         rb = rl_acquire(b, k, c, nc, &y);
+        count(b, rb, 0, cooled(&y));
         same_result("rl_acquire", ra, &x, rb, &y);
         return;
     }
@@ -216,7 +340,9 @@ static void decide(rl *a, rl *b)
     for (size_t j = 0; j < nk; j++)
         ks[j] = keys[(i + j) % 4];
     ra = rl_acquire_keys(a, ks, nk, c, nc, &x);
+    mark(b);
     rb = rl_acquire_keys(b, ks, nk, c, nc, &y);
+    count(b, rb, 0, cooled(&y));
     same_result("rl_acquire_keys", ra, &x, rb, &y);
 }
 
@@ -224,13 +350,18 @@ static void decide(rl *a, rl *b)
 static void disturb(rl *a, rl *b)
 {
     const char *k = keys[rn(4)];
-    switch (rn(4)) {
+    switch (rn(8)) {
     case 0:
         assert_int_equal(rl_reset(a, k), rl_reset(b, k));
         break;
-    case 1: {
-        int64_t d = 1 + rn(1000000000LL);
-        assert_int_equal(rl_penalize(a, k, NULL, d), rl_penalize(b, k, NULL, d));
+    case 1:
+    case 3:
+    case 4:
+    case 5: { /* a cool-down: of every resource or of one; lifted; for ever */
+        static const char *const res[] = { NULL, "requests", "tokens", "calls" };
+        const char *rs = res[rn(4)];
+        int64_t d = chance(10) ? 0 : chance(5) ? Y50 : 1 + rn(chance(50) ? 1000 : 1000000000LL);
+        assert_int_equal(rl_penalize(a, k, rs, d), rl_penalize(b, k, rs, d));
         break;
     }
     case 2: {
@@ -256,8 +387,10 @@ static void test_script_matches_core(void **state)
     rd_store *s;
     (void)state;
     seed = (env = getenv("RL_FAST_SEED")) ? strtoull(env, NULL, 10) : 0;
-    if (!url || !*url)
+    if (!url || !*url) {
         skip();
+        return; /* skip() does not return: for the analyzer */
+    }
     if (!seed)
         seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
     rng = seed | 1;
@@ -273,9 +406,11 @@ static void test_script_matches_core(void **state)
         assert_int_equal(rl_open(&b, path, &o), RL_OK);
         gen_tier(a, b, "default");
         gen_tier(a, b, "alt");
+        memset(&rva, 0, sizeof rva);
+        memset(&rvb, 0, sizeof rvb);
         for (int i = 0; i < 400; i++, ops++) {
             next_clock();
-            if (chance(4))
+            if (chance(6))
                 disturb(a, b);
             else
                 decide(a, b);
@@ -299,6 +434,9 @@ static void test_script_matches_core(void **state)
     printf("[ FAST     ] %ld operations in %ld segments, %llu decided by the script, every answer "
            "the same\n",
            ops, segments, (unsigned long long)hits);
+    tally_check("plain decisions", &t_plain, 200, 2);
+    tally_check("reservations", &t_rsv, 200, 2);
+    tally_check("refusals by a cool-down", &t_cool, 100, 5);
 }
 
 /* A row damaged where the script reads it (a remainder not below its
@@ -318,8 +456,10 @@ static void test_damaged_row_untouched(void **state)
     size_t len;
     int i;
     (void)state;
-    if (!url || !*url)
+    if (!url || !*url) {
         skip();
+        return; /* skip() does not return: for the analyzer */
+    }
     o.default_limits = lims;
     o.n_default_limits = 1;
     snprintf(path, sizeof path, "%s%sprefix=fastbad%ld:", url, strchr(url, '?') ? "&" : "?",
@@ -348,11 +488,268 @@ static void test_damaged_row_untouched(void **state)
     rl_close(r);
 }
 
+/* ---- edges, one by one: each call on both stores, the same answer, and
+ * the Redis one decided by the script ------------------------------------- */
+
+typedef struct pair {
+    rl *a, *b; /* memory, Redis */
+} pair;
+
+/* Refusal hints (refuse.c) in the injected clock too, so that a refusal
+ * does not send the next call on its key to a read snapshot for real
+ * time: every call here takes the write path. */
+static int64_t pending_clock(void)
+{
+    return clk;
+}
+
+static int pair_open(pair *p, const rl_limit *l, size_t n, const char *tag)
+{
+    const char *url = getenv("RL_TEST_REDIS");
+    char path[512];
+    rl_options o = RL_OPTIONS_INIT;
+    rl_reservation warm;
+    p->a = p->b = NULL;
+    if (!url || !*url)
+        return 0;
+    o.clock = fake_clock;
+    o.default_limits = l;
+    o.n_default_limits = n;
+    snprintf(path, sizeof path, "%s%sprefix=fast%s%ld:", url, strchr(url, '?') ? "&" : "?", tag,
+             (long)getpid());
+    assert_int_equal(rl_open(&p->a, ":memory:", &o), RL_OK);
+    assert_int_equal(rl_open(&p->b, path, &o), RL_OK);
+    rl__pending_clock = pending_clock;
+    /* the first decision of a handle learns the policy the usual way */
+    clk = 0;
+    assert_int_equal(rl_reserve(p->a, "warm-up", 0, 0, &warm), RL_OK);
+    assert_int_equal(rl_reserve(p->b, "warm-up", 0, 0, &warm), RL_OK);
+    return 1;
+}
+
+static void pair_close(pair *p)
+{
+    assert_int_equal(rl_reset_match(p->b, "*", NULL, 0, NULL), RL_OK);
+    rl_close(p->a);
+    rl_close(p->b);
+    rl__pending_clock = NULL;
+}
+
+/* rl_acquire of one resource on both; the Redis one by the script. */
+static rl_result both_acquire(pair *p, const char *k, const char *resource, int64_t cost)
+{
+    rl_cost c = { resource, cost };
+    rl_result x, y;
+    uint64_t h = hits_of(p->b);
+    int ra = rl_acquire(p->a, k, &c, 1, &x), rb = rl_acquire(p->b, k, &c, 1, &y);
+    same_result("rl_acquire", ra, &x, rb, &y);
+    assert_int_equal(ra, RL_OK);
+    assert_int_equal(hits_of(p->b), h + 1);
+    return x;
+}
+
+static rl_reservation both_reserve(pair *p, const char *k, int64_t cost, int64_t max_delay)
+{
+    rl_reservation x, y;
+    uint64_t h = hits_of(p->b);
+    int ra = rl_reserve(p->a, k, cost, max_delay, &x),
+        rb = rl_reserve(p->b, k, cost, max_delay, &y);
+    same_rv(ra, &x, rb, &y);
+    assert_int_equal(ra, RL_OK);
+    assert_int_equal(hits_of(p->b), h + 1);
+    return x;
+}
+
+static void both_penalize(pair *p, const char *k, const char *resource, int64_t d)
+{
+    assert_int_equal(rl_penalize(p->a, k, resource, d), RL_OK);
+    assert_int_equal(rl_penalize(p->b, k, resource, d), RL_OK);
+}
+
+/* The bytes of key k's state on Redis (after the row's 2 + tier + 40). */
+static size_t state_len(pair *p, const char *k)
+{
+    rd_store *s = (rd_store *)rl__store(p->b);
+    char name[RD_NAME_MAX];
+    redisReply *rep;
+    size_t len;
+    rd_row_name(s, k, name);
+    rep = redisCommand(s->c, "HGET %s r", name);
+    assert_true(rep && rep->type == REDIS_REPLY_STRING && rep->len >= 42);
+    len = rep->len - 42 - (unsigned char)rep->str[1];
+    freeReplyObject(rep);
+    return len;
+}
+
+/* A cool-down refuses until its end and not at it; one of another
+ * resource refuses only that one; a reservation waits for it when it ends
+ * within the horizon, exactly at it too; ended ones leave the state. */
+static void test_cooldown_edges(void **state)
+{
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10),
+                                     RL_LIMIT("tok", "tokens", 1000, RL_SECOND, 1000) };
+    const int64_t t0 = (int64_t)1700000000 * RL_SECOND;
+    rl_result res;
+    rl_reservation rv;
+    pair p;
+    (void)state;
+    if (!pair_open(&p, lims, 2, "cool")) {
+        skip();
+        return;
+    }
+    clk = t0;
+    assert_true(both_acquire(&p, "k", "requests", 1).allowed); /* a row of this tier */
+    both_penalize(&p, "k", NULL, 1000);
+    assert_int_equal(state_len(&p, "k"), 18 + 3 * 49);
+    clk = t0 + 999;
+    res = both_acquire(&p, "k", "requests", 1);
+    assert_false(res.allowed);
+    assert_string_equal(res.limit_name, "cooldown");
+    assert_int_equal(res.retry_after_ns, 1);
+    both_penalize(&p, "k", "tokens", 5000); /* until t0 + 5999 */
+    clk = t0 + 1000;                        /* the cool-down of every resource ends: admitted */
+    assert_true(both_acquire(&p, "k", "requests", 1).allowed);
+    assert_int_equal(state_len(&p, "k"), 18 + 3 * 49); /* the ended one left */
+    res = both_acquire(&p, "k", "tokens", 1);
+    assert_false(res.allowed);
+    assert_int_equal(res.retry_after_ns, 4999);
+    both_penalize(&p, "k", NULL, 5000); /* until t0 + 6000 */
+    rv = both_reserve(&p, "k", 1, 4999);
+    assert_false(rv.ok);
+    assert_int_equal(rv.delay_ns, 5000);
+    rv = both_reserve(&p, "k", 1, 5000); /* exactly at the horizon */
+    assert_true(rv.ok);
+    assert_int_equal(rv.time_to_act, t0 + 6000);
+    clk = t0 + 6000; /* both ended at once: the state holds the limits only */
+    assert_true(both_acquire(&p, "k", "tokens", 1).allowed);
+    assert_int_equal(state_len(&p, "k"), 18 + 2 * 49);
+    both_penalize(&p, "k", "requests", 1000);
+    both_penalize(&p, "k", "requests", 0); /* lifted */
+    assert_true(both_reserve(&p, "k", 1, 0).ok);
+    same_stats(p.a, p.b, "k");
+    pair_close(&p);
+}
+
+/* A reservation is admitted when the caller can act within its horizon,
+ * exactly at it too, refused a nanosecond short of it; a horizon of 0 is
+ * now or never; a cancel (the usual way) gives the units back. */
+static void test_reserve_horizon_edges(void **state)
+{
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 1, RL_SECOND, 1) };
+    const int64_t t0 = -(int64_t)1700000000 * RL_SECOND; /* before the epoch */
+    rl_reservation rv, ra, rb;
+    uint64_t h;
+    pair p;
+    (void)state;
+    if (!pair_open(&p, lims, 1, "rsv")) {
+        skip();
+        return;
+    }
+    clk = t0;
+    rv = both_reserve(&p, "k", 1, 0);
+    assert_true(rv.ok);
+    assert_int_equal(rv.delay_ns, 0);
+    rv = both_reserve(&p, "k", 1, 0);
+    assert_false(rv.ok);
+    assert_int_equal(rv.delay_ns, RL_SECOND);
+    assert_false(both_reserve(&p, "k", 1, RL_SECOND - 1).ok);
+    rv = both_reserve(&p, "k", 1, RL_SECOND);
+    assert_true(rv.ok);
+    assert_int_equal(rv.delay_ns, RL_SECOND);
+    assert_int_equal(rv.time_to_act, t0 + RL_SECOND);
+    assert_false(both_reserve(&p, "k", 0, RL_SECOND - 1).ok); /* a check: 2 s owed */
+    assert_true(both_reserve(&p, "k", 0, 2 * RL_SECOND).ok);
+    /* cancelled on both the usual way: the next one waits 1 s again */
+    assert_int_equal(rl_reserve(p.a, "k", 1, INT64_MAX, &ra), RL_OK);
+    h = hits_of(p.b);
+    assert_int_equal(rl_reserve(p.b, "k", 1, INT64_MAX, &rb), RL_OK);
+    same_rv(RL_OK, &ra, RL_OK, &rb);
+    assert_int_equal(rb.delay_ns, 2 * RL_SECOND);
+    assert_int_equal(rl_cancel(p.a, &ra), RL_OK);
+    assert_int_equal(rl_cancel(p.b, &rb), RL_OK);
+    assert_int_equal(hits_of(p.b), h + 1);
+    rv = both_reserve(&p, "k", 1, INT64_MAX);
+    assert_int_equal(rv.delay_ns, 2 * RL_SECOND);
+    same_stats(p.a, p.b, "k");
+    pair_close(&p);
+}
+
+/* Near the ends of int64 time: a reservation that would pass INT64_MAX is
+ * refused for ever; a delay past INT64_MAX (a clock near INT64_MIN, a
+ * state or a cool-down near INT64_MAX) saturates there, which a horizon
+ * of INT64_MAX admits and INT64_MAX - 1 does not, as in core. */
+static void test_reserve_int64_edges(void **state)
+{
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 1, RL_SECOND, 1) };
+    rl_reservation rv;
+    pair p;
+    (void)state;
+    if (!pair_open(&p, lims, 1, "edge")) {
+        skip();
+        return;
+    }
+    clk = INT64_MAX - 3 * RL_SECOND;
+    assert_true(both_reserve(&p, "k", 1, INT64_MAX).ok);
+    assert_int_equal(both_reserve(&p, "k", 1, INT64_MAX).delay_ns, RL_SECOND);
+    rv = both_reserve(&p, "k", 1, INT64_MAX); /* its TAT: INT64_MAX */
+    assert_true(rv.ok);
+    assert_int_equal(rv.time_to_act, INT64_MAX - RL_SECOND);
+    rv = both_reserve(&p, "k", 1, INT64_MAX);
+    assert_false(rv.ok);
+    assert_int_equal(rv.delay_ns, INT64_MAX);
+    assert_true(both_reserve(&p, "k2", 1, INT64_MAX).ok); /* TAT INT64_MAX - 2 s */
+    assert_true(both_reserve(&p, "k3", 1, 0).ok);
+    clk = INT64_MAX - 10;
+    both_penalize(&p, "k3", NULL, RL_FILL_MAX); /* until INT64_MAX */
+    clk = INT64_MIN + 1000;
+    assert_false(both_reserve(&p, "k2", 1, INT64_MAX - 1).ok);
+    rv = both_reserve(&p, "k2", 1, INT64_MAX);
+    assert_true(rv.ok);
+    assert_int_equal(rv.delay_ns, INT64_MAX);
+    assert_false(both_reserve(&p, "k3", 1, INT64_MAX - 1).ok);
+    rv = both_reserve(&p, "k3", 1, INT64_MAX);
+    assert_true(rv.ok);
+    assert_int_equal(rv.delay_ns, INT64_MAX);
+    assert_false(both_acquire(&p, "k3", "requests", 0).allowed);
+    same_stats(p.a, p.b, "k");
+    same_stats(p.a, p.b, "k2");
+    same_stats(p.a, p.b, "k3");
+    pair_close(&p);
+}
+
+/* rl_wait on Redis: each of its decisions is one script run, the one that
+ * sleeps (1 ms of real time) as well. */
+static void test_wait_by_script(void **state)
+{
+    static const rl_limit lims[] = { RL_LIMIT("w", NULL, 1000, RL_SECOND, 1) };
+    rl_result x, y;
+    uint64_t h;
+    pair p;
+    int i;
+    (void)state;
+    if (!pair_open(&p, lims, 1, "wait")) {
+        skip();
+        return;
+    }
+    clk = 5 * RL_SECOND;
+    for (i = 0; i < 2; i++) {
+        h = hits_of(p.b);
+        assert_int_equal(rl_wait(p.b, "k", 1, RL_SECOND, NULL, &y), RL_OK);
+        assert_int_equal(hits_of(p.b), h + 1);
+        assert_int_equal(rl_wait(p.a, "k", 1, RL_SECOND, NULL, &x), RL_OK);
+        same_result("rl_wait", RL_OK, &x, RL_OK, &y);
+        assert_true(y.allowed);
+    }
+    same_stats(p.a, p.b, "k");
+    pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_script_matches_core),
-        cmocka_unit_test(test_damaged_row_untouched),
+        cmocka_unit_test(test_script_matches_core), cmocka_unit_test(test_damaged_row_untouched),
+        cmocka_unit_test(test_cooldown_edges),      cmocka_unit_test(test_reserve_horizon_edges),
+        cmocka_unit_test(test_reserve_int64_edges), cmocka_unit_test(test_wait_by_script),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
