@@ -21,6 +21,19 @@
  *   so it rebuilds the file from scratch (new domain id, every word zero)
  *   before it downgrades. A file copied, restored or left by a power loss
  *   with its lock word set therefore never blocks anyone.
+ * - Openers take turns at a damaged file; nobody rebuilds one in use. A
+ *   builder killed between truncating and sizing the file leaves it
+ *   damaged, and the openers that were waiting for it all find it so at
+ *   once, each holding the dead-man byte shared to look: each is a user in
+ *   the others' eyes, none is alone, none could rebuild. So every opener
+ *   also holds a "rebuild" byte, shared, from before it tries the dead-man
+ *   byte until it has built or checked the file. One that finds the file
+ *   damaged lets go of both bytes and takes the rebuild byte alone (within
+ *   its busy timeout, else RL_EBUSY: a holder may be stopped): then every
+ *   other holder of the dead-man byte is a handle attached to a file it
+ *   checked. It rebuilds the file if it gets the dead-man byte exclusively;
+ *   otherwise it checks it again, and finds it rebuilt by whoever went
+ *   before it, or damaged under live users: RL_ECORRUPT, as below.
  * - The file is allocated on creation (posix_fallocate): a full disk gives
  *   RL_EFULL at open, never SIGBUS later. A file truncated under us is
  *   caught by a SIGBUS handler that maps a blank page over the hole and
@@ -253,6 +266,55 @@ static int attach(rl_lock *l, const struct stat *db, char *err)
     return RL_OK;
 }
 
+static int lock_err(const rl_lock *l, char *err)
+{
+    return rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
+}
+
+/* Takes the rebuild byte, shared (F_RDLCK) or alone (F_WRLCK), by the
+ * deadline (mono_ns), else RL_EBUSY. fcntl has no timed wait, so it tries
+ * and naps: the byte is held only while opening, briefly, unless its
+ * holder is stopped, and the first try nearly always succeeds. */
+static int take_rebuild_byte(rl_lock *l, short type, int64_t deadline, int timeout_ms, char *err)
+{
+    for (;;) {
+        struct timespec ts;
+        int64_t now, nap;
+        if (ofd_lock(l->fd, F_OFD_SETLK, type, RL_BYTE_REBUILD) == 0)
+            return RL_OK;
+        if (errno != EAGAIN && errno != EACCES)
+            return lock_err(l, err);
+        if ((now = mono_ns()) >= deadline)
+            return rl_seterr(err, RL_EBUSY,
+                             "%s: another process was opening or rebuilding it for over %d ms",
+                             l->path, timeout_ms);
+        nap = deadline - now < RL_OPEN_NAP ? deadline - now : RL_OPEN_NAP;
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)nap;
+        (void)nanosleep(&ts, NULL);
+    }
+}
+
+/* Holding the rebuild byte: builds the file if we are alone with it (the
+ * dead-man byte ours exclusively), else waits for its builder, if any, and
+ * checks it (RL_ECORRUPT: damaged or foreign). */
+static int build_or_attach(rl_lock *l, const struct stat *db, uint64_t *old_domain, char *err)
+{
+    int rc;
+    if (ofd_lock(l->fd, F_OFD_SETLK, F_WRLCK, RL_BYTE_DMS) == 0) {
+        if ((rc = rebuild(l, db, old_domain, err)) != RL_OK)
+            return rc;
+        /* Downgrading is atomic: nobody attaches to a half-built file. */
+        return ofd_lock(l->fd, F_OFD_SETLKW, F_RDLCK, RL_BYTE_DMS) == 0 ? RL_OK : lock_err(l, err);
+    }
+    if (errno != EAGAIN && errno != EACCES)
+        return lock_err(l, err);
+    RL_LOCK_HOOK(RL_STEP_ATTACHING);
+    if (ofd_lock(l->fd, F_OFD_SETLKW, F_RDLCK, RL_BYTE_DMS) != 0)
+        return lock_err(l, err);
+    return attach(l, db, err);
+}
+
 /* What a dead handle that had our member index left behind: its lock is
  * marked dead for the next taker to recover, its slots are freed (one a
  * leader has taken is left to that leader, which frees it abandoned). */
@@ -296,13 +358,14 @@ static int claim_member(rl_lock *l, char *err)
 }
 
 int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shared_group,
-                 uint64_t *old_domain, char *err)
+                 int timeout_ms, uint64_t *old_domain, char *err)
 {
     struct stat db;
     rl_lock *l;
     char *real;
     size_t n;
-    int rc, tries, created = 0;
+    int64_t deadline;
+    int rc, created = 0;
     *out = NULL;
     *old_domain = 0;
     pthread_once(&once, init_once);
@@ -347,39 +410,36 @@ int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shar
     }
     if (!created && (rc = rl_fileperm_check_fd(l->fd, l->path, mode, shared_group, err)) != RL_OK)
         goto out;
-    /* A builder killed half-way leaves a damaged file and drops its lock:
-     * whoever attaches next finds it so, lets go, and tries again, alone
-     * this time unless others attached to a good file since. */
-    for (tries = 0;; tries++) {
-        if (ofd_lock(l->fd, F_OFD_SETLK, F_WRLCK, RL_BYTE_DMS) == 0) {
-            if ((rc = rebuild(l, &db, old_domain, err)) != RL_OK)
-                goto out;
-            /* Downgrading is atomic: nobody attaches to a half-built file. */
-            if (ofd_lock(l->fd, F_OFD_SETLKW, F_RDLCK, RL_BYTE_DMS) != 0) {
-                rc = rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
-                goto out;
-            }
-            break;
-        }
-        if (errno != EAGAIN && errno != EACCES) {
-            rc = rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
-            goto out;
-        }
-        RL_LOCK_HOOK(RL_STEP_ATTACHING);
-        if (ofd_lock(l->fd, F_OFD_SETLKW, F_RDLCK, RL_BYTE_DMS) != 0) {
-            rc = rl_seterr(err, RL_ESTORE, "%s: lock: %s", l->path, strerror(errno));
-            goto out;
-        }
-        if ((rc = attach(l, &db, err)) == RL_OK)
-            break;
-        if (rc != RL_ECORRUPT || tries == 3)
-            goto out;
+    /* Every opener holds the rebuild byte, shared, from before it tries the
+     * dead-man byte until it has built or checked the file: so whoever
+     * holds it alone knows that every dead-man holder but itself is a user
+     * of a file it checked. */
+    deadline = mono_ns() + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+    if ((rc = take_rebuild_byte(l, F_RDLCK, deadline, timeout_ms, err)) != RL_OK)
+        goto out;
+    rc = build_or_attach(l, &db, old_domain, err);
+    if (rc == RL_ECORRUPT) {
+        /* Damaged (a builder killed half-way, say): the other openers that
+         * found it so at the same time hold it as we do, so none of us is
+         * alone. We let go of both bytes, and take turns with the rebuild
+         * byte alone: the first rebuilds, the others find it rebuilt. */
+        RL_LOCK_HOOK(RL_STEP_DAMAGED);
         if (l->map) {
             munmap(l->map, SHM_SIZE);
             l->map = NULL;
         }
+        l->damaged = 0; /* a fault while checking was that mapping's */
         (void)ofd_lock(l->fd, F_OFD_SETLK, F_UNLCK, RL_BYTE_DMS);
+        (void)ofd_lock(l->fd, F_OFD_SETLK, F_UNLCK, RL_BYTE_REBUILD);
+        if ((rc = take_rebuild_byte(l, F_WRLCK, deadline, timeout_ms, err)) != RL_OK)
+            goto out;
+        /* Alone with the rebuild byte: a file still damaged now is damaged
+         * under processes that use it, and is reported, not rebuilt. */
+        rc = build_or_attach(l, &db, old_domain, err);
     }
+    if (rc != RL_OK)
+        goto out;
+    (void)ofd_lock(l->fd, F_OFD_SETLK, F_UNLCK, RL_BYTE_REBUILD);
     l->domain = l->h->domain;
     if ((rc = claim_member(l, err)) != RL_OK) {
         rl_lock_close(l);

@@ -29,10 +29,12 @@ typedef int (*rl_lock_resolve_fn)(void *ctx, const char *key, uint64_t mark);
 /* Opens (creating or rebuilding it as needed) the lock file of the
  * database at db_path, which must exist. mode is the database's file_mode;
  * shared_group accepts a lock file owned by another user of our group.
- * *old_domain is set to the domain of a lock file this call rebuilt (0 if
- * none), for diagnostics. */
+ * It waits for another process that is building the file, and at most
+ * timeout_ms (then RL_EBUSY) for those that are opening or rebuilding it
+ * when it finds the file damaged (lock.c). *old_domain is set to the domain
+ * of a lock file this call rebuilt (0 if none), for diagnostics. */
 int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shared_group,
-                 uint64_t *old_domain, char *err);
+                 int timeout_ms, uint64_t *old_domain, char *err);
 /* Waits at most timeout_ms; RL_EBUSY after that. *waited_ns says how long it waited. */
 int rl_lock_acquire(rl_lock *l, int timeout_ms, int64_t *waited_ns, char *err);
 /* Unlocks; then wakes a group-commit poster to lead, if one is waiting. */
@@ -81,7 +83,8 @@ enum rl_lock_step {
     RL_STEP_REBUILDING, /* alone: truncated the file, before allocating it */
     RL_STEP_ATTACHING,  /* not alone: before waiting for the builder to finish */
     RL_STEP_WAITING,    /* found the lock taken (and no slot, or none wanted): before sleeping */
-    RL_STEP_LEAD        /* poster: its slot was told to lead, before it tries the lock */
+    RL_STEP_LEAD,       /* poster: its slot was told to lead, before it tries the lock */
+    RL_STEP_DAMAGED     /* opening: found the file damaged, before letting it go */
 };
 /* Test builds also read the time through rl__lock_clock when it is set
  * (monotonic ns; CLOCK_MONOTONIC otherwise): every decision the lock code

@@ -30,10 +30,13 @@
 #define RL_QUEUE_SPIN 50000 /* ns a poster spins before it sleeps */
 #define RL_LIVE_NAP 2000000 /* ns a waiter sleeps before it asks whether the holder lives */
 #define RL_LOCK_HANDOFF 64  /* releases in a row before yielding to a waiter */
+#define RL_OPEN_NAP 1000000 /* ns an opener sleeps between tries of the rebuild byte */
 #define RL_REG_MAX 1024     /* open handles per process with a lock file */
 
-/* Byte-range locks, past any data: the dead-man byte, then one per member. */
+/* Byte-range locks, past any data: the rebuild byte, the dead-man byte,
+ * then one per member (lock.c says who holds which, and when). */
 #define RL_BYTE_DMS ((off_t)1 << 30)
+#define RL_BYTE_REBUILD (RL_BYTE_DMS - 1)
 #define RL_BYTE_MEMBER(m) (RL_BYTE_DMS + 1 + (off_t)(m))
 
 /* The lock word: 0 free, LOCK_DEAD (its holder died), or the holder's

@@ -775,10 +775,12 @@ int rl_store_sqlite_open(rl_store **out, const char *path, const rl_store_config
     s->shared_group = (c->flags & RL_OPEN_SHARED_GROUP) != 0;
     if ((rc = check_files(s, path, 0, &dbst)) != RL_OK) /* and creates a writer's file */
         goto out;
-    /* Attaching to the lock file takes no lock: only setup() needs it. */
+    /* Attaching to the lock file takes no write lock: only setup() needs
+     * it. It waits only for a process building the file, or rebuilding a
+     * damaged one (at most the busy timeout). */
     if (!s->readonly && c->busy_strategy == RL_BUSY_LOCK &&
         (rc = rl_lock_open(&s->lock, path, c->file_mode, (c->flags & RL_OPEN_SHARED_GROUP) != 0,
-                           &old_domain, err)) != RL_OK)
+                           c->busy_timeout_ms, &old_domain, err)) != RL_OK)
         goto out;
     /* NOFOLLOW: a link swapped in after check_files is refused by SQLite
      * too, before it reads or writes through it or creates -wal and -shm

@@ -332,7 +332,7 @@ rl_lock *hold(const char *dbpath)
     char err[RL_ERRMSG_MAX];
     int64_t waited;
     uint64_t old;
-    assert_int_equal(rl_lock_open(&l, dbpath, 0600, 0, &old, err), RL_OK);
+    assert_int_equal(rl_lock_open(&l, dbpath, 0600, 0, WAIT_MS, &old, err), RL_OK);
     assert_int_equal(rl_lock_acquire(l, WAIT_MS, &waited, err), RL_OK);
     return l;
 }

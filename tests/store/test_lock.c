@@ -9,8 +9,10 @@
  * longer exists (a copied file, a power loss, a parent killed while its
  * forked child lives on) blocks nobody; every path to a database shares one
  * lock file, and one planted by another user is refused; a builder killed
- * half-way leaves nothing that blocks the next opener. Real processes
- * (fork) and real files.
+ * half-way leaves nothing that blocks the next opener, nor the openers that
+ * were waiting for it (exactly one of them rebuilds the file), while a file
+ * damaged under a process that has it open is reported, never rebuilt
+ * under it. Real processes (fork) and real files.
  *
  * No test waits for time to pass (lock_helpers.h says how). Nothing here is
  * random: there is no seed. Group commit (store/lock_group.c) is
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -419,6 +422,278 @@ static void test_builder_killed(void **state)
     pipes_close(&p);
 }
 
+/* ---- a lock file found damaged while others open it ------------------------
+ *
+ * Whoever opens the lock file and finds it damaged (a builder killed
+ * half-way) takes the rebuild byte for itself (store/lock.c): openers that
+ * find it so at once take turns, the first rebuilds it, the others attach;
+ * a file damaged under a process that has it open is still reported. */
+
+/* 4 at once, then 1 an hour: counts that stay exact however slow the run. */
+static const rl_limit hourly[1] = { RL_LIMIT("rph", NULL, 1, RL_HOUR, 4) };
+
+/* What an opener (below) says at the end: its rl_open's code, its calls'
+ * first failure (RL_OK if none), how many were admitted, and the message. */
+typedef struct tally {
+    int open_rc, rc;
+    int64_t admitted;
+    char msg[256];
+} tally;
+
+/* A child that follows the plan made before its fork from the start of
+ * rl_open, so that it stops at the steps of opening the lock file. It opens
+ * with the limits the database holds (so opening writes nothing and takes
+ * no lock), writes its rl_open's code (an int) on p->ready, waits for a
+ * byte on p->go, asks `calls` times for key and writes its tally on
+ * p->out. */
+static pid_t opener(const char *path, const char *key, int calls, const pipes *p, const hook *h)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        rl_options o = RL_OPTIONS_INIT;
+        rl_result res;
+        tally t;
+        rl *r = NULL;
+        char c;
+        int i;
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves none behind */
+        memset(&t, 0, sizeof t);
+        plan_start(h);
+        o.busy_timeout_ms = WAIT_MS;
+        t.open_rc = rl_open(&r, path, &o);
+        snprintf(t.msg, sizeof t.msg, "%s", rl_errmsg(r));
+        if (write(p->ready[1], &t.open_rc, sizeof t.open_rc) != (ssize_t)sizeof t.open_rc ||
+            read(p->go[0], &c, 1) != 1)
+            _exit(91);
+        for (i = 0; t.open_rc == RL_OK && i < calls; i++) {
+            int rc = rl_allow(r, key, 1, &res);
+            if (rc != RL_OK && t.rc == RL_OK) {
+                t.rc = rc;
+                snprintf(t.msg, sizeof t.msg, "%s", rl_errmsg(r));
+            }
+            t.admitted += rc == RL_OK && res.allowed;
+        }
+        rl_close(r);
+        _exit(write(p->out[1], &t, sizeof t) == (ssize_t)sizeof t ? 0 : 92);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
+/* An opener's rl_open code (see opener()); a failure fails the test with
+ * the opener's message. */
+static void opened(const pipes *p, int want)
+{
+    tally t;
+    int rc;
+    read_child(p->ready[0], &rc, sizeof rc);
+    if (rc == want)
+        return;
+    go(p, 1);
+    read_child(p->out[0], &t, sizeof t);
+    fail_msg("rl_open gave %d, not %d: %s", rc, want, t.msg);
+}
+
+/* The lock file removed (its size, as built, in *full), and a child that
+ * opens the database and so builds it anew, stopped half-way: alone, the
+ * file emptied, not yet sized (RL_STEP_REBUILDING). */
+static pid_t builder_stopped(const fx *f, const hook *hb, off_t *full)
+{
+    struct stat st;
+    pid_t pid;
+    assert_int_equal(stat(f->lockpath, &st), 0);
+    *full = st.st_size;
+    assert_true(*full > 0);
+    assert_int_equal(unlink(f->lockpath), 0);
+    if ((pid = fork()) == 0) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        arm(hb, RL_STEP_REBUILDING);
+        rl_close(open_with(f->path, hourly, WAIT_MS));
+        _exit(0);
+    }
+    assert_true(pid > 0);
+    assert_int_equal(reached(hb), RL_STEP_REBUILDING);
+    return pid;
+}
+
+static void kill_child(pid_t pid)
+{
+    int status;
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+static off_t size_of(const char *p)
+{
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    return st.st_size;
+}
+
+#define QUEUED (STEP(RL_STEP_POSTED) | STEP(RL_STEP_WAITING))
+
+/* The race test_kill_500_times once lost in CI ("-rlshm: damaged (size 0)
+ * while other processes use it"): a builder killed half-way while two
+ * openers wait for it. Both find the file damaged at the same time, each
+ * still holding it, so each used to see the other as a user of the file
+ * and gave up after four tries. Now both open; exactly one rebuilds the
+ * file; both use that one file (each queues behind the lock a third
+ * process takes through it); and the database counts exactly what they
+ * were admitted. */
+static void test_builder_killed_openers_race(void **state)
+{
+    fx *f = *state;
+    hook hb, h[2];
+    pipes p[2];
+    pid_t builder, pid[2];
+    int64_t admitted = 0;
+    off_t full;
+    rl_lock *l;
+    tally t;
+    int i, rebuilt = 0;
+    rl_close(open_with(f->path, hourly, WAIT_MS)); /* the limits the openers find */
+    hook_open(&hb);
+    builder = builder_stopped(f, &hb, &full);
+    plan_clear();
+    plan_add(STEP(RL_STEP_ATTACHING), 1);
+    plan_add(STEP(RL_STEP_DAMAGED), 1);
+    plan_add(STEP(RL_STEP_REBUILDING) | QUEUED, 0);
+    plan_add(QUEUED, 0);
+    for (i = 0; i < 2; i++) {
+        hook_open(&h[i]);
+        pipes_open(&p[i]);
+        pid[i] = opener(f->path, "k", 3, &p[i], &h[i]);
+        assert_int_equal(reached(&h[i]), RL_STEP_ATTACHING); /* behind the builder */
+    }
+    kill_child(builder);
+    for (i = 0; i < 2; i++) {
+        resume(&h[i]);
+        assert_int_equal(reached(&h[i]), RL_STEP_DAMAGED);
+    }
+    /* Both hold the damaged file now, each a user of it in the other's eyes. */
+    for (i = 0; i < 2; i++)
+        resume(&h[i]);
+    for (i = 0; i < 2; i++) {
+        opened(&p[i], RL_OK);
+        if (!no_step(&h[i])) { /* said before it opened */
+            assert_int_equal(reached(&h[i]), RL_STEP_REBUILDING);
+            rebuilt++;
+        }
+    }
+    assert_int_equal(rebuilt, 1);
+    assert_int_equal(size_of(f->lockpath), full);
+    l = hold(f->path); /* the lock of the file as this process finds it */
+    for (i = 0; i < 2; i++) {
+        go(&p[i], 1);
+        (void)queued(&h[i]); /* behind l: the same file, the same lock word */
+    }
+    rl_lock_release(l);
+    rl_lock_close(l);
+    for (i = 0; i < 2; i++) {
+        read_child(p[i].out[0], &t, sizeof t);
+        if (t.rc != RL_OK)
+            fail_msg("after the rebuild: %d %s", t.rc, t.msg);
+        admitted += t.admitted;
+        reap(pid[i]);
+        hook_close(&h[i]);
+        pipes_close(&p[i]);
+    }
+    assert_int_equal(admitted, 4);
+    assert_int_equal(allowed_of(f->path, "k"), 4);
+    hook_close(&hb);
+}
+
+/* The lock file damaged (emptied, as a builder killed half-way leaves it)
+ * while a process has it open: a new opener does not rebuild it under that
+ * process but reports RL_ECORRUPT, saying so, and leaves it as it is. The
+ * user is not harmed; once it has closed, the next opener rebuilds it. */
+static void test_damaged_in_use_reported(void **state)
+{
+    fx *f = *state;
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    off_t full = size_of(f->lockpath);
+    answer a;
+    pipes p;
+    pid_t user;
+    pipes_open(&p);
+    user = asker(f->path, "k", small, WAIT_MS, &p);
+    ready(&p, 1);
+    assert_int_equal(truncate(f->lockpath, 0), 0);
+    assert_int_equal(rl_open(&r, f->path, &o), RL_ECORRUPT);
+    assert_non_null(strstr(rl_errmsg(r), "damaged (size 0"));
+    assert_non_null(strstr(rl_errmsg(r), "rebuilt once they all close"));
+    rl_close(r);
+    r = NULL;
+    assert_int_equal(size_of(f->lockpath), 0); /* not rebuilt under its user */
+    go(&p, 1);
+    collect(&p, &a); /* on a file truncated under it: done, or RL_ECORRUPT */
+    reap(user);
+    assert_true(a.rc == RL_OK || a.rc == RL_ECORRUPT);
+    rl_close(open_with(f->path, small, WAIT_MS)); /* alone now: rebuilt */
+    assert_int_equal(size_of(f->lockpath), full);
+    pipes_close(&p);
+}
+
+/* Who finds the lock file damaged waits for the openers still looking at
+ * it (one of them may be rebuilding it), but no longer than its busy
+ * timeout: an opener stopped half-way (here about to look, after the
+ * builder it waited for was killed) makes it fail with RL_EBUSY at its
+ * deadline (the lock clock moved past it), rebuilding nothing, rather than
+ * hang. The stopped opener, once it goes on, rebuilds the file and opens. */
+static void test_damaged_wait_bounded(void **state)
+{
+    fx *f = *state;
+    hook hb, ho, hd;
+    pipes po, pd;
+    pid_t builder, o, d;
+    off_t full;
+    tally t;
+    rl_close(open_with(f->path, hourly, WAIT_MS));
+    hook_open(&hb);
+    hook_open(&ho);
+    hook_open(&hd);
+    pipes_open(&po);
+    pipes_open(&pd);
+    builder = builder_stopped(f, &hb, &full);
+    plan_clear();
+    plan_add(STEP(RL_STEP_ATTACHING), 1);
+    plan_add(STEP(RL_STEP_DAMAGED), 1);
+    plan_add(STEP(RL_STEP_REBUILDING), 0);
+    o = opener(f->path, "k", 1, &po, &ho);
+    assert_int_equal(reached(&ho), RL_STEP_ATTACHING);
+    d = opener(f->path, "k", 1, &pd, &hd);
+    assert_int_equal(reached(&hd), RL_STEP_ATTACHING);
+    kill_child(builder);
+    resume(&hd);
+    assert_int_equal(reached(&hd), RL_STEP_DAMAGED);
+    resume(&hd); /* it waits for o, stopped before looking */
+    clock_jump(WAIT_MS);
+    opened(&pd, RL_EBUSY);
+    go(&pd, 1);
+    read_child(pd.out[0], &t, sizeof t);
+    reap(d);
+    assert_non_null(strstr(t.msg, "-rlshm"));
+    assert_true(no_step(&hd)); /* it rebuilt nothing */
+    resume(&ho);
+    assert_int_equal(reached(&ho), RL_STEP_DAMAGED);
+    resume(&ho);
+    opened(&po, RL_OK);
+    assert_int_equal(reached(&ho), RL_STEP_REBUILDING);
+    go(&po, 1);
+    read_child(po.out[0], &t, sizeof t);
+    reap(o);
+    assert_int_equal(t.rc, RL_OK);
+    assert_int_equal(t.admitted, 1);
+    assert_int_equal(size_of(f->lockpath), full);
+    hook_close(&hb);
+    hook_close(&ho);
+    hook_close(&hd);
+    pipes_close(&po);
+    pipes_close(&pd);
+}
+
 int main(void)
 {
     if (lock_test_init() != 0)
@@ -432,6 +707,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_symlink_same_lock_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_planted_lock_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_builder_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_builder_killed_openers_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_in_use_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_wait_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

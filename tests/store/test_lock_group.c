@@ -584,7 +584,7 @@ static void test_damaged_request_refused(void **state)
         bad.sig = rl__group_sig(r);
         rl_close(r);
         uint64_t old;
-        if (rl_lock_open(&pl, f->path, 0600, 0, &old, err) != RL_OK)
+        if (rl_lock_open(&pl, f->path, 0600, 0, WAIT_MS, &old, err) != RL_OK)
             _exit(90);
         plan_clear();
         plan_add(STEP(RL_STEP_POSTED), 0);
