@@ -24,37 +24,46 @@
 
 /* The order of the table. Labels are what --only matches and what
  * report.c looks up for the ratios. Fields after busy: redis, prefill,
- * memory_probe, batch, pad, refuse. */
+ * memory_probe, batch, pad, refuse, reader_ms. */
 static const bench_case cases[] = {
-    { "bare-upsert/1p/1key", "bare-upsert", W_BARE, 0, 1, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0 },
-    { "bare-upsert/1p/100k", "bare-upsert", W_BARE, 0, 1, K100, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0 },
-    /* the same with a blob as big as an rl row (one limit): row size alone */
-    { "bare-upsert-90B/1p/100k", "bare+90B", W_BARE, 0, 1, K100, RL_BUSY_SQLITE, 0, 0, 0, 0, 90,
+    { "bare-upsert/1p/1key", "bare-upsert", W_BARE, 0, 1, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0, 0 },
+    { "bare-upsert/1p/100k", "bare-upsert", W_BARE, 0, 1, K100, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0,
       0 },
-    { "memory/1p/1key", "memory", W_RL, 1, 1, 1, BUSY_NA, 0, 0, 0, 0, 0, 0 },
-    { "memory/1p/100k", "memory", W_RL, 1, 1, K100, BUSY_NA, 0, 0, 0, 0, 0, 0 },
-    { "sqlite/1p/1key/lock", "sqlite", W_RL, 0, 1, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0 },
-    { "sqlite/1p/100k/lock", "sqlite", W_RL, 0, 1, K100, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0 },
-    { "sqlite/1p/1M/lock", "sqlite", W_RL, 0, 1, M1, RL_BUSY_LOCK, 0, 1, 1, 0, 0, 0 },
-    { "sqlite/4p/1key/lock", "sqlite", W_RL, 0, 4, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0 },
-    { "sqlite/4p/1key/sqlite", "sqlite", W_RL, 0, 4, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0 },
-    { "sqlite/4p/100k/lock", "sqlite", W_RL, 0, 4, K100, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0 },
+    /* the same with a blob as big as an rl row (one limit): row size alone */
+    { "bare-upsert-90B/1p/100k", "bare+90B", W_BARE, 0, 1, K100, RL_BUSY_SQLITE, 0, 0, 0, 0, 90, 0,
+      0 },
+    { "memory/1p/1key", "memory", W_RL, 1, 1, 1, BUSY_NA, 0, 0, 0, 0, 0, 0, 0 },
+    { "memory/1p/100k", "memory", W_RL, 1, 1, K100, BUSY_NA, 0, 0, 0, 0, 0, 0, 0 },
+    { "sqlite/1p/1key/lock", "sqlite", W_RL, 0, 1, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0, 0 },
+    { "sqlite/1p/100k/lock", "sqlite", W_RL, 0, 1, K100, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0, 0 },
+    { "sqlite/1p/1M/lock", "sqlite", W_RL, 0, 1, M1, RL_BUSY_LOCK, 0, 1, 1, 0, 0, 0, 0 },
+    { "sqlite/4p/1key/lock", "sqlite", W_RL, 0, 4, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0, 0 },
+    { "sqlite/4p/1key/sqlite", "sqlite", W_RL, 0, 4, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0, 0 },
+    { "sqlite/4p/100k/lock", "sqlite", W_RL, 0, 4, K100, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0, 0 },
+    /* issue 20: what a running `rlctl watch` costs 4 writers on a full
+     * table, against the same writers alone */
+    { "sqlite/4p/1M/lock", "sqlite", W_RL, 0, 4, M1, RL_BUSY_LOCK, 0, 1, 0, 0, 0, 0, 0 },
+    { "sqlite/4p/1M/lock/watch1s", "sqlite+watch", W_RL, 0, 4, M1, RL_BUSY_LOCK, 0, 1, 0, 0, 0, 0,
+      1000 },
+    { "sqlite/4p/1M/lock/watch100ms", "sqlite+watch", W_RL, 0, 4, M1, RL_BUSY_LOCK, 0, 1, 0, 0, 0,
+      0, 100 },
     /* a runaway client: one key over its limit, every decision refused */
-    { "sqlite/1p/1key/refused", "sqlite ref", W_RL, 0, 1, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 1 },
-    { "sqlite/4p/1key/refused", "sqlite ref", W_RL, 0, 4, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 1 },
-    { "bare-upsert/4p/1key", "bare-upsert", W_BARE, 0, 4, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0 },
-    { "redis-lua/1p/1key", "redis-lua", W_LUA, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
-    { "redis-lua/4p/1key", "redis-lua", W_LUA, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
-    { "redis/1p/1key", "redis", W_RL, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
-    { "redis/4p/1key", "redis", W_RL, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
+    { "sqlite/1p/1key/refused", "sqlite ref", W_RL, 0, 1, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 1, 0 },
+    { "sqlite/4p/1key/refused", "sqlite ref", W_RL, 0, 4, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 1, 0 },
+    { "bare-upsert/4p/1key", "bare-upsert", W_BARE, 0, 4, 1, RL_BUSY_SQLITE, 0, 0, 0, 0, 0, 0, 0 },
+    { "redis-lua/1p/1key", "redis-lua", W_LUA, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0 },
+    { "redis-lua/4p/1key", "redis-lua", W_LUA, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0 },
+    { "redis/1p/1key", "redis", W_RL, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0 },
+    { "redis/4p/1key", "redis", W_RL, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0 },
     /* the fleet of issue 18: more processes than cores on one hot key */
-    { "redis-lua/8p/1key", "redis-lua", W_LUA, 0, 8, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
-    { "redis/8p/1key", "redis", W_RL, 0, 8, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
-    { "redis-lua/16p/1key", "redis-lua", W_LUA, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
-    { "redis/16p/1key", "redis", W_RL, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0, 0 },
-    { "redis/1p/100k", "redis", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 1, 0, 0, 0 },
-    { "sqlite/1p/100k/batch64", "sqlite b64", W_RL, 0, 1, K100, RL_BUSY_LOCK, 0, 0, 0, 64, 0, 0 },
-    { "redis/1p/100k/batch64", "redis b64", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 0, 64, 0, 0 },
+    { "redis-lua/8p/1key", "redis-lua", W_LUA, 0, 8, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0 },
+    { "redis/8p/1key", "redis", W_RL, 0, 8, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0 },
+    { "redis-lua/16p/1key", "redis-lua", W_LUA, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0 },
+    { "redis/16p/1key", "redis", W_RL, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0 },
+    { "redis/1p/100k", "redis", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 1, 0, 0, 0, 0 },
+    { "sqlite/1p/100k/batch64", "sqlite b64", W_RL, 0, 1, K100, RL_BUSY_LOCK, 0, 0, 0, 64, 0, 0,
+      0 },
+    { "redis/1p/100k/batch64", "redis b64", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 0, 64, 0, 0, 0 },
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

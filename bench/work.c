@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <rl.h>
+#include <rl_admin.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -447,4 +448,63 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
         bench_lua_close(h);
     else
         rl_close(r);
+}
+
+/* ---- the watch-equivalent reader ----------------------------------------- */
+
+/* What `rlctl watch` reads each refresh (tool/cmd_watch.c), without the
+ * drawing: the totals, then the RECENT most recently used keys. */
+#define WATCH_RECENT 512
+
+static int watch_row(void *ctx, const rl_key_stats *st)
+{
+    int64_t *n = ctx;
+    (void)st;
+    return ++*n >= WATCH_RECENT;
+}
+
+static int watch_refresh(rl *r)
+{
+    rl_totals t;
+    int64_t n = 0;
+    if (rl_totals_get(r, &t) != RL_OK)
+        return -1;
+    return rl_keys_list(r, NULL, RL_SORT_LAST_SEEN, WATCH_RECENT, watch_row, &n) < 0 ? -1 : 0;
+}
+
+void bench_reader(const bench_case *c, const char *path, bench_reader_stats *st,
+                  bench_barrier_fn barrier, void *bctx)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    int64_t deadline;
+    o.flags |= RL_OPEN_READONLY; /* as rlctl watch opens it */
+    if (rl_open(&r, path, &o) != RL_OK) {
+        snprintf(st->err, sizeof st->err, "rl_open: %s", rl_errmsg(r));
+        rl_close(r);
+        barrier(bctx);
+        return;
+    }
+    deadline = barrier(bctx);
+    while (bench_now_ns() < deadline) {
+        int64_t t0 = bench_now_ns(), dt;
+        struct timespec ts;
+        if (watch_refresh(r) != 0) {
+            snprintf(st->err, sizeof st->err, "refresh: %s", rl_errmsg(r));
+            break;
+        }
+        dt = bench_now_ns() - t0;
+        st->refreshes++;
+        st->total_ns += dt;
+        if (dt > st->max_ns)
+            st->max_ns = dt;
+        /* sleep the interval after the refresh, as watch does */
+        ts.tv_sec = c->reader_ms / 1000;
+        ts.tv_nsec = (long)(c->reader_ms % 1000) * 1000000L;
+        if (bench_now_ns() + (int64_t)c->reader_ms * 1000000 >= deadline)
+            break;
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    rl_close(r);
 }
