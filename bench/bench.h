@@ -82,11 +82,13 @@ typedef struct bench_result {
     /* reader_ms cases: the watch-equivalent reader's refreshes in the timed
      * window, and how long one took (mean and worst); -1 otherwise */
     int64_t reader_refreshes, reader_mean_ns, reader_max_ns;
+    int64_t reader_cpu_ns; /* CPU time (user + system) the reader used in the window */
 } bench_result;
 
 /* What the reader reports back, in memory shared with the parent. */
 typedef struct bench_reader_stats {
     int64_t refreshes, total_ns, max_ns;
+    int64_t cpu_ns; /* user + system, from the start to the deadline */
     char err[BENCH_ERR_MAX];
 } bench_reader_stats;
 

@@ -357,8 +357,10 @@ static void report_readers(const bench_case *cases, const bench_result *res, siz
             printf("\nwatch-equivalent reader (totals and keys, as rlctl watch reads them)\n");
         fmt_ns(mean, sizeof mean, r->reader_mean_ns);
         fmt_ns(mx, sizeof mx, r->reader_max_ns);
-        printf("  %-30s every %d ms: %lld refreshes, %s each (mean), %s worst\n", c->label,
-               c->reader_ms, (long long)r->reader_refreshes, mean, mx);
+        printf("  %-30s every %d ms: %lld refreshes, %s each (mean), %s worst; CPU %.1f%% of one"
+               " core\n",
+               c->label, c->reader_ms, (long long)r->reader_refreshes, mean, mx,
+               r->secs > 0 ? 100.0 * (double)r->reader_cpu_ns / 1e9 / r->secs : 0.0);
     }
 }
 
@@ -614,6 +616,7 @@ void bench_report_json(const bench_env *e, const bench_case *cases, const bench_
         json_opt("reader_refreshes", r->reader_refreshes);
         json_opt("reader_mean_ns", r->reader_mean_ns);
         json_opt("reader_max_ns", r->reader_max_ns);
+        json_opt("reader_cpu_ns", r->reader_cpu_ns);
         printf("}");
     }
     printf("\n],\"ratios\":{");

@@ -122,7 +122,7 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
     out->wal_max = -1;
     out->fill_ns = out->commits = out->redis_mem_delta = out->redis_keys_delta = -1;
     out->file_bytes = out->rss_base = out->rss_open = -1;
-    out->reader_refreshes = out->reader_mean_ns = out->reader_max_ns = -1;
+    out->reader_refreshes = out->reader_mean_ns = out->reader_max_ns = out->reader_cpu_ns = -1;
     if (c->nproc < 1 || c->nproc > 64) {
         snprintf(out->err, sizeof out->err, "nproc %d out of range", c->nproc);
         return -1;
@@ -252,6 +252,7 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
         out->reader_refreshes = cl->reader.refreshes;
         out->reader_mean_ns = cl->reader.refreshes ? cl->reader.total_ns / cl->reader.refreshes : 0;
         out->reader_max_ns = cl->reader.max_ns;
+        out->reader_cpu_ns = cl->reader.cpu_ns;
     }
 
     /* Merge. */

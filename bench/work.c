@@ -22,10 +22,12 @@
 #include <errno.h>
 #include <rl.h>
 #include <rl_admin.h>
+#include <watch_scan.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -228,7 +230,14 @@ static int prefill(const bench_case *c, const char *path, rl *r, bench_result *o
     }
     sqlite3_finalize(q);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+        /* rows written past the store: its running totals counted again */
+        rc = sqlite3_exec(db,
+                          "UPDATE rl_totals SET keys = (SELECT count(*) FROM rl_keys),"
+                          " allowed = (SELECT total(allowed) FROM rl_keys),"
+                          " refused = (SELECT total(refused) FROM rl_keys),"
+                          " units = (SELECT total(units) FROM rl_keys);"
+                          " COMMIT; PRAGMA wal_checkpoint(TRUNCATE)",
+                          NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         snprintf(out->err, sizeof out->err, "prefill %s: %s", path,
                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -453,23 +462,24 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
 /* ---- the watch-equivalent reader ----------------------------------------- */
 
 /* What `rlctl watch` reads each refresh (tool/cmd_watch.c), without the
- * drawing: the totals, then the RECENT most recently used keys. */
-#define WATCH_RECENT 512
-
-static int watch_row(void *ctx, const rl_key_stats *st)
-{
-    int64_t *n = ctx;
-    (void)st;
-    return ++*n >= WATCH_RECENT;
-}
-
-static int watch_refresh(rl *r)
+ * drawing: the totals, then its slice of the keys (tool/watch_scan.c, the
+ * same code). */
+static int watch_refresh(rl *r, watch_scan *w)
 {
     rl_totals t;
-    int64_t n = 0;
     if (rl_totals_get(r, &t) != RL_OK)
         return -1;
-    return rl_keys_list(r, NULL, RL_SORT_LAST_SEEN, WATCH_RECENT, watch_row, &n) < 0 ? -1 : 0;
+    return watch_scan_refresh(r, w) == RL_OK ? 0 : -1;
+}
+
+/* This process's CPU time so far, user and system. */
+static int64_t cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
 void bench_reader(const bench_case *c, const char *path, bench_reader_stats *st,
@@ -477,8 +487,10 @@ void bench_reader(const bench_case *c, const char *path, bench_reader_stats *st,
 {
     rl_options o = RL_OPTIONS_INIT;
     rl *r = NULL;
+    watch_scan w;
     int64_t deadline;
     o.flags |= RL_OPEN_READONLY; /* as rlctl watch opens it */
+    watch_scan_init(&w, NULL, (int64_t)c->reader_ms * 1000000);
     if (rl_open(&r, path, &o) != RL_OK) {
         snprintf(st->err, sizeof st->err, "rl_open: %s", rl_errmsg(r));
         rl_close(r);
@@ -486,10 +498,11 @@ void bench_reader(const bench_case *c, const char *path, bench_reader_stats *st,
         return;
     }
     deadline = barrier(bctx);
+    st->cpu_ns = -cpu_ns();
     while (bench_now_ns() < deadline) {
         int64_t t0 = bench_now_ns(), dt;
         struct timespec ts;
-        if (watch_refresh(r) != 0) {
+        if (watch_refresh(r, &w) != 0) {
             snprintf(st->err, sizeof st->err, "refresh: %s", rl_errmsg(r));
             break;
         }
@@ -506,5 +519,7 @@ void bench_reader(const bench_case *c, const char *path, bench_reader_stats *st,
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
             ;
     }
+    st->cpu_ns += cpu_ns();
+    watch_scan_free(&w);
     rl_close(r);
 }

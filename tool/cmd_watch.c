@@ -3,15 +3,19 @@
  * with the decisions per second admitted and refused since the previous
  * refresh.
  *
- * Rates are differences of the stored counters between two refreshes. Each
- * refresh reads the database's totals and the most recently used keys (any
- * key decided on since the last refresh is among them unless more than
- * RECENT keys were), in read transactions that never hold up a deciding
- * process. Each frame is drawn in one write, line by line over the last
- * one, so it does not flicker. On ^C (or SIGTERM) the terminal is left as
- * it was found: cursor shown, attributes reset, prompt on a fresh line.
+ * Each refresh costs writers a bounded amount, however many keys there are
+ * (issue 20): the totals are one row (rl_totals_get, kept running by the
+ * store), exact as of the refresh, and their rates are exact differences
+ * between two refreshes; the busiest keys come from a bounded slice of the
+ * keys read per refresh, a page per short read transaction, none held
+ * between refreshes (watch_scan.h), so a key's figures are as of its last
+ * read, at most one pass old. Each frame is drawn in one write, line by
+ * line over the last one, so it does not flicker. On ^C (or SIGTERM) the
+ * terminal is left as it was found: cursor shown, attributes reset, prompt
+ * on a fresh line.
  */
 #include "common.h"
+#include "watch_scan.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -21,16 +25,15 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Recently used keys read per refresh. */
-#define RECENT 512
-
 static const char use[] =
     "usage: rlctl watch [--interval DURATION] [--top N] [--match GLOB]\n"
     "\n"
     "Shows the busiest keys live, like top: for each, the decisions per\n"
-    "second admitted and refused since the previous refresh, its totals and\n"
-    "when it was last used; above them the totals of the database. Needs a\n"
-    "terminal; ^C quits.\n"
+    "second admitted and refused, its totals and when it was last used;\n"
+    "above them the totals of the database, exact at each refresh. Each\n"
+    "refresh reads at most 20000 keys per second of interval, so on a big\n"
+    "database a key's figures are averages since watch last read it (one\n"
+    "pass over the keys, shown above the table). Needs a terminal; ^C quits.\n"
     "\n"
     "Options:\n"
     "  --interval DURATION  time between refreshes (default 1s; 100ms to 1h)\n"
@@ -59,129 +62,6 @@ static int64_t wall_ns(void)
     return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
 }
 
-/* ---- the counters of the previous refresh, by key ---- */
-
-typedef struct seen {
-    char *key;
-    int64_t allowed, refused;
-} seen;
-
-typedef struct seen_map {
-    seen *v;
-    size_t n, cap; /* cap: a power of two, at most half full */
-} seen_map;
-
-static size_t hash(const char *s)
-{
-    size_t h = 1469598103934665603ULL & (size_t)-1;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * (size_t)1099511628211ULL;
-    return h;
-}
-
-static seen *map_find(seen_map *m, const char *key)
-{
-    size_t i;
-    if (!m->cap)
-        return NULL;
-    for (i = hash(key) & (m->cap - 1); m->v[i].key; i = (i + 1) & (m->cap - 1))
-        if (strcmp(m->v[i].key, key) == 0)
-            return &m->v[i];
-    return &m->v[i]; /* the empty slot where it would go */
-}
-
-static int map_grow(seen_map *m)
-{
-    seen_map n = { NULL, 0, m->cap ? m->cap * 2 : 256 };
-    size_t i;
-    if (!(n.v = calloc(n.cap, sizeof *n.v)))
-        return -1;
-    for (i = 0; i < m->cap; i++)
-        if (m->v[i].key)
-            *map_find(&n, m->v[i].key) = m->v[i];
-    n.n = m->n;
-    free(m->v);
-    *m = n;
-    return 0;
-}
-
-static void map_free(seen_map *m)
-{
-    size_t i;
-    for (i = 0; i < m->cap; i++)
-        free(m->v[i].key);
-    free(m->v);
-}
-
-/* ---- one refresh ---- */
-
-typedef struct row {
-    char key[RL_KEY_MAX + 1];
-    char tier[RL_NAME_MAX];
-    int64_t allowed, refused, first_seen, last_seen;
-    int64_t da, dr; /* since the previous refresh; -1: not known yet */
-} row;
-
-typedef struct frame {
-    row *rows;
-    size_t n;
-} frame;
-
-static int collect(void *ctx, const rl_key_stats *st)
-{
-    frame *f = ctx;
-    row *w = &f->rows[f->n++];
-    snprintf(w->key, sizeof w->key, "%s", st->key);
-    snprintf(w->tier, sizeof w->tier, "%s", st->tier[0] ? st->tier : "-");
-    w->allowed = st->allowed;
-    w->refused = st->refused;
-    w->first_seen = st->first_seen_ns;
-    w->last_seen = st->last_seen_ns;
-    return f->n >= RECENT;
-}
-
-static int busiest_first(const void *a, const void *b)
-{
-    const row *x = a, *y = b;
-    int64_t vx = x->da + x->dr, vy = y->da + y->dr;
-    if (vx != vy)
-        return vx > vy ? -1 : 1;
-    if (x->last_seen != y->last_seen)
-        return x->last_seen > y->last_seen ? -1 : 1;
-    return strcmp(x->key, y->key);
-}
-
-/* Differences against the previous refresh, which is then replaced. */
-static int diff(seen_map *m, frame *f, int first, int64_t prev_wall)
-{
-    size_t i;
-    for (i = 0; i < f->n; i++) {
-        row *w = &f->rows[i];
-        seen *s;
-        if (m->n * 2 >= m->cap && map_grow(m) != 0)
-            return -1;
-        s = map_find(m, w->key);
-        if (s->key) {
-            /* fewer than before: the key was reset in between */
-            w->da = w->allowed >= s->allowed ? w->allowed - s->allowed : w->allowed;
-            w->dr = w->refused >= s->refused ? w->refused - s->refused : w->refused;
-        } else if (!first && w->first_seen >= prev_wall) {
-            w->da = w->allowed; /* new since the previous refresh */
-            w->dr = w->refused;
-        } else {
-            w->da = w->dr = first ? -1 : 0;
-        }
-        if (!s->key) {
-            if (!(s->key = strdup(w->key)))
-                return -1;
-            m->n++;
-        }
-        s->allowed = w->allowed;
-        s->refused = w->refused;
-    }
-    return 0;
-}
-
 static void format_rate(int64_t n, int64_t dt_ns, char *buf, size_t len)
 {
     double per_s;
@@ -207,11 +87,11 @@ static void format_ago(int64_t then, int64_t now, char *buf, size_t len)
 
 /* Draws the frame into o: the caller writes it out in one go. */
 static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
-                const rl_totals *prev, int64_t dt, frame *f, size_t max_rows, size_t cols)
+                const rl_totals *prev, int64_t dt, watch_scan *w, size_t max_rows, size_t cols)
 {
     static const char *const head[] = { "KEY",      "TIER",    "ADMITTED/S", "REFUSED/S",
                                         "ADMITTED", "REFUSED", "LAST SEEN" };
-    char iv[32], clock[32], ra[32], rr[32], a[24], r[24], ago[48], shown[4096];
+    char iv[32], clock[32], ra[32], rr[32], a[24], r[24], ago[48], shown[4096], pass[32];
     const char *cells[7];
     rlctl_table tb;
     time_t secs = time(NULL);
@@ -231,26 +111,33 @@ static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
             (long long)t->keys, ra, prev && t->refused > prev->refused ? rlctl_sgr("31") : "", rr,
             prev && t->refused > prev->refused ? rlctl_sgr("0") : "", (long long)t->allowed,
             (long long)t->refused);
+    /* how old the keys' figures may be: one pass over the keys */
+    if (w->pass_ns > 0)
+        rlctl_format_duration(w->pass_ns / RL_MILLISECOND * RL_MILLISECOND, pass, sizeof pass);
+    else
+        snprintf(pass, sizeof pass, "not done yet");
+    fprintf(o, "read %zu keys in %zu transactions; a pass over all keys: %s\n", w->rows, w->txns,
+            pass);
     fputc('\n', o);
-    if (f->n == 0) {
+    if (w->n_top == 0) {
         fprintf(o, "no keys yet\n");
         return RLCTL_OK;
     }
-    qsort(f->rows, f->n, sizeof *f->rows, busiest_first);
+    watch_scan_sort(w);
     rlctl_table_init(&tb, 7, 0x7cu);
     tb.header = 1;
     tb.width = cols;
     if ((rc = rlctl_table_add(&tb, head)) != RLCTL_OK)
         goto out;
-    for (i = 0; i < f->n && i < max_rows; i++) {
-        row *w = &f->rows[i];
-        format_rate(w->da, dt, ra, sizeof ra);
-        format_rate(w->dr, dt, rr, sizeof rr);
-        snprintf(a, sizeof a, "%lld", (long long)w->allowed);
-        snprintf(r, sizeof r, "%lld", (long long)w->refused);
-        format_ago(w->last_seen, now, ago, sizeof ago);
-        cells[0] = w->key;
-        cells[1] = w->tier;
+    for (i = 0; i < w->n_top && i < max_rows; i++) {
+        const watch_row *k = &w->top[i];
+        format_rate(k->da, k->dt, ra, sizeof ra);
+        format_rate(k->dr, k->dt, rr, sizeof rr);
+        snprintf(a, sizeof a, "%lld", (long long)k->allowed);
+        snprintf(r, sizeof r, "%lld", (long long)k->refused);
+        format_ago(k->last_seen, now, ago, sizeof ago);
+        cells[0] = k->key;
+        cells[1] = k->tier;
         cells[2] = ra;
         cells[3] = rr;
         cells[4] = a;
@@ -311,12 +198,11 @@ int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
         { "--match", RLCTL_OPT_VALUE, &match },
         { NULL, 0, NULL },
     };
-    int64_t interval = RL_SECOND, top = 0, prev_mono = 0, prev_wall = 0;
+    int64_t interval = RL_SECOND, top = 0, prev_mono = 0;
     char path[4096];
     const char *db = ctx->db;
     rl_totals t, prev;
-    seen_map m = { NULL, 0, 0 };
-    frame f = { NULL, 0 };
+    watch_scan w;
     rlctl_out o = { NULL, NULL, 0 };
     int npos, rc, first = 1, drawn = 0;
     rl *r = NULL;
@@ -338,12 +224,9 @@ int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
                                           "'rlctl stats' or 'rlctl keys'");
     if (!db && rl_default_path(path, sizeof path) == RL_OK)
         db = path;
+    watch_scan_init(&w, match, interval);
     if ((rc = rlctl_open(ctx, 1, &r)) != RLCTL_OK)
         return rc;
-    if (!(f.rows = malloc(RECENT * sizeof *f.rows))) {
-        rc = rlctl_error("out of memory");
-        goto out;
-    }
     if (install() != 0) {
         rc = rlctl_error("cannot handle SIGINT");
         goto out;
@@ -353,33 +236,29 @@ int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
     while (!stop) {
         struct winsize ws;
         size_t rows = 24, cols = 80, max_rows;
-        int64_t now_mono, now_wall = wall_ns(), lrc;
+        int64_t now_mono;
+        int src;
         if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
             rows = ws.ws_row;
             cols = ws.ws_col;
         }
-        /* the three header lines, the table's, and one for the cursor */
-        max_rows = rows > 6 ? rows - 5 : 1;
+        /* the four header lines, the table's, and one for the cursor */
+        max_rows = rows > 7 ? rows - 6 : 1;
         if (top > 0 && (size_t)top < max_rows)
             max_rows = (size_t)top;
-        f.n = 0;
+        /* the totals first: one row, exact at this refresh */
         if (rl_totals_get(r, &t) != RL_OK) {
             rc = rlctl_error("%s", rl_errmsg(r));
             break;
         }
-        lrc = rl_keys_list(r, match, RL_SORT_LAST_SEEN, RECENT, collect, &f);
         now_mono = mono_ns();
-        if (lrc < 0) {
-            rc = rlctl_error("%s", rl_errmsg(r));
-            break;
-        }
-        if (diff(&m, &f, first, prev_wall) != 0) {
-            rc = rlctl_error("out of memory");
+        if ((src = watch_scan_refresh(r, &w)) != RL_OK) {
+            rc = rlctl_error("%s", src == RL_ENOMEM ? "out of memory" : rl_errmsg(r));
             break;
         }
         if ((rc = rlctl_out_open(&o)) != RLCTL_OK)
             break;
-        rc = draw(o.f, db ? db : "", interval, &t, first ? NULL : &prev, now_mono - prev_mono, &f,
+        rc = draw(o.f, db ? db : "", interval, &t, first ? NULL : &prev, now_mono - prev_mono, &w,
                   max_rows, cols);
         if (rc != RLCTL_OK)
             break;
@@ -389,7 +268,6 @@ int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
         rlctl_out_discard(&o);
         prev = t;
         prev_mono = now_mono;
-        prev_wall = now_wall;
         first = 0;
         sleep_ns(interval);
     }
@@ -400,8 +278,7 @@ out:
         fflush(stdout);
     }
     rlctl_out_discard(&o);
-    free(f.rows);
-    map_free(&m);
+    watch_scan_free(&w);
     rl_close(r);
     return rc;
 }
