@@ -33,7 +33,7 @@
 /* At most this many keys per refresh, however long the interval. */
 #define WATCH_ROWS_MAX 50000
 /* Keys kept in the list of the busiest. */
-#define WATCH_TOP 512
+#define WATCH_TOP ((size_t)512)
 
 /* One key as last read. */
 typedef struct watch_row {
@@ -41,8 +41,8 @@ typedef struct watch_row {
     char tier[RL_NAME_MAX];
     uint64_t h;
     int64_t allowed, refused, first_seen, last_seen;
-    int64_t da, dr; /* since the key's previous read; -1: not known yet */
-    int64_t dt;     /* ns between the two reads */
+    int64_t da, dr;  /* since the key's previous read; -1: not known yet */
+    int64_t dt;      /* ns between the two reads */
     int64_t read_at; /* CLOCK_MONOTONIC ns of the last read */
 } watch_row;
 
