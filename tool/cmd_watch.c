@@ -31,7 +31,7 @@ static const char use[] =
     "Shows the busiest keys live, like top: for each, the decisions per\n"
     "second admitted and refused, its totals and when it was last used;\n"
     "above them the totals of the database, exact at each refresh. Each\n"
-    "refresh reads at most 20000 keys per second of interval, so on a big\n"
+    "refresh reads at most 10000 keys per second of interval, so on a big\n"
     "database a key's figures are averages since watch last read it (one\n"
     "pass over the keys, shown above the table). Needs a terminal; ^C quits.\n"
     "\n"
@@ -114,10 +114,14 @@ static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
     /* how old the keys' figures may be: one pass over the keys */
     if (w->pass_ns > 0)
         rlctl_format_duration(w->pass_ns / RL_MILLISECOND * RL_MILLISECOND, pass, sizeof pass);
+    fprintf(o, "read %zu keys in %zu transactions; pass %lld: %zu keys", w->rows, w->txns,
+            (long long)w->pass, w->pass_rows);
+    if (w->pass_done)
+        fprintf(o, ", done in %s\n", pass);
+    else if (w->pass_ns > 0)
+        fprintf(o, " so far; the last took %s\n", pass);
     else
-        snprintf(pass, sizeof pass, "not done yet");
-    fprintf(o, "read %zu keys in %zu transactions; a pass over all keys: %s\n", w->rows, w->txns,
-            pass);
+        fprintf(o, " so far\n");
     fputc('\n', o);
     if (w->n_top == 0) {
         fprintf(o, "no keys yet\n");

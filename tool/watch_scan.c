@@ -171,6 +171,7 @@ static int take(void *ctx, const rl_key_stats *st)
     uint64_t h;
 
     w->rows++; /* read, whether it matches or not: the cost is the reading */
+    w->pass_rows++;
     if (w->match && !rl_glob_match(w->match, st->key))
         return 0;
     if (prev_grow(w) != 0) {
@@ -237,6 +238,11 @@ int watch_scan_refresh(rl *r, watch_scan *w)
     pc.oom = 0;
     w->rows = w->txns = 0;
     w->now_mono = pc.now_mono;
+    if (w->pass_done || w->pass == 0) {
+        w->pass++;
+        w->pass_rows = 0;
+        w->pass_done = 0;
+    }
     while (w->rows < w->budget) {
         size_t want = w->budget - w->rows;
         if (want > WATCH_PAGE)
@@ -254,6 +260,7 @@ int watch_scan_refresh(rl *r, watch_scan *w)
             cut(w, WATCH_TOP, w->pass_start);
             w->pass_ns = pc.now_mono - w->pass_start;
             w->pass_start = pc.now_mono;
+            w->pass_done = 1;
             w->cursor[0] = 0;
             break;
         }

@@ -29,7 +29,7 @@
 #define WATCH_PAGE 256
 /* Keys read per second of interval, whatever the interval: what a refresh
  * may cost writers is bounded by this, not by the number of keys. */
-#define WATCH_ROWS_PER_S 20000
+#define WATCH_ROWS_PER_S 10000
 /* At most this many keys per refresh, however long the interval. */
 #define WATCH_ROWS_MAX 50000
 /* Keys kept in the list of the busiest. */
@@ -60,9 +60,12 @@ typedef struct watch_scan {
     char cursor[RL_KEY_MAX + 1]; /* the next page starts after it ("": first) */
     int64_t started_mono, started_wall, pass_start;
     /* what the last refresh did, shown by watch and checked by its tests */
-    size_t rows;     /* keys read */
-    size_t txns;     /* read transactions (pages) */
-    int64_t pass_ns; /* how long the last full pass took; 0: none finished yet */
+    size_t rows;      /* keys read */
+    size_t txns;      /* read transactions (pages) */
+    int64_t pass;     /* the pass it read in, from 1 */
+    size_t pass_rows; /* keys read in that pass so far, this refresh's included */
+    int pass_done;    /* the refresh ended that pass */
+    int64_t pass_ns;  /* how long the last full pass took; 0: none finished yet */
     int64_t now_mono;
 } watch_scan;
 

@@ -604,7 +604,7 @@ class ReadingTests:
     # refresh, and it holds no read transaction between refreshes.
 
     WATCH_TOTALS = re.compile(rb"keys (\d+) .*\(totals (\d+) admitted, (\d+) refused\)")
-    WATCH_READ = re.compile(rb"read (\d+) keys in (\d+) transactions; a pass over all keys: ([^\r\n\x1b]+)")
+    WATCH_READ = re.compile(rb"read (\d+) keys in (\d+) transactions; pass (\d+): (\d+) keys(, done| so far)")
 
     def test_watch_totals_match_stats(self):
         # writers in parallel, some refused, then stopped
@@ -631,28 +631,27 @@ class ReadingTests:
         return db
 
     def test_watch_reads_a_bounded_slice(self):
-        # 3000 keys at 100 ms: 2000 keys per refresh at most (20000 a second,
+        # 3000 keys at 100 ms: 1000 keys per refresh at most (10000 a second,
         # pages of 256 in as many short read transactions), so a pass takes
-        # two refreshes and the first frame cannot have read them all
+        # three refreshes and the first frames cannot have read them all
         db = self.fill(3000)
         stats = self.json_of("--db", db, "stats", "--json")["totals"]
         argv = [RLCTL, "--db", db, "watch", "--interval", "100ms"]
 
         def passes(out):
-            return sum(1 for m in self.WATCH_READ.finditer(out) if m.group(3) != b"not done yet")
-        status, out = self.run_pty(argv, until=lambda o: passes(o) >= 3, interrupt=True,
+            return sum(1 for m in self.WATCH_READ.finditer(out) if m.group(5) == b", done")
+        status, out = self.run_pty(argv, until=lambda o: passes(o) >= 2, interrupt=True,
                                    env=dict(self.env, TERM="xterm", NO_COLOR="1"))
         self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
-        frames = [(int(m.group(1)), int(m.group(2)), m.group(3))
+        frames = [(int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)), m.group(5))
                   for m in self.WATCH_READ.finditer(out)]
-        self.assertGreaterEqual(len(frames), 4, out)
-        self.assertEqual(frames[0], (2000, 8, b"not done yet"))
-        for rows, txns, _ in frames:
-            self.assertLessEqual(rows, 2000)
-            self.assertLessEqual(txns, 8)
-        # every key is read once per pass: 3000 keys over each two frames
-        self.assertEqual(frames[0][0] + frames[1][0], 3000)
-        self.assertNotEqual(frames[1][2], b"not done yet")
+        self.assertEqual(frames[0], (1000, 4, 1, 1000, b" so far"))
+        for rows, txns, _, _, _ in frames:
+            self.assertLessEqual(rows, 1000)
+            self.assertLessEqual(txns, 4)
+        # every key is read once per pass
+        done = [f for f in frames if f[4] == b", done"]
+        self.assertEqual([f[2:4] for f in done[:2]], [(1, 3000), (2, 3000)])
         keys, allowed, refused = (int(x) for x in self.WATCH_TOTALS.search(out).groups())
         self.assertEqual((keys, allowed, refused),
                          (stats["keys"], stats["allowed"], stats["refused"]))
