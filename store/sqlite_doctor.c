@@ -1,7 +1,7 @@
 /*
  * sqlite_doctor.c - the SQLite store's health checks (rl_doctor): journal
- * mode, durability, busy timeout, schema, integrity, running totals, file
- * permissions, side files and the filesystem.
+ * mode, durability, busy timeout, schema, integrity, file permissions,
+ * side files and the filesystem.
  *
  * Guarantees: each check reports once through the caller's function, which
  * may stop them; the checks only read (quick_check in a read transaction of
@@ -158,44 +158,6 @@ static void doctor_schema(sq_store *s, doctor_ctx *d)
     sqlite3_reset(q);
 }
 
-/* Whether the running totals (rl_totals, kept by every write through the
- * store) still equal the sums of the rows: rows written past librl (the
- * sqlite3 shell, a restore of rl_keys alone) do not move them. Both are
- * read in one read transaction, so writers going on meanwhile do not make
- * them differ; counting the rows reads every one, as quick_check does. */
-static void doctor_totals(sq_store *s, doctor_ctx *d)
-{
-    rl_totals kept = { 0, 0, 0, 0 }, rows = { 0, 0, 0, 0 };
-    sqlite3_stmt *q = NULL;
-    int rc = rl_store_sqlite_begin(&s->base, 0);
-    if (rc == RL_OK)
-        rc = rl_store_sqlite_totals(&s->base, &kept);
-    if (rc == RL_OK && (rc = rl_store_sqlite_stmt(s, S_TOTALS_SCAN, &q)) == RL_OK) {
-        if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-            rows.keys = sqlite3_column_int64(q, 0);
-            rows.allowed = sqlite3_column_int64(q, 1);
-            rows.refused = sqlite3_column_int64(q, 2);
-            rows.units = sqlite3_column_int64(q, 3);
-            rc = RL_OK;
-        } else {
-            rc = rl_store_sqlite_fail(s, rc, "count keys");
-        }
-        sqlite3_reset(q);
-    }
-    rl_store_sqlite_rollback(&s->base);
-    if (rc != RL_OK)
-        report(d, "totals", RL_CHECK_FAIL, "cannot read: %s", s->base.err);
-    else if (memcmp(&kept, &rows, sizeof kept) != 0)
-        report(d, "totals", RL_CHECK_WARN,
-               "rl_totals says %lld keys, %lld admitted, %lld refused, %lld units; the rows %lld,"
-               " %lld, %lld, %lld: rows written past librl? (docs/operations.md: Monitoring)",
-               (long long)kept.keys, (long long)kept.allowed, (long long)kept.refused,
-               (long long)kept.units, (long long)rows.keys, (long long)rows.allowed,
-               (long long)rows.refused, (long long)rows.units);
-    else
-        report(d, "totals", RL_CHECK_OK, "%lld keys, as the rows sum up", (long long)rows.keys);
-}
-
 /* Whether rl_open, opening file as this user does (with the writer's rule
  * if it may write the database), refuses it with RL_EPERM (fileperm.h);
  * msg then says why and what to do. */
@@ -302,7 +264,6 @@ int rl_store_sqlite_doctor(rl_store *base, rl_check_fn fn, void *ctx)
     d.stop = 0;
     doctor_pragmas(s, &d);
     doctor_schema(s, &d);
-    doctor_totals(s, &d);
     doctor_files(s, &d);
     base->err[0] = 0; /* what failed is in the reports, not an error of the call */
     return d.stop;

@@ -106,9 +106,6 @@ class RlctlRedisTest(RlctlTest):
     def test_watch_reads_a_bounded_slice(self):
         self.skipTest("fill_keys writes a database file")
 
-    def test_doctor_totals_against_rows(self):
-        self.skipTest("rl_totals is the SQLite store's")
-
     def test_watch_holds_no_read_transaction_between_refreshes(self):
         self.skipTest("read transactions and the WAL are SQLite's")
 
