@@ -67,8 +67,7 @@ static const char *const sql_text[S_COUNT] = {
     [S_DEL] = "DELETE FROM rl_keys WHERE key = ?1",
     [S_VER] = "SELECT value FROM rl_meta WHERE name = 'policy_version'",
     [S_BUMP] = "UPDATE rl_meta SET value = value + 1 WHERE name = 'policy_version'",
-    /* kept running by every write (schema/005_totals.sql): one row to read */
-    [S_TOTALS] = "SELECT keys, allowed, refused, units FROM rl_totals WHERE id = 0",
+    [S_TOTALS] = "SELECT count(*), total(allowed), total(refused), total(units) FROM rl_keys",
     [S_LIST_KEY] = LIST_SQL("key"),
     [S_LIST_ALLOWED] = LIST_SQL("allowed DESC, key"),
     [S_LIST_REFUSED] = LIST_SQL("refused DESC, key"),
@@ -112,15 +111,6 @@ static const char *const sql_text[S_COUNT] = {
     [S_P_VERSION] = "PRAGMA user_version",
     [S_P_CHECK] = "PRAGMA quick_check",
     [S_GROUP_MARK] = "SELECT gmark FROM rl_keys WHERE key = ?1",
-    [S_OLD] = "SELECT allowed, refused, units FROM rl_keys WHERE key = ?1",
-    [S_TOTALS_ADD] = "UPDATE rl_totals SET keys = keys + ?1, allowed = allowed + ?2,"
-                     " refused = refused + ?3, units = units + ?4 WHERE id = 0",
-    [S_TOTALS_ZERO] = "UPDATE rl_totals SET keys = 0, allowed = 0, refused = 0, units = 0"
-                      " WHERE id = 0",
-    /* the sums counted from the rows, for the doctor to compare */
-    [S_TOTALS_SCAN] = "SELECT count(*), CAST(total(allowed) AS INTEGER),"
-                      " CAST(total(refused) AS INTEGER), CAST(total(units) AS INTEGER)"
-                      " FROM rl_keys",
 };
 
 /* ---- the schema --------------------------------------------------------- */
@@ -178,10 +168,6 @@ static const sq_col cols_leases[] = {
     { "body", "BLOB", 0, 3 },       { NULL, NULL, 0, 0 },
 };
 static const sq_col cols_leases_key[] = { { "key", NULL, 0, 3 }, { NULL, NULL, 0, 0 } };
-static const sq_col cols_totals[] = {
-    { "id", "INTEGER", 1, 5 },      { "keys", "INTEGER", 0, 5 },  { "allowed", "INTEGER", 0, 5 },
-    { "refused", "INTEGER", 0, 5 }, { "units", "INTEGER", 0, 5 }, { NULL, NULL, 0, 0 },
-};
 
 static const sq_obj known_objects[] = {
     { "table", "rl_meta", "rl_meta", 1, cols_meta },
@@ -191,7 +177,6 @@ static const sq_obj known_objects[] = {
     { "table", "rl_rules", "rl_rules", 2, cols_rules },
     { "table", "rl_leases", "rl_leases", 3, cols_leases },
     { "index", "rl_leases_key", "rl_leases", 3, cols_leases_key },
-    { "table", "rl_totals", "rl_totals", 5, cols_totals },
     { NULL, NULL, NULL, 0, NULL },
 };
 

@@ -71,23 +71,8 @@ enum {
     S_P_VERSION,
     S_P_CHECK,
     S_GROUP_MARK,
-    S_OLD,
-    S_TOTALS_ADD,
-    S_TOTALS_ZERO,
-    S_TOTALS_SCAN,
     S_COUNT
 };
-
-/* A key row as the current transaction last read or wrote it: the
- * counters that a write replaces, so the running totals (rl_totals,
- * schema/005_totals.sql) move by the difference without reading the row
- * again. A few, for calls that read several keys before writing them. */
-#define SQ_SEEN_MAX 8
-typedef struct sq_seen {
-    char key[RL_KEY_MAX + 1];
-    int exists;
-    int64_t allowed, refused, units;
-} sq_seen;
 
 typedef struct sq_store {
     rl_store base;
@@ -102,13 +87,6 @@ typedef struct sq_store {
     int leading;            /* holds lock as a group-commit leader: group_end unlocks */
     int in_txn;
     sqlite3_stmt *st[S_COUNT];
-    /* What this transaction's writes add to rl_totals, written once, just
-     * before COMMIT (rl_store_sqlite_commit): one row update per
-     * transaction, however many decisions a group commit's batch holds. */
-    rl_totals delta;
-    int delta_set;
-    sq_seen seen[SQ_SEEN_MAX];
-    size_t n_seen, seen_next;
 } sq_store;
 
 /* The steps of opening (sqlite.c) at which a test build calls
@@ -160,11 +138,6 @@ int rl_store_sqlite_resolve(void *ctx, const char *key, uint64_t mark);
 int rl_store_sqlite_row_get(rl_store *base, const char *key, rl_row *row, int64_t *version);
 int rl_store_sqlite_row_put(rl_store *base, const char *key, const rl_row *row);
 int rl_store_sqlite_row_delete(rl_store *base, const char *key);
-/* Forgets the transaction's pending totals and the rows it saw (at every
- * begin, commit and rollback). */
-void rl_store_sqlite_totals_forget(sq_store *s);
-/* Inside a write transaction: adds the pending totals to rl_totals. */
-int rl_store_sqlite_totals_flush(sq_store *s);
 int rl_store_sqlite_policy_version(rl_store *base, int64_t *version);
 int rl_store_sqlite_policy_get(rl_store *base, rl_policy *p);
 int rl_store_sqlite_policy_put(rl_store *base, const rl_policy *p);

@@ -172,9 +172,7 @@ int rl_store_sqlite_totals(rl_store *base, rl_totals *t)
     if (rc != RL_OK)
         return rc;
     rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) {
-        rc = rl_seterr(base->err, RL_ECORRUPT, "totals row missing (tampered?)");
-    } else if (rc == SQLITE_ROW) {
+    if (rc == SQLITE_ROW) {
         t->keys = sqlite3_column_int64(q, 0);
         t->allowed = sqlite3_column_int64(q, 1);
         t->refused = sqlite3_column_int64(q, 2);
@@ -208,10 +206,6 @@ int rl_store_sqlite_state_clear(rl_store *base)
 {
     sq_store *s = (sq_store *)base;
     int rc = rl_store_sqlite_run(s, S_KEYS_CLEAR, "clear keys");
-    /* no row left: the sums are zero, whatever this transaction wrote before */
-    rl_store_sqlite_totals_forget(s);
-    if (rc == RL_OK)
-        rc = rl_store_sqlite_run(s, S_TOTALS_ZERO, "clear totals");
     return rc != RL_OK ? rc : rl_store_sqlite_run(s, S_LEASES_CLEAR, "clear leases");
 }
 

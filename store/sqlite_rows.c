@@ -18,109 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- running totals ------------------------------------------------------ */
-
-void rl_store_sqlite_totals_forget(sq_store *s)
-{
-    memset(&s->delta, 0, sizeof s->delta);
-    s->delta_set = 0;
-    s->n_seen = s->seen_next = 0;
-}
-
-/* The row of key as this transaction last saw it, if it did. */
-static sq_seen *seen_find(sq_store *s, const char *key)
-{
-    size_t i;
-    for (i = 0; i < s->n_seen; i++)
-        if (strcmp(s->seen[i].key, key) == 0)
-            return &s->seen[i];
-    return NULL;
-}
-
-/* Remembers key's counters as read or written now, replacing the oldest
- * entry when all are taken. */
-static void seen_put(sq_store *s, const char *key, int exists, int64_t allowed, int64_t refused,
-                     int64_t units)
-{
-    sq_seen *e = seen_find(s, key);
-    if (!e) {
-        e = &s->seen[s->seen_next];
-        s->seen_next = (s->seen_next + 1) % SQ_SEEN_MAX;
-        if (s->n_seen < SQ_SEEN_MAX)
-            s->n_seen++;
-        snprintf(e->key, sizeof e->key, "%s", key);
-    }
-    e->exists = exists;
-    e->allowed = allowed;
-    e->refused = refused;
-    e->units = units;
-}
-
-/* The counters of key's row before a write: as this transaction last saw
- * them (a decision reads its row first), else read from the row. */
-static int old_counters(sq_store *s, const char *key, sq_seen *out)
-{
-    sqlite3_stmt *q = NULL;
-    const sq_seen *e = seen_find(s, key);
-    int rc;
-    if (e) {
-        *out = *e;
-        return RL_OK;
-    }
-    if ((rc = rl_store_sqlite_stmt(s, S_OLD, &q)) != RL_OK)
-        return rc;
-    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
-    memset(out, 0, sizeof *out);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        out->exists = 1;
-        out->allowed = sqlite3_column_int64(q, 0);
-        out->refused = sqlite3_column_int64(q, 1);
-        out->units = sqlite3_column_int64(q, 2);
-        rc = RL_OK;
-    } else {
-        rc = rc == SQLITE_DONE ? RL_OK : rl_store_sqlite_fail(s, rc, "read key");
-    }
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
-    return rc;
-}
-
-/* Counts a write that took key's row from `old` to `now` (NULL: deleted).
- * Unsigned arithmetic: counters that a tampered file set near the limits
- * wrap rather than overflow. */
-static void totals_move(sq_store *s, const char *key, const sq_seen *old, const rl_row *now)
-{
-    int64_t keys = (now ? 1 : 0) - (old->exists ? 1 : 0);
-    int64_t a = now ? now->allowed : 0, r = now ? now->refused : 0, u = now ? now->units : 0;
-    s->delta.keys = (int64_t)((uint64_t)s->delta.keys + (uint64_t)keys);
-    s->delta.allowed = (int64_t)((uint64_t)s->delta.allowed + (uint64_t)a - (uint64_t)old->allowed);
-    s->delta.refused = (int64_t)((uint64_t)s->delta.refused + (uint64_t)r - (uint64_t)old->refused);
-    s->delta.units = (int64_t)((uint64_t)s->delta.units + (uint64_t)u - (uint64_t)old->units);
-    s->delta_set = 1;
-    seen_put(s, key, now != NULL, a, r, u);
-}
-
-int rl_store_sqlite_totals_flush(sq_store *s)
-{
-    sqlite3_stmt *q = NULL;
-    int rc;
-    if (!s->delta_set)
-        return RL_OK;
-    if ((rc = rl_store_sqlite_stmt(s, S_TOTALS_ADD, &q)) != RL_OK)
-        return rc;
-    sqlite3_bind_int64(q, 1, s->delta.keys);
-    sqlite3_bind_int64(q, 2, s->delta.allowed);
-    sqlite3_bind_int64(q, 3, s->delta.refused);
-    sqlite3_bind_int64(q, 4, s->delta.units);
-    if ((rc = rl_store_sqlite_run(s, S_TOTALS_ADD, "write totals")) != RL_OK)
-        return rc;
-    if (sqlite3_changes(s->db) != 1)
-        return rl_seterr(s->base.err, RL_ECORRUPT, "totals row missing (tampered?)");
-    rl_store_sqlite_totals_forget(s);
-    return RL_OK;
-}
-
 /* ---- rows --------------------------------------------------------------- */
 
 int rl_store_sqlite_row_get(rl_store *base, const char *key, rl_row *row, int64_t *version)
@@ -152,7 +49,6 @@ int rl_store_sqlite_row_get(rl_store *base, const char *key, rl_row *row, int64_
     row->units = sqlite3_column_int64(q, 6);
     row->first_seen = sqlite3_column_int64(q, 7);
     row->last_seen = sqlite3_column_int64(q, 8);
-    seen_put(s, key, row->exists, row->allowed, row->refused, row->units);
     rc = RL_OK;
 out:
     sqlite3_reset(q);
@@ -164,11 +60,8 @@ int rl_store_sqlite_row_put(rl_store *base, const char *key, const rl_row *row)
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *q = NULL;
-    sq_seen old;
     uint64_t mark;
-    int rc = old_counters(s, key, &old);
-    if (rc == RL_OK)
-        rc = rl_store_sqlite_stmt(s, row->exists ? S_UPD : S_INS, &q);
+    int rc = rl_store_sqlite_stmt(s, row->exists ? S_UPD : S_INS, &q);
     if (rc != RL_OK)
         return rc;
     sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
@@ -189,9 +82,6 @@ int rl_store_sqlite_row_put(rl_store *base, const char *key, const rl_row *row)
         sqlite3_bind_int64(q, 9, (sqlite3_int64)mark);
     rc = sqlite3_step(q);
     rc = rc == SQLITE_DONE ? RL_OK : rl_store_sqlite_fail(s, rc, "write key");
-    /* an UPDATE of a row that is not there writes nothing: nothing to count */
-    if (rc == RL_OK && sqlite3_changes(s->db) > 0)
-        totals_move(s, key, &old, row);
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return rc;
@@ -201,16 +91,11 @@ int rl_store_sqlite_row_delete(rl_store *base, const char *key)
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *q = NULL;
-    sq_seen old;
-    int rc = old_counters(s, key, &old);
-    if (rc == RL_OK)
-        rc = rl_store_sqlite_stmt(s, S_DEL, &q);
+    int rc = rl_store_sqlite_stmt(s, S_DEL, &q);
     if (rc != RL_OK)
         return rc;
     sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
-    if ((rc = rl_store_sqlite_run(s, S_DEL, "delete key")) == RL_OK && sqlite3_changes(s->db) > 0)
-        totals_move(s, key, &old, NULL);
-    return rc;
+    return rl_store_sqlite_run(s, S_DEL, "delete key");
 }
 
 int rl_store_sqlite_policy_version(rl_store *base, int64_t *version)

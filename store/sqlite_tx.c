@@ -21,7 +21,6 @@ int rl_store_sqlite_begin(rl_store *base, int write)
     sq_store *s = (sq_store *)base;
     int64_t waited = 0;
     int rc;
-    rl_store_sqlite_totals_forget(s);
     if (!write) {
         if ((rc = rl_store_sqlite_run(s, S_BEGIN_R, "begin")) == RL_OK)
             s->in_txn = 1;
@@ -112,10 +111,7 @@ void rl_store_sqlite_group_end(rl_store *base)
 int rl_store_sqlite_commit(rl_store *base)
 {
     sq_store *s = (sq_store *)base;
-    /* the totals go in with the rows they sum, in the same transaction */
-    int rc = rl_store_sqlite_totals_flush(s);
-    if (rc == RL_OK)
-        rc = rl_store_sqlite_run(s, S_COMMIT, "commit");
+    int rc = rl_store_sqlite_run(s, S_COMMIT, "commit");
     if (rc == RL_OK) {
         s->in_txn = 0;
         if (s->leading)
@@ -130,7 +126,6 @@ void rl_store_sqlite_rollback(rl_store *base)
     sq_store *s = (sq_store *)base;
     if (s->in_txn && !sqlite3_get_autocommit(s->db))
         (void)rl_store_sqlite_run(s, S_ROLLBACK, "rollback");
-    rl_store_sqlite_totals_forget(s);
     s->in_txn = 0;
     unlock(s);
 }

@@ -27,7 +27,6 @@
 
 #include "lock.h"
 #include "rl.h"
-#include "rl_admin.h"
 
 static const rl_limit limits[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
 
@@ -316,16 +315,12 @@ static void test_schema_columns_by_version(void **state)
     assert_int_equal(open_db(f->path, 0, &r), RL_OK);
     assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
     rl_close(r);
-    sql(f->path, "PRAGMA user_version = 4");
-    assert_int_equal(open_db(f->path, 0, &r), RL_ECORRUPT); /* rl_totals came with 5 */
-    assert_non_null(strstr(rl_errmsg(r), "unexpected table 'rl_totals'"));
-    rl_close(r);
-    sql(f->path, "DROP TABLE rl_totals; PRAGMA user_version = 3");
+    sql(f->path, "PRAGMA user_version = 3");
     assert_int_equal(open_db(f->path, 0, &r), RL_ECORRUPT);
     assert_non_null(strstr(rl_errmsg(r), "table rl_keys: column gmark is not rl's"));
     rl_close(r);
     sql(f->path, "ALTER TABLE rl_keys DROP COLUMN gmark");
-    assert_int_equal(open_db(f->path, 0, &r), RL_OK); /* migrated to 4, then 5 */
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK); /* migrated to 4 */
     assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
     rl_close(r);
 }
@@ -503,142 +498,6 @@ static void test_failed_write_unlocks(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-/* ---- running totals (schema 5) --------------------------------------------- */
-
-/* The sums counted from the rows themselves, as rl_totals_get once did. */
-static void scanned(const char *path, rl_totals *t)
-{
-    sqlite3 *db;
-    sqlite3_stmt *q;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT count(*), coalesce(sum(allowed), 0),"
-                                        " coalesce(sum(refused), 0), coalesce(sum(units), 0)"
-                                        " FROM rl_keys",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    t->keys = sqlite3_column_int64(q, 0);
-    t->allowed = sqlite3_column_int64(q, 1);
-    t->refused = sqlite3_column_int64(q, 2);
-    t->units = sqlite3_column_int64(q, 3);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-}
-
-/* rl_totals_get (one row, kept running) says what counting every row says. */
-static void totals_match(rl *r, const char *path)
-{
-    rl_totals got, want;
-    assert_int_equal(rl_totals_get(r, &got), RL_OK);
-    scanned(path, &want);
-    assert_int_equal(got.keys, want.keys);
-    assert_int_equal(got.allowed, want.allowed);
-    assert_int_equal(got.refused, want.refused);
-    assert_int_equal(got.units, want.units);
-}
-
-typedef struct buf {
-    char *p;
-    size_t len;
-} buf;
-
-static int append(void *ctx, const char *data, size_t len)
-{
-    buf *b = ctx;
-    char *np = realloc(b->p, b->len + len);
-    if (!np)
-        return 1;
-    memcpy(np + b->len, data, len);
-    b->p = np;
-    b->len += len;
-    return 0;
-}
-
-/* Admissions and refusals of several keys, some over their limit. */
-static void decide_some(rl *r, int round)
-{
-    char key[32];
-    rl_result res;
-    int i;
-    for (i = 0; i < 40; i++) {
-        snprintf(key, sizeof key, "k%d", (i * 7 + round) % 5);
-        assert_int_equal(rl_allow(r, key, 1 + i % 3, &res), RL_OK);
-    }
-}
-
-/* Issue 20: a database of schema 4 (no rl_totals) is upgraded with its
- * sums counted from its rows, and from then on every kind of write keeps
- * them: decisions admitted and refused, resets one by one and by glob,
- * pruning, a re-import, and a reopened handle. */
-static void test_totals_migrated_and_kept(void **state)
-{
-    fx *f = *state;
-    rl *r = NULL;
-    rl_totals t;
-    buf json = { NULL, 0 };
-    int64_t n;
-    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
-    decide_some(r, 0);
-    rl_close(r);
-    sql(f->path, "DROP TABLE rl_totals; PRAGMA user_version = 4");
-    assert_int_equal(open_db(f->path, 0, &r), RL_OK); /* migrated to 5 */
-    totals_match(r, f->path);
-    assert_int_equal(rl_totals_get(r, &t), RL_OK);
-    assert_int_equal(t.keys, 5);
-    assert_true(t.refused > 0); /* the limit of 10 was met */
-    decide_some(r, 1);
-    totals_match(r, f->path);
-    assert_int_equal(rl_reset(r, "k3"), RL_OK);
-    totals_match(r, f->path);
-    assert_int_equal(rl_reset_match(r, "k1*", NULL, 0, &n), RL_OK);
-    totals_match(r, f->path);
-    assert_int_equal(rl_export(r, append, &json), RL_OK);
-    decide_some(r, 2);
-    assert_int_equal(rl_import(r, json.p, json.len), RL_OK);
-    totals_match(r, f->path);
-    assert_int_equal(rl_prune(r, 0, 0, &n), RL_OK);
-    totals_match(r, f->path);
-    decide_some(r, 3);
-    rl_close(r);
-    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
-    totals_match(r, f->path);
-    rl_close(r);
-    free(json.p);
-}
-
-/* Group commit: a holder of the lock decides other processes' calls in
- * its own transaction; the sums take every one of them, once. */
-static void test_totals_under_group_commit(void **state)
-{
-    fx *f = *state;
-    rl *r = NULL;
-    int p, status;
-    pid_t pids[4];
-    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
-    rl_close(r);
-    for (p = 0; p < 4; p++) {
-        pids[p] = fork();
-        assert_true(pids[p] >= 0);
-        if (pids[p] == 0) {
-            int i;
-            if (open_db(f->path, 0, &r) != RL_OK)
-                _exit(2);
-            for (i = 0; i < 300; i++)
-                decide_some(r, p * 1000 + i);
-            rl_close(r);
-            _exit(0);
-        }
-    }
-    for (p = 0; p < 4; p++) {
-        assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
-        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    }
-    assert_int_equal(open_db(f->path, 0, &r), RL_OK);
-    totals_match(r, f->path);
-    rl_close(r);
-}
-
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -657,8 +516,6 @@ int main(void)
         T(test_schema_columns),
         T(test_schema_columns_by_version),
         T(test_link_swapped_in_before_open),
-        T(test_totals_migrated_and_kept),
-        T(test_totals_under_group_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
