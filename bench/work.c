@@ -230,14 +230,7 @@ static int prefill(const bench_case *c, const char *path, rl *r, bench_result *o
     }
     sqlite3_finalize(q);
     if (rc == SQLITE_OK)
-        /* rows written past the store: its running totals counted again */
-        rc = sqlite3_exec(db,
-                          "UPDATE rl_totals SET keys = (SELECT count(*) FROM rl_keys),"
-                          " allowed = (SELECT total(allowed) FROM rl_keys),"
-                          " refused = (SELECT total(refused) FROM rl_keys),"
-                          " units = (SELECT total(units) FROM rl_keys);"
-                          " COMMIT; PRAGMA wal_checkpoint(TRUNCATE)",
-                          NULL, NULL, NULL);
+        rc = sqlite3_exec(db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         snprintf(out->err, sizeof out->err, "prefill %s: %s", path,
                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -462,13 +455,10 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
 /* ---- the watch-equivalent reader ----------------------------------------- */
 
 /* What `rlctl watch` reads each refresh (tool/cmd_watch.c), without the
- * drawing: the totals, then its slice of the keys (tool/watch_scan.c, the
- * same code). */
+ * drawing: its slice of the keys, from which it keeps its totals too
+ * (tool/watch_scan.c, the same code). */
 static int watch_refresh(rl *r, watch_scan *w)
 {
-    rl_totals t;
-    if (rl_totals_get(r, &t) != RL_OK)
-        return -1;
     return watch_scan_refresh(r, w) == RL_OK ? 0 : -1;
 }
 

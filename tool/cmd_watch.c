@@ -48,13 +48,6 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
-}
-
 static int64_t wall_ns(void)
 {
     struct timespec ts;
@@ -86,8 +79,8 @@ static void format_ago(int64_t then, int64_t now, char *buf, size_t len)
 }
 
 /* Draws the frame into o: the caller writes it out in one go. */
-static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
-                const rl_totals *prev, int64_t dt, watch_scan *w, size_t max_rows, size_t cols)
+static int draw(FILE *o, const char *db, int64_t interval, watch_scan *w, size_t max_rows,
+                size_t cols)
 {
     static const char *const head[] = { "KEY",      "TIER",    "ADMITTED/S", "REFUSED/S",
                                         "ADMITTED", "REFUSED", "LAST SEEN" };
@@ -96,7 +89,7 @@ static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
     rlctl_table tb;
     time_t secs = time(NULL);
     struct tm tm;
-    int64_t now = wall_ns();
+    int64_t now = wall_ns(), da, dr, dt = 0;
     size_t i;
     int rc = RLCTL_OK;
 
@@ -105,12 +98,15 @@ static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
         snprintf(clock, sizeof clock, "?");
     fprintf(o, "%srlctl watch%s  %.*s  every %s  %s\n", rlctl_sgr("1"), rlctl_sgr("0"),
             (int)(cols > 60 ? cols - 40 : 20), rlctl_text(db, shown, sizeof shown), iv, clock);
-    format_rate(prev ? t->allowed - prev->allowed : -1, dt, ra, sizeof ra);
-    format_rate(prev ? t->refused - prev->refused : -1, dt, rr, sizeof rr);
-    fprintf(o, "keys %lld  admitted %s  refused %s%s%s  (totals %lld admitted, %lld refused)\n",
-            (long long)t->keys, ra, prev && t->refused > prev->refused ? rlctl_sgr("31") : "", rr,
-            prev && t->refused > prev->refused ? rlctl_sgr("0") : "", (long long)t->allowed,
-            (long long)t->refused);
+    /* the totals: exact as of the last pass, rates over it */
+    if (!watch_scan_rates(w, &da, &dr, &dt))
+        da = dr = -1;
+    format_rate(da, dt, ra, sizeof ra);
+    format_rate(dr, dt, rr, sizeof rr);
+    fprintf(o, "keys %lld%s  admitted %s  refused %s%s%s  (totals %s%lld admitted, %lld refused)\n",
+            (long long)w->keys, w->pass_ns > 0 ? "" : "+", ra, dr > 0 ? rlctl_sgr("31") : "", rr,
+            dr > 0 ? rlctl_sgr("0") : "", w->pass_ns > 0 ? "" : "so far: ", (long long)w->allowed,
+            (long long)w->refused);
     /* how old the keys' figures may be: one pass over the keys */
     if (w->pass_ns > 0)
         rlctl_format_duration(w->pass_ns / RL_MILLISECOND * RL_MILLISECOND, pass, sizeof pass);
@@ -202,13 +198,12 @@ int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
         { "--match", RLCTL_OPT_VALUE, &match },
         { NULL, 0, NULL },
     };
-    int64_t interval = RL_SECOND, top = 0, prev_mono = 0;
+    int64_t interval = RL_SECOND, top = 0;
     char path[4096];
     const char *db = ctx->db;
-    rl_totals t, prev;
     watch_scan w;
     rlctl_out o = { NULL, NULL, 0 };
-    int npos, rc, first = 1, drawn = 0;
+    int npos, rc, drawn = 0;
     rl *r = NULL;
 
     if ((rc = rlctl_parse_opts(argc, argv, opts, use, &npos)) != RLCTL_OK)
@@ -240,7 +235,6 @@ int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
     while (!stop) {
         struct winsize ws;
         size_t rows = 24, cols = 80, max_rows;
-        int64_t now_mono;
         int src;
         if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
             rows = ws.ws_row;
@@ -250,29 +244,19 @@ int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
         max_rows = rows > 7 ? rows - 6 : 1;
         if (top > 0 && (size_t)top < max_rows)
             max_rows = (size_t)top;
-        /* the totals first: one row, exact at this refresh */
-        if (rl_totals_get(r, &t) != RL_OK) {
-            rc = rlctl_error("%s", rl_errmsg(r));
-            break;
-        }
-        now_mono = mono_ns();
         if ((src = watch_scan_refresh(r, &w)) != RL_OK) {
             rc = rlctl_error("%s", src == RL_ENOMEM ? "out of memory" : rl_errmsg(r));
             break;
         }
         if ((rc = rlctl_out_open(&o)) != RLCTL_OK)
             break;
-        rc = draw(o.f, db ? db : "", interval, &t, first ? NULL : &prev, now_mono - prev_mono, &w,
-                  max_rows, cols);
+        rc = draw(o.f, db ? db : "", interval, &w, max_rows, cols);
         if (rc != RLCTL_OK)
             break;
         if (fclose(o.f) == 0)
             show(o.buf, o.len);
         o.f = NULL;
         rlctl_out_discard(&o);
-        prev = t;
-        prev_mono = now_mono;
-        first = 0;
         sleep_ns(interval);
     }
 out:

@@ -153,6 +153,51 @@ void watch_scan_sort(watch_scan *w)
     relink(w, 0);
 }
 
+/* ---- the totals ------------------------------------------------------------ */
+
+/* At the end of a pass: the keys it did not read are gone (removed, or
+ * renamed by a reset), so they leave the totals and the table. The table
+ * is built again without them, once per pass. */
+static int forget_unread(watch_scan *w, uint32_t now_ms, int64_t pass_start)
+{
+    /* read at or before the pass began: not read by it */
+    uint32_t age_max = now_ms - (uint32_t)((pass_start - w->started_mono) / RL_MILLISECOND);
+    watch_prev *v;
+    size_t i;
+    if (!w->cap_prev)
+        return 0;
+    if (!(v = calloc(w->cap_prev, sizeof *v)))
+        return -1;
+    for (i = 0; i < w->cap_prev; i++) {
+        watch_prev *p = &w->prev[i];
+        if (!p->h)
+            continue;
+        if ((uint32_t)(now_ms - p->read_ms) >= age_max) {
+            w->keys--;
+            w->allowed -= p->allowed;
+            w->refused -= p->refused;
+            w->n_prev--;
+            continue;
+        }
+        *prev_slot(v, w->cap_prev, p->h) = *p;
+    }
+    free(w->prev);
+    w->prev = v;
+    return 0;
+}
+
+/* The refresh's sums, for the rates over the last pass. */
+static void remember(watch_scan *w, int64_t now)
+{
+    watch_point *pt = &w->hist[w->hist_next];
+    pt->t = now;
+    pt->d_allowed = w->d_allowed;
+    pt->d_refused = w->d_refused;
+    w->hist_next = (w->hist_next + 1) % WATCH_HIST;
+    if (w->n_hist < WATCH_HIST)
+        w->n_hist++;
+}
+
 /* ---- one refresh ----------------------------------------------------------- */
 
 typedef struct page_ctx {
@@ -170,10 +215,8 @@ static int take(void *ctx, const rl_key_stats *st)
     watch_prev *p;
     uint64_t h;
 
-    w->rows++; /* read, whether it matches or not: the cost is the reading */
+    w->rows++;
     w->pass_rows++;
-    if (w->match && !rl_glob_match(w->match, st->key))
-        return 0;
     if (prev_grow(w) != 0) {
         pc->oom = 1;
         return 1;
@@ -192,6 +235,12 @@ static int take(void *ctx, const rl_key_stats *st)
     if (!p->h) {
         w->n_prev++;
         row.da = row.dr = -1;
+        w->keys++;
+        w->allowed += row.allowed;
+        w->refused += row.refused;
+    } else {
+        w->allowed += row.allowed - p->allowed;
+        w->refused += row.refused - p->refused;
     }
     if (p->h) {
         /* fewer than before: the key was reset in between */
@@ -208,10 +257,18 @@ static int take(void *ctx, const rl_key_stats *st)
         if (row.dt < RL_MILLISECOND)
             row.dt = RL_MILLISECOND;
     }
+    if (row.da >= 0) {
+        /* the decisions counted since the key's previous read: their sum
+         * over a pass, over the pass's duration, is the header's rate */
+        w->d_allowed += row.da;
+        w->d_refused += row.dr;
+    }
     p->h = h;
     p->allowed = row.allowed;
     p->refused = row.refused;
     p->read_ms = pc->now_ms;
+    if (w->match && !rl_glob_match(w->match, row.key))
+        return 0; /* in the totals, not in the list */
     if (p->top && p->top <= w->n_top && strcmp(w->top[p->top - 1].key, row.key) == 0) {
         w->top[p->top - 1] = row;
         return 0;
@@ -257,7 +314,9 @@ int watch_scan_refresh(rl *r, watch_scan *w)
         if (!next[0]) {
             /* the end of the keys: a pass is over; the next refresh starts
              * over, so no key is read twice in one refresh */
-            cut(w, WATCH_TOP, w->pass_start);
+            if (forget_unread(w, pc.now_ms, w->pass_start) != 0)
+                return RL_ENOMEM;
+            cut(w, WATCH_TOP, w->pass_start + 1);
             w->pass_ns = pc.now_mono - w->pass_start;
             w->pass_start = pc.now_mono;
             w->pass_done = 1;
@@ -266,5 +325,27 @@ int watch_scan_refresh(rl *r, watch_scan *w)
         }
         memcpy(w->cursor, next, sizeof w->cursor);
     }
+    remember(w, pc.now_mono);
     return RL_OK;
+}
+
+int watch_scan_rates(const watch_scan *w, int64_t *allowed, int64_t *refused, int64_t *dt)
+{
+    const watch_point *now, *then = NULL;
+    size_t i;
+    if (w->pass_ns <= 0 || w->n_hist < 2)
+        return 0;
+    now = &w->hist[(w->hist_next + WATCH_HIST - 1) % WATCH_HIST];
+    /* the newest point at least one pass old; the oldest kept if none is */
+    for (i = 2; i <= w->n_hist; i++) {
+        then = &w->hist[(w->hist_next + WATCH_HIST - i) % WATCH_HIST];
+        if (then->t <= now->t - w->pass_ns)
+            break;
+    }
+    if (!then || then->t >= now->t)
+        return 0;
+    *allowed = now->d_allowed - then->d_allowed;
+    *refused = now->d_refused - then->d_refused;
+    *dt = now->t - then->t;
+    return 1;
 }

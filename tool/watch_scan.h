@@ -14,10 +14,14 @@
  * refreshes. A key's rates are its counters' differences between its last
  * two reads, so they are averages over at most one pass; the list keeps
  * the WATCH_TOP busiest keys seen so far, each as of when it was last read.
- * The totals above the list are not read here: rl_totals_get is one row.
+ * The totals above the list are kept here too, from the same reads: the
+ * sums of every key's counters as last read, with rates over the last
+ * pass, so watch needs no count of all keys at any refresh (a count by
+ * the store is a full scan, and keeping one running would cost every
+ * decision a second page in the WAL).
  *
- * Memory: 32 bytes per key read (its counters at the last read), plus the
- * list. Includes only rl.h, like the rest of rlctl.
+ * Memory: 32 bytes per key read (its counters at the last read), at most
+ * half of the table full, plus the list and the history. Includes only rl.h, like the rest of rlctl.
  */
 #ifndef RLCTL_WATCH_SCAN_H
 #define RLCTL_WATCH_SCAN_H
@@ -48,6 +52,14 @@ typedef struct watch_row {
 
 typedef struct watch_prev watch_prev; /* private: a key's counters at its last read */
 
+/* Refreshes remembered for the header's rates (over one pass): a pass of
+ * more refreshes than this gets rates over the last WATCH_HIST of them. */
+#define WATCH_HIST 4096
+typedef struct watch_point {
+    int64_t t; /* CLOCK_MONOTONIC ns */
+    int64_t d_allowed, d_refused;
+} watch_point;
+
 typedef struct watch_scan {
     const char *match; /* only keys matching this glob (NULL: all) */
     size_t budget;     /* keys read per refresh */
@@ -66,6 +78,14 @@ typedef struct watch_scan {
     size_t pass_rows; /* keys read in that pass so far, this refresh's included */
     int pass_done;    /* the refresh ended that pass */
     int64_t pass_ns;  /* how long the last full pass took; 0: none finished yet */
+    /* The totals: the sums of every key's counters as last read (all keys,
+     * whatever match says), exact as of one pass once one is over. */
+    int64_t keys, allowed, refused;
+    /* the decisions counted between two reads of a key, summed, and their
+     * history by refresh: the header's rates */
+    int64_t d_allowed, d_refused;
+    watch_point hist[WATCH_HIST];
+    size_t n_hist, hist_next;
     int64_t now_mono;
 } watch_scan;
 
@@ -76,6 +96,9 @@ void watch_scan_free(watch_scan *w);
 /* Reads the next slice of keys (at most w->budget). Returns RL_OK, or an
  * rl error code with rl_errmsg(r) saying why (RL_ENOMEM included). */
 int watch_scan_refresh(rl *r, watch_scan *w);
+/* The decisions admitted and refused over the last pass (at least one
+ * refresh) and how long that took: 1, or 0 before a pass is over. */
+int watch_scan_rates(const watch_scan *w, int64_t *allowed, int64_t *refused, int64_t *dt);
 /* Sorts the list busiest first: keys with known rates by decisions per
  * second, then the others by when they were last used. */
 void watch_scan_sort(watch_scan *w);

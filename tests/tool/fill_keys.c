@@ -101,14 +101,7 @@ int main(int argc, char **argv)
         sqlite3_reset(q);
         sqlite3_clear_bindings(q);
     }
-    /* rows written past the store: its running totals (rl_totals) counted
-     * again from them, as the migration that made the table counts them */
-    if (sqlite3_exec(db,
-                     "UPDATE rl_totals SET keys = (SELECT count(*) FROM rl_keys),"
-                     " allowed = (SELECT total(allowed) FROM rl_keys),"
-                     " refused = (SELECT total(refused) FROM rl_keys),"
-                     " units = (SELECT total(units) FROM rl_keys); COMMIT",
-                     NULL, NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         fprintf(stderr, "fill_keys: %s\n", sqlite3_errmsg(db));
         goto out;
     }

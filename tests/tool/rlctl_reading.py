@@ -622,6 +622,28 @@ class ReadingTests:
         keys, allowed, refused = (int(x) for x in self.WATCH_TOTALS.search(out).groups())
         self.assertEqual((keys, allowed, refused), (d["keys"], d["allowed"], d["refused"]))
 
+    def test_watch_totals_follow_a_reset(self):
+        # a key reset (its row removed) while watch runs leaves its totals
+        for i in range(6):
+            self.allow(f"m:r{i % 3}")
+        argv = [RLCTL, "--db", self.db, "watch", "--interval", "100ms"]
+        state = {}
+
+        def until(out):
+            found = [tuple(int(x) for x in m.groups()) for m in self.WATCH_TOTALS.finditer(out)]
+            if found and "after" not in state:
+                self.ok("reset", "m:r0")
+                state["after"] = self.json_of("stats", "--json")["totals"]
+                state["seen"] = len(found)
+                return False
+            a = state.get("after")
+            return a is not None and (a["keys"], a["allowed"], a["refused"]) in found[state["seen"]:]
+        status, out = self.run_pty(argv, until=until, interrupt=True,
+                                   env=dict(self.env, TERM="xterm", NO_COLOR="1"))
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        self.assertEqual((state["after"]["keys"], state["after"]["allowed"]), (2, 4))
+        self.assertRegex(out.decode(), r"keys 2 +admitted [\d.]+/s .*\(totals 4 admitted, 0 refused\)")
+
     def fill(self, n):
         fill_keys = os.path.join(os.path.dirname(RLCTL), "tests", "fill_keys")
         if not os.path.exists(fill_keys):
