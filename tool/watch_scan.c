@@ -11,8 +11,9 @@
 
 /* A key's counters at its last read. Only a 64-bit hash of the key is
  * kept, so a million keys take 32 MiB, not their names: two keys of one
- * hash (odds about 1 in 10^7 with a million keys) would share their rates,
- * never their names or counters, which come from the row. */
+ * hash (odds about 1 in 30 million with a million keys) would count as one
+ * in the totals and share their rates, never their names or the counters
+ * shown, which come from the row. */
 struct watch_prev {
     uint64_t h;
     int64_t allowed, refused;
@@ -232,30 +233,29 @@ static int take(void *ctx, const rl_key_stats *st)
     row.first_seen = st->first_seen_ns;
     row.last_seen = st->last_seen_ns;
     row.read_at = pc->now_mono;
-    if (!p->h) {
-        w->n_prev++;
-        row.da = row.dr = -1;
-        w->keys++;
-        w->allowed += row.allowed;
-        w->refused += row.refused;
-    } else {
+    if (p->h) {
         w->allowed += row.allowed - p->allowed;
         w->refused += row.refused - p->refused;
-    }
-    if (p->h) {
         /* fewer than before: the key was reset in between */
         row.da = row.allowed >= p->allowed ? row.allowed - p->allowed : row.allowed;
         row.dr = row.refused >= p->refused ? row.refused - p->refused : row.refused;
         row.dt = (int64_t)(uint32_t)(pc->now_ms - p->read_ms) * RL_MILLISECOND;
         if (row.dt <= 0)
             row.dt = RL_MILLISECOND;
-    } else if (row.first_seen >= w->started_wall) {
-        /* new since watch started: everything it counts came since */
-        row.da = row.allowed;
-        row.dr = row.refused;
-        row.dt = pc->now_wall - row.first_seen;
-        if (row.dt < RL_MILLISECOND)
-            row.dt = RL_MILLISECOND;
+    } else {
+        w->n_prev++;
+        w->keys++;
+        w->allowed += row.allowed;
+        w->refused += row.refused;
+        row.da = row.dr = -1;
+        if (row.first_seen >= w->started_wall) {
+            /* new since watch started: everything it counts came since */
+            row.da = row.allowed;
+            row.dr = row.refused;
+            row.dt = pc->now_wall - row.first_seen;
+            if (row.dt < RL_MILLISECOND)
+                row.dt = RL_MILLISECOND;
+        }
     }
     if (row.da >= 0) {
         /* the decisions counted since the key's previous read: their sum
