@@ -64,6 +64,9 @@ typedef struct bench_case {
                        * first on a key is refused (the refusal cases) */
     int call;         /* W_RL: C_* */
     int tier;         /* W_RL: T_* */
+    int reader_ms;    /* SQLite: one more process runs what `rlctl watch --interval
+                       * reader_ms` reads each refresh, alongside the writers
+                       * (0: none) */
 } bench_case;
 
 typedef struct bench_result {
@@ -91,7 +94,18 @@ typedef struct bench_result {
     int64_t file_bytes;       /* memory_probe, SQLite: database file after a checkpoint */
     int64_t rss_base;         /* memory_probe: VmRSS of a fresh worker before opening */
     int64_t rss_open;         /* memory_probe: VmRSS with the handle open, after decisions */
+    /* reader_ms cases: the watch-equivalent reader's refreshes in the timed
+     * window, and how long one took (mean and worst); -1 otherwise */
+    int64_t reader_refreshes, reader_mean_ns, reader_max_ns;
+    int64_t reader_cpu_ns; /* CPU time (user + system) the reader used in the window */
 } bench_result;
+
+/* What the reader reports back, in memory shared with the parent. */
+typedef struct bench_reader_stats {
+    int64_t refreshes, total_ns, max_ns;
+    int64_t cpu_ns; /* user + system, from the start to the deadline */
+    char err[BENCH_ERR_MAX];
+} bench_reader_stats;
 
 /* What each worker reports back, in memory shared with the parent. */
 typedef struct bench_slot {
@@ -114,6 +128,12 @@ int bench_prepare(const bench_case *c, const char *path, bench_result *out);
 /* Runs in the child: open, warm up, barrier, loop until the deadline. */
 void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot, int64_t *samples,
                 size_t cap, bench_barrier_fn barrier, void *bctx);
+/* Runs in the reader child of a reader_ms case: opens its own read-only
+ * handle, waits for the start (barrier returns the deadline, as for a
+ * worker, but the reader is not counted among the workers), then refreshes
+ * as `rlctl watch` does every reader_ms until the deadline. */
+void bench_reader(const bench_case *c, const char *path, bench_reader_stats *st,
+                  bench_barrier_fn barrier, void *bctx);
 /* After a memory_probe case: the file size after a checkpoint (SQLite) and
  * the VmRSS of a fresh process before and after opening a handle and
  * making a few decisions on existing keys. */

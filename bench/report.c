@@ -150,7 +150,7 @@ static void fmt_keys(char *buf, size_t len, int nkeys)
 
 /* ---- ratios ------------------------------------------------------------- */
 
-enum { M_RATE, M_P99, M_MAX, M_FAIR };
+enum { M_RATE, M_P99, M_MAX, M_FAIR, M_WAL };
 
 typedef struct ratio_item {
     int m;           /* M_* */
@@ -233,6 +233,18 @@ static const ratio_line ratio_lines[] = {
       "sqlite/1p/1key/lock",
       2,
       { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "sqlite_4p_1m_watch1s_over_alone",
+      "4p 1M keys: watch every 1 s / no reader",
+      "sqlite/4p/1M/lock/watch1s",
+      "sqlite/4p/1M/lock",
+      3,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_WAL, 0, 0 } } },
+    { "sqlite_4p_1m_watch100ms_over_alone",
+      "4p 1M keys: watch every 100 ms / no reader",
+      "sqlite/4p/1M/lock/watch100ms",
+      "sqlite/4p/1M/lock",
+      3,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_WAL, 0, 0 } } },
     { "sqlite_over_redislua_1p_1key",
       "sqlite 1p 1 key / redis-lua 1p 1 key",
       "sqlite/1p/1key/lock",
@@ -352,7 +364,11 @@ static const ratio_line ratio_lines[] = {
 
 static const char *metric_name(int m)
 {
-    return m == M_RATE ? "decisions/s" : m == M_P99 ? "p99" : m == M_MAX ? "max" : "fairness";
+    return m == M_RATE  ? "decisions/s"
+           : m == M_P99 ? "p99"
+           : m == M_MAX ? "max"
+           : m == M_WAL ? "WAL max"
+                        : "fairness";
 }
 
 static double ratio(const bench_result *a, const bench_result *b, int m)
@@ -360,12 +376,41 @@ static double ratio(const bench_result *a, const bench_result *b, int m)
     double x, y;
     if (!a || !b)
         return NAN;
-    x = m == M_RATE ? a->rate : m == M_P99 ? (double)a->p99 : (double)a->max;
-    y = m == M_RATE ? b->rate : m == M_P99 ? (double)b->p99 : (double)b->max;
+    x = m == M_RATE  ? a->rate
+        : m == M_P99 ? (double)a->p99
+        : m == M_WAL ? (double)a->wal_max
+                     : (double)a->max;
+    y = m == M_RATE  ? b->rate
+        : m == M_P99 ? (double)b->p99
+        : m == M_WAL ? (double)b->wal_max
+                     : (double)b->max;
     return y > 0 ? x / y : NAN;
 }
 
 /* ---- text --------------------------------------------------------------- */
+
+/* The watch-equivalent reader of the reader_ms cases: how often it
+ * refreshed and what one refresh took, beside the writers it ran with. */
+static void report_readers(const bench_case *cases, const bench_result *res, size_t n)
+{
+    char mean[24], mx[24];
+    size_t i;
+    int head = 0;
+    for (i = 0; i < n; i++) {
+        const bench_case *c = &cases[i];
+        const bench_result *r = &res[i];
+        if (!r->ran || c->reader_ms <= 0 || r->reader_refreshes < 0)
+            continue;
+        if (!head++)
+            printf("\nwatch-equivalent reader (totals and keys, as rlctl watch reads them)\n");
+        fmt_ns(mean, sizeof mean, r->reader_mean_ns);
+        fmt_ns(mx, sizeof mx, r->reader_max_ns);
+        printf("  %-30s every %d ms: %lld refreshes, %s each (mean), %s worst; CPU %.1f%% of one"
+               " core\n",
+               c->label, c->reader_ms, (long long)r->reader_refreshes, mean, mx,
+               r->secs > 0 ? 100.0 * (double)r->reader_cpu_ns / 1e9 / r->secs : 0.0);
+    }
+}
 
 /* Bytes per key in the database file, memory of one handle, and Redis
  * memory per key, from the memory_probe cases. */
@@ -507,6 +552,7 @@ void bench_report_text(const bench_env *e, const bench_case *cases, const bench_
     }
 
     report_memory(cases, res, n);
+    report_readers(cases, res, n);
     report_redis(cases, res, n);
 
     for (i = 0; i < n; i++) {
@@ -618,6 +664,10 @@ void bench_report_json(const bench_env *e, const bench_case *cases, const bench_
                      : NAN);
         json_opt("rss_before_open", r->rss_base);
         json_opt("rss_handle_open", r->rss_open);
+        json_opt("reader_refreshes", r->reader_refreshes);
+        json_opt("reader_mean_ns", r->reader_mean_ns);
+        json_opt("reader_max_ns", r->reader_max_ns);
+        json_opt("reader_cpu_ns", r->reader_cpu_ns);
         printf("}");
     }
     printf("\n],\"ratios\":{");
@@ -626,7 +676,7 @@ void bench_report_json(const bench_env *e, const bench_case *cases, const bench_
         const ratio_line *l = &ratio_lines[i];
         const bench_result *a = bench_find(cases, res, n, l->num);
         for (j = 0; j < l->n; j++) {
-            static const char *const suffix[] = { "rate", "p99", "max", "fairness" };
+            static const char *const suffix[] = { "rate", "p99", "max", "fairness", "wal" };
             const ratio_item *it = &l->it[j];
             const bench_result *b = bench_find(cases, res, n, it->den ? it->den : l->den);
             printf("%s\n\"%s_", first ? "" : ",", l->key);

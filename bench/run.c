@@ -36,6 +36,7 @@
 
 typedef struct ctl {
     int64_t start_ns, end_ns; /* CLOCK_MONOTONIC, written before `go` closes */
+    bench_reader_stats reader;
 } ctl;
 
 typedef struct barrier_ctx {
@@ -50,6 +51,17 @@ static int64_t child_barrier(void *p)
     ssize_t k;
     while ((k = write(b->ready_fd, &ch, 1)) < 0 && errno == EINTR)
         ;
+    while ((k = read(b->go_fd, &ch, 1)) < 0 && errno == EINTR)
+        ;
+    return __atomic_load_n(&b->c->end_ns, __ATOMIC_ACQUIRE);
+}
+
+/* The reader is not one of the workers: it only waits for `go`. */
+static int64_t reader_barrier(void *p)
+{
+    barrier_ctx *b = p;
+    char ch;
+    ssize_t k;
     while ((k = read(b->go_fd, &ch, 1)) < 0 && errno == EINTR)
         ;
     return __atomic_load_n(&b->c->end_ns, __ATOMIC_ACQUIRE);
@@ -100,7 +112,7 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
     ctl *cl;
     bench_slot *slots;
     int64_t *samples, *all, t_last = 0;
-    pid_t pids[64];
+    pid_t pids[65];
     int ready[2], go[2], alive = 0, p, got = 0, rc = 0;
     char ch;
 
@@ -111,6 +123,7 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
     out->fill_ns = out->commits = out->server_usec = out->redis_mem_delta = out->redis_keys_delta =
         -1;
     out->file_bytes = out->rss_base = out->rss_open = -1;
+    out->reader_refreshes = out->reader_mean_ns = out->reader_max_ns = out->reader_cpu_ns = -1;
     if (c->nproc < 1 || c->nproc > 64) {
         snprintf(out->err, sizeof out->err, "nproc %d out of range", c->nproc);
         return -1;
@@ -156,13 +169,30 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
         }
         pids[alive++] = pid;
     }
+    if (rc == 0 && c->reader_ms > 0) {
+        /* forked last, so `alive - 1` workers write to `ready` */
+        pid_t pid = fork();
+        if (pid == 0) {
+            barrier_ctx b = { ready[1], go[0], cl };
+            close(ready[0]);
+            close(go[1]);
+            bench_reader(c, path, &cl->reader, reader_barrier, &b);
+            _exit(0);
+        }
+        if (pid < 0) {
+            snprintf(out->err, sizeof out->err, "fork: %s", strerror(errno));
+            rc = -1;
+        } else {
+            pids[alive++] = pid;
+        }
+    }
     close(ready[1]);
     close(go[0]);
 
     /* Wait until every worker is open and warm; give up if one dies first
      * (waitid with WNOWAIT looks without reaping; only at our workers, as the
      * bench has another child, the Redis server). */
-    while (rc == 0 && got < alive) {
+    while (rc == 0 && got < c->nproc) {
         struct pollfd pf = { ready[0], POLLIN, 0 };
         int pr = poll(&pf, 1, 100), dead = 0, j;
         if (pr > 0) {
@@ -216,6 +246,15 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
         out->server_usec = rs1.evalsha_usec - rs0.evalsha_usec;
         out->redis_mem_delta = rs1.used_memory - rs0.used_memory;
         out->redis_keys_delta = rs1.dbsize - rs0.dbsize;
+    }
+
+    if (c->reader_ms > 0) {
+        if (cl->reader.err[0] && !out->err[0])
+            snprintf(out->err, sizeof out->err, "reader: %.150s", cl->reader.err);
+        out->reader_refreshes = cl->reader.refreshes;
+        out->reader_mean_ns = cl->reader.refreshes ? cl->reader.total_ns / cl->reader.refreshes : 0;
+        out->reader_max_ns = cl->reader.max_ns;
+        out->reader_cpu_ns = cl->reader.cpu_ns;
     }
 
     /* Merge. */

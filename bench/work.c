@@ -25,10 +25,13 @@
 
 #include <errno.h>
 #include <rl.h>
+#include <rl_admin.h>
+#include <watch_scan.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -575,4 +578,66 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
         bench_lua_close(h);
     else
         rl_close(r);
+}
+
+/* ---- the watch-equivalent reader ----------------------------------------- */
+
+/* What `rlctl watch` reads each refresh (tool/cmd_watch.c), without the
+ * drawing: its slice of the keys, from which it keeps its totals too
+ * (tool/watch_scan.c, the same code). */
+static int watch_refresh(rl *r, watch_scan *w)
+{
+    return watch_scan_refresh(r, w) == RL_OK ? 0 : -1;
+}
+
+/* This process's CPU time so far, user and system. */
+static int64_t cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+void bench_reader(const bench_case *c, const char *path, bench_reader_stats *st,
+                  bench_barrier_fn barrier, void *bctx)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    watch_scan w;
+    int64_t deadline;
+    o.flags |= RL_OPEN_READONLY; /* as rlctl watch opens it */
+    watch_scan_init(&w, NULL, (int64_t)c->reader_ms * 1000000);
+    if (rl_open(&r, path, &o) != RL_OK) {
+        snprintf(st->err, sizeof st->err, "rl_open: %s", rl_errmsg(r));
+        rl_close(r);
+        barrier(bctx);
+        return;
+    }
+    deadline = barrier(bctx);
+    st->cpu_ns = -cpu_ns();
+    while (bench_now_ns() < deadline) {
+        int64_t t0 = bench_now_ns(), dt;
+        struct timespec ts;
+        if (watch_refresh(r, &w) != 0) {
+            snprintf(st->err, sizeof st->err, "refresh: %s", rl_errmsg(r));
+            break;
+        }
+        dt = bench_now_ns() - t0;
+        st->refreshes++;
+        st->total_ns += dt;
+        if (dt > st->max_ns)
+            st->max_ns = dt;
+        /* sleep the interval after the refresh, as watch does */
+        ts.tv_sec = c->reader_ms / 1000;
+        ts.tv_nsec = (long)(c->reader_ms % 1000) * 1000000L;
+        if (bench_now_ns() + (int64_t)c->reader_ms * 1000000 >= deadline)
+            break;
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    st->cpu_ns += cpu_ns();
+    watch_scan_free(&w);
+    rl_close(r);
 }

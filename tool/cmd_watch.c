@@ -1,17 +1,22 @@
 /*
  * cmd_watch.c - `rlctl watch`: a live, top-like view of the busiest keys,
- * with the decisions per second admitted and refused since the previous
- * refresh.
+ * with the decisions per second admitted and refused.
  *
- * Rates are differences of the stored counters between two refreshes. Each
- * refresh reads the database's totals and the most recently used keys (any
- * key decided on since the last refresh is among them unless more than
- * RECENT keys were), in read transactions that never hold up a deciding
- * process. Each frame is drawn in one write, line by line over the last
- * one, so it does not flicker. On ^C (or SIGTERM) the terminal is left as
- * it was found: cursor shown, attributes reset, prompt on a fresh line.
+ * Each refresh costs writers a bounded amount, however many keys there are
+ * (issue 20): it reads a bounded slice of the keys, a page per short read
+ * transaction, none held between refreshes, and keeps both the busiest
+ * keys and the totals from those reads (watch_scan.h). Below a refresh's
+ * worth of keys everything shown is exact as of the refresh; above, each
+ * key counts as of its last read, at most one pass over the keys old.
+ * Nothing counts every key: rl_totals_get does, in one read transaction
+ * (about 0.2 s of CPU at a million keys), and that is what taxed writers.
+ * Each frame is drawn in one write, line by line over the last one, so it
+ * does not flicker. On ^C (or SIGTERM) the
+ * terminal is left as it was found: cursor shown, attributes reset, prompt
+ * on a fresh line.
  */
 #include "common.h"
+#include "watch_scan.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -21,15 +26,16 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Recently used keys read per refresh. */
-#define RECENT 512
-
 static const char use[] =
     "usage: rlctl watch [--interval DURATION] [--top N] [--match GLOB]\n"
     "\n"
     "Shows the busiest keys live, like top: for each, the decisions per\n"
-    "second admitted and refused since the previous refresh, its totals and\n"
-    "when it was last used; above them the totals of the database. Needs a\n"
+    "second admitted and refused, its totals and when it was last used;\n"
+    "above them the totals of the database. Each refresh reads at most 10000\n"
+    "keys per second of interval: with fewer keys than a refresh reads, every\n"
+    "figure is exact at each refresh; with more, each key counts as watch\n"
+    "last read it, at most one pass over the keys ago (shown above the\n"
+    "table). For exact totals at one moment, use 'rlctl stats'. Needs a\n"
     "terminal; ^C quits.\n"
     "\n"
     "Options:\n"
@@ -45,141 +51,11 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
-}
-
 static int64_t wall_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
-}
-
-/* ---- the counters of the previous refresh, by key ---- */
-
-typedef struct seen {
-    char *key;
-    int64_t allowed, refused;
-} seen;
-
-typedef struct seen_map {
-    seen *v;
-    size_t n, cap; /* cap: a power of two, at most half full */
-} seen_map;
-
-static size_t hash(const char *s)
-{
-    size_t h = 1469598103934665603ULL & (size_t)-1;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * (size_t)1099511628211ULL;
-    return h;
-}
-
-static seen *map_find(seen_map *m, const char *key)
-{
-    size_t i;
-    if (!m->cap)
-        return NULL;
-    for (i = hash(key) & (m->cap - 1); m->v[i].key; i = (i + 1) & (m->cap - 1))
-        if (strcmp(m->v[i].key, key) == 0)
-            return &m->v[i];
-    return &m->v[i]; /* the empty slot where it would go */
-}
-
-static int map_grow(seen_map *m)
-{
-    seen_map n = { NULL, 0, m->cap ? m->cap * 2 : 256 };
-    size_t i;
-    if (!(n.v = calloc(n.cap, sizeof *n.v)))
-        return -1;
-    for (i = 0; i < m->cap; i++)
-        if (m->v[i].key)
-            *map_find(&n, m->v[i].key) = m->v[i];
-    n.n = m->n;
-    free(m->v);
-    *m = n;
-    return 0;
-}
-
-static void map_free(seen_map *m)
-{
-    size_t i;
-    for (i = 0; i < m->cap; i++)
-        free(m->v[i].key);
-    free(m->v);
-}
-
-/* ---- one refresh ---- */
-
-typedef struct row {
-    char key[RL_KEY_MAX + 1];
-    char tier[RL_NAME_MAX];
-    int64_t allowed, refused, first_seen, last_seen;
-    int64_t da, dr; /* since the previous refresh; -1: not known yet */
-} row;
-
-typedef struct frame {
-    row *rows;
-    size_t n;
-} frame;
-
-static int collect(void *ctx, const rl_key_stats *st)
-{
-    frame *f = ctx;
-    row *w = &f->rows[f->n++];
-    snprintf(w->key, sizeof w->key, "%s", st->key);
-    snprintf(w->tier, sizeof w->tier, "%s", st->tier[0] ? st->tier : "-");
-    w->allowed = st->allowed;
-    w->refused = st->refused;
-    w->first_seen = st->first_seen_ns;
-    w->last_seen = st->last_seen_ns;
-    return f->n >= RECENT;
-}
-
-static int busiest_first(const void *a, const void *b)
-{
-    const row *x = a, *y = b;
-    int64_t vx = x->da + x->dr, vy = y->da + y->dr;
-    if (vx != vy)
-        return vx > vy ? -1 : 1;
-    if (x->last_seen != y->last_seen)
-        return x->last_seen > y->last_seen ? -1 : 1;
-    return strcmp(x->key, y->key);
-}
-
-/* Differences against the previous refresh, which is then replaced. */
-static int diff(seen_map *m, frame *f, int first, int64_t prev_wall)
-{
-    size_t i;
-    for (i = 0; i < f->n; i++) {
-        row *w = &f->rows[i];
-        seen *s;
-        if (m->n * 2 >= m->cap && map_grow(m) != 0)
-            return -1;
-        s = map_find(m, w->key);
-        if (s->key) {
-            /* fewer than before: the key was reset in between */
-            w->da = w->allowed >= s->allowed ? w->allowed - s->allowed : w->allowed;
-            w->dr = w->refused >= s->refused ? w->refused - s->refused : w->refused;
-        } else if (!first && w->first_seen >= prev_wall) {
-            w->da = w->allowed; /* new since the previous refresh */
-            w->dr = w->refused;
-        } else {
-            w->da = w->dr = first ? -1 : 0;
-        }
-        if (!s->key) {
-            if (!(s->key = strdup(w->key)))
-                return -1;
-            m->n++;
-        }
-        s->allowed = w->allowed;
-        s->refused = w->refused;
-    }
-    return 0;
 }
 
 static void format_rate(int64_t n, int64_t dt_ns, char *buf, size_t len)
@@ -206,17 +82,17 @@ static void format_ago(int64_t then, int64_t now, char *buf, size_t len)
 }
 
 /* Draws the frame into o: the caller writes it out in one go. */
-static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
-                const rl_totals *prev, int64_t dt, frame *f, size_t max_rows, size_t cols)
+static int draw(FILE *o, const char *db, int64_t interval, watch_scan *w, size_t max_rows,
+                size_t cols)
 {
     static const char *const head[] = { "KEY",      "TIER",    "ADMITTED/S", "REFUSED/S",
                                         "ADMITTED", "REFUSED", "LAST SEEN" };
-    char iv[32], clock[32], ra[32], rr[32], a[24], r[24], ago[48], shown[4096];
+    char iv[32], clock[32], ra[32], rr[32], a[24], r[24], ago[48], shown[4096], pass[32];
     const char *cells[7];
     rlctl_table tb;
     time_t secs = time(NULL);
     struct tm tm;
-    int64_t now = wall_ns();
+    int64_t now = wall_ns(), da, dr, dt = 0;
     size_t i;
     int rc = RLCTL_OK;
 
@@ -225,32 +101,46 @@ static int draw(FILE *o, const char *db, int64_t interval, const rl_totals *t,
         snprintf(clock, sizeof clock, "?");
     fprintf(o, "%srlctl watch%s  %.*s  every %s  %s\n", rlctl_sgr("1"), rlctl_sgr("0"),
             (int)(cols > 60 ? cols - 40 : 20), rlctl_text(db, shown, sizeof shown), iv, clock);
-    format_rate(prev ? t->allowed - prev->allowed : -1, dt, ra, sizeof ra);
-    format_rate(prev ? t->refused - prev->refused : -1, dt, rr, sizeof rr);
-    fprintf(o, "keys %lld  admitted %s  refused %s%s%s  (totals %lld admitted, %lld refused)\n",
-            (long long)t->keys, ra, prev && t->refused > prev->refused ? rlctl_sgr("31") : "", rr,
-            prev && t->refused > prev->refused ? rlctl_sgr("0") : "", (long long)t->allowed,
-            (long long)t->refused);
+    /* the totals: exact as of the last pass, rates over it */
+    if (!watch_scan_rates(w, &da, &dr, &dt))
+        da = dr = -1;
+    format_rate(da, dt, ra, sizeof ra);
+    format_rate(dr, dt, rr, sizeof rr);
+    fprintf(o, "keys %lld%s  admitted %s  refused %s%s%s  (totals %s%lld admitted, %lld refused)\n",
+            (long long)w->keys, w->pass_ns > 0 ? "" : "+", ra, dr > 0 ? rlctl_sgr("31") : "", rr,
+            dr > 0 ? rlctl_sgr("0") : "", w->pass_ns > 0 ? "" : "so far: ", (long long)w->allowed,
+            (long long)w->refused);
+    /* how old the keys' figures may be: one pass over the keys */
+    if (w->pass_ns > 0)
+        rlctl_format_duration(w->pass_ns / RL_MILLISECOND * RL_MILLISECOND, pass, sizeof pass);
+    fprintf(o, "read %zu keys in %zu transactions; pass %lld: %zu keys", w->rows, w->txns,
+            (long long)w->pass, w->pass_rows);
+    if (w->pass_done)
+        fprintf(o, ", done in %s\n", pass);
+    else if (w->pass_ns > 0)
+        fprintf(o, " so far; the last took %s\n", pass);
+    else
+        fprintf(o, " so far\n");
     fputc('\n', o);
-    if (f->n == 0) {
+    if (w->n_top == 0) {
         fprintf(o, "no keys yet\n");
         return RLCTL_OK;
     }
-    qsort(f->rows, f->n, sizeof *f->rows, busiest_first);
+    watch_scan_sort(w);
     rlctl_table_init(&tb, 7, 0x7cu);
     tb.header = 1;
     tb.width = cols;
     if ((rc = rlctl_table_add(&tb, head)) != RLCTL_OK)
         goto out;
-    for (i = 0; i < f->n && i < max_rows; i++) {
-        row *w = &f->rows[i];
-        format_rate(w->da, dt, ra, sizeof ra);
-        format_rate(w->dr, dt, rr, sizeof rr);
-        snprintf(a, sizeof a, "%lld", (long long)w->allowed);
-        snprintf(r, sizeof r, "%lld", (long long)w->refused);
-        format_ago(w->last_seen, now, ago, sizeof ago);
-        cells[0] = w->key;
-        cells[1] = w->tier;
+    for (i = 0; i < w->n_top && i < max_rows; i++) {
+        const watch_row *k = &w->top[i];
+        format_rate(k->da, k->dt, ra, sizeof ra);
+        format_rate(k->dr, k->dt, rr, sizeof rr);
+        snprintf(a, sizeof a, "%lld", (long long)k->allowed);
+        snprintf(r, sizeof r, "%lld", (long long)k->refused);
+        format_ago(k->last_seen, now, ago, sizeof ago);
+        cells[0] = k->key;
+        cells[1] = k->tier;
         cells[2] = ra;
         cells[3] = rr;
         cells[4] = a;
@@ -311,14 +201,12 @@ int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
         { "--match", RLCTL_OPT_VALUE, &match },
         { NULL, 0, NULL },
     };
-    int64_t interval = RL_SECOND, top = 0, prev_mono = 0, prev_wall = 0;
+    int64_t interval = RL_SECOND, top = 0;
     char path[4096];
     const char *db = ctx->db;
-    rl_totals t, prev;
-    seen_map m = { NULL, 0, 0 };
-    frame f = { NULL, 0 };
+    watch_scan w;
     rlctl_out o = { NULL, NULL, 0 };
-    int npos, rc, first = 1, drawn = 0;
+    int npos, rc, drawn = 0;
     rl *r = NULL;
 
     if ((rc = rlctl_parse_opts(argc, argv, opts, use, &npos)) != RLCTL_OK)
@@ -338,12 +226,9 @@ int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
                                           "'rlctl stats' or 'rlctl keys'");
     if (!db && rl_default_path(path, sizeof path) == RL_OK)
         db = path;
+    watch_scan_init(&w, match, interval);
     if ((rc = rlctl_open(ctx, 1, &r)) != RLCTL_OK)
         return rc;
-    if (!(f.rows = malloc(RECENT * sizeof *f.rows))) {
-        rc = rlctl_error("out of memory");
-        goto out;
-    }
     if (install() != 0) {
         rc = rlctl_error("cannot handle SIGINT");
         goto out;
@@ -353,44 +238,28 @@ int rlctl_cmd_watch(const rlctl_ctx *ctx, int argc, char **argv)
     while (!stop) {
         struct winsize ws;
         size_t rows = 24, cols = 80, max_rows;
-        int64_t now_mono, now_wall = wall_ns(), lrc;
+        int src;
         if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
             rows = ws.ws_row;
             cols = ws.ws_col;
         }
-        /* the three header lines, the table's, and one for the cursor */
-        max_rows = rows > 6 ? rows - 5 : 1;
+        /* the four header lines, the table's, and one for the cursor */
+        max_rows = rows > 7 ? rows - 6 : 1;
         if (top > 0 && (size_t)top < max_rows)
             max_rows = (size_t)top;
-        f.n = 0;
-        if (rl_totals_get(r, &t) != RL_OK) {
-            rc = rlctl_error("%s", rl_errmsg(r));
-            break;
-        }
-        lrc = rl_keys_list(r, match, RL_SORT_LAST_SEEN, RECENT, collect, &f);
-        now_mono = mono_ns();
-        if (lrc < 0) {
-            rc = rlctl_error("%s", rl_errmsg(r));
-            break;
-        }
-        if (diff(&m, &f, first, prev_wall) != 0) {
-            rc = rlctl_error("out of memory");
+        if ((src = watch_scan_refresh(r, &w)) != RL_OK) {
+            rc = rlctl_error("%s", src == RL_ENOMEM ? "out of memory" : rl_errmsg(r));
             break;
         }
         if ((rc = rlctl_out_open(&o)) != RLCTL_OK)
             break;
-        rc = draw(o.f, db ? db : "", interval, &t, first ? NULL : &prev, now_mono - prev_mono, &f,
-                  max_rows, cols);
+        rc = draw(o.f, db ? db : "", interval, &w, max_rows, cols);
         if (rc != RLCTL_OK)
             break;
         if (fclose(o.f) == 0)
             show(o.buf, o.len);
         o.f = NULL;
         rlctl_out_discard(&o);
-        prev = t;
-        prev_mono = now_mono;
-        prev_wall = now_wall;
-        first = 0;
         sleep_ns(interval);
     }
 out:
@@ -400,8 +269,7 @@ out:
         fflush(stdout);
     }
     rlctl_out_discard(&o);
-    free(f.rows);
-    map_free(&m);
+    watch_scan_free(&w);
     rl_close(r);
     return rc;
 }

@@ -599,6 +599,110 @@ class ReadingTests:
         self.assertNotRegex(out.decode(), r"\x1b\[[\d;]*m(?<!\x1b\[0m)")  # ...but not with NO_COLOR
         self.assertIn(b"m:w1", out)
 
+    # Issue 20: a running watch must not tax writers: its totals are the
+    # store's running ones (exact), its keys come from a bounded slice per
+    # refresh, and it holds no read transaction between refreshes.
+
+    WATCH_TOTALS = re.compile(rb"keys (\d+) .*\(totals (\d+) admitted, (\d+) refused\)")
+    WATCH_READ = re.compile(rb"read (\d+) keys in (\d+) transactions; pass (\d+): (\d+) keys(, done| so far)")
+
+    def test_watch_totals_match_stats(self):
+        # writers in parallel, some refused, then stopped
+        procs = [subprocess.Popen([RLCTL, "--db", self.db, "allow", "--cost", str(1 + i % 3),
+                                   f"m:t{i % 4}"], env=self.env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for i in range(24)]
+        for p in procs:
+            p.wait()
+        d = self.json_of("stats", "--json")["totals"]
+        self.assertGreater(d["refused"], 0)
+        argv = [RLCTL, "--db", self.db, "watch", "--interval", "100ms"]
+        status, out = self.run_pty(argv, until=lambda o: self.WATCH_TOTALS.search(o) is not None,
+                                   interrupt=True, env=dict(self.env, TERM="xterm", NO_COLOR="1"))
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        keys, allowed, refused = (int(x) for x in self.WATCH_TOTALS.search(out).groups())
+        self.assertEqual((keys, allowed, refused), (d["keys"], d["allowed"], d["refused"]))
+
+    def test_watch_totals_follow_a_reset(self):
+        # a key reset (its row removed) while watch runs leaves its totals
+        for i in range(6):
+            self.allow(f"m:r{i % 3}")
+        argv = [RLCTL, "--db", self.db, "watch", "--interval", "100ms"]
+        state = {}
+
+        def until(out):
+            found = [tuple(int(x) for x in m.groups()) for m in self.WATCH_TOTALS.finditer(out)]
+            if found and "after" not in state:
+                self.ok("reset", "m:r0")
+                state["after"] = self.json_of("stats", "--json")["totals"]
+                state["seen"] = len(found)
+                return False
+            a = state.get("after")
+            return a is not None and (a["keys"], a["allowed"], a["refused"]) in found[state["seen"]:]
+        status, out = self.run_pty(argv, until=until, interrupt=True,
+                                   env=dict(self.env, TERM="xterm", NO_COLOR="1"))
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        self.assertEqual((state["after"]["keys"], state["after"]["allowed"]), (2, 4))
+        self.assertRegex(out.decode(), r"keys 2 +admitted [\d.]+/s .*\(totals 4 admitted, 0 refused\)")
+
+    def fill(self, n):
+        fill_keys = os.path.join(os.path.dirname(RLCTL), "tests", "fill_keys")
+        if not os.path.exists(fill_keys):
+            self.skipTest("needs tests/fill_keys (built with the tests)")
+        db = self.db + ".big"
+        subprocess.run([fill_keys, db, str(n)], check=True, stdout=subprocess.DEVNULL, timeout=60)
+        return db
+
+    def test_watch_reads_a_bounded_slice(self):
+        # 3000 keys at 100 ms: 1000 keys per refresh at most (10000 a second,
+        # pages of 256 in as many short read transactions), so a pass takes
+        # three refreshes and the first frames cannot have read them all
+        db = self.fill(3000)
+        stats = self.json_of("--db", db, "stats", "--json")["totals"]
+        argv = [RLCTL, "--db", db, "watch", "--interval", "100ms"]
+
+        def passes(out):
+            return sum(1 for m in self.WATCH_READ.finditer(out) if m.group(5) == b", done")
+        status, out = self.run_pty(argv, until=lambda o: passes(o) >= 2, interrupt=True,
+                                   env=dict(self.env, TERM="xterm", NO_COLOR="1"))
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        frames = [(int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)), m.group(5))
+                  for m in self.WATCH_READ.finditer(out)]
+        self.assertEqual(frames[0], (1000, 4, 1, 1000, b" so far"))
+        for rows, txns, _, _, _ in frames:
+            self.assertLessEqual(rows, 1000)
+            self.assertLessEqual(txns, 4)
+        # every key is read once per pass
+        done = [f for f in frames if f[4] == b", done"]
+        self.assertEqual([f[2:4] for f in done[:2]], [(1, 3000), (2, 3000)])
+        keys, allowed, refused = (int(x) for x in self.WATCH_TOTALS.search(out).groups())
+        self.assertEqual((keys, allowed, refused),
+                         (stats["keys"], stats["allowed"], stats["refused"]))
+
+    def test_watch_holds_no_read_transaction_between_refreshes(self):
+        import sqlite3
+        self.allow("m:x")
+        argv = [RLCTL, "--db", self.db, "watch", "--interval", "1h"]
+        result = []
+
+        def check(out):
+            if b"KEY" not in out or result:
+                return bool(result)
+            # watch drew its frame and sleeps until the next: a write, then a
+            # checkpoint that must copy and truncate the whole WAL, which a
+            # reader holding a snapshot would prevent (busy = 1)
+            self.assertEqual(self.allow("m:y"), 0)
+            con = sqlite3.connect(self.db)
+            try:
+                result.append(con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+            finally:
+                con.close()
+            return True
+        status, out = self.run_pty(argv, until=check, interrupt=True,
+                                   env=dict(self.env, TERM="xterm", NO_COLOR="1"))
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        self.assertEqual(result, [(0, 0, 0)])
+        self.assertEqual(os.path.getsize(self.db + "-wal"), 0)
+
     def test_no_color_when_not_a_terminal(self):
         self.allow("m:c")
         for args in (["stats"], ["keys"], ["doctor"], ["tiers", "list"]):
