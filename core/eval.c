@@ -146,11 +146,9 @@ void rl__state_align(const rl_tier *t, uint64_t fp, uint64_t *rng, const rl_stat
         const rl_ldef *d = &t->limits[i];
         rl_slot *s = &st->slot[i];
         int kind = slot_kind_of(d);
-        s->kind = kind;
-        s->id = d->id;
-        s->count = d->count;
-        s->period_ns = kind == RL_SLOT_INFLIGHT ? 1 : d->period_ns;
-        s->burst = d->burst;
+        /* the same words as the tier's slot set (store.h), so a store
+         * refers to them instead of copying them */
+        rl_slot_template(d, s);
         /* GCRA: a full bucket at any clock (before the epoch too); in
          * flight: none */
         s->tat = kind == RL_SLOT_GCRA ? INT64_MIN : 0;

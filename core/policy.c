@@ -6,6 +6,7 @@
  * intermediates; names and keys that pass the
  * validators fit the fixed buffers of rl.h.
  */
+#include "bytes.h"
 #include "policy.h"
 #include "store.h"
 
@@ -347,4 +348,29 @@ int rl_ldef_from_limit(rl_ldef *d, const rl_limit *l, size_t pos, char *err, siz
     }
     d->id = rl_limit_id(d->resource, d->name);
     return rl_ldef_check(d, err, errlen);
+}
+
+static uint64_t fp_fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    while (n--)
+        h = (h ^ *b++) * 0x100000001b3ULL;
+    return h;
+}
+
+uint64_t rl_tier_fingerprint(const rl_tier *t)
+{
+    uint64_t h = fp_fnv(0xcbf29ce484222325ULL, t->name, strlen(t->name) + 1);
+    unsigned char w[40];
+    size_t i;
+    for (i = 0; i < t->n; i++) {
+        const rl_ldef *d = &t->limits[i];
+        rl_put64(w, d->id);
+        rl_put64(w + 8, (uint64_t)d->kind);
+        rl_put64(w + 16, (uint64_t)d->count);
+        rl_put64(w + 24, (uint64_t)d->period_ns);
+        rl_put64(w + 32, (uint64_t)d->burst);
+        h = fp_fnv(h, w, sizeof w);
+    }
+    return h ? h : 1;
 }

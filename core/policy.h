@@ -93,6 +93,11 @@ size_t rl_utf8_len(const unsigned char *p);
  * separators). Valid keys may hold the last kind. */
 size_t rl_text_char(const unsigned char *p, size_t avail, int *unsafe);
 uint64_t rl_limit_id(const char *resource, const char *name);
+/* What a key's slots are written for (rl_state.fp): the tier's name and
+ * each limit's identity, kind and numbers, in the same bytes on every
+ * machine. Never 0, which stands for unknown. Stores key slot sets by it
+ * (store.h). */
+uint64_t rl_tier_fingerprint(const rl_tier *t);
 
 /* Checks one public rl_limit and fills d (defaults applied, name "limitN"
  * for position pos when NULL). Writes a one-line reason into err. */

@@ -27,7 +27,6 @@
  *     data, rl__refresh_policy).
  */
 #include "handle.h"
-#include "bytes.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -301,26 +300,6 @@ static uint64_t group_sig(const rl *r)
     return h;
 }
 
-/* What a key's slots are written for (rl_state.fp): the tier's name and
- * each limit's identity, kind and numbers, in the same bytes on every
- * machine. Never 0, which stands for unknown. */
-static uint64_t tier_fingerprint(const rl_tier *t)
-{
-    uint64_t h = fnv(0xcbf29ce484222325ULL, t->name, strlen(t->name) + 1);
-    unsigned char w[40];
-    size_t i;
-    for (i = 0; i < t->n; i++) {
-        const rl_ldef *d = &t->limits[i];
-        rl_put64(w, d->id);
-        rl_put64(w + 8, (uint64_t)d->kind);
-        rl_put64(w + 16, (uint64_t)d->count);
-        rl_put64(w + 24, (uint64_t)d->period_ns);
-        rl_put64(w + 32, (uint64_t)d->burst);
-        h = fnv(h, w, sizeof w);
-    }
-    return h ? h : 1;
-}
-
 static uint64_t rng_seed(const rl *r)
 {
     uint64_t seed = 0;
@@ -414,7 +393,7 @@ int rl_open(rl **out, const char *path, const rl_options *o)
     if ((rc = rl_store_open(&r->store, path, &sc, r->err)) != RL_OK)
         goto out;
     r->sig = group_sig(r);
-    r->defaults_fp = tier_fingerprint(&r->defaults);
+    r->defaults_fp = rl_tier_fingerprint(&r->defaults);
     r->rng = rng_seed(r);
 out:
     /* the handle is not shared yet: its message is this thread's */
@@ -482,7 +461,7 @@ int rl__refresh_policy(rl *r, int64_t version)
     if (rc == RL_OK && p.n_tiers > 0) {
         if ((fp = malloc(p.n_tiers * sizeof *fp)) != NULL)
             for (i = 0; i < p.n_tiers; i++)
-                fp[i] = tier_fingerprint(&p.tiers[i]);
+                fp[i] = rl_tier_fingerprint(&p.tiers[i]);
         else
             rc = rl_seterr(r->err, RL_ENOMEM, "out of memory");
     }

@@ -29,6 +29,12 @@
 #define RL_SLOT_BYTES 49
 #define RL_STATE_HEAD 18 /* format 2: format, n, generation, tier fingerprint */
 #define RL_STATE_MAX (RL_STATE_HEAD + RL_MAX_SLOTS * RL_SLOT_BYTES)
+#define RL_STATE3_HEAD 26 /* format 3: format, n, generation, fingerprint, base */
+/* A format 3 blob with every slot explicit and every varint at its longest:
+ * stores write it only when it is no longer than format 2 (RL_STATE_MAX). */
+#define RL_STATE3_WORST (RL_STATE3_HEAD + RL_MAX_SLOTS * (1 + 8 + 5 * 10))
+/* An encoded rl_slotset: n, then kind, id and three varints per entry. */
+#define RL_SLOTSET_MAX (1 + RL_MAX_LIMITS * (1 + 8 + 3 * 10))
 
 typedef struct rl_row {
     int exists;
@@ -298,8 +304,49 @@ uint64_t rl_cooldown_id(const char *resource);
 
 /* Decode: RL_ECORRUPT on a malformed blob (an empty blob is an empty state,
  * generation 0). Encode writes format 2, or format 1 (byte for byte what
- * older libraries wrote) when gen and fp are both 0. */
+ * older libraries wrote) when gen and fp are both 0. These are the formats
+ * core/ reads and writes, and the memory and Redis stores keep. */
 int rl_state_decode(rl_state *st, const unsigned char *buf, size_t len);
 size_t rl_state_encode(const rl_state *st, unsigned char *buf);
+
+/* The slot d of a tier gets in a state that starts afresh, tat and rem 0
+ * (rl__state_align starts from it). */
+void rl_slot_template(const rl_ldef *d, rl_slot *s);
+
+/* Format 3 (state.c's header), the SQLite store's on-disk form: a state's
+ * slots name the limits they were written for by the tier fingerprint, in
+ * a slot set, instead of copying them. A slot set lists, for a
+ * fingerprint, the limit words of each slot of a state written for that
+ * tier (kind, id, count, period_ns, burst; 0 for a window's burst, which
+ * is state). A fingerprint names one slot set for ever: a store keeps them
+ * append-only, so a row can always be read with the set it was written
+ * with. */
+typedef struct rl_slotset {
+    uint64_t fp;
+    size_t n;
+    rl_slot slot[RL_MAX_LIMITS]; /* tat and rem 0 */
+} rl_slotset;
+
+/* The set of tier t (fingerprint fp), as rl__state_align lays its slots. */
+void rl_slotset_of_tier(const rl_tier *t, uint64_t fp, rl_slotset *set);
+/* The set a state's own slots describe (those before its first cool-down):
+ * what a store records for a fingerprint it has no set for. */
+void rl_slotset_of_state(const rl_state *st, rl_slotset *set);
+/* A set as stored (at most RL_SLOTSET_MAX bytes), and back: RL_ECORRUPT
+ * unless every entry is a valid limit of a kind a tier has. */
+size_t rl_slotset_encode(const rl_slotset *set, unsigned char *buf);
+int rl_slotset_decode(rl_slotset *set, uint64_t fp, const unsigned char *buf, size_t len);
+/* Encodes st as format 3 into buf (RL_STATE3_WORST bytes): each slot that
+ * is entry i of set (set->fp == st->fp; NULL: none) refers to it, others
+ * are written whole. Returns the length. */
+size_t rl_state_encode3(const rl_state *st, const rl_slotset *set, unsigned char *buf);
+/* The fingerprint a format 3 blob names, to find its set: RL_ECORRUPT if
+ * buf is not format 3. */
+int rl_state_fp3(const unsigned char *buf, size_t len, uint64_t *fp);
+/* Decodes a format 3 blob with the set of its fingerprint (NULL, or a set
+ * of another fingerprint: none). RL_ECORRUPT for a malformed blob, and for
+ * a slot that refers to a set entry it does not have: a state whose limits
+ * are unknown is damaged, never guessed. */
+int rl_state_decode3(rl_state *st, const unsigned char *buf, size_t len, const rl_slotset *set);
 
 #endif

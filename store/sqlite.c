@@ -111,6 +111,8 @@ static const char *const sql_text[S_COUNT] = {
     [S_P_VERSION] = "PRAGMA user_version",
     [S_P_CHECK] = "PRAGMA quick_check",
     [S_GROUP_MARK] = "SELECT gmark FROM rl_keys WHERE key = ?1",
+    [S_SET_GET] = "SELECT body FROM rl_limit_sets WHERE fp = ?1",
+    [S_SET_INS] = "INSERT OR IGNORE INTO rl_limit_sets (fp, body) VALUES (?1, ?2)",
 };
 
 /* ---- the schema --------------------------------------------------------- */
@@ -167,6 +169,11 @@ static const sq_col cols_leases[] = {
     { "expires", "INTEGER", 0, 3 }, { "pid", "INTEGER", 0, 3 }, { "pstart", "INTEGER", 0, 3 },
     { "body", "BLOB", 0, 3 },       { NULL, NULL, 0, 0 },
 };
+static const sq_col cols_sets[] = {
+    { "fp", "INTEGER", 1, 5 },
+    { "body", "BLOB", 0, 5 },
+    { NULL, NULL, 0, 0 },
+};
 static const sq_col cols_leases_key[] = { { "key", NULL, 0, 3 }, { NULL, NULL, 0, 0 } };
 
 static const sq_obj known_objects[] = {
@@ -177,6 +184,7 @@ static const sq_obj known_objects[] = {
     { "table", "rl_rules", "rl_rules", 2, cols_rules },
     { "table", "rl_leases", "rl_leases", 3, cols_leases },
     { "index", "rl_leases_key", "rl_leases", 3, cols_leases_key },
+    { "table", "rl_limit_sets", "rl_limit_sets", 5, cols_sets },
     { NULL, NULL, NULL, 0, NULL },
 };
 

@@ -71,8 +71,19 @@ enum {
     S_P_VERSION,
     S_P_CHECK,
     S_GROUP_MARK,
+    S_SET_GET,
+    S_SET_INS,
     S_COUNT
 };
+
+/* A slot set (store.h) in the store's cache; pending: read or inserted in
+ * the transaction still open, dropped unless it commits. */
+typedef struct sq_set {
+    rl_slotset set;
+    int pending;
+} sq_set;
+
+#define RL_SQ_SETS 16
 
 typedef struct sq_store {
     rl_store base;
@@ -87,6 +98,8 @@ typedef struct sq_store {
     int leading;            /* holds lock as a group-commit leader: group_end unlocks */
     int in_txn;
     sqlite3_stmt *st[S_COUNT];
+    sq_set sets[RL_SQ_SETS]; /* sqlite_state.c */
+    size_t nsets, next_set;
 } sq_store;
 
 /* The steps of opening (sqlite.c) at which a test build calls
@@ -157,6 +170,24 @@ int rl_store_sqlite_keys_page(rl_store *base, const char *after, const char *mat
                               rl_row_fn fn, void *ctx);
 int rl_store_sqlite_state_clear(rl_store *base);
 int rl_store_sqlite_lease_restore(rl_store *base, const rl_lease_rec *rec);
+
+/* ---- sqlite_state.c --------------------------------------------------------- */
+
+/* A state read from the file (blob, len bytes) into row->state as core/
+ * reads it: formats 1 and 2 as they are, format 3 as format 2; one that
+ * cannot be read as a byte no decoder accepts. RL_OK, or the store's
+ * failure to read the slot set. */
+int rl_store_sqlite_state_in(sq_store *s, const unsigned char *blob, size_t len, rl_row *row);
+/* What row_put writes for row->state: *out and *len, format 3 in buf
+ * (RL_STATE3_WORST bytes) when it is no longer than core's blob, else
+ * core's blob. May record the state's slot set. */
+int rl_store_sqlite_state_out(sq_store *s, const rl_row *row, unsigned char *buf,
+                              const unsigned char **out, size_t *len);
+/* Records a slot set (INSERT OR IGNORE: a fingerprint keeps its first). */
+int rl_store_sqlite_set_put(sq_store *s, const rl_slotset *set);
+/* At the end of a transaction: sets cached during it are kept only if it
+ * committed. */
+void rl_store_sqlite_sets_end(sq_store *s, int committed);
 
 /* ---- sqlite_doctor.c -------------------------------------------------------- */
 

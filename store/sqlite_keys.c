@@ -126,13 +126,9 @@ static int each_row(sq_store *s, sqlite3_stmt *q, rl_row_fn fn, void *ctx)
         size_t len = (size_t)sqlite3_column_bytes(q, 2);
         row->exists = 1;
         rl_store_sqlite_text_col(q, 1, row->tier, sizeof row->tier);
-        if (len > RL_STATE_MAX) {
-            row->state[0] = 0;
-            row->state_len = 1;
-        } else {
-            row->state_len = len;
-            if (len)
-                memcpy(row->state, sqlite3_column_blob(q, 2), len);
+        if ((rc = rl_store_sqlite_state_in(s, sqlite3_column_blob(q, 2), len, row)) != RL_OK) {
+            stop = 1; /* rc: reading a slot set failed */
+            break;
         }
         row->allowed = sqlite3_column_int64(q, 3);
         row->refused = sqlite3_column_int64(q, 4);

@@ -42,8 +42,8 @@ int rl_store_sqlite_row_get(rl_store *base, const char *key, rl_row *row, int64_
         rc = rl_seterr(base->err, RL_ECORRUPT, "key '%.64s': bucket state too large", key);
         goto out;
     }
-    if (row->state_len)
-        memcpy(row->state, sqlite3_column_blob(q, 3), row->state_len);
+    if ((rc = rl_store_sqlite_state_in(s, sqlite3_column_blob(q, 3), row->state_len, row)))
+        goto out;
     row->allowed = sqlite3_column_int64(q, 4);
     row->refused = sqlite3_column_int64(q, 5);
     row->units = sqlite3_column_int64(q, 6);
@@ -60,17 +60,22 @@ int rl_store_sqlite_row_put(rl_store *base, const char *key, const rl_row *row)
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *q = NULL;
+    unsigned char buf[RL_STATE3_WORST];
+    const unsigned char *state;
+    size_t state_len;
     uint64_t mark;
-    int rc = rl_store_sqlite_stmt(s, row->exists ? S_UPD : S_INS, &q);
+    int rc = rl_store_sqlite_state_out(s, row, buf, &state, &state_len);
     if (rc != RL_OK)
+        return rc;
+    if ((rc = rl_store_sqlite_stmt(s, row->exists ? S_UPD : S_INS, &q)) != RL_OK)
         return rc;
     sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
     if (row->tier[0])
         sqlite3_bind_text(q, 2, row->tier, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(q, 2);
-    if (row->state_len)
-        sqlite3_bind_blob(q, 3, row->state, (int)row->state_len, SQLITE_STATIC);
+    if (state_len)
+        sqlite3_bind_blob(q, 3, state, (int)state_len, SQLITE_STATIC);
     else
         sqlite3_bind_null(q, 3);
     sqlite3_bind_int64(q, 4, row->allowed);
@@ -277,6 +282,7 @@ int rl_store_sqlite_policy_get(rl_store *base, rl_policy *p)
 static int put_tier(sq_store *s, const rl_tier *t)
 {
     sqlite3_stmt *q = NULL;
+    rl_slotset set;
     size_t i;
     int rc;
     if ((rc = rl_store_sqlite_stmt(s, S_LIMITS_DEL, &q)) != RL_OK)
@@ -289,6 +295,10 @@ static int put_tier(sq_store *s, const rl_tier *t)
     sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 2, t->unlimited);
     if ((rc = rl_store_sqlite_run(s, S_TIER_INS, "write tier")) != RL_OK)
+        return rc;
+    /* the slot set its keys' states will name (sqlite_state.c) */
+    rl_slotset_of_tier(t, rl_tier_fingerprint(t), &set);
+    if ((rc = rl_store_sqlite_set_put(s, &set)) != RL_OK)
         return rc;
     for (i = 0; i < t->n; i++) {
         const rl_ldef *d = &t->limits[i];

@@ -114,6 +114,7 @@ int rl_store_sqlite_commit(rl_store *base)
     int rc = rl_store_sqlite_run(s, S_COMMIT, "commit");
     if (rc == RL_OK) {
         s->in_txn = 0;
+        rl_store_sqlite_sets_end(s, 1);
         if (s->leading)
             RL_LOCK_HOOK(RL_STEP_COMMITTED);
         unlock(s);
@@ -127,6 +128,7 @@ void rl_store_sqlite_rollback(rl_store *base)
     if (s->in_txn && !sqlite3_get_autocommit(s->db))
         (void)rl_store_sqlite_run(s, S_ROLLBACK, "rollback");
     s->in_txn = 0;
+    rl_store_sqlite_sets_end(s, 0);
     unlock(s);
 }
 

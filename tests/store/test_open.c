@@ -47,6 +47,7 @@
 #include "lock.h"
 #include "lock_helpers.h"
 #include "sqlite.h"
+#include "common/old_db.h"
 
 #define OPEN_STEPS                                                                     \
     (STEP(RL_STEP_OPEN_LOCKED) | STEP(RL_STEP_OPEN_SWITCH) | STEP(RL_STEP_OPEN_BUSY) | \
@@ -225,7 +226,8 @@ static void with_key(const char *path)
 static void make_old(const char *path)
 {
     with_key(path);
-    sql(path, "ALTER TABLE rl_keys DROP COLUMN gmark; PRAGMA user_version = 3");
+    assert_int_equal(
+        test_old_db(path, "ALTER TABLE rl_keys DROP COLUMN gmark; PRAGMA user_version = 3"), 0);
     assert_int_equal(version_of(path), 3);
 }
 

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "common/old_db.h"
 #include "lock.h"
 #include "rl.h"
 
@@ -315,12 +316,12 @@ static void test_schema_columns_by_version(void **state)
     assert_int_equal(open_db(f->path, 0, &r), RL_OK);
     assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
     rl_close(r);
-    sql(f->path, "PRAGMA user_version = 3");
+    assert_int_equal(test_old_db(f->path, "PRAGMA user_version = 3"), 0);
     assert_int_equal(open_db(f->path, 0, &r), RL_ECORRUPT);
     assert_non_null(strstr(rl_errmsg(r), "table rl_keys: column gmark is not rl's"));
     rl_close(r);
     sql(f->path, "ALTER TABLE rl_keys DROP COLUMN gmark");
-    assert_int_equal(open_db(f->path, 0, &r), RL_OK); /* migrated to 4 */
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK); /* migrated to the latest */
     assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
     rl_close(r);
 }
@@ -498,6 +499,154 @@ static void test_failed_write_unlocks(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- state format 3 (issue 20) ---------------------------------------- */
+
+static const rl_limit two[] = { RL_LIMIT("rpm", NULL, 600, RL_MINUTE, 50),
+                                RL_LIMIT("rpd", NULL, 10000, 24 * RL_HOUR, 10000) };
+static int64_t clock_now = (int64_t)1700000000 * RL_SECOND;
+
+static int64_t test_clock(void *ctx)
+{
+    (void)ctx;
+    return clock_now;
+}
+
+static int open_two(const char *path, const rl_limit *l, size_t n, unsigned flags, rl **r)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    o.default_limits = l;
+    o.n_default_limits = n;
+    o.clock = test_clock;
+    o.flags = flags;
+    return rl_open(r, path, &o);
+}
+
+/* The state column of key as stored: its first byte and length. */
+static int stored_state(const char *path, const char *key, size_t *len)
+{
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    int first = -1;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT state FROM rl_keys WHERE key = ?1", -1, &q, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_bytes(q, 0) > 0) {
+        first = ((const unsigned char *)sqlite3_column_blob(q, 0))[0];
+        *len = (size_t)sqlite3_column_bytes(q, 0);
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return first;
+}
+
+static int64_t remaining_of(rl *r, const char *key, size_t limit)
+{
+    rl_key_stats st;
+    assert_int_equal(rl_stats(r, key, &st), RL_OK);
+    return st.limits[limit].remaining;
+}
+
+/* A two-limit key is stored in format 3, in at most 48 bytes, and decides
+ * as before: the slot set of its tier is in the file. */
+static void test_state_format3(void **state)
+{
+    fx *f = *state;
+    rl *r = NULL;
+    rl_result res;
+    size_t len = 0;
+    int i;
+    assert_int_equal(open_two(f->path, two, 2, 0, &r), RL_OK);
+    for (i = 0; i < 7; i++) {
+        assert_int_equal(rl_allow(r, "k", 3, &res), RL_OK);
+        assert_true(res.allowed);
+    }
+    assert_int_equal(remaining_of(r, "k", 0), 50 - 21);
+    assert_int_equal(remaining_of(r, "k", 1), 10000 - 21);
+    rl_close(r);
+    assert_int_equal(stored_state(f->path, "k", &len), 3);
+    print_message("two-limit key: %zu bytes of state\n", len);
+    assert_true(len <= 48);
+    assert_int_equal(open_two(f->path, two, 2, 0, &r), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
+    assert_int_equal(res.remaining, 50 - 22);
+    rl_close(r);
+}
+
+/* Issue 20: a database of schema version 4 with rows in format 2, as
+ * older libraries wrote them, is migrated on open, its rows decide on
+ * from where they were, and each is rewritten as format 3 by its next
+ * write (never before). A tier changed since the row was written is
+ * rescaled from the limits the row was written under. */
+static void test_format2_rows_upgraded(void **state)
+{
+    fx *f = *state;
+    rl *r = NULL;
+    rl_result res;
+    size_t len = 0;
+    assert_int_equal(open_two(f->path, two, 2, 0, &r), RL_OK);
+    assert_int_equal(rl_allow(r, "a", 10, &res), RL_OK);
+    assert_int_equal(rl_allow(r, "b", 25, &res), RL_OK);
+    rl_close(r);
+    assert_int_equal(test_old_db(f->path, "PRAGMA user_version = 4"), 0);
+    assert_int_equal(stored_state(f->path, "a", &len), 2);
+    assert_int_equal(len, 116);
+    assert_int_equal(open_two(f->path, two, 2, 0, &r), RL_OK); /* migrates */
+    assert_int_equal(remaining_of(r, "a", 0), 40);             /* read from format 2 */
+    assert_int_equal(stored_state(f->path, "a", &len), 2);     /* reading writes nothing */
+    assert_int_equal(rl_allow(r, "a", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(res.remaining, 39);
+    assert_int_equal(stored_state(f->path, "a", &len), 3); /* migrated on write */
+    assert_true(len <= 48);
+    rl_close(r);
+    /* b, still format 2, under a tier whose burst doubled: it keeps the
+     * share it had spent (25 of 50, so 50 of 100), from the old limits
+     * its format 2 row carries */
+    {
+        rl_limit bigger[2] = { RL_LIMIT("rpm", NULL, 1200, RL_MINUTE, 100), two[1] };
+        assert_int_equal(open_two(f->path, bigger, 2, RL_OPEN_OVERRIDE_DEFAULTS, &r), RL_OK);
+        assert_int_equal(rl_allow(r, "b", 1, &res), RL_OK);
+        assert_int_equal(res.remaining, 49);
+        /* and a, format 3 now, from the old limits its slot set keeps */
+        assert_int_equal(rl_allow(r, "a", 1, &res), RL_OK);
+        assert_int_equal(res.remaining, 100 - 2 * 11 - 1);
+        rl_close(r);
+    }
+    assert_int_equal(stored_state(f->path, "b", &len), 3);
+}
+
+/* A format 3 row whose slot set is missing (a damaged or edited file)
+ * is damaged: RL_ECORRUPT for its decisions, never a full bucket; other
+ * keys decide; rl_reset clears it. */
+static void test_unknown_slot_set(void **state)
+{
+    fx *f = *state;
+    rl *r = NULL;
+    rl_result res;
+    size_t len = 0;
+    assert_int_equal(open_two(f->path, two, 2, 0, &r), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 50, &res), RL_OK);
+    rl_close(r);
+    assert_int_equal(stored_state(f->path, "k", &len), 3);
+    sql(f->path, "DELETE FROM rl_limit_sets");
+    assert_int_equal(open_two(f->path, two, 2, 0, &r), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_ECORRUPT);
+    assert_false(res.allowed);
+    assert_int_equal(rl_allow(r, "other", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    assert_int_equal(rl_reset(r, "k"), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    rl_close(r);
+    /* a damaged set is damage too */
+    sql(f->path, "UPDATE rl_limit_sets SET body = x'09'");
+    assert_int_equal(open_two(f->path, two, 2, 0, &r), RL_OK);
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_ECORRUPT);
+    rl_close(r);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -516,6 +665,9 @@ int main(void)
         T(test_schema_columns),
         T(test_schema_columns_by_version),
         T(test_link_swapped_in_before_open),
+        T(test_state_format3),
+        T(test_format2_rows_upgraded),
+        T(test_unknown_slot_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
