@@ -31,8 +31,8 @@ static rl_ldef mk(const char *name, int kind, int64_t count, int64_t period, int
     rl_ldef d;
     char err[128];
     memset(&d, 0, sizeof d);
-    strcpy(d.name, name);
-    strcpy(d.resource, "requests");
+    snprintf(d.name, sizeof d.name, "%s", name);
+    snprintf(d.resource, sizeof d.resource, "%s", "requests");
     d.kind = kind;
     d.count = count;
     d.period_ns = period;
@@ -48,7 +48,7 @@ static rl_tier tier_of(size_t n)
     rl_tier t;
     size_t i;
     memset(&t, 0, sizeof t);
-    strcpy(t.name, "pro");
+    snprintf(t.name, sizeof t.name, "%s", "pro");
     for (i = 0; i < n && i < RL_MAX_LIMITS; i++) {
         char name[16];
         snprintf(name, sizeof name, "l%zu", i);
@@ -158,7 +158,7 @@ static void test_extremes(void **state)
     size_t i, j;
     (void)state;
     memset(&t, 0, sizeof t);
-    strcpy(t.name, "x");
+    snprintf(t.name, sizeof t.name, "%s", "x");
     t.limits[0] = t.limits[1] = d;
     t.limits[1].id ^= 1;
     t.n = 2;
@@ -195,7 +195,7 @@ static void test_two_limit_size(void **state)
     unsigned char b[RL_STATE3_WORST];
     (void)state;
     memset(&t, 0, sizeof t);
-    strcpy(t.name, "free");
+    snprintf(t.name, sizeof t.name, "%s", "free");
     t.limits[0] = l[0];
     t.limits[1] = l[1];
     t.n = 2;
