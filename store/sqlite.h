@@ -77,7 +77,8 @@ enum {
 };
 
 /* A slot set (store.h) in the store's cache; pending: read or inserted in
- * the transaction still open, dropped unless it commits. */
+ * the write transaction still open, dropped unless it commits (a read
+ * transaction sees only committed sets). */
 typedef struct sq_set {
     rl_slotset set;
     int pending;
@@ -97,6 +98,7 @@ typedef struct sq_store {
     int locked;             /* holds lock */
     int leading;            /* holds lock as a group-commit leader: group_end unlocks */
     int in_txn;
+    int txn_write; /* the open transaction is a write (sqlite_state.c's cache) */
     sqlite3_stmt *st[S_COUNT];
     sq_set sets[RL_SQ_SETS]; /* sqlite_state.c */
     size_t nsets, next_set;

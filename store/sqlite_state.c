@@ -29,9 +29,10 @@
  *     accepts: the key is damaged (RL_ECORRUPT for its decisions, counted
  *     by rlctl doctor, cleared by rlctl reset), never decided as a full
  *     bucket;
- *   - a set read or inserted inside a transaction is cached only until
- *     that transaction ends unless it commits, so a rolled-back insert is
- *     never referred to.
+ *   - a set read or inserted inside a write transaction is cached only
+ *     until that transaction ends unless it commits, so a rolled-back
+ *     insert is never referred to; sets are immutable once committed, so
+ *     the cache needs no other invalidation.
  */
 #include "sqlite.h"
 
@@ -57,7 +58,7 @@ static const rl_slotset *cache(sq_store *s, const rl_slotset *set)
         s->next_set = (s->next_set + 1) % RL_SQ_SETS;
     }
     c->set = *set;
-    c->pending = s->in_txn;
+    c->pending = s->in_txn && s->txn_write;
     return &c->set;
 }
 

@@ -22,8 +22,10 @@ int rl_store_sqlite_begin(rl_store *base, int write)
     int64_t waited = 0;
     int rc;
     if (!write) {
-        if ((rc = rl_store_sqlite_run(s, S_BEGIN_R, "begin")) == RL_OK)
+        if ((rc = rl_store_sqlite_run(s, S_BEGIN_R, "begin")) == RL_OK) {
             s->in_txn = 1;
+            s->txn_write = 0;
+        }
         return rc;
     }
     if (s->readonly)
@@ -47,6 +49,7 @@ int rl_store_sqlite_begin(rl_store *base, int write)
         return rc;
     }
     s->in_txn = 1;
+    s->txn_write = 1;
     return RL_OK;
 }
 
