@@ -28,6 +28,7 @@
 #include "common/old_db.h"
 #include "lock.h"
 #include "rl.h"
+#include "store.h"
 
 static const rl_limit limits[] = { RL_LIMIT("rps", NULL, 10, RL_SECOND, 10) };
 
@@ -647,6 +648,66 @@ static void test_unknown_slot_set(void **state)
     rl_close(r);
 }
 
+/* A slot set inserted by a write transaction that rolls back is not
+ * referred to afterwards: the next row of that tier records its set again,
+ * and a fresh connection reads the row. (The store's cache of sets must
+ * forget what a rollback undid.) */
+static void test_slot_set_rolled_back(void **state)
+{
+    fx *f = *state;
+    char err[RL_ERRMSG_MAX] = "";
+    rl_store_config c;
+    rl_store *s = NULL;
+    rl_tier t;
+    rl_state st;
+    rl_row row, back;
+    int64_t version;
+    size_t i;
+    rl *r = NULL;
+    assert_int_equal(open_db(f->path, 0, &r), RL_OK); /* the schema */
+    rl_close(r);
+    memset(&c, 0, sizeof c);
+    c.busy_timeout_ms = 1000;
+    c.durability = RL_DURABILITY_NORMAL;
+    c.file_mode = 0600;
+    c.busy_strategy = RL_BUSY_LOCK;
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%s", "pro");
+    for (i = 0; i < 2; i++)
+        assert_int_equal(rl_ldef_from_limit(&t.limits[i], &two[i], i, err, sizeof err), RL_OK);
+    t.n = 2;
+    assert_int_equal(rl_store_open(&s, f->path, &c, err), RL_OK);
+    assert_int_equal(s->ops->begin(s, 1), RL_OK);
+    assert_int_equal(s->ops->tier_put(s, &t), RL_OK); /* inserts its set */
+    s->ops->rollback(s);
+    memset(&st, 0, sizeof st);
+    st.gen = 1;
+    st.fp = rl_tier_fingerprint(&t);
+    st.n = 2;
+    for (i = 0; i < 2; i++) {
+        rl_slot_template(&t.limits[i], &st.slot[i]);
+        st.slot[i].tat = clock_now + (int64_t)i;
+    }
+    memset(&row, 0, sizeof row);
+    row.state_len = rl_state_encode(&st, row.state);
+    assert_int_equal(s->ops->begin(s, 1), RL_OK);
+    assert_int_equal(s->ops->row_put(s, "k", &row), RL_OK);
+    assert_int_equal(s->ops->commit(s), RL_OK);
+    s->ops->close(s);
+    s = NULL;
+    assert_int_equal(rl_store_open(&s, f->path, &c, err), RL_OK);
+    assert_int_equal(s->ops->begin(s, 0), RL_OK);
+    assert_int_equal(s->ops->row_get(s, "k", &back, &version), RL_OK);
+    s->ops->rollback(s);
+    s->ops->close(s);
+    assert_int_equal(back.state_len, row.state_len);
+    assert_memory_equal(back.state, row.state, row.state_len);
+    {
+        size_t len = 0;
+        assert_int_equal(stored_state(f->path, "k", &len), 3);
+    }
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -668,6 +729,7 @@ int main(void)
         T(test_state_format3),
         T(test_format2_rows_upgraded),
         T(test_unknown_slot_set),
+        T(test_slot_set_rolled_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
