@@ -175,8 +175,10 @@ int rl_store_sqlite_state_out(sq_store *s, const rl_row *row, unsigned char *buf
                 return rc;
             rc = set_find(s, st.fp, &set);
         }
+        /* RL_ECORRUPT, a damaged stored set: this state's slots are
+         * written whole, so the row stays readable */
         if (rc != RL_OK && rc != RL_ECORRUPT)
-            return rc; /* a damaged set: this state's slots are written whole */
+            return rc;
     }
     n = rl_state_encode3(&st, set, buf);
     if (n <= row->state_len) { /* else format 2 is shorter: keep it */

@@ -620,7 +620,8 @@ static void test_format2_rows_upgraded(void **state)
 
 /* A format 3 row whose slot set is missing (a damaged or edited file)
  * is damaged: RL_ECORRUPT for its decisions, never a full bucket; other
- * keys decide; rl_reset clears it. */
+ * keys decide; rl_reset clears it. Rows written while the set is damaged
+ * do without it. */
 static void test_unknown_slot_set(void **state)
 {
     fx *f = *state;
@@ -645,7 +646,13 @@ static void test_unknown_slot_set(void **state)
     sql(f->path, "UPDATE rl_limit_sets SET body = x'09'");
     assert_int_equal(open_two(f->path, two, 2, 0, &r), RL_OK);
     assert_int_equal(rl_allow(r, "k", 1, &res), RL_ECORRUPT);
+    /* a new key of that tier is written whole (explicit slots), readable */
+    assert_int_equal(rl_allow(r, "z", 1, &res), RL_OK);
+    assert_int_equal(rl_allow(r, "z", 1, &res), RL_OK);
+    assert_int_equal(res.remaining, 48);
     rl_close(r);
+    assert_int_equal(stored_state(f->path, "z", &len), 3);
+    assert_true(len <= 116);
 }
 
 /* A slot set inserted by a write transaction that rolls back is not
