@@ -115,3 +115,13 @@ redisReply *rt_must(redisContext *c, const char *fmt, ...)
         fail_msg("%s: %s", fmt, r->str);
     return r;
 }
+
+int rt_append(void *ctx, const char *data, size_t len)
+{
+    char *b = ctx;
+    size_t have = strlen(b);
+    assert_true(have + len < RT_DUMP_MAX);
+    memcpy(b + have, data, len);
+    b[have + len] = 0;
+    return 0;
+}

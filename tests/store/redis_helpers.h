@@ -30,6 +30,10 @@ pid_t rt_start(const char *dir, int port, const char *const *extra);
 void rt_stop(pid_t pid, int sig);
 /* A connection to 127.0.0.1:port that must succeed. */
 redisContext *rt_raw(int port);
+/* An rl_export writer into ctx, a NUL-terminated buffer of RT_DUMP_MAX
+ * bytes (calloc'd by the caller). */
+#define RT_DUMP_MAX 65536
+int rt_append(void *ctx, const char *data, size_t len);
 /* A command that must not be an error reply; the reply is the caller's. */
 redisReply *rt_must(redisContext *c, const char *fmt, ...);
 

@@ -202,8 +202,9 @@ static void test_every_part_in_one_slot(void **state)
     rl_reservation rv;
     int i, nkeys = 0, tagged = 0;
     int64_t reset = 0;
-    char cmd[512];
+    char cmd[512], *dump = calloc(1, RT_DUMP_MAX);
 
+    assert_non_null(dump);
     assert_int_equal(rl_tier_set(r, "gold", gold, 2), RL_OK);
     assert_int_equal(rl_key_assign(r, "account", "gold"), RL_OK);
     assert_int_equal(rl_acquire_keys(r, keys, 2, one, 1, &res), RL_OK);
@@ -219,6 +220,13 @@ static void test_every_part_in_one_slot(void **state)
     assert_int_equal(nkeys, 3);
     assert_int_equal(rl_reset_match(r, "user:*", NULL, 0, &reset), RL_OK);
     assert_int_equal(reset, 2);
+    /* an import clears every key first, inside the commit script */
+    assert_int_equal(rl_export(r, rt_append, dump), RL_OK);
+    assert_int_equal(rl_import(r, dump, strlen(dump)), RL_OK);
+    nkeys = 0;
+    assert_int_equal(rl_keys_list(r, NULL, RL_SORT_KEY, 0, count_key, &nkeys), RL_OK);
+    assert_int_equal(nkeys, 1); /* the account, assigned; the reset users are gone */
+    free(dump);
     rl_close(r);
     snprintf(cmd, sizeof cmd, "'%s' --db 'redis://127.0.0.1:%d?prefix=t:' stats >/dev/null",
              RLCTL_PATH, cl->port[0]);
