@@ -176,7 +176,7 @@ static int reply_fail(rd_store *s, const redisReply *r, const char *what)
  * RL_ECORRUPT (not a format at all). */
 static int marker(rd_store *s, const char *name, int *fmt)
 {
-    char mine[8], *end;
+    char mine[8], *end = mine; /* (read only after strtol set it) */
     const char *set[5] = { "SET", name, mine, "NX" }, *get[2] = { "GET", name };
     redisReply *r = NULL;
     long v;

@@ -330,12 +330,55 @@ static void test_slot_moved_is_followed(void **state)
     rl_close(r);
 }
 
+/* After a lost connection the handle starts again from the address it was
+ * given, not from the node MOVED sent it to. With that node killed, the
+ * given one answers for the cluster (CLUSTERDOWN, RL_EBUSY, once the other
+ * masters have marked the dead one failed), which a handle left on the
+ * dead node would never hear: it would only be refused. Last, as it leaves
+ * the cluster down. */
+static void test_lost_node_starts_again_from_the_address_given(void **state)
+{
+    CL();
+    rl *r;
+    rl_result res;
+    int owner = -1, seed, i, rc = RL_OK;
+    int64_t until;
+    for (i = 0; i < NODES && owner < 0; i++) {
+        redisContext *c = rt_raw(cl->port[i]);
+        redisReply *rep = redisCommand(c, "GET {d:}x");
+        assert_non_null(rep);
+        if (rep->type != REDIS_REPLY_ERROR) /* no MOVED: this node serves it */
+            owner = i;
+        freeReplyObject(rep);
+        redisFree(c);
+    }
+    assert_true(owner >= 0);
+    seed = (owner + 1) % NODES;
+    r = open_at(cl, seed, "d:");
+    assert_int_equal(rl_allow(r, "k", 1, &res), RL_OK); /* through MOVED, to the owner */
+    rt_stop(cl->pid[owner], SIGKILL);
+    cl->pid[owner] = 0;
+    until = rt_mono_ms() + 30000;
+    while (rt_mono_ms() < until) {
+        rc = rl_allow(r, "k", 1, &res);
+        if (rc == RL_EBUSY && strstr(rl_errmsg(r), "CLUSTERDOWN"))
+            break;
+        assert_true(rc == RL_ECONNECT || rc == RL_EBUSY);
+        assert_false(res.allowed); /* fail closed */
+        rt_sleep_ms(50);
+    }
+    if (rc != RL_EBUSY)
+        fail_msg("never back at the address given: %s", rl_errmsg(r));
+    rl_close(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_limit_through_every_node),
         cmocka_unit_test(test_every_part_in_one_slot),
         cmocka_unit_test(test_slot_moved_is_followed),
+        cmocka_unit_test(test_lost_node_starts_again_from_the_address_given),
     };
     signal(SIGPIPE, SIG_DFL);
     return cmocka_run_group_tests(tests, setup, teardown);
