@@ -58,10 +58,15 @@ static const bench_case cases[] = {
     { "redis-lua/1p/1key", "redis-lua", W_LUA, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "redis-lua/4p/1key", "redis-lua", W_LUA, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "redis/1p/1key", "redis", W_RL, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+    /* the plain script made to cost the server what rl's script does
+     * (12 extra EXISTS calls): what the server's time per decision alone
+     * does to the rate and to the shares of processes (issue 18) */
+    { "redis-lua+pad/1p/1key", "lua+pad", W_LUA, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 12, 0, 0, 0, 0 },
     { "redis/4p/1key", "redis", W_RL, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* the fleet of issue 18: more processes than cores on one hot key */
     { "redis-lua/8p/1key", "redis-lua", W_LUA, 0, 8, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "redis/8p/1key", "redis", W_RL, 0, 8, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "redis-lua+pad/8p/1key", "lua+pad", W_LUA, 0, 8, 1, BUSY_NA, 1, 0, 0, 0, 12, 0, 0, 0, 0 },
     { "redis-lua/16p/1key", "redis-lua", W_LUA, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "redis/16p/1key", "redis", W_RL, 0, 16, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "redis/1p/100k", "redis", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 1, 0, 0, 0, 0, 0, 0 },

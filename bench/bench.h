@@ -59,7 +59,8 @@ typedef struct bench_case {
     int memory_probe; /* after the run: file size / Redis memory, and the
                          * resident memory of a process with a handle open */
     int batch;        /* W_RL: decisions per rl_allow_batch call (0: rl_allow) */
-    int pad;          /* W_BARE: bytes of blob stored with each row (0: none) */
+    int pad;          /* W_BARE: bytes of blob stored with each row (0: none);
+                       * W_LUA: extra EXISTS calls in the script (0: none) */
     int refuse;       /* W_RL: a limit of 1 per hour, so every decision after the
                        * first on a key is refused (the refusal cases) */
     int call;         /* W_RL: C_* */
@@ -155,8 +156,8 @@ int bench_redis_stats_get(const char *url, bench_redis_stats *st);
 /* Deletes every Redis key under the URL's prefix (SCAN + UNLINK). */
 void bench_redis_cleanup(const char *url);
 /* The baseline: hiredis, SCRIPT LOAD once per connection, EVALSHA per call. */
-int bench_lua_prepare(const char *url, char *err, size_t errlen);
-void *bench_lua_open(const char *url, char *err, size_t errlen);
+int bench_lua_prepare(const char *url, int pad, char *err, size_t errlen);
+void *bench_lua_open(const char *url, int pad, char *err, size_t errlen);
 int bench_lua_op(void *h, const char *key, char *err, size_t errlen);
 void bench_lua_close(void *h);
 

@@ -460,14 +460,27 @@ void bench_redis_cleanup(const char *url)
 
 typedef struct lua_h {
     redisContext *c;
+    int pad;
     char sha[48];
     char prefix[PREFIX_MAX];
     size_t plen;
 } lua_h;
 
-static int script_load(redisContext *c, char *sha, size_t len, char *err, size_t errlen)
+/* The script, with pad calls of EXISTS on its key after its first line when
+ * pad > 0: the plain script made to cost the server what rl's does, so a
+ * row can tell what the server's time per decision alone does to the
+ * shares of processes (issue 18's fairness). */
+static int script_load(redisContext *c, int pad, char *sha, size_t len, char *err, size_t errlen)
 {
-    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", gcra_lua);
+    static const char first[] = "redis.replicate_commands()\n";
+    char text[sizeof gcra_lua + 96];
+    redisReply *r;
+    if (pad > 0)
+        snprintf(text, sizeof text, "%sfor i = 1, %d do redis.call('EXISTS', KEYS[1]) end\n%s",
+                 first, pad, gcra_lua + sizeof first - 1);
+    else
+        snprintf(text, sizeof text, "%s", gcra_lua);
+    r = redisCommand(c, "SCRIPT LOAD %s", text);
     int ok = r && r->type == REDIS_REPLY_STRING;
     if (ok)
         snprintf(sha, len, "%s", r->str);
@@ -477,16 +490,16 @@ static int script_load(redisContext *c, char *sha, size_t len, char *err, size_t
     return ok ? 0 : -1;
 }
 
-int bench_lua_prepare(const char *url, char *err, size_t errlen)
+int bench_lua_prepare(const char *url, int pad, char *err, size_t errlen)
 {
-    void *h = bench_lua_open(url, err, errlen);
+    void *h = bench_lua_open(url, pad, err, errlen);
     if (!h)
         return -1;
     bench_lua_close(h);
     return 0;
 }
 
-void *bench_lua_open(const char *url, char *err, size_t errlen)
+void *bench_lua_open(const char *url, int pad, char *err, size_t errlen)
 {
     lua_h *h = calloc(1, sizeof *h);
     addr a;
@@ -495,7 +508,7 @@ void *bench_lua_open(const char *url, char *err, size_t errlen)
         return NULL;
     }
     if ((h->c = connect_url(url, &a, err, errlen)) == NULL ||
-        script_load(h->c, h->sha, sizeof h->sha, err, errlen) != 0) {
+        script_load(h->c, pad, h->sha, sizeof h->sha, err, errlen) != 0) {
         bench_lua_close(h);
         return NULL;
     }
@@ -588,16 +601,16 @@ void bench_redis_cleanup(const char *url)
     (void)url;
 }
 
-int bench_lua_prepare(const char *url, char *err, size_t errlen)
+int bench_lua_prepare(const char *url, int pad, char *err, size_t errlen)
 {
-    (void)url;
+    (void)url, (void)pad;
     snprintf(err, errlen, "%s", no_redis);
     return -1;
 }
 
-void *bench_lua_open(const char *url, char *err, size_t errlen)
+void *bench_lua_open(const char *url, int pad, char *err, size_t errlen)
 {
-    (void)url;
+    (void)url, (void)pad;
     snprintf(err, errlen, "%s", no_redis);
     return NULL;
 }

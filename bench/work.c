@@ -374,7 +374,7 @@ int bench_prepare(const bench_case *c, const char *path, bench_result *out)
         return rc;
     }
     if (c->workload == W_LUA)
-        return bench_lua_prepare(path, out->err, sizeof out->err);
+        return bench_lua_prepare(path, c->pad, out->err, sizeof out->err);
     if (c->memory)
         return 0;
     if (rl_open_case(&r, c, path, out->err, sizeof out->err) != 0)
@@ -520,7 +520,7 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
         h = &b;
         op = bare_op;
     } else if (c->workload == W_LUA) {
-        if ((h = bench_lua_open(path, slot->err, sizeof slot->err)) == NULL)
+        if ((h = bench_lua_open(path, c->pad, slot->err, sizeof slot->err)) == NULL)
             slot->open_failed = 1;
         op = bench_lua_op;
     } else {
