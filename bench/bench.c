@@ -33,6 +33,10 @@ static const bench_case cases[] = {
     /* the same with a blob as big as an rl row (one limit): row size alone */
     { "bare-upsert-90B/1p/100k", "bare+90B", W_BARE, 0, 1, K100, RL_BUSY_SQLITE, 0, 0, 0, 0, 90, 0,
       0, 0, 0 },
+    /* the bare table at a million keys: what the WAL and its checkpoints do
+     * to a table this size, whatever the row (issue 20's 1M row) */
+    { "bare-upsert/1p/1M", "bare-upsert", W_BARE, 0, 1, M1, RL_BUSY_SQLITE, 0, 1, 0, 0, 0, 0, 0, 0,
+      0 },
     { "memory/1p/1key", "memory", W_RL, 1, 1, 1, BUSY_NA, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "memory/1p/100k", "memory", W_RL, 1, 1, K100, BUSY_NA, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "sqlite/1p/1key/lock", "sqlite", W_RL, 0, 1, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0, 0, 0, 0 },

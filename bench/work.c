@@ -279,26 +279,16 @@ static int rl_op_reserve(void *h, const char *key, char *err, size_t errlen)
  * writes without the bench knowing the encoding. Keys are inserted in a
  * shuffled order, as traffic would add them: the b-tree's pages end up as
  * full as in a table grown by decisions, not packed by a sorted load. */
-static int prefill(const bench_case *c, const char *path, rl *r, bench_result *out)
+static int fill_rows(const bench_case *c, const char *path, const char *ins, bench_result *out)
 {
-    static const char ins[] =
-        "INSERT INTO rl_keys (key, tier, state, allowed, refused, units, first_seen,"
-        " last_seen) SELECT ?1, tier, state, allowed, refused, units, first_seen, last_seen"
-        " FROM rl_keys WHERE key = 'k0'";
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
-    rl_result res;
     uint32_t *order = NULL;
     uint64_t seed = 0x2545F4914F6CDD1Dull;
     int64_t t0 = bench_now_ns();
     char key[16];
     int rc, i;
 
-    rc = rl_allow(r, "k0", 1, &res);
-    if (rc != RL_OK) {
-        snprintf(out->err, sizeof out->err, "prefill rl_allow: %s", rl_errmsg(r));
-        return -1;
-    }
     if (c->nkeys > 1 && (order = malloc((size_t)c->nkeys * sizeof *order)) == NULL) {
         snprintf(out->err, sizeof out->err, "prefill: out of memory");
         return -1;
@@ -322,6 +312,8 @@ static int prefill(const bench_case *c, const char *path, rl *r, bench_result *o
     for (i = 1; rc == SQLITE_OK && i < c->nkeys; i++) {
         snprintf(key, sizeof key, "k%u", order[i]);
         sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_bind_parameter_count(q) > 1)
+            sqlite3_bind_int(q, 2, c->pad);
         rc = sqlite3_step(q);
         rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
         sqlite3_reset(q);
@@ -336,6 +328,30 @@ static int prefill(const bench_case *c, const char *path, rl *r, bench_result *o
     free(order);
     out->fill_ns = bench_now_ns() - t0;
     return rc == SQLITE_OK ? 0 : -1;
+}
+
+static int prefill(const bench_case *c, const char *path, rl *r, bench_result *out)
+{
+    static const char ins[] =
+        "INSERT INTO rl_keys (key, tier, state, allowed, refused, units, first_seen,"
+        " last_seen) SELECT ?1, tier, state, allowed, refused, units, first_seen, last_seen"
+        " FROM rl_keys WHERE key = 'k0'";
+    rl_result res;
+    if (rl_allow(r, "k0", 1, &res) != RL_OK) {
+        snprintf(out->err, sizeof out->err, "prefill rl_allow: %s", rl_errmsg(r));
+        return -1;
+    }
+    return fill_rows(c, path, ins, out);
+}
+
+/* The bare table's rows k1..: as if each key had been decided once (k0 is
+ * made by the first decision, as with rl). */
+static int prefill_bare(const bench_case *c, const char *path, bench_result *out)
+{
+    return fill_rows(c, path,
+                     c->pad ? "INSERT INTO b (key, tat, pad) VALUES (?1, 1000, zeroblob(?2))"
+                            : "INSERT INTO b (key, tat) VALUES (?1, 1000)",
+                     out);
 }
 
 /* ---- both --------------------------------------------------------------- */
@@ -371,7 +387,7 @@ int bench_prepare(const bench_case *c, const char *path, bench_result *out)
     if (c->workload == W_BARE) {
         rc = bare_open(&b, path, 1, c->pad, out->err, sizeof out->err);
         bare_close(&b);
-        return rc;
+        return rc == 0 && c->prefill ? prefill_bare(c, path, out) : rc;
     }
     if (c->workload == W_LUA)
         return bench_lua_prepare(path, c->pad, out->err, sizeof out->err);
