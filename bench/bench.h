@@ -99,6 +99,13 @@ typedef struct bench_result {
      * window, and how long one took (mean and worst); -1 otherwise */
     int64_t reader_refreshes, reader_mean_ns, reader_max_ns;
     int64_t reader_cpu_ns; /* CPU time (user + system) the reader used in the window */
+    /* the workers' CPU time in the window: each one's least and most, the
+     * least and most decisions per CPU second of one, and their
+     * involuntary context switches (the scheduler took a runnable worker's
+     * CPU) in all; with more processes than cores, who gets a CPU when
+     * decides the shares, and these say how much */
+    int64_t cpu_total_ns, cpu_min_ns, cpu_max_ns, ivcsw;
+    double per_cpu_min, per_cpu_max;
 } bench_result;
 
 /* What the reader reports back, in memory shared with the parent. */
@@ -113,6 +120,8 @@ typedef struct bench_slot {
     uint64_t n, errors, refused;
     int64_t t_last; /* CLOCK_MONOTONIC ns at the end of its last decision */
     uint64_t ebusy;
+    int64_t cpu_ns; /* user + system in the timed window */
+    int64_t ivcsw;  /* involuntary context switches in it: preempted */
     int capped;
     int open_failed;
     char err[BENCH_ERR_MAX];

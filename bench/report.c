@@ -519,6 +519,34 @@ static void report_redis(const bench_case *cases, const bench_result *res, size_
     }
 }
 
+/* Where the shares of a multi-process case come from: if the workers'
+ * decisions per CPU second are alike while their CPU times are not, the
+ * scheduler's sharing of the cores made the unfairness, not rl. */
+static void report_cpu(const bench_case *cases, const bench_result *res, size_t n)
+{
+    size_t i;
+    int head = 0;
+    for (i = 0; i < n; i++) {
+        const bench_case *c = &cases[i];
+        const bench_result *r = &res[i];
+        if (!r->ran || c->nproc < 2 || r->n == 0 || r->cpu_max_ns <= 0)
+            continue;
+        if (!head++)
+            printf("\nworkers' CPU in the timed window (processes > 1)\n"
+                   "  %-30s %9s %9s %9s %11s %13s\n",
+                   "case", "fair", "cpu fair", "dec/cpu", "cpu/dec", "preempt/1k");
+        printf("  %-30s %9.2f %9.2f %9.2f %9.1fus %13.1f\n", c->label, r->fairness,
+               (double)r->cpu_min_ns / (double)r->cpu_max_ns,
+               r->per_cpu_max > 0 ? r->per_cpu_min / r->per_cpu_max : 0.0,
+               (double)r->cpu_total_ns / 1e3 / (double)r->n,
+               1000.0 * (double)r->ivcsw / (double)r->n);
+    }
+    if (head)
+        printf("  (fair: decisions of the slowest / the fastest worker; cpu fair: the same of\n"
+               "  CPU time; dec/cpu: of decisions per CPU second; cpu/dec: all workers' CPU\n"
+               "  per decision; preempt/1k: involuntary context switches per 1000 decisions)\n");
+}
+
 void bench_report_text(const bench_env *e, const bench_case *cases, const bench_result *res,
                        size_t n)
 {
@@ -592,6 +620,7 @@ void bench_report_text(const bench_env *e, const bench_case *cases, const bench_
     report_memory(cases, res, n);
     report_readers(cases, res, n);
     report_redis(cases, res, n);
+    report_cpu(cases, res, n);
 
     for (i = 0; i < n; i++) {
         const bench_result *r = &res[i];
@@ -706,6 +735,10 @@ void bench_report_json(const bench_env *e, const bench_case *cases, const bench_
         json_opt("reader_mean_ns", r->reader_mean_ns);
         json_opt("reader_max_ns", r->reader_max_ns);
         json_opt("reader_cpu_ns", r->reader_cpu_ns);
+        json_opt("cpu_total_ns", r->ran ? r->cpu_total_ns : -1);
+        json_opt("cpu_min_ns", r->ran ? r->cpu_min_ns : -1);
+        json_opt("cpu_max_ns", r->ran ? r->cpu_max_ns : -1);
+        json_opt("involuntary_switches", r->ran ? r->ivcsw : -1);
         printf("}");
     }
     printf("\n],\"ratios\":{");

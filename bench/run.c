@@ -259,8 +259,11 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
 
     /* Merge. */
     out->per_min = UINT64_MAX;
+    out->cpu_min_ns = INT64_MAX;
+    out->per_cpu_min = 1e300;
     for (p = 0; p < c->nproc; p++) {
         bench_slot *s = &slots[p];
+        double per_cpu = s->cpu_ns > 0 ? (double)s->n * 1e9 / (double)s->cpu_ns : 0;
         if (s->open_failed)
             rc = -1;
         if (s->err[0] && !out->err[0])
@@ -276,6 +279,16 @@ int bench_run(const bench_case *c, const char *path, double secs, bench_result *
             out->per_max = s->n;
         if (s->t_last > t_last)
             t_last = s->t_last;
+        out->cpu_total_ns += s->cpu_ns;
+        out->ivcsw += s->ivcsw;
+        if (s->cpu_ns < out->cpu_min_ns)
+            out->cpu_min_ns = s->cpu_ns;
+        if (s->cpu_ns > out->cpu_max_ns)
+            out->cpu_max_ns = s->cpu_ns;
+        if (per_cpu < out->per_cpu_min)
+            out->per_cpu_min = per_cpu;
+        if (per_cpu > out->per_cpu_max)
+            out->per_cpu_max = per_cpu;
     }
     if (rc == 0 && total > 0 && (all = malloc(total * sizeof *all)) != NULL) {
         for (off = 0, p = 0; p < c->nproc; p++) {

@@ -269,6 +269,24 @@ static int rl_op_reserve(void *h, const char *key, char *err, size_t errlen)
     return rv.ok ? 0 : 1;
 }
 
+/* This process's CPU time so far, user and system, and how often the
+ * scheduler took the CPU from it while it could run (ivcsw, if asked). */
+static int64_t cpu_ns_ivcsw(int64_t *ivcsw)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    if (ivcsw)
+        *ivcsw = ru.ru_nivcsw;
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+static int64_t cpu_ns(void)
+{
+    return cpu_ns_ivcsw(NULL);
+}
+
 /* ---- prefill ------------------------------------------------------------ */
 
 /* The technique of tests/tool/fill_keys.c: rl_open makes the schema, then
@@ -520,7 +538,7 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
     int (*op)(void *h, const char *key, char *err, size_t errlen);
     uint64_t seed = 0x9E3779B97F4A7C15ull * (uint64_t)(idx + 1) ^ (uint64_t)getpid();
     uint64_t nkeys = (uint64_t)c->nkeys;
-    int64_t end, t0, t1;
+    int64_t end, t0, t1, ivcsw0 = 0;
     size_t n = 0;
     bare b;
     rl *r = NULL;
@@ -561,8 +579,11 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
         seed = 1;
 
     end = barrier(bctx);
+    slot->cpu_ns = -cpu_ns_ivcsw(&ivcsw0);
     if (c->batch > 1) { /* one sample per rl_allow_batch call */
         batch_loop(c, r, &seed, nkeys, end, slot, samples, cap);
+        slot->cpu_ns += cpu_ns_ivcsw(&slot->ivcsw);
+        slot->ivcsw -= ivcsw0;
         rl_close(r);
         return;
     }
@@ -585,6 +606,8 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
             break;
         }
     }
+    slot->cpu_ns += cpu_ns_ivcsw(&slot->ivcsw);
+    slot->ivcsw -= ivcsw0;
     slot->n = n;
     slot->t_last = t1;
 
@@ -604,16 +627,6 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
 static int watch_refresh(rl *r, watch_scan *w)
 {
     return watch_scan_refresh(r, w) == RL_OK ? 0 : -1;
-}
-
-/* This process's CPU time so far, user and system. */
-static int64_t cpu_ns(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0)
-        return 0;
-    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
-           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
 void bench_reader(const bench_case *c, const char *path, bench_reader_stats *st,
