@@ -302,6 +302,23 @@ static void follow(rd_store *s)
     s->retry_at = 0;
 }
 
+/* The end of a call's hops. Still sent on after RD_HOPS_MAX of them, the
+ * slot is moving as we follow it, or the nodes disagree on its owner: like
+ * ASK and TRYAGAIN that passes, so it is RL_EBUSY (the fail mode applies),
+ * not a store failure, and the next call starts again from where this one
+ * ended. */
+static int hops_done(rd_store *s, int rc)
+{
+    if (rc != RL_OK && s->moved[0]) {
+        char last[RL_ERRMSG_MAX];
+        snprintf(last, sizeof last, "%s", s->base.err);
+        rc = rl_seterr(s->base.err, RL_EBUSY, "%s (still redirected after %d hops)", last,
+                       RD_HOPS_MAX);
+    }
+    s->moved[0] = 0;
+    return rc;
+}
+
 /* Connects, and on Redis Cluster to the node that serves the prefix's hash
  * slot: the first one asked may name another (MOVED, met by the format
  * check). At most RD_HOPS_MAX hops, against a cluster that keeps moving. */
@@ -314,8 +331,7 @@ static int connect_follow(rd_store *s)
         if (hop < RD_HOPS_MAX)
             follow(s);
     }
-    s->moved[0] = 0;
-    return rc;
+    return hops_done(s, rc);
 }
 
 static int ensure(rd_store *s)
@@ -422,8 +438,7 @@ int rd_cmd(rd_store *s, redisReply **out, const char *what, int argc, const char
         if (hop < RD_HOPS_MAX) /* the slot moved to another node: ask that one */
             follow(s);
     }
-    s->moved[0] = 0;
-    return rc;
+    return hops_done(s, rc);
 }
 
 static int pipeline_once(rd_store *s, size_t n, int *argc, const char ***argv, size_t **len,
@@ -442,8 +457,7 @@ int rd_pipeline(rd_store *s, size_t n, int *argc, const char ***argv, size_t **l
         if (hop < RD_HOPS_MAX)
             follow(s);
     }
-    s->moved[0] = 0;
-    return rc;
+    return hops_done(s, rc);
 }
 
 static int pipeline_once(rd_store *s, size_t n, int *argc, const char ***argv, size_t **len,

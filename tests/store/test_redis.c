@@ -20,6 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -491,6 +496,105 @@ static void test_claims_hold_off_and_lapse(void **state)
     rl_close(r);
 }
 
+/* ---- a node that always sends the caller elsewhere ---------------------- */
+
+/* Bytes of buf[0..n) that make one whole RESP command (an array of bulk
+ * strings, as hiredis sends them); 0 while it is incomplete. */
+static size_t resp_command(const char *buf, size_t n)
+{
+    size_t at = 0;
+    long i, count, len;
+    char *end;
+    const char *nl = memchr(buf, '\n', n);
+    if (!nl || buf[0] != '*')
+        return 0;
+    count = strtol(buf + 1, &end, 10);
+    at = (size_t)(nl - buf) + 1;
+    for (i = 0; i < count; i++) {
+        if (at >= n || buf[at] != '$' || !(nl = memchr(buf + at, '\n', n - at)))
+            return 0;
+        len = strtol(buf + at + 1, &end, 10);
+        at = (size_t)(nl - buf) + 1 + (size_t)len + 2;
+        if (at > n)
+            return 0;
+    }
+    return at;
+}
+
+/* The child: answers every command of every connection, one connection
+ * after the other, with MOVED to itself; counts the connections in *conns. */
+static void moved_node(int lfd, int port, volatile int *conns)
+{
+    char reply[64], buf[65536];
+    int fd;
+    snprintf(reply, sizeof reply, "-MOVED 4242 127.0.0.1:%d\r\n", port);
+    while ((fd = accept(lfd, NULL, NULL)) >= 0) {
+        size_t have = 0, used;
+        ssize_t got;
+        __atomic_add_fetch(conns, 1, __ATOMIC_SEQ_CST);
+        while ((got = read(fd, buf + have, sizeof buf - have)) > 0) {
+            have += (size_t)got;
+            while ((used = resp_command(buf, have)) > 0) {
+                if (write(fd, reply, strlen(reply)) < 0)
+                    break;
+                memmove(buf, buf + used, have - used);
+                have -= used;
+            }
+            if (have == sizeof buf)
+                break;
+        }
+        close(fd);
+    }
+    _exit(0);
+}
+
+/* A cluster whose nodes keep sending the handle on (a slot moving while it
+ * is followed, or nodes that disagree on its owner): rl gives up after its
+ * hops with RL_EBUSY, like ASK and TRYAGAIN, instead of following for
+ * ever. (Opening, deciding and pipelines end their hops in one place,
+ * hops_done in store/redis/redis.c.) */
+static void test_moved_in_circles_gives_up(void **state)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    volatile int *conns;
+    char url[128];
+    rl *r = NULL;
+    int lfd, port, status;
+    pid_t pid;
+    (void)state;
+    conns = mmap(NULL, sizeof *conns, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(conns != MAP_FAILED);
+    *conns = 0;
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    port = ntohs(a.sin_port);
+    if ((pid = fork()) == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed assertion must not leave it behind */
+        moved_node(lfd, port, conns);
+    }
+    assert_true(pid > 0);
+    close(lfd);
+
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0?prefix=mv:&timeout_ms=2000", port);
+    assert_int_equal(rl_open(&r, url, NULL), RL_EBUSY);
+    print_message("%s\n", rl_errmsg(r));
+    assert_non_null(strstr(rl_errmsg(r), "MOVED"));
+    assert_non_null(strstr(rl_errmsg(r), "hops"));
+    assert_int_equal(*conns, 4); /* the address given, then 3 hops */
+    rl_close(r);
+
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    munmap((void *)conns, sizeof *conns);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -503,6 +607,7 @@ int main(void)
         T(test_wrong_password),
         T(test_scripts_flushed),
         cmocka_unit_test(test_bad_addresses),
+        cmocka_unit_test(test_moved_in_circles_gives_up),
         T(test_hostile_contents),
         T(test_data_format),
         T(test_idle_keys_expire),
