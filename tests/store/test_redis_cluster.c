@@ -250,9 +250,10 @@ static void test_every_part_in_one_slot(void **state)
     assert_true(tagged >= 6); /* format, policy, keys, leases, lease_seq, account */
 }
 
-/* A slot on its way to another node answers ASK or TRYAGAIN: rl says
- * RL_EBUSY (the fail mode applies) rather than misreading the keys. A
- * slot moved for good is followed. */
+/* A slot on its way to another node answers TRYAGAIN (the keys of one
+ * call split between the nodes) or ASK (all of them moved already): rl
+ * says RL_EBUSY (the fail mode applies) rather than misreading the keys.
+ * A slot moved for good is followed. */
 static void test_slot_moved_is_followed(void **state)
 {
     CL();
@@ -310,6 +311,15 @@ static void test_slot_moved_is_followed(void **state)
                 freeReplyObject(rt_must(src, "MIGRATE 127.0.0.1 %d %s 0 5000", cl->port[to],
                                         k->element[j]->str));
             freeReplyObject(k);
+        }
+        /* every key moved, the slot not yet assigned: the old owner sends
+         * each command on with ASK, which rl does not follow */
+        {
+            int rc = rl_allow(r, "m", 1, &res);
+            print_message("keys moved, slot migrating: %s\n", rl_errmsg(r));
+            assert_int_equal(rc, RL_EBUSY);
+            assert_non_null(strstr(rl_errmsg(r), "ASK"));
+            assert_false(res.allowed);
         }
         for (i = 0; i < NODES; i++) {
             redisContext *n = rt_raw(cl->port[i]);
