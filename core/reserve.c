@@ -130,7 +130,7 @@ int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soon
         rl__release_held(st, c->n_held[i], c->held_id[i], c->held_amount[i]);
         if (dry)
             continue;
-        rc = r->store->ops->lease_delete(r->store, c->id[i]);
+        rc = r->store->ops->lease_delete(r->store, key, c->id[i]);
         r->slot_freed = 1; /* a slot, or a waiter's place ahead of others */
     }
     *soonest = c->soonest;
@@ -230,7 +230,7 @@ static int lease_end_tx(rl *r, void *ctx)
     if (rec->n_held > 0)
         r->slot_freed = 1;
     row.state_len = rl_state_encode(&st, row.state);
-    if ((rc = r->store->ops->lease_delete(r->store, rec->id)) != RL_OK)
+    if ((rc = r->store->ops->lease_delete(r->store, rec->key, rec->id)) != RL_OK)
         return rc;
     return r->store->ops->row_put(r->store, rec->key, &row);
 }
