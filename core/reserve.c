@@ -90,12 +90,14 @@ static void count_ahead(rl__ahead *a, const rl_lease_rec *rec)
 static int reclaim_one(void *ctx, const rl_lease_rec *rec)
 {
     reclaim_ctx *rc = ctx;
-    if (rl__lease_live(rec, rc->now) && rec->waiting) {
+    /* once per lease: another process's costs a kill(0) and a /proc read */
+    int live = rl__lease_live(rec, rc->now);
+    if (live && rec->waiting) {
         if (rc->ahead)
             count_ahead(rc->ahead, rec);
         return 0;
     }
-    if (rl__lease_live(rec, rc->now)) {
+    if (live) {
         if (rec->n_held > 0 && (rc->soonest == INT64_MIN || rec->expires < rc->soonest))
             rc->soonest = rec->expires;
         return 0;
