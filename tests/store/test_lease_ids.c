@@ -179,10 +179,10 @@ static void test_ids_never_reused(void **state)
     rl_close(r);
 }
 
-/* A key whose leases were all reclaimed (or a range used up) draws a new
- * range: still above every id it had. Here the tombstone goes, as a
- * damaged or edited file could lose it: the next id comes from a range
- * never drawn before. */
+/* A key with no row of leases left, or whose range is used up, draws a
+ * new range: still above every id it had. Here the tombstone goes first,
+ * as a damaged or edited file could lose it: the next id comes from a
+ * range never drawn before; then the range runs out. */
 static void test_new_range_above(void **state)
 {
     fx *f = *state;
@@ -199,6 +199,16 @@ static void test_new_range_above(void **state)
     assert_int_equal(settle(r, a1), RL_ENOTFOUND);
     assert_int_equal(settle(r, a2), RL_OK);
     assert_int_equal(settle(r, b1), RL_OK);
+    rl_close(r);
+    /* a's range used up: its tombstone at the range's last id */
+    sql(f->path, "UPDATE rl_lease_rows SET id = (SELECT hi FROM rl_lease_ids WHERE key = 'a'"
+                 " ORDER BY lo DESC LIMIT 1) WHERE key = 'a'");
+    r = open_db(f->path);
+    a1 = begin(r, "a");
+    assert_true(a1 > a2 && a1 > b1);
+    assert_int_equal(a1 % (1 << 24), 0); /* the first of a new range */
+    assert_int_equal(settle(r, a2), RL_ENOTFOUND);
+    assert_int_equal(settle(r, a1), RL_OK);
     rl_close(r);
 }
 
