@@ -365,7 +365,7 @@ static int reclaim_tx(rl *r, void *ctx)
     if ((rc = dead_find(w, w->reclaim_key, rl__now(r), &found)) != RL_OK)
         goto out;
     for (i = 0; i < found.n; i++) {
-        if ((rc = w->s->ops->lease_delete(w->s, found.v[i].id)) != RL_OK)
+        if ((rc = w->s->ops->lease_delete(w->s, w->reclaim_key, found.v[i].id)) != RL_OK)
             goto out;
         w->changed++;
     }

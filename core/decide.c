@@ -369,7 +369,7 @@ static int put_lease(rl *r, const decision *x, const rl__req *q)
             return rc;
         /* reclaimed already if it had run out: nothing to delete then */
         if (q->wait_id && q->wait_id[k] > 0 &&
-            (rc = r->store->ops->lease_delete(r->store, q->wait_id[k])) != RL_OK &&
+            (rc = r->store->ops->lease_delete(r->store, q->keys[k], q->wait_id[k])) != RL_OK &&
             rc != RL_ENOTFOUND)
             return rc;
     }

@@ -19,6 +19,7 @@
 #include "lease.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,21 +121,34 @@ static int64_t proc_start(int64_t pid, char *state)
     return (int64_t)start;
 }
 
-/* This process's start time, read from /proc once per process: every
- * lease begins with it, and the read cost a lease pair about a tenth of
- * its time (bench agent/1p/lease). Keyed by pid, so a child of fork reads
- * its own. Threads may race to fill it; they write the same values, the
- * start before the pid that vouches for it. */
+/* This process's pid and start time, read once per process: every lease
+ * begins with them and every lease listed is compared with them, and the
+ * /proc read cost a lease pair about a tenth of its time, getpid a few
+ * per cent more (bench agent/1p/lease). A child of fork forgets them (an
+ * atfork handler) and reads its own. Threads may race to fill them; they
+ * write the same values, the start before the pid that vouches for it. */
 static int64_t self_pid, self_start;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+static void self_forget(void)
+{
+    __atomic_store_n(&self_pid, 0, __ATOMIC_RELEASE);
+}
+
+static void self_watch_fork(void)
+{
+    (void)pthread_atfork(NULL, NULL, self_forget);
+}
 
 void rl_owner_self(int64_t *pid, int64_t *pstart)
 {
     char state;
-    *pid = (int64_t)getpid();
-    if (__atomic_load_n(&self_pid, __ATOMIC_ACQUIRE) == *pid) {
+    (void)pthread_once(&self_once, self_watch_fork);
+    if ((*pid = __atomic_load_n(&self_pid, __ATOMIC_ACQUIRE)) != 0) {
         *pstart = __atomic_load_n(&self_start, __ATOMIC_RELAXED);
         return;
     }
+    *pid = (int64_t)getpid();
     *pstart = proc_start(*pid, &state);
     if (*pstart >= 0) {
         __atomic_store_n(&self_start, *pstart, __ATOMIC_RELAXED);
@@ -147,11 +161,12 @@ int rl_owner_alive(int64_t pid, int64_t pstart)
     char state = 0;
     int64_t start;
     if (pid <= 0 || pid > INT32_MAX)
-        return 1;                   /* unknown owner: only the TTL can tell */
-    if (pid == (int64_t)getpid()) { /* this process: alive, unless it is a namesake */
+        return 1; /* unknown owner: only the TTL can tell */
+    {
         int64_t me, my_start;
         rl_owner_self(&me, &my_start);
-        if (pstart < 0 || my_start < 0 || pstart == my_start)
+        /* this process: alive, unless it is a namesake */
+        if (pid == me && (pstart < 0 || my_start < 0 || pstart == my_start))
             return 1;
     }
     if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)

@@ -90,12 +90,14 @@ static void count_ahead(rl__ahead *a, const rl_lease_rec *rec)
 static int reclaim_one(void *ctx, const rl_lease_rec *rec)
 {
     reclaim_ctx *rc = ctx;
-    if (rl__lease_live(rec, rc->now) && rec->waiting) {
+    /* once per lease: another process's costs a kill(0) and a /proc read */
+    int live = rl__lease_live(rec, rc->now);
+    if (live && rec->waiting) {
         if (rc->ahead)
             count_ahead(rc->ahead, rec);
         return 0;
     }
-    if (rl__lease_live(rec, rc->now)) {
+    if (live) {
         if (rec->n_held > 0 && (rc->soonest == INT64_MIN || rec->expires < rc->soonest))
             rc->soonest = rec->expires;
         return 0;
@@ -130,7 +132,7 @@ int rl__reclaim(rl *r, const char *key, rl_state *st, int64_t now, int64_t *soon
         rl__release_held(st, c->n_held[i], c->held_id[i], c->held_amount[i]);
         if (dry)
             continue;
-        rc = r->store->ops->lease_delete(r->store, c->id[i]);
+        rc = r->store->ops->lease_delete(r->store, key, c->id[i]);
         r->slot_freed = 1; /* a slot, or a waiter's place ahead of others */
     }
     *soonest = c->soonest;
@@ -230,7 +232,7 @@ static int lease_end_tx(rl *r, void *ctx)
     if (rec->n_held > 0)
         r->slot_freed = 1;
     row.state_len = rl_state_encode(&st, row.state);
-    if ((rc = r->store->ops->lease_delete(r->store, rec->id)) != RL_OK)
+    if ((rc = r->store->ops->lease_delete(r->store, rec->key, rec->id)) != RL_OK)
         return rc;
     return r->store->ops->row_put(r->store, rec->key, &row);
 }

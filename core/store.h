@@ -165,7 +165,9 @@ typedef struct rl_store_ops {
     /* Leases, inside a transaction. lease_put assigns rec->id. */
     int (*lease_put)(rl_store *s, rl_lease_rec *rec);
     int (*lease_get)(rl_store *s, int64_t id, rl_lease_rec *rec); /* RL_ENOTFOUND */
-    int (*lease_delete)(rl_store *s, int64_t id);
+    /* Lease id of key goes (nothing if it is not there): callers know the
+     * key, so a store that keeps leases by key finds it at once. */
+    int (*lease_delete)(rl_store *s, const char *key, int64_t id);
     /* Leases of key (NULL: all), oldest first; fn non-zero stops the walk. */
     int (*leases_each)(rl_store *s, const char *key, rl_lease_fn fn, void *ctx);
     /* Administration (core/admin.c). keys_page: at most `limit` keys after

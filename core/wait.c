@@ -370,7 +370,8 @@ static int dequeue_tx(rl *r, void *ctx)
     size_t k;
     int rc;
     for (k = 0; k < a->nkeys; k++)
-        if (a->id[k] > 0 && (rc = r->store->ops->lease_delete(r->store, a->id[k])) != RL_OK)
+        if (a->id[k] > 0 &&
+            (rc = r->store->ops->lease_delete(r->store, a->keys[k], a->id[k])) != RL_OK)
             return rc;
     r->slot_freed = 1;
     return RL_OK;

@@ -544,7 +544,13 @@ void rl_lock_release(rl_lock *l)
 /* ---- slot wake-ups -------------------------------------------------------- */
 
 /* The word is only compared and slept on, never trusted: garbage in it
- * costs a waiter one early look, nothing else. */
+ * costs a waiter one early look, nothing else. Its low 31 bits are the
+ * epoch; the top bit says a waiter may be asleep on it, set by the waiter
+ * before it sleeps and cleared by the next move, which wakes sleepers only
+ * then: with nobody waiting, a release (every lease settled) makes no
+ * futex call. */
+#define EPOCH_SLEEPER 0x80000000u
+
 static int epoch_usable(const rl_lock *l)
 {
     return l->map && !l->forked && !l->damaged;
@@ -554,7 +560,7 @@ int rl_lock_epoch(rl_lock *l, uint32_t *epoch)
 {
     if (!epoch_usable(l))
         return RL_ESTORE;
-    *epoch = __atomic_load_n(&l->h->released, __ATOMIC_ACQUIRE);
+    *epoch = __atomic_load_n(&l->h->released, __ATOMIC_ACQUIRE) & ~EPOCH_SLEEPER;
     return RL_OK;
 }
 
@@ -563,7 +569,17 @@ void rl_lock_epoch_wait(rl_lock *l, uint32_t seen, int64_t ns)
     if (ns <= 0)
         return;
     if (epoch_usable(l)) {
-        (void)q_sleep(&l->h->released, seen, ns);
+        uint32_t w = __atomic_load_n(&l->h->released, __ATOMIC_ACQUIRE);
+        seen &= ~EPOCH_SLEEPER;
+        /* flag it, unless the epoch moved already (a failed exchange
+         * reloads w) or another sleeper flagged it */
+        while ((w & ~EPOCH_SLEEPER) == seen && !(w & EPOCH_SLEEPER) &&
+               !__atomic_compare_exchange_n(&l->h->released, &w, w | EPOCH_SLEEPER, 0,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            ;
+        /* a move after the flag changes the word: the futex does not sleep */
+        if ((w & ~EPOCH_SLEEPER) == seen)
+            (void)q_sleep(&l->h->released, seen | EPOCH_SLEEPER, ns);
     } else {
         struct timespec ts;
         ts.tv_sec = (time_t)(ns / 1000000000);
@@ -574,10 +590,16 @@ void rl_lock_epoch_wait(rl_lock *l, uint32_t seen, int64_t ns)
 
 void rl_lock_epoch_bump(rl_lock *l)
 {
+    uint32_t w;
     if (!epoch_usable(l))
         return;
-    __atomic_add_fetch(&l->h->released, 1u, __ATOMIC_ACQ_REL);
-    q_wake(&l->h->released, INT_MAX);
+    w = __atomic_load_n(&l->h->released, __ATOMIC_ACQUIRE);
+    while (!__atomic_compare_exchange_n(&l->h->released, &w,
+                                        ((w & ~EPOCH_SLEEPER) + 1u) & ~EPOCH_SLEEPER, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        ;
+    if (w & EPOCH_SLEEPER)
+        q_wake(&l->h->released, INT_MAX);
 }
 
 int rl_lock_damaged(const rl_lock *l)

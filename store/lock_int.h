@@ -64,7 +64,8 @@ typedef struct shm_head {
     uint32_t lock;
     uint32_t waiters;        /* a hint: processes blocked on lock */
     uint32_t posted;         /* a hint: slots POSTED or LEAD (never below the truth when intact) */
-    uint32_t released;       /* moved after a slot is released: slot waiters sleep on it */
+    uint32_t released;       /* moved after a slot is released: slot waiters sleep on it
+                              * (top bit: one may be asleep, see lock.c) */
     uint64_t seq, seq_check; /* the last batch numbered, and ~seq */
 } shm_head;
 

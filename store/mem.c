@@ -295,11 +295,11 @@ static int mem_lease_get(rl_store *s, int64_t id, rl_lease_rec *rec)
     return RL_OK;
 }
 
-static int mem_lease_delete(rl_store *s, int64_t id)
+static int mem_lease_delete(rl_store *s, const char *key, int64_t id)
 {
     mem_store *m = (mem_store *)s;
     rl_lease_rec *l = find_lease(m, id);
-    if (l) {
+    if (l && strcmp(l->key, key) == 0) {
         memmove(l, l + 1, (size_t)(m->leases + m->n_leases - (l + 1)) * sizeof *l);
         m->n_leases--;
     }

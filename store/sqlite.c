@@ -87,24 +87,30 @@ static const char *const sql_text[S_COUNT] = {
     [S_LIMITS_CLEAR] = "DELETE FROM rl_limits",
     [S_RULES_CLEAR] = "DELETE FROM rl_rules",
     [S_RULE_INS] = "INSERT INTO rl_rules (pos, match, tier) VALUES (?1, ?2, ?3)",
-    [S_LEASE_INS] = "INSERT INTO rl_leases (key, created, expires, pid, pstart, body)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [S_LEASE_GET] = "SELECT id, key, created, expires, pid, pstart, body FROM rl_leases"
-                    " WHERE id = ?1",
-    [S_LEASE_DEL] = "DELETE FROM rl_leases WHERE id = ?1",
-    [S_LEASES_KEY] = "SELECT id, key, created, expires, pid, pstart, body FROM rl_leases"
-                     " WHERE key = ?1 ORDER BY id",
-    [S_LEASES_ALL] = "SELECT id, key, created, expires, pid, pstart, body FROM rl_leases"
-                     " ORDER BY id",
-    /* key > ?1 walks the primary key's b-tree from the cursor on: a page
-     * costs the rows it returns (and those the glob skips), never a sort. */
+    /* leases (schema/006): tombstones (an empty body) are seen by no reader */
+    [S_LEASE_INS] = "INSERT INTO rl_lease_rows (key, id, created, expires, pid, pstart, body)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_LEASE_GET] = "SELECT id, key, created, expires, pid, pstart, body FROM rl_lease_rows"
+                    " WHERE key = ?1 AND id = ?2 AND length(body) > 0",
+    [S_LEASE_DEL] = "DELETE FROM rl_lease_rows WHERE key = ?1 AND id = ?2",
+    [S_LEASE_TOMB] = "UPDATE rl_lease_rows SET created = 0, expires = 0, pid = 0, pstart = 0,"
+                     " body = x'' WHERE key = ?1 AND id = ?2",
+    [S_LEASE_LAST] = "SELECT id, length(body) = 0 FROM rl_lease_rows WHERE key = ?1"
+                     " ORDER BY id DESC LIMIT 1",
+    [S_LEASE_OWNER] = "SELECT lo, hi, key FROM rl_lease_ids WHERE lo <= ?1 ORDER BY lo DESC"
+                      " LIMIT 1",
+    [S_LEASE_IDS_INS] = "INSERT OR REPLACE INTO rl_lease_ids (lo, hi, key) VALUES (?1, ?2, ?3)",
+    [S_LEASES_KEY] = "SELECT id, key, created, expires, pid, pstart, body FROM rl_lease_rows"
+                     " WHERE key = ?1 AND length(body) > 0 ORDER BY id",
+    /* oldest first: ids grow within a key, not across keys */
+    [S_LEASES_ALL] = "SELECT id, key, created, expires, pid, pstart, body FROM rl_lease_rows"
+                     " WHERE length(body) > 0 ORDER BY created, id",
     [S_PAGE] = "SELECT key, tier, state, allowed, refused, units, first_seen, last_seen"
                " FROM rl_keys WHERE key > ?1 AND (?2 IS NULL OR rl_glob(?2, key))"
                " ORDER BY key LIMIT ?3",
     [S_KEYS_CLEAR] = "DELETE FROM rl_keys",
-    [S_LEASES_CLEAR] = "DELETE FROM rl_leases",
-    [S_LEASE_RESTORE] = "INSERT INTO rl_leases (id, key, created, expires, pid, pstart, body)"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_LEASES_CLEAR] = "DELETE FROM rl_lease_rows",
+    [S_LEASE_IDS_CLEAR] = "DELETE FROM rl_lease_ids",
     [S_P_JOURNAL] = "PRAGMA journal_mode",
     [S_P_SYNC] = "PRAGMA synchronous",
     [S_P_BUSY] = "PRAGMA busy_timeout",
@@ -118,8 +124,9 @@ static const char *const sql_text[S_COUNT] = {
 /* ---- the schema --------------------------------------------------------- */
 
 /* What the migrations (the .sql files of schema/) create, and the version that
- * added each object and column: at version v a database holds exactly the
- * objects and columns "since" v or earlier. Anything else in sqlite_schema
+ * added each object and column (and dropped an object: "until", the last
+ * version that has it, 0 for none): at version v a database holds exactly
+ * the objects and columns "since" v or earlier, less those dropped. Anything else in sqlite_schema
  * (SQLite's own sqlite_* tables and indexes aside), a missing object or a
  * table with other columns means the file was tampered with or belongs to
  * someone else. Columns are compared by name, declared type (as SQLite
@@ -131,7 +138,7 @@ typedef struct sq_col {
 
 typedef struct sq_obj {
     const char *type, *name, *table; /* table: the table an index is on */
-    int since;
+    int since, until;
     const sq_col *cols; /* a table's columns in order, ending with a NULL name;
                          * an index's, by name */
 } sq_obj;
@@ -175,17 +182,30 @@ static const sq_col cols_sets[] = {
     { NULL, NULL, 0, 0 },
 };
 static const sq_col cols_leases_key[] = { { "key", NULL, 0, 3 }, { NULL, NULL, 0, 0 } };
+static const sq_col cols_lease_rows[] = {
+    { "key", "TEXT", 1, 6 },        { "id", "INTEGER", 2, 6 },  { "created", "INTEGER", 0, 6 },
+    { "expires", "INTEGER", 0, 6 }, { "pid", "INTEGER", 0, 6 }, { "pstart", "INTEGER", 0, 6 },
+    { "body", "BLOB", 0, 6 },       { NULL, NULL, 0, 0 },
+};
+static const sq_col cols_lease_ids[] = {
+    { "lo", "INTEGER", 1, 6 },
+    { "hi", "INTEGER", 0, 6 },
+    { "key", "TEXT", 0, 6 },
+    { NULL, NULL, 0, 0 },
+};
 
 static const sq_obj known_objects[] = {
-    { "table", "rl_meta", "rl_meta", 1, cols_meta },
-    { "table", "rl_keys", "rl_keys", 1, cols_keys },
-    { "table", "rl_tiers", "rl_tiers", 1, cols_tiers },
-    { "table", "rl_limits", "rl_limits", 1, cols_limits },
-    { "table", "rl_rules", "rl_rules", 2, cols_rules },
-    { "table", "rl_leases", "rl_leases", 3, cols_leases },
-    { "index", "rl_leases_key", "rl_leases", 3, cols_leases_key },
-    { "table", "rl_limit_sets", "rl_limit_sets", 5, cols_sets },
-    { NULL, NULL, NULL, 0, NULL },
+    { "table", "rl_meta", "rl_meta", 1, 0, cols_meta },
+    { "table", "rl_keys", "rl_keys", 1, 0, cols_keys },
+    { "table", "rl_tiers", "rl_tiers", 1, 0, cols_tiers },
+    { "table", "rl_limits", "rl_limits", 1, 0, cols_limits },
+    { "table", "rl_rules", "rl_rules", 2, 0, cols_rules },
+    { "table", "rl_leases", "rl_leases", 3, 5, cols_leases },
+    { "index", "rl_leases_key", "rl_leases", 3, 5, cols_leases_key },
+    { "table", "rl_limit_sets", "rl_limit_sets", 5, 0, cols_sets },
+    { "table", "rl_lease_rows", "rl_lease_rows", 6, 0, cols_lease_rows },
+    { "table", "rl_lease_ids", "rl_lease_ids", 6, 0, cols_lease_ids },
+    { NULL, NULL, NULL, 0, 0, NULL },
 };
 
 /* ---- the connection ----------------------------------------------------- */
@@ -329,6 +349,12 @@ static int check_columns(sq_store *s, const sq_obj *o, int v)
     return rc;
 }
 
+/* Whether version v of the migrations has object o. */
+static int obj_in(const sq_obj *o, int v)
+{
+    return o->since <= v && (o->until == 0 || v <= o->until);
+}
+
 /* Whether the schema is exactly what version v of the migrations creates
  * (known_objects). SQLite's own tables and indexes (sqlite_sequence,
  * sqlite_stat1, sqlite_autoindex_*) are passed over by an exact,
@@ -350,7 +376,7 @@ int rl_store_sqlite_check_objects(sq_store *s, int v)
         const char *name = (const char *)sqlite3_column_text(q, 1);
         const char *table = (const char *)sqlite3_column_text(q, 2);
         for (i = 0; known_objects[i].name; i++)
-            if (known_objects[i].since <= v && type && name && table &&
+            if (obj_in(&known_objects[i], v) && type && name && table &&
                 strcmp(type, known_objects[i].type) == 0 &&
                 strcmp(name, known_objects[i].name) == 0 &&
                 strcmp(table, known_objects[i].table) == 0)
@@ -373,7 +399,7 @@ int rl_store_sqlite_check_objects(sq_store *s, int v)
         rc = rl_store_sqlite_fail(s, step, "read schema");
     sqlite3_finalize(q);
     for (i = 0; rc == RL_OK && known_objects[i].name; i++) {
-        if (known_objects[i].since > v)
+        if (!obj_in(&known_objects[i], v))
             continue;
         if (!seen[i])
             rc = rl_seterr(s->base.err, RL_ECORRUPT, "%s %s missing: not rl's schema (tampered?)",

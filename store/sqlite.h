@@ -59,12 +59,16 @@ enum {
     S_LEASE_INS,
     S_LEASE_GET,
     S_LEASE_DEL,
+    S_LEASE_TOMB,
+    S_LEASE_LAST,
+    S_LEASE_OWNER,
+    S_LEASE_IDS_INS,
     S_LEASES_KEY,
     S_LEASES_ALL,
     S_PAGE,
     S_KEYS_CLEAR,
     S_LEASES_CLEAR,
-    S_LEASE_RESTORE,
+    S_LEASE_IDS_CLEAR,
     S_P_JOURNAL,
     S_P_SYNC,
     S_P_BUSY,
@@ -163,7 +167,7 @@ int rl_store_sqlite_tier_delete(rl_store *base, const char *name);
 
 int rl_store_sqlite_lease_put(rl_store *base, rl_lease_rec *rec);
 int rl_store_sqlite_lease_get(rl_store *base, int64_t id, rl_lease_rec *rec);
-int rl_store_sqlite_lease_delete(rl_store *base, int64_t id);
+int rl_store_sqlite_lease_delete(rl_store *base, const char *key, int64_t id);
 int rl_store_sqlite_leases_each(rl_store *base, const char *key, rl_lease_fn fn, void *ctx);
 int rl_store_sqlite_keys_list(rl_store *base, const char *match, int sort, size_t limit,
                               rl_row_fn fn, void *ctx);

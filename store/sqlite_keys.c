@@ -3,8 +3,12 @@
  * administration calls of core/admin.c (pages of keys, import).
  *
  * Guarantees:
- *   - leases are kept in rl_leases under ids SQLite assigns (or the ids an
- *     import restores), and listed oldest first;
+ *   - leases are kept in rl_lease_rows by key (schema/006_lease_rows.sql):
+ *     a lease begun or ended writes one page of them, no index and no
+ *     counter; ids are never issued twice (an import's restored ids
+ *     included), only grow on a key, and an id finds its key through
+ *     rl_lease_ids; leases are listed oldest first (a key's by id, all by
+ *     creation time, then id);
  *   - listings step one statement, hold no row past the callback and stop
  *     when it returns non-zero; a page walks the key's b-tree from its
  *     cursor on, never sorting;
@@ -17,10 +21,121 @@
 #include <string.h>
 
 /* ---- leases ------------------------------------------------------------- */
+/* Leases live in rl_lease_rows by (key, id), and rl_lease_ids finds an
+ * id's key (schema/006_lease_rows.sql says why and how ids are drawn). */
 
-int rl_store_sqlite_lease_put(rl_store *base, rl_lease_rec *rec)
+#define RANGE_BITS 24
+#define RANGE_SIZE ((int64_t)1 << RANGE_BITS)
+#define RANGES_MAX ((int64_t)1 << 38) /* range << 24 stays below 2^62 */
+
+/* The key whose ids include id: *found 0 when none does. RL_ECORRUPT for a
+ * row of rl_lease_ids that is not one rl writes. */
+static int lease_owner(sq_store *s, int64_t id, int *found, int64_t *lo, int64_t *hi, char *key)
 {
-    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *q = NULL;
+    int rc = rl_store_sqlite_stmt(s, S_LEASE_OWNER, &q);
+    *found = 0;
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_int64(q, 1, id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *k = sqlite3_column_text(q, 2);
+        *lo = sqlite3_column_int64(q, 0);
+        *hi = sqlite3_column_int64(q, 1);
+        rc = RL_OK;
+        if (!k || (size_t)sqlite3_column_bytes(q, 2) > RL_KEY_MAX ||
+            sqlite3_column_type(q, 1) != SQLITE_INTEGER || *hi < *lo ||
+            (*hi != *lo && (*lo % RANGE_SIZE != 0 || *hi != *lo + RANGE_SIZE - 1)))
+            rc = rl_seterr(s->base.err, RL_ECORRUPT, "lease ids: damaged row at %lld",
+                           (long long)*lo);
+        else if (id <= *hi) {
+            memcpy(key, k, (size_t)sqlite3_column_bytes(q, 2) + 1);
+            *found = 1;
+        }
+    } else if (rc == SQLITE_DONE) {
+        rc = RL_OK;
+    } else {
+        rc = rl_store_sqlite_fail(s, rc, "read lease ids");
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc;
+}
+
+/* The highest id key has in rl_lease_rows (a lease or its tombstone):
+ * *have 0 when it has none. */
+static int lease_last(sq_store *s, const char *key, int *have, int64_t *id, int *tomb)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = rl_store_sqlite_stmt(s, S_LEASE_LAST, &q);
+    *have = 0;
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *have = 1;
+        *id = sqlite3_column_int64(q, 0);
+        *tomb = sqlite3_column_int(q, 1);
+        rc = RL_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? RL_OK : rl_store_sqlite_fail(s, rc, "read leases");
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc;
+}
+
+static int ids_put(sq_store *s, int64_t lo, int64_t hi, const char *key)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = rl_store_sqlite_stmt(s, S_LEASE_IDS_INS, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_int64(q, 1, lo);
+    sqlite3_bind_int64(q, 2, hi);
+    sqlite3_bind_text(q, 3, key, -1, SQLITE_STATIC);
+    return rl_store_sqlite_run(s, S_LEASE_IDS_INS, "write lease ids");
+}
+
+/* rl_meta's lease_ranges, the last range drawn (at least `floor`, and
+ * `add` more, when add or floor asks for a write). */
+static int ranges_move(sq_store *s, int64_t add, int64_t floor, int64_t *out)
+{
+    sqlite3_stmt *q = NULL;
+    int64_t v = -1;
+    int rc = rl_store_sqlite_stmt(s, S_SETTING, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, "lease_ranges", -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_INTEGER)
+        v = sqlite3_column_int64(q, 0);
+    rc =
+        rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_sqlite_fail(s, rc, "read setting");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (rc != RL_OK)
+        return rc;
+    if (v < 0 || v >= RANGES_MAX)
+        return rl_seterr(s->base.err, RL_ECORRUPT, "lease_ranges: damaged or used up");
+    if (v < floor)
+        v = floor;
+    v += add;
+    if (v >= RANGES_MAX)
+        return rl_seterr(s->base.err, RL_EFULL, "lease ids used up");
+    if ((rc = rl_store_sqlite_stmt(s, S_SET_SETTING, &q)) != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, "lease_ranges", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, v);
+    if ((rc = rl_store_sqlite_run(s, S_SET_SETTING, "write setting")) == RL_OK)
+        *out = v;
+    return rc;
+}
+
+static int lease_write(sq_store *s, const rl_lease_rec *rec)
+{
     unsigned char body[RL_LEASE_BODY_MAX];
     size_t len = rl_lease_encode(rec, body);
     sqlite3_stmt *q = NULL;
@@ -28,14 +143,55 @@ int rl_store_sqlite_lease_put(rl_store *base, rl_lease_rec *rec)
     if (rc != RL_OK)
         return rc;
     sqlite3_bind_text(q, 1, rec->key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, rec->created);
-    sqlite3_bind_int64(q, 3, rec->expires);
-    sqlite3_bind_int64(q, 4, rec->pid);
-    sqlite3_bind_int64(q, 5, rec->pstart);
-    sqlite3_bind_blob(q, 6, body, (int)len, SQLITE_STATIC);
-    if ((rc = rl_store_sqlite_run(s, S_LEASE_INS, "write lease")) == RL_OK)
-        rec->id = sqlite3_last_insert_rowid(s->db);
-    return rc;
+    sqlite3_bind_int64(q, 2, rec->id);
+    sqlite3_bind_int64(q, 3, rec->created);
+    sqlite3_bind_int64(q, 4, rec->expires);
+    sqlite3_bind_int64(q, 5, rec->pid);
+    sqlite3_bind_int64(q, 6, rec->pstart);
+    sqlite3_bind_blob(q, 7, body, (int)len, SQLITE_STATIC);
+    return rl_store_sqlite_run(s, S_LEASE_INS, "write lease");
+}
+
+static int lease_key_run(sq_store *s, int i, const char *key, int64_t id, const char *what)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = rl_store_sqlite_stmt(s, i, &q);
+    if (rc != RL_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, id);
+    return rl_store_sqlite_run(s, i, what);
+}
+
+/* The id after the key's highest, if that one was drawn from a range of
+ * the key's and the range has room; else the first of a new range. Either
+ * is above every id the key had: a key's ids only grow, and each is
+ * issued once (the highest outlives its lease as a tombstone). */
+int rl_store_sqlite_lease_put(rl_store *base, rl_lease_rec *rec)
+{
+    sq_store *s = (sq_store *)base;
+    char owner[RL_KEY_MAX + 1];
+    int64_t last = 0, lo = 0, hi = 0, range, id = 0;
+    int have, tomb = 0, found = 0, rc;
+    if ((rc = lease_last(s, rec->key, &have, &last, &tomb)) != RL_OK)
+        return rc;
+    if (have && last > 0 && (rc = lease_owner(s, last, &found, &lo, &hi, owner)) != RL_OK)
+        return rc;
+    if (found && hi > lo && last < hi && strcmp(owner, rec->key) == 0)
+        id = last + 1;
+    if (!id) {
+        if ((rc = ranges_move(s, 1, 0, &range)) != RL_OK)
+            return rc;
+        id = range << RANGE_BITS;
+        if ((rc = ids_put(s, id, id + RANGE_SIZE - 1, rec->key)) != RL_OK)
+            return rc;
+    }
+    /* the tombstone's work is done: the key's highest id is the new one */
+    if (have && tomb &&
+        (rc = lease_key_run(s, S_LEASE_DEL, rec->key, last, "delete lease")) != RL_OK)
+        return rc;
+    rec->id = id;
+    return lease_write(s, rec);
 }
 
 /* Reads the current row of a lease query into rec. */
@@ -58,11 +214,19 @@ int rl_store_sqlite_lease_get(rl_store *base, int64_t id, rl_lease_rec *rec)
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *q = NULL;
-    int rc = rl_store_sqlite_stmt(s, S_LEASE_GET, &q);
+    char key[RL_KEY_MAX + 1];
+    int64_t lo, hi;
+    int found, rc = lease_owner(s, id, &found, &lo, &hi, key);
     if (rc != RL_OK)
         return rc;
-    sqlite3_bind_int64(q, 1, id);
-    rc = sqlite3_step(q);
+    if (found && (rc = rl_store_sqlite_stmt(s, S_LEASE_GET, &q)) != RL_OK)
+        return rc;
+    rc = SQLITE_DONE;
+    if (found) {
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, id);
+        rc = sqlite3_step(q);
+    }
     if (rc == SQLITE_ROW)
         rc = lease_row(s, q, rec);
     else if (rc == SQLITE_DONE)
@@ -70,20 +234,23 @@ int rl_store_sqlite_lease_get(rl_store *base, int64_t id, rl_lease_rec *rec)
                        "lease %lld not found: settled, cancelled or reclaimed", (long long)id);
     else
         rc = rl_store_sqlite_fail(s, rc, "read lease");
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
+    if (q) {
+        sqlite3_reset(q);
+        sqlite3_clear_bindings(q);
+    }
     return rc;
 }
 
-int rl_store_sqlite_lease_delete(rl_store *base, int64_t id)
+/* The key's highest id becomes a tombstone instead (see lease_put). */
+int rl_store_sqlite_lease_delete(rl_store *base, const char *key, int64_t id)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *q = NULL;
-    int rc = rl_store_sqlite_stmt(s, S_LEASE_DEL, &q);
+    int64_t last = 0;
+    int have, tomb, rc = lease_last(s, key, &have, &last, &tomb);
     if (rc != RL_OK)
         return rc;
-    sqlite3_bind_int64(q, 1, id);
-    return rl_store_sqlite_run(s, S_LEASE_DEL, "delete lease");
+    return lease_key_run(s, have && last == id ? S_LEASE_TOMB : S_LEASE_DEL, key, id,
+                         "delete lease");
 }
 
 int rl_store_sqlite_leases_each(rl_store *base, const char *key, rl_lease_fn fn, void *ctx)
@@ -198,28 +365,29 @@ int rl_store_sqlite_keys_page(rl_store *base, const char *after, const char *mat
     return each_row(s, q, fn, ctx);
 }
 
+/* Leases and their ids go; lease_ranges stays, so that no range drawn
+ * before is drawn again. */
 int rl_store_sqlite_state_clear(rl_store *base)
 {
     sq_store *s = (sq_store *)base;
     int rc = rl_store_sqlite_run(s, S_KEYS_CLEAR, "clear keys");
-    return rc != RL_OK ? rc : rl_store_sqlite_run(s, S_LEASES_CLEAR, "clear leases");
+    if (rc == RL_OK)
+        rc = rl_store_sqlite_run(s, S_LEASES_CLEAR, "clear leases");
+    return rc != RL_OK ? rc : rl_store_sqlite_run(s, S_LEASE_IDS_CLEAR, "clear lease ids");
 }
 
+/* Under its own id, with a row of rl_lease_ids of its own; ranges are
+ * drawn above it from then on. */
 int rl_store_sqlite_lease_restore(rl_store *base, const rl_lease_rec *rec)
 {
     sq_store *s = (sq_store *)base;
-    unsigned char body[RL_LEASE_BODY_MAX];
-    size_t len = rl_lease_encode(rec, body);
-    sqlite3_stmt *q = NULL;
-    int rc = rl_store_sqlite_stmt(s, S_LEASE_RESTORE, &q);
-    if (rc != RL_OK)
+    int64_t range;
+    int rc;
+    if (rec->id <= 0)
+        return rl_seterr(base->err, RL_EINVAL, "lease id %lld: not one rl issues",
+                         (long long)rec->id);
+    if ((rc = lease_write(s, rec)) != RL_OK ||
+        (rc = ids_put(s, rec->id, rec->id, rec->key)) != RL_OK)
         return rc;
-    sqlite3_bind_int64(q, 1, rec->id);
-    sqlite3_bind_text(q, 2, rec->key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, rec->created);
-    sqlite3_bind_int64(q, 4, rec->expires);
-    sqlite3_bind_int64(q, 5, rec->pid);
-    sqlite3_bind_int64(q, 6, rec->pstart);
-    sqlite3_bind_blob(q, 7, body, (int)len, SQLITE_STATIC);
-    return rl_store_sqlite_run(s, S_LEASE_RESTORE, "write lease");
+    return ranges_move(s, 0, rec->id >> RANGE_BITS, &range);
 }

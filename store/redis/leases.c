@@ -91,8 +91,9 @@ int rd_lease_get(rl_store *base, int64_t id, rl_lease_rec *rec)
     return rc;
 }
 
-int rd_lease_delete(rl_store *base, int64_t id)
+int rd_lease_delete(rl_store *base, const char *key, int64_t id)
 {
+    (void)key; /* the id finds it */
     rd_store *s = (rd_store *)base;
     rd_row *w;
     int64_t *ng;

@@ -206,7 +206,7 @@ int rd_fast_check(rd_store *s);
 /* leases.c */
 int rd_lease_put(rl_store *base, rl_lease_rec *rec);
 int rd_lease_get(rl_store *base, int64_t id, rl_lease_rec *rec);
-int rd_lease_delete(rl_store *base, int64_t id);
+int rd_lease_delete(rl_store *base, const char *key, int64_t id);
 int rd_leases_each(rl_store *base, const char *key, rl_lease_fn fn, void *ctx);
 int rd_lease_restore(rl_store *base, const rl_lease_rec *rec);
 

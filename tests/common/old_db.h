@@ -16,9 +16,21 @@
 
 #include "store.h"
 
-/* Rewrites the states of path's rl_keys in format 2, drops rl_limit_sets
- * and runs `then` (more SQL of the downgrade, e.g. dropping later columns,
- * and the PRAGMA user_version). Returns 0, or -1 on any failure. */
+/* Schema 3's rl_leases in place of schema 6's tables, holding their open
+ * leases under their ids (AUTOINCREMENT's high mark at the highest). */
+#define OLD_DB_LEASES                                                                      \
+    "CREATE TABLE rl_leases (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL,"     \
+    " created INTEGER NOT NULL, expires INTEGER NOT NULL, pid INTEGER NOT NULL,"           \
+    " pstart INTEGER NOT NULL, body BLOB NOT NULL);"                                       \
+    "CREATE INDEX rl_leases_key ON rl_leases (key);"                                       \
+    "INSERT INTO rl_leases (id, key, created, expires, pid, pstart, body) SELECT id, key," \
+    " created, expires, pid, pstart, body FROM rl_lease_rows WHERE length(body) > 0;"      \
+    "DROP TABLE rl_lease_rows; DROP TABLE rl_lease_ids;"                                   \
+    "DELETE FROM rl_meta WHERE name = 'lease_ranges';"
+
+/* Rewrites the states of path's rl_keys in format 2, drops rl_limit_sets,
+ * moves the leases back (OLD_DB_LEASES) and runs `then` (more SQL of the
+ * downgrade, e.g. dropping later columns, and the PRAGMA user_version). Returns 0, or -1 on any failure. */
 static inline int test_old_db(const char *path, const char *then)
 {
     sqlite3 *db = NULL;
@@ -59,7 +71,8 @@ static inline int test_old_db(const char *path, const char *then)
     }
     sqlite3_finalize(q);
     q = NULL;
-    if (sqlite3_exec(db, "DROP TABLE rl_limit_sets", NULL, NULL, NULL) != SQLITE_OK ||
+    if (sqlite3_exec(db, "DROP TABLE rl_limit_sets;" OLD_DB_LEASES, NULL, NULL, NULL) !=
+            SQLITE_OK ||
         sqlite3_exec(db, then, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto out;

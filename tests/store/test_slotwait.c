@@ -246,6 +246,56 @@ static void test_waiter_sleeps(void **state)
     rl_close(r);
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * RL_SECOND + ts.tv_nsec;
+}
+
+/* On SQLite a release wakes a sleeping waiter at once: it has the slot
+ * well before it would have looked again by itself (500 ms after its last
+ * look). A release with nobody asleep makes no futex call (store/lock.c),
+ * so this is what shows the sleeper's flag is seen. */
+static void test_release_wakes_at_once(void **state)
+{
+    env *e = *state;
+    rl *r = open_db(e);
+    rl_lease held;
+    rl_result res;
+    struct timespec asleep = { 0, 100000000L };
+    int64_t t0, took;
+    pid_t pid;
+    int fds[2];
+    report rep;
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(rl_lease_begin(r, key, stream1, 1, RL_MINUTE, &held, &res), RL_OK);
+    /* releases with nobody waiting move the word too */
+    {
+        rl_lease other;
+        assert_int_equal(rl_lease_cancel(r, &held), RL_OK);
+        assert_int_equal(rl_lease_begin(r, key, stream1, 1, RL_MINUTE, &other, &res), RL_OK);
+        held = other;
+    }
+    if ((pid = fork()) == 0) {
+        close(fds[0]);
+        waiter_child(e, 0, fds[1]);
+    }
+    close(fds[1]);
+    until_waiting(r, 1);
+    nanosleep(&asleep, NULL); /* it is asleep by now (not an ordering: the wake is) */
+    t0 = mono_ns();
+    assert_int_equal(rl_lease_cancel(r, &held), RL_OK);
+    read_report(fds[0], &rep);
+    took = mono_ns() - t0;
+    reap(pid);
+    close(fds[0]);
+    assert_int_equal(rep.rc, RL_OK);
+    print_message("waiter served %lld us after the release\n", (long long)(took / 1000));
+    assert_true(took < 250 * RL_MILLISECOND);
+    rl_close(r);
+}
+
 /* A waiter killed while queued leaves the queue: the next one is served
  * when the slot comes free, not blocked behind a dead place. */
 static void test_killed_waiter_leaves_queue(void **state)
@@ -292,6 +342,7 @@ int main(void)
         BOTH(test_served_in_queue_order),
         BOTH(test_waiter_sleeps),
         BOTH(test_killed_waiter_leaves_queue),
+        cmocka_unit_test_setup_teardown(test_release_wakes_at_once, setup_sqlite, teardown),
     };
     return run_store_tests(tests, sizeof tests / sizeof tests[0], setup_redis);
 }

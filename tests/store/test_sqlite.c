@@ -282,9 +282,13 @@ static void test_schema_columns(void **state)
           "DROP TABLE rl_tiers; CREATE TABLE rl_tiers (name TEXT PRIMARY KEY, unlimited INTEGER NOT"
           " NULL DEFAULT 0) WITHOUT ROWID; DELETE FROM rl_limits",
           "table rl_tiers: column name is not rl's" },
-        { "DROP INDEX rl_leases_key; CREATE INDEX rl_leases_key ON rl_leases (pid)",
-          "DROP INDEX rl_leases_key; CREATE INDEX rl_leases_key ON rl_leases (key)",
-          "index rl_leases_key: column key is not rl's" },
+        { "DROP TABLE rl_lease_rows; CREATE TABLE rl_lease_rows (key TEXT NOT NULL, id INTEGER"
+          " NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL, pid INTEGER NOT NULL,"
+          " pstart INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (id, key)) WITHOUT ROWID",
+          "DROP TABLE rl_lease_rows; CREATE TABLE rl_lease_rows (key TEXT NOT NULL, id INTEGER"
+          " NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL, pid INTEGER NOT NULL,"
+          " pstart INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (key, id)) WITHOUT ROWID",
+          "table rl_lease_rows: column key is not rl's" },
         { "DROP TABLE rl_rules",
           "CREATE TABLE rl_rules (pos INTEGER PRIMARY KEY, match TEXT NOT"
           " NULL, tier TEXT NOT NULL)",

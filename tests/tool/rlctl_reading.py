@@ -531,8 +531,9 @@ class ReadingTests:
                           d["reclaimable_leases"]), (1, 1, 1))
 
         out = self.ok("leases")
+        # ID is right-aligned to the widest id, as the rows below are
         self.assertRegex(out.splitlines()[0],
-                         r"^ID +KEY +ESTIMATE +OWNER +AGE +EXPIRES IN +STATE$")
+                         r"^ *ID +KEY +ESTIMATE +OWNER +AGE +EXPIRES IN +STATE$")
         self.assertEqual(len(re.findall(r"(?m)^ *\d+ +s:dead +streams 1 +\d+ \(gone\) +\S+ +\S+ +"
                                         r"owner dead \(reclaimable\)$", out)), 2, out)
         self.assertRegex(out, r"(?m)^ *\d+ +s:mix +streams 1 +\d+ +\S+ +\S+ +held$")
