@@ -26,6 +26,7 @@
  *   - whatever does not fit the plan goes the usual way, unchanged.
  */
 #include "handle.h"
+#include "window.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -83,7 +84,9 @@ static int plan_key(rl *r, const rl__req *q, const char *key, rl_fast_key *fk)
         return 0;
     }
     memset(&none, 0, sizeof none);
-    rl__align(r, t, &none, &st, 0); /* GCRA and in-flight slots need no time */
+    /* GCRA and in-flight slots need no time; a window's start is the
+     * server's to set (rl_fast_fresh) */
+    rl__align(r, t, &none, &st, 0);
     if (st.n != t->n || t->n > RL_MAX_LIMITS)
         return 0;
     fk->key = key;
@@ -92,13 +95,14 @@ static int plan_key(rl *r, const rl__req *q, const char *key, rl_fast_key *fk)
         const rl_ldef *d = &t->limits[i];
         int64_t amount = rl__amount_of(q->costs, q->ncosts, d->resource);
         rl_fast_slot *s = &fk->slot[i];
-        if (d->kind == RL_KIND_WINDOW || (d->kind == RL_KIND_CONCURRENT && amount >= 0) ||
-            amount > d->burst)
+        if ((d->kind == RL_KIND_CONCURRENT && amount >= 0) || amount > d->burst)
             return 0;
         memset(s, 0, sizeof *s);
         s->cost = d->kind == RL_KIND_CONCURRENT ? -1 : amount;
         s->count = d->count;
-        if (s->cost < 0)
+        if (d->kind == RL_KIND_WINDOW) /* the server multiplies (see the top) */
+            s->period_ns = d->period_ns;
+        if (s->cost < 0 || d->kind == RL_KIND_WINDOW)
             continue;
         split((i128)amount * d->period_ns, d->count, &s->inc_ns, &s->inc_rem);
         split((i128)d->burst * d->period_ns, d->count, &s->tau_ns, &s->tau_rem);
@@ -132,4 +136,23 @@ int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f)
         if (!plan_key(r, q, q->keys[k], &f->k[k]))
             return 0;
     return 1;
+}
+
+size_t rl_fast_fresh(const rl_fast_key *fk, int64_t now, unsigned char *buf)
+{
+    rl_state st;
+    rl_ldef d;
+    size_t i;
+    memcpy(buf, fk->tmpl, fk->tmpl_len);
+    if (rl_state_decode(&st, fk->tmpl, fk->tmpl_len) != RL_OK)
+        return fk->tmpl_len; /* not one of plan_key's: core refuses it later */
+    memset(&d, 0, sizeof d);
+    for (i = 0; i < st.n; i++)
+        if (st.slot[i].kind == RL_SLOT_WINDOW) {
+            d.kind = RL_KIND_WINDOW;
+            d.count = d.burst = st.slot[i].count;
+            d.period_ns = st.slot[i].period_ns;
+            st.slot[i].tat = rl_window_fresh(&d, now).start;
+        }
+    return rl_state_encode(&st, buf);
 }

@@ -96,18 +96,21 @@ typedef int (*rl_check_fn)(void *ctx, const char *check, int status, const char 
 /* A decision a store may make in one round trip (decide_fast): rl_allow,
  * rl_acquire, rl_acquire_keys, or a reservation (rl_reserve, rl_wait: a
  * horizon, max_delay_ns), with no lease and no place in a slot queue,
- * whose keys' tiers hold only GCRA and concurrency limits and which names
- * no concurrency limit; keys may be under cool-downs. Core does every
- * 128-bit product here, so that the
+ * whose keys' tiers hold only GCRA, sliding window and concurrency limits
+ * and which names no concurrency limit; keys may be under cool-downs.
+ * For a GCRA limit core does every 128-bit product here, so that the
  * server decides with additions and comparisons alone (Redis's Lua has
  * only doubles): per named limit, cost × period and burst × period, each
  * divided by count into whole ns and a remainder in [0, count), as
- * rl_tat holds a GCRA state (core/fast.c). */
+ * rl_tat holds a GCRA state (core/fast.c). A window's products involve
+ * its stored counts and the server's clock, so it gets its period and
+ * the server multiplies and divides exactly itself (store/redis/fast.c). */
 typedef struct rl_fast_slot {
     int64_t cost;            /* -1: the request does not name this limit */
     int64_t count;           /* the limit's count: remainders are below it */
-    int64_t inc_ns, inc_rem; /* cost × period / count */
-    int64_t tau_ns, tau_rem; /* burst × period / count */
+    int64_t inc_ns, inc_rem; /* GCRA: cost × period / count */
+    int64_t tau_ns, tau_rem; /* GCRA: burst × period / count */
+    int64_t period_ns;       /* a sliding window's period; 0 for the others */
 } rl_fast_slot;
 
 typedef struct rl_fast_key {
@@ -139,6 +142,13 @@ typedef struct rl_fast_req {
     size_t nkeys;
     rl_fast_key k[RL_MAX_KEYS];
 } rl_fast_req;
+
+/* The state key fk starts from when it is new at now: its template with
+ * each sliding window the empty one that holds now (rl_window_fresh), as
+ * core would align a key it never saw. The store's replay of a decision
+ * made on the server starts a new key from it (store/redis/fast.c).
+ * Returns its length in buf (at least sizeof fk->tmpl bytes). */
+size_t rl_fast_fresh(const rl_fast_key *fk, int64_t now, unsigned char *buf);
 
 typedef struct rl_store_ops {
     const char *name;

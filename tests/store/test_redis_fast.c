@@ -51,7 +51,8 @@ static uint64_t rng, seed;
 typedef struct tally {
     long n, wrote, hit;
 } tally;
-static tally t_plain, t_rsv, t_cool;
+static tally t_plain, t_rsv, t_cool, t_win;
+static int win_call; /* the call being made names a sliding window limit */
 static uint64_t hits0;
 static unsigned long tx0;
 static rl_reservation rva, rvb; /* the last reservation of each handle */
@@ -83,8 +84,8 @@ static int chance(int pct)
 #define Y50 ((int64_t)50 * 366 * 24 * 3600 * 1000000000LL)
 static const char *const resources[] = { "requests", "tokens", "calls" };
 
-/* A random GCRA limit rl accepts (rl_tier_set checks it; the caller
- * retries on a refusal). */
+/* A random GCRA or sliding window limit rl accepts (rl_tier_set checks
+ * it; the caller retries on a refusal). */
 static void gen_limit(rl_limit *l, char *name, size_t cap, int i)
 {
     static const int64_t periods[] = {
@@ -97,6 +98,10 @@ static void gen_limit(rl_limit *l, char *name, size_t cap, int i)
     l->count = chance(15) ? ((int64_t)1 << 40) - rn(3) : 1 + rn(chance(50) ? 10 : 100000);
     l->period_ns = chance(10) ? 1 + rn(Y50) : periods[rn(6)] * (1 + rn(3));
     l->burst = chance(30) ? 1 + rn(l->count < 20 ? 3 * l->count : l->count) : l->count;
+    if (chance(40)) { /* a window has no burst: it is its count */
+        l->algorithm = RL_ALGO_SLIDING_WINDOW;
+        l->burst = l->count;
+    }
 }
 
 /* A tier of 1-3 GCRA limits and, sometimes, a concurrency limit that a
@@ -225,6 +230,27 @@ static void count(rl *b, int rc, int rsv, int cool)
     tally_add(rsv ? &t_rsv : &t_plain, wrote, hit);
     if (cool)
         tally_add(&t_cool, wrote, hit);
+    if (win_call)
+        tally_add(&t_win, wrote, hit);
+}
+
+/* Whether a call on keys ks naming the resources of c has a sliding
+ * window limit to decide: read from the memory handle before the call. */
+static int names_window(rl *a, const char *const *ks, size_t nk, const rl_cost *c, size_t nc)
+{
+    rl_key_stats st;
+    size_t k, i, j;
+    for (k = 0; k < nk; k++) {
+        memset(&st, 0, sizeof st);
+        if (rl_stats(a, ks[k], &st) != RL_OK)
+            continue;
+        for (i = 0; i < st.n_limits; i++)
+            for (j = 0; j < nc; j++)
+                if (st.limits[i].algorithm == RL_ALGO_SLIDING_WINDOW &&
+                    strcmp(st.limits[i].resource, c[j].resource) == 0)
+                    return 1;
+    }
+    return 0;
 }
 
 static int cooled(const rl_result *res)
@@ -271,6 +297,7 @@ static void reserve(rl *a, rl *b)
 {
     const char *k = keys[rn(4)];
     int64_t cost = chance(10) ? 0 : chance(5) ? ((int64_t)1 << 40) + 1 : 1 + rn(3), d;
+    rl_cost rc = { "requests", cost };
     int ra, rb;
     switch (rn(6)) {
     case 0:
@@ -288,6 +315,7 @@ static void reserve(rl *a, rl *b)
     default:
         d = rn(chance(50) ? 1000000 : 2000000000LL);
     }
+    win_call = names_window(a, &k, 1, &rc, 1);
     ra = rl_reserve(a, k, cost, d, &rva);
     mark(b);
     rb = rl_reserve(b, k, cost, d, &rvb);
@@ -319,6 +347,7 @@ static void decide(rl *a, rl *b)
     }
     if (op == 0) {
         const char *k = keys[rn(4)];
+        win_call = names_window(a, &k, 1, c, 1);
         ra = rl_allow(a, k, c[0].amount, &x);
         mark(b);
         rb = rl_allow(b, k, c[0].amount, &y);
@@ -328,6 +357,7 @@ static void decide(rl *a, rl *b)
     }
     if (op == 1) {
         const char *k = keys[rn(4)];
+        win_call = names_window(a, &k, 1, c, nc);
         ra = rl_acquire(a, k, c, nc, &x);
         mark(b);
         rb = rl_acquire(b, k, c, nc, &y);
@@ -339,6 +369,7 @@ static void decide(rl *a, rl *b)
     i = (size_t)rn(4);
     for (size_t j = 0; j < nk; j++)
         ks[j] = keys[(i + j) % 4];
+    win_call = names_window(a, ks, nk, c, nc);
     ra = rl_acquire_keys(a, ks, nk, c, nc, &x);
     mark(b);
     rb = rl_acquire_keys(b, ks, nk, c, nc, &y);
@@ -437,6 +468,7 @@ static void test_script_matches_core(void **state)
     tally_check("plain decisions", &t_plain, 200, 2);
     tally_check("reservations", &t_rsv, 200, 2);
     tally_check("refusals by a cool-down", &t_cool, 100, 5);
+    tally_check("calls naming a sliding window", &t_win, 200, 2);
 }
 
 /* A row damaged where the script reads it (a remainder not below its
