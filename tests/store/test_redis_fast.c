@@ -749,6 +749,52 @@ static void test_reserve_int64_edges(void **state)
     pair_close(&p);
 }
 
+/* A sliding window on the server as in window.c: a key new before the
+ * epoch starts at the window that holds now (rounded down); the window
+ * rolls into prev, weighted and rounded up, and after two periods idle
+ * starts over; a reservation waits until the weighted prev or cur leaves
+ * room, to the nanosecond; one that a cool-down sends into a later
+ * window keeps there at least what the older windows still weigh. */
+static void test_window_edges(void **state)
+{
+    static const rl_limit lims[] = { RL_SLIDING_WINDOW("win", NULL, 10, RL_SECOND),
+                                     RL_LIMIT("tok", "tokens", 1000, RL_SECOND, 1000) };
+    const int64_t t0 = -3 * RL_SECOND, ms = RL_MILLISECOND;
+    rl_reservation rv;
+    pair p;
+    (void)state;
+    if (!pair_open(&p, lims, 2, "win")) {
+        skip();
+        return;
+    }
+    clk = t0 + 500 * ms; /* -2.5 s: its window is [-3 s, -2 s) */
+    assert_true(both_acquire(&p, "k", "requests", 9).allowed);
+    same_stats(p.a, p.b, "k");
+    assert_true(both_acquire(&p, "k", "tokens", 5).allowed); /* the window not named */
+    clk = t0 + 1300 * ms;                                    /* prev 9 weighs ceil(6.3) = 7 */
+    assert_false(both_acquire(&p, "k", "requests", 4).allowed);
+    assert_false(both_reserve(&p, "k", 4, 0).ok);
+    same_stats(p.a, p.b, "k");
+    both_penalize(&p, "k", NULL, RL_SECOND); /* until t0 + 2.3 s */
+    rv = both_reserve(&p, "k", 1, 2 * RL_SECOND);
+    assert_true(rv.ok);
+    assert_int_equal(rv.delay_ns, RL_SECOND);
+    same_stats(p.a, p.b, "k"); /* the window of t0 + 2 s holds prev 7 - 1 and 1 */
+    clk = t0 + 10700 * ms;     /* idle for longer than two periods */
+    assert_true(both_acquire(&p, "k", "requests", 10).allowed);
+    assert_true(both_acquire(&p, "k", "requests", 0).allowed); /* a check: 10 of 10 */
+    clk = t0 + 11300 * ms; /* prev 10 weighs 7: 5 more fit once it weighs 5 */
+    rv = both_reserve(&p, "k", 5, INT64_MAX);
+    assert_true(rv.ok);
+    assert_int_equal(rv.delay_ns, 200 * ms);
+    rv = both_reserve(&p, "k", 9, INT64_MAX); /* cur 5 must weigh 1: 1.5 s */
+    assert_true(rv.ok);
+    assert_int_equal(rv.delay_ns, 1500 * ms);
+    assert_false(both_reserve(&p, "k", 1, 1500 * ms - 1).ok);
+    same_stats(p.a, p.b, "k");
+    pair_close(&p);
+}
+
 /* rl_wait on Redis: each of its decisions is one script run, the one that
  * sleeps (1 ms of real time) as well. */
 static void test_wait_by_script(void **state)
@@ -782,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_script_matches_core), cmocka_unit_test(test_damaged_row_untouched),
         cmocka_unit_test(test_cooldown_edges),      cmocka_unit_test(test_reserve_horizon_edges),
         cmocka_unit_test(test_reserve_int64_edges), cmocka_unit_test(test_wait_by_script),
+        cmocka_unit_test(test_window_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
