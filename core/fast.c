@@ -6,13 +6,19 @@
  * A decision without a lease or a place in a slot queue (rl_allow,
  * rl_acquire, rl_acquire_keys, and reservations: rl_reserve, rl_wait's
  * decisions) on keys whose tiers, by rules or the default of the policy
- * this handle has cached, hold only GCRA and concurrency limits, and which
- * names no concurrency limit, is a few additions and comparisons per limit
- * once two 128-bit products are made: cost × period and burst × period,
- * over count. They are made here, in the same exact arithmetic as gcra.c,
- * so the server needs no more than doubles. A horizon (max_delay_ns) and
- * the cool-downs that would refuse the request (their ids) are sent as
- * they are: comparing times needs no product.
+ * this handle has cached, hold only GCRA, sliding window and concurrency
+ * limits, and which names no concurrency limit, can be decided by the
+ * server. A GCRA limit is a few additions and comparisons once two
+ * 128-bit products are made: cost × period and burst × period, over
+ * count. They are made here, in the same exact arithmetic as gcra.c, so
+ * the server needs no more than doubles. A sliding window's products
+ * (window.c) involve its stored counts and the server's clock, which are
+ * not known here: it gets its count, period and cost, and the server
+ * makes them exactly itself. A horizon (max_delay_ns) and the cool-downs
+ * that would refuse the request (their ids) are sent as they are:
+ * comparing times needs no product. A key new to its tier starts from a
+ * template whose windows the server starts at its now (rl_state_fresh_at,
+ * which the replay uses too).
  *
  * Guarantees:
  *   - a plan is made only for a request that the usual way would decide
@@ -23,10 +29,8 @@
  *     found them and at its time, and the store checks that the rows core
  *     would write are byte for byte those the server wrote (store.h): the
  *     script and core/ cannot drift apart unnoticed;
- *   - whatever does not fit the plan goes the usual way, unchanged.
- */
+ *   - whatever does not fit the plan goes the usual way, unchanged. */
 #include "handle.h"
-#include "window.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -136,23 +140,4 @@ int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f)
         if (!plan_key(r, q, q->keys[k], &f->k[k]))
             return 0;
     return 1;
-}
-
-size_t rl_fast_fresh(const rl_fast_key *fk, int64_t now, unsigned char *buf)
-{
-    rl_state st;
-    rl_ldef d;
-    size_t i;
-    memcpy(buf, fk->tmpl, fk->tmpl_len);
-    if (rl_state_decode(&st, fk->tmpl, fk->tmpl_len) != RL_OK)
-        return fk->tmpl_len; /* not one of plan_key's: core refuses it later */
-    memset(&d, 0, sizeof d);
-    for (i = 0; i < st.n; i++)
-        if (st.slot[i].kind == RL_SLOT_WINDOW) {
-            d.kind = RL_KIND_WINDOW;
-            d.count = d.burst = st.slot[i].count;
-            d.period_ns = st.slot[i].period_ns;
-            st.slot[i].tat = rl_window_fresh(&d, now).start;
-        }
-    return rl_state_encode(&st, buf);
 }

@@ -143,12 +143,14 @@ typedef struct rl_fast_req {
     rl_fast_key k[RL_MAX_KEYS];
 } rl_fast_req;
 
-/* The state key fk starts from when it is new at now: its template with
- * each sliding window the empty one that holds now (rl_window_fresh), as
- * core would align a key it never saw. The store's replay of a decision
- * made on the server starts a new key from it (store/redis/fast.c).
- * Returns its length in buf (at least sizeof fk->tmpl bytes). */
-size_t rl_fast_fresh(const rl_fast_key *fk, int64_t now, unsigned char *buf);
+/* The state blob st (len bytes) with each sliding window slot started at
+ * the empty window that holds now (rl_window_fresh), as core aligns a key
+ * it never saw: a template made without a time (core/fast.c's) becomes the
+ * state of a key new at now. The store's replay of a decision made on the
+ * server starts a new key from it (store/redis/fast.c). Returns its length
+ * in buf (RL_STATE_MAX bytes); a blob that does not decode is copied as it
+ * is, for whoever reads it to refuse. */
+size_t rl_state_fresh_at(const unsigned char *st, size_t len, int64_t now, unsigned char *buf);
 
 typedef struct rl_store_ops {
     const char *name;

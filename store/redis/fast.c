@@ -2,18 +2,26 @@
  * fast.c - the Redis store's one-round-trip decision: a server-side script
  * that decides rl_allow / rl_acquire / rl_acquire_keys and reservations
  * (rl_reserve, rl_wait's decisions: admitted to act later, within a
- * horizon) on GCRA limits, on keys under cool-downs too, and writes its
- * outcome (rl_store_ops.decide_fast; the plan is core/fast.c's), then the
- * replay that lets core check it.
+ * horizon) on GCRA and sliding window limits, on keys under cool-downs
+ * too, and writes its outcome (rl_store_ops.decide_fast; the plan is
+ * core/fast.c's), then the replay that lets core check it.
  *
  * Why: the usual way reads the rows, decides in C and commits with a
  * script that checks what it read. That is two round trips, and processes
  * that share one hot key conflict and retry: the more of them, the fewer
  * decisions. Deciding on the server serialises them in Redis instead, with
  * no retries. The math stays exact without 128-bit integers in Lua: core
- * sends each named limit's cost × period and burst × period over count
- * (whole ns and a remainder), so the script only adds and compares 64-bit
- * numbers kept as two 32-bit halves in doubles.
+ * sends each named GCRA limit's cost × period and burst × period over
+ * count (whole ns and a remainder), so the script only adds and compares
+ * 64-bit numbers kept as two 32-bit halves in doubles. A sliding window's
+ * products involve its stored counts and the server's clock, so the
+ * script makes them itself, exactly: a count below 2^42 times a 64-bit
+ * time as four 32-bit words from 16-bit limbs (every partial sum below
+ * 2^53), divided by binary long division, each step of which stays below
+ * 2^63 in {hi, lo} halves. It ports window.c line by line (advance,
+ * estimate, first_fit, wait_for, charge); with no horizon (rl_allow) it
+ * only compares the two products that tell whether the estimate at now
+ * leaves room, which is wait_for's answer being 0.
  *
  * Guarantees:
  *   - all or nothing, like every decision: the script checks every key
@@ -462,7 +470,8 @@ static int replay(rd_store *s, const rl_fast_req *q, const redisReply *r)
         w->expect_len = is->len;
         if (was->len == 0) { /* new: its state starts as the tier's, at the server's time */
             w->row.exists = 1;
-            w->row.state_len = rl_fast_fresh(&q->k[k], s->time_ns, w->row.state);
+            w->row.state_len =
+                rl_state_fresh_at(q->k[k].tmpl, q->k[k].tmpl_len, s->time_ns, w->row.state);
         } else if (rd_row_decode(&w->row, (const unsigned char *)was->str, was->len) != RL_OK) {
             return rl_seterr(s->base.err, RL_ECORRUPT, "redis %s: key '%.64s': damaged record",
                              s->where, w->key);

@@ -6,9 +6,9 @@
  * trip (store/redis/fast.c) answers exactly what the C library answers,
  * for any policy rl accepts and at any clock, including the edges of
  * int64 time. Two handles with one injected clock, one on the memory
- * store and one on Redis, get the same random trace: tiers of GCRA limits
- * (counts and bursts up to 2^40, periods from 1 ns to 50 years), one to
- * three keys per decision, costs from 0 to past the burst, reservations
+ * store and one on Redis, get the same random trace: tiers of GCRA and
+ * sliding window limits (counts and bursts up to 2^40, periods from 1 ns
+ * to 50 years), one to three keys per decision, costs from 0 to past the burst, reservations
  * with horizons of 0, INT64_MAX, random, exactly the delay last needed
  * and a nanosecond less (and their cancelling), clocks near the epoch,
  * before it and near INT64_MAX, with cool-downs (of every resource or of
@@ -16,7 +16,8 @@
  * between (which the script leaves to the usual way, as it does
  * cancelling). Every rc and result field, every reservation's, and every
  * key's stats must be equal, and the script must have made most of the
- * decisions, reservations and cool-down refusals among them. Each Redis
+ * decisions, reservations, cool-down refusals and calls that name a
+ * sliding window among them. Each Redis
  * decision is also replayed by core and compared byte for byte by the
  * store, so a divergence in what is written fails too.
  *
