@@ -113,6 +113,17 @@ typedef struct rl_fast_slot {
     int64_t period_ns;       /* a sliding window's period; 0 for the others */
 } rl_fast_slot;
 
+/* What rl_cancel gives back on one limit (reserve.c's cancel_tx, made by
+ * the store in one round trip): the reservation's words, and the limit of
+ * that id in the key's tier, whose slot the store finds by id. */
+typedef struct rl_fast_back {
+    uint64_t id;
+    int64_t kind;                    /* RL_SLOT_* of the tier's limit of that id */
+    int64_t amount, tat, rem;        /* as the reservation took them */
+    int64_t count, period_ns, burst; /* the limit, as its slot must hold it */
+    int64_t inc_ns, inc_rem;         /* GCRA: amount × period / count */
+} rl_fast_back;
+
 typedef struct rl_fast_key {
     const char *key;
     char tier[RL_NAME_MAX]; /* the explicit tier its row names, "" none */
@@ -141,6 +152,16 @@ typedef struct rl_fast_req {
     uint64_t cool_id[1 + RL_MAX_LIMITS];
     size_t nkeys;
     rl_fast_key k[RL_MAX_KEYS];
+    /* rl_cancel instead of a decision (cancel = 1): the reservation's key is
+     * k[0], of which only key and tier are set, and of the above only
+     * pol_version, have_now and now; the store writes only when the
+     * usual way would (before the time to act, the state of the
+     * reservation's generation and of the tier's fingerprint) */
+    int cancel;
+    int64_t time_to_act;
+    uint64_t gen, fp;
+    size_t nback;
+    rl_fast_back back[RL_MAX_LIMITS];
 } rl_fast_req;
 
 /* The state blob st (len bytes) with each sliding window slot started at

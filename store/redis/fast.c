@@ -23,6 +23,13 @@
  * only compares the two products that tell whether the estimate at now
  * leaves room, which is wait_for's answer being 0.
  *
+ * A second script gives a reservation back (rl_cancel, reserve.c's
+ * cancel_tx and eval.c's cancel rules), also in one round trip and
+ * replayed by core the same way; it writes only when the usual way
+ * would write, and answers 0 otherwise (the time to act has come, the
+ * key is gone or of another generation or tier), where the usual way
+ * writes nothing either.
+ *
  * Guarantees:
  *   - all or nothing, like every decision: the script checks every key
  *     before it writes any, and answers 0 (nothing written) whenever a key
@@ -49,6 +56,146 @@
 /* 64-bit numbers are {hi, lo}: hi the signed upper 32 bits, lo the lower
  * 32 bits unsigned, both exact in a double; a GCRA time is {hi, lo, rem}
  * (ns and a remainder below the limit's count), compared in that order. */
+/* What both scripts share: 64-bit numbers as {hi, lo} halves and their
+ * exact products and quotients, window.c's advance, the clock, the TTL
+ * and claims. */
+#define RD_LUA_COMMON                                                                              \
+    "local P32, H31 = 4294967296, 2147483648\n"                                                    \
+    "local sub, byte, floor = string.sub, string.byte, math.floor\n"                               \
+    "local pack, unpack, call = struct.pack, struct.unpack, redis.call\n"                          \
+    "local W2, W3 = '<I4i4I4i4', '<I4i4I4i4I4i4'\n"                                                \
+    "local W12 = '<I4i4I4i4I4i4I4i4I4i4I4i4'\n"                                                    \
+    "-- a window's prev and cur at most (RL_WINDOW_UNITS_MAX)\n"                                   \
+    "local UMAX = 2199023255552\n"                                                                 \
+    "-- x >= 0 added to {hi, lo}, stopping at INT64_MAX as rl__sat_add does\n"                     \
+    "local function sat_add(hi, lo, x)\n"                                                          \
+    "  local xh = floor(x / P32)\n"                                                                \
+    "  lo = lo + x - xh * P32\n"                                                                   \
+    "  hi = hi + xh\n"                                                                             \
+    "  if lo >= P32 then lo = lo - P32; hi = hi + 1 end\n"                                         \
+    "  if hi >= H31 then return H31 - 1, P32 - 1 end\n"                                            \
+    "  return hi, lo\n"                                                                            \
+    "end\n"                                                                                        \
+    "-- 64-bit arithmetic for windows on {h, l}: l in [0, 2^32), h whole and\n"                    \
+    "-- signed (a sum may take it past 2^31 until it is clamped)\n"                                \
+    "local function add(ah, al, bh, bl)\n"                                                         \
+    "  local l = al + bl\n"                                                                        \
+    "  if l >= P32 then return ah + bh + 1, l - P32 end\n"                                         \
+    "  return ah + bh, l\n"                                                                        \
+    "end\n"                                                                                        \
+    "local function dif(ah, al, bh, bl)\n"                                                         \
+    "  local l = al - bl\n"                                                                        \
+    "  if l < 0 then return ah - bh - 1, l + P32 end\n"                                            \
+    "  return ah - bh, l\n"                                                                        \
+    "end\n"                                                                                        \
+    "local function lt(ah, al, bh, bl)\n"                                                          \
+    "  return ah < bh or (ah == bh and al < bl)\n"                                                 \
+    "end\n"                                                                                        \
+    "-- a x {bh, bl} exactly, a whole in [0, 2^53), 0 <= bh < 2^32: four 32-bit\n"                 \
+    "-- words, lowest first, made of 16-bit limbs (partial sums below 2^35)\n"                     \
+    "local function mul(a, bh, bl)\n"                                                              \
+    "  local x = {a % 65536, floor(a / 65536) % 65536, floor(a / P32) % 65536,\n"                  \
+    "    floor(a / 281474976710656)}\n"                                                            \
+    "  local y = {bl % 65536, floor(bl / 65536), bh % 65536, floor(bh / 65536)}\n"                 \
+    "  local z, c = {}, 0\n"                                                                       \
+    "  for k = 2, 8 do\n"                                                                          \
+    "    for i = math.max(1, k - 4), math.min(4, k - 1) do c = c + x[i] * y[k - i] end\n"          \
+    "    z[k - 1] = c % 65536\n"                                                                   \
+    "    c = floor(c / 65536)\n"                                                                   \
+    "  end\n"                                                                                      \
+    "  return {z[1] + z[2] * 65536, z[3] + z[4] * 65536, z[5] + z[6] * 65536, z[7] + c * 65536}\n" \
+    "end\n"                                                                                        \
+    "local function lt4(x, y)\n"                                                                   \
+    "  for i = 4, 1, -1 do\n"                                                                      \
+    "    if x[i] ~= y[i] then return x[i] < y[i] end\n"                                            \
+    "  end\n"                                                                                      \
+    "  return false\n"                                                                             \
+    "end\n"                                                                                        \
+    "-- w (four 32-bit words, lowest first) over {dh, dl} (0 < it < 2^62), by\n"                   \
+    "-- binary long division: quotient {qh, ql} (exact below 2^84) and\n"                          \
+    "-- remainder {rh, rl}, never above 2^63 on the way\n"                                         \
+    "local function divmod(w, dh, dl)\n"                                                           \
+    "  local qh, ql, rh, rl, top = 0, 0, 0, 0, 4\n"                                                \
+    "  while top > 1 and w[top] == 0 do top = top - 1 end\n"                                       \
+    "  for i = top, 1, -1 do\n"                                                                    \
+    "    local x = w[i]\n"                                                                         \
+    "    for _ = 1, 32 do\n"                                                                       \
+    "      x, rl, rh, ql, qh = x * 2, rl * 2, rh * 2, ql * 2, qh * 2\n"                            \
+    "      if x >= P32 then x = x - P32; rl = rl + 1 end\n"                                        \
+    "      if rl >= P32 then rl = rl - P32; rh = rh + 1 end\n"                                     \
+    "      if ql >= P32 then ql = ql - P32; qh = qh + 1 end\n"                                     \
+    "      if rh > dh or (rh == dh and rl >= dl) then\n"                                           \
+    "        rh, rl = dif(rh, rl, dh, dl)\n"                                                       \
+    "        ql = ql + 1\n"                                                                        \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  return qh, ql, rh, rl\n"                                                                    \
+    "end\n"                                                                                        \
+    "-- window.c's math, on a window {sh, sl} (its start), cur, prev of a limit\n"                 \
+    "-- of period {ph, pl}.\n"                                                                     \
+    "-- advance: the state as of {th, tl}: windows that ended by then shifted\n"                   \
+    "-- out, keeping its alignment; a time before start changes nothing\n"                         \
+    "local function advance(sh, sl, cur, prev, th, tl, ph, pl)\n"                                  \
+    "  if lt(th, tl, sh, sl) then return sh, sl, cur, prev end\n"                                  \
+    "  local dh, dl = dif(th, tl, sh, sl)\n"                                                       \
+    "  if lt(dh, dl, ph, pl) then return sh, sl, cur, prev end\n"                                  \
+    "  local h, l = add(ph, pl, ph, pl)\n"                                                         \
+    "  if lt(dh, dl, h, l) then\n"                                                                 \
+    "    h, l = add(sh, sl, ph, pl)\n"                                                             \
+    "    return h, l, 0, cur\n"                                                                    \
+    "  end\n"                                                                                      \
+    "  local _, _, rh, rl = divmod({dl, dh, 0, 0}, ph, pl)\n"                                      \
+    "  h, l = dif(th, tl, rh, rl)\n"                                                               \
+    "  return h, l, 0, 0\n"                                                                        \
+    "end\n"                                                                                        \
+    "-- now in ns as {nh, nl} (arg: 8 bytes, a caller's clock, or '' for the\n"                    \
+    "-- server's TIME), and the server's TIME in ms (claims are in it)\n"                          \
+    "local function clock(arg)\n"                                                                  \
+    "  local t = call('TIME')\n"                                                                   \
+    "  local sec, usec = tonumber(t[1]), tonumber(t[2])\n"                                         \
+    "  local now_ms = sec * 1000 + floor(usec / 1000)\n"                                           \
+    "  if arg ~= '' then\n"                                                                        \
+    "    local nl, nh = unpack('<I4i4', arg)\n"                                                    \
+    "    return nh, nl, now_ms\n"                                                                  \
+    "  end\n"                                                                                      \
+    "  -- sec x 1e9 + usec x 1000 in two halves, every step below 2^53\n"                          \
+    "  local s1 = floor(sec / 65536)\n"                                                            \
+    "  local a, b = s1 * 1e9, (sec - s1 * 65536) * 1e9 + usec * 1000\n"                            \
+    "  local ah, bh = floor(a / 65536), floor(b / P32)\n"                                          \
+    "  local nh, nl = ah + bh, (a - ah * 65536) * 65536 + b - bh * P32\n"                          \
+    "  if nl >= P32 then nl = nl - P32; nh = nh + 1 end\n"                                         \
+    "  return nh, nl, now_ms\n"                                                                    \
+    "end\n"                                                                                        \
+    "-- The TTL of key k, as commit.c's: until every bucket of state st is full\n"                 \
+    "-- again (a window's units count until two periods past its start), plus\n"                   \
+    "-- idle; a TTL already longer (a lease this script did not read) stays.\n"                    \
+    "local function expire(k, st, row, nh, nl, idle)\n"                                            \
+    "  local till = -1\n"                                                                          \
+    "  for j = 0, byte(st, 2) - 1 do\n"                                                            \
+    "    local o = 19 + j * 49\n"                                                                  \
+    "    if byte(st, o) ~= 2 then\n"                                                               \
+    "      local l, h = unpack('<I4i4', st, o + 33)\n"                                             \
+    "      if byte(st, o) == 3 then\n"                                                             \
+    "        local pl, ph = unpack('<I4i4', st, o + 17)\n"                                         \
+    "        h, l = add(h, l, add(ph, pl, ph, pl))\n"                                              \
+    "        if h >= H31 then h, l = H31 - 1, P32 - 1 end\n"                                       \
+    "      end\n"                                                                                  \
+    "      local d = (h - nh) * P32 + (l - nl)\n"                                                  \
+    "      if d > till then till = d end\n"                                                        \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  local ttl = till > 0 and floor(till / 1e6) + 1 + idle or idle\n"                            \
+    "  if ttl > 4e18 then call('PERSIST', k)\n"                                                    \
+    "  elseif row then call('PEXPIRE', k, ttl, 'GT')\n"                                            \
+    "  else call('PEXPIRE', k, ttl) end\n"                                                         \
+    "end\n"                                                                                        \
+    "-- Whether claim q (a committer's token and its deadline in ms) is live.\n"                   \
+    "local function claimed(q, now_ms)\n"                                                          \
+    "  return q and tonumber(string.match(q, '^%S+ (%d+)$') or '0') > now_ms\n"                    \
+    "end\n"
+
+/* The decision script. */
 static const char fast_lua[] =
     "#!lua\n"
     "-- KEYS: policy, key index, then the row of each key of the decision.\n"
@@ -63,36 +210,9 @@ static const char fast_lua[] =
     "-- three 0). Numbers in bytes are little-endian int64, read and written as\n"
     "-- two 32-bit halves (struct: lo unsigned, hi signed).\n"
     "-- Returns 0 (nothing written) or {1, now, per key: row before ('' if\n"
-    "-- none), row after}.\n"
-    "local P32, H31 = 4294967296, 2147483648\n"
-    "local sub, byte, floor = string.sub, string.byte, math.floor\n"
-    "local pack, unpack, call = struct.pack, struct.unpack, redis.call\n"
-    "local W2, W3 = '<I4i4I4i4', '<I4i4I4i4I4i4'\n"
-    "local W12 = '<I4i4I4i4I4i4I4i4I4i4I4i4'\n"
-    "-- a window's prev and cur at most (RL_WINDOW_UNITS_MAX)\n"
-    "local UMAX = 2199023255552\n"
-    "-- x >= 0 added to {hi, lo}, stopping at INT64_MAX as rl__sat_add does\n"
-    "local function sat_add(hi, lo, x)\n"
-    "  local xh = floor(x / P32)\n"
-    "  lo = lo + x - xh * P32\n"
-    "  hi = hi + xh\n"
-    "  if lo >= P32 then lo = lo - P32; hi = hi + 1 end\n"
-    "  if hi >= H31 then return H31 - 1, P32 - 1 end\n"
-    "  return hi, lo\n"
-    "end\n"
+    "-- none), row after}.\n" RD_LUA_COMMON
     "if (call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end\n"
-    "local t = call('TIME')\n"
-    "local sec, usec = tonumber(t[1]), tonumber(t[2])\n"
-    "local now_ms = sec * 1000 + floor(usec / 1000)\n"
-    "local nh, nl\n"
-    "if ARGV[2] ~= '' then nl, nh = unpack('<I4i4', ARGV[2]) else\n"
-    "  -- sec x 1e9 + usec x 1000 in two halves, every step below 2^53\n"
-    "  local s1 = floor(sec / 65536)\n"
-    "  local a, b = s1 * 1e9, (sec - s1 * 65536) * 1e9 + usec * 1000\n"
-    "  local ah, bh = floor(a / 65536), floor(b / P32)\n"
-    "  nh, nl = ah + bh, (a - ah * 65536) * 65536 + b - bh * P32\n"
-    "  if nl >= P32 then nl = nl - P32; nh = nh + 1 end\n"
-    "end\n"
+    "local nh, nl, now_ms = clock(ARGV[2])\n"
     "-- the horizon D: admitted if the caller can act by now + D, which is\n"
     "-- kept exact ({zh, zl}, zh may pass 2^31 in a double); core's delays\n"
     "-- saturate at INT64_MAX, so D = INT64_MAX admits any delay (inf)\n"
@@ -100,64 +220,7 @@ static const char fast_lua[] =
     "local inf = dh == H31 - 1 and dl == P32 - 1\n"
     "local zh, zl = nh + dh, nl + dl\n"
     "if zl >= P32 then zl = zl - P32; zh = zh + 1 end\n"
-    "-- 64-bit arithmetic for windows on {h, l}: l in [0, 2^32), h whole and\n"
-    "-- signed (a sum may take it past 2^31 until it is clamped)\n"
-    "local function add(ah, al, bh, bl)\n"
-    "  local l = al + bl\n"
-    "  if l >= P32 then return ah + bh + 1, l - P32 end\n"
-    "  return ah + bh, l\n"
-    "end\n"
-    "local function dif(ah, al, bh, bl)\n"
-    "  local l = al - bl\n"
-    "  if l < 0 then return ah - bh - 1, l + P32 end\n"
-    "  return ah - bh, l\n"
-    "end\n"
-    "local function lt(ah, al, bh, bl)\n"
-    "  return ah < bh or (ah == bh and al < bl)\n"
-    "end\n"
-    "-- a x {bh, bl} exactly, a whole in [0, 2^53), 0 <= bh < 2^32: four 32-bit\n"
-    "-- words, lowest first, made of 16-bit limbs (partial sums below 2^35)\n"
-    "local function mul(a, bh, bl)\n"
-    "  local x = {a % 65536, floor(a / 65536) % 65536, floor(a / P32) % 65536,\n"
-    "    floor(a / 281474976710656)}\n"
-    "  local y = {bl % 65536, floor(bl / 65536), bh % 65536, floor(bh / 65536)}\n"
-    "  local z, c = {}, 0\n"
-    "  for k = 2, 8 do\n"
-    "    for i = math.max(1, k - 4), math.min(4, k - 1) do c = c + x[i] * y[k - i] end\n"
-    "    z[k - 1] = c % 65536\n"
-    "    c = floor(c / 65536)\n"
-    "  end\n"
-    "  return {z[1] + z[2] * 65536, z[3] + z[4] * 65536, z[5] + z[6] * 65536, z[7] + c * 65536}\n"
-    "end\n"
-    "local function lt4(x, y)\n"
-    "  for i = 4, 1, -1 do\n"
-    "    if x[i] ~= y[i] then return x[i] < y[i] end\n"
-    "  end\n"
-    "  return false\n"
-    "end\n"
-    "-- w (four 32-bit words, lowest first) over {dh, dl} (0 < it < 2^62), by\n"
-    "-- binary long division: quotient {qh, ql} (exact below 2^84) and\n"
-    "-- remainder {rh, rl}, never above 2^63 on the way\n"
-    "local function divmod(w, dh, dl)\n"
-    "  local qh, ql, rh, rl, top = 0, 0, 0, 0, 4\n"
-    "  while top > 1 and w[top] == 0 do top = top - 1 end\n"
-    "  for i = top, 1, -1 do\n"
-    "    local x = w[i]\n"
-    "    for _ = 1, 32 do\n"
-    "      x, rl, rh, ql, qh = x * 2, rl * 2, rh * 2, ql * 2, qh * 2\n"
-    "      if x >= P32 then x = x - P32; rl = rl + 1 end\n"
-    "      if rl >= P32 then rl = rl - P32; rh = rh + 1 end\n"
-    "      if ql >= P32 then ql = ql - P32; qh = qh + 1 end\n"
-    "      if rh > dh or (rh == dh and rl >= dl) then\n"
-    "        rh, rl = dif(rh, rl, dh, dl)\n"
-    "        ql = ql + 1\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  return qh, ql, rh, rl\n"
-    "end\n"
-    "-- window.c's math, on a window {sh, sl} (its start), cur, prev of a limit\n"
-    "-- of count n and period {ph, pl}.\n"
+    "-- More of window.c's math, at now.\n"
     "-- The start of the window that holds now (rl_window_fresh): floor(now /\n"
     "-- period) x period, no earlier than INT64_MIN.\n"
     "local function aligned(ph, pl)\n"
@@ -171,21 +234,6 @@ static const char fast_lua[] =
     "  local h, l = dif(nh, nl, dif(ph, pl, rh, rl))\n"
     "  if h < -H31 then return -H31, 0 end\n"
     "  return h, l\n"
-    "end\n"
-    "-- advance: the state as of {th, tl}: windows that ended by then shifted\n"
-    "-- out, keeping its alignment; a time before start changes nothing\n"
-    "local function advance(sh, sl, cur, prev, th, tl, ph, pl)\n"
-    "  if lt(th, tl, sh, sl) then return sh, sl, cur, prev end\n"
-    "  local dh, dl = dif(th, tl, sh, sl)\n"
-    "  if lt(dh, dl, ph, pl) then return sh, sl, cur, prev end\n"
-    "  local h, l = add(ph, pl, ph, pl)\n"
-    "  if lt(dh, dl, h, l) then\n"
-    "    h, l = add(sh, sl, ph, pl)\n"
-    "    return h, l, 0, cur\n"
-    "  end\n"
-    "  local _, _, rh, rl = divmod({dl, dh, 0, 0}, ph, pl)\n"
-    "  h, l = dif(th, tl, rh, rl)\n"
-    "  return h, l, 0, 0\n"
     "end\n"
     "-- estimate at now (advanced to now): ceil(prev x (period - e) / period) +\n"
     "-- cur, e = now - start, 0 while now is before start\n"
@@ -232,7 +280,7 @@ static const char fast_lua[] =
     "  local k, tier, tm, lim = KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
     "  local got = call('HMGET', k, 'r', 'q')\n"
     "  local row, q, st = got[1], got[2], tm\n"
-    "  if q and tonumber(string.match(q, '^%S+ (%d+)$') or '0') > now_ms then return 0 end\n"
+    "  if claimed(q, now_ms) then return 0 end\n"
     "  local tl = #tier\n"
     "  if row then\n"
     "    if #row < 42 + tl or byte(row, 1) ~= 1 or byte(row, 2) ~= tl or\n"
@@ -406,37 +454,135 @@ static const char fast_lua[] =
     "  call('HSET', k, 'r', nrow, 'v', ARGV[3])\n"
     "  if e[4] then call('HDEL', k, 'q') end -- lapsed: a live one said 0\n"
     "  if not row then call('ZADD', KEYS[2], 0, e[2]) end\n"
-    "  -- TTL as commit.c's: until every bucket is full again, plus idle; a\n"
-    "  -- TTL already longer (a lease this script did not read) stays; an\n"
-    "  -- explicit tier's key has none\n"
-    "  if #tier == 0 then\n"
-    "    local till = -1\n"
-    "    for j = 0, byte(st, 2) - 1 do\n"
-    "      local o = 19 + j * 49\n"
-    "      if byte(st, o) ~= 2 then\n"
-    "        local l, h = unpack('<I4i4', st, o + 33)\n"
-    "        if byte(st, o) == 3 then -- a window's units count until two periods past its start\n"
-    "          local pl, ph = unpack('<I4i4', st, o + 17)\n"
-    "          h, l = add(h, l, add(ph, pl, ph, pl))\n"
-    "          if h >= H31 then h, l = H31 - 1, P32 - 1 end\n"
-    "        end\n"
-    "        local d = (h - nh) * P32 + (l - nl)\n"
-    "        if d > till then till = d end\n"
-    "      end\n"
-    "    end\n"
-    "    local ttl = till > 0 and floor(till / 1e6) + 1 + idle or idle\n"
-    "    if ttl > 4e18 then call('PERSIST', k)\n"
-    "    elseif row then call('PEXPIRE', k, ttl, 'GT')\n"
-    "    else call('PEXPIRE', k, ttl) end\n"
-    "  end\n"
+    "  -- an explicit tier's key has no TTL\n"
+    "  if #tier == 0 then expire(k, st, row, nh, nl, idle) end\n"
     "  out[#out + 1] = row or ''\n"
     "  out[#out + 1] = nrow\n"
     "end\n"
     "return out\n";
 
+/* The script of rl_cancel. */
+static const char cancel_lua[] =
+    "#!lua\n"
+    "-- rl_cancel as reserve.c's cancel_tx: a reservation's units given back.\n"
+    "-- KEYS: policy, the row of the reservation's key.\n"
+    "-- ARGV: policy version, now ('' for TIME, else 8 bytes), new version\n"
+    "-- token, idle ttl ms, its time to act (8 bytes), the explicit tier the\n"
+    "-- row names ('' none), the generation and tier fingerprint its state must\n"
+    "-- have (16 bytes), then 80 bytes per limit it took: id; kind (that of\n"
+    "-- the limit of that id in the tier); amount, tat and rem as taken; the\n"
+    "-- limit's count, period and burst; for GCRA amount x period / count as\n"
+    "-- ns and rem. Numbers in bytes are little-endian int64.\n"
+    "-- Returns 0 (nothing written: the usual way decides, and writes nothing\n"
+    "-- either when the time to act has come, the key is gone or its state is\n"
+    "-- of another generation or tier) or {1, now, row before, row after}.\n" RD_LUA_COMMON
+    "if (call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end\n"
+    "local nh, nl, now_ms = clock(ARGV[2])\n"
+    "local k, tier = KEYS[2], ARGV[6]\n"
+    "local al, ah = unpack('<I4i4', ARGV[5])\n"
+    "if not lt(nh, nl, ah, al) then return 0 end\n"
+    "local got = call('HMGET', k, 'r', 'q')\n"
+    "local row, q = got[1], got[2]\n"
+    "if not row or claimed(q, now_ms) then return 0 end\n"
+    "local tl = #tier\n"
+    "if #row < 42 + tl or byte(row, 1) ~= 1 or byte(row, 2) ~= tl or\n"
+    "   sub(row, 3, 2 + tl) ~= tier then\n"
+    "  return 0\n"
+    "end\n"
+    "local st = sub(row, 43 + tl)\n"
+    "local m = byte(st, 2) or 0\n"
+    "if byte(st, 1) ~= 2 or m > 12 or #st ~= 18 + 49 * m or sub(st, 3, 18) ~= ARGV[7] then\n"
+    "  return 0\n"
+    "end\n"
+    "-- every slot as state.c's slot_valid checks it: a damaged one goes the\n"
+    "-- usual way, which reports it (RL_ECORRUPT), before anything is written\n"
+    "local PMh, PMl = 368133187, 1262747648 -- RL_PERIOD_MAX\n"
+    "for j = 0, m - 1 do\n"
+    "  local o = 19 + j * 49\n"
+    "  local kind = byte(st, o)\n"
+    "  local cl, ch, pl, ph, bl, bh, xl, xh, rl, rh = unpack('<I4i4I4i4I4i4I4i4I4i4', st, o + 9)\n"
+    "  local c, b, r = ch * P32 + cl, bh * P32 + bl, rh * P32 + rl\n"
+    "  if kind > 3 or c < 1 or c > 1099511627776 or lt(ph, pl, 0, 1) or\n"
+    "     lt(PMh, PMl, ph, pl) then\n"
+    "    return 0\n"
+    "  end\n"
+    "  if kind == 3 then\n"
+    "    if b < 0 or b > UMAX or r < 0 or r > UMAX then return 0 end\n"
+    "  elseif b < 1 or b > 1099511627776 or r < 0 or r >= c or (kind == 2 and xh < 0) then\n"
+    "    return 0\n"
+    "  end\n"
+    "end\n"
+    "for i = 1, #ARGV[8], 80 do\n"
+    "  local id, e = sub(ARGV[8], i, i + 7), i + 8\n"
+    "  local kl, kh, nl_, nh_, tl_, th_, rl_, rh_ = unpack('<I4i4I4i4I4i4I4i4', ARGV[8], e)\n"
+    "  local lim = sub(ARGV[8], e + 32, e + 55)\n"
+    "  local il, ih, irl, irh = unpack('<I4i4I4i4', ARGV[8], e + 56)\n"
+    "  local kind, amount, rem = kh * P32 + kl, nh_ * P32 + nl_, rh_ * P32 + rl_\n"
+    "  for j = 0, m - 1 do\n"
+    "    local o = 19 + j * 49\n"
+    "    if sub(st, o + 1, o + 8) == id then\n"
+    "      local sk = byte(st, o)\n"
+    "      -- the slot is the limit of the tier the plan knew, or core decides\n"
+    "      if (sk == 0 or sk == 3 or kind == 0 or kind == 3) and\n"
+    "         (sk ~= kind or sub(st, o + 9, o + (sk == 3 and 24 or 32)) ~=\n"
+    "          sub(lim, 1, sk == 3 and 16 or 24)) then\n"
+    "        return 0\n"
+    "      end\n"
+    "      local cl, ch, pl, ph, bl, bh = unpack('<I4i4I4i4I4i4', st, o + 9)\n"
+    "      local c, p, b = ch * P32 + cl, nil, bh * P32 + bl\n"
+    "      if sk == 0 and rem >= 0 and rem < c and amount > 0 and amount <= b then\n"
+    "        -- GCRA as gcra.c's rl_gcra_cancel, in {ns hi, ns lo, rem} (rem in\n"
+    "        -- [0, count)): restore = amount x period - (tat - after); nothing\n"
+    "        -- if <= 0, at most amount x period; tat - restore, its ns no\n"
+    "        -- earlier than INT64_MIN\n"
+    "        local xl, xh, xrl, xrh = unpack('<I4i4I4i4', st, o + 33)\n"
+    "        local xr = xrh * P32 + xrl\n"
+    "        local dh, dl = dif(xh, xl, th_, tl_)\n"
+    "        local dr = xr - rem\n"
+    "        if dr < 0 then dr = dr + c; dh, dl = dif(dh, dl, 0, 1) end\n"
+    "        local rh2, rl2 = dif(ih, il, dh, dl)\n"
+    "        local rr = irh * P32 + irl - dr\n"
+    "        if rr < 0 then rr = rr + c; rh2, rl2 = dif(rh2, rl2, 0, 1) end\n"
+    "        if not (rh2 < 0 or (rh2 == 0 and rl2 == 0 and rr == 0)) then\n"
+    "          if dh < 0 then rh2, rl2, rr = ih, il, irh * P32 + irl end\n"
+    "          local yh, yl = dif(xh, xl, rh2, rl2)\n"
+    "          local yr = xr - rr\n"
+    "          if yr < 0 then yr = yr + c; yh, yl = dif(yh, yl, 0, 1) end\n"
+    "          if yh < -H31 then yh, yl = -H31, 0 end\n"
+    "          local yrh = floor(yr / P32)\n"
+    "          local b2 = pack(W2, yl, yh, yr - yrh * P32, yrh)\n"
+    "          st = sub(st, 1, o + 32) .. b2 .. sub(st, o + 49)\n"
+    "        end\n"
+    "      elseif sk == 3 and amount > 0 and amount <= c then\n"
+    "        -- a window as window.c's rl_window_cancel: advanced to now; the\n"
+    "        -- units come out of cur if it is still the window they were\n"
+    "        -- counted in, and go to prev while that window has not begun\n"
+    "        local vl, vh, sl, sh, ul, uh = unpack(W3, st, o + 25)\n"
+    "        local prev, cur = vh * P32 + vl, uh * P32 + ul\n"
+    "        sh, sl, cur, prev = advance(sh, sl, cur, prev, nh, nl, ph, pl)\n"
+    "        if sh == th_ and sl == tl_ then\n"
+    "          local back = math.min(amount, cur)\n"
+    "          cur = cur - back\n"
+    "          if lt(nh, nl, sh, sl) then prev = math.min(prev + back, UMAX) end\n"
+    "        end\n"
+    "        local b3 = pack(W3, prev % P32, floor(prev / P32), sl, sh, cur % P32,\n"
+    "          floor(cur / P32))\n"
+    "        st = sub(st, 1, o + 24) .. b3 .. sub(st, o + 49)\n"
+    "      end\n"
+    "      break\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local nrow = sub(row, 1, 42 + tl) .. st\n"
+    "call('HSET', k, 'r', nrow, 'v', ARGV[3])\n"
+    "if tl == 0 then expire(k, st, row, nh, nl, tonumber(ARGV[4])) end\n"
+    "return {1, pack('<I4i4', nl, nh), row, nrow}\n";
+
 int rd_load_fast_script(rd_store *s)
 {
-    return rd_script_load(s, fast_lua, s->sha_fast, "load the decision script");
+    int rc = rd_script_load(s, fast_lua, s->sha_fast, "load the decision script");
+    return rc != RL_OK ? rc
+                       : rd_script_load(s, cancel_lua, s->sha_cancel, "load the cancel script");
 }
 
 /* Fills the transaction's cache with the rows as the script found them and
@@ -486,6 +632,94 @@ static void put(unsigned char *b, int64_t v)
     rl_put64(b, (uint64_t)v);
 }
 
+/* EVALSHA of a script (sha) with n arguments, loading the scripts again
+ * after NOSCRIPT; the reply's checks and replay are the caller's. */
+static int run(rd_store *s, char *sha, int n, const char **argv, size_t *len, redisReply **r)
+{
+    int rc = rd_cmd(s, r, "decide", n, argv, len);
+    if (rc == RL_ESTORE && strstr(s->base.err, "NOSCRIPT")) {
+        if ((rc = rd_load_fast_script(s)) != RL_OK)
+            return rc;
+        argv[1] = sha;
+        len[1] = strlen(sha);
+        rc = rd_cmd(s, r, "decide", n, argv, len);
+    }
+    return rc;
+}
+
+/* The reply r of a script that answers 0 or {1, now, rows}: replayed. */
+static int answer(rd_store *s, const rl_fast_req *q, redisReply *r)
+{
+    int rc;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+        rc = RL_FAST_NO;
+    else if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+             r->element[0]->type != REDIS_REPLY_INTEGER || r->element[0]->integer != 1)
+        rc = rl_seterr(s->base.err, RL_ESTORE, "redis %s: decision script: unexpected reply",
+                       s->where);
+    else if ((rc = replay(s, q, r)) == RL_OK)
+        s->fast_hits++;
+    freeReplyObject(r);
+    if (rc != RL_OK && rc != RL_FAST_NO)
+        rd_tx_reset(s);
+    return rc;
+}
+
+/* rl_cancel in one round trip (cancel_lua). */
+static int cancel_fast(rd_store *s, const rl_fast_req *q)
+{
+    const char *argv[13];
+    size_t len[sizeof argv / sizeof argv[0]];
+    char names[2][RD_NAME_MAX], pver[24], token[20], idle[24];
+    unsigned char now[8], act[8], state[16], back[RL_MAX_LIMITS * 80];
+    redisReply *r = NULL;
+    size_t i, n = 0;
+    int rc;
+
+    if (s->readonly || !s->sha_cancel[0] || q->nkeys != 1 || q->nback > RL_MAX_LIMITS)
+        return RL_FAST_NO;
+    rd_name_of(s, "policy", names[0]);
+    snprintf(pver, sizeof pver, "%" PRId64, q->pol_version);
+    snprintf(token, sizeof token, "%016" PRIx64, rd_next_rand(s));
+    snprintf(idle, sizeof idle, "%" PRId64, s->idle_ttl_ms);
+    put(now, q->now);
+    put(act, q->time_to_act);
+    rl_put64(state, q->gen);
+    rl_put64(state + 8, q->fp);
+    for (i = 0; i < q->nback; i++) {
+        const rl_fast_back *b = &q->back[i];
+        unsigned char *p = back + 80 * i;
+        rl_put64(p, b->id);
+        put(p + 8, b->kind);
+        put(p + 16, b->amount);
+        put(p + 24, b->tat);
+        put(p + 32, b->rem);
+        put(p + 40, b->count);
+        put(p + 48, b->period_ns);
+        put(p + 56, b->burst);
+        put(p + 64, b->inc_ns);
+        put(p + 72, b->inc_rem);
+    }
+#define ARG(p, l) (argv[n] = (const char *)(p), len[n++] = (l))
+    ARG("EVALSHA", 7);
+    ARG(s->sha_cancel, strlen(s->sha_cancel));
+    ARG("2", 1);
+    ARG(names[0], strlen(names[0]));
+    ARG(names[1], rd_row_name(s, q->k[0].key, names[1]));
+    ARG(pver, strlen(pver));
+    ARG(now, q->have_now ? 8 : 0);
+    ARG(token, strlen(token));
+    ARG(idle, strlen(idle));
+    ARG(act, 8);
+    ARG(q->k[0].tier, strlen(q->k[0].tier));
+    ARG(state, 16);
+    ARG(back, 80 * q->nback);
+#undef ARG
+    if ((rc = run(s, s->sha_cancel, (int)n, argv, len, &r)) != RL_OK)
+        return rc;
+    return answer(s, q, r);
+}
+
 int rd_decide_fast(rl_store *base, const rl_fast_req *q)
 {
     rd_store *s = (rd_store *)base;
@@ -498,6 +732,8 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
     size_t i, j, n = 0;
     int rc;
 
+    if (q->cancel)
+        return cancel_fast(s, q);
     if (s->readonly || !s->sha_fast[0] || q->nkeys > RL_MAX_KEYS || q->ncool > sizeof cool / 8 ||
         q->max_delay_ns < 0)
         return RL_FAST_NO;
@@ -545,28 +781,9 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
         ARG(lim[i], 48 * fk->n);
     }
 #undef ARG
-    rc = rd_cmd(s, &r, "decide", (int)n, argv, len);
-    if (rc == RL_ESTORE && strstr(s->base.err, "NOSCRIPT")) {
-        if ((rc = rd_load_fast_script(s)) != RL_OK)
-            return rc;
-        argv[1] = s->sha_fast;
-        len[1] = strlen(s->sha_fast);
-        rc = rd_cmd(s, &r, "decide", (int)n, argv, len);
-    }
-    if (rc != RL_OK)
+    if ((rc = run(s, s->sha_fast, (int)n, argv, len, &r)) != RL_OK)
         return rc;
-    if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-        rc = RL_FAST_NO;
-    else if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-             r->element[0]->type != REDIS_REPLY_INTEGER || r->element[0]->integer != 1)
-        rc = rl_seterr(s->base.err, RL_ESTORE, "redis %s: decision script: unexpected reply",
-                       s->where);
-    else if ((rc = replay(s, q, r)) == RL_OK)
-        s->fast_hits++;
-    freeReplyObject(r);
-    if (rc != RL_OK && rc != RL_FAST_NO)
-        rd_tx_reset(s);
-    return rc;
+    return answer(s, q, r);
 }
 
 int rd_fast_check(rd_store *s)

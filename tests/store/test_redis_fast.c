@@ -8,18 +8,18 @@
  * int64 time. Two handles with one injected clock, one on the memory
  * store and one on Redis, get the same random trace: tiers of GCRA and
  * sliding window limits (counts and bursts up to 2^40, periods from 1 ns
- * to 50 years), one to three keys per decision, costs from 0 to past the burst, reservations
- * with horizons of 0, INT64_MAX, random, exactly the delay last needed
- * and a nanosecond less (and their cancelling), clocks near the epoch,
- * before it and near INT64_MAX, with cool-downs (of every resource or of
- * one, lifted, until the end of time), resets, assignments and reloads in
- * between (which the script leaves to the usual way, as it does
- * cancelling). Every rc and result field, every reservation's, and every
- * key's stats must be equal, and the script must have made most of the
- * decisions, reservations, cool-down refusals and calls that name a
- * sliding window among them. Each Redis
- * decision is also replayed by core and compared byte for byte by the
- * store, so a divergence in what is written fails too.
+ * to 50 years), one to three keys per decision, costs from 0 to past the
+ * burst, reservations with horizons of 0, INT64_MAX, random, exactly the
+ * delay last needed and a nanosecond less, their cancelling (at once or
+ * later), clocks near the epoch, before it and near INT64_MAX, with
+ * cool-downs (of every resource or of one, lifted, until the end of
+ * time), resets, assignments and reloads in between (which the script
+ * leaves to the usual way). Every rc and result field, every
+ * reservation's, and every key's stats must be equal, and the script must
+ * have made most of the decisions, reservations, cool-down refusals,
+ * calls that name a sliding window and cancels that give something back.
+ * Each Redis decision is also replayed by core and compared byte for byte
+ * by the store, so a divergence in what is written fails too.
  *
  * Needs RL_TEST_REDIS (scripts/test and CI set it); skipped without.
  * RL_FAST_SECONDS sets the time (default 3), RL_FAST_SEED replays a run.
@@ -52,7 +52,7 @@ static uint64_t rng, seed;
 typedef struct tally {
     long n, wrote, hit;
 } tally;
-static tally t_plain, t_rsv, t_cool, t_win;
+static tally t_plain, t_rsv, t_cool, t_win, t_cancel;
 static int win_call; /* the call being made names a sliding window limit */
 static uint64_t hits0;
 static unsigned long tx0;
@@ -292,6 +292,22 @@ static void same_rv(int ra, const rl_reservation *a, int rb, const rl_reservatio
                  (long long)b->time_to_act, b->n_);
 }
 
+/* rl_cancel of the last reservation of each handle, at once or later
+ * (its window moved on, its key reset or re-tiered, its time come). Of
+ * those that still have something to give back, the script must make
+ * most. */
+static void cancel(rl *a, rl *b)
+{
+    int live = rvb.ok && rvb.n_ > 0 && rvb.time_to_act > clk, ra, rb;
+    ra = rl_cancel(a, &rva);
+    mark(b);
+    rb = rl_cancel(b, &rvb);
+    assert_int_equal(ra, rb);
+    assert_int_equal(rva.n_, rvb.n_);
+    if (live)
+        tally_add(&t_cancel, rb == RL_OK && rl__test_write_tx != tx0, hits_of(b) != hits0);
+}
+
 /* A reservation on both handles, with a horizon that hits the edges:
  * none, no limit, exactly the delay the last one needed or just under. */
 static void reserve(rl *a, rl *b)
@@ -322,8 +338,8 @@ static void reserve(rl *a, rl *b)
     rb = rl_reserve(b, k, cost, d, &rvb);
     count(b, rb, 1, 0);
     same_rv(ra, &rva, rb, &rvb);
-    if (chance(15)) /* the usual way, on what each handle reserved */
-        assert_int_equal(rl_cancel(a, &rva), rl_cancel(b, &rvb));
+    if (chance(15))
+        cancel(a, b);
 }
 
 /* One random decision on both handles. */
@@ -343,7 +359,10 @@ static void decide(rl *a, rl *b)
     memset(&x, 0, sizeof x);
     memset(&y, 0, sizeof y);
     if (op == 3) {
-        reserve(a, b);
+        if (chance(10))
+            cancel(a, b); /* a reservation made a while ago */
+        else
+            reserve(a, b);
         return;
     }
     if (op == 0) {
@@ -470,6 +489,7 @@ static void test_script_matches_core(void **state)
     tally_check("reservations", &t_rsv, 200, 2);
     tally_check("refusals by a cool-down", &t_cool, 100, 5);
     tally_check("calls naming a sliding window", &t_win, 200, 2);
+    tally_check("cancels with something to give back", &t_cancel, 100, 2);
 }
 
 /* A row damaged where the script reads it (a remainder not below its
@@ -665,7 +685,7 @@ static void test_cooldown_edges(void **state)
 
 /* A reservation is admitted when the caller can act within its horizon,
  * exactly at it too, refused a nanosecond short of it; a horizon of 0 is
- * now or never; a cancel (the usual way) gives the units back. */
+ * now or never; a cancel gives the units back. */
 static void test_reserve_horizon_edges(void **state)
 {
     static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 1, RL_SECOND, 1) };
@@ -692,7 +712,8 @@ static void test_reserve_horizon_edges(void **state)
     assert_int_equal(rv.time_to_act, t0 + RL_SECOND);
     assert_false(both_reserve(&p, "k", 0, RL_SECOND - 1).ok); /* a check: 2 s owed */
     assert_true(both_reserve(&p, "k", 0, 2 * RL_SECOND).ok);
-    /* cancelled on both the usual way: the next one waits 1 s again */
+    /* cancelled on both, on Redis by the script too: the next one waits
+     * 1 s again */
     assert_int_equal(rl_reserve(p.a, "k", 1, INT64_MAX, &ra), RL_OK);
     h = hits_of(p.b);
     assert_int_equal(rl_reserve(p.b, "k", 1, INT64_MAX, &rb), RL_OK);
@@ -700,7 +721,7 @@ static void test_reserve_horizon_edges(void **state)
     assert_int_equal(rb.delay_ns, 2 * RL_SECOND);
     assert_int_equal(rl_cancel(p.a, &ra), RL_OK);
     assert_int_equal(rl_cancel(p.b, &rb), RL_OK);
-    assert_int_equal(hits_of(p.b), h + 1);
+    assert_int_equal(hits_of(p.b), h + 2);
     rv = both_reserve(&p, "k", 1, INT64_MAX);
     assert_int_equal(rv.delay_ns, 2 * RL_SECOND);
     same_stats(p.a, p.b, "k");
@@ -796,6 +817,53 @@ static void test_window_edges(void **state)
     pair_close(&p);
 }
 
+/* rl_cancel on the server as in core: a reservation gives back what no
+ * later decision was scheduled behind (GCRA: its cost less what came
+ * after it, in parts of a nanosecond; a window: the units, while the key
+ * is still in their window), once; after its time to act nothing comes
+ * back, and the script leaves that to the usual way, which writes
+ * nothing. */
+static void test_cancel_edges(void **state)
+{
+    static const rl_limit lims[] = { RL_LIMIT("rps", NULL, 3, RL_SECOND, 3),
+                                     RL_SLIDING_WINDOW("win", NULL, 10, RL_SECOND) };
+    const int64_t t0 = (int64_t)1700000000 * RL_SECOND;
+    rl_reservation a1, b1, a2, b2;
+    uint64_t h;
+    pair p;
+    (void)state;
+    if (!pair_open(&p, lims, 2, "cancel")) {
+        skip();
+        return;
+    }
+    clk = t0;
+    assert_true(both_acquire(&p, "k", "requests", 1).allowed); /* 1/3 s spent */
+    assert_int_equal(rl_reserve(p.a, "k", 3, INT64_MAX, &a1), RL_OK);
+    assert_int_equal(rl_reserve(p.b, "k", 3, INT64_MAX, &b1), RL_OK);
+    same_rv(RL_OK, &a1, RL_OK, &b1);
+    assert_int_equal(rl_reserve(p.a, "k", 1, INT64_MAX, &a2), RL_OK);
+    assert_int_equal(rl_reserve(p.b, "k", 1, INT64_MAX, &b2), RL_OK);
+    same_rv(RL_OK, &a2, RL_OK, &b2);
+    assert_int_equal(b1.delay_ns, RL_SECOND / 3 + 1);
+    assert_int_equal(b2.delay_ns, 2 * RL_SECOND / 3 + 1);
+    h = hits_of(p.b);
+    assert_int_equal(rl_cancel(p.a, &a1), RL_OK);
+    assert_int_equal(rl_cancel(p.b, &b1), RL_OK); /* 2/3 s back: 1 s less 1/3 */
+    assert_int_equal(hits_of(p.b), h + 1);
+    assert_int_equal(rl_cancel(p.a, &a1), RL_OK); /* once */
+    assert_int_equal(rl_cancel(p.b, &b1), RL_OK);
+    assert_int_equal(hits_of(p.b), h + 1);
+    same_stats(p.a, p.b, "k");
+    clk = b2.time_to_act;
+    assert_int_equal(rl_cancel(p.a, &a2), RL_OK);
+    assert_int_equal(rl_cancel(p.b, &b2), RL_OK);
+    assert_int_equal(hits_of(p.b), h + 1);
+    same_stats(p.a, p.b, "k");
+    assert_true(both_acquire(&p, "k", "requests", 1).allowed);
+    same_stats(p.a, p.b, "k");
+    pair_close(&p);
+}
+
 /* rl_wait on Redis: each of its decisions is one script run, the one that
  * sleeps (1 ms of real time) as well. */
 static void test_wait_by_script(void **state)
@@ -829,7 +897,7 @@ int main(void)
         cmocka_unit_test(test_script_matches_core), cmocka_unit_test(test_damaged_row_untouched),
         cmocka_unit_test(test_cooldown_edges),      cmocka_unit_test(test_reserve_horizon_edges),
         cmocka_unit_test(test_reserve_int64_edges), cmocka_unit_test(test_wait_by_script),
-        cmocka_unit_test(test_window_edges),
+        cmocka_unit_test(test_window_edges),        cmocka_unit_test(test_cancel_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
