@@ -20,11 +20,13 @@
  * template whose windows the server starts at its now (rl_state_fresh_at,
  * which the replay uses too).
  *
- * rl_cancel (reserve.c's cancel_tx) is planned here too: the key's tier
- * resolved as for a decision, the fingerprint and generation its state
- * must have, and per limit the reservation took the limit of that id and,
- * for GCRA, amount × period over count, so that giving back is additions
- * and comparisons (a window's advance the server makes as it decides).
+ * rl_penalize (cooldown.c's penalize_tx: a key and a cool-down, no tier)
+ * and rl_cancel (reserve.c's cancel_tx) are planned here too; for the
+ * latter the key's tier resolved as for a decision, the fingerprint and
+ * generation its state must have, and per limit the reservation took the
+ * limit of that id and, for GCRA, amount × period over count, so that
+ * giving back is additions and comparisons (a window's advance the server
+ * makes as it decides).
  *
  * Guarantees:
  *   - a plan is made only for a request that the usual way would decide
@@ -141,7 +143,7 @@ int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f)
         q->max_delay_ns < 0 || (r->o.flags & RL_OPEN_READONLY) ||
         rl__pending_counts(r, q->keys, q->nkeys))
         return 0; /* a key with unwritten refusals: the usual write folds them (refuse.c) */
-    f->cancel = 0;
+    f->cancel = f->penalize = 0;
     f->pol_version = r->pol_version;
     f->max_delay_ns = q->max_delay_ns;
     /* as rl__cooldown_until matches them: the cool-down of every resource,
@@ -171,6 +173,7 @@ int rl__fast_cancel_plan(rl *r, const rl_reservation *rv, rl_fast_req *f)
         rl__pending_counts(r, &key, 1) || !(t = key_tier(r, key, f->k[0].tier)))
         return 0;
     f->cancel = 1;
+    f->penalize = 0;
     f->pol_version = r->pol_version;
     f->have_now = !r->store_clock;
     f->now = f->have_now ? r->o.clock(r->o.clock_ctx) : 0;
@@ -202,5 +205,24 @@ int rl__fast_cancel_plan(rl *r, const rl_reservation *rv, rl_fast_req *f)
         if (s.kind == RL_SLOT_GCRA && b->amount > 0 && b->amount <= s.burst)
             split((i128)b->amount * s.period_ns, s.count, &b->inc_ns, &b->inc_rem);
     }
+    return 1;
+}
+
+int rl__fast_penalize_plan(rl *r, const char *key, uint64_t id, int64_t duration_ns, rl_fast_req *f)
+{
+    if (!r->store->ops->decide_fast || (r->o.flags & RL_OPEN_READONLY) ||
+        rl__pending_counts(r, &key, 1))
+        return 0; /* a key with unwritten refusals: the usual write folds them (refuse.c) */
+    f->cancel = 0;
+    f->penalize = 1;
+    f->pol_version = r->pol_version; /* not read: a cool-down is no tier's */
+    f->have_now = !r->store_clock;
+    f->now = f->have_now ? r->o.clock(r->o.clock_ctx) : 0;
+    f->nkeys = 1;
+    f->k[0].key = key;
+    f->k[0].tier[0] = 0;
+    f->k[0].n = 0;
+    f->pen_id = id;
+    f->pen_ns = duration_ns;
     return 1;
 }

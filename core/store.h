@@ -162,6 +162,13 @@ typedef struct rl_fast_req {
     uint64_t gen, fp;
     size_t nback;
     rl_fast_back back[RL_MAX_LIMITS];
+    /* rl_penalize instead (penalize = 1): cooldown.c's penalize_tx on k[0]
+     * (its key only) with the cool-down of id pen_id for pen_ns (0 lifts
+     * it), at have_now and now; the store writes only what the usual way
+     * would, and leaves it errors (a fifth cool-down) */
+    int penalize;
+    uint64_t pen_id;
+    int64_t pen_ns;
 } rl_fast_req;
 
 /* The state blob st (len bytes) with each sliding window slot started at
@@ -241,8 +248,8 @@ typedef struct rl_store_ops {
     int (*slot_epoch)(rl_store *s, uint32_t *epoch);
     void (*slot_wait)(rl_store *s, uint32_t seen, int64_t ns);
     void (*slot_notify)(rl_store *s);
-    /* Optional: decides q where the data lives, in one round trip, and
-     * writes its outcome; then opens a write transaction that replays it:
+    /* Optional: decides q (or makes q's rl_cancel or rl_penalize) where
+     * the data lives, in one round trip, and writes its outcome; then opens a write transaction that replays it:
      * row_get gives each key's row as it was before, now() the decision's
      * time, and commit checks that every row core puts is byte for byte
      * what the store wrote (RL_ESTORE if not), writing nothing. RL_FAST_NO:

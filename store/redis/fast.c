@@ -28,7 +28,9 @@
  * replayed by core the same way; it writes only when the usual way
  * would write, and answers 0 otherwise (the time to act has come, the
  * key is gone or of another generation or tier), where the usual way
- * writes nothing either.
+ * writes nothing either. A third sets a cool-down (rl_penalize,
+ * cooldown.c's penalize_tx), on a new row too, and leaves the usual way
+ * to refuse a fifth.
  *
  * Guarantees:
  *   - all or nothing, like every decision: the script checks every key
@@ -193,6 +195,28 @@
     "-- Whether claim q (a committer's token and its deadline in ms) is live.\n"                   \
     "local function claimed(q, now_ms)\n"                                                          \
     "  return q and tonumber(string.match(q, '^%S+ (%d+)$') or '0') > now_ms\n"                    \
+    "end\n"                                                                                        \
+    "-- Whether a slot of state st (m slots after a head of hd bytes) is not\n"                    \
+    "-- as state.c's slot_valid wants it.\n"                                                       \
+    "local function damaged(st, hd, m)\n"                                                          \
+    "  for j = 0, m - 1 do\n"                                                                      \
+    "    local o = hd + 1 + j * 49\n"                                                              \
+    "    local kind = byte(st, o)\n"                                                               \
+    "    local cl, ch, pl, ph, bl, bh, xl, xh, rl, rh = unpack('<I4i4I4i4I4i4I4i4I4i4', st, o + "  \
+    "9)\n"                                                                                         \
+    "    local c, b, r = ch * P32 + cl, bh * P32 + bl, rh * P32 + rl\n"                            \
+    "    -- RL_COUNT_MAX, RL_PERIOD_MAX\n"                                                         \
+    "    if kind > 3 or c < 1 or c > 1099511627776 or lt(ph, pl, 0, 1) or\n"                       \
+    "       lt(368133187, 1262747648, ph, pl) then\n"                                              \
+    "      return true\n"                                                                          \
+    "    end\n"                                                                                    \
+    "    if kind == 3 then\n"                                                                      \
+    "      if b < 0 or b > UMAX or r < 0 or r > UMAX then return true end\n"                       \
+    "    elseif b < 1 or b > 1099511627776 or r < 0 or r >= c or (kind == 2 and xh < 0) then\n"    \
+    "      return true\n"                                                                          \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  return false\n"                                                                             \
     "end\n"
 
 /* The decision script. */
@@ -494,24 +518,9 @@ static const char cancel_lua[] =
     "if byte(st, 1) ~= 2 or m > 12 or #st ~= 18 + 49 * m or sub(st, 3, 18) ~= ARGV[7] then\n"
     "  return 0\n"
     "end\n"
-    "-- every slot as state.c's slot_valid checks it: a damaged one goes the\n"
-    "-- usual way, which reports it (RL_ECORRUPT), before anything is written\n"
-    "local PMh, PMl = 368133187, 1262747648 -- RL_PERIOD_MAX\n"
-    "for j = 0, m - 1 do\n"
-    "  local o = 19 + j * 49\n"
-    "  local kind = byte(st, o)\n"
-    "  local cl, ch, pl, ph, bl, bh, xl, xh, rl, rh = unpack('<I4i4I4i4I4i4I4i4I4i4', st, o + 9)\n"
-    "  local c, b, r = ch * P32 + cl, bh * P32 + bl, rh * P32 + rl\n"
-    "  if kind > 3 or c < 1 or c > 1099511627776 or lt(ph, pl, 0, 1) or\n"
-    "     lt(PMh, PMl, ph, pl) then\n"
-    "    return 0\n"
-    "  end\n"
-    "  if kind == 3 then\n"
-    "    if b < 0 or b > UMAX or r < 0 or r > UMAX then return 0 end\n"
-    "  elseif b < 1 or b > 1099511627776 or r < 0 or r >= c or (kind == 2 and xh < 0) then\n"
-    "    return 0\n"
-    "  end\n"
-    "end\n"
+    "-- a damaged slot goes the usual way, which reports it (RL_ECORRUPT),\n"
+    "-- before anything is written\n"
+    "if damaged(st, 18, m) then return 0 end\n"
     "for i = 1, #ARGV[8], 80 do\n"
     "  local id, e = sub(ARGV[8], i, i + 7), i + 8\n"
     "  local kl, kh, nl_, nh_, tl_, th_, rl_, rh_ = unpack('<I4i4I4i4I4i4I4i4', ARGV[8], e)\n"
@@ -578,11 +587,97 @@ static const char cancel_lua[] =
     "if tl == 0 then expire(k, st, row, nh, nl, tonumber(ARGV[4])) end\n"
     "return {1, pack('<I4i4', nl, nh), row, nrow}\n";
 
+/* The script of rl_penalize. */
+static const char penalize_lua[] =
+    "#!lua\n"
+    "-- rl_penalize as cooldown.c's penalize_tx: a cool-down started, grown\n"
+    "-- or lifted in a key's state, ended ones dropped.\n"
+    "-- KEYS: key index, the key's row.\n"
+    "-- ARGV: now ('' for TIME, else 8 bytes), new version token, idle ttl ms,\n"
+    "-- the key's name, the cool-down's id (8 bytes), its duration (8 bytes,\n"
+    "-- 0 lifts it).\n"
+    "-- Returns 0 (nothing written: the usual way decides, and refuses a fifth\n"
+    "-- cool-down) or {1, now, row before ('' if none), row after}.\n" RD_LUA_COMMON
+    "local nh, nl, now_ms = clock(ARGV[1])\n"
+    "local k, id = KEYS[2], ARGV[5]\n"
+    "local dl, dh = unpack('<I4i4', ARGV[6])\n"
+    "local got = call('HMGET', k, 'r', 'q')\n"
+    "local row, q = got[1], got[2]\n"
+    "if claimed(q, now_ms) then return 0 end\n"
+    "-- the row's bytes before its state (a new one: no tier, counters 0)\n"
+    "local head, st, tl = pack('<BB', 1, 0) .. string.rep('\\0', 40), '', 0\n"
+    "if row then\n"
+    "  tl = byte(row, 2) or 0\n"
+    "  if #row < 42 + tl or byte(row, 1) ~= 1 then return 0 end\n"
+    "  head, st = sub(row, 1, 42 + tl), sub(row, 43 + tl)\n"
+    "end\n"
+    "-- the state: none, format 1 or format 2 (generation and fingerprint)\n"
+    "local hd, m, gf = 2, 0, string.rep('\\0', 16)\n"
+    "if #st > 0 then\n"
+    "  local f = byte(st, 1)\n"
+    "  m = byte(st, 2) or 255\n"
+    "  hd = f == 2 and 18 or 2\n"
+    "  if (f ~= 1 and f ~= 2) or m > 12 or #st ~= hd + 49 * m or damaged(st, hd, m) then\n"
+    "    return 0\n"
+    "  end\n"
+    "  if f == 2 then gf = sub(st, 3, 18) end\n"
+    "end\n"
+    "-- the end of the cool-down: now + duration, no later than INT64_MAX\n"
+    "local eh, el = add(nh, nl, dh, dl)\n"
+    "if eh >= H31 then eh, el = H31 - 1, P32 - 1 end\n"
+    "local slots, found, ncool = {}, false, 0\n"
+    "for j = 0, m - 1 do\n"
+    "  local o = hd + 1 + j * 49\n"
+    "  local s, keep = sub(st, o, o + 48), true\n"
+    "  if byte(s, 1) == 1 then\n"
+    "    local l, h = unpack('<I4i4', s, 34)\n"
+    "    if sub(s, 2, 9) == id then\n"
+    "      found = true\n"
+    "      if dh == 0 and dl == 0 then\n"
+    "        keep = false\n"
+    "      elseif lt(h, l, eh, el) then\n"
+    "        s = sub(s, 1, 33) .. pack('<I4i4', el, eh) .. sub(s, 42)\n"
+    "      end\n"
+    "    elseif not lt(nh, nl, h, l) then\n"
+    "      keep = false\n"
+    "    end\n"
+    "    if keep then ncool = ncool + 1 end\n"
+    "  end\n"
+    "  if keep then slots[#slots + 1] = s end\n"
+    "end\n"
+    "if not found and not (dh == 0 and dl == 0) then\n"
+    "  if ncool >= 4 or #slots >= 12 then return 0 end\n"
+    "  local one = pack('<I4i4', 1, 0)\n"
+    "  local tat = pack('<I4i4I4i4', el, eh, 0, 0)\n"
+    "  slots[#slots + 1] = string.char(1) .. id .. one .. one .. one .. tat\n"
+    "end\n"
+    "-- as state.c encodes it: format 1 while generation and fingerprint are 0\n"
+    "local nst\n"
+    "if gf == string.rep('\\0', 16) then\n"
+    "  nst = string.char(1, #slots) .. table.concat(slots)\n"
+    "else\n"
+    "  nst = string.char(2, #slots) .. gf .. table.concat(slots)\n"
+    "end\n"
+    "local nrow = head .. nst\n"
+    "call('HSET', k, 'r', nrow, 'v', ARGV[2])\n"
+    "if q then call('HDEL', k, 'q') end -- lapsed: a live one said 0\n"
+    "if not row then call('ZADD', KEYS[1], 0, ARGV[4]) end\n"
+    "-- the TTL as commit.c's, which counts from the row's last decision\n"
+    "if tl == 0 then\n"
+    "  local ll, lh = unpack('<I4i4', head, 35)\n"
+    "  local sh = string.char(2, #slots) .. string.rep('\\0', 16) .. table.concat(slots)\n"
+    "  expire(k, sh, row, lh, ll, tonumber(ARGV[3]))\n"
+    "end\n"
+    "return {1, pack('<I4i4', nl, nh), row or '', nrow}\n";
+
 int rd_load_fast_script(rd_store *s)
 {
     int rc = rd_script_load(s, fast_lua, s->sha_fast, "load the decision script");
-    return rc != RL_OK ? rc
-                       : rd_script_load(s, cancel_lua, s->sha_cancel, "load the cancel script");
+    if (rc == RL_OK)
+        rc = rd_script_load(s, cancel_lua, s->sha_cancel, "load the cancel script");
+    if (rc == RL_OK)
+        rc = rd_script_load(s, penalize_lua, s->sha_penalize, "load the cool-down script");
+    return rc;
 }
 
 /* Fills the transaction's cache with the rows as the script found them and
@@ -614,7 +709,9 @@ static int replay(rd_store *s, const rl_fast_req *q, const redisReply *r)
                              s->where);
         memcpy(w->expect, is->str, is->len);
         w->expect_len = is->len;
-        if (was->len == 0) { /* new: its state starts as the tier's, at the server's time */
+        if (was->len == 0 && q->penalize) { /* none: rl_penalize makes it */
+            w->row.exists = 0;
+        } else if (was->len == 0) { /* new: its state starts as the tier's, at the server's time */
             w->row.exists = 1;
             w->row.state_len =
                 rl_state_fresh_at(q->k[k].tmpl, q->k[k].tmpl_len, s->time_ns, w->row.state);
@@ -720,6 +817,43 @@ static int cancel_fast(rd_store *s, const rl_fast_req *q)
     return answer(s, q, r);
 }
 
+/* rl_penalize in one round trip (penalize_lua). */
+static int penalize_fast(rd_store *s, const rl_fast_req *q)
+{
+    const char *argv[11];
+    size_t len[sizeof argv / sizeof argv[0]];
+    char names[2][RD_NAME_MAX], token[20], idle[24];
+    unsigned char now[8], id[8], dur[8];
+    redisReply *r = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (s->readonly || !s->sha_penalize[0] || q->nkeys != 1)
+        return RL_FAST_NO;
+    rd_name_of(s, "keys", names[0]);
+    snprintf(token, sizeof token, "%016" PRIx64, rd_next_rand(s));
+    snprintf(idle, sizeof idle, "%" PRId64, s->idle_ttl_ms);
+    put(now, q->now);
+    rl_put64(id, q->pen_id);
+    put(dur, q->pen_ns);
+#define ARG(p, l) (argv[n] = (const char *)(p), len[n++] = (l))
+    ARG("EVALSHA", 7);
+    ARG(s->sha_penalize, strlen(s->sha_penalize));
+    ARG("2", 1);
+    ARG(names[0], strlen(names[0]));
+    ARG(names[1], rd_row_name(s, q->k[0].key, names[1]));
+    ARG(now, q->have_now ? 8 : 0);
+    ARG(token, strlen(token));
+    ARG(idle, strlen(idle));
+    ARG(q->k[0].key, strlen(q->k[0].key));
+    ARG(id, 8);
+    ARG(dur, 8);
+#undef ARG
+    if ((rc = run(s, s->sha_penalize, (int)n, argv, len, &r)) != RL_OK)
+        return rc;
+    return answer(s, q, r);
+}
+
 int rd_decide_fast(rl_store *base, const rl_fast_req *q)
 {
     rd_store *s = (rd_store *)base;
@@ -734,6 +868,8 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
 
     if (q->cancel)
         return cancel_fast(s, q);
+    if (q->penalize)
+        return penalize_fast(s, q);
     if (s->readonly || !s->sha_fast[0] || q->nkeys > RL_MAX_KEYS || q->ncool > sizeof cool / 8 ||
         q->max_delay_ns < 0)
         return RL_FAST_NO;

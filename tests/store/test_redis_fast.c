@@ -14,10 +14,11 @@
  * later), clocks near the epoch, before it and near INT64_MAX, with
  * cool-downs (of every resource or of one, lifted, until the end of
  * time), resets, assignments and reloads in between (which the script
- * leaves to the usual way). Every rc and result field, every
+ * leaves to the usual way, but for cool-downs). Every rc and result field, every
  * reservation's, and every key's stats must be equal, and the script must
  * have made most of the decisions, reservations, cool-down refusals,
- * calls that name a sliding window and cancels that give something back.
+ * calls that name a sliding window, cancels that give something back
+ * and cool-downs set.
  * Each Redis decision is also replayed by core and compared byte for byte
  * by the store, so a divergence in what is written fails too.
  *
@@ -52,7 +53,7 @@ static uint64_t rng, seed;
 typedef struct tally {
     long n, wrote, hit;
 } tally;
-static tally t_plain, t_rsv, t_cool, t_win, t_cancel;
+static tally t_plain, t_rsv, t_cool, t_win, t_cancel, t_pen;
 static int win_call; /* the call being made names a sliding window limit */
 static uint64_t hits0;
 static unsigned long tx0;
@@ -412,7 +413,11 @@ static void disturb(rl *a, rl *b)
         static const char *const res[] = { NULL, "requests", "tokens", "calls" };
         const char *rs = res[rn(4)];
         int64_t d = chance(10) ? 0 : chance(5) ? Y50 : 1 + rn(chance(50) ? 1000 : 1000000000LL);
-        assert_int_equal(rl_penalize(a, k, rs, d), rl_penalize(b, k, rs, d));
+        int ra = rl_penalize(a, k, rs, d), rb;
+        mark(b);
+        rb = rl_penalize(b, k, rs, d);
+        assert_int_equal(ra, rb);
+        tally_add(&t_pen, rb == RL_OK && rl__test_write_tx != tx0, hits_of(b) != hits0);
         break;
     }
     case 2: {
@@ -490,6 +495,7 @@ static void test_script_matches_core(void **state)
     tally_check("refusals by a cool-down", &t_cool, 100, 5);
     tally_check("calls naming a sliding window", &t_win, 200, 2);
     tally_check("cancels with something to give back", &t_cancel, 100, 2);
+    tally_check("cool-downs set (rl_penalize)", &t_pen, 100, 2);
 }
 
 /* A row damaged where the script reads it (a remainder not below its
@@ -644,6 +650,7 @@ static void test_cooldown_edges(void **state)
     const int64_t t0 = (int64_t)1700000000 * RL_SECOND;
     rl_result res;
     rl_reservation rv;
+    uint64_t h;
     pair p;
     (void)state;
     if (!pair_open(&p, lims, 2, "cool")) {
@@ -679,6 +686,18 @@ static void test_cooldown_edges(void **state)
     both_penalize(&p, "k", "requests", 1000);
     both_penalize(&p, "k", "requests", 0); /* lifted */
     assert_true(both_reserve(&p, "k", 1, 0).ok);
+    same_stats(p.a, p.b, "k");
+    /* rl_penalize by the script: one that ends a nanosecond from now
+     * stays when another is set, one that ends now leaves */
+    h = hits_of(p.b);
+    both_penalize(&p, "k", "calls", 2);
+    clk += 1;
+    both_penalize(&p, "k", "tokens", 10);
+    assert_int_equal(state_len(&p, "k"), 18 + 4 * 49);
+    clk += 1;
+    both_penalize(&p, "k", "tokens", 10);
+    assert_int_equal(state_len(&p, "k"), 18 + 3 * 49);
+    assert_int_equal(hits_of(p.b), h + 3);
     same_stats(p.a, p.b, "k");
     pair_close(&p);
 }
