@@ -7,8 +7,9 @@
  * rl_acquire, rl_acquire_keys, and reservations: rl_reserve, rl_wait's
  * decisions) on keys whose tiers, by rules or the default of the policy
  * this handle has cached, hold only GCRA, sliding window and concurrency
- * limits, and which names no concurrency limit, can be decided by the
- * server. A GCRA limit is a few additions and comparisons once two
+ * limits, can be decided by the server; one that names a concurrency
+ * limit only on keys without leases (the server checks), where the usual
+ * way would find no lease to reclaim and no waiter ahead. A GCRA limit is a few additions and comparisons once two
  * 128-bit products are made: cost × period and burst × period, over
  * count. They are made here, in the same exact arithmetic as gcra.c, so
  * the server needs no more than doubles. A sliding window's products
@@ -120,14 +121,14 @@ static int plan_key(rl *r, const rl__req *q, const char *key, rl_fast_key *fk)
         const rl_ldef *d = &t->limits[i];
         int64_t amount = rl__amount_of(q->costs, q->ncosts, d->resource);
         rl_fast_slot *s = &fk->slot[i];
-        if ((d->kind == RL_KIND_CONCURRENT && amount >= 0) || amount > d->burst)
+        if (amount > d->burst)
             return 0;
         memset(s, 0, sizeof *s);
-        s->cost = d->kind == RL_KIND_CONCURRENT ? -1 : amount;
+        s->cost = amount; /* a concurrency limit: checked, not held */
         s->count = d->count;
         if (d->kind == RL_KIND_WINDOW) /* the server multiplies (see the top) */
             s->period_ns = d->period_ns;
-        if (s->cost < 0 || d->kind == RL_KIND_WINDOW)
+        if (s->cost < 0 || d->kind != RL_KIND_GCRA)
             continue;
         split((i128)amount * d->period_ns, d->count, &s->inc_ns, &s->inc_rem);
         split((i128)d->burst * d->period_ns, d->count, &s->tau_ns, &s->tau_rem);

@@ -97,7 +97,7 @@ typedef int (*rl_check_fn)(void *ctx, const char *check, int status, const char 
  * rl_acquire, rl_acquire_keys, or a reservation (rl_reserve, rl_wait: a
  * horizon, max_delay_ns), with no lease and no place in a slot queue,
  * whose keys' tiers hold only GCRA, sliding window and concurrency limits
- * and which names no concurrency limit; keys may be under cool-downs.
+ * (named only on keys without leases); keys may be under cool-downs.
  * For a GCRA limit core does every 128-bit product here, so that the
  * server decides with additions and comparisons alone (Redis's Lua has
  * only doubles): per named limit, cost × period and burst × period, each

@@ -2,9 +2,10 @@
  * fast.c - the Redis store's one-round-trip decision: a server-side script
  * that decides rl_allow / rl_acquire / rl_acquire_keys and reservations
  * (rl_reserve, rl_wait's decisions: admitted to act later, within a
- * horizon) on GCRA and sliding window limits, on keys under cool-downs
- * too, and writes its outcome (rl_store_ops.decide_fast; the plan is
- * core/fast.c's), then the replay that lets core check it.
+ * horizon) on GCRA and sliding window limits, and concurrency limits on
+ * keys without leases, on keys under cool-downs too, and writes its
+ * outcome (rl_store_ops.decide_fast; the plan is core/fast.c's), then the
+ * replay that lets core check it.
  *
  * Why: the usual way reads the rows, decides in C and commits with a
  * script that checks what it read. That is two round trips, and processes
@@ -231,8 +232,9 @@ static const char fast_lua[] =
     "-- new to its tier (its windows start here), 48 bytes per slot (cost, -1\n"
     "-- if not named; count; for a GCRA limit cost x period / count as ns and\n"
     "-- rem, burst x period / count as ns and rem; for a window its period and\n"
-    "-- three 0). Numbers in bytes are little-endian int64, read and written as\n"
-    "-- two 32-bit halves (struct: lo unsigned, hi signed).\n"
+    "-- three 0; for a concurrency limit four 0). Numbers in bytes are\n"
+    "-- little-endian int64, read and written as two 32-bit halves (struct: lo\n"
+    "-- unsigned, hi signed).\n"
     "-- Returns 0 (nothing written) or {1, now, per key: row before ('' if\n"
     "-- none), row after}.\n" RD_LUA_COMMON
     "if (call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end\n"
@@ -409,7 +411,14 @@ static const char fast_lua[] =
     "      -- as state.c checks a slot: a damaged one goes the usual way, which\n"
     "      -- reports it (RL_ECORRUPT), before anything is written\n"
     "      if r < 0 or r >= c or (h < 0 and byte(st, o - 33) == 2) then return 0 end\n"
-    "      if ch >= 0 then\n"
+    "      if ch >= 0 and byte(st, o - 33) == 2 then\n"
+    "        -- a concurrency limit named, on a key without leases (so none to\n"
+    "        -- reclaim and no waiter ahead): admitted while the units in\n"
+    "        -- flight leave room for the cost; nothing is held\n"
+    "        local hl = call('HLEN', e[1])\n"
+    "        if hl > (e[3] and 2 or 0) + (e[4] and 1 or 0) then return 0 end\n"
+    "        if h * P32 + l > c - (ch * P32 + cl) then ok = false end\n"
+    "      elseif ch >= 0 then\n"
     "        local cost = ch * P32 + cl\n"
     "        if h < nh or (h == nh and l < nl) then h, l, r = nh, nl, 0 end\n"
     "        if cost > 0 then\n"
