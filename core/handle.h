@@ -182,6 +182,11 @@ int rl__check_resources(rl *r, const rl_tier *t, const rl__req *q);
 /* Whether the store can decide q in one round trip (decide_fast): then f
  * holds what it needs. Under the handle's mutex. */
 int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f);
+/* The same for rl_cancel of rv (reserve.c's cancel_tx). */
+int rl__fast_cancel_plan(rl *r, const rl_reservation *rv, rl_fast_req *f);
+/* The same for rl_penalize of key (cooldown.c's penalize_tx). */
+int rl__fast_penalize_plan(rl *r, const char *key, uint64_t id, int64_t duration_ns,
+                           rl_fast_req *f);
 /* What decide_key read of key's explicit tier ("" none), for later plans. */
 void rl__fast_note(rl *r, const char *key, const char *tier);
 

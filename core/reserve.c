@@ -330,6 +330,7 @@ static int cancel_tx(rl *r, void *ctx)
 
 int rl_cancel(rl *r, rl_reservation *rv)
 {
+    rl_fast_req *f;
     int rc;
     if (!r)
         return RL_EINVAL;
@@ -341,9 +342,22 @@ int rl_cancel(rl *r, rl_reservation *rv)
     }
     if ((rc = rl__check_key(r, rv->key_)) != RL_OK)
         return rc;
+    if (!(f = malloc(sizeof *f)))
+        return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
+    /* rl__write_tx, with the plan of a cancel the store makes in one round
+     * trip (core/fast.c), made under the mutex where the policy cache may
+     * be read; cancel_tx replays it and the store checks the bytes */
+    rl__lock(r);
+    if (rl__fast_cancel_plan(r, rv, f))
+        r->fast = f;
+    rc = rl__tx(r, cancel_tx, rv);
+    if (rc == RL_OK)
+        r->err[0] = 0;
+    rl__unlock(r);
+    free(f);
     /* Once given back, the units must not come back twice: the state cannot
      * tell a second cancel from a refund, so the reservation is marked. */
-    if ((rc = rl__write_tx(r, cancel_tx, NULL, rv)) == RL_OK)
+    if (rc == RL_OK)
         rv->n_ = 0;
     return rc;
 }

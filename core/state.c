@@ -130,6 +130,25 @@ size_t rl_state_encode(const rl_state *st, unsigned char *buf)
     return head + st->n * RL_SLOT_BYTES;
 }
 
+size_t rl_state_fresh_at(const unsigned char *blob, size_t len, int64_t now, unsigned char *buf)
+{
+    rl_state st;
+    rl_ldef d;
+    size_t i;
+    memcpy(buf, blob, len);
+    if (rl_state_decode(&st, blob, len) != RL_OK)
+        return len;
+    memset(&d, 0, sizeof d);
+    for (i = 0; i < st.n; i++)
+        if (st.slot[i].kind == RL_SLOT_WINDOW) {
+            d.kind = RL_KIND_WINDOW;
+            d.count = d.burst = st.slot[i].count;
+            d.period_ns = st.slot[i].period_ns;
+            st.slot[i].tat = rl_window_fresh(&d, now).start;
+        }
+    return rl_state_encode(&st, buf);
+}
+
 /* ---- format 3 ----------------------------------------------------------- */
 
 #define TAG_KIND 0x03

@@ -96,19 +96,33 @@ typedef int (*rl_check_fn)(void *ctx, const char *check, int status, const char 
 /* A decision a store may make in one round trip (decide_fast): rl_allow,
  * rl_acquire, rl_acquire_keys, or a reservation (rl_reserve, rl_wait: a
  * horizon, max_delay_ns), with no lease and no place in a slot queue,
- * whose keys' tiers hold only GCRA and concurrency limits and which names
- * no concurrency limit; keys may be under cool-downs. Core does every
- * 128-bit product here, so that the
+ * whose keys' tiers hold only GCRA, sliding window and concurrency limits
+ * (named only on keys without leases); keys may be under cool-downs.
+ * For a GCRA limit core does every 128-bit product here, so that the
  * server decides with additions and comparisons alone (Redis's Lua has
  * only doubles): per named limit, cost × period and burst × period, each
  * divided by count into whole ns and a remainder in [0, count), as
- * rl_tat holds a GCRA state (core/fast.c). */
+ * rl_tat holds a GCRA state (core/fast.c). A window's products involve
+ * its stored counts and the server's clock, so it gets its period and
+ * the server multiplies and divides exactly itself (store/redis/fast.c). */
 typedef struct rl_fast_slot {
     int64_t cost;            /* -1: the request does not name this limit */
     int64_t count;           /* the limit's count: remainders are below it */
-    int64_t inc_ns, inc_rem; /* cost × period / count */
-    int64_t tau_ns, tau_rem; /* burst × period / count */
+    int64_t inc_ns, inc_rem; /* GCRA: cost × period / count */
+    int64_t tau_ns, tau_rem; /* GCRA: burst × period / count */
+    int64_t period_ns;       /* a sliding window's period; 0 for the others */
 } rl_fast_slot;
+
+/* What rl_cancel gives back on one limit (reserve.c's cancel_tx, made by
+ * the store in one round trip): the reservation's words, and the limit of
+ * that id in the key's tier, whose slot the store finds by id. */
+typedef struct rl_fast_back {
+    uint64_t id;
+    int64_t kind;                    /* RL_SLOT_* of the tier's limit of that id */
+    int64_t amount, tat, rem;        /* as the reservation took them */
+    int64_t count, period_ns, burst; /* the limit, as its slot must hold it */
+    int64_t inc_ns, inc_rem;         /* GCRA: amount × period / count */
+} rl_fast_back;
 
 typedef struct rl_fast_key {
     const char *key;
@@ -138,7 +152,33 @@ typedef struct rl_fast_req {
     uint64_t cool_id[1 + RL_MAX_LIMITS];
     size_t nkeys;
     rl_fast_key k[RL_MAX_KEYS];
+    /* rl_cancel instead of a decision (cancel = 1): the reservation's key is
+     * k[0], of which only key and tier are set, and of the above only
+     * pol_version, have_now and now; the store writes only when the
+     * usual way would (before the time to act, the state of the
+     * reservation's generation and of the tier's fingerprint) */
+    int cancel;
+    int64_t time_to_act;
+    uint64_t gen, fp;
+    size_t nback;
+    rl_fast_back back[RL_MAX_LIMITS];
+    /* rl_penalize instead (penalize = 1): cooldown.c's penalize_tx on k[0]
+     * (its key only) with the cool-down of id pen_id for pen_ns (0 lifts
+     * it), at have_now and now; the store writes only what the usual way
+     * would, and leaves it errors (a fifth cool-down) */
+    int penalize;
+    uint64_t pen_id;
+    int64_t pen_ns;
 } rl_fast_req;
+
+/* The state blob st (len bytes) with each sliding window slot started at
+ * the empty window that holds now (rl_window_fresh), as core aligns a key
+ * it never saw: a template made without a time (core/fast.c's) becomes the
+ * state of a key new at now. The store's replay of a decision made on the
+ * server starts a new key from it (store/redis/fast.c). Returns its length
+ * in buf (RL_STATE_MAX bytes); a blob that does not decode is copied as it
+ * is, for whoever reads it to refuse. */
+size_t rl_state_fresh_at(const unsigned char *st, size_t len, int64_t now, unsigned char *buf);
 
 typedef struct rl_store_ops {
     const char *name;
@@ -210,8 +250,8 @@ typedef struct rl_store_ops {
     int (*slot_epoch)(rl_store *s, uint32_t *epoch);
     void (*slot_wait)(rl_store *s, uint32_t seen, int64_t ns);
     void (*slot_notify)(rl_store *s);
-    /* Optional: decides q where the data lives, in one round trip, and
-     * writes its outcome; then opens a write transaction that replays it:
+    /* Optional: decides q (or makes q's rl_cancel or rl_penalize) where
+     * the data lives, in one round trip, and writes its outcome; then opens a write transaction that replays it:
      * row_get gives each key's row as it was before, now() the decision's
      * time, and commit checks that every row core puts is byte for byte
      * what the store wrote (RL_ESTORE if not), writing nothing. RL_FAST_NO:

@@ -2,7 +2,8 @@
  * fast.c - the Redis store's one-round-trip decision: a server-side script
  * that decides rl_allow / rl_acquire / rl_acquire_keys and reservations
  * (rl_reserve, rl_wait's decisions: admitted to act later, within a
- * horizon) on GCRA limits, on keys under cool-downs too, and writes its
+ * horizon) on GCRA and sliding window limits, and concurrency limits on
+ * keys without leases, on keys under cool-downs too, and writes its
  * outcome (rl_store_ops.decide_fast; the plan is core/fast.c's), then the
  * replay that lets core check it.
  *
@@ -11,9 +12,26 @@
  * that share one hot key conflict and retry: the more of them, the fewer
  * decisions. Deciding on the server serialises them in Redis instead, with
  * no retries. The math stays exact without 128-bit integers in Lua: core
- * sends each named limit's cost × period and burst × period over count
- * (whole ns and a remainder), so the script only adds and compares 64-bit
- * numbers kept as two 32-bit halves in doubles.
+ * sends each named GCRA limit's cost × period and burst × period over
+ * count (whole ns and a remainder), so the script only adds and compares
+ * 64-bit numbers kept as two 32-bit halves in doubles. A sliding window's
+ * products involve its stored counts and the server's clock, so the
+ * script makes them itself, exactly: a count below 2^42 times a 64-bit
+ * time as four 32-bit words from 16-bit limbs (every partial sum below
+ * 2^53), divided by binary long division, each step of which stays below
+ * 2^63 in {hi, lo} halves. It ports window.c line by line (advance,
+ * estimate, first_fit, wait_for, charge); with no horizon (rl_allow) it
+ * only compares the two products that tell whether the estimate at now
+ * leaves room, which is wait_for's answer being 0.
+ *
+ * A second script gives a reservation back (rl_cancel, reserve.c's
+ * cancel_tx and eval.c's cancel rules), also in one round trip and
+ * replayed by core the same way; it writes only when the usual way
+ * would write, and answers 0 otherwise (the time to act has come, the
+ * key is gone or of another generation or tier), where the usual way
+ * writes nothing either. A third sets a cool-down (rl_penalize,
+ * cooldown.c's penalize_tx), on a new row too, and leaves the usual way
+ * to refuse a fifth.
  *
  * Guarantees:
  *   - all or nothing, like every decision: the script checks every key
@@ -41,6 +59,168 @@
 /* 64-bit numbers are {hi, lo}: hi the signed upper 32 bits, lo the lower
  * 32 bits unsigned, both exact in a double; a GCRA time is {hi, lo, rem}
  * (ns and a remainder below the limit's count), compared in that order. */
+/* What both scripts share: 64-bit numbers as {hi, lo} halves and their
+ * exact products and quotients, window.c's advance, the clock, the TTL
+ * and claims. */
+#define RD_LUA_COMMON                                                                              \
+    "local P32, H31 = 4294967296, 2147483648\n"                                                    \
+    "local sub, byte, floor = string.sub, string.byte, math.floor\n"                               \
+    "local pack, unpack, call = struct.pack, struct.unpack, redis.call\n"                          \
+    "local W2, W3 = '<I4i4I4i4', '<I4i4I4i4I4i4'\n"                                                \
+    "local W12 = '<I4i4I4i4I4i4I4i4I4i4I4i4'\n"                                                    \
+    "-- a window's prev and cur at most (RL_WINDOW_UNITS_MAX)\n"                                   \
+    "local UMAX = 2199023255552\n"                                                                 \
+    "-- x >= 0 added to {hi, lo}, stopping at INT64_MAX as rl__sat_add does\n"                     \
+    "local function sat_add(hi, lo, x)\n"                                                          \
+    "  local xh = floor(x / P32)\n"                                                                \
+    "  lo = lo + x - xh * P32\n"                                                                   \
+    "  hi = hi + xh\n"                                                                             \
+    "  if lo >= P32 then lo = lo - P32; hi = hi + 1 end\n"                                         \
+    "  if hi >= H31 then return H31 - 1, P32 - 1 end\n"                                            \
+    "  return hi, lo\n"                                                                            \
+    "end\n"                                                                                        \
+    "-- 64-bit arithmetic for windows on {h, l}: l in [0, 2^32), h whole and\n"                    \
+    "-- signed (a sum may take it past 2^31 until it is clamped)\n"                                \
+    "local function add(ah, al, bh, bl)\n"                                                         \
+    "  local l = al + bl\n"                                                                        \
+    "  if l >= P32 then return ah + bh + 1, l - P32 end\n"                                         \
+    "  return ah + bh, l\n"                                                                        \
+    "end\n"                                                                                        \
+    "local function dif(ah, al, bh, bl)\n"                                                         \
+    "  local l = al - bl\n"                                                                        \
+    "  if l < 0 then return ah - bh - 1, l + P32 end\n"                                            \
+    "  return ah - bh, l\n"                                                                        \
+    "end\n"                                                                                        \
+    "local function lt(ah, al, bh, bl)\n"                                                          \
+    "  return ah < bh or (ah == bh and al < bl)\n"                                                 \
+    "end\n"                                                                                        \
+    "-- a x {bh, bl} exactly, a whole in [0, 2^53), 0 <= bh < 2^32: four 32-bit\n"                 \
+    "-- words, lowest first, made of 16-bit limbs (partial sums below 2^35)\n"                     \
+    "local function mul(a, bh, bl)\n"                                                              \
+    "  local x = {a % 65536, floor(a / 65536) % 65536, floor(a / P32) % 65536,\n"                  \
+    "    floor(a / 281474976710656)}\n"                                                            \
+    "  local y = {bl % 65536, floor(bl / 65536), bh % 65536, floor(bh / 65536)}\n"                 \
+    "  local z, c = {}, 0\n"                                                                       \
+    "  for k = 2, 8 do\n"                                                                          \
+    "    for i = math.max(1, k - 4), math.min(4, k - 1) do c = c + x[i] * y[k - i] end\n"          \
+    "    z[k - 1] = c % 65536\n"                                                                   \
+    "    c = floor(c / 65536)\n"                                                                   \
+    "  end\n"                                                                                      \
+    "  return {z[1] + z[2] * 65536, z[3] + z[4] * 65536, z[5] + z[6] * 65536, z[7] + c * 65536}\n" \
+    "end\n"                                                                                        \
+    "local function lt4(x, y)\n"                                                                   \
+    "  for i = 4, 1, -1 do\n"                                                                      \
+    "    if x[i] ~= y[i] then return x[i] < y[i] end\n"                                            \
+    "  end\n"                                                                                      \
+    "  return false\n"                                                                             \
+    "end\n"                                                                                        \
+    "-- w (four 32-bit words, lowest first) over {dh, dl} (0 < it < 2^62), by\n"                   \
+    "-- binary long division: quotient {qh, ql} (exact below 2^84) and\n"                          \
+    "-- remainder {rh, rl}, never above 2^63 on the way\n"                                         \
+    "local function divmod(w, dh, dl)\n"                                                           \
+    "  local qh, ql, rh, rl, top = 0, 0, 0, 0, 4\n"                                                \
+    "  while top > 1 and w[top] == 0 do top = top - 1 end\n"                                       \
+    "  for i = top, 1, -1 do\n"                                                                    \
+    "    local x = w[i]\n"                                                                         \
+    "    for _ = 1, 32 do\n"                                                                       \
+    "      x, rl, rh, ql, qh = x * 2, rl * 2, rh * 2, ql * 2, qh * 2\n"                            \
+    "      if x >= P32 then x = x - P32; rl = rl + 1 end\n"                                        \
+    "      if rl >= P32 then rl = rl - P32; rh = rh + 1 end\n"                                     \
+    "      if ql >= P32 then ql = ql - P32; qh = qh + 1 end\n"                                     \
+    "      if rh > dh or (rh == dh and rl >= dl) then\n"                                           \
+    "        rh, rl = dif(rh, rl, dh, dl)\n"                                                       \
+    "        ql = ql + 1\n"                                                                        \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  return qh, ql, rh, rl\n"                                                                    \
+    "end\n"                                                                                        \
+    "-- window.c's math, on a window {sh, sl} (its start), cur, prev of a limit\n"                 \
+    "-- of period {ph, pl}.\n"                                                                     \
+    "-- advance: the state as of {th, tl}: windows that ended by then shifted\n"                   \
+    "-- out, keeping its alignment; a time before start changes nothing\n"                         \
+    "local function advance(sh, sl, cur, prev, th, tl, ph, pl)\n"                                  \
+    "  if lt(th, tl, sh, sl) then return sh, sl, cur, prev end\n"                                  \
+    "  local dh, dl = dif(th, tl, sh, sl)\n"                                                       \
+    "  if lt(dh, dl, ph, pl) then return sh, sl, cur, prev end\n"                                  \
+    "  local h, l = add(ph, pl, ph, pl)\n"                                                         \
+    "  if lt(dh, dl, h, l) then\n"                                                                 \
+    "    h, l = add(sh, sl, ph, pl)\n"                                                             \
+    "    return h, l, 0, cur\n"                                                                    \
+    "  end\n"                                                                                      \
+    "  local _, _, rh, rl = divmod({dl, dh, 0, 0}, ph, pl)\n"                                      \
+    "  h, l = dif(th, tl, rh, rl)\n"                                                               \
+    "  return h, l, 0, 0\n"                                                                        \
+    "end\n"                                                                                        \
+    "-- now in ns as {nh, nl} (arg: 8 bytes, a caller's clock, or '' for the\n"                    \
+    "-- server's TIME), and the server's TIME in ms (claims are in it)\n"                          \
+    "local function clock(arg)\n"                                                                  \
+    "  local t = call('TIME')\n"                                                                   \
+    "  local sec, usec = tonumber(t[1]), tonumber(t[2])\n"                                         \
+    "  local now_ms = sec * 1000 + floor(usec / 1000)\n"                                           \
+    "  if arg ~= '' then\n"                                                                        \
+    "    local nl, nh = unpack('<I4i4', arg)\n"                                                    \
+    "    return nh, nl, now_ms\n"                                                                  \
+    "  end\n"                                                                                      \
+    "  -- sec x 1e9 + usec x 1000 in two halves, every step below 2^53\n"                          \
+    "  local s1 = floor(sec / 65536)\n"                                                            \
+    "  local a, b = s1 * 1e9, (sec - s1 * 65536) * 1e9 + usec * 1000\n"                            \
+    "  local ah, bh = floor(a / 65536), floor(b / P32)\n"                                          \
+    "  local nh, nl = ah + bh, (a - ah * 65536) * 65536 + b - bh * P32\n"                          \
+    "  if nl >= P32 then nl = nl - P32; nh = nh + 1 end\n"                                         \
+    "  return nh, nl, now_ms\n"                                                                    \
+    "end\n"                                                                                        \
+    "-- The TTL of key k, as commit.c's: until every bucket of state st is full\n"                 \
+    "-- again (a window's units count until two periods past its start), plus\n"                   \
+    "-- idle; a TTL already longer (a lease this script did not read) stays.\n"                    \
+    "local function expire(k, st, row, nh, nl, idle)\n"                                            \
+    "  local till = -1\n"                                                                          \
+    "  for j = 0, byte(st, 2) - 1 do\n"                                                            \
+    "    local o = 19 + j * 49\n"                                                                  \
+    "    if byte(st, o) ~= 2 then\n"                                                               \
+    "      local l, h = unpack('<I4i4', st, o + 33)\n"                                             \
+    "      if byte(st, o) == 3 then\n"                                                             \
+    "        local pl, ph = unpack('<I4i4', st, o + 17)\n"                                         \
+    "        h, l = add(h, l, add(ph, pl, ph, pl))\n"                                              \
+    "        if h >= H31 then h, l = H31 - 1, P32 - 1 end\n"                                       \
+    "      end\n"                                                                                  \
+    "      local d = (h - nh) * P32 + (l - nl)\n"                                                  \
+    "      if d > till then till = d end\n"                                                        \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  local ttl = till > 0 and floor(till / 1e6) + 1 + idle or idle\n"                            \
+    "  if ttl > 4e18 then call('PERSIST', k)\n"                                                    \
+    "  elseif row then call('PEXPIRE', k, ttl, 'GT')\n"                                            \
+    "  else call('PEXPIRE', k, ttl) end\n"                                                         \
+    "end\n"                                                                                        \
+    "-- Whether claim q (a committer's token and its deadline in ms) is live.\n"                   \
+    "local function claimed(q, now_ms)\n"                                                          \
+    "  return q and tonumber(string.match(q, '^%S+ (%d+)$') or '0') > now_ms\n"                    \
+    "end\n"                                                                                        \
+    "-- Whether a slot of state st (m slots after a head of hd bytes) is not\n"                    \
+    "-- as state.c's slot_valid wants it.\n"                                                       \
+    "local function damaged(st, hd, m)\n"                                                          \
+    "  for j = 0, m - 1 do\n"                                                                      \
+    "    local o = hd + 1 + j * 49\n"                                                              \
+    "    local kind = byte(st, o)\n"                                                               \
+    "    local cl, ch, pl, ph, bl, bh, xl, xh, rl, rh = unpack('<I4i4I4i4I4i4I4i4I4i4', st, o + "  \
+    "9)\n"                                                                                         \
+    "    local c, b, r = ch * P32 + cl, bh * P32 + bl, rh * P32 + rl\n"                            \
+    "    -- RL_COUNT_MAX, RL_PERIOD_MAX\n"                                                         \
+    "    if kind > 3 or c < 1 or c > 1099511627776 or lt(ph, pl, 0, 1) or\n"                       \
+    "       lt(368133187, 1262747648, ph, pl) then\n"                                              \
+    "      return true\n"                                                                          \
+    "    end\n"                                                                                    \
+    "    if kind == 3 then\n"                                                                      \
+    "      if b < 0 or b > UMAX or r < 0 or r > UMAX then return true end\n"                       \
+    "    elseif b < 1 or b > 1099511627776 or r < 0 or r >= c or (kind == 2 and xh < 0) then\n"    \
+    "      return true\n"                                                                          \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  return false\n"                                                                             \
+    "end\n"
+
+/* The decision script. */
 static const char fast_lua[] =
     "#!lua\n"
     "-- KEYS: policy, key index, then the row of each key of the decision.\n"
@@ -49,38 +229,16 @@ static const char fast_lua[] =
     "-- INT64_MAX none), the ids of the cool-downs that refuse the request\n"
     "-- (8 bytes each), then per key: its name, the explicit tier\n"
     "-- its row names ('' none), the state of a key\n"
-    "-- new to its tier, 48 bytes per slot (cost, -1 if not named; count;\n"
-    "-- cost x period / count as ns and rem; burst x period / count as ns and\n"
-    "-- rem). Numbers in bytes are little-endian int64, read and written as two\n"
-    "-- 32-bit halves (struct: lo unsigned, hi signed).\n"
+    "-- new to its tier (its windows start here), 48 bytes per slot (cost, -1\n"
+    "-- if not named; count; for a GCRA limit cost x period / count as ns and\n"
+    "-- rem, burst x period / count as ns and rem; for a window its period and\n"
+    "-- three 0; for a concurrency limit four 0). Numbers in bytes are\n"
+    "-- little-endian int64, read and written as two 32-bit halves (struct: lo\n"
+    "-- unsigned, hi signed).\n"
     "-- Returns 0 (nothing written) or {1, now, per key: row before ('' if\n"
-    "-- none), row after}.\n"
-    "local P32, H31 = 4294967296, 2147483648\n"
-    "local sub, byte, floor = string.sub, string.byte, math.floor\n"
-    "local pack, unpack, call = struct.pack, struct.unpack, redis.call\n"
-    "local W2, W12 = '<I4i4I4i4', '<I4i4I4i4I4i4I4i4I4i4I4i4'\n"
-    "-- x >= 0 added to {hi, lo}, stopping at INT64_MAX as rl__sat_add does\n"
-    "local function sat_add(hi, lo, x)\n"
-    "  local xh = floor(x / P32)\n"
-    "  lo = lo + x - xh * P32\n"
-    "  hi = hi + xh\n"
-    "  if lo >= P32 then lo = lo - P32; hi = hi + 1 end\n"
-    "  if hi >= H31 then return H31 - 1, P32 - 1 end\n"
-    "  return hi, lo\n"
-    "end\n"
+    "-- none), row after}.\n" RD_LUA_COMMON
     "if (call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end\n"
-    "local t = call('TIME')\n"
-    "local sec, usec = tonumber(t[1]), tonumber(t[2])\n"
-    "local now_ms = sec * 1000 + floor(usec / 1000)\n"
-    "local nh, nl\n"
-    "if ARGV[2] ~= '' then nl, nh = unpack('<I4i4', ARGV[2]) else\n"
-    "  -- sec x 1e9 + usec x 1000 in two halves, every step below 2^53\n"
-    "  local s1 = floor(sec / 65536)\n"
-    "  local a, b = s1 * 1e9, (sec - s1 * 65536) * 1e9 + usec * 1000\n"
-    "  local ah, bh = floor(a / 65536), floor(b / P32)\n"
-    "  nh, nl = ah + bh, (a - ah * 65536) * 65536 + b - bh * P32\n"
-    "  if nl >= P32 then nl = nl - P32; nh = nh + 1 end\n"
-    "end\n"
+    "local nh, nl, now_ms = clock(ARGV[2])\n"
     "-- the horizon D: admitted if the caller can act by now + D, which is\n"
     "-- kept exact ({zh, zl}, zh may pass 2^31 in a double); core's delays\n"
     "-- saturate at INT64_MAX, so D = INT64_MAX admits any delay (inf)\n"
@@ -88,6 +246,53 @@ static const char fast_lua[] =
     "local inf = dh == H31 - 1 and dl == P32 - 1\n"
     "local zh, zl = nh + dh, nl + dl\n"
     "if zl >= P32 then zl = zl - P32; zh = zh + 1 end\n"
+    "-- More of window.c's math, at now.\n"
+    "-- The start of the window that holds now (rl_window_fresh): floor(now /\n"
+    "-- period) x period, no earlier than INT64_MIN.\n"
+    "local function aligned(ph, pl)\n"
+    "  if nh >= 0 then\n"
+    "    local _, _, rh, rl = divmod({nl, nh, 0, 0}, ph, pl)\n"
+    "    return dif(nh, nl, rh, rl)\n"
+    "  end\n"
+    "  local mh, ml = dif(0, 0, nh, nl)\n"
+    "  local _, _, rh, rl = divmod({ml, mh, 0, 0}, ph, pl)\n"
+    "  if rh == 0 and rl == 0 then return nh, nl end\n"
+    "  local h, l = dif(nh, nl, dif(ph, pl, rh, rl))\n"
+    "  if h < -H31 then return -H31, 0 end\n"
+    "  return h, l\n"
+    "end\n"
+    "-- estimate at now (advanced to now): ceil(prev x (period - e) / period) +\n"
+    "-- cur, e = now - start, 0 while now is before start\n"
+    "local function estimate(sh, sl, cur, prev, ph, pl)\n"
+    "  if prev == 0 then return cur end\n"
+    "  local eh, el = ph, pl\n"
+    "  if not lt(nh, nl, sh, sl) then eh, el = dif(ph, pl, dif(nh, nl, sh, sl)) end\n"
+    "  local qh, ql, rh, rl = divmod(mul(prev, eh, el), ph, pl)\n"
+    "  return qh * P32 + ql + ((rh > 0 or rl > 0) and 1 or 0) + cur\n"
+    "end\n"
+    "-- first_fit: the first e in [0, period) at which ceil(c x (period - e) /\n"
+    "-- period) <= room, nil if none: period - floor(room x period / c)\n"
+    "local function first_fit(c, room, ph, pl)\n"
+    "  if room < 0 then return nil end\n"
+    "  if c == 0 or room >= c then return 0, 0 end\n"
+    "  local qh, ql = divmod(mul(room, ph, pl), floor(c / P32), c % P32)\n"
+    "  if qh == 0 and ql == 0 then return nil end\n"
+    "  return dif(ph, pl, qh, ql)\n"
+    "end\n"
+    "-- wait_for: from now (advanced to now) until cost fits, room1 = n - cur -\n"
+    "-- cost, room2 = n - cost; the caller clamps it to [0, INT64_MAX]\n"
+    "local function wait_for(sh, sl, cur, prev, room1, room2, ph, pl)\n"
+    "  local eh, el = first_fit(prev, room1, ph, pl)\n"
+    "  if eh then\n"
+    "    if eh == 0 and el == 0 then return 0, 0 end\n"
+    "    local h, l = add(sh, sl, eh, el)\n"
+    "    return dif(h, l, nh, nl)\n"
+    "  end\n"
+    "  local h, l = add(sh, sl, ph, pl)\n"
+    "  eh, el = first_fit(cur, room2, ph, pl)\n"
+    "  if eh then h, l = add(h, l, eh, el) else h, l = add(h, l, ph, pl) end\n"
+    "  return dif(h, l, nh, nl)\n"
+    "end\n"
     "local cids = {}\n"
     "for i = 1, #ARGV[7], 8 do cids[sub(ARGV[7], i, i + 7)] = true end\n"
     "-- a cool-down slot as rl_penalize writes it: count, period and burst 1,\n"
@@ -101,7 +306,7 @@ static const char fast_lua[] =
     "  local k, tier, tm, lim = KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
     "  local got = call('HMGET', k, 'r', 'q')\n"
     "  local row, q, st = got[1], got[2], tm\n"
-    "  if q and tonumber(string.match(q, '^%S+ (%d+)$') or '0') > now_ms then return 0 end\n"
+    "  if claimed(q, now_ms) then return 0 end\n"
     "  local tl = #tier\n"
     "  if row then\n"
     "    if #row < 42 + tl or byte(row, 1) ~= 1 or byte(row, 2) ~= tl or\n"
@@ -120,9 +325,16 @@ static const char fast_lua[] =
     "     sub(st, 3, 10) == '\\0\\0\\0\\0\\0\\0\\0\\0' then\n"
     "    return 0\n"
     "  end\n"
+    "  -- a window's limit is its first 25 bytes: then prev, start, cur\n"
     "  for j = 0, n - 1 do\n"
     "    local o = 19 + j * 49\n"
-    "    if sub(st, o, o + 32) ~= sub(tm, o, o + 32) then return 0 end\n"
+    "    local w = byte(tm, o) == 3 and 24 or 32\n"
+    "    if sub(st, o, o + w) ~= sub(tm, o, o + w) then return 0 end\n"
+    "    if w == 24 and not row then\n"
+    "      local pl, ph = unpack('<I4i4', tm, o + 17)\n"
+    "      local h, l = aligned(ph, pl)\n"
+    "      st = sub(st, 1, o + 32) .. pack('<I4i4', l, h) .. sub(st, o + 41)\n"
+    "    end\n"
     "  end\n"
     "  -- cool-downs, as rl__state_align brings them along: running ones\n"
     "  -- (end > now) kept in order, ended ones dropped\n"
@@ -147,47 +359,116 @@ static const char fast_lua[] =
     "end\n"
     "-- a running cool-down refuses unless it ends within the horizon\n"
     "if cdh and not inf and (cdh > zh or (cdh == zh and cdl > zl)) then ok = false end\n"
+    "-- Dh, Dl: when the decision lets the caller act, the latest delay of any\n"
+    "-- named rate or cool-down (decide.c's x->delay), each at most INT64_MAX\n"
+    "local Dh, Dl, now_only = 0, 0, dh == 0 and dl == 0\n"
+    "local function later(h, l)\n"
+    "  if h < 0 then return end\n"
+    "  if h >= H31 then h, l = H31 - 1, P32 - 1 end\n"
+    "  if lt(Dh, Dl, h, l) then Dh, Dl = h, l end\n"
+    "end\n"
+    "if cdh then later(dif(cdh, cdl, nh, nl)) end\n"
     "-- GCRA as gcra.c: cur = max(tat, now); a cost adds cost x period /\n"
     "-- count (past INT64_MAX: refused); admitted if cur - burst x period /\n"
     "-- count <= now + D. A cost of 0 only checks.\n"
-    "local new = {}\n"
+    "-- A window as window.c: advanced to now; admitted if its wait for the\n"
+    "-- cost is within D (D = 0: if the estimate at now leaves room for it,\n"
+    "-- found by products alone); a cost of 0 only checks. Its cost is counted\n"
+    "-- below, once the decision's delay is known.\n"
+    "local new, charges = {}, {}\n"
     "for x, e in ipairs(keys) do\n"
     "  local st, lim, nw = e[5], e[6], {}\n"
     "  for j = 0, e[7] - 1 do\n"
-    "    local cl, ch, c, chi, il, ih, ir, irh, ul, uh, ur, urh = unpack(W12, lim, j * 48 + 1)\n"
     "    local o = 19 + j * 49 + 33\n"
-    "    local l, h, r, rh = unpack(W2, st, o)\n"
-    "    c, r = c + chi * P32, r + rh * P32\n"
-    "    -- as state.c checks a slot: a damaged one goes the usual way, which\n"
-    "    -- reports it (RL_ECORRUPT), before anything is written\n"
-    "    if r < 0 or r >= c or (h < 0 and byte(st, o - 33) == 2) then return 0 end\n"
-    "    if ch >= 0 then\n"
-    "      local cost = ch * P32 + cl\n"
-    "      if h < nh or (h == nh and l < nl) then h, l, r = nh, nl, 0 end\n"
-    "      if cost > 0 then\n"
-    "        r, l, h = r + ir + irh * P32, l + il, h + ih\n"
-    "        if r >= c then r = r - c; l = l + 1 end\n"
-    "        if l >= P32 then l = l - P32; h = h + 1 end\n"
-    "        if h >= H31 then ok = false end\n"
-    "        nw[#nw + 1] = {o, h, l, r}\n"
+    "    if byte(st, o - 33) == 3 then\n"
+    "      local cl, ch, c, chi, pl, ph = unpack(W3, lim, j * 48 + 1)\n"
+    "      local vl, vh, sl, sh, ul, uh = unpack(W3, st, o - 8)\n"
+    "      local prev, cur = vh * P32 + vl, uh * P32 + ul\n"
+    "      if prev < 0 or prev > UMAX or cur < 0 or cur > UMAX then return 0 end\n"
+    "      if ch >= 0 then\n"
+    "        local cost, n = ch * P32 + cl, chi * P32 + c\n"
+    "        sh, sl, cur, prev = advance(sh, sl, cur, prev, nh, nl, ph, pl)\n"
+    "        local room = n - cur - cost\n"
+    "        if now_only then\n"
+    "          if room < 0 or (prev > 0 and room < prev and (lt(nh, nl, sh, sl) or\n"
+    "             lt4(mul(room, ph, pl), mul(prev, dif(ph, pl, dif(nh, nl, sh, sl)))))) then\n"
+    "            ok = false\n"
+    "          end\n"
+    "        else\n"
+    "          local wh, wl = wait_for(sh, sl, cur, prev, room, n - cost, ph, pl)\n"
+    "          if wh < 0 then wh, wl = 0, 0 elseif wh >= H31 then wh, wl = H31 - 1, P32 - 1 end\n"
+    "          if not inf and lt(dh, dl, wh, wl) then ok = false end\n"
+    "          later(wh, wl)\n"
+    "        end\n"
+    "        if cost > 0 then\n"
+    "          charges[#charges + 1] = {x, o - 8, sh, sl, cur, prev, cost, n, ph, pl}\n"
+    "        end\n"
     "      end\n"
-    "      local ah, al, ar = h - uh, l - ul, r - ur - urh * P32\n"
-    "      if ar < 0 then ar = ar + c; al = al - 1 end\n"
-    "      if al < 0 then al = al + P32; ah = ah - 1 end\n"
-    "      if not inf and (ah > zh or (ah == zh and (al > zl or (al == zl and ar > 0)))) then\n"
-    "        ok = false\n"
+    "    else\n"
+    "      local cl, ch, c, chi, il, ih, ir, irh, ul, uh, ur, urh = unpack(W12, lim, j * 48 + 1)\n"
+    "      local l, h, r, rh = unpack(W2, st, o)\n"
+    "      c, r = c + chi * P32, r + rh * P32\n"
+    "      -- as state.c checks a slot: a damaged one goes the usual way, which\n"
+    "      -- reports it (RL_ECORRUPT), before anything is written\n"
+    "      if r < 0 or r >= c or (h < 0 and byte(st, o - 33) == 2) then return 0 end\n"
+    "      if ch >= 0 and byte(st, o - 33) == 2 then\n"
+    "        -- a concurrency limit named, on a key without leases (so none to\n"
+    "        -- reclaim and no waiter ahead): admitted while the units in\n"
+    "        -- flight leave room for the cost; nothing is held\n"
+    "        local hl = call('HLEN', e[1])\n"
+    "        if hl > (e[3] and 2 or 0) + (e[4] and 1 or 0) then return 0 end\n"
+    "        if h * P32 + l > c - (ch * P32 + cl) then ok = false end\n"
+    "      elseif ch >= 0 then\n"
+    "        local cost = ch * P32 + cl\n"
+    "        if h < nh or (h == nh and l < nl) then h, l, r = nh, nl, 0 end\n"
+    "        if cost > 0 then\n"
+    "          r, l, h = r + ir + irh * P32, l + il, h + ih\n"
+    "          if r >= c then r = r - c; l = l + 1 end\n"
+    "          if l >= P32 then l = l - P32; h = h + 1 end\n"
+    "          if h >= H31 then ok = false end\n"
+    "          local rh = floor(r / P32)\n"
+    "          nw[#nw + 1] = {o, pack(W2, l, h, r - rh * P32, rh)}\n"
+    "        end\n"
+    "        local ah, al, ar = h - uh, l - ul, r - ur - urh * P32\n"
+    "        if ar < 0 then ar = ar + c; al = al - 1 end\n"
+    "        if al < 0 then al = al + P32; ah = ah - 1 end\n"
+    "        if not inf and (ah > zh or (ah == zh and (al > zl or (al == zl and ar > 0)))) then\n"
+    "          ok = false\n"
+    "        end\n"
+    "        -- its delay: allow_at - now, rounded up to whole ns\n"
+    "        local gh, gl = dif(ah, al, nh, nl)\n"
+    "        if ar > 0 then gh, gl = add(gh, gl, 0, 1) end\n"
+    "        later(gh, gl)\n"
     "      end\n"
     "    end\n"
     "  end\n"
     "  new[x] = nw\n"
+    "end\n"
+    "-- window.c's charge: the cost counts in the window of now + the delay;\n"
+    "-- a window moved to ahead of now gets prev >= min(estimate, n) - cost\n"
+    "if ok then\n"
+    "  local th, tl = add(nh, nl, Dh, Dl)\n"
+    "  if th >= H31 then th, tl = H31 - 1, P32 - 1 end\n"
+    "  for _, w in ipairs(charges) do\n"
+    "    local sh, sl, cur, prev, cost = w[3], w[4], w[5], w[6], w[7]\n"
+    "    local n, ph, pl = w[8], w[9], w[10]\n"
+    "    local h, l, c1, p1 = advance(sh, sl, cur, prev, th, tl, ph, pl)\n"
+    "    if h ~= sh or l ~= sl then\n"
+    "      local f = math.min(estimate(sh, sl, cur, prev, ph, pl), n) - cost\n"
+    "      if p1 < f then p1 = f end\n"
+    "    end\n"
+    "    c1 = c1 + cost\n"
+    "    local nwx = new[w[1]]\n"
+    "    local b = pack(W3, p1 % P32, floor(p1 / P32), l, h, c1 % P32, floor(c1 / P32))\n"
+    "    nwx[#nwx + 1] = {w[2], b}\n"
+    "  end\n"
     "end\n"
     "local out, units, idle = {1, pack('<I4i4', nl, nh)}, tonumber(ARGV[4]), tonumber(ARGV[5])\n"
     "for x, e in ipairs(keys) do\n"
     "  local k, row, st, tier = e[1], e[3], e[5], e[8]\n"
     "  if ok then\n"
     "    for _, v in ipairs(new[x]) do\n"
-    "      local o, rh = v[1], floor(v[4] / P32)\n"
-    "      st = sub(st, 1, o - 1) .. pack(W2, v[3], v[2], v[4] - rh * P32, rh) .. sub(st, o + 16)\n"
+    "      st = sub(st, 1, v[1] - 1) .. v[2] .. sub(st, v[1] + #v[2])\n"
     "    end\n"
     "  end\n"
     "  local al, ah, rl, rh, ul, uh, fl, fh, ll, lh = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0\n"
@@ -206,32 +487,206 @@ static const char fast_lua[] =
     "  call('HSET', k, 'r', nrow, 'v', ARGV[3])\n"
     "  if e[4] then call('HDEL', k, 'q') end -- lapsed: a live one said 0\n"
     "  if not row then call('ZADD', KEYS[2], 0, e[2]) end\n"
-    "  -- TTL as commit.c's: until every bucket is full again, plus idle; a\n"
-    "  -- TTL already longer (a lease this script did not read) stays; an\n"
-    "  -- explicit tier's key has none\n"
-    "  if #tier == 0 then\n"
-    "    local till = -1\n"
-    "    for j = 0, byte(st, 2) - 1 do\n"
-    "      local o = 19 + j * 49\n"
-    "      if byte(st, o) ~= 2 then\n"
-    "        local l, h = unpack('<I4i4', st, o + 33)\n"
-    "        local d = (h - nh) * P32 + (l - nl)\n"
-    "        if d > till then till = d end\n"
-    "      end\n"
-    "    end\n"
-    "    local ttl = till > 0 and floor(till / 1e6) + 1 + idle or idle\n"
-    "    if ttl > 4e18 then call('PERSIST', k)\n"
-    "    elseif row then call('PEXPIRE', k, ttl, 'GT')\n"
-    "    else call('PEXPIRE', k, ttl) end\n"
-    "  end\n"
+    "  -- an explicit tier's key has no TTL\n"
+    "  if #tier == 0 then expire(k, st, row, nh, nl, idle) end\n"
     "  out[#out + 1] = row or ''\n"
     "  out[#out + 1] = nrow\n"
     "end\n"
     "return out\n";
 
+/* The script of rl_cancel. */
+static const char cancel_lua[] =
+    "#!lua\n"
+    "-- rl_cancel as reserve.c's cancel_tx: a reservation's units given back.\n"
+    "-- KEYS: policy, the row of the reservation's key.\n"
+    "-- ARGV: policy version, now ('' for TIME, else 8 bytes), new version\n"
+    "-- token, idle ttl ms, its time to act (8 bytes), the explicit tier the\n"
+    "-- row names ('' none), the generation and tier fingerprint its state must\n"
+    "-- have (16 bytes), then 80 bytes per limit it took: id; kind (that of\n"
+    "-- the limit of that id in the tier); amount, tat and rem as taken; the\n"
+    "-- limit's count, period and burst; for GCRA amount x period / count as\n"
+    "-- ns and rem. Numbers in bytes are little-endian int64.\n"
+    "-- Returns 0 (nothing written: the usual way decides, and writes nothing\n"
+    "-- either when the time to act has come, the key is gone or its state is\n"
+    "-- of another generation or tier) or {1, now, row before, row after}.\n" RD_LUA_COMMON
+    "if (call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end\n"
+    "local nh, nl, now_ms = clock(ARGV[2])\n"
+    "local k, tier = KEYS[2], ARGV[6]\n"
+    "local al, ah = unpack('<I4i4', ARGV[5])\n"
+    "if not lt(nh, nl, ah, al) then return 0 end\n"
+    "local got = call('HMGET', k, 'r', 'q')\n"
+    "local row, q = got[1], got[2]\n"
+    "if not row or claimed(q, now_ms) then return 0 end\n"
+    "local tl = #tier\n"
+    "if #row < 42 + tl or byte(row, 1) ~= 1 or byte(row, 2) ~= tl or\n"
+    "   sub(row, 3, 2 + tl) ~= tier then\n"
+    "  return 0\n"
+    "end\n"
+    "local st = sub(row, 43 + tl)\n"
+    "local m = byte(st, 2) or 0\n"
+    "if byte(st, 1) ~= 2 or m > 12 or #st ~= 18 + 49 * m or sub(st, 3, 18) ~= ARGV[7] then\n"
+    "  return 0\n"
+    "end\n"
+    "-- a damaged slot goes the usual way, which reports it (RL_ECORRUPT),\n"
+    "-- before anything is written\n"
+    "if damaged(st, 18, m) then return 0 end\n"
+    "for i = 1, #ARGV[8], 80 do\n"
+    "  local id, e = sub(ARGV[8], i, i + 7), i + 8\n"
+    "  local kl, kh, nl_, nh_, tl_, th_, rl_, rh_ = unpack('<I4i4I4i4I4i4I4i4', ARGV[8], e)\n"
+    "  local lim = sub(ARGV[8], e + 32, e + 55)\n"
+    "  local il, ih, irl, irh = unpack('<I4i4I4i4', ARGV[8], e + 56)\n"
+    "  local kind, amount, rem = kh * P32 + kl, nh_ * P32 + nl_, rh_ * P32 + rl_\n"
+    "  for j = 0, m - 1 do\n"
+    "    local o = 19 + j * 49\n"
+    "    if sub(st, o + 1, o + 8) == id then\n"
+    "      local sk = byte(st, o)\n"
+    "      -- the slot is the limit of the tier the plan knew, or core decides\n"
+    "      if (sk == 0 or sk == 3 or kind == 0 or kind == 3) and\n"
+    "         (sk ~= kind or sub(st, o + 9, o + (sk == 3 and 24 or 32)) ~=\n"
+    "          sub(lim, 1, sk == 3 and 16 or 24)) then\n"
+    "        return 0\n"
+    "      end\n"
+    "      local cl, ch, pl, ph, bl, bh = unpack('<I4i4I4i4I4i4', st, o + 9)\n"
+    "      local c, p, b = ch * P32 + cl, nil, bh * P32 + bl\n"
+    "      if sk == 0 and rem >= 0 and rem < c and amount > 0 and amount <= b then\n"
+    "        -- GCRA as gcra.c's rl_gcra_cancel, in {ns hi, ns lo, rem} (rem in\n"
+    "        -- [0, count)): restore = amount x period - (tat - after); nothing\n"
+    "        -- if <= 0, at most amount x period; tat - restore, its ns no\n"
+    "        -- earlier than INT64_MIN\n"
+    "        local xl, xh, xrl, xrh = unpack('<I4i4I4i4', st, o + 33)\n"
+    "        local xr = xrh * P32 + xrl\n"
+    "        local dh, dl = dif(xh, xl, th_, tl_)\n"
+    "        local dr = xr - rem\n"
+    "        if dr < 0 then dr = dr + c; dh, dl = dif(dh, dl, 0, 1) end\n"
+    "        local rh2, rl2 = dif(ih, il, dh, dl)\n"
+    "        local rr = irh * P32 + irl - dr\n"
+    "        if rr < 0 then rr = rr + c; rh2, rl2 = dif(rh2, rl2, 0, 1) end\n"
+    "        if not (rh2 < 0 or (rh2 == 0 and rl2 == 0 and rr == 0)) then\n"
+    "          if dh < 0 then rh2, rl2, rr = ih, il, irh * P32 + irl end\n"
+    "          local yh, yl = dif(xh, xl, rh2, rl2)\n"
+    "          local yr = xr - rr\n"
+    "          if yr < 0 then yr = yr + c; yh, yl = dif(yh, yl, 0, 1) end\n"
+    "          if yh < -H31 then yh, yl = -H31, 0 end\n"
+    "          local yrh = floor(yr / P32)\n"
+    "          local b2 = pack(W2, yl, yh, yr - yrh * P32, yrh)\n"
+    "          st = sub(st, 1, o + 32) .. b2 .. sub(st, o + 49)\n"
+    "        end\n"
+    "      elseif sk == 3 and amount > 0 and amount <= c then\n"
+    "        -- a window as window.c's rl_window_cancel: advanced to now; the\n"
+    "        -- units come out of cur if it is still the window they were\n"
+    "        -- counted in, and go to prev while that window has not begun\n"
+    "        local vl, vh, sl, sh, ul, uh = unpack(W3, st, o + 25)\n"
+    "        local prev, cur = vh * P32 + vl, uh * P32 + ul\n"
+    "        sh, sl, cur, prev = advance(sh, sl, cur, prev, nh, nl, ph, pl)\n"
+    "        if sh == th_ and sl == tl_ then\n"
+    "          local back = math.min(amount, cur)\n"
+    "          cur = cur - back\n"
+    "          if lt(nh, nl, sh, sl) then prev = math.min(prev + back, UMAX) end\n"
+    "        end\n"
+    "        local b3 = pack(W3, prev % P32, floor(prev / P32), sl, sh, cur % P32,\n"
+    "          floor(cur / P32))\n"
+    "        st = sub(st, 1, o + 24) .. b3 .. sub(st, o + 49)\n"
+    "      end\n"
+    "      break\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local nrow = sub(row, 1, 42 + tl) .. st\n"
+    "call('HSET', k, 'r', nrow, 'v', ARGV[3])\n"
+    "if tl == 0 then expire(k, st, row, nh, nl, tonumber(ARGV[4])) end\n"
+    "return {1, pack('<I4i4', nl, nh), row, nrow}\n";
+
+/* The script of rl_penalize. */
+static const char penalize_lua[] =
+    "#!lua\n"
+    "-- rl_penalize as cooldown.c's penalize_tx: a cool-down started, grown\n"
+    "-- or lifted in a key's state, ended ones dropped.\n"
+    "-- KEYS: key index, the key's row.\n"
+    "-- ARGV: now ('' for TIME, else 8 bytes), new version token, idle ttl ms,\n"
+    "-- the key's name, the cool-down's id (8 bytes), its duration (8 bytes,\n"
+    "-- 0 lifts it).\n"
+    "-- Returns 0 (nothing written: the usual way decides, and refuses a fifth\n"
+    "-- cool-down) or {1, now, row before ('' if none), row after}.\n" RD_LUA_COMMON
+    "local nh, nl, now_ms = clock(ARGV[1])\n"
+    "local k, id = KEYS[2], ARGV[5]\n"
+    "local dl, dh = unpack('<I4i4', ARGV[6])\n"
+    "local got = call('HMGET', k, 'r', 'q')\n"
+    "local row, q = got[1], got[2]\n"
+    "if claimed(q, now_ms) then return 0 end\n"
+    "-- the row's bytes before its state (a new one: no tier, counters 0)\n"
+    "local head, st, tl = pack('<BB', 1, 0) .. string.rep('\\0', 40), '', 0\n"
+    "if row then\n"
+    "  tl = byte(row, 2) or 0\n"
+    "  if #row < 42 + tl or byte(row, 1) ~= 1 then return 0 end\n"
+    "  head, st = sub(row, 1, 42 + tl), sub(row, 43 + tl)\n"
+    "end\n"
+    "-- the state: none, format 1 or format 2 (generation and fingerprint)\n"
+    "local hd, m, gf = 2, 0, string.rep('\\0', 16)\n"
+    "if #st > 0 then\n"
+    "  local f = byte(st, 1)\n"
+    "  m = byte(st, 2) or 255\n"
+    "  hd = f == 2 and 18 or 2\n"
+    "  if (f ~= 1 and f ~= 2) or m > 12 or #st ~= hd + 49 * m or damaged(st, hd, m) then\n"
+    "    return 0\n"
+    "  end\n"
+    "  if f == 2 then gf = sub(st, 3, 18) end\n"
+    "end\n"
+    "-- the end of the cool-down: now + duration, no later than INT64_MAX\n"
+    "local eh, el = add(nh, nl, dh, dl)\n"
+    "if eh >= H31 then eh, el = H31 - 1, P32 - 1 end\n"
+    "local slots, found, ncool = {}, false, 0\n"
+    "for j = 0, m - 1 do\n"
+    "  local o = hd + 1 + j * 49\n"
+    "  local s, keep = sub(st, o, o + 48), true\n"
+    "  if byte(s, 1) == 1 then\n"
+    "    local l, h = unpack('<I4i4', s, 34)\n"
+    "    if sub(s, 2, 9) == id then\n"
+    "      found = true\n"
+    "      if dh == 0 and dl == 0 then\n"
+    "        keep = false\n"
+    "      elseif lt(h, l, eh, el) then\n"
+    "        s = sub(s, 1, 33) .. pack('<I4i4', el, eh) .. sub(s, 42)\n"
+    "      end\n"
+    "    elseif not lt(nh, nl, h, l) then\n"
+    "      keep = false\n"
+    "    end\n"
+    "    if keep then ncool = ncool + 1 end\n"
+    "  end\n"
+    "  if keep then slots[#slots + 1] = s end\n"
+    "end\n"
+    "if not found and not (dh == 0 and dl == 0) then\n"
+    "  if ncool >= 4 or #slots >= 12 then return 0 end\n"
+    "  local one = pack('<I4i4', 1, 0)\n"
+    "  local tat = pack('<I4i4I4i4', el, eh, 0, 0)\n"
+    "  slots[#slots + 1] = string.char(1) .. id .. one .. one .. one .. tat\n"
+    "end\n"
+    "-- as state.c encodes it: format 1 while generation and fingerprint are 0\n"
+    "local nst\n"
+    "if gf == string.rep('\\0', 16) then\n"
+    "  nst = string.char(1, #slots) .. table.concat(slots)\n"
+    "else\n"
+    "  nst = string.char(2, #slots) .. gf .. table.concat(slots)\n"
+    "end\n"
+    "local nrow = head .. nst\n"
+    "call('HSET', k, 'r', nrow, 'v', ARGV[2])\n"
+    "if q then call('HDEL', k, 'q') end -- lapsed: a live one said 0\n"
+    "if not row then call('ZADD', KEYS[1], 0, ARGV[4]) end\n"
+    "-- the TTL as commit.c's, which counts from the row's last decision\n"
+    "if tl == 0 then\n"
+    "  local ll, lh = unpack('<I4i4', head, 35)\n"
+    "  local sh = string.char(2, #slots) .. string.rep('\\0', 16) .. table.concat(slots)\n"
+    "  expire(k, sh, row, lh, ll, tonumber(ARGV[3]))\n"
+    "end\n"
+    "return {1, pack('<I4i4', nl, nh), row or '', nrow}\n";
+
 int rd_load_fast_script(rd_store *s)
 {
-    return rd_script_load(s, fast_lua, s->sha_fast, "load the decision script");
+    int rc = rd_script_load(s, fast_lua, s->sha_fast, "load the decision script");
+    if (rc == RL_OK)
+        rc = rd_script_load(s, cancel_lua, s->sha_cancel, "load the cancel script");
+    if (rc == RL_OK)
+        rc = rd_script_load(s, penalize_lua, s->sha_penalize, "load the cool-down script");
+    return rc;
 }
 
 /* Fills the transaction's cache with the rows as the script found them and
@@ -263,10 +718,12 @@ static int replay(rd_store *s, const rl_fast_req *q, const redisReply *r)
                              s->where);
         memcpy(w->expect, is->str, is->len);
         w->expect_len = is->len;
-        if (was->len == 0) { /* new: its state starts as the tier's */
+        if (was->len == 0 && q->penalize) { /* none: rl_penalize makes it */
+            w->row.exists = 0;
+        } else if (was->len == 0) { /* new: its state starts as the tier's, at the server's time */
             w->row.exists = 1;
-            memcpy(w->row.state, q->k[k].tmpl, q->k[k].tmpl_len);
-            w->row.state_len = q->k[k].tmpl_len;
+            w->row.state_len =
+                rl_state_fresh_at(q->k[k].tmpl, q->k[k].tmpl_len, s->time_ns, w->row.state);
         } else if (rd_row_decode(&w->row, (const unsigned char *)was->str, was->len) != RL_OK) {
             return rl_seterr(s->base.err, RL_ECORRUPT, "redis %s: key '%.64s': damaged record",
                              s->where, w->key);
@@ -281,6 +738,131 @@ static void put(unsigned char *b, int64_t v)
     rl_put64(b, (uint64_t)v);
 }
 
+/* EVALSHA of a script (sha) with n arguments, loading the scripts again
+ * after NOSCRIPT; the reply's checks and replay are the caller's. */
+static int run(rd_store *s, char *sha, int n, const char **argv, size_t *len, redisReply **r)
+{
+    int rc = rd_cmd(s, r, "decide", n, argv, len);
+    if (rc == RL_ESTORE && strstr(s->base.err, "NOSCRIPT")) {
+        if ((rc = rd_load_fast_script(s)) != RL_OK)
+            return rc;
+        argv[1] = sha;
+        len[1] = strlen(sha);
+        rc = rd_cmd(s, r, "decide", n, argv, len);
+    }
+    return rc;
+}
+
+/* The reply r of a script that answers 0 or {1, now, rows}: replayed. */
+static int answer(rd_store *s, const rl_fast_req *q, redisReply *r)
+{
+    int rc;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+        rc = RL_FAST_NO;
+    else if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+             r->element[0]->type != REDIS_REPLY_INTEGER || r->element[0]->integer != 1)
+        rc = rl_seterr(s->base.err, RL_ESTORE, "redis %s: decision script: unexpected reply",
+                       s->where);
+    else if ((rc = replay(s, q, r)) == RL_OK)
+        s->fast_hits++;
+    freeReplyObject(r);
+    if (rc != RL_OK && rc != RL_FAST_NO)
+        rd_tx_reset(s);
+    return rc;
+}
+
+/* rl_cancel in one round trip (cancel_lua). */
+static int cancel_fast(rd_store *s, const rl_fast_req *q)
+{
+    const char *argv[13];
+    size_t len[sizeof argv / sizeof argv[0]];
+    char names[2][RD_NAME_MAX], pver[24], token[20], idle[24];
+    unsigned char now[8], act[8], state[16], back[RL_MAX_LIMITS * 80];
+    redisReply *r = NULL;
+    size_t i, n = 0;
+    int rc;
+
+    if (s->readonly || !s->sha_cancel[0] || q->nkeys != 1 || q->nback > RL_MAX_LIMITS)
+        return RL_FAST_NO;
+    rd_name_of(s, "policy", names[0]);
+    snprintf(pver, sizeof pver, "%" PRId64, q->pol_version);
+    snprintf(token, sizeof token, "%016" PRIx64, rd_next_rand(s));
+    snprintf(idle, sizeof idle, "%" PRId64, s->idle_ttl_ms);
+    put(now, q->now);
+    put(act, q->time_to_act);
+    rl_put64(state, q->gen);
+    rl_put64(state + 8, q->fp);
+    for (i = 0; i < q->nback; i++) {
+        const rl_fast_back *b = &q->back[i];
+        unsigned char *p = back + 80 * i;
+        rl_put64(p, b->id);
+        put(p + 8, b->kind);
+        put(p + 16, b->amount);
+        put(p + 24, b->tat);
+        put(p + 32, b->rem);
+        put(p + 40, b->count);
+        put(p + 48, b->period_ns);
+        put(p + 56, b->burst);
+        put(p + 64, b->inc_ns);
+        put(p + 72, b->inc_rem);
+    }
+#define ARG(p, l) (argv[n] = (const char *)(p), len[n++] = (l))
+    ARG("EVALSHA", 7);
+    ARG(s->sha_cancel, strlen(s->sha_cancel));
+    ARG("2", 1);
+    ARG(names[0], strlen(names[0]));
+    ARG(names[1], rd_row_name(s, q->k[0].key, names[1]));
+    ARG(pver, strlen(pver));
+    ARG(now, q->have_now ? 8 : 0);
+    ARG(token, strlen(token));
+    ARG(idle, strlen(idle));
+    ARG(act, 8);
+    ARG(q->k[0].tier, strlen(q->k[0].tier));
+    ARG(state, 16);
+    ARG(back, 80 * q->nback);
+#undef ARG
+    if ((rc = run(s, s->sha_cancel, (int)n, argv, len, &r)) != RL_OK)
+        return rc;
+    return answer(s, q, r);
+}
+
+/* rl_penalize in one round trip (penalize_lua). */
+static int penalize_fast(rd_store *s, const rl_fast_req *q)
+{
+    const char *argv[11];
+    size_t len[sizeof argv / sizeof argv[0]];
+    char names[2][RD_NAME_MAX], token[20], idle[24];
+    unsigned char now[8], id[8], dur[8];
+    redisReply *r = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (s->readonly || !s->sha_penalize[0] || q->nkeys != 1)
+        return RL_FAST_NO;
+    rd_name_of(s, "keys", names[0]);
+    snprintf(token, sizeof token, "%016" PRIx64, rd_next_rand(s));
+    snprintf(idle, sizeof idle, "%" PRId64, s->idle_ttl_ms);
+    put(now, q->now);
+    rl_put64(id, q->pen_id);
+    put(dur, q->pen_ns);
+#define ARG(p, l) (argv[n] = (const char *)(p), len[n++] = (l))
+    ARG("EVALSHA", 7);
+    ARG(s->sha_penalize, strlen(s->sha_penalize));
+    ARG("2", 1);
+    ARG(names[0], strlen(names[0]));
+    ARG(names[1], rd_row_name(s, q->k[0].key, names[1]));
+    ARG(now, q->have_now ? 8 : 0);
+    ARG(token, strlen(token));
+    ARG(idle, strlen(idle));
+    ARG(q->k[0].key, strlen(q->k[0].key));
+    ARG(id, 8);
+    ARG(dur, 8);
+#undef ARG
+    if ((rc = run(s, s->sha_penalize, (int)n, argv, len, &r)) != RL_OK)
+        return rc;
+    return answer(s, q, r);
+}
+
 int rd_decide_fast(rl_store *base, const rl_fast_req *q)
 {
     rd_store *s = (rd_store *)base;
@@ -293,6 +875,10 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
     size_t i, j, n = 0;
     int rc;
 
+    if (q->cancel)
+        return cancel_fast(s, q);
+    if (q->penalize)
+        return penalize_fast(s, q);
     if (s->readonly || !s->sha_fast[0] || q->nkeys > RL_MAX_KEYS || q->ncool > sizeof cool / 8 ||
         q->max_delay_ns < 0)
         return RL_FAST_NO;
@@ -329,7 +915,7 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
             unsigned char *b = lim[i] + 48 * j;
             put(b, sl->cost);
             put(b + 8, sl->count);
-            put(b + 16, sl->inc_ns);
+            put(b + 16, sl->period_ns > 0 ? sl->period_ns : sl->inc_ns); /* a window's period */
             put(b + 24, sl->inc_rem);
             put(b + 32, sl->tau_ns);
             put(b + 40, sl->tau_rem);
@@ -340,28 +926,9 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
         ARG(lim[i], 48 * fk->n);
     }
 #undef ARG
-    rc = rd_cmd(s, &r, "decide", (int)n, argv, len);
-    if (rc == RL_ESTORE && strstr(s->base.err, "NOSCRIPT")) {
-        if ((rc = rd_load_fast_script(s)) != RL_OK)
-            return rc;
-        argv[1] = s->sha_fast;
-        len[1] = strlen(s->sha_fast);
-        rc = rd_cmd(s, &r, "decide", (int)n, argv, len);
-    }
-    if (rc != RL_OK)
+    if ((rc = run(s, s->sha_fast, (int)n, argv, len, &r)) != RL_OK)
         return rc;
-    if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-        rc = RL_FAST_NO;
-    else if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-             r->element[0]->type != REDIS_REPLY_INTEGER || r->element[0]->integer != 1)
-        rc = rl_seterr(s->base.err, RL_ESTORE, "redis %s: decision script: unexpected reply",
-                       s->where);
-    else if ((rc = replay(s, q, r)) == RL_OK)
-        s->fast_hits++;
-    freeReplyObject(r);
-    if (rc != RL_OK && rc != RL_FAST_NO)
-        rd_tx_reset(s);
-    return rc;
+    return answer(s, q, r);
 }
 
 int rd_fast_check(rd_store *s)

@@ -108,6 +108,8 @@ typedef struct rd_store {
     int seed_port;                       /* connection starts again */
     char sha[RD_SHA_MAX];                /* of the commit script, "" until loaded */
     char sha_fast[RD_SHA_MAX];           /* of the decision script (fast.c) */
+    char sha_cancel[RD_SHA_MAX];         /* of rl_cancel's script (fast.c) */
+    char sha_penalize[RD_SHA_MAX];       /* of rl_penalize's script (fast.c) */
     uint64_t fast_hits;                  /* decisions the server made (tests read it) */
     int64_t retry_at;
     int backoff_ms;
