@@ -54,12 +54,17 @@ func main() {
 	cancel()
 	check(err == nil, "Wait admits when the next token comes within the deadline")
 
-	// A deadline shorter than the wait fails at once, consuming nothing.
-	wctx, cancel = context.WithTimeout(ctx, time.Millisecond)
-	for i := 0; i < 5; i++ { // empty the bucket again, then ask for more than fits
-		_, _ = l.Allow(ctx, "user:bob")
+	// A deadline shorter than the wait fails at once, consuming nothing. An
+	// hourly limit makes the wait an hour, so no delay of a loaded machine
+	// between the calls can bring the next token within the deadline.
+	hourly, err := rl.NewLimiter(filepath.Join(dir, "hourly.db"), rl.WithRateLimitPerHour(1, 1))
+	if err != nil {
+		panic(err)
 	}
-	err = l.Wait(wctx, "user:bob")
+	defer hourly.Close()
+	_, _ = hourly.Allow(ctx, "user:bob") // empty the bucket, then ask for more
+	wctx, cancel = context.WithTimeout(ctx, time.Second)
+	err = hourly.Wait(wctx, "user:bob")
 	cancel()
 	var rle *rl.RateLimitError
 	check(errors.Is(err, rl.ErrRateLimitExceeded) && errors.As(err, &rle) && rle.RetryAfter > 0,
