@@ -350,18 +350,20 @@ static void fake_leader_with(const char *path, const rl_limit *lims, int when, i
     size_t n;
     char c;
     memset(&me, 0, sizeof me);
-    strcpy(me.key, "self");
+    strcpy(me.keys, "self");
+    me.nkeys = 1;
+    me.keys_len = 5;
     me.sig = rl__group_sig(r);
     if (s->ops->group_join(s, &me) != RL_GROUP_LEAD || s->ops->begin(s, 1) != RL_OK)
         _exit(92);
     if (write(ready_fd, "x", 1) != 1 || read(cont_fd, &c, 1) != 1)
         _exit(93);
     n = s->ops->group_take(s, me.sig, batch, 16);
-    if (n != 1 || s->ops->row_get(s, batch[0]->key, &row, &version) != RL_OK)
+    if (n != 1 || s->ops->row_get(s, batch[0]->keys, &row, &version) != RL_OK)
         _exit(94);
     row.allowed++;
     row.units++;
-    if (s->ops->row_put(s, batch[0]->key, &row) != RL_OK)
+    if (s->ops->row_put(s, batch[0]->keys, &row) != RL_OK)
         _exit(95);
     batch[0]->rc = RL_OK;
     batch[0]->res.allowed = 1;
@@ -577,7 +579,9 @@ static void test_damaged_request_refused(void **state)
         char err[RL_ERRMSG_MAX], c;
         size_t k;
         memset(&bad, 0, sizeof bad);
-        strcpy(bad.key, "bad");
+        strcpy(bad.keys, "bad");
+        bad.nkeys = 1;
+        bad.keys_len = 4;
         for (k = 0; k < RL_MAX_LIMITS; k++) /* valid names: only the count is wrong */
             snprintf(bad.resource[k], RL_NAME_MAX, "r%zu", k);
         bad.ncosts = 1000;
