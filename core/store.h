@@ -58,7 +58,7 @@ typedef struct rl_store rl_store;
  * so that posting copies only the bytes they use (rl_group_req_size). */
 #define RL_GROUP_DECIDE 0  /* rl_allow, rl_acquire, rl_acquire_keys: now or never */
 #define RL_GROUP_RESERVE 1 /* rl_reserve, rl_wait: max_delay_ns, answered in rv */
-#define RL_GROUP_KEYS (RL_MAX_KEYS * (RL_KEY_MAX + 1))
+#define RL_GROUP_KEYS ((size_t)RL_MAX_KEYS * (RL_KEY_MAX + 1))
 typedef struct rl_group_req {
     uint64_t sig;
     int kind;             /* RL_GROUP_DECIDE or RL_GROUP_RESERVE */
