@@ -94,9 +94,11 @@ void rl_lock_recover(rl_lock *l)
     seq = l->h->seq;
     if (l->h->seq_check != ~seq || !seq)
         committed = -1;
-    /* Committed if a row the batch wrote carries its mark. A request the
-     * leader had not decided yet still holds the poster's rc 0, but then
-     * nothing was committed, and no row carries the mark. */
+    /* Committed if a row the batch wrote carries its mark: a decided
+     * request wrote the row of every one of its keys, so its first key's
+     * is looked at. A request the leader had not decided yet still holds
+     * the poster's rc 0, but then nothing was committed, and no row
+     * carries the mark. */
     for (i = 0; committed == -2 && i < RL_QUEUE_SLOTS; i++) {
         qslot *q = slot_at(l, i);
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
