@@ -231,8 +231,10 @@ struct rl__batch {
  * stops the loop (b->failed) and is returned, since the transaction is
  * lost. */
 int rl__decide_each(rl *r, rl__batch *b);
-/* One request as a public call: checked, decided in its own transaction,
- * answered. max_delay_ns < 0 is 0; for a lease it is the lease's TTL. */
+/* One request as a public call: checked, decided in its own transaction
+ * (or, without a lease, through group commit when the store offers it:
+ * rl__decide_grouped), answered. max_delay_ns < 0 is 0; for a lease it is
+ * the lease's TTL. */
 int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t ncosts,
                int64_t max_delay_ns, rl_result *res, rl_reservation *rv, rl_lease_rec *lease);
 /* The same for a request the caller built (a lease with a delay, a slot
