@@ -648,6 +648,17 @@ int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *cost
                int64_t max_delay_ns, rl_result *res, rl_reservation *rv, rl_lease_rec *lease)
 {
     rl__req q;
+    int rc;
+    /* Through group commit when the store offers it (no lease: its row
+     * and slots are not a queued request's; a horizon only with a
+     * reservation, as a queued request carries it). A leader decides with its own
+     * handle's options: one that admits any resource must neither lead
+     * others' requests nor have its own decided by another (group_sig does
+     * not tell them apart). */
+    if (!lease && (rv || max_delay_ns == 0) && !(r->o.flags & RL_OPEN_ANY_RESOURCE) &&
+        (rc = rl__decide_grouped(r, keys, nkeys, costs, ncosts, max_delay_ns, res, rv)) !=
+            RL_GROUP_NONE)
+        return rc;
     memset(&q, 0, sizeof q);
     q.keys = keys;
     q.nkeys = nkeys;
@@ -854,9 +865,6 @@ int rl_allow(rl *r, const char *key, int64_t cost, rl_result *res)
     c.amount = cost;
     if ((rc = rl__decide_read(r, &key, 1, &c, 1, res)) != RL_GROUP_NONE)
         return rc;
-    if (!(r->o.flags & RL_OPEN_ANY_RESOURCE) &&
-        (rc = rl__decide_grouped(r, key, &c, 1, res)) != RL_GROUP_NONE)
-        return rc;
     return rl__decide(r, &key, 1, &c, 1, 0, res, NULL, NULL);
 }
 
@@ -866,12 +874,6 @@ int rl_acquire(rl *r, const char *key, const rl_cost *costs, size_t n, rl_result
     if (!r)
         return RL_EINVAL;
     if ((rc = rl__decide_read(r, &key, 1, costs, n, res)) != RL_GROUP_NONE)
-        return rc;
-    /* A group-commit leader decides with its own handle's options: one
-     * that admits any resource must neither lead others' requests nor have
-     * its own decided by another (group_sig does not tell them apart). */
-    if (!(r->o.flags & RL_OPEN_ANY_RESOURCE) &&
-        (rc = rl__decide_grouped(r, key, costs, n, res)) != RL_GROUP_NONE)
         return rc;
     return rl__decide(r, &key, 1, costs, n, 0, res, NULL, NULL);
 }

@@ -236,8 +236,10 @@ struct rl__batch {
  * stops the loop (b->failed) and is returned, since the transaction is
  * lost. */
 int rl__decide_each(rl *r, rl__batch *b);
-/* One request as a public call: checked, decided in its own transaction,
- * answered. max_delay_ns < 0 is 0; for a lease it is the lease's TTL. */
+/* One request as a public call: checked, decided in its own transaction
+ * (or, without a lease, through group commit when the store offers it:
+ * rl__decide_grouped), answered. max_delay_ns < 0 is 0; for a lease it is
+ * the lease's TTL. */
 int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t ncosts,
                int64_t max_delay_ns, rl_result *res, rl_reservation *rv, rl_lease_rec *lease);
 /* The same for a request the caller built (a lease with a delay, a slot
@@ -307,9 +309,13 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
 
 /* ---- group.c ------------------------------------------------------------ */
 
-/* rl_allow and rl_acquire through group commit, when the store offers it
- * and the handle reads the shared clock: RL_GROUP_NONE when not. */
-int rl__decide_grouped(rl *r, const char *key, const rl_cost *costs, size_t n, rl_result *res);
+/* rl_allow, rl_acquire, rl_acquire_keys (rv NULL: max_delay_ns unused)
+ * and reservations (rl_reserve, rl_wait: rv set) through group commit,
+ * when the store offers it and the handle reads the shared clock:
+ * RL_GROUP_NONE when not. Else the call's answer, exactly as rl__decide
+ * would have given it (rv zeroed unless reserved). */
+int rl__decide_grouped(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t n,
+                       int64_t max_delay_ns, rl_result *res, rl_reservation *rv);
 
 /* ---- reserve.c ---------------------------------------------------------- */
 

@@ -23,6 +23,8 @@
 
 #include "policy.h"
 
+#include <stddef.h>
+
 #define RL_ERRMSG_MAX 256
 #define RL_MAX_COOLDOWNS 4 /* per key: one per resource, or one for all */
 #define RL_MAX_SLOTS (RL_MAX_LIMITS + RL_MAX_COOLDOWNS)
@@ -47,21 +49,38 @@ typedef struct rl_row {
 typedef struct rl_store rl_store;
 
 /* Group commit: a process that finds the write lock taken posts its
- * rl_allow or rl_acquire in shared memory and sleeps; whoever holds the lock decides every
- * posted request of the same signature in its own transaction, so one
- * commit answers several processes. The signature covers what decides
+ * rl_allow, rl_acquire, rl_acquire_keys or reservation (rl_reserve,
+ * rl_wait) in shared memory and sleeps; whoever holds the lock decides
+ * every posted request of the same signature in its own transaction, so
+ * one commit answers several processes. The signature covers what decides
  * besides the database: the handle's default limits and durability. Plain
- * data, since it is shared between processes. */
+ * data, since it is shared between processes. The keys come last, packed,
+ * so that posting copies only the bytes they use (rl_group_req_size). */
+#define RL_GROUP_DECIDE 0  /* rl_allow, rl_acquire, rl_acquire_keys: now or never */
+#define RL_GROUP_RESERVE 1 /* rl_reserve, rl_wait: max_delay_ns, answered in rv */
+#define RL_GROUP_KEYS ((size_t)RL_MAX_KEYS * (RL_KEY_MAX + 1))
 typedef struct rl_group_req {
-    char key[RL_KEY_MAX + 1];
-    size_t ncosts; /* rl_acquire's costs; rl_allow's is one of "requests" */
+    uint64_t sig;
+    int kind;             /* RL_GROUP_DECIDE or RL_GROUP_RESERVE */
+    int rc;               /* the answer: rc, res, rv (a reservation's), err */
+    size_t ncosts;        /* rl_acquire's costs; rl_allow's is one of "requests" */
+    size_t nkeys;         /* 1..RL_MAX_KEYS strings in keys */
+    size_t keys_len;      /* bytes of keys they take, each with its NUL */
+    int64_t max_delay_ns; /* a reservation's horizon */
     char resource[RL_MAX_LIMITS][RL_NAME_MAX];
     int64_t amount[RL_MAX_LIMITS];
-    uint64_t sig;
-    int rc;
     rl_result res;
+    rl_reservation rv;
     char err[RL_ERRMSG_MAX];
+    char keys[RL_GROUP_KEYS]; /* last: nkeys strings, one after another */
 } rl_group_req;
+
+/* The bytes of req worth copying: all but the keys' unused room. */
+static inline size_t rl_group_req_size(const rl_group_req *req)
+{
+    size_t n = req->keys_len;
+    return offsetof(rl_group_req, keys) + (n < RL_GROUP_KEYS ? n : RL_GROUP_KEYS);
+}
 
 /* A lease (rl_lease_begin): its estimate, the in-flight units it holds in
  * concurrency limits, and who holds it, so a dead owner can be detected. */

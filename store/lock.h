@@ -39,8 +39,9 @@ int rl_lock_open(rl_lock **out, const char *db_path, unsigned int mode, int shar
 int rl_lock_acquire(rl_lock *l, int timeout_ms, int64_t *waited_ns, char *err);
 /* Unlocks; then wakes a group-commit poster to lead, if one is waiting. */
 void rl_lock_release(rl_lock *l);
-/* Group commit (see lock.c): RL_OK when another process answered req,
- * RL_GROUP_LEAD when the lock is ours and req (with what rl_lock_take
+/* Group commit (see lock.c): RL_OK when another process answered req
+ * (its rc, res, err and, for a reservation, rv are set, bounded; what it
+ * asked is left as the caller made it), RL_GROUP_LEAD when the lock is ours and req (with what rl_lock_take
  * finds) must be decided, RL_GROUP_NONE when the queue cannot be used; or
  * a failure. The wait is bounded by timeout_ms as in rl_lock_acquire. */
 int rl_lock_join(rl_lock *l, int timeout_ms, rl_group_req *req, char *err);

@@ -6,7 +6,8 @@
  * recovery after a leader died. The lock itself, the file and its members
  * are lock.c's; the layout both read is lock_int.h.
  *
- * Group commit (rl_allow, rl_acquire): a writer that finds the lock taken
+ * Group commit (rl_allow, rl_acquire, rl_acquire_keys, rl_reserve,
+ * rl_wait's decisions): a writer that finds the lock taken
  * posts its request in a free slot and waits on the slot's state word (a
  * futex), spinning briefly first; the holder takes the posted slots of its
  * signature into its own transaction, and keeps taking those posted while
@@ -20,7 +21,11 @@
  * - Garbage gives an error, never a crash: a slot's word is checked before
  *   use, a request read from a slot is checked by the leader as a caller's
  *   arguments are (core/), and an answer read back is checked before it is
- *   handed to the caller.
+ *   handed to the caller (answer_take: only its answer is read, and every
+ *   count or index in it is bounded).
+ * - A request's keys are packed at the end of its slot, and a poster
+ *   copies only the bytes they use: an rl_allow posts about 2 KiB, not
+ *   the 6 KiB a slot has room for.
  * - A dead leader's batch is settled from the database, not guessed: the
  *   leader numbers each batch that holds other processes' requests and the
  *   store records (domain, seq) in the same transaction (rl_lock_batch); the
@@ -89,16 +94,18 @@ void rl_lock_recover(rl_lock *l)
     seq = l->h->seq;
     if (l->h->seq_check != ~seq || !seq)
         committed = -1;
-    /* Committed if a row the batch wrote carries its mark. A request the
-     * leader had not decided yet still holds the poster's rc 0, but then
-     * nothing was committed, and no row carries the mark. */
+    /* Committed if a row the batch wrote carries its mark: a decided
+     * request wrote the row of every one of its keys, so its first key's
+     * is looked at. A request the leader had not decided yet still holds
+     * the poster's rc 0, but then nothing was committed, and no row
+     * carries the mark. */
     for (i = 0; committed == -2 && i < RL_QUEUE_SLOTS; i++) {
         qslot *q = slot_at(l, i);
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
         int v;
         if (Q_ST(w) == Q_TAKEN && q->seq == seq && q->req.rc == RL_OK &&
-            memchr(q->req.key, 0, sizeof q->req.key) &&
-            (v = l->resolve(l->resolve_ctx, q->req.key, mark_of(l, seq))) != 0)
+            memchr(q->req.keys, 0, sizeof q->req.keys) && /* its first key */
+            (v = l->resolve(l->resolve_ctx, q->req.keys, mark_of(l, seq))) != 0)
             committed = v;
     }
     if (committed == -2)
@@ -242,11 +249,27 @@ void rl_lock_publish(rl_lock *l)
     l->seq = 0;
 }
 
-/* An answer read from the file, made safe to hand to the caller. */
-static int answer_ok(rl_group_req *req)
+/* The answer in slot q into req, the poster's own request, made safe to
+ * hand to the caller: 0 if it cannot be (damaged). Only the answer is
+ * read: what req asked stays the caller's, and a key index or a
+ * reservation's count read from the file is bounded before anyone uses it
+ * as an index. */
+static int answer_take(rl_group_req *req, const qslot *q)
 {
+    req->rc = q->req.rc;
+    req->res = q->req.res;
+    memcpy(req->err, q->req.err, sizeof req->err);
     req->err[sizeof req->err - 1] = 0;
-    return req->rc <= 0 && req->rc >= RL_EPERM && (req->res.allowed == 0 || req->res.allowed == 1);
+    req->res.limit_name[sizeof req->res.limit_name - 1] = 0;
+    if (req->kind == RL_GROUP_RESERVE) {
+        req->rv = q->req.rv;
+        req->rv.key_[sizeof req->rv.key_ - 1] = 0;
+        if ((req->rv.ok != 0 && req->rv.ok != 1) || req->rv.n_ > RL_MAX_LIMITS)
+            return 0;
+    }
+    return req->rc <= 0 && req->rc >= RL_EPERM &&
+           (req->res.allowed == 0 || req->res.allowed == 1) && req->res.key_index >= 0 &&
+           (size_t)req->res.key_index < req->nkeys;
 }
 
 /* Holding the lock, as a poster whose slot i is in state w: withdraws it
@@ -254,6 +277,7 @@ static int answer_ok(rl_group_req *req)
 static int settle_held(rl_lock *l, int i, uint32_t mine, rl_group_req *req, char *err)
 {
     qslot *q = slot_at(l, i);
+    int ok;
     for (;;) {
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
         if (Q_GEN(w) != Q_GEN(mine) || Q_M1(w) != Q_M1(mine)) {
@@ -271,11 +295,10 @@ static int settle_held(rl_lock *l, int i, uint32_t mine, rl_group_req *req, char
             continue; /* POSTED turned LEAD */
         case Q_DONE:
             RL_LOCK_HOOK(RL_STEP_ANSWERED);
-            memcpy(req, &q->req, sizeof *req);
+            ok = answer_take(req, q);
             slot_free(l, i, w);
             rl_lock_release(l);
-            return answer_ok(req) ? RL_OK
-                                  : rl_seterr(err, RL_ECORRUPT, "%s: a damaged answer", l->path);
+            return ok ? RL_OK : rl_seterr(err, RL_ECORRUPT, "%s: a damaged answer", l->path);
         default: /* TAKEN by a leader that died, and its batch cannot be settled */
             slot_free(l, i, w);
             rl_lock_release(l);
@@ -296,7 +319,7 @@ static int wait_posted(rl_lock *l, int i, uint32_t mine, int64_t deadline, rl_gr
 {
     qslot *q = slot_at(l, i);
     int64_t now, nap, spin_end = mono_ns() + RL_QUEUE_SPIN;
-    int live = 0;
+    int live = 0, ok;
     for (;;) {
         uint32_t w = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
         uint32_t st = Q_ST(w);
@@ -307,11 +330,10 @@ static int wait_posted(rl_lock *l, int i, uint32_t mine, int64_t deadline, rl_gr
                              l->path);
         if (st == Q_DONE) {
             RL_LOCK_HOOK(RL_STEP_ANSWERED);
-            memcpy(req, &q->req, sizeof *req);
+            ok = answer_take(req, q);
             if (!slot_free(l, i, w))
                 continue; /* changed under us: look again */
-            return answer_ok(req) ? RL_OK
-                                  : rl_seterr(err, RL_ECORRUPT, "%s: a damaged answer", l->path);
+            return ok ? RL_OK : rl_seterr(err, RL_ECORRUPT, "%s: a damaged answer", l->path);
         }
         if (st == Q_LEAD)
             RL_LOCK_HOOK(RL_STEP_LEAD);
@@ -360,7 +382,7 @@ int rl_lock_join(rl_lock *l, int timeout_ms, rl_group_req *req, char *err)
             uint32_t pw = Q_WORD(Q_GEN(w), Q_M1(w), Q_POSTED);
             int64_t now = mono_ns();
             RL_LOCK_HOOK(RL_STEP_CLAIMED);
-            memcpy(&q->req, req, sizeof *req);
+            memcpy(&q->req, req, rl_group_req_size(req)); /* not the keys' unused room */
             q->abandoned = 0;
             q->since = now;
             posted_add(l, 1);

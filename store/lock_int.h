@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -81,7 +82,12 @@ typedef struct qslot {
 #define SLOTS_AT (GENS_AT + RL_MEMBERS * 4u)
 #define QSLOT_SIZE ((sizeof(qslot) + 63u) / 64u * 64u)
 #define SHM_SIZE ((SLOTS_AT + RL_QUEUE_SLOTS * QSLOT_SIZE + 4095u) / 4096u * 4096u)
-#define SHM_LAYOUT ((uint32_t)(sizeof(shm_head) ^ (QSLOT_SIZE << 8) ^ (RL_MEMBERS << 20)))
+/* This build's sizes: a file laid out otherwise (an older build's slots,
+ * whose requests had one key and no reservation) is not used, and
+ * rl_lock_open says RL_ECORRUPT while others have it open (lock.c). */
+#define SHM_LAYOUT                                                          \
+    ((uint32_t)(sizeof(shm_head) ^ (QSLOT_SIZE << 8) ^ (RL_MEMBERS << 20) ^ \
+                (offsetof(rl_group_req, keys) << 14)))
 
 struct rl_lock {
     int fd;

@@ -250,6 +250,34 @@ pid_t asker_n(const char *path, const char *key, const rl_limit *lims, size_t nl
     return pid;
 }
 
+pid_t asker_call(const char *path, const call *cl, const rl_limit *lims, int busy_ms,
+                 const pipes *p, const hook *h)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        static const rl_cost one = { "requests", 1 };
+        answer a;
+        char c;
+        rl *r = open_with(path, lims, busy_ms);
+        if (h)
+            plan_start(h);
+        memset(&a, 0, sizeof a);
+        if (write(p->ready[1], "r", 1) != 1 || read(p->go[0], &c, 1) != 1)
+            _exit(91);
+        if (cl->kind == CALL_KEYS)
+            a.rc = rl_acquire_keys(r, cl->keys, cl->nkeys, &one, 1, &a.res);
+        else if (cl->kind == CALL_RESERVE)
+            a.rc = rl_reserve(r, cl->keys[0], 1, cl->max_delay_ns, &a.rv);
+        else
+            a.rc = rl_allow(r, cl->keys[0], 1, &a.res);
+        snprintf(a.msg, sizeof a.msg, "%s", rl_errmsg(r));
+        rl_close(r);
+        _exit(write(p->out[1], &a, sizeof a) == (ssize_t)sizeof a ? 0 : 92);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
 pid_t asker(const char *path, const char *key, const rl_limit *lims, int busy_ms, const pipes *p)
 {
     return asker_n(path, key, lims, 1, busy_ms, 0, p, NULL);

@@ -37,12 +37,26 @@ typedef struct fx {
     char lockpath[160];
 } fx;
 
-/* What an asker answers: its call's code, result and rl_errmsg. */
+/* What an asker answers: its call's code, result (a reservation's too)
+ * and rl_errmsg. */
 typedef struct answer {
     int rc;
     rl_result res;
+    rl_reservation rv;
     char msg[256];
 } answer;
+
+/* A call an asker makes (asker_call): rl_allow of 1 on keys[0]
+ * (CALL_ALLOW), rl_acquire_keys of 1 request on keys[0..nkeys)
+ * (CALL_KEYS), or rl_reserve of 1 on keys[0] within max_delay_ns
+ * (CALL_RESERVE). */
+enum { CALL_ALLOW, CALL_KEYS, CALL_RESERVE };
+typedef struct call {
+    int kind;
+    const char *keys[RL_MAX_KEYS];
+    size_t nkeys;
+    int64_t max_delay_ns;
+} call;
 
 /* An asker's pipes: ready (it has opened), go (make the call), out (answer). */
 typedef struct pipes {
@@ -110,6 +124,10 @@ void pipes_close(pipes *p);
 pid_t asker_n(const char *path, const char *key, const rl_limit *lims, size_t nlims, int busy_ms,
               int64_t tokens, const pipes *p, const hook *h);
 pid_t asker(const char *path, const char *key, const rl_limit *lims, int busy_ms, const pipes *p);
+/* An asker that makes call c, following the plan made before when h is
+ * set. */
+pid_t asker_call(const char *path, const call *c, const rl_limit *lims, int busy_ms, const pipes *p,
+                 const hook *h);
 /* An asker that stops at step (see arm()). */
 pid_t asker_paused(const char *path, const char *key, const rl_limit *lims, const pipes *p,
                    const hook *h, int step);

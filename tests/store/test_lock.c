@@ -220,7 +220,7 @@ static void test_lock_file_truncated(void **state)
 static void test_lock_left_held(void **state)
 {
     fx *f = *state;
-    unsigned char img[65536];
+    static unsigned char img[1 << 20]; /* more than the whole file */
     ssize_t n;
     int fd, status, up[2];
     answer a;

@@ -2,9 +2,11 @@
  * test_lock_group.c - the write lock's group commit (store/lock_group.c), as
  * processes sharing one database file see it.
  *
- * What users rely on: callers (rl_allow, rl_acquire) that queue behind a
- * busy writer are all answered, each by its key's limits, even when more of them wait
- * than the queue has slots; a caller waits no longer than busy_timeout_ms;
+ * What users rely on: callers (rl_allow, rl_acquire, rl_acquire_keys,
+ * rl_reserve) that queue behind a busy writer are all answered, each by its
+ * keys' limits and in the order they queued, even when more of them wait
+ * than the queue has slots; a damaged request or answer in the lock file
+ * gives RL_ECORRUPT for that call alone; a caller waits no longer than busy_timeout_ms;
  * and when the process deciding for others is killed, its batch is settled
  * by what the database holds: answered if it was committed, decided again
  * if it was not, never counted twice and never reported as a failure.
@@ -190,6 +192,85 @@ static void test_acquire_queued(void **state)
     assert_int_equal(allowed_of(f->path, "agent"), 3);
 }
 
+/* rl_acquire_keys of (its user's key, one account key), rl_reserve and
+ * rl_allow on the account queue behind a leader that holds the lock, and
+ * the leader decides them all in its batch (each poster is answered, none
+ * leads), in the order they queued, each exactly as it would be alone: the
+ * account's 4 per hour go to the leader and the first three posted, and the
+ * last two are refused by the account's limit, the second of the keys. */
+static void test_keys_queued_in_order(void **state)
+{
+    static const rl_limit acct[] = { RL_LIMIT("acct", "requests", 4, RL_HOUR, 4) };
+    static const char *users[] = { "u0", "u1", "u2", "u3", "u4", "u5" };
+    static const int kinds[] = { CALL_KEYS, CALL_KEYS, CALL_RESERVE,
+                                 CALL_KEYS, CALL_KEYS, CALL_ALLOW };
+    fx *f = *state;
+    pipes p[6];
+    hook h[6];
+    pid_t pids[6];
+    answer a[6];
+    int i;
+    key_tier(f->path, "acct", "acct", acct);
+    for (i = 0; i < 6; i++) {
+        call c;
+        memset(&c, 0, sizeof c);
+        c.kind = kinds[i];
+        c.keys[0] = kinds[i] == CALL_KEYS ? users[i] : "acct";
+        c.keys[1] = "acct";
+        c.nkeys = 2;
+        pipes_open(&p[i]);
+        hook_open(&h[i]);
+        plan_clear();
+        if (i == 0) { /* the leader: stops holding the lock */
+            plan_add(STEP(RL_STEP_LOCKED), 1);
+        } else { /* posts; then says it was answered, or that it leads */
+            plan_add(STEP(RL_STEP_POSTED), 0);
+            plan_add(STEP(RL_STEP_ANSWERED) | STEP(RL_STEP_LEAD) | STEP(RL_STEP_LOCKED), 0);
+        }
+        pids[i] = asker_call(f->path, &c, large, WAIT_MS, &p[i], &h[i]);
+        ready(&p[i], 1);
+    }
+    go(&p[0], 1);
+    assert_int_equal(reached(&h[0]), RL_STEP_LOCKED);
+    for (i = 1; i < 6; i++) { /* one after the other: the queue's order */
+        go(&p[i], 1);
+        assert_int_equal(reached(&h[i]), RL_STEP_POSTED);
+    }
+    resume(&h[0]);
+    for (i = 0; i < 6; i++) {
+        if (i > 0)
+            assert_int_equal(reached(&h[i]), RL_STEP_ANSWERED);
+        collect(&p[i], &a[i]);
+        reap(pids[i]);
+        assert_int_equal(a[i].rc, RL_OK);
+    }
+    for (i = 0; i < 6; i++) {
+        if (kinds[i] == CALL_RESERVE) {
+            assert_int_equal(a[i].rv.ok, i < 4);
+            assert_int_equal(a[i].rv.delay_ns, i < 4 ? 0 : 3600 * RL_SECOND / 4);
+            continue;
+        }
+        assert_int_equal(a[i].res.allowed, i < 4);
+        assert_string_equal(a[i].res.limit_name, "acct");
+        assert_int_equal(a[i].res.key_index, kinds[i] == CALL_KEYS ? 1 : 0);
+        assert_int_equal(a[i].res.remaining, i < 4 ? 3 - i : 0);
+        if (i >= 4)
+            assert_true(a[i].res.retry_after_ns > 0);
+    }
+    assert_int_equal(a[2].rv.n_, 1);
+    assert_string_equal(a[2].rv.key_, "acct");
+    assert_true(a[2].rv.time_to_act > 0);
+    for (i = 0; i < 6; i++) {
+        pipes_close(&p[i]);
+        hook_close(&h[i]);
+    }
+    assert_int_equal(allowed_of(f->path, "acct"), 4);
+    assert_int_equal(allowed_of(f->path, "u0"), 1);
+    assert_int_equal(allowed_of(f->path, "u1"), 1);
+    assert_int_equal(allowed_of(f->path, "u3"), 1);
+    assert_int_equal(allowed_of(f->path, "u4"), 0);
+}
+
 /* A caller whose limits differ from those of the callers around it (so no
  * leader of theirs may decide its call) is not starved by them while they
  * keep the lock busy. The worst order is forced, step by step: the lone
@@ -337,7 +418,7 @@ static void test_queued_caller_times_out(void **state)
  * without answering. DIE_LATE and ANSWER_LATE say "t" when they have taken
  * it (and committed, for ANSWER_LATE) and wait to be told again: to die, or
  * to answer. */
-enum { DIE_BEFORE_COMMIT, DIE_AFTER_COMMIT, DIE_LATE, ANSWER_LATE };
+enum { DIE_BEFORE_COMMIT, DIE_AFTER_COMMIT, DIE_LATE, ANSWER_LATE, ANSWER_BAD_RV };
 
 static void fake_leader_with(const char *path, const rl_limit *lims, int when, int ready_fd,
                              int cont_fd)
@@ -347,28 +428,41 @@ static void fake_leader_with(const char *path, const rl_limit *lims, int when, i
     rl_group_req me, *batch[16];
     rl_row row;
     int64_t version;
-    size_t n;
+    size_t n, k;
+    const char *key;
     char c;
     memset(&me, 0, sizeof me);
-    strcpy(me.key, "self");
+    strcpy(me.keys, "self");
+    me.nkeys = 1;
+    me.keys_len = 5;
     me.sig = rl__group_sig(r);
     if (s->ops->group_join(s, &me) != RL_GROUP_LEAD || s->ops->begin(s, 1) != RL_OK)
         _exit(92);
     if (write(ready_fd, "x", 1) != 1 || read(cont_fd, &c, 1) != 1)
         _exit(93);
     n = s->ops->group_take(s, me.sig, batch, 16);
-    if (n != 1 || s->ops->row_get(s, batch[0]->key, &row, &version) != RL_OK)
+    if (n != 1 || batch[0]->nkeys < 1 || batch[0]->nkeys > RL_MAX_KEYS)
         _exit(94);
-    row.allowed++;
-    row.units++;
-    if (s->ops->row_put(s, batch[0]->key, &row) != RL_OK)
-        _exit(95);
+    for (k = 0, key = batch[0]->keys; k < batch[0]->nkeys; k++, key += strlen(key) + 1) {
+        if (s->ops->row_get(s, key, &row, &version) != RL_OK)
+            _exit(94);
+        row.allowed++;
+        row.units++;
+        if (s->ops->row_put(s, key, &row) != RL_OK)
+            _exit(95);
+    }
     batch[0]->rc = RL_OK;
     batch[0]->res.allowed = 1;
     batch[0]->res.limit = 10;
     batch[0]->res.remaining = 4242;
-    if ((when == DIE_AFTER_COMMIT || when == ANSWER_LATE) && s->ops->commit(s) != RL_OK)
+    if ((when == DIE_AFTER_COMMIT || when == ANSWER_LATE || when == ANSWER_BAD_RV) &&
+        s->ops->commit(s) != RL_OK)
         _exit(96);
+    if (when == ANSWER_BAD_RV) { /* a reservation answered with a count past its arrays */
+        batch[0]->rv.ok = 1;
+        batch[0]->rv.n_ = 1000;
+        s->ops->group_end(s);
+    }
     if (when == ANSWER_LATE || when == DIE_LATE) {
         if (write(ready_fd, "t", 1) != 1 || read(cont_fd, &c, 1) != 1)
             _exit(97);
@@ -386,10 +480,11 @@ static void fake_leader(const char *path, int when, int ready_fd, int cont_fd)
     fake_leader_with(path, small, when, ready_fd, cont_fd);
 }
 
-/* An asker of key "k" queues behind a fake leader, which takes its request
- * and dies at when. DIE_LATE: the asker's busy timeout passes (on the lock's
- * clock) while its request is taken, before the leader dies. */
-static void leader_dies(fx *f, int when, int busy_ms, answer *a)
+/* An asker of key "k" (or of call cl, if set) queues behind a fake leader,
+ * which takes its request, writes a decision on each of its keys, and dies
+ * at when. DIE_LATE: the asker's busy timeout passes (on the lock's clock)
+ * while its request is taken, before the leader dies. */
+static void leader_dies_with(fx *f, const call *cl, int when, int busy_ms, answer *a)
 {
     int up[2], cont[2], status;
     char c;
@@ -400,7 +495,13 @@ static void leader_dies(fx *f, int when, int busy_ms, answer *a)
     hook_open(&h);
     assert_int_equal(pipe(up), 0);
     assert_int_equal(pipe(cont), 0);
-    pid = asker_posting(f->path, "k", small, busy_ms, &p, &h);
+    if (cl) {
+        plan_clear();
+        plan_add(STEP(RL_STEP_POSTED), 0);
+        pid = asker_call(f->path, cl, small, busy_ms, &p, &h);
+    } else {
+        pid = asker_posting(f->path, "k", small, busy_ms, &p, &h);
+    }
     ready(&p, 1);
     if ((leader = fork()) == 0)
         fake_leader(f->path, when, up[1], cont[0]);
@@ -428,6 +529,11 @@ static void leader_dies(fx *f, int when, int busy_ms, answer *a)
     hook_close(&h);
 }
 
+static void leader_dies(fx *f, int when, int busy_ms, answer *a)
+{
+    leader_dies_with(f, NULL, when, busy_ms, a);
+}
+
 /* It committed: the queued caller gets the answer it was given, without an
  * error, and the key counts that one decision once. */
 static void test_leader_killed_after_commit(void **state)
@@ -453,6 +559,66 @@ static void test_leader_killed_before_commit(void **state)
     assert_true(a.res.allowed);
     assert_int_equal(a.res.remaining, 9);
     assert_int_equal(allowed_of(f->path, "k"), 1);
+}
+
+/* The same with an rl_acquire_keys on ("k", "acct") queued: the batch is
+ * settled by the mark on its first key's row, and both keys count the one
+ * decision once, whether the leader committed (its answer stands) or not
+ * (decided again, by the caller itself). */
+static void test_leader_killed_keys(void **state)
+{
+    fx *f = *state;
+    answer a;
+    call c;
+    memset(&c, 0, sizeof c);
+    c.kind = CALL_KEYS;
+    c.keys[0] = "k";
+    c.keys[1] = "acct";
+    c.nkeys = 2;
+    leader_dies_with(f, &c, DIE_AFTER_COMMIT, WAIT_MS, &a);
+    assert_int_equal(a.rc, RL_OK);
+    assert_true(a.res.allowed);
+    assert_int_equal(a.res.remaining, 4242);
+    assert_int_equal(allowed_of(f->path, "k"), 1);
+    assert_int_equal(allowed_of(f->path, "acct"), 1);
+    c.keys[0] = "k2";
+    c.keys[1] = "acct2";
+    leader_dies_with(f, &c, DIE_BEFORE_COMMIT, WAIT_MS, &a);
+    assert_int_equal(a.rc, RL_OK);
+    assert_true(a.res.allowed);
+    assert_int_equal(a.res.remaining, 9);
+    assert_int_equal(allowed_of(f->path, "k2"), 1);
+    assert_int_equal(allowed_of(f->path, "acct2"), 1);
+    c.kind = CALL_RESERVE; /* a reservation: its rl_reservation is the caller's own */
+    c.keys[0] = "k3";
+    c.max_delay_ns = RL_SECOND;
+    leader_dies_with(f, &c, DIE_BEFORE_COMMIT, WAIT_MS, &a);
+    assert_int_equal(a.rc, RL_OK);
+    assert_int_equal(a.rv.ok, 1);
+    assert_int_equal(a.rv.delay_ns, 0);
+    assert_string_equal(a.rv.key_, "k3");
+    assert_int_equal(allowed_of(f->path, "k3"), 1);
+}
+
+/* A reservation's answer read back is checked before the caller gets it:
+ * one whose count of limits is past the arrays it indexes (a damaged lock
+ * file) gives RL_ECORRUPT and an empty rl_reservation, never a struct that
+ * rl_cancel would read past the end of. */
+static void test_damaged_reservation_answer(void **state)
+{
+    fx *f = *state;
+    answer a;
+    call c;
+    memset(&c, 0, sizeof c);
+    c.kind = CALL_RESERVE;
+    c.keys[0] = "k";
+    c.nkeys = 1;
+    c.max_delay_ns = RL_SECOND;
+    leader_dies_with(f, &c, ANSWER_BAD_RV, WAIT_MS, &a);
+    assert_int_equal(a.rc, RL_ECORRUPT);
+    assert_non_null(strstr(a.msg, "damaged answer"));
+    assert_int_equal(a.rv.ok, 0);
+    assert_int_equal(a.rv.n_, 0);
 }
 
 /* The leader took the request and then hung for longer than the caller's
@@ -552,13 +718,23 @@ static void test_stalled_caller_keeps_answer(void **state)
     assert_int_equal(allowed_of(f->path, "other"), 20);
 }
 
-/* A damaged request in the lock file (1000 costs where there is room for
- * RL_MAX_LIMITS) posted by a process that then stops: the next leader
- * answers it RL_ECORRUPT instead of reading and writing past its bounds,
- * and decides its own call as usual. */
-static void test_damaged_request_refused(void **state)
+/* How a posted request is damaged (damaged_request). */
+enum {
+    BAD_NCOSTS,   /* 1000 costs where there is room for RL_MAX_LIMITS */
+    BAD_NKEYS,    /* 9 keys where there is room for RL_MAX_KEYS */
+    BAD_KEYS_LEN, /* its keys said to take more than their room */
+    BAD_KEY_CUT,  /* its second key not ended within keys_len */
+    BAD_NO_KEYS,  /* no key at all */
+    BAD_KIND,     /* neither a decision nor a reservation */
+};
+
+/* A damaged request in the lock file posted by a process that then stops
+ * (a multi-key rl_acquire_keys of 1 request on "bad", "acct", spoilt as
+ * `how` says): the next leader answers it RL_ECORRUPT instead of reading
+ * and writing past its bounds, and decides its own call (rl_allow of
+ * `good`) as usual. */
+static void damaged_request(fx *f, int how, const char *good)
 {
-    fx *f = *state;
     int status, rc, brc;
     answer a;
     pipes p, pp;
@@ -569,7 +745,7 @@ static void test_damaged_request_refused(void **state)
     pipes_open(&pp);
     hook_open(&ha);
     hook_open(&hp);
-    pid = asker_posting(f->path, "good", small, WAIT_MS, &p, &ha);
+    pid = asker_posting(f->path, good, small, WAIT_MS, &p, &ha);
     if ((poster = fork()) == 0) {
         rl *r = open_with(f->path, small, WAIT_MS); /* for its signature only */
         rl_group_req bad;
@@ -577,10 +753,25 @@ static void test_damaged_request_refused(void **state)
         char err[RL_ERRMSG_MAX], c;
         size_t k;
         memset(&bad, 0, sizeof bad);
-        strcpy(bad.key, "bad");
-        for (k = 0; k < RL_MAX_LIMITS; k++) /* valid names: only the count is wrong */
+        memcpy(bad.keys, "bad\0acct", 9); /* and the rest of keys all 0 */
+        bad.nkeys = 2;
+        bad.keys_len = 9;
+        for (k = 0; k < RL_MAX_LIMITS; k++) /* valid names: only a count is wrong */
             snprintf(bad.resource[k], RL_NAME_MAX, "r%zu", k);
-        bad.ncosts = 1000;
+        bad.ncosts = 1;
+        bad.amount[0] = 1;
+        if (how == BAD_NCOSTS)
+            bad.ncosts = 1000;
+        else if (how == BAD_NKEYS)
+            bad.nkeys = 9;
+        else if (how == BAD_KEYS_LEN)
+            bad.keys_len = sizeof bad.keys + 1;
+        else if (how == BAD_KEY_CUT)
+            bad.keys_len = 6; /* "bad", then "ac" of "acct" */
+        else if (how == BAD_NO_KEYS)
+            bad.nkeys = 0;
+        else
+            bad.kind = 7;
         bad.sig = rl__group_sig(r);
         rl_close(r);
         uint64_t old;
@@ -616,8 +807,10 @@ static void test_damaged_request_refused(void **state)
     kill(poster, SIGCONT);
     assert_int_equal(read(pp.out[0], &rc, sizeof rc), (ssize_t)sizeof rc);
     assert_int_equal(read(pp.out[0], &brc, sizeof brc), (ssize_t)sizeof brc);
-    assert_int_equal(rc, RL_OK);        /* answered by the leader... */
-    assert_int_equal(brc, RL_ECORRUPT); /* ...as damaged */
+    /* answered by the leader as damaged (a poster that names no key can
+     * take no answer: it finds the answer damaged too) */
+    assert_int_equal(rc, how == BAD_NO_KEYS ? RL_ECORRUPT : RL_OK);
+    assert_int_equal(brc, RL_ECORRUPT);
     assert_int_equal(waitpid(poster, &status, 0), poster);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     rl_lock_close(l);
@@ -625,7 +818,21 @@ static void test_damaged_request_refused(void **state)
     pipes_close(&pp);
     hook_close(&ha);
     hook_close(&hp);
-    assert_int_equal(allowed_of(f->path, "good"), 1);
+    assert_int_equal(allowed_of(f->path, good), 1);
+    assert_int_equal(allowed_of(f->path, "bad"), 0);
+    assert_int_equal(allowed_of(f->path, "acct"), 0);
+}
+
+/* Each way a posted request can be damaged, multi-key ones too. */
+static void test_damaged_request_refused(void **state)
+{
+    fx *f = *state;
+    char good[16];
+    int how;
+    for (how = BAD_NCOSTS; how <= BAD_KIND; how++) {
+        snprintf(good, sizeof good, "good%d", how);
+        damaged_request(f, how, good);
+    }
 }
 
 /* ---- the queue's slots as input (issue 14) -------------------------------- */
@@ -760,10 +967,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_more_waiters_than_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_by_its_own_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acquire_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_queued_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lone_signature_not_starved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queued_caller_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_killed_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_killed_before_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leader_killed_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_reservation_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_too_slow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_caller_keeps_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_request_refused, setup, teardown),

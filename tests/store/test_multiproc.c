@@ -429,6 +429,87 @@ static void test_concurrency_cap_across_processes(void **state)
     remove_dir(dir);
 }
 
+/* An account's cap shared by 4 processes, each asking through
+ * rl_acquire_keys on (its user's key, the account) and now and then
+ * rl_reserve on the account (on SQLite these queue and are decided in
+ * other processes' batches): the account admits exactly its 200 per day,
+ * no more (the cap held) and no fewer (it was reached: each process asks
+ * until the account refuses it), and each key counts exactly what its
+ * process was told was admitted. */
+static void test_keys_cap_across_processes(void **state)
+{
+    static const rl_limit acct[] = { RL_LIMIT("acct", "requests", 200, 24 * RL_HOUR, 200) };
+    static const rl_limit users[] = { RL_LIMIT("user", "requests", 1000, RL_SECOND, 1000) };
+    char dir[64], path[512], user[16];
+    int64_t *shared, total = 0;
+    int i, status;
+    pid_t pids[4];
+    rl_key_stats st;
+    rl *r;
+    make_dir(dir);
+    assert_int_equal(test_store_path(*(int *)*state, dir, path, sizeof path), 0);
+    shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(shared != MAP_FAILED);
+    r = open_tier(path, users, 1);
+    assert_non_null(r);
+    assert_int_equal(rl_tier_set(r, "acct", acct, 1), RL_OK);
+    assert_int_equal(rl_key_assign(r, "acct", "acct"), RL_OK);
+    rl_close(r);
+    for (i = 0; i < 4; i++) {
+        if ((pids[i] = fork()) == 0) {
+            const char *keys[2] = { user, "acct" };
+            rl_cost one = { "requests", 1 };
+            rl_reservation rv;
+            rl_result res;
+            int k, ok;
+            rl *w = open_tier(path, users, 1);
+            if (!w)
+                _exit(1);
+            snprintf(user, sizeof user, "user%d", i);
+            for (k = 0;; k++) {
+                if (k % 4 == 3) {
+                    if (rl_reserve(w, "acct", 1, 0, &rv) != RL_OK)
+                        _exit(2);
+                    ok = rv.ok;
+                } else {
+                    if (rl_acquire_keys(w, keys, 2, &one, 1, &res) != RL_OK)
+                        _exit(3);
+                    if (!res.allowed && (res.key_index != 1 || strcmp(res.limit_name, "acct")))
+                        _exit(4); /* only the account refuses */
+                    ok = res.allowed;
+                    if (ok)
+                        shared[1 + i]++; /* this user's admissions */
+                }
+                if (!ok)
+                    break;
+                __atomic_add_fetch(&shared[0], 1, __ATOMIC_SEQ_CST);
+            }
+            rl_close(w);
+            _exit(0);
+        }
+    }
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    print_message("account cap 200: %lld admitted\n", (long long)shared[0]);
+    assert_int_equal(shared[0], 200);
+    r = open_tier(path, users, 1);
+    assert_non_null(r);
+    assert_int_equal(rl_stats(r, "acct", &st), RL_OK);
+    assert_int_equal(st.allowed, 200);
+    for (i = 0; i < 4; i++) {
+        snprintf(user, sizeof user, "user%d", i);
+        assert_int_equal(rl_stats(r, user, &st), RL_OK);
+        assert_int_equal(st.allowed, shared[1 + i]);
+        total += shared[1 + i];
+    }
+    assert_true(total > 0 && total <= 200);
+    rl_close(r);
+    munmap(shared, 4096);
+    remove_dir(dir);
+}
+
 /* A cool-down recorded by one process stops the others at once. */
 static void test_cooldown_across_processes(void **state)
 {
@@ -703,6 +784,7 @@ int main(void)
         BOTH(test_kill9_while_deciding),
         BOTH(test_killed_lease_reclaimed),
         BOTH(test_concurrency_cap_across_processes),
+        BOTH(test_keys_cap_across_processes),
         BOTH(test_cooldown_across_processes),
         BOTH(test_waiters_fair_and_prioritised),
         BOTH(test_batch_waiter_ages),
