@@ -76,6 +76,16 @@ static const bench_case cases[] = {
     { "redis/1p/100k", "redis", W_RL, 0, 1, K100, BUSY_NA, 1, 0, 1, 0, 0, 0, 0, 0, 0 },
     /* rl_wait on a limit it never waits for, and rl_reserve booking ahead
      * with no horizon: the decisions behind rl_wait and rl_reserve */
+    /* a sliding window decided by the script, and the agent's lease pair
+     * on Redis (begin and settle, each one script call when it can) */
+    { "redis-window/1p/1key", "redis win", W_RL, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, 0, T_WINDOW,
+      0 },
+    { "redis-agent/1p/allow", "redis ag allow", W_RL, 0, 1, 100, BUSY_NA, 1, 0, 0, 0, 0, 0, C_ALLOW,
+      T_AGENT, 0 },
+    { "redis-agent/1p/lease", "redis ag lease", W_RL, 0, 1, 100, BUSY_NA, 1, 0, 0, 0, 0, 0, C_LEASE,
+      T_AGENT, 0 },
+    { "redis-agent/4p/lease", "redis ag lease", W_RL, 0, 4, 100, BUSY_NA, 1, 0, 0, 0, 0, 0, C_LEASE,
+      T_AGENT, 0 },
     { "redis-wait/1p/1key", "redis wait", W_RL, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, C_WAIT, 0, 0 },
     { "redis-wait/4p/1key", "redis wait", W_RL, 0, 4, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, C_WAIT, 0, 0 },
     { "redis-reserve/1p/1key", "redis rsv", W_RL, 0, 1, 1, BUSY_NA, 1, 0, 0, 0, 0, 0, C_RESERVE, 0,

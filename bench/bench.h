@@ -33,8 +33,9 @@ enum { W_BARE = 0, W_RL = 1, W_LUA = 2 };
  * timed "decision") */
 enum { C_ALLOW = 0, C_ACQUIRE = 1, C_KEYS = 2, C_LEASE = 3, C_WAIT = 4, C_RESERVE = 5 };
 /* W_RL's default tier: one huge rate; the agent's (requests and tokens,
- * both huge, and 1000 streams at once); two huge rates */
-enum { T_HUGE = 0, T_AGENT = 1, T_TWO = 2 };
+ * both huge, and 1000 streams at once); two huge rates; one huge sliding
+ * window */
+enum { T_HUGE = 0, T_AGENT = 1, T_TWO = 2, T_WINDOW = 3 };
 enum { BUSY_NA = -1 }; /* memory and Redis: no busy strategy */
 /* ... C_WAIT: rl_wait on the huge limit (admitted at once, it never
  * sleeps); C_RESERVE: rl_reserve with no horizon on a limit of 1000 per

@@ -135,7 +135,8 @@ static int64_t conflicts(const bench_case *c, const bench_result *r)
 {
     if (!c->redis || !r->ran || r->commits < 0)
         return -1;
-    return r->commits - (int64_t)r->calls; /* one commit per call */
+    /* one commit per call; a lease pair is two calls, begin and settle */
+    return r->commits - (int64_t)r->calls * (c->call == C_LEASE ? 2 : 1);
 }
 
 static void fmt_keys(char *buf, size_t len, int nkeys)
@@ -319,6 +320,18 @@ static const ratio_line ratio_lines[] = {
       "redis-lua/16p/1key",
       4,
       { { M_RATE, 0, 0 }, { M_P99, 0, 0 }, { M_MAX, 0, 0 }, { M_FAIR, 0, 0 } } },
+    { "redis_window_over_1key",
+      "rl redis 1p: sliding window / GCRA",
+      "redis-window/1p/1key",
+      "redis/1p/1key",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
+    { "redis_agent_lease_over_allow_1p",
+      "rl redis agent 1p: lease pairs / rl_allow",
+      "redis-agent/1p/lease",
+      "redis-agent/1p/allow",
+      2,
+      { { M_RATE, 0, 0 }, { M_P99, 0, 0 } } },
     { "redis_100k_over_1key",
       "rl redis 1p 100k / rl redis 1p 1 key",
       "redis/1p/100k",

@@ -60,6 +60,11 @@ static const rl_limit two_limits[] = {
     RL_LIMIT("per_second", NULL, 1000000000, RL_SECOND, 1000000000),
     RL_LIMIT("per_minute", NULL, 60000000000, RL_MINUTE, 60000000000),
 };
+/* T_WINDOW: a sliding window out of reach (the Redis script's window
+ * arithmetic against its GCRA's). */
+static const rl_limit window_limits[] = {
+    RL_SLIDING_WINDOW("window", NULL, 1000000000, RL_SECOND),
+};
 /* C_RESERVE: 1000 per second, burst 1, so every reservation but the
  * first waits behind the others (booked ahead, with a delay). */
 static const rl_limit ahead_limit[] = { RL_PER_SECOND(1000, 1) };
@@ -169,6 +174,9 @@ static int rl_open_case(rl **r, const bench_case *c, const char *path, char *err
     } else if (c->tier == T_TWO) {
         o.default_limits = two_limits;
         o.n_default_limits = sizeof two_limits / sizeof two_limits[0];
+    } else if (c->tier == T_WINDOW) {
+        o.default_limits = window_limits;
+        o.n_default_limits = 1;
     }
     o.busy_strategy = c->busy == BUSY_NA ? RL_BUSY_LOCK : c->busy;
     rc = rl_open(r, c->memory ? ":memory:" : path, &o);
