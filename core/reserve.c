@@ -15,6 +15,10 @@
  *     rate limit and frees what the lease held in concurrency limits, in
  *     one transaction; an expired lease was settled at its estimate
  *     (RL_ETIMEOUT);
+ *   - a store that can (Redis: lease_end_fast) settles or cancels a lease
+ *     this handle began in one round trip (fast_lease.c plans it); core
+ *     replays lease_end_tx on what the store found and the store checks
+ *     that the outcome is byte for byte what it wrote;
  *   - a lease whose owner died (pid and start time, lease.c) or that
  *     expired is reclaimed by the next decision on its key that is a lease
  *     or names a concurrency limit (or rl_prune); rl__lease_live is the

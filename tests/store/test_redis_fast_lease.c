@@ -378,8 +378,8 @@ static void test_lease_script_matches_core(void **state)
     do {
         o.clock = fake_clock;
         clk = (int64_t)1700000000 * 1000000000LL + rn(1000000000LL);
-        snprintf(path, sizeof path, "%s%sprefix=flease%ld.%lld:", url,
-                 strchr(url, '?') ? "&" : "?", (long)getpid(), (long long)segments);
+        snprintf(path, sizeof path, "%s%sprefix=flease%ld.%lld:", url, strchr(url, '?') ? "&" : "?",
+                 (long)getpid(), (long long)segments);
         snprintf(db, sizeof db, "/tmp/rl_flease.%ld.%lld.db", (long)getpid(), (long long)segments);
         assert_int_equal(rl_open(&a, db, &o), RL_OK);
         assert_int_equal(rl_open(&b, path, &o), RL_OK);
