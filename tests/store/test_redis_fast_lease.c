@@ -12,11 +12,17 @@
  * or equal to the estimate, named or not, cancels, settles of expired
  * leases, of leases settled already, plain decisions in between, and
  * cool-downs, resets, assignments and policy changes (which the script
- * leaves to the usual way). Every rc, every result field and every key's
- * stats must be equal, and the script must have ended most of the leases
- * that were ended. Each Redis settle is also replayed by core and compared
- * byte for byte by the store, so a divergence in what is written fails
- * too.
+ * leaves to the usual way), and some ends made by a second Redis handle
+ * that began none of the leases (the usual way, on rows the script
+ * wrote). Every rc, every result field and every key's stats must be
+ * equal, the lease map must name exactly the leases in the keys' hashes,
+ * and the script must have ended most of the leases that the handle that
+ * began them ended (the shares are printed). Each Redis settle is also
+ * replayed by core and compared byte for byte by the store, so a
+ * divergence in what is written fails too. (SQLite, not ":memory:", is
+ * the reference: the memory store keeps what a failed transaction wrote,
+ * such as the reclaim of an expired lease by a begin refused with
+ * RL_ETOOBIG, where SQLite and Redis roll it back.)
  *
  * Needs RL_TEST_REDIS (scripts/test and CI set it); skipped without.
  * RL_FAST_SECONDS sets the time (default 3), RL_FAST_SEED replays a run.
@@ -194,7 +200,7 @@ static size_t nl;
 typedef struct tally {
     long n, hit, ended, ended_hit; /* ended: RL_OK or RL_ETIMEOUT */
 } tally;
-static tally t_settle, t_cancel;
+static tally t_settle, t_cancel, t_other; /* t_other: on b2 */
 
 static uint64_t hits_of(rl *b)
 {
@@ -256,25 +262,29 @@ static void begin(rl *a, rl *b)
     }
 }
 
-static void end(rl *a, rl *b)
+/* b2: another handle on the same Redis prefix, which began none of the
+ * leases: what it ends goes the usual way, on rows the script wrote, and
+ * a later settle of the same lease by b must find it gone. */
+static void end(rl *a, rl *b, rl *b2)
 {
     size_t i = (size_t)rn((int64_t)nl);
-    uint64_t h = hits_of(b);
-    int ra, rb;
+    int other = chance(15), ra, rb;
+    rl *c = other ? b2 : b;
+    uint64_t h = hits_of(c);
     if (nl == 0)
         return;
     if (chance(30)) {
         ra = rl_lease_cancel(a, &la[i]);
-        rb = rl_lease_cancel(b, &lb[i]);
-        same_rc("rl_lease_cancel", ra, rb, hits_of(b) != h);
-        tally_add(&t_cancel, rb, hits_of(b) != h);
+        rb = rl_lease_cancel(c, &lb[i]);
+        same_rc("rl_lease_cancel", ra, rb, hits_of(c) != h);
+        tally_add(other ? &t_other : &t_cancel, rb, hits_of(c) != h);
     } else {
         rl_cost act[4];
         size_t n = chance(10) ? 0 : gen_costs(act, 0);
         ra = rl_lease_settle(a, &la[i], act, n);
-        rb = rl_lease_settle(b, &lb[i], act, n);
-        same_rc("rl_lease_settle", ra, rb, hits_of(b) != h);
-        tally_add(&t_settle, rb, hits_of(b) != h);
+        rb = rl_lease_settle(c, &lb[i], act, n);
+        same_rc("rl_lease_settle", ra, rb, hits_of(c) != h);
+        tally_add(other ? &t_other : &t_settle, rb, hits_of(c) != h);
     }
     if (chance(70)) { /* forgotten by the caller, or kept for a second try */
         la[i] = la[nl - 1];
@@ -361,7 +371,7 @@ static void test_lease_script_matches_core(void **state)
     double seconds = (env = getenv("RL_FAST_SECONDS")) ? atof(env) : 3.0;
     struct timespec t0, t1;
     rl_options o = RL_OPTIONS_INIT;
-    rl *a = NULL, *b = NULL;
+    rl *a = NULL, *b = NULL, *b2 = NULL;
     long ops = 0, segments = 0;
     (void)state;
     seed = (env = getenv("RL_FAST_SEED")) ? strtoull(env, NULL, 10) : 0;
@@ -383,6 +393,7 @@ static void test_lease_script_matches_core(void **state)
         snprintf(db, sizeof db, "/tmp/rl_flease.%ld.%lld.db", (long)getpid(), (long long)segments);
         assert_int_equal(rl_open(&a, db, &o), RL_OK);
         assert_int_equal(rl_open(&b, path, &o), RL_OK);
+        assert_int_equal(rl_open(&b2, path, &o), RL_OK);
         gen_tier(a, b, "default");
         gen_tier(a, b, "alt");
         nl = 0;
@@ -392,7 +403,7 @@ static void test_lease_script_matches_core(void **state)
             if (op < 35)
                 begin(a, b);
             else if (op < 75)
-                end(a, b);
+                end(a, b, b2);
             else if (op < 95)
                 acquire(a, b);
             else
@@ -406,7 +417,8 @@ static void test_lease_script_matches_core(void **state)
         assert_int_equal(rl_reset_match(b, "*", NULL, 0, NULL), RL_OK);
         rl_close(a);
         rl_close(b);
-        a = b = NULL;
+        rl_close(b2);
+        a = b = b2 = NULL;
         unlink(db);
         segments++;
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -414,6 +426,7 @@ static void test_lease_script_matches_core(void **state)
     printf("[ LEASE    ] %ld operations in %ld segments, every answer the same\n", ops, segments);
     tally_print("settles", &t_settle);
     tally_print("cancels", &t_cancel);
+    tally_print("ends on another handle", &t_other);
     /* a lease ended twice goes the usual way (to RL_ENOTFOUND), and so
      * does one on a key whose tier or policy changed since, or that a
      * cool-down moved, or that another lease begin touched in a way the
@@ -421,6 +434,7 @@ static void test_lease_script_matches_core(void **state)
      * (the script never answers otherwise than core: see above) */
     assert_true(t_settle.ended > 100 && t_settle.ended_hit * 2 > t_settle.ended);
     assert_true(t_cancel.ended > 50 && t_cancel.ended_hit * 2 > t_cancel.ended);
+    assert_true(t_other.ended > 20 && t_other.hit == 0);
 }
 
 int main(void)
