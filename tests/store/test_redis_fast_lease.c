@@ -364,6 +364,18 @@ static void check_lease_map(rl *b)
     freeReplyObject(ids);
 }
 
+/* The reference database and the files SQLite and rl keep beside it. */
+static void unlink_db(const char *db)
+{
+    static const char *const side[] = { "", "-wal", "-shm", "-rlshm", "-journal" };
+    char f[160];
+    size_t i;
+    for (i = 0; i < sizeof side / sizeof side[0]; i++) {
+        snprintf(f, sizeof f, "%s%s", db, side[i]);
+        unlink(f);
+    }
+}
+
 static void test_lease_script_matches_core(void **state)
 {
     const char *url = getenv("RL_TEST_REDIS"), *env;
@@ -419,7 +431,7 @@ static void test_lease_script_matches_core(void **state)
         rl_close(b);
         rl_close(b2);
         a = b = b2 = NULL;
-        unlink(db);
+        unlink_db(db);
         segments++;
         clock_gettime(CLOCK_MONOTONIC, &t1);
     } while ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
