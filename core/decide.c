@@ -82,8 +82,13 @@ int rl__tx(rl *r, int (*body)(rl *r, void *ctx), void *ctx)
             rc = r->store->ops->decide_fast(r->store, r->fast);
             r->frozen = rc == RL_OK && r->fast->have_now;
             r->frozen_now = r->fast->now;
+        } else if (r->fast_lease) { /* a lease settle or cancel (fast_lease.c) */
+            rc = r->store->ops->lease_end_fast(r->store, r->fast_lease);
+            r->frozen = rc == RL_OK && r->fast_lease->have_now;
+            r->frozen_now = r->fast_lease->now;
         }
         r->fast = NULL;
+        r->fast_lease = NULL;
         replay = rc == RL_OK;
         if (rc == RL_FAST_NO)
             rc = r->store->ops->begin(r->store, 1);
@@ -103,6 +108,7 @@ int rl__tx(rl *r, int (*body)(rl *r, void *ctx), void *ctx)
         r->frozen = 0;
     } while (rl__conflict_retry(r, &retry, &rc));
     r->fast = NULL;
+    r->fast_lease = NULL;
     r->frozen = 0;
     /* slot waiters of every process look again once the release is in */
     if (rc == RL_OK && r->slot_freed && r->store->ops->slot_notify)

@@ -95,6 +95,11 @@ struct rl {
         char tier[RL_NAME_MAX];
     } assigned[RL_ASSIGNED_CACHE];
     char err[RL_ERRMSG_MAX];
+    /* A lease settle or cancel the store makes in one round trip (rl__tx
+     * hands it over, as fast), and the leases this handle began lately,
+     * which such a plan needs (fast_lease.c; allocated on first use). */
+    const rl_fast_lease *fast_lease;
+    struct rl__lease_memo *lease_memo;
 };
 
 /* ---- rl.c --------------------------------------------------------------- */
@@ -189,6 +194,19 @@ int rl__fast_penalize_plan(rl *r, const char *key, uint64_t id, int64_t duration
                            rl_fast_req *f);
 /* What decide_key read of key's explicit tier ("" none), for later plans. */
 void rl__fast_note(rl *r, const char *key, const char *tier);
+
+/* ---- fast_lease.c ------------------------------------------------------- */
+
+/* A lease this handle was granted: remembered (by id) for a settle or
+ * cancel that the store may make in one round trip. Under the mutex. */
+void rl__lease_note(rl *r, const rl_lease_rec *rec);
+/* Whether the store can settle (actual != NULL) or cancel lease in one
+ * round trip: then f holds what it needs. Under the handle's mutex; the
+ * lease is forgotten either way (it ends now, or goes the usual way). */
+int rl__fast_lease_plan(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n,
+                        rl_fast_lease *f);
+/* Frees what fast_lease.c keeps in the handle (rl_close). */
+void rl__lease_memo_free(rl *r);
 
 /* The decide loop's scratch: one decision in the making. */
 typedef struct key_eval {

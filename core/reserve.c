@@ -15,6 +15,10 @@
  *     rate limit and frees what the lease held in concurrency limits, in
  *     one transaction; an expired lease was settled at its estimate
  *     (RL_ETIMEOUT);
+ *   - a store that can (Redis: lease_end_fast) settles or cancels a lease
+ *     this handle began in one round trip (fast_lease.c plans it); core
+ *     replays lease_end_tx on what the store found and the store checks
+ *     that the outcome is byte for byte what it wrote;
  *   - a lease whose owner died (pid and start time, lease.c) or that
  *     expired is reclaimed by the next decision on its key that is a lease
  *     or names a concurrency limit (or rl_prune); rl__lease_live is the
@@ -174,6 +178,9 @@ int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n, in
     if (rc == RL_OK && res->allowed) {
         lease->id = rec->id;
         lease->expires_at = rec->expires;
+        rl__lock(r); /* its settle may then take one round trip (fast_lease.c) */
+        rl__lease_note(r, rec);
+        rl__unlock(r);
     }
     free(rec);
     return rc;
@@ -185,6 +192,7 @@ typedef struct lease_arg {
     size_t n;
     rl_lease_rec rec;
     int expired;
+    rl_fast_lease fast; /* the store's one round trip, if planned */
 } lease_arg;
 
 static int lease_end_tx(rl *r, void *ctx)
@@ -265,7 +273,14 @@ static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t
     a->lease = lease;
     a->actual = actual;
     a->n = n;
-    rc = rl__write_tx(r, lease_end_tx, lease_end_done, a);
+    /* rl__write_tx's steps, with the plan made under the mutex */
+    rl__lock(r);
+    if (rl__fast_lease_plan(r, lease, actual, n, &a->fast))
+        r->fast_lease = &a->fast;
+    rc = lease_end_done(r, a, rl__tx(r, lease_end_tx, a));
+    if (rc == RL_OK)
+        r->err[0] = 0;
+    rl__unlock(r);
     free(a);
     return rc;
 }

@@ -430,6 +430,7 @@ void rl_close(rl *r)
     if (r->store)
         r->store->ops->close(r->store);
     free(r->rx);
+    rl__lease_memo_free(r);
     rl_policy_free(&r->pol);
     free(r->tier_fp);
     pthread_mutex_destroy(&r->mu);

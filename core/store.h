@@ -199,6 +199,31 @@ typedef struct rl_fast_req {
  * is, for whoever reads it to refuse. */
 size_t rl_state_fresh_at(const unsigned char *st, size_t len, int64_t now, unsigned char *buf);
 
+/* A lease settle or cancel a store may make in one round trip
+ * (lease_end_fast; planned by core/fast_lease.c): a lease this handle
+ * began, whose record core still holds, on a key whose tier holds only
+ * GCRA and concurrency limits. Core knows the estimate and the slots the
+ * lease holds, so it does the 128-bit products here and the server only
+ * adds: per GCRA limit, (actual - estimate) × period / count as whole ns
+ * (floor) and a remainder in [0, count); per concurrency limit, the units
+ * to free. The server applies the GCRA part only while the lease has not
+ * expired (as rl_lease_settle, which settles an expired one at its
+ * estimate), and only if the lease it finds is byte for byte rec. */
+typedef struct rl_fast_lease {
+    int64_t pol_version; /* the policy core resolved the tier with */
+    int have_now;        /* a caller's clock: now, not the store's */
+    int64_t now;
+    rl_lease_rec rec;       /* the lease as this handle wrote it */
+    char tier[RL_NAME_MAX]; /* the explicit tier its key's row names, "" none */
+    /* the state of a key new to its tier: the row's must have its layout
+     * (as rl_fast_key's tmpl), cool-downs after it */
+    unsigned char tmpl[RL_STATE_HEAD + RL_MAX_LIMITS * RL_SLOT_BYTES];
+    size_t tmpl_len, n;
+    int64_t add_ns[RL_MAX_LIMITS], add_rem[RL_MAX_LIMITS]; /* GCRA limits */
+    int64_t release[RL_MAX_LIMITS];                        /* concurrency limits */
+    int64_t units; /* added to the key's units counter, unless expired */
+} rl_fast_lease;
+
 typedef struct rl_store_ops {
     const char *name;
     void (*close)(rl_store *s);
@@ -277,6 +302,14 @@ typedef struct rl_store_ops {
      * not decided (another layout, an explicit tier, a claim, another
      * policy version), nothing written, no transaction open. */
     int (*decide_fast)(rl_store *s, const rl_fast_req *q);
+    /* Optional: settles or cancels q->rec where the data lives, in one
+     * round trip, as decide_fast decides: then a write transaction is open
+     * that replays it (lease_get finds q->rec, row_get gives the row as it
+     * was), and commit checks that core deletes that lease and puts the
+     * row byte for byte as the store wrote it. RL_FAST_NO: not done (the
+     * lease is not q->rec, another layout or policy version, a claim, a
+     * result the server cannot make exactly), nothing written. */
+    int (*lease_end_fast)(rl_store *s, const rl_fast_lease *q);
 } rl_store_ops;
 
 #define RL_GROUP_LEAD 1

@@ -7,6 +7,8 @@
  *   commit.c  transactions: begin, the optimistic commit script,
  *             conflicts and claims
  *   fast.c    the decision script: one round trip for plain decisions
+ *   fast_lease.c  the lease script: one round trip for a lease settle or
+ *             cancel
  *   leases.c  leases
  *   admin.c   listing keys, totals, import's clear, health checks
  *   codec.c   the byte formats of stored values
@@ -127,9 +129,14 @@ typedef struct rd_store {
     rd_row **warm;
     size_t n_warm;
     int64_t warm_pver, warm_time, warm_at;
-    char token[20]; /* this handle's name in claims */
-    int losses;     /* conflicts in a row: from RD_CLAIM_AFTER on, claim */
+    char token[20];             /* this handle's name in claims */
+    int losses;                 /* conflicts in a row: from RD_CLAIM_AFTER on, claim */
+    char sha_lease[RD_SHA_MAX]; /* of the lease script (fast_lease.c) */
+    uint64_t lease_hits;        /* lease ends the server made (tests read it) */
 } rd_store;
+
+/* s->replay of a lease settle or cancel (fast_lease.c); 1: fast.c's */
+#define RD_REPLAY_LEASE 2
 
 /* redis.c: names and round trips. Every failure sets the message and
  * returns its RL_E* code; error replies are failures too, and a lost
@@ -204,6 +211,14 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q);
 /* The commit of a replay: core's rows against the script's; writes
  * nothing, ends the transaction. */
 int rd_fast_check(rd_store *s);
+
+/* fast_lease.c: the one-round-trip lease settle and cancel
+ * (rl_store_ops.lease_end_fast) */
+int rd_load_lease_script(rd_store *s);
+int rd_lease_end_fast(rl_store *base, const rl_fast_lease *q);
+/* The commit of its replay: core's row against the script's; writes
+ * nothing, ends the transaction. */
+int rd_lease_fast_check(rd_store *s);
 
 /* leases.c */
 int rd_lease_put(rl_store *base, rl_lease_rec *rec);

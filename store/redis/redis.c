@@ -259,7 +259,7 @@ static int connect_now(rd_store *s)
         freeReplyObject(r);
     }
     if ((rc = check_format(s)) != RL_OK || (rc = rd_load_script(s)) != RL_OK ||
-        (rc = rd_load_fast_script(s)) != RL_OK)
+        (rc = rd_load_fast_script(s)) != RL_OK || (rc = rd_load_lease_script(s)) != RL_OK)
         goto fail;
     s->backoff_ms = 0;
     return RL_OK;
@@ -534,6 +534,7 @@ static const rl_store_ops rd_ops = {
     .now = rd_now,
     .prefetch = rd_prefetch,
     .decide_fast = rd_decide_fast,
+    .lease_end_fast = rd_lease_end_fast,
 };
 /* ---- opening ------------------------------------------------------------------------- */
 
