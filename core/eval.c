@@ -76,7 +76,8 @@ static void carry_across(const rl_ldef *d, const rl_slot *o, rl_slot *s, int64_t
         rl_tat tat = { o->tat, o->rem };
         int64_t remaining, reset, retry, used;
         rl_gcra_peek(&od, tat, now, &remaining, &reset, &retry);
-        used = od.burst - remaining + rl_gcra_debt(&od, tat, now);
+        /* the debt saturates at INT64_MAX (a TAT far ahead): so does the sum */
+        used = rl__sat_add(od.burst - remaining, rl_gcra_debt(&od, tat, now));
         set_window(s, rl_window_from_used(d, carry_units(used, od.burst, d->count), now));
     } else {
         rl_tat tat = { now, 0 };

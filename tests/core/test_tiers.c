@@ -293,6 +293,27 @@ static void test_window_survives_reload(void **state)
     assert_int_equal(res.remaining, 2);
 }
 
+/* A GCRA limit turned into a sliding window keeps its debt, however large:
+ * a bucket of 2^40 per nanosecond whose TAT lies a second ahead of the
+ * clock (the clock went back) owes more units than an int64 holds. The
+ * debt saturates (no overflow: the sanitizer build would abort) and the
+ * window starts full. */
+static void test_huge_debt_carried_into_window(void **state)
+{
+    fixture *f = *state;
+    static const rl_limit gcra[] = { RL_LIMIT("l", NULL, (int64_t)1 << 40, 1, (int64_t)1 << 40) };
+    static const rl_limit win[] = { RL_SLIDING_WINDOW("l", NULL, 10, RL_MINUTE) };
+    rl_result res;
+    assert_int_equal(rl_tier_set(f->r, "default", gcra, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_true(res.allowed);
+    f->now -= RL_SECOND;
+    assert_int_equal(rl_tier_set(f->r, "default", win, 1), RL_OK);
+    assert_int_equal(rl_allow(f->r, "k", 1, &res), RL_OK);
+    assert_false(res.allowed);
+    assert_int_equal(res.remaining, 0);
+}
+
 /* 7. Period 0 is not a way to spell a concurrency limit: RL_CONCURRENT
  * (RL_ALGO_CONCURRENT) is; a rate with period 0 is refused. */
 static void test_period_zero_refused(void **state)
@@ -347,6 +368,7 @@ int main(void)
         BOTH(test_tier_change_rescales),
         BOTH(test_no_limits),
         BOTH(test_window_survives_reload),
+        BOTH(test_huge_debt_carried_into_window),
         BOTH(test_period_zero_refused),
         BOTH(test_defaults_stored),
         SHARED(test_defaults_agree),
