@@ -9,7 +9,12 @@
  * this handle has cached, hold only GCRA, sliding window and concurrency
  * limits, can be decided by the server; one that names a concurrency
  * limit only on keys without leases (the server checks), where the usual
- * way would find no lease to reclaim and no waiter ahead. A GCRA limit is a few additions and comparisons once two
+ * way would find no lease to reclaim and no waiter ahead. So can a lease
+ * begin (rl_lease_begin: one key, now or never) on a key without leases
+ * or waiters (the server checks): the plan carries the lease record as
+ * put_lease would make it (estimate, owner, the units it holds in each
+ * concurrency limit the estimate names) but for its times, which are the
+ * server's now and now + TTL, and the server numbers it. A GCRA limit is a few additions and comparisons once two
  * 128-bit products are made: cost × period and burst × period, over
  * count. They are made here, in the same exact arithmetic as gcra.c, so
  * the server needs no more than doubles. A sliding window's products
@@ -96,8 +101,11 @@ static const rl_tier *key_tier(rl *r, const char *key, char tier[RL_NAME_MAX])
     return t;
 }
 
-/* Fills f for one key; 0 if the key's tier or the request does not fit. */
-static int plan_key(rl *r, const rl__req *q, const char *key, rl_fast_key *fk)
+/* Fills f for one key; 0 if the key's tier or the request does not fit.
+ * lease: a lease begin's record, whose held units (put_lease's: each
+ * concurrency limit the request names with units, in the tier's order) are
+ * filled here. */
+static int plan_key(rl *r, const rl__req *q, const char *key, rl_fast_key *fk, rl_lease_rec *lease)
 {
     rl_state none, st;
     const rl_tier *t;
@@ -126,6 +134,10 @@ static int plan_key(rl *r, const rl__req *q, const char *key, rl_fast_key *fk)
         memset(s, 0, sizeof *s);
         s->cost = amount; /* a concurrency limit: checked, not held */
         s->count = d->count;
+        if (lease && d->kind == RL_KIND_CONCURRENT && amount > 0) {
+            lease->held_id[lease->n_held] = d->id;
+            lease->held_amount[lease->n_held++] = amount;
+        }
         if (d->kind == RL_KIND_WINDOW) /* the server multiplies (see the top) */
             s->period_ns = d->period_ns;
         if (s->cost < 0 || d->kind != RL_KIND_GCRA)
@@ -140,11 +152,17 @@ static int plan_key(rl *r, const rl__req *q, const char *key, rl_fast_key *fk)
 int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f)
 {
     size_t k;
-    if (!r->store->ops->decide_fast || r->pol_version < 0 || q->lease || q->rank || q->wait_id ||
-        q->max_delay_ns < 0 || (r->o.flags & RL_OPEN_READONLY) ||
+    if (!r->store->ops->decide_fast || r->pol_version < 0 || (q->lease && q->nkeys != 1) ||
+        q->rank || q->wait_id || q->max_delay_ns < 0 || (r->o.flags & RL_OPEN_READONLY) ||
         rl__pending_counts(r, q->keys, q->nkeys))
         return 0; /* a key with unwritten refusals: the usual write folds them (refuse.c) */
     f->cancel = f->penalize = 0;
+    f->lease = q->lease != NULL;
+    f->ttl = q->ttl;
+    if (f->lease) { /* its times are the server's to set */
+        memset(&f->lease_tmpl, 0, sizeof f->lease_tmpl);
+        rl__lease_fill(&f->lease_tmpl, q->keys[0], 0, 0, q->costs, q->ncosts);
+    }
     f->pol_version = r->pol_version;
     f->max_delay_ns = q->max_delay_ns;
     /* as rl__cooldown_until matches them: the cool-down of every resource,
@@ -160,7 +178,7 @@ int rl__fast_plan(rl *r, const rl__req *q, rl_fast_req *f)
         f->units = q->costs[0].amount;
     f->nkeys = q->nkeys;
     for (k = 0; k < q->nkeys; k++)
-        if (!plan_key(r, q, q->keys[k], &f->k[k]))
+        if (!plan_key(r, q, q->keys[k], &f->k[k], f->lease ? &f->lease_tmpl : NULL))
             return 0;
     return 1;
 }
@@ -174,6 +192,7 @@ int rl__fast_cancel_plan(rl *r, const rl_reservation *rv, rl_fast_req *f)
         rl__pending_counts(r, &key, 1) || !(t = key_tier(r, key, f->k[0].tier)))
         return 0;
     f->cancel = 1;
+    f->lease = 0;
     f->penalize = 0;
     f->pol_version = r->pol_version;
     f->have_now = !r->store_clock;
@@ -216,6 +235,7 @@ int rl__fast_penalize_plan(rl *r, const char *key, uint64_t id, int64_t duration
         return 0; /* a key with unwritten refusals: the usual write folds them (refuse.c) */
     f->cancel = 0;
     f->penalize = 1;
+    f->lease = 0;
     f->pol_version = r->pol_version; /* not read: a cool-down is no tier's */
     f->have_now = !r->store_clock;
     f->now = f->have_now ? r->o.clock(r->o.clock_ctx) : 0;

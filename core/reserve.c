@@ -15,6 +15,10 @@
  *     rate limit and frees what the lease held in concurrency limits, in
  *     one transaction; an expired lease was settled at its estimate
  *     (RL_ETIMEOUT);
+ *   - a store that can (Redis: decide_fast) begins a lease on a key that
+ *     holds no lease or waiter in one round trip (core/fast.c plans it):
+ *     core replays the decision, puts the lease under the store's id and
+ *     the store checks row and lease byte for byte;
  *   - a store that can (Redis: lease_end_fast) settles or cancels a lease
  *     this handle began in one round trip (fast_lease.c plans it); core
  *     replays lease_end_tx on what the store found and the store checks

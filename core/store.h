@@ -114,9 +114,10 @@ typedef int (*rl_check_fn)(void *ctx, const char *check, int status, const char 
 
 /* A decision a store may make in one round trip (decide_fast): rl_allow,
  * rl_acquire, rl_acquire_keys, or a reservation (rl_reserve, rl_wait: a
- * horizon, max_delay_ns), with no lease and no place in a slot queue,
- * whose keys' tiers hold only GCRA, sliding window and concurrency limits
- * (named only on keys without leases); keys may be under cool-downs.
+ * horizon, max_delay_ns), or a lease begin on a key without leases
+ * (lease, below), with no place in a slot queue, whose keys' tiers hold
+ * only GCRA, sliding window and concurrency limits (named only on keys
+ * without leases); keys may be under cool-downs.
  * For a GCRA limit core does every 128-bit product here, so that the
  * server decides with additions and comparisons alone (Redis's Lua has
  * only doubles): per named limit, cost × period and burst × period, each
@@ -188,6 +189,16 @@ typedef struct rl_fast_req {
     int penalize;
     uint64_t pen_id;
     int64_t pen_ns;
+    /* rl_lease_begin (lease = 1, one key whose hash the store must find
+     * without any lease or waiter: none to reclaim, none ahead): if
+     * admitted, the store numbers a lease and writes lease_tmpl (its
+     * estimate, the units it holds, its owner) created at its now and
+     * expiring ttl later (at most INT64_MAX), as reserve.c's put_lease
+     * would; the replay gives core that id (lease_put) and the store checks
+     * the record byte for byte */
+    int lease;
+    int64_t ttl;
+    rl_lease_rec lease_tmpl;
 } rl_fast_req;
 
 /* The state blob st (len bytes) with each sliding window slot started at
@@ -298,7 +309,9 @@ typedef struct rl_store_ops {
      * the data lives, in one round trip, and writes its outcome; then opens a write transaction that replays it:
      * row_get gives each key's row as it was before, now() the decision's
      * time, and commit checks that every row core puts is byte for byte
-     * what the store wrote (RL_ESTORE if not), writing nothing. RL_FAST_NO:
+     * what the store wrote (RL_ESTORE if not), and, for a lease begin,
+     * that lease_put gets the id the store gave and puts its record byte
+     * for byte, writing nothing. RL_FAST_NO:
      * not decided (another layout, an explicit tier, a claim, another
      * policy version), nothing written, no transaction open. */
     int (*decide_fast)(rl_store *s, const rl_fast_req *q);

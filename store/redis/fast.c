@@ -3,9 +3,10 @@
  * that decides rl_allow / rl_acquire / rl_acquire_keys and reservations
  * (rl_reserve, rl_wait's decisions: admitted to act later, within a
  * horizon) on GCRA and sliding window limits, and concurrency limits on
- * keys without leases, on keys under cool-downs too, and writes its
- * outcome (rl_store_ops.decide_fast; the plan is core/fast.c's), then the
- * replay that lets core check it.
+ * keys without leases, on keys under cool-downs too, and lease begins
+ * (rl_lease_begin) on a key whose hash holds no lease or waiter, and writes
+ * its outcome (rl_store_ops.decide_fast; the plan is core/fast.c's), then
+ * the replay that lets core check it.
  *
  * Why: the usual way reads the rows, decides in C and commits with a
  * script that checks what it read. That is two round trips, and processes
@@ -42,6 +43,11 @@
  *     row as it was and as it is now, core decides again on the first
  *     (rd_fast_check compares the second byte for byte), and the answer
  *     the caller gets is core's;
+ *   - a lease begin it admits is numbered by INCR of the lease counter,
+ *     as the usual way numbers one (ids only grow, none is given twice),
+ *     and the reply carries its id and record: core puts the lease under
+ *     that id (rd_lease_put) and rd_fast_check compares the record byte
+ *     for byte; a refused begin numbers and writes no lease;
  *   - rows it writes get a new version token, so a commit of the usual
  *     way that read them before conflicts; it never shortens a key's TTL
  *     (a lease it did not read may need it) and indexes new keys;
@@ -173,8 +179,9 @@
     "-- The TTL of key k, as commit.c's: until every bucket of state st is full\n"                 \
     "-- again (a window's units count until two periods past its start), plus\n"                   \
     "-- idle; a TTL already longer (a lease this script did not read) stays.\n"                    \
-    "local function expire(k, st, row, nh, nl, idle)\n"                                            \
-    "  local till = -1\n"                                                                          \
+    "-- least: the ns until the expiry of a lease it writes (nil: none).\n"                        \
+    "local function expire(k, st, row, nh, nl, idle, least)\n"                                     \
+    "  local till = least or -1\n"                                                                 \
     "  for j = 0, byte(st, 2) - 1 do\n"                                                            \
     "    local o = 19 + j * 49\n"                                                                  \
     "    if byte(st, o) ~= 2 then\n"                                                               \
@@ -223,11 +230,14 @@
 /* The decision script. */
 static const char fast_lua[] =
     "#!lua\n"
-    "-- KEYS: policy, key index, then the row of each key of the decision.\n"
+    "-- KEYS: policy, key index, then the row of each key of the decision,\n"
+    "-- then for a lease begin (one key) the lease sequence and the lease map.\n"
     "-- ARGV: policy version, now ('' for TIME, else 8 bytes), new version\n"
     "-- token, units, idle ttl ms, the horizon (8 bytes: 0 now or never,\n"
     "-- INT64_MAX none), the ids of the cool-downs that refuse the request\n"
-    "-- (8 bytes each), then per key: its name, the explicit tier\n"
+    "-- (8 bytes each), for a lease begin its record as rd_lease_encode\n"
+    "-- writes it but for created and expires ('' not a lease begin) and its\n"
+    "-- ttl (8 bytes), then per key: its name, the explicit tier\n"
     "-- its row names ('' none), the state of a key\n"
     "-- new to its tier (its windows start here), 48 bytes per slot (cost, -1\n"
     "-- if not named; count; for a GCRA limit cost x period / count as ns and\n"
@@ -236,7 +246,8 @@ static const char fast_lua[] =
     "-- little-endian int64, read and written as two 32-bit halves (struct: lo\n"
     "-- unsigned, hi signed).\n"
     "-- Returns 0 (nothing written) or {1, now, per key: row before ('' if\n"
-    "-- none), row after}.\n" RD_LUA_COMMON
+    "-- none), row after; for a lease begin then its id and record ('' and ''\n"
+    "-- if refused)}.\n" RD_LUA_COMMON
     "if (call('HGET', KEYS[1], 'v') or '0') ~= ARGV[1] then return 0 end\n"
     "local nh, nl, now_ms = clock(ARGV[2])\n"
     "-- the horizon D: admitted if the caller can act by now + D, which is\n"
@@ -301,12 +312,19 @@ static const char fast_lua[] =
     "local cone = one .. one .. one\n"
     "-- cdh, cdl: the latest end of a running cool-down that refuses the\n"
     "-- request\n"
-    "local keys, a, ok, cdh, cdl = {}, 8, true, nil, nil\n"
-    "for i = 3, #KEYS do\n"
+    "-- L: a lease begin's record, on one key\n"
+    "local L = ARGV[8]\n"
+    "local nr = #KEYS - (L ~= '' and 2 or 0)\n"
+    "if L ~= '' and (nr ~= 3 or #L < 41 or byte(L, 1) ~= 1 or #ARGV[9] ~= 8) then return 0 end\n"
+    "local keys, a, ok, cdh, cdl = {}, 10, true, nil, nil\n"
+    "for i = 3, nr do\n"
     "  local k, tier, tm, lim = KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
     "  local got = call('HMGET', k, 'r', 'q')\n"
     "  local row, q, st = got[1], got[2], tm\n"
     "  if claimed(q, now_ms) then return 0 end\n"
+    "  -- a lease begin on a key that has a lease or a waiter (fields l:ID)\n"
+    "  -- goes the usual way, which asks whether their owners live\n"
+    "  if L ~= '' and call('HLEN', k) > (row and 2 or 0) + (q and 1 or 0) then return 0 end\n"
     "  local tl = #tier\n"
     "  if row then\n"
     "    if #row < 42 + tl or byte(row, 1) ~= 1 or byte(row, 2) ~= tl or\n"
@@ -417,7 +435,14 @@ static const char fast_lua[] =
     "        -- flight leave room for the cost; nothing is held\n"
     "        local hl = call('HLEN', e[1])\n"
     "        if hl > (e[3] and 2 or 0) + (e[4] and 1 or 0) then return 0 end\n"
-    "        if h * P32 + l > c - (ch * P32 + cl) then ok = false end\n"
+    "        if h * P32 + l > c - (ch * P32 + cl) then\n"
+    "          ok = false\n"
+    "        elseif L ~= '' and (ch > 0 or cl > 0) then\n"
+    "          -- a lease holds its units in the slot (eval.c's inflight_decide);\n"
+    "          -- the sum is at most count (2^40)\n"
+    "          local v = h * P32 + l + ch * P32 + cl\n"
+    "          nw[#nw + 1] = {o, pack('<I4i4', v % P32, floor(v / P32))}\n"
+    "        end\n"
     "      elseif ch >= 0 then\n"
     "        local cost = ch * P32 + cl\n"
     "        if h < nh or (h == nh and l < nl) then h, l, r = nh, nl, 0 end\n"
@@ -463,6 +488,22 @@ static const char fast_lua[] =
     "    nwx[#nwx + 1] = {w[2], b}\n"
     "  end\n"
     "end\n"
+    "-- an admitted lease begin: numbered as rd_lease_put numbers it (INCR of\n"
+    "-- the sequence: no id is given twice), its record as put_lease writes\n"
+    "-- it, created now and expiring ttl later (at most INT64_MAX); nothing is\n"
+    "-- written before this point, so a sequence that is not a number below\n"
+    "-- 2^53 (exact in a double) still leaves it to the usual way\n"
+    "local lid, lrec, least = '', '', nil\n"
+    "if L ~= '' and ok then\n"
+    "  local seq = tonumber(call('GET', KEYS[nr + 1]) or '0')\n"
+    "  if not seq or seq < 0 or seq >= 9007199254740991 or seq ~= floor(seq) then return 0 end\n"
+    "  lid = string.format('%d', call('INCR', KEYS[nr + 1]))\n"
+    "  local tl_, th_ = unpack('<I4i4', ARGV[9])\n"
+    "  local eh, el = add(nh, nl, th_, tl_)\n"
+    "  if eh >= H31 then eh, el = H31 - 1, P32 - 1 end\n"
+    "  lrec = sub(L, 1, 1) .. pack('<I4i4I4i4', nl, nh, el, eh) .. sub(L, 18)\n"
+    "  least = (eh - nh) * P32 + (el - nl)\n"
+    "end\n"
     "local out, units, idle = {1, pack('<I4i4', nl, nh)}, tonumber(ARGV[4]), tonumber(ARGV[5])\n"
     "for x, e in ipairs(keys) do\n"
     "  local k, row, st, tier = e[1], e[3], e[5], e[8]\n"
@@ -487,10 +528,18 @@ static const char fast_lua[] =
     "  call('HSET', k, 'r', nrow, 'v', ARGV[3])\n"
     "  if e[4] then call('HDEL', k, 'q') end -- lapsed: a live one said 0\n"
     "  if not row then call('ZADD', KEYS[2], 0, e[2]) end\n"
+    "  if lid ~= '' then\n"
+    "    call('HSET', k, 'l:' .. lid, lrec)\n"
+    "    call('HSET', KEYS[nr + 2], lid, e[2])\n"
+    "  end\n"
     "  -- an explicit tier's key has no TTL\n"
-    "  if #tier == 0 then expire(k, st, row, nh, nl, idle) end\n"
+    "  if #tier == 0 then expire(k, st, row, nh, nl, idle, least) end\n"
     "  out[#out + 1] = row or ''\n"
     "  out[#out + 1] = nrow\n"
+    "end\n"
+    "if L ~= '' then\n"
+    "  out[#out + 1] = lid\n"
+    "  out[#out + 1] = lrec\n"
     "end\n"
     "return out\n";
 
@@ -695,10 +744,29 @@ static int replay(rd_store *s, const rl_fast_req *q, const redisReply *r)
 {
     size_t k;
     const redisReply *now = r->element[1];
-    if (now->type != REDIS_REPLY_STRING || now->len != 8 || r->elements != 2 + 2 * q->nkeys)
+    size_t nl = q->lease ? 2 : 0;
+    if (now->type != REDIS_REPLY_STRING || now->len != 8 || r->elements != 2 + 2 * q->nkeys + nl)
         return rl_seterr(s->base.err, RL_ESTORE, "redis %s: decision script: unexpected reply",
                          s->where);
     rd_tx_reset(s);
+    if (nl) { /* the lease it numbered and wrote, if admitted: for lease_put */
+        const redisReply *id = r->element[r->elements - 2], *rec = r->element[r->elements - 1];
+        char ids[24], *end;
+        if (id->type != REDIS_REPLY_STRING || rec->type != REDIS_REPLY_STRING ||
+            id->len >= sizeof ids || rec->len > sizeof s->fl_raw ||
+            (id->len == 0) != (rec->len == 0))
+            return rl_seterr(s->base.err, RL_ESTORE, "redis %s: decision script: unexpected reply",
+                             s->where);
+        memcpy(ids, id->str, id->len);
+        ids[id->len] = 0;
+        s->fl_id = id->len ? strtoll(ids, &end, 10) : 0;
+        if (id->len && (*end || s->fl_id <= 0))
+            return rl_seterr(s->base.err, RL_ESTORE, "redis %s: decision script: unexpected reply",
+                             s->where);
+        memcpy(s->fl_raw, rec->str, rec->len);
+        s->fl_len = rec->len;
+        s->fl_want = 1;
+    }
     s->in_tx = s->write = s->replay = 1;
     s->pver = q->pol_version;
     s->time_ns = (int64_t)rl_get64((const unsigned char *)now->str);
@@ -763,8 +831,10 @@ static int answer(rd_store *s, const rl_fast_req *q, redisReply *r)
              r->element[0]->type != REDIS_REPLY_INTEGER || r->element[0]->integer != 1)
         rc = rl_seterr(s->base.err, RL_ESTORE, "redis %s: decision script: unexpected reply",
                        s->where);
-    else if ((rc = replay(s, q, r)) == RL_OK)
+    else if ((rc = replay(s, q, r)) == RL_OK) {
         s->fast_hits++;
+        s->begin_hits += q->lease != 0;
+    }
     freeReplyObject(r);
     if (rc != RL_OK && rc != RL_FAST_NO)
         rd_tx_reset(s);
@@ -866,10 +936,11 @@ static int penalize_fast(rd_store *s, const rl_fast_req *q)
 int rd_decide_fast(rl_store *base, const rl_fast_req *q)
 {
     rd_store *s = (rd_store *)base;
-    const char *argv[12 + 5 * RL_MAX_KEYS];
+    const char *argv[16 + 5 * RL_MAX_KEYS];
     size_t len[sizeof argv / sizeof argv[0]];
-    char names[2 + RL_MAX_KEYS][RD_NAME_MAX], nk[8], pver[24], token[20], units[24], idle[24];
-    unsigned char now[8], horizon[8], cool[8 * (1 + RL_MAX_LIMITS)];
+    char names[4 + RL_MAX_KEYS][RD_NAME_MAX], nk[8], pver[24], token[20], units[24], idle[24];
+    unsigned char now[8], horizon[8], cool[8 * (1 + RL_MAX_LIMITS)], ttl[8], raw[RD_LEASE_MAX];
+    size_t raw_len = 0;
     unsigned char lim[RL_MAX_KEYS][RL_MAX_LIMITS * 48];
     redisReply *r = NULL;
     size_t i, j, n = 0;
@@ -880,11 +951,17 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
     if (q->penalize)
         return penalize_fast(s, q);
     if (s->readonly || !s->sha_fast[0] || q->nkeys > RL_MAX_KEYS || q->ncool > sizeof cool / 8 ||
-        q->max_delay_ns < 0)
+        q->max_delay_ns < 0 || (q->lease && (q->nkeys != 1 || q->ttl < 0)))
         return RL_FAST_NO;
     rd_name_of(s, "policy", names[0]);
     rd_name_of(s, "keys", names[1]);
-    snprintf(nk, sizeof nk, "%zu", 2 + q->nkeys);
+    if (q->lease) { /* its created and expires are the server's: 0 here */
+        rd_name_of(s, "lease_seq", names[2 + RL_MAX_KEYS]);
+        rd_name_of(s, "leases", names[3 + RL_MAX_KEYS]);
+        raw_len = rd_lease_encode(&q->lease_tmpl, s->host_id, raw);
+        put(ttl, q->ttl);
+    }
+    snprintf(nk, sizeof nk, "%zu", 2 + q->nkeys + (q->lease ? 2 : 0));
     snprintf(pver, sizeof pver, "%" PRId64, q->pol_version);
     snprintf(token, sizeof token, "%016" PRIx64, rd_next_rand(s));
     snprintf(units, sizeof units, "%" PRId64, q->units);
@@ -901,6 +978,10 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
         ARG(names[i], strlen(names[i]));
     for (i = 0; i < q->nkeys; i++)
         ARG(names[2 + i], rd_row_name(s, q->k[i].key, names[2 + i]));
+    if (q->lease) {
+        ARG(names[2 + RL_MAX_KEYS], strlen(names[2 + RL_MAX_KEYS]));
+        ARG(names[3 + RL_MAX_KEYS], strlen(names[3 + RL_MAX_KEYS]));
+    }
     ARG(pver, strlen(pver));
     ARG(now, q->have_now ? 8 : 0);
     ARG(token, strlen(token));
@@ -908,6 +989,8 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
     ARG(idle, strlen(idle));
     ARG(horizon, 8);
     ARG(cool, 8 * q->ncool);
+    ARG(raw, raw_len);
+    ARG(ttl, q->lease ? 8 : 0);
     for (i = 0; i < q->nkeys; i++) {
         const rl_fast_key *fk = &q->k[i];
         for (j = 0; j < fk->n; j++) {
@@ -940,7 +1023,13 @@ int rd_fast_check(rd_store *s)
         rd_row *w = s->rows[i];
         if (!w->expect_len)
             continue; /* read by core, not decided on the server */
-        if (!w->dirty || w->n_gone || w->n_leases || rd_row_encode(&w->row, buf) != w->expect_len ||
+        /* a lease begin: core put the one lease the server wrote (its id
+         * the server's, rd_lease_put), byte for byte, or none if neither did */
+        if (!w->dirty || w->n_gone || w->n_leases != (s->fl_len ? 1 : 0) ||
+            (w->n_leases &&
+             (!s->fl_used || w->leases[0].rec.id != s->fl_id || w->leases[0].raw_len != s->fl_len ||
+              memcmp(w->leases[0].raw, s->fl_raw, s->fl_len) != 0)) ||
+            rd_row_encode(&w->row, buf) != w->expect_len ||
             memcmp(buf, w->expect, w->expect_len) != 0)
             rc = rl_seterr(s->base.err, RL_ESTORE,
                            "redis %s: key '%.64s': the server decided otherwise than the "

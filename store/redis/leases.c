@@ -28,13 +28,23 @@ int rd_lease_put(rl_store *base, rl_lease_rec *rec)
     int rc;
     if ((rc = rd_row_of(s, rec->key, &w)) != RL_OK)
         return rc;
-    rd_name_of(s, "lease_seq", name);
-    if ((rc = rd_cmd(s, &r, "number a lease", 2, argv, NULL)) != RL_OK)
-        return rc;
-    rec->id = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-    freeReplyObject(r);
-    if (rec->id <= 0)
-        return rl_seterr(s->base.err, RL_ESTORE, "redis %s: INCR: unexpected reply", s->where);
+    if (s->replay) { /* a lease begin the decision script made: its id (fast.c) */
+        if (!s->fl_want || s->fl_id <= 0 || s->fl_used)
+            return rl_seterr(s->base.err, RL_ESTORE,
+                             "redis %s: key '%.64s': the server decided otherwise than the "
+                             "library (a bug in rl: please report it)",
+                             s->where, rec->key);
+        rec->id = s->fl_id;
+        s->fl_used = 1;
+    } else {
+        rd_name_of(s, "lease_seq", name);
+        if ((rc = rd_cmd(s, &r, "number a lease", 2, argv, NULL)) != RL_OK)
+            return rc;
+        rec->id = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        freeReplyObject(r);
+        if (rec->id <= 0)
+            return rl_seterr(s->base.err, RL_ESTORE, "redis %s: INCR: unexpected reply", s->where);
+    }
     if (rd_add_lease(w, rec, raw, rd_lease_encode(rec, s->host_id, raw)) != RL_OK)
         return rl_seterr(s->base.err, RL_ENOMEM, "out of memory");
     w->dirty = 1;

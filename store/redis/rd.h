@@ -133,6 +133,14 @@ typedef struct rd_store {
     int losses;                 /* conflicts in a row: from RD_CLAIM_AFTER on, claim */
     char sha_lease[RD_SHA_MAX]; /* of the lease script (fast_lease.c) */
     uint64_t lease_hits;        /* lease ends the server made (tests read it) */
+    /* the replay of a lease begin that the decision script made (fast.c):
+     * fl_want set, the id it gave (0: it refused) and the record it wrote,
+     * which rd_lease_put hands core (fl_used) and rd_fast_check compares */
+    int fl_want, fl_used;
+    int64_t fl_id;
+    unsigned char fl_raw[RD_LEASE_MAX];
+    size_t fl_len;
+    uint64_t begin_hits; /* lease begins the server made (tests read it) */
 } rd_store;
 
 /* s->replay of a lease settle or cancel (fast_lease.c); 1: fast.c's */

@@ -37,6 +37,9 @@ void rd_tx_reset(rd_store *s)
         rd_row_free(s->rows[i]);
     s->n_rows = 0;
     s->in_tx = s->write = s->clear = s->replay = 0;
+    s->fl_want = s->fl_used = 0;
+    s->fl_id = 0;
+    s->fl_len = 0;
     s->have_pver = s->have_time = s->pol_dirty = 0;
     if (s->pol_loaded)
         rl_policy_free(&s->pol);

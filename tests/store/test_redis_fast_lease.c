@@ -17,7 +17,12 @@
  * wrote). Every rc, every result field and every key's stats must be
  * equal, the lease map must name exactly the leases in the keys' hashes,
  * and the script must have ended most of the leases that the handle that
- * began them ended (the shares are printed). Each Redis settle is also
+ * began them ended, and begun at least half of the begins answered on
+ * keys without leases, and none on keys with one (the shares are printed;
+ * a begin that is an error, such as a cost above a burst, goes the usual
+ * way, which reports it). An edge test pins a begin on a key with a lease
+ * (the usual way), one refused by the script (no id used, no lease
+ * written) and ids that only grow, whichever way a begin goes. Each Redis settle is also
  * replayed by core and compared byte for byte by the store, so a
  * divergence in what is written fails too. (SQLite, not ":memory:", is
  * the reference: the memory store keeps what a failed transaction wrote,
@@ -201,10 +206,38 @@ typedef struct tally {
     long n, hit, ended, ended_hit; /* ended: RL_OK or RL_ETIMEOUT */
 } tally;
 static tally t_settle, t_cancel, t_other; /* t_other: on b2 */
+/* Lease begins on the Redis handle on keys whose hash held no lease (nor
+ * waiter) and on keys that held one, and of each those the script made. */
+static long begins_free, begins_free_hit, begins_held, begins_held_hit;
+/* of begins_free, those answered with RL_OK (admitted or refused, not an
+ * error such as a cost above a burst, which the usual way reports) */
+static long begins_ok, begins_ok_hit;
 
 static uint64_t hits_of(rl *b)
 {
     return ((rd_store *)rl__store(b))->lease_hits;
+}
+
+static uint64_t begin_hits_of(rl *b)
+{
+    return ((rd_store *)rl__store(b))->begin_hits;
+}
+
+/* The lease fields (l:ID) in key's hash on b's server. */
+static long leases_in(rl *b, const char *key)
+{
+    rd_store *s = (rd_store *)rl__store(b);
+    char row[RD_NAME_MAX];
+    redisReply *rep;
+    long n = 0;
+    size_t i;
+    rd_row_name(s, key, row);
+    rep = redisCommand(s->c, "HKEYS %s", row);
+    assert_non_null(rep);
+    for (i = 0; i < rep->elements; i++)
+        n += strncmp(rep->element[i]->str, "l:", 2) == 0;
+    freeReplyObject(rep);
+    return n;
 }
 
 static void tally_add(tally *t, int rc, int hit)
@@ -250,9 +283,25 @@ static void begin(rl *a, rl *b)
     int64_t ttl = chance(20) ? 1 + rn(1000) : chance(5) ? Y50 : 1 + rn(2000000000LL);
     rl_lease x, y;
     rl_result rx, ry;
+    long held = leases_in(b, k);
+    uint64_t h = begin_hits_of(b);
     int ra = rl_lease_begin(a, k, est, n, ttl, &x, &rx);
     int rb = rl_lease_begin(b, k, est, n, ttl, &y, &ry);
+    int hit = begin_hits_of(b) != h;
     same_result("rl_lease_begin", ra, &rx, rb, &ry);
+    if (held) { /* their owners' lives are the usual way's to judge */
+        begins_held++;
+        begins_held_hit += hit;
+    } else {
+        begins_free++;
+        begins_free_hit += hit;
+        begins_ok += rb == RL_OK;
+        begins_ok_hit += rb == RL_OK && hit;
+    }
+    /* the script began it on a key without leases: the key has this one
+     * now, if granted (the lease map is checked at the end of a segment) */
+    if (hit)
+        assert_int_equal(leases_in(b, k), rb == RL_OK && y.id > 0);
     assert_int_equal(x.expires_at, y.expires_at);
     assert_int_equal(x.id > 0, y.id > 0);
     if (x.id > 0) {
@@ -439,6 +488,15 @@ static void test_lease_script_matches_core(void **state)
     tally_print("settles", &t_settle);
     tally_print("cancels", &t_cancel);
     tally_print("ends on another handle", &t_other);
+    printf("[ LEASE    ] begins on keys without leases: %ld, by the script %ld (%.0f%%); on keys "
+           "with leases: %ld, by the script %ld\n",
+           begins_free, begins_free_hit,
+           begins_free ? 100.0 * (double)begins_free_hit / (double)begins_free : 0.0, begins_held,
+           begins_held_hit);
+    printf("[ LEASE    ] of those without, answered (admitted or refused, not an error): %ld, by "
+           "the script %ld (%.0f%%)\n",
+           begins_ok, begins_ok_hit,
+           begins_ok ? 100.0 * (double)begins_ok_hit / (double)begins_ok : 0.0);
     /* a lease ended twice goes the usual way (to RL_ENOTFOUND), and so
      * does one on a key whose tier or policy changed since, or that a
      * cool-down moved, or that another lease begin touched in a way the
@@ -447,12 +505,119 @@ static void test_lease_script_matches_core(void **state)
     assert_true(t_settle.ended > 100 && t_settle.ended_hit * 2 > t_settle.ended);
     assert_true(t_cancel.ended > 50 && t_cancel.ended_hit * 2 > t_cancel.ended);
     assert_true(t_other.ended > 20 && t_other.hit == 0);
+    /* a begin on a key that has a lease asks whether its owner lives: the
+     * usual way; on one without, at least half go by the script (a tier
+     * or policy changed since, a cost above a burst, go the usual way) */
+    assert_true(begins_ok > 100 && begins_ok_hit * 2 >= begins_ok);
+    assert_true(begins_held_hit == 0);
+}
+
+/* The lease sequence of b's prefix. */
+static long long lease_seq(rl *b)
+{
+    rd_store *s = (rd_store *)rl__store(b);
+    char name[RD_NAME_MAX];
+    redisReply *rep;
+    long long v;
+    rd_name_of(s, "lease_seq", name);
+    rep = redisCommand(s->c, "GET %s", name);
+    assert_non_null(rep);
+    v = rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : 0;
+    freeReplyObject(rep);
+    return v;
+}
+
+/* The script's edges: a key with another lease goes the usual way; a begin
+ * refused by its estimate numbers and writes no lease; ids only grow, one
+ * per granted lease of either way; a lease's key lives as long as it. */
+static void test_lease_begin_edges(void **state)
+{
+    const char *url = getenv("RL_TEST_REDIS");
+    char path[512], row[RD_NAME_MAX];
+    rl_options o = RL_OPTIONS_INIT;
+    rl_limit l[2] = { { 0 } };
+    rl_cost two[2] = { { "requests", 2 }, { "streams", 1 } }, one = { "requests", 1 };
+    rl_lease x, y, z;
+    rl_result res;
+    redisReply *rep;
+    uint64_t h;
+    long long seq;
+    rl *b = NULL;
+    (void)state;
+    if (!url || !*url) {
+        skip();
+        return;
+    }
+    o.clock = fake_clock;
+    clk = (int64_t)1700000000 * 1000000000LL;
+    snprintf(path, sizeof path, "%s%sprefix=fledge%ld:", url, strchr(url, '?') ? "&" : "?",
+             (long)getpid());
+    assert_int_equal(rl_open(&b, path, &o), RL_OK);
+    assert_int_equal(rl_reset_match(b, "*", NULL, 0, NULL), RL_OK);
+    l[0].name = "rate";
+    l[0].resource = "requests";
+    l[0].algorithm = RL_ALGO_GCRA;
+    l[0].count = l[0].burst = 2;
+    l[0].period_ns = 3600000000000LL;
+    l[1].name = "slots";
+    l[1].resource = "streams";
+    l[1].algorithm = RL_ALGO_CONCURRENT;
+    l[1].count = l[1].burst = 1;
+    assert_int_equal(rl_tier_set(b, "default", l, 2), RL_OK);
+    rd_row_name((rd_store *)rl__store(b), "e", row);
+    /* a first decision brings the policy into the handle's cache, which a
+     * plan needs */
+    assert_int_equal(rl_acquire(b, "warm", &one, 1, &res), RL_OK);
+    seq = lease_seq(b);
+
+    /* a new key: by the script, its slot held, and its key kept past the
+     * lease's expiry (ten hours) */
+    h = begin_hits_of(b);
+    assert_int_equal(rl_lease_begin(b, "e", two, 2, 36000000000000LL, &x, &res), RL_OK);
+    assert_true(res.allowed && x.id == seq + 1 && begin_hits_of(b) == h + 1);
+    assert_int_equal(leases_in(b, "e"), 1);
+    rep = redisCommand(((rd_store *)rl__store(b))->c, "PTTL %s", row);
+    assert_true(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer >= 36000000);
+    freeReplyObject(rep);
+
+    /* a key with a lease: the usual way, which finds the slot taken */
+    h = begin_hits_of(b);
+    assert_int_equal(rl_lease_begin(b, "e", two, 2, 1000000000LL, &y, &res), RL_OK);
+    assert_true(!res.allowed && y.id == 0 && begin_hits_of(b) == h);
+    assert_true(lease_seq(b) == seq + 1 && leases_in(b, "e") == 1);
+
+    /* settled at its estimate: the rate is spent; a begin refused by it,
+     * by the script, numbers and writes no lease */
+    assert_int_equal(rl_lease_settle(b, &x, two, 1), RL_OK);
+    assert_int_equal(leases_in(b, "e"), 0);
+    h = begin_hits_of(b);
+    assert_int_equal(rl_lease_begin(b, "e", &one, 1, 1000000000LL, &y, &res), RL_OK);
+    assert_true(!res.allowed && y.id == 0 && begin_hits_of(b) == h + 1);
+    assert_true(lease_seq(b) == seq + 1 && leases_in(b, "e") == 0);
+
+    /* an hour later: admitted by the script with the next id, then one of
+     * the usual way beside it, then the script's again once both ended */
+    clk += 3600000000000LL;
+    h = begin_hits_of(b);
+    assert_int_equal(rl_lease_begin(b, "e", &one, 1, 1000000000LL, &y, &res), RL_OK);
+    assert_true(res.allowed && y.id == seq + 2 && begin_hits_of(b) == h + 1);
+    assert_int_equal(rl_lease_begin(b, "e", &one, 1, 1000000000LL, &z, &res), RL_OK);
+    assert_true(res.allowed && z.id == seq + 3 && begin_hits_of(b) == h + 1);
+    assert_int_equal(leases_in(b, "e"), 2);
+    assert_int_equal(rl_lease_cancel(b, &y), RL_OK);
+    assert_int_equal(rl_lease_cancel(b, &z), RL_OK);
+    assert_int_equal(rl_lease_begin(b, "e", two, 2, 1000000000LL, &x, &res), RL_OK);
+    assert_true(res.allowed && x.id == seq + 4 && begin_hits_of(b) == h + 2);
+    assert_int_equal(rl_lease_cancel(b, &x), RL_OK);
+    assert_int_equal(rl_reset_match(b, "*", NULL, 0, NULL), RL_OK);
+    rl_close(b);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lease_script_matches_core),
+        cmocka_unit_test(test_lease_begin_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
