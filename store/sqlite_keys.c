@@ -171,7 +171,7 @@ int rl_store_sqlite_lease_put(rl_store *base, rl_lease_rec *rec)
 {
     sq_store *s = (sq_store *)base;
     char owner[RL_KEY_MAX + 1];
-    int64_t last = 0, lo = 0, hi = 0, range, id = 0;
+    int64_t last = 0, lo = 0, hi = 0, range = 0, id = 0;
     int have, tomb = 0, found = 0, rc;
     if ((rc = lease_last(s, rec->key, &have, &last, &tomb)) != RL_OK)
         return rc;
