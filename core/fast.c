@@ -101,28 +101,37 @@ static const rl_tier *key_tier(rl *r, const char *key, char tier[RL_NAME_MAX])
     return t;
 }
 
+/* key_tier, and in st the state of a key new to that tier (GCRA and
+ * in-flight slots need no time; a window's start is the server's to set,
+ * rl_fast_fresh); NULL also when that state does not fit. Decisions and
+ * lease settles (fast_lease.c) plan with it. */
+const rl_tier *rl__fast_tier(rl *r, const char *key, char tier[RL_NAME_MAX], rl_state *st)
+{
+    const rl_tier *t = key_tier(r, key, tier);
+    rl_state none;
+    if (!t)
+        return NULL;
+    memset(&none, 0, sizeof none);
+    rl__align(r, t, &none, st, 0);
+    return st->n == t->n && t->n <= RL_MAX_LIMITS ? t : NULL;
+}
+
 /* Fills f for one key; 0 if the key's tier or the request does not fit.
  * lease: a lease begin's record, whose held units (put_lease's: each
  * concurrency limit the request names with units, in the tier's order) are
  * filled here. */
 static int plan_key(rl *r, const rl__req *q, const char *key, rl_fast_key *fk, rl_lease_rec *lease)
 {
-    rl_state none, st;
+    rl_state st;
     const rl_tier *t;
     size_t i;
 
-    if (!(t = key_tier(r, key, fk->tier)))
+    if (!(t = rl__fast_tier(r, key, fk->tier, &st)))
         return 0;
     if (rl__check_resources(r, t, q) != RL_OK) {
         r->err[0] = 0; /* the usual way gives the message */
         return 0;
     }
-    memset(&none, 0, sizeof none);
-    /* GCRA and in-flight slots need no time; a window's start is the
-     * server's to set (rl_fast_fresh) */
-    rl__align(r, t, &none, &st, 0);
-    if (st.n != t->n || t->n > RL_MAX_LIMITS)
-        return 0;
     fk->key = key;
     fk->n = t->n;
     for (i = 0; i < t->n; i++) {

@@ -38,15 +38,6 @@ struct rl__lease_memo {
     rl_lease_rec rec[RL_LEASE_MEMO]; /* id 0: empty */
 };
 
-/* As core/fast.c hashes keys into r->assigned (duplicated: two lines). */
-static uint64_t key_hash(const char *key)
-{
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-    while (*key)
-        h = (h ^ (unsigned char)*key++) * 0x100000001b3ULL;
-    return h | 1;
-}
-
 void rl__lease_note(rl *r, const rl_lease_rec *rec)
 {
     if (!r->store->ops->lease_end_fast || rec->id <= 0 || rec->waiting)
@@ -66,12 +57,9 @@ int rl__fast_lease_plan(rl *r, const rl_lease *lease, const rl_cost *actual, siz
                         rl_fast_lease *f)
 {
     rl_lease_rec *m;
-    rl_row row; /* only its tier is read: the one the key was seen with lately */
-    rl_state none, st;
+    rl_state st;
     const rl_tier *t;
-    uint64_t h;
-    size_t i, j, c, nreq = 0;
-    int source;
+    size_t i, j, nreq = 0;
 
     if (!r->lease_memo || !r->store->ops->lease_end_fast || r->pol_version < 0 ||
         (r->o.flags & RL_OPEN_READONLY) || lease->id <= 0)
@@ -81,18 +69,7 @@ int rl__fast_lease_plan(rl *r, const rl_lease *lease, const rl_cost *actual, siz
         return 0;
     f->rec = *m;
     m->id = 0;
-    h = key_hash(f->rec.key);
-    c = (size_t)(h % RL_ASSIGNED_CACHE);
-    memset(&row, 0, sizeof row);
-    if (r->assigned[c].h == h)
-        memcpy(row.tier, r->assigned[c].tier, sizeof row.tier);
-    if (!(t = rl__key_tier(r, f->rec.key, &row, &source)) || t == &r->defaults ||
-        (row.tier[0] && source != RL_TIER_ASSIGNED))
-        return 0;
-    memcpy(f->tier, row.tier, sizeof f->tier);
-    memset(&none, 0, sizeof none);
-    rl__align(r, t, &none, &st, 0); /* GCRA and in-flight slots need no time */
-    if (st.n != t->n || t->n > RL_MAX_LIMITS)
+    if (!(t = rl__fast_tier(r, f->rec.key, f->tier, &st)))
         return 0;
     f->n = t->n;
     f->units = 0;

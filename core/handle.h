@@ -194,6 +194,9 @@ int rl__fast_penalize_plan(rl *r, const char *key, uint64_t id, int64_t duration
                            rl_fast_req *f);
 /* What decide_key read of key's explicit tier ("" none), for later plans. */
 void rl__fast_note(rl *r, const char *key, const char *tier);
+/* The tier a planned call on key is decided under, and in st the state of
+ * a key new to it; NULL: the usual way (fast.c). */
+const rl_tier *rl__fast_tier(rl *r, const char *key, char tier[RL_NAME_MAX], rl_state *st);
 
 /* ---- fast_lease.c ------------------------------------------------------- */
 
