@@ -10,9 +10,8 @@
 #define RL_RD_LUA_COMMON_H
 
 /* 64-bit numbers are {hi, lo}: hi the signed upper 32 bits, lo the lower
- * 32 bits unsigned, both exact in a double. What the scripts share: 64-bit numbers as {hi, lo} halves and their
- * exact products and quotients, window.c's advance, the clock, the TTL
- * and claims. */
+ * 32 bits unsigned, both exact in a double; with them, exact products and
+ * quotients, window.c's advance, the clock, the TTL and claims. */
 #define RD_LUA_COMMON                                                                              \
     "local P32, H31 = 4294967296, 2147483648\n"                                                    \
     "local sub, byte, floor = string.sub, string.byte, math.floor\n"                               \
