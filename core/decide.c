@@ -371,6 +371,10 @@ static int put_lease(rl *r, const decision *x, const rl__req *q)
         }
         rl__lease_fill(lease, q->keys[k], x->now,
                        rl__sat_add(x->now, rl__sat_add(x->delay, q->ttl)), q->costs, q->ncosts);
+        if (q->owner_pid > 0) { /* a group-commit poster's lease is its own */
+            lease->pid = q->owner_pid;
+            lease->pstart = q->owner_pstart;
+        }
         if ((rc = r->store->ops->lease_put(r->store, lease)) != RL_OK)
             return rc;
         /* reclaimed already if it had run out: nothing to delete then */
@@ -538,7 +542,9 @@ int rl__decide_each(rl *r, rl__batch *b)
                 continue;
             r->err[0] = 0;
             rc = b->get(r, b, i, &q, cost);
-            if (rc == RL_OK && (rc = decide_tx(r, b->x, &q)) == RL_OK)
+            if (rc == RL_OK && q.end)
+                rc = rl__lease_end_in(r, q.end);
+            else if (rc == RL_OK && (rc = decide_tx(r, b->x, &q)) == RL_OK)
                 decide_fill(b->x, &q);
             b->put(r, b, i, rc);
             if (rl__store_failure(rc)) {
@@ -655,14 +661,14 @@ int rl__decide(rl *r, const char *const *keys, size_t nkeys, const rl_cost *cost
 {
     rl__req q;
     int rc;
-    /* Through group commit when the store offers it (no lease: its row
-     * and slots are not a queued request's; a horizon only with a
-     * reservation, as a queued request carries it). A leader decides with its own
-     * handle's options: one that admits any resource must neither lead
-     * others' requests nor have its own decided by another (group_sig does
-     * not tell them apart). */
-    if (!lease && (rv || max_delay_ns == 0) && !(r->o.flags & RL_OPEN_ANY_RESOURCE) &&
-        (rc = rl__decide_grouped(r, keys, nkeys, costs, ncosts, max_delay_ns, res, rv)) !=
+    /* Through group commit when the store offers it (a horizon only with
+     * a reservation, as a queued request carries it; a lease on one key,
+     * its TTL in max_delay_ns). A leader decides with its own handle's
+     * options: one that admits any resource must neither lead others'
+     * requests nor have its own decided by another (group_sig does not
+     * tell them apart). */
+    if ((lease ? nkeys == 1 : rv || max_delay_ns == 0) && !(r->o.flags & RL_OPEN_ANY_RESOURCE) &&
+        (rc = rl__decide_grouped(r, keys, nkeys, costs, ncosts, max_delay_ns, res, rv, lease)) !=
             RL_GROUP_NONE)
         return rc;
     memset(&q, 0, sizeof q);

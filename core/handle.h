@@ -176,7 +176,27 @@ typedef struct rl__req {
     rl_result *res;         /* its answer */
     rl_reservation *rv;     /* NULL: not a reservation */
     const char *key1;       /* room for keys, when a request has one key */
+    int64_t owner_pid;      /* a lease's owner, when not this process (group
+                             * commit: the poster's); 0: this process */
+    int64_t owner_pstart;
+    struct rl__end *end; /* not NULL: a lease settle or cancel, not a
+                             * decision (group commit); keys unused */
 } rl__req;
+
+/* A lease settle (actual, n: its costs; n 0 settles each at its estimate)
+ * or cancel (actual NULL), inside a write transaction (reserve.c): the
+ * lease as it was is left in rec, and whether it had expired (then only
+ * its slots were freed) in expired. */
+typedef struct rl__end {
+    int64_t id;
+    const rl_cost *actual;
+    size_t n;
+    rl_lease_rec rec;
+    int expired;
+} rl__end;
+int rl__lease_end_in(rl *r, rl__end *e);
+/* The answer to an end whose lease had expired: RL_ETIMEOUT, its message. */
+int rl__lease_expired(rl *r, int64_t id);
 
 /* Whether every resource q names is counted by tier t or by some other one
  * (or the handle admits any): else RL_ENOLIMIT, with its message. */
@@ -330,13 +350,20 @@ int rl__lease_wait(rl *r, const char *const *keys, size_t nkeys, const rl_cost *
 
 /* ---- group.c ------------------------------------------------------------ */
 
-/* rl_allow, rl_acquire, rl_acquire_keys (rv NULL: max_delay_ns unused)
- * and reservations (rl_reserve, rl_wait: rv set) through group commit,
- * when the store offers it and the handle reads the shared clock:
- * RL_GROUP_NONE when not. Else the call's answer, exactly as rl__decide
- * would have given it (rv zeroed unless reserved). */
+/* rl_allow, rl_acquire, rl_acquire_keys (rv NULL: max_delay_ns unused),
+ * reservations (rl_reserve, rl_wait: rv set) and lease begins (lease set,
+ * one key: max_delay_ns is its TTL; lease->id and ->expires answered)
+ * through group commit, when the store offers it and the handle reads the
+ * shared clock: RL_GROUP_NONE when not. Else the call's answer, exactly as
+ * rl__decide would have given it (rv zeroed unless reserved). */
 int rl__decide_grouped(rl *r, const char *const *keys, size_t nkeys, const rl_cost *costs, size_t n,
-                       int64_t max_delay_ns, rl_result *res, rl_reservation *rv);
+                       int64_t max_delay_ns, rl_result *res, rl_reservation *rv,
+                       rl_lease_rec *lease);
+/* rl_lease_settle (actual set) and rl_lease_cancel (actual NULL) of lease
+ * id through group commit, as rl__decide_grouped: RL_GROUP_NONE when it
+ * cannot, else the call's answer (RL_ETIMEOUT when the lease had expired).
+ * Arguments are checked. */
+int rl__end_grouped(rl *r, int64_t id, const rl_cost *actual, size_t n);
 
 /* ---- reserve.c ---------------------------------------------------------- */
 

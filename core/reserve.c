@@ -182,56 +182,51 @@ int rl_lease_begin(rl *r, const char *key, const rl_cost *estimate, size_t n, in
     if (rc == RL_OK && res->allowed) {
         lease->id = rec->id;
         lease->expires_at = rec->expires;
-        rl__lock(r); /* its settle may then take one round trip (fast_lease.c) */
-        rl__lease_note(r, rec);
-        rl__unlock(r);
+        /* its settle may then take one round trip (fast_lease.c); a lease
+         * begun through group commit is known by its id alone */
+        if (rec->key[0]) {
+            rl__lock(r);
+            rl__lease_note(r, rec);
+            rl__unlock(r);
+        }
     }
     free(rec);
     return rc;
 }
 
-typedef struct lease_arg {
-    const rl_lease *lease;
-    const rl_cost *actual; /* NULL: cancel */
-    size_t n;
-    rl_lease_rec rec;
-    int expired;
-    rl_fast_lease fast; /* the store's one round trip, if planned */
-} lease_arg;
-
-static int lease_end_tx(rl *r, void *ctx)
+int rl__lease_end_in(rl *r, rl__end *e)
 {
-    lease_arg *a = ctx;
-    rl_lease_rec *rec = &a->rec;
+    rl_lease_rec *rec = &e->rec;
     rl_row row;
     rl_state old, st;
     const rl_tier *t;
     int64_t now = rl__now(r), version, est, act;
     size_t i, j;
     int rc, source;
-    if ((rc = r->store->ops->lease_get(r->store, a->lease->id, rec)) != RL_OK)
+    e->expired = 0;
+    if ((rc = r->store->ops->lease_get(r->store, e->id, rec)) != RL_OK)
         return rc;
     if (rec->waiting) /* a queued waiter's row, which no caller is given */
-        return rl_seterr(r->err, RL_ENOTFOUND, "no lease %lld", (long long)a->lease->id);
+        return rl_seterr(r->err, RL_ENOTFOUND, "no lease %lld", (long long)e->id);
     if ((rc = r->store->ops->row_get(r->store, rec->key, &row, &version)) != RL_OK)
         return rc;
     if ((rc = rl__refresh_policy(r, version)) != RL_OK)
         return rc;
     if (rl_state_decode(&old, row.state, row.state_len) != RL_OK)
         return rl_seterr(r->err, RL_ECORRUPT, "key '%.64s': damaged bucket state", rec->key);
-    a->expired = now >= rec->expires;
+    e->expired = now >= rec->expires;
     if ((t = rl__key_tier(r, rec->key, &row, &source)))
         rl__align(r, t, &old, &st, now);
     else
         st = old; /* no limits apply any more: only the slots to free */
-    for (i = 0; t && !a->expired && i < t->n; i++) {
+    for (i = 0; t && !e->expired && i < t->n; i++) {
         const rl_ldef *d = &t->limits[i];
         if (d->kind == RL_KIND_CONCURRENT)
             continue;
         for (est = 0, j = 0; j < rec->n_est; j++)
             if (strcmp(rec->est_resource[j], d->resource) == 0)
                 est = rec->est_amount[j];
-        act = a->actual ? rl__amount_of(a->actual, a->n, d->resource) : 0;
+        act = e->actual ? rl__amount_of(e->actual, e->n, d->resource) : 0;
         if (act < 0)
             act = est; /* not named: settled at its estimate */
         if (act != est) {
@@ -249,18 +244,33 @@ static int lease_end_tx(rl *r, void *ctx)
     return r->store->ops->row_put(r->store, rec->key, &row);
 }
 
+int rl__lease_expired(rl *r, int64_t id)
+{
+    return rl_seterr(r->err, RL_ETIMEOUT, "lease %lld had expired: it was settled at its estimate",
+                     (long long)id);
+}
+
+typedef struct lease_arg {
+    rl__end e;
+    rl_fast_lease fast; /* the store's one round trip, if planned */
+} lease_arg;
+
+static int lease_end_tx(rl *r, void *ctx)
+{
+    return rl__lease_end_in(r, &((lease_arg *)ctx)->e);
+}
+
 static int lease_end_done(rl *r, void *ctx, int rc)
 {
     const lease_arg *a = ctx;
-    if (rc == RL_OK && a->expired)
-        return rl_seterr(r->err, RL_ETIMEOUT,
-                         "lease %lld had expired: it was settled at its estimate",
-                         (long long)a->lease->id);
+    if (rc == RL_OK && a->e.expired)
+        return rl__lease_expired(r, a->e.id);
     return rc;
 }
 
 /* Settles (actual != NULL) or cancels (actual == NULL: everything back) a
- * lease, and frees the slots it held, in one write transaction. */
+ * lease, and frees the slots it held, in one write transaction: through
+ * group commit where the store offers it. */
 static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t n)
 {
     lease_arg *a;
@@ -272,11 +282,13 @@ static int lease_end(rl *r, const rl_lease *lease, const rl_cost *actual, size_t
         if ((rc = rl__check_request(r, &key, 1, actual, n)) != RL_OK)
             return rc;
     }
+    if ((rc = rl__end_grouped(r, lease->id, actual, n)) != RL_GROUP_NONE)
+        return rc;
     if (!(a = calloc(1, sizeof *a)))
         return rl_seterr(rl__errbuf(r), RL_ENOMEM, "out of memory");
-    a->lease = lease;
-    a->actual = actual;
-    a->n = n;
+    a->e.id = lease->id;
+    a->e.actual = actual;
+    a->e.n = n;
     /* rl__write_tx's steps, with the plan made under the mutex */
     rl__lock(r);
     if (rl__fast_lease_plan(r, lease, actual, n, &a->fast))

@@ -49,8 +49,8 @@ typedef struct rl_row {
 typedef struct rl_store rl_store;
 
 /* Group commit: a process that finds the write lock taken posts its
- * rl_allow, rl_acquire, rl_acquire_keys or reservation (rl_reserve,
- * rl_wait) in shared memory and sleeps; whoever holds the lock decides
+ * rl_allow, rl_acquire, rl_acquire_keys, reservation (rl_reserve,
+ * rl_wait), lease begin, settle or cancel in shared memory and sleeps; whoever holds the lock decides
  * every posted request of the same signature in its own transaction, so
  * one commit answers several processes. The signature covers what decides
  * besides the database: the handle's default limits and durability. Plain
@@ -58,15 +58,28 @@ typedef struct rl_store rl_store;
  * so that posting copies only the bytes they use (rl_group_req_size). */
 #define RL_GROUP_DECIDE 0  /* rl_allow, rl_acquire, rl_acquire_keys: now or never */
 #define RL_GROUP_RESERVE 1 /* rl_reserve, rl_wait: max_delay_ns, answered in rv */
+#define RL_GROUP_LEASE 2   /* rl_lease_begin: one key, ttl_ns and owner, answered in lease_* */
+#define RL_GROUP_END \
+    3 /* rl_lease_settle (costs: the actual ones) or rl_lease_cancel
+                            * (end_cancel) of lease end_id; answered in expired. The
+                            * leader writes the lease's key into keys, by which a dead
+                            * leader's batch is settled (store/lock_group.c) */
 #define RL_GROUP_KEYS ((size_t)RL_MAX_KEYS * (RL_KEY_MAX + 1))
 typedef struct rl_group_req {
     uint64_t sig;
-    int kind;             /* RL_GROUP_DECIDE or RL_GROUP_RESERVE */
+    int kind;             /* RL_GROUP_DECIDE, _RESERVE, _LEASE or _END */
     int rc;               /* the answer: rc, res, rv (a reservation's), err */
-    size_t ncosts;        /* rl_acquire's costs; rl_allow's is one of "requests" */
-    size_t nkeys;         /* 1..RL_MAX_KEYS strings in keys */
+    size_t ncosts;        /* rl_acquire's costs; rl_allow's is one of "requests"; an
+                           * end's actual costs, 0..RL_MAX_LIMITS */
+    size_t nkeys;         /* 1..RL_MAX_KEYS strings in keys (an end's: 0 or 1) */
     size_t keys_len;      /* bytes of keys they take, each with its NUL */
     int64_t max_delay_ns; /* a reservation's horizon */
+    int64_t ttl_ns;       /* a lease begin's TTL, and its poster (rl_owner_self) */
+    int64_t owner_pid, owner_pstart;
+    int64_t lease_id, lease_expires; /* a granted lease begin's answer */
+    int64_t end_id;                  /* the lease a settle or cancel ends */
+    int end_cancel;                  /* 1: a cancel, 0: a settle */
+    int expired;                     /* an end's answer: the lease had expired */
     char resource[RL_MAX_LIMITS][RL_NAME_MAX];
     int64_t amount[RL_MAX_LIMITS];
     rl_result res;

@@ -7,7 +7,7 @@
  * are lock.c's; the layout both read is lock_int.h.
  *
  * Group commit (rl_allow, rl_acquire, rl_acquire_keys, rl_reserve,
- * rl_wait's decisions): a writer that finds the lock taken
+ * rl_wait's decisions, lease begins, settles and cancels): a writer that finds the lock taken
  * posts its request in a free slot and waits on the slot's state word (a
  * futex), spinning briefly first; the holder takes the posted slots of its
  * signature into its own transaction, and keeps taking those posted while
@@ -266,6 +266,14 @@ static int answer_take(rl_group_req *req, const qslot *q)
         req->rv.key_[sizeof req->rv.key_ - 1] = 0;
         if ((req->rv.ok != 0 && req->rv.ok != 1) || req->rv.n_ > RL_MAX_LIMITS)
             return 0;
+    } else if (req->kind == RL_GROUP_LEASE) { /* a granted lease has an id */
+        req->lease_id = q->req.lease_id;
+        req->lease_expires = q->req.lease_expires;
+        if (req->rc == RL_OK && req->res.allowed == 1 ? req->lease_id <= 0 : req->lease_id != 0)
+            return 0;
+    } else if (req->kind == RL_GROUP_END) { /* an end answers rc and expired only */
+        req->expired = q->req.expired;
+        return req->rc <= 0 && req->rc >= RL_EPERM && (req->expired == 0 || req->expired == 1);
     }
     return req->rc <= 0 && req->rc >= RL_EPERM &&
            (req->res.allowed == 0 || req->res.allowed == 1) && req->res.key_index >= 0 &&

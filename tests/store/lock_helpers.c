@@ -264,12 +264,24 @@ pid_t asker_call(const char *path, const call *cl, const rl_limit *lims, int bus
         memset(&a, 0, sizeof a);
         if (write(p->ready[1], "r", 1) != 1 || read(p->go[0], &c, 1) != 1)
             _exit(91);
-        if (cl->kind == CALL_KEYS)
+        a.pid = (int64_t)getpid();
+        if (cl->kind == CALL_KEYS) {
             a.rc = rl_acquire_keys(r, cl->keys, cl->nkeys, &one, 1, &a.res);
-        else if (cl->kind == CALL_RESERVE)
+        } else if (cl->kind == CALL_RESERVE) {
             a.rc = rl_reserve(r, cl->keys[0], 1, cl->max_delay_ns, &a.rv);
-        else
+        } else if (cl->kind == CALL_LEASE) {
+            static const rl_cost est[] = { { "requests", 1 }, { "streams", 1 } };
+            a.rc = rl_lease_begin(r, cl->keys[0], est, 2, RL_HOUR, &a.lease, &a.res);
+        } else if (cl->kind == CALL_SETTLE || cl->kind == CALL_CANCEL) {
+            rl_lease l;
+            rl_cost act = { "requests", cl->amount };
+            l.id = cl->lease_id;
+            l.expires_at = 0;
+            a.rc =
+                cl->kind == CALL_SETTLE ? rl_lease_settle(r, &l, &act, 1) : rl_lease_cancel(r, &l);
+        } else {
             a.rc = rl_allow(r, cl->keys[0], 1, &a.res);
+        }
         snprintf(a.msg, sizeof a.msg, "%s", rl_errmsg(r));
         rl_close(r);
         _exit(write(p->out[1], &a, sizeof a) == (ssize_t)sizeof a ? 0 : 92);

@@ -43,19 +43,24 @@ typedef struct answer {
     int rc;
     rl_result res;
     rl_reservation rv;
+    rl_lease lease; /* a lease begin's */
+    int64_t pid;    /* the asker's */
     char msg[256];
 } answer;
 
 /* A call an asker makes (asker_call): rl_allow of 1 on keys[0]
  * (CALL_ALLOW), rl_acquire_keys of 1 request on keys[0..nkeys)
- * (CALL_KEYS), or rl_reserve of 1 on keys[0] within max_delay_ns
- * (CALL_RESERVE). */
-enum { CALL_ALLOW, CALL_KEYS, CALL_RESERVE };
+ * (CALL_KEYS), rl_reserve of 1 on keys[0] within max_delay_ns
+ * (CALL_RESERVE), rl_lease_begin on keys[0] of 1 request and 1 "streams"
+ * for an hour (CALL_LEASE), rl_lease_settle of lease_id at `amount`
+ * requests (CALL_SETTLE), or rl_lease_cancel of lease_id (CALL_CANCEL). */
+enum { CALL_ALLOW, CALL_KEYS, CALL_RESERVE, CALL_LEASE, CALL_SETTLE, CALL_CANCEL };
 typedef struct call {
     int kind;
     const char *keys[RL_MAX_KEYS];
     size_t nkeys;
     int64_t max_delay_ns;
+    int64_t lease_id, amount;
 } call;
 
 /* An asker's pipes: ready (it has opened), go (make the call), out (answer). */

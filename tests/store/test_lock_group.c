@@ -33,6 +33,7 @@
 #include <cmocka.h>
 
 #include "rl.h"
+#include "rl_admin.h"
 #include "rl_int.h"
 #include "lock.h"
 #include "lock_helpers.h"
@@ -43,13 +44,19 @@
  * different default limits: their handles' signatures differ (rl.c keeps
  * a handle's own defaults for a store that lost its data), so a leader
  * decides only its own kind. */
-static void key_tier(const char *path, const char *key, const char *tier, const rl_limit *lims)
+static void key_tier_n(const char *path, const char *key, const char *tier, const rl_limit *lims,
+                       size_t n)
 {
     rl *r = NULL;
     assert_int_equal(rl_open(&r, path, NULL), RL_OK);
-    assert_int_equal(rl_tier_set(r, tier, lims, 1), RL_OK);
+    assert_int_equal(rl_tier_set(r, tier, lims, n), RL_OK);
     assert_int_equal(rl_key_assign(r, key, tier), RL_OK);
     rl_close(r);
+}
+
+static void key_tier(const char *path, const char *key, const char *tier, const rl_limit *lims)
+{
+    key_tier_n(path, key, tier, lims, 1);
 }
 
 /* 20 callers queue behind a held lock, more than the 16 slots (16 post,
@@ -718,6 +725,222 @@ static void test_stalled_caller_keeps_answer(void **state)
     assert_int_equal(allowed_of(f->path, "other"), 20);
 }
 
+/* ---- leases through the queue --------------------------------------------- */
+
+/* A key with 2 "streams" slots and 100 requests an hour. */
+static const rl_limit streams2[] = { RL_LIMIT("rate", "requests", 100, RL_HOUR, 100),
+                                     RL_CONCURRENT("streams", "streams", 2) };
+
+/* A lease held by this (the test's) process on key: 5 requests, 1 stream. */
+static int64_t own_lease(const char *path, const char *key)
+{
+    static const rl_cost est[] = { { "requests", 5 }, { "streams", 1 } };
+    rl *r = open_with(path, small, WAIT_MS);
+    rl_lease l;
+    rl_result res;
+    assert_int_equal(rl_lease_begin(r, key, est, 2, RL_HOUR, &l, &res), RL_OK);
+    assert_true(res.allowed);
+    rl_close(r);
+    return l.id;
+}
+
+/* The leases open on key, up to 8, by id. */
+typedef struct lease_list {
+    size_t n;
+    rl_lease_info l[8];
+} lease_list;
+
+static int list_one(void *ctx, const rl_lease_info *li)
+{
+    lease_list *ls = ctx;
+    if (ls->n < 8)
+        ls->l[ls->n] = *li;
+    ls->n++;
+    return 0;
+}
+
+static void leases_of(const char *path, const char *key, lease_list *ls)
+{
+    rl *r = open_with(path, small, WAIT_MS);
+    memset(ls, 0, sizeof *ls);
+    assert_int_equal(rl_leases_list(r, key, list_one, ls), RL_OK);
+    rl_close(r);
+}
+
+/* Lease begins, a settle and a cancel queue behind a leader (an rl_allow)
+ * and are decided in the order they queued, each as it would be alone: on
+ * a key with 2 stream slots, one held by this process, the first begin is
+ * granted, the second refused by "streams", the settle of the held lease
+ * frees its slot, so the third begin is granted; the cancel of a lease
+ * that does not exist is RL_ENOTFOUND. A lease a leader began is its
+ * poster's: it carries the poster's pid, so it is reclaimed when the poster
+ * dies, not when the leader does. */
+static void test_leases_queued_in_order(void **state)
+{
+    static const int kinds[] = { CALL_ALLOW,  CALL_LEASE, CALL_LEASE,
+                                 CALL_SETTLE, CALL_LEASE, CALL_CANCEL };
+    fx *f = *state;
+    pipes p[6];
+    hook h[6];
+    pid_t pids[6];
+    answer a[6];
+    lease_list ls;
+    int64_t held;
+    int i;
+    key_tier_n(f->path, "s", "st", streams2, 2);
+    held = own_lease(f->path, "s");
+    for (i = 0; i < 6; i++) {
+        call c;
+        memset(&c, 0, sizeof c);
+        c.kind = kinds[i];
+        c.keys[0] = "s";
+        c.nkeys = 1;
+        c.lease_id = kinds[i] == CALL_CANCEL ? 999999 : held;
+        c.amount = 2;
+        pipes_open(&p[i]);
+        hook_open(&h[i]);
+        plan_clear();
+        if (i == 0) { /* the leader: stops holding the lock */
+            plan_add(STEP(RL_STEP_LOCKED), 1);
+        } else { /* posts; then says it was answered, or that it leads */
+            plan_add(STEP(RL_STEP_POSTED), 0);
+            plan_add(STEP(RL_STEP_ANSWERED) | STEP(RL_STEP_LEAD) | STEP(RL_STEP_LOCKED), 0);
+        }
+        pids[i] = asker_call(f->path, &c, small, WAIT_MS, &p[i], &h[i]);
+        ready(&p[i], 1);
+    }
+    go(&p[0], 1);
+    assert_int_equal(reached(&h[0]), RL_STEP_LOCKED);
+    for (i = 1; i < 6; i++) { /* one after the other: the queue's order */
+        go(&p[i], 1);
+        assert_int_equal(reached(&h[i]), RL_STEP_POSTED);
+    }
+    resume(&h[0]);
+    for (i = 0; i < 6; i++) {
+        if (i > 0) /* answered by the leader's batch */
+            assert_int_equal(reached(&h[i]), RL_STEP_ANSWERED);
+        collect(&p[i], &a[i]);
+        reap(pids[i]);
+    }
+    assert_int_equal(a[0].rc, RL_OK);
+    assert_true(a[0].res.allowed);
+    assert_int_equal(a[1].rc, RL_OK); /* the second slot */
+    assert_true(a[1].res.allowed);
+    assert_true(a[1].lease.id > held);
+    assert_true(a[1].lease.expires_at > 0);
+    assert_int_equal(a[2].rc, RL_OK); /* no slot left */
+    assert_false(a[2].res.allowed);
+    assert_string_equal(a[2].res.limit_name, "streams");
+    assert_int_equal(a[2].lease.id, 0);
+    assert_int_equal(a[3].rc, RL_OK); /* the held lease settled: its slot is free */
+    assert_int_equal(a[4].rc, RL_OK);
+    assert_true(a[4].res.allowed);
+    assert_true(a[4].lease.id > a[1].lease.id);
+    assert_int_equal(a[5].rc, RL_ENOTFOUND);
+    assert_non_null(strstr(a[5].msg, "999999"));
+    for (i = 0; i < 6; i++) {
+        pipes_close(&p[i]);
+        hook_close(&h[i]);
+    }
+    /* the two granted leases are their posters', who are gone */
+    leases_of(f->path, "s", &ls);
+    assert_int_equal(ls.n, 2);
+    assert_int_equal(ls.l[0].id, a[1].lease.id);
+    assert_int_equal(ls.l[0].pid, a[1].pid);
+    assert_int_equal(ls.l[1].id, a[4].lease.id);
+    assert_int_equal(ls.l[1].pid, a[4].pid);
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(ls.l[i].owner_alive, 0);
+        assert_int_equal(ls.l[i].live, 0);
+    }
+    /* so both slots are free for the next begin, which reclaims them */
+    own_lease(f->path, "s");
+    own_lease(f->path, "s");
+    leases_of(f->path, "s", &ls);
+    assert_int_equal(ls.n, 2);
+    assert_int_equal(ls.l[0].pid, (int64_t)getpid());
+    assert_int_equal(ls.l[1].pid, (int64_t)getpid());
+}
+
+/* A leader (a real one, deciding an rl_allow of its own) is killed with a
+ * lease call of another process in its batch, after committing it or
+ * before deciding it (when): the call's outcome is what the database holds,
+ * once. Committed, its answer stands: a settle's lease is gone and the
+ * caller gets RL_OK (its slot names the lease's key, whose row carries the
+ * batch's mark), not a second settle's RL_ENOTFOUND; a begin's lease is
+ * the caller's and is the only one. Not committed, the call is decided
+ * again, by the caller itself. */
+static void leader_killed_with(fx *f, const char *key, int kind, int when)
+{
+    int status;
+    pipes pl, pc;
+    hook hl, hc;
+    pid_t leader, caller;
+    answer a;
+    lease_list ls;
+    call c;
+    int64_t held = 0;
+    key_tier_n(f->path, key, "st", streams2, 2);
+    if (kind == CALL_SETTLE)
+        held = own_lease(f->path, key);
+    pipes_open(&pl);
+    pipes_open(&pc);
+    hook_open(&hl);
+    hook_open(&hc);
+    plan_clear();
+    plan_add(STEP(RL_STEP_LOCKED), 1);
+    plan_add(STEP(when), 1);
+    memset(&c, 0, sizeof c);
+    c.kind = CALL_ALLOW;
+    c.keys[0] = "x";
+    c.nkeys = 1;
+    leader = asker_call(f->path, &c, small, WAIT_MS, &pl, &hl);
+    c.kind = kind;
+    c.keys[0] = key;
+    c.lease_id = held;
+    c.amount = 2;
+    plan_clear();
+    plan_add(STEP(RL_STEP_POSTED), 0);
+    caller = asker_call(f->path, &c, small, WAIT_MS, &pc, &hc);
+    ready(&pl, 1);
+    ready(&pc, 1);
+    go(&pl, 1);
+    assert_int_equal(reached(&hl), RL_STEP_LOCKED);
+    go(&pc, 1);
+    assert_int_equal(reached(&hc), RL_STEP_POSTED);
+    resume(&hl);
+    assert_int_equal(reached(&hl), when);
+    assert_int_equal(kill(leader, SIGKILL), 0);
+    assert_int_equal(waitpid(leader, &status, 0), leader);
+    assert_true(WIFSIGNALED(status));
+    collect(&pc, &a);
+    reap(caller);
+    assert_int_equal(a.rc, RL_OK);
+    leases_of(f->path, key, &ls);
+    if (kind == CALL_SETTLE) {
+        assert_int_equal(ls.n, 0);
+    } else {
+        assert_true(a.res.allowed);
+        assert_true(a.lease.id > 0);
+        assert_int_equal(ls.n, 1);
+        assert_int_equal(ls.l[0].id, a.lease.id);
+        assert_int_equal(ls.l[0].pid, a.pid);
+    }
+    pipes_close(&pl);
+    pipes_close(&pc);
+    hook_close(&hl);
+    hook_close(&hc);
+}
+
+static void test_leader_killed_with_lease_calls(void **state)
+{
+    fx *f = *state;
+    leader_killed_with(f, "s1", CALL_SETTLE, RL_STEP_COMMITTED);
+    leader_killed_with(f, "s2", CALL_SETTLE, RL_STEP_TAKEN);
+    leader_killed_with(f, "s3", CALL_LEASE, RL_STEP_COMMITTED);
+    leader_killed_with(f, "s4", CALL_LEASE, RL_STEP_TAKEN);
+}
+
 /* How a posted request is damaged (damaged_request). */
 enum {
     BAD_NCOSTS,   /* 1000 costs where there is room for RL_MAX_LIMITS */
@@ -725,7 +948,13 @@ enum {
     BAD_KEYS_LEN, /* its keys said to take more than their room */
     BAD_KEY_CUT,  /* its second key not ended within keys_len */
     BAD_NO_KEYS,  /* no key at all */
-    BAD_KIND,     /* neither a decision nor a reservation */
+    BAD_KIND,     /* neither a decision, a reservation nor a lease call */
+    BAD_TTL,      /* a lease begin of TTL 0 */
+    BAD_OWNER,    /* a lease begin whose owner is pid 0 */
+    BAD_LEASE_2,  /* a lease begin on two keys */
+    BAD_END_ID,   /* a settle of lease 0 */
+    BAD_END_HOW,  /* an end neither a settle nor a cancel */
+    BAD_END_COSTS /* a settle whose actual costs overflow their names */
 };
 
 /* A damaged request in the lock file posted by a process that then stops
@@ -770,8 +999,22 @@ static void damaged_request(fx *f, int how, const char *good)
             bad.keys_len = 6; /* "bad", then "ac" of "acct" */
         else if (how == BAD_NO_KEYS)
             bad.nkeys = 0;
-        else
+        else if (how == BAD_KIND)
             bad.kind = 7;
+        if (how >= BAD_TTL && how <= BAD_LEASE_2) { /* else a good lease begin on "bad" */
+            bad.kind = RL_GROUP_LEASE;
+            bad.nkeys = how == BAD_LEASE_2 ? 2 : 1;
+            bad.keys_len = how == BAD_LEASE_2 ? 9 : 4;
+            bad.ttl_ns = how == BAD_TTL ? 0 : RL_HOUR;
+            bad.owner_pid = how == BAD_OWNER ? 0 : (int64_t)getpid();
+        } else if (how >= BAD_END_ID) { /* else a good settle of lease 1 */
+            bad.kind = RL_GROUP_END;
+            bad.nkeys = bad.keys_len = 0;
+            bad.end_id = how == BAD_END_ID ? 0 : 1;
+            bad.end_cancel = how == BAD_END_HOW ? 2 : 0;
+            if (how == BAD_END_COSTS)
+                memset(bad.resource[0], 'r', RL_NAME_MAX);
+        }
         bad.sig = rl__group_sig(r);
         rl_close(r);
         uint64_t old;
@@ -823,13 +1066,14 @@ static void damaged_request(fx *f, int how, const char *good)
     assert_int_equal(allowed_of(f->path, "acct"), 0);
 }
 
-/* Each way a posted request can be damaged, multi-key ones too. */
+/* Each way a posted request can be damaged, multi-key ones and lease
+ * calls too. */
 static void test_damaged_request_refused(void **state)
 {
     fx *f = *state;
     char good[16];
     int how;
-    for (how = BAD_NCOSTS; how <= BAD_KIND; how++) {
+    for (how = BAD_NCOSTS; how <= BAD_END_COSTS; how++) {
         snprintf(good, sizeof good, "good%d", how);
         damaged_request(f, how, good);
     }
@@ -974,6 +1218,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leader_killed_before_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_killed_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_reservation_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leases_queued_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leader_killed_with_lease_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader_too_slow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_caller_keeps_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_request_refused, setup, teardown),
