@@ -137,6 +137,15 @@ class TestDecisions(Base):
         self.assertLessEqual(refused.retry_after_ns, 100_000_000)
         self.assertAlmostEqual(refused.retry_after, refused.retry_after_ns / 1e9)
         self.assertGreater(refused.reset_after, 0.4)
+        # made without Result.__init__ (pyrl._values._result), yet the very
+        # value Result(...) makes: equal, same hash and repr, still frozen
+        made = pyrl.Result(True, 4, 0, first.reset_after_ns, 5, "limit1", False, 0, None)
+        self.assertEqual(first, made)
+        self.assertEqual(hash(first), hash(made))
+        self.assertEqual(repr(first), repr(made))
+        with self.assertRaises(AttributeError):
+            first.allowed = False
+        self.assertIsNone(first.key)
 
     def test_limit_spellings(self):
         limits = ["60/min", {"rate": "10/s", "burst": 3, "name": "fast"},
