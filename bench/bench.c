@@ -101,6 +101,12 @@ static const bench_case cases[] = {
     { "sqlite/8p/1key/lock", "sqlite", W_RL, 0, 8, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "sqlite/16p/1key/lock", "sqlite", W_RL, 0, 16, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     { "sqlite/32p/1key/lock", "sqlite", W_RL, 0, 32, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    /* the scheduler alone: as many processes, each a fixed 20 us of CPU
+     * per call and no store, so what fairness, p99 and max the machine
+     * gives any worker that never waits for another */
+    { "spin/8p", "spin", W_SPIN, 0, 8, 1, BUSY_NA, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "spin/16p", "spin", W_SPIN, 0, 16, 1, BUSY_NA, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    { "spin/32p", "spin", W_SPIN, 0, 32, 1, BUSY_NA, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     /* the calls an agent makes (T_AGENT: requests, tokens, a streams slot;
      * 100 user keys and one account key), 1 and 4 processes */
     { "agent/1p/allow", "ag allow", W_RL, 0, 1, 100, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0, C_ALLOW,

@@ -25,8 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* raw SQLite upsert, rl_allow, or the baseline GCRA Lua script on Redis */
-enum { W_BARE = 0, W_RL = 1, W_LUA = 2 };
+/* raw SQLite upsert, rl_allow, the baseline GCRA Lua script on Redis, or
+ * no store at all: a fixed slice of CPU work per "decision" (the
+ * scheduler's own fairness and latency, for the 8/16/32-process cases) */
+enum { W_BARE = 0, W_RL = 1, W_LUA = 2, W_SPIN = 3 };
+/* W_SPIN's work per call: about rl_allow's CPU per decision at 4 processes
+ * on the machines of issue 20 (20 us; the "workers' CPU" section). */
+#define BENCH_SPIN_NS 20000
 /* W_RL's call: rl_allow; rl_acquire on the account (requests and tokens);
  * rl_acquire_keys on a user and the account (the same); a lease on the
  * account (requests, tokens, a stream) begun and settled (one pair = one

@@ -16,7 +16,11 @@
  *           instead: rl_acquire, rl_acquire_keys, a lease begun and settled;
  *           rl_wait (never asleep) or rl_reserve (booking ahead) instead of
  *           rl_allow in the wait and reserve cases (bench.h, C_*);
- *   W_LUA   the baseline GCRA Lua script by EVALSHA (redis.c), same limit.
+ *   W_LUA   the baseline GCRA Lua script by EVALSHA (redis.c), same limit;
+ *   W_SPIN  no store: BENCH_SPIN_NS of CPU work per call, the number of
+ *           steps calibrated once on the bench's own CPU clock before the
+ *           workers are forked (bench_prepare), so every worker does the
+ *           same work per call and a preemption does not shorten it.
  * Keys are "k%d", picked by xorshift64 from a table each worker builds
  * before the barrier (only as many as its case uses, so a 1-key worker
  * does not carry a million of them), so no formatting happens in the loop.
@@ -405,6 +409,51 @@ static int prefill_redis(const bench_case *c, rl *r, bench_result *out)
     return 0;
 }
 
+/* ---- W_SPIN --------------------------------------------------------------- */
+
+typedef struct spin {
+    uint64_t steps; /* xorshift steps per call */
+    uint64_t x;
+} spin;
+
+static uint64_t spin_steps; /* set by bench_prepare, before the fork */
+
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int spin_op(void *h, const char *key, char *err, size_t errlen)
+{
+    spin *sp = h;
+    uint64_t i;
+    (void)key;
+    (void)err;
+    (void)errlen;
+    for (i = 0; i < sp->steps; i++)
+        (void)xorshift64(&sp->x);
+    __asm__ volatile("" : : "r"(sp->x) : "memory"); /* the work is kept */
+    return 0;
+}
+
+/* Steps for BENCH_SPIN_NS: timed over about 20 ms of this thread's CPU. */
+static uint64_t spin_calibrate(void)
+{
+    spin sp;
+    int64_t t0 = thread_cpu_ns(), t;
+    uint64_t done = 0, steps;
+    sp.x = 88172645463325252ull;
+    sp.steps = 4096;
+    do {
+        spin_op(&sp, NULL, NULL, 0);
+        done += sp.steps;
+    } while ((t = thread_cpu_ns() - t0) < 20000000);
+    steps = (uint64_t)((double)done * BENCH_SPIN_NS / (double)t);
+    return steps ? steps : 1;
+}
+
 int bench_prepare(const bench_case *c, const char *path, bench_result *out)
 {
     bare b;
@@ -417,7 +466,9 @@ int bench_prepare(const bench_case *c, const char *path, bench_result *out)
     }
     if (c->workload == W_LUA)
         return bench_lua_prepare(path, c->pad, out->err, sizeof out->err);
-    if (c->memory)
+    if (c->workload == W_SPIN && !spin_steps)
+        spin_steps = spin_calibrate();
+    if (c->memory || c->workload == W_SPIN)
         return 0;
     if (rl_open_case(&r, c, path, out->err, sizeof out->err) != 0)
         return -1;
@@ -549,12 +600,18 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
     int64_t end, t0, t1, ivcsw0 = 0;
     size_t n = 0;
     bare b;
+    spin sp;
     rl *r = NULL;
     void *h;
     int rc;
 
     keys_init(c->nkeys);
-    if (c->workload == W_BARE) {
+    if (c->workload == W_SPIN) {
+        sp.x = seed | 1;
+        sp.steps = spin_steps;
+        h = &sp;
+        op = spin_op;
+    } else if (c->workload == W_BARE) {
         if (bare_open(&b, path, 0, c->pad, slot->err, sizeof slot->err) != 0) {
             bare_close(&b);
             slot->open_failed = 1;
@@ -623,7 +680,7 @@ void bench_work(const bench_case *c, const char *path, int idx, bench_slot *slot
         bare_close(&b);
     else if (c->workload == W_LUA)
         bench_lua_close(h);
-    else
+    else if (c->workload == W_RL)
         rl_close(r);
 }
 
