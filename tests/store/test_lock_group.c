@@ -199,6 +199,47 @@ static void test_acquire_queued(void **state)
     assert_int_equal(allowed_of(f->path, "agent"), 3);
 }
 
+/* Calls cl[0..n) (n <= 8) made in order: cl[0] by a leader that holds the
+ * lock (stopped there) while each of the others posts, one after the
+ * other, behind it; then the leader goes on, and each poster must be
+ * answered by its batch. Answers in a[], in the same order. */
+static void queued_in_order(fx *f, const call *cl, int n, const rl_limit *lims, answer *a)
+{
+    pipes p[8];
+    hook h[8];
+    pid_t pids[8];
+    int i;
+    assert_true(n <= 8);
+    for (i = 0; i < n; i++) {
+        pipes_open(&p[i]);
+        hook_open(&h[i]);
+        plan_clear();
+        if (i == 0) { /* the leader: stops holding the lock */
+            plan_add(STEP(RL_STEP_LOCKED), 1);
+        } else { /* posts; then says it was answered, or that it leads */
+            plan_add(STEP(RL_STEP_POSTED), 0);
+            plan_add(STEP(RL_STEP_ANSWERED) | STEP(RL_STEP_LEAD) | STEP(RL_STEP_LOCKED), 0);
+        }
+        pids[i] = asker_call(f->path, &cl[i], lims, WAIT_MS, &p[i], &h[i]);
+        ready(&p[i], 1);
+    }
+    go(&p[0], 1);
+    assert_int_equal(reached(&h[0]), RL_STEP_LOCKED);
+    for (i = 1; i < n; i++) { /* one after the other: the queue's order */
+        go(&p[i], 1);
+        assert_int_equal(reached(&h[i]), RL_STEP_POSTED);
+    }
+    resume(&h[0]);
+    for (i = 0; i < n; i++) {
+        if (i > 0) /* answered by the leader's batch */
+            assert_int_equal(reached(&h[i]), RL_STEP_ANSWERED);
+        collect(&p[i], &a[i]);
+        reap(pids[i]);
+        pipes_close(&p[i]);
+        hook_close(&h[i]);
+    }
+}
+
 /* rl_acquire_keys of (its user's key, one account key), rl_reserve and
  * rl_allow on the account queue behind a leader that holds the lock, and
  * the leader decides them all in its batch (each poster is answered, none
@@ -212,45 +253,20 @@ static void test_keys_queued_in_order(void **state)
     static const int kinds[] = { CALL_KEYS, CALL_KEYS, CALL_RESERVE,
                                  CALL_KEYS, CALL_KEYS, CALL_ALLOW };
     fx *f = *state;
-    pipes p[6];
-    hook h[6];
-    pid_t pids[6];
+    call c[6];
     answer a[6];
     int i;
     key_tier(f->path, "acct", "acct", acct);
+    memset(c, 0, sizeof c);
     for (i = 0; i < 6; i++) {
-        call c;
-        memset(&c, 0, sizeof c);
-        c.kind = kinds[i];
-        c.keys[0] = kinds[i] == CALL_KEYS ? users[i] : "acct";
-        c.keys[1] = "acct";
-        c.nkeys = 2;
-        pipes_open(&p[i]);
-        hook_open(&h[i]);
-        plan_clear();
-        if (i == 0) { /* the leader: stops holding the lock */
-            plan_add(STEP(RL_STEP_LOCKED), 1);
-        } else { /* posts; then says it was answered, or that it leads */
-            plan_add(STEP(RL_STEP_POSTED), 0);
-            plan_add(STEP(RL_STEP_ANSWERED) | STEP(RL_STEP_LEAD) | STEP(RL_STEP_LOCKED), 0);
-        }
-        pids[i] = asker_call(f->path, &c, large, WAIT_MS, &p[i], &h[i]);
-        ready(&p[i], 1);
+        c[i].kind = kinds[i];
+        c[i].keys[0] = kinds[i] == CALL_KEYS ? users[i] : "acct";
+        c[i].keys[1] = "acct";
+        c[i].nkeys = 2;
     }
-    go(&p[0], 1);
-    assert_int_equal(reached(&h[0]), RL_STEP_LOCKED);
-    for (i = 1; i < 6; i++) { /* one after the other: the queue's order */
-        go(&p[i], 1);
-        assert_int_equal(reached(&h[i]), RL_STEP_POSTED);
-    }
-    resume(&h[0]);
-    for (i = 0; i < 6; i++) {
-        if (i > 0)
-            assert_int_equal(reached(&h[i]), RL_STEP_ANSWERED);
-        collect(&p[i], &a[i]);
-        reap(pids[i]);
+    queued_in_order(f, c, 6, large, a);
+    for (i = 0; i < 6; i++)
         assert_int_equal(a[i].rc, RL_OK);
-    }
     for (i = 0; i < 6; i++) {
         if (kinds[i] == CALL_RESERVE) {
             assert_int_equal(a[i].rv.ok, i < 4);
@@ -267,10 +283,6 @@ static void test_keys_queued_in_order(void **state)
     assert_int_equal(a[2].rv.n_, 1);
     assert_string_equal(a[2].rv.key_, "acct");
     assert_true(a[2].rv.time_to_act > 0);
-    for (i = 0; i < 6; i++) {
-        pipes_close(&p[i]);
-        hook_close(&h[i]);
-    }
     assert_int_equal(allowed_of(f->path, "acct"), 4);
     assert_int_equal(allowed_of(f->path, "u0"), 1);
     assert_int_equal(allowed_of(f->path, "u1"), 1);
@@ -780,48 +792,22 @@ static void test_leases_queued_in_order(void **state)
     static const int kinds[] = { CALL_ALLOW,  CALL_LEASE, CALL_LEASE,
                                  CALL_SETTLE, CALL_LEASE, CALL_CANCEL };
     fx *f = *state;
-    pipes p[6];
-    hook h[6];
-    pid_t pids[6];
+    call c[6];
     answer a[6];
     lease_list ls;
     int64_t held;
     int i;
     key_tier_n(f->path, "s", "st", streams2, 2);
     held = own_lease(f->path, "s");
+    memset(c, 0, sizeof c);
     for (i = 0; i < 6; i++) {
-        call c;
-        memset(&c, 0, sizeof c);
-        c.kind = kinds[i];
-        c.keys[0] = "s";
-        c.nkeys = 1;
-        c.lease_id = kinds[i] == CALL_CANCEL ? 999999 : held;
-        c.amount = 2;
-        pipes_open(&p[i]);
-        hook_open(&h[i]);
-        plan_clear();
-        if (i == 0) { /* the leader: stops holding the lock */
-            plan_add(STEP(RL_STEP_LOCKED), 1);
-        } else { /* posts; then says it was answered, or that it leads */
-            plan_add(STEP(RL_STEP_POSTED), 0);
-            plan_add(STEP(RL_STEP_ANSWERED) | STEP(RL_STEP_LEAD) | STEP(RL_STEP_LOCKED), 0);
-        }
-        pids[i] = asker_call(f->path, &c, small, WAIT_MS, &p[i], &h[i]);
-        ready(&p[i], 1);
+        c[i].kind = kinds[i];
+        c[i].keys[0] = "s";
+        c[i].nkeys = 1;
+        c[i].lease_id = kinds[i] == CALL_CANCEL ? 999999 : held;
+        c[i].amount = 2;
     }
-    go(&p[0], 1);
-    assert_int_equal(reached(&h[0]), RL_STEP_LOCKED);
-    for (i = 1; i < 6; i++) { /* one after the other: the queue's order */
-        go(&p[i], 1);
-        assert_int_equal(reached(&h[i]), RL_STEP_POSTED);
-    }
-    resume(&h[0]);
-    for (i = 0; i < 6; i++) {
-        if (i > 0) /* answered by the leader's batch */
-            assert_int_equal(reached(&h[i]), RL_STEP_ANSWERED);
-        collect(&p[i], &a[i]);
-        reap(pids[i]);
-    }
+    queued_in_order(f, c, 6, small, a);
     assert_int_equal(a[0].rc, RL_OK);
     assert_true(a[0].res.allowed);
     assert_int_equal(a[1].rc, RL_OK); /* the second slot */
@@ -838,10 +824,6 @@ static void test_leases_queued_in_order(void **state)
     assert_true(a[4].lease.id > a[1].lease.id);
     assert_int_equal(a[5].rc, RL_ENOTFOUND);
     assert_non_null(strstr(a[5].msg, "999999"));
-    for (i = 0; i < 6; i++) {
-        pipes_close(&p[i]);
-        hook_close(&h[i]);
-    }
     /* the two granted leases are their posters', who are gone */
     leases_of(f->path, "s", &ls);
     assert_int_equal(ls.n, 2);
