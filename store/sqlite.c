@@ -100,6 +100,10 @@ static const char *const sql_text[S_COUNT] = {
     [S_LEASE_OWNER] = "SELECT lo, hi, key FROM rl_lease_ids WHERE lo <= ?1 ORDER BY lo DESC"
                       " LIMIT 1",
     [S_LEASE_IDS_INS] = "INSERT OR REPLACE INTO rl_lease_ids (lo, hi, key) VALUES (?1, ?2, ?3)",
+    /* a key's tombstone, when it is the key's only row (rl_store_sqlite_lease_forget) */
+    [S_LEASE_FORGET] = "DELETE FROM rl_lease_rows WHERE key = ?1 AND id = ?2 AND length(body) = 0"
+                       " AND NOT EXISTS (SELECT 1 FROM rl_lease_rows WHERE key = ?1 AND id < ?2)",
+    [S_LEASE_IDS_DEL] = "DELETE FROM rl_lease_ids WHERE key = ?1 AND lo = ?2",
     [S_LEASES_KEY] = "SELECT id, key, created, expires, pid, pstart, body FROM rl_lease_rows"
                      " WHERE key = ?1 AND length(body) > 0 ORDER BY id",
     /* oldest first: ids grow within a key, not across keys */

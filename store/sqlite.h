@@ -63,6 +63,8 @@ enum {
     S_LEASE_LAST,
     S_LEASE_OWNER,
     S_LEASE_IDS_INS,
+    S_LEASE_FORGET,
+    S_LEASE_IDS_DEL,
     S_LEASES_KEY,
     S_LEASES_ALL,
     S_PAGE,
@@ -168,6 +170,11 @@ int rl_store_sqlite_tier_delete(rl_store *base, const char *name);
 int rl_store_sqlite_lease_put(rl_store *base, rl_lease_rec *rec);
 int rl_store_sqlite_lease_get(rl_store *base, int64_t id, rl_lease_rec *rec);
 int rl_store_sqlite_lease_delete(rl_store *base, const char *key, int64_t id);
+/* After key's row went: its tombstone (when it is all the key has) and the
+ * range of ids it was drawn from go too, so that a key deleted leaves
+ * nothing behind; its next lease draws a new range, above every id issued
+ * (sqlite_keys.c). Inside the write transaction that deleted the row. */
+int rl_store_sqlite_lease_forget(sq_store *s, const char *key);
 int rl_store_sqlite_leases_each(rl_store *base, const char *key, rl_lease_fn fn, void *ctx);
 int rl_store_sqlite_keys_list(rl_store *base, const char *match, int sort, size_t limit,
                               rl_row_fn fn, void *ctx);

@@ -253,6 +253,24 @@ int rl_store_sqlite_lease_delete(rl_store *base, const char *key, int64_t id)
                          "delete lease");
 }
 
+int rl_store_sqlite_lease_forget(sq_store *s, const char *key)
+{
+    char owner[RL_KEY_MAX + 1];
+    int64_t last = 0, lo = 0, hi = 0;
+    int have, tomb = 0, found = 0, rc = lease_last(s, key, &have, &last, &tomb);
+    if (rc != RL_OK || !have || !tomb)
+        return rc; /* no row, or a lease still open: the ids stay */
+    if ((rc = lease_key_run(s, S_LEASE_FORGET, key, last, "forget lease ids")) != RL_OK ||
+        sqlite3_changes(s->db) == 0)
+        return rc; /* an older lease still open below it */
+    /* the range the tombstone's id came from, if it is the key's (not a
+     * row of its own: an id kept from schema 3 or an import) */
+    if ((rc = lease_owner(s, last, &found, &lo, &hi, owner)) != RL_OK || !found || hi == lo ||
+        strcmp(owner, key) != 0)
+        return rc;
+    return lease_key_run(s, S_LEASE_IDS_DEL, key, lo, "forget lease ids");
+}
+
 int rl_store_sqlite_leases_each(rl_store *base, const char *key, rl_lease_fn fn, void *ctx)
 {
     sq_store *s = (sq_store *)base;

@@ -100,7 +100,9 @@ int rl_store_sqlite_row_delete(rl_store *base, const char *key)
     if (rc != RL_OK)
         return rc;
     sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
-    return rl_store_sqlite_run(s, S_DEL, "delete key");
+    if ((rc = rl_store_sqlite_run(s, S_DEL, "delete key")) != RL_OK)
+        return rc;
+    return rl_store_sqlite_lease_forget(s, key);
 }
 
 int rl_store_sqlite_policy_version(rl_store *base, int64_t *version)

@@ -7,7 +7,8 @@
  * schema 3-5 keeps its open leases, under their ids, and draws new ids
  * above every id it ever issued; the file says version 6, which older
  * libraries refuse (RL_EVERSION); a schema 5 file with a tampered lease
- * index is refused before it is migrated; and a pair writes 4 WAL pages.
+ * index is refused before it is migrated; a key deleted takes its ids'
+ * bookkeeping with it; and a pair writes 4 WAL pages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -212,6 +213,50 @@ static void test_new_range_above(void **state)
     rl_close(r);
 }
 
+/* A key that is deleted (rl_reset of a key with no tier, rl_prune) takes
+ * its tombstone and its range of ids with it, so that keys that come and
+ * go leave nothing behind; not while a lease of it is still open (its id
+ * must still find it). Its next lease draws a new range: still above every
+ * id issued, and a stale id from the old range settles nothing. */
+static void test_deleted_key_leaves_no_ids(void **state)
+{
+    fx *f = *state;
+    rl *r = open_db(f->path);
+    int64_t a1, a2, b1, c1, c2, n = 0;
+    a1 = begin(r, "a");
+    assert_int_equal(settle(r, a1), RL_OK); /* a: its tombstone alone */
+    b1 = begin(r, "b");                     /* b: a lease open */
+    c1 = begin(r, "c");
+    c2 = begin(r, "c");
+    assert_int_equal(settle(r, c2), RL_OK); /* c: a tombstone above an open lease */
+    assert_int_equal(rl_reset(r, "a"), RL_OK);
+    assert_int_equal(rl_reset(r, "b"), RL_OK);
+    assert_int_equal(rl_reset(r, "c"), RL_OK);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM rl_lease_rows WHERE key = 'a'"), 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM rl_lease_ids WHERE key = 'a'"), 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM rl_lease_rows WHERE key = 'b'"), 1);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM rl_lease_ids WHERE key = 'b'"), 1);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM rl_lease_rows WHERE key = 'c'"), 2);
+    assert_int_equal(settle(r, b1), RL_OK); /* open leases still settle */
+    assert_int_equal(settle(r, c1), RL_OK);
+    a2 = begin(r, "a");
+    assert_true(a2 > a1 && a2 > b1 && a2 > c2);
+    assert_int_equal(a2 % (1 << 24), 0); /* the first of a new range */
+    assert_int_equal(settle(r, a1), RL_ENOTFOUND);
+    assert_int_equal(settle(r, a2), RL_OK);
+    /* every key idle and its leases ended: pruned, with all their ids */
+    assert_int_equal(rl_prune(r, 0, 0, &n), RL_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM rl_keys"), 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM rl_lease_rows"), 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM rl_lease_ids"), 0);
+    b1 = begin(r, "b");
+    assert_true(b1 > a2);
+    assert_int_equal(settle(r, a2), RL_ENOTFOUND);
+    assert_int_equal(settle(r, b1), RL_OK);
+    rl_close(r);
+}
+
 static int grow(void *ctx, const char *data, size_t len)
 {
     char **buf = ctx;
@@ -377,13 +422,10 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_ids_never_reused),
-        T(test_new_range_above),
-        T(test_import_keeps_ids_unique),
-        T(test_schema3_leases_migrated),
-        T(test_schema5_index_checked),
-        T(test_damaged_ids_refused),
-        T(test_pair_pages),
+        T(test_ids_never_reused),          T(test_new_range_above),
+        T(test_deleted_key_leaves_no_ids), T(test_import_keeps_ids_unique),
+        T(test_schema3_leases_migrated),   T(test_schema5_index_checked),
+        T(test_damaged_ids_refused),       T(test_pair_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
