@@ -65,6 +65,7 @@ from ._native import (  # noqa: F401
     RL_OPEN_SHARED_GROUP, RL_OPTIONS_VERSION, RL_SORT_ALLOWED, RL_SORT_KEY, RL_SORT_LAST_SEEN,
     RL_SORT_REFUSED, RL_TIER_ASSIGNED, RL_TIER_DEFAULT, RL_TIER_NONE, RL_TIER_OPTIONS,
     RL_TIER_RULE, RL_PRIORITY_INTERACTIVE, RL_PRIORITY_BATCH, RL_GUARD_OPTIONS_VERSION,
+    RL_KEYS_FOR_MAX, RL_HEADERS_IETF, RL_HEADERS_CLASSIC, RL_HEADERS_MAX,
     _rl_wait_ex, _rl_guard_begin, _rl_guard_end, _rl_guard_cancel, rl_guard, rl_guard_options,
     current_pid, SECOND, STRUCTS, TIER_SOURCES, _FOREVER_NS, _I64, _INT, _P, _S, _SORTS, _SZ,
     _candidates, _clock_fn, _fn, _key_fn, _lib, _load, _rl_acquire, _rl_acquire_keys, _rl_allow,
@@ -74,7 +75,8 @@ from ._native import (  # noqa: F401
     _rl_strerror, _rl_tier_delete, _rl_tier_limit, _rl_tier_set, _rl_tiers_list, _rl_totals_get,
     _rl_validate_tiers, _rl_version, _rl_wait, _tier_fn, library_path, rl_cost, rl_key_stats,
     rl_lease, rl_limit, rl_limit_stats, rl_options, rl_reservation, rl_result, rl_tier_info,
-    rl_totals, sig_atomic_t)
+    rl_totals, sig_atomic_t, rl_key_ctx, _KEY_BUF, _rl_key_build, _rl_key_for, _rl_keys_for,
+    _rl_format_headers)
 from ._errors import (  # noqa: F401
     AuthFailed, Busy, Canceled, Config, Corrupt, DefaultsMismatch, Full, InvalidArgument,
     NoLimit, NoMemory, NotFound, OutOfRange, RLError, ReadOnly, StoreError, StoreFailure,
