@@ -29,6 +29,7 @@ parent's raises RLError.
 #   _helpers  Python values to C arguments (range checks), and the
 #             functions that need no handle (version, parse_rate...)
 #   _values   Limit, Result, KeyStats, Totals, CancelToken, Reservation
+#   _http     keys from who a request is for, a Result as response headers
 #   _limiter  Limiter, Lease, Guard, Refused and RateLimitExceeded
 #   _aio      AsyncLimiter and AsyncGuard: the same over asyncio
 # This file re-exports every name they define, so that pyrl's namespace is
@@ -53,6 +54,7 @@ __all__ = [
     "default_path", "version", "library_path",
     "Lease", "Refused", "RateLimitExceeded", "Guard", "AsyncLimiter", "AsyncGuard",
     "PRIORITY_INTERACTIVE", "PRIORITY_BATCH",
+    "key_for", "keys_for", "key_build",
 ]
 
 from ._native import (  # noqa: F401
@@ -87,6 +89,7 @@ from ._helpers import (  # noqa: F401
 from ._values import (  # noqa: F401
     CancelToken, KeyStats, Limit, LimitStats, Reservation, Result, Totals, _ALGORITHMS,
     _algorithm_name, _key_stats, _limit, _limit_array, _result)
+from ._http import _KEY_FIELDS, _key_ctx, _too_long, key_build, key_for, keys_for  # noqa: F401
 from ._limiter import (Guard, Lease, Limiter, RateLimitExceeded, Refused,  # noqa: F401
                        _costs)
 from ._aio import AsyncGuard, AsyncLimiter  # noqa: F401
