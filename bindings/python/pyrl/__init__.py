@@ -54,7 +54,7 @@ __all__ = [
     "default_path", "version", "library_path",
     "Lease", "Refused", "RateLimitExceeded", "Guard", "AsyncLimiter", "AsyncGuard",
     "PRIORITY_INTERACTIVE", "PRIORITY_BATCH",
-    "key_for", "keys_for", "key_build",
+    "key_for", "keys_for", "key_build", "format_headers",
 ]
 
 from ._native import (  # noqa: F401
@@ -89,7 +89,9 @@ from ._helpers import (  # noqa: F401
 from ._values import (  # noqa: F401
     CancelToken, KeyStats, Limit, LimitStats, Reservation, Result, Totals, _ALGORITHMS,
     _algorithm_name, _key_stats, _limit, _limit_array, _result)
-from ._http import _KEY_FIELDS, _key_ctx, _too_long, key_build, key_for, keys_for  # noqa: F401
+from ._http import (_KEY_FIELDS, _SF_INT_MAX, _c_result, _header_pairs,  # noqa: F401
+                    _headers_refused, _key_ctx, _too_long, format_headers, key_build, key_for,
+                    keys_for)
 from ._limiter import (Guard, Lease, Limiter, RateLimitExceeded, Refused,  # noqa: F401
                        _costs)
 from ._aio import AsyncGuard, AsyncLimiter  # noqa: F401
