@@ -29,6 +29,7 @@ parent's raises RLError.
 #   _helpers  Python values to C arguments (range checks), and the
 #             functions that need no handle (version, parse_rate...)
 #   _values   Limit, Result, KeyStats, Totals, CancelToken, Reservation
+#   _http     keys from who a request is for, a Result as response headers
 #   _limiter  Limiter, Lease, Guard, Refused and RateLimitExceeded
 #   _aio      AsyncLimiter and AsyncGuard: the same over asyncio
 # This file re-exports every name they define, so that pyrl's namespace is
@@ -53,6 +54,7 @@ __all__ = [
     "default_path", "version", "library_path",
     "Lease", "Refused", "RateLimitExceeded", "Guard", "AsyncLimiter", "AsyncGuard",
     "PRIORITY_INTERACTIVE", "PRIORITY_BATCH",
+    "key_for", "keys_for", "key_build", "format_headers",
 ]
 
 from ._native import (  # noqa: F401
@@ -65,6 +67,7 @@ from ._native import (  # noqa: F401
     RL_OPEN_SHARED_GROUP, RL_OPTIONS_VERSION, RL_SORT_ALLOWED, RL_SORT_KEY, RL_SORT_LAST_SEEN,
     RL_SORT_REFUSED, RL_TIER_ASSIGNED, RL_TIER_DEFAULT, RL_TIER_NONE, RL_TIER_OPTIONS,
     RL_TIER_RULE, RL_PRIORITY_INTERACTIVE, RL_PRIORITY_BATCH, RL_GUARD_OPTIONS_VERSION,
+    RL_KEYS_FOR_MAX, RL_HEADERS_IETF, RL_HEADERS_CLASSIC, RL_HEADERS_MAX,
     _rl_wait_ex, _rl_guard_begin, _rl_guard_end, _rl_guard_cancel, rl_guard, rl_guard_options,
     current_pid, SECOND, STRUCTS, TIER_SOURCES, _FOREVER_NS, _I64, _INT, _P, _S, _SORTS, _SZ,
     _candidates, _clock_fn, _fn, _key_fn, _lib, _load, _rl_acquire, _rl_acquire_keys, _rl_allow,
@@ -74,7 +77,8 @@ from ._native import (  # noqa: F401
     _rl_strerror, _rl_tier_delete, _rl_tier_limit, _rl_tier_set, _rl_tiers_list, _rl_totals_get,
     _rl_validate_tiers, _rl_version, _rl_wait, _tier_fn, library_path, rl_cost, rl_key_stats,
     rl_lease, rl_limit, rl_limit_stats, rl_options, rl_reservation, rl_result, rl_tier_info,
-    rl_totals, sig_atomic_t)
+    rl_totals, sig_atomic_t, rl_key_ctx, _KEY_BUF, _rl_key_build, _rl_key_for, _rl_keys_for,
+    _rl_format_headers)
 from ._errors import (  # noqa: F401
     AuthFailed, Busy, Canceled, Config, Corrupt, DefaultsMismatch, Full, InvalidArgument,
     NoLimit, NoMemory, NotFound, OutOfRange, RLError, ReadOnly, StoreError, StoreFailure,
@@ -85,6 +89,9 @@ from ._helpers import (  # noqa: F401
 from ._values import (  # noqa: F401
     CancelToken, KeyStats, Limit, LimitStats, Reservation, Result, Totals, _ALGORITHMS,
     _algorithm_name, _key_stats, _limit, _limit_array, _result)
+from ._http import (_KEY_FIELDS, _SF_INT_MAX, _c_result, _header_pairs,  # noqa: F401
+                    _headers_refused, _key_ctx, _too_long, format_headers, key_build, key_for,
+                    keys_for)
 from ._limiter import (Guard, Lease, Limiter, RateLimitExceeded, Refused,  # noqa: F401
                        _costs)
 from ._aio import AsyncGuard, AsyncLimiter  # noqa: F401

@@ -25,6 +25,12 @@ RL_TIER_NONE, RL_TIER_ASSIGNED, RL_TIER_RULE, RL_TIER_DEFAULT, RL_TIER_OPTIONS =
 RL_PRIORITY_INTERACTIVE, RL_PRIORITY_BATCH = 0, 1
 RL_GUARD_OPTIONS_VERSION = 1
 
+# rl_http.h
+RL_KEYS_FOR_MAX = 5
+RL_HEADERS_IETF = 0x1
+RL_HEADERS_CLASSIC = 0x2
+RL_HEADERS_MAX = 512
+
 RL_OK = 0
 RL_EINVAL = -1
 RL_ENOMEM = -2
@@ -154,12 +160,17 @@ class rl_guard(ctypes.Structure):
                 ("resource_", (ctypes.c_char * RL_NAME_MAX) * RL_MAX_LIMITS),
                 ("key_", (ctypes.c_char * (RL_KEY_MAX + 1)) * RL_MAX_KEYS)]
 
+class rl_key_ctx(ctypes.Structure):
+    _fields_ = [("user", ctypes.c_char_p), ("ip", ctypes.c_char_p),
+                ("agent", ctypes.c_char_p), ("org", ctypes.c_char_p)]
+
+
 STRUCTS = {"rl_limit": rl_limit, "rl_options": rl_options, "rl_result": rl_result,
            "rl_cost": rl_cost, "rl_reservation": rl_reservation,
            "rl_limit_stats": rl_limit_stats, "rl_key_stats": rl_key_stats,
            "rl_totals": rl_totals, "rl_tier_info": rl_tier_info, "rl_lease": rl_lease,
            "sig_atomic_t": sig_atomic_t, "rl_guard_options": rl_guard_options,
-           "rl_guard": rl_guard}
+           "rl_guard": rl_guard, "rl_key_ctx": rl_key_ctx}
 
 _key_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(rl_key_stats))
 _tier_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(rl_tier_info))
@@ -281,3 +292,12 @@ _rl_load_tiers = _fn("rl_load_tiers", _INT, _P, _S)
 _rl_validate_tiers = _fn("rl_validate_tiers", _INT, _S, ctypes.c_char_p, _SZ)
 _rl_parse_rate = _fn("rl_parse_rate", _INT, _S, ctypes.POINTER(_I64), ctypes.POINTER(_I64))
 _rl_parse_duration = _fn("rl_parse_duration", _INT, _S, ctypes.POINTER(_I64))
+
+# rl_http.h: no handle, thread-safe
+_KEY_BUF = ctypes.c_char * (RL_KEY_MAX + 1)  # one row of rl_keys_for's char[][RL_KEY_MAX + 1]
+_rl_key_build = _fn("rl_key_build", _INT, ctypes.c_char_p, _SZ, _S, _S)
+_rl_key_for = _fn("rl_key_for", _INT, ctypes.c_char_p, _SZ, ctypes.POINTER(rl_key_ctx))
+_rl_keys_for = _fn("rl_keys_for", _INT, ctypes.POINTER(rl_key_ctx), ctypes.POINTER(_KEY_BUF), _SZ,
+                   ctypes.POINTER(_SZ))
+_rl_format_headers = _fn("rl_format_headers", _INT, ctypes.POINTER(rl_result), _I64, _INT,
+                         ctypes.c_char_p, _SZ)

@@ -1,16 +1,26 @@
 /*
- * helper.c - the C side of the Python binding's tests (test_pyrl.py).
+ * helper.c - the C side of the Python binding's tests (test_pyrl.py, test_http.py).
  *
  *   pyrl_helper layout                  sizes, field offsets and constants of
  *                                       rl.h, as the C compiler sees them
  *   pyrl_helper hammer DB KEY SECONDS   rl_allow(KEY) as fast as possible for
  *                                       SECONDS; prints "admitted N refused M"
+ *   pyrl_helper keys USER IP AGENT ORG  rl_key_for, then rl_keys_for, one key a
+ *                                       line ("-" is a NULL field)
+ *   pyrl_helper headers ALLOWED LIMIT REMAINING RETRY_NS RESET_NS NAME
+ *                       DEGRADED WINDOW_NS FLAGS
+ *                                       rl_format_headers' output as is, or
+ *                                       "rc N" on failure
+ *
+ * `keys` and `headers` are the C side of the comparisons of test_http.py: what
+ * pyrl returns must be what a C program gets for the same input.
  *
  * `layout` is what keeps the ctypes mirror of rl.h honest: the test compares
  * every line with ctypes.sizeof / Field.offset, so a header change that the
  * binding does not follow fails the test instead of corrupting memory.
  */
 #include <rl.h>
+#include <rl_http.h>
 
 #include <signal.h>
 #include <stddef.h>
@@ -125,6 +135,12 @@ static void layout(void)
     OFF(rl_guard, lease);
     /* the rest is private: only its size and alignment matter */
 
+    SIZE(rl_key_ctx);
+    OFF(rl_key_ctx, user);
+    OFF(rl_key_ctx, ip);
+    OFF(rl_key_ctx, agent);
+    OFF(rl_key_ctx, org);
+
     CONST(RL_KEY_MAX);
     CONST(RL_NAME_MAX);
     CONST(RL_MAX_LIMITS);
@@ -171,6 +187,10 @@ static void layout(void)
     CONST(RL_PRIORITY_INTERACTIVE);
     CONST(RL_PRIORITY_BATCH);
     CONST(RL_GUARD_OPTIONS_VERSION);
+    CONST(RL_KEYS_FOR_MAX);
+    CONST(RL_HEADERS_IETF);
+    CONST(RL_HEADERS_CLASSIC);
+    CONST(RL_HEADERS_MAX);
 }
 
 static double mono(void)
@@ -210,6 +230,55 @@ static int hammer(const char *db, const char *key, double seconds)
     return 0;
 }
 
+static const char *field(const char *arg)
+{
+    return strcmp(arg, "-") == 0 ? NULL : arg;
+}
+
+static int keys(char **argv)
+{
+    rl_key_ctx ctx;
+    char key[RL_KEY_MAX + 1], all[RL_KEYS_FOR_MAX][RL_KEY_MAX + 1];
+    size_t n = 0, i;
+    int rc;
+    ctx.user = field(argv[0]);
+    ctx.ip = field(argv[1]);
+    ctx.agent = field(argv[2]);
+    ctx.org = field(argv[3]);
+    rc = rl_key_for(key, sizeof key, &ctx);
+    if (rc == RL_OK)
+        printf("key %s\n", key);
+    else
+        printf("key rc %d\n", rc);
+    rc = rl_keys_for(&ctx, all, RL_KEYS_FOR_MAX, &n);
+    if (rc != RL_OK)
+        printf("keys rc %d\n", rc);
+    for (i = 0; rc == RL_OK && i < n; i++)
+        printf("keys %s\n", all[i]);
+    return 0;
+}
+
+static int headers(char **argv)
+{
+    rl_result res;
+    char buf[RL_HEADERS_MAX];
+    int rc;
+    memset(&res, 0, sizeof res);
+    res.allowed = atoi(argv[0]);
+    res.limit = strtoll(argv[1], NULL, 10);
+    res.remaining = strtoll(argv[2], NULL, 10);
+    res.retry_after_ns = strtoll(argv[3], NULL, 10);
+    res.reset_after_ns = strtoll(argv[4], NULL, 10);
+    snprintf(res.limit_name, sizeof res.limit_name, "%s", argv[5]);
+    res.degraded = atoi(argv[6]);
+    rc = rl_format_headers(&res, strtoll(argv[7], NULL, 10), atoi(argv[8]), buf, sizeof buf);
+    if (rc != RL_OK)
+        printf("rc %d", rc);
+    else
+        fputs(buf, stdout);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "layout") == 0) {
@@ -218,6 +287,12 @@ int main(int argc, char **argv)
     }
     if (argc == 5 && strcmp(argv[1], "hammer") == 0)
         return hammer(argv[2], argv[3], atof(argv[4]));
-    fprintf(stderr, "usage: pyrl_helper layout | hammer DB KEY SECONDS\n");
+    if (argc == 6 && strcmp(argv[1], "keys") == 0)
+        return keys(argv + 2);
+    if (argc == 11 && strcmp(argv[1], "headers") == 0)
+        return headers(argv + 2);
+    fprintf(stderr, "usage: pyrl_helper layout | hammer DB KEY SECONDS | keys USER IP AGENT ORG"
+                    " | headers ALLOWED LIMIT REMAINING RETRY_NS RESET_NS NAME DEGRADED"
+                    " WINDOW_NS FLAGS\n");
     return 2;
 }
