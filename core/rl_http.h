@@ -61,10 +61,10 @@ RL_API int rl_key_unescape(const char *key, char *kind, size_t kindlen, char *va
                            size_t valuelen);
 
 /* Writes to buf (len bytes) the key of the most specific identity present
- * in ctx, in this order: user, agent, org, ip; "global" when there is none.
- * A present field that cannot make a key fails the call rather than
- * falling back. Returns RL_OK; RL_EINVAL (bad field, ctx NULL, buf too
- * small). */
+ * in ctx, in this order: user, agent, org, ip; "global" when there is none
+ * (ctx NULL too, as rl_keys_for). A present field that cannot make a key
+ * fails the call rather than falling back. Returns RL_OK; RL_EINVAL (bad
+ * field, buf NULL or too small). */
 RL_API int rl_key_for(char *buf, size_t len, const rl_key_ctx *ctx);
 
 /* Every applicable key, in rl_key_for's order, then "global": for limiting

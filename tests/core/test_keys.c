@@ -337,6 +337,8 @@ static void test_key_for_order(void **state)
     assert_int_equal(rl_key_for(buf, 6, &c), RL_EINVAL);
     assert_int_equal(rl_key_for(buf, 7, &c), RL_OK);
     assert_int_equal(rl_key_for(NULL, 7, &c), RL_EINVAL);
+    assert_int_equal(rl_key_for(buf, sizeof buf, NULL), RL_OK); /* no identity at all */
+    assert_string_equal(buf, "global");
 }
 
 static void test_keys_for(void **state)
