@@ -125,6 +125,12 @@ static const bench_case cases[] = {
       T_AGENT, 0 },
     { "agent/4p/lease", "ag lease", W_RL, 0, 4, 100, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0, C_LEASE,
       T_AGENT, 0 },
+    /* rl_wait and rl_reserve on SQLite (issue 20 item 1: through the same
+     * group-commit queue as rl_allow), as the Redis rows make them */
+    { "sqlite-wait/4p/1key", "sqlite wait", W_RL, 0, 4, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0, C_WAIT,
+      0, 0 },
+    { "sqlite-reserve/4p/1key", "sqlite rsv", W_RL, 0, 4, 1, RL_BUSY_LOCK, 0, 0, 0, 0, 0, 0,
+      C_RESERVE, 0, 0 },
     /* bytes per key of a two-limit tier (issue 20's row goal), 100k keys */
     { "sqlite/1p/100k/2limits", "sqlite 2lim", W_RL, 0, 1, K100, RL_BUSY_LOCK, 0, 1, 1, 0, 0, 0,
       C_ALLOW, T_TWO, 0 },
