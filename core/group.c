@@ -129,8 +129,9 @@ typedef struct group_arg {
     const char *req_keys[RL_GROUP_MAX][RL_MAX_KEYS];
     const char *keys[RL_GROUP_MAX * RL_MAX_KEYS]; /* for prefetch */
     int first;                                    /* the first attempt, which takes requests in */
-    rl_lease_rec lease;                           /* the request being decided's: a begin's lease */
-    rl__end end;                                  /* or an end's */
+    int kind;           /* the request being decided's, as read and checked (RL_GROUP_*) */
+    rl_lease_rec lease; /* a begin's lease */
+    rl__end end;        /* or an end's */
     rl__batch b;
     decision x;
 } group_arg;
@@ -140,9 +141,14 @@ static int group_get(rl *r, rl__batch *b, size_t i, rl__req *q, rl_cost *cost)
     group_arg *g = b->ctx;
     rl_group_req *req = g->batch[i];
     memset(q, 0, sizeof *q);
+    int rc;
     q->res = &req->res;
     memset(q->res, 0, sizeof *q->res);
-    return group_req_read(r, req, g->req_keys[i], cost, q, &g->lease, &g->end, i > 0);
+    rc = group_req_read(r, req, g->req_keys[i], cost, q, &g->lease, &g->end, i > 0);
+    /* what group_put answers by: never the slot's word again, which a
+     * damaged file may change after it was checked */
+    g->kind = q->end ? RL_GROUP_END : q->lease ? RL_GROUP_LEASE : RL_GROUP_DECIDE;
+    return rc;
 }
 
 /* What a leader answers besides rc and res: nothing of a request that
@@ -166,10 +172,10 @@ static void group_put(rl *r, rl__batch *b, size_t i, int rc)
         return;
     }
     req->err[0] = 0;
-    if (req->kind == RL_GROUP_LEASE) {
-        req->lease_id = req->res.allowed ? g->lease.id : 0;
-        req->lease_expires = req->res.allowed ? g->lease.expires : 0;
-    } else if (req->kind == RL_GROUP_END) {
+    if (g->kind == RL_GROUP_LEASE) {
+        req->lease_id = g->x.allowed ? g->lease.id : 0;
+        req->lease_expires = g->x.allowed ? g->lease.expires : 0;
+    } else if (g->kind == RL_GROUP_END) {
         /* the lease's key, whose row this transaction wrote: by its mark
          * a dead leader's batch is settled (rl_lock_recover) */
         size_t len = strlen(g->end.rec.key) + 1;
