@@ -3,7 +3,8 @@
  * test suite does it: a VFS shim, made the default VFS, that fails the Nth
  * read, write, sync, lock, truncate, shared-memory map or open.
  *
- * For every N over a decision, a reset, a tier load and a schema migration,
+ * For every N over a decision, a reset, a lease settle, the reset of a key
+ * whose lease ended, a tier load and a schema migration,
  * the call either succeeds or returns a distinct store code (RL_EBUSY,
  * RL_ESTORE, RL_EFULL), the fail mode is honoured (closed: refused; open:
  * admitted with degraded = 1), and once the fault clears the database
@@ -388,6 +389,101 @@ static void test_reset_faults(void **state)
     rl_close(r);
 }
 
+/* The shared clock, not fixed_clock: so that lease calls go through group
+ * commit (this process leads its own batch), as they do in production. */
+static rl *open_real_clock(const fx *f)
+{
+    rl_options o = RL_OPTIONS_INIT;
+    rl *r = NULL;
+    o.default_limits = limits;
+    o.n_default_limits = 1;
+    o.busy_timeout_ms = 200;
+    if (rl_open(&r, f->path, &o) != RL_OK)
+        fail_msg("open: %s", rl_errmsg(r));
+    return r;
+}
+
+static int64_t count_of(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    int64_t v;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, "unix"), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+static int64_t units_of(rl *r, const char *key)
+{
+    rl_key_stats st;
+    assert_int_equal(rl_stats(r, key, &st), RL_OK);
+    return st.units;
+}
+
+/* A lease settled (phase 0), and the key of a lease that ended reset
+ * (phase 1), under every fault point. A settle that fails returns a store
+ * code and leaves the lease and its units as they were, or (a commit that
+ * reached the disk before its error) settled: never a mix, and a second
+ * settle then gives RL_OK or RL_ENOTFOUND accordingly. A reset that fails
+ * keeps the key with its tombstone and range of lease ids, or deletes all
+ * three. */
+static void test_lease_faults(void **state)
+{
+    static const rl_cost est = { "requests", 2 }, act = { "requests", 1 };
+    fx *f = *state;
+    rl_result res;
+    rl_lease l;
+    int n, rc, phase;
+    rl *r = open_real_clock(f);
+    for (phase = 0; phase < 2; phase++) {
+        for (n = 1; n < 500; n++) {
+            int64_t keys, leases, ids;
+            if ((rc = rl_reset(r, "k")) != RL_OK && rc != RL_ENOTFOUND)
+                fail_msg("phase %d, after fault %d: reset %d: %s", phase, n - 1, rc, rl_errmsg(r));
+            assert_int_equal(rl_lease_begin(r, "k", &est, 1, RL_HOUR, &l, &res), RL_OK);
+            assert_true(res.allowed);
+            if (phase == 1)
+                assert_int_equal(rl_lease_settle(r, &l, &act, 1), RL_OK);
+            arm(n, 0);
+            rc = phase == 0 ? rl_lease_settle(r, &l, &act, 1) : rl_reset(r, "k");
+            disarm();
+            if (rc == RL_OK && fault_hits == 0)
+                break;
+            fault_hits = 0;
+            integrity_ok(f->path);
+            if (rc != RL_OK && !is_store_code(rc))
+                fail_msg("fault %d: unexpected %d: %s", n, rc, rl_errmsg(r));
+            if (phase == 0) {
+                int64_t u = units_of(r, "k");
+                int again = rl_lease_settle(r, &l, &act, 1);
+                if (u == 2) /* not settled: the lease is still there */
+                    assert_int_equal(again, RL_OK);
+                else if (u == 1) /* settled */
+                    assert_int_equal(again, RL_ENOTFOUND);
+                else
+                    fail_msg("fault %d: %lld units, neither 2 nor 1", n, (long long)u);
+                if (rc == RL_OK)
+                    assert_int_equal(u, 1);
+                continue;
+            }
+            keys = count_of(f->path, "SELECT count(*) FROM rl_keys WHERE key = 'k'");
+            leases = count_of(f->path, "SELECT count(*) FROM rl_lease_rows WHERE key = 'k'");
+            ids = count_of(f->path, "SELECT count(*) FROM rl_lease_ids WHERE key = 'k'");
+            if (rc == RL_OK)
+                assert_int_equal(keys, 0);
+            assert_true((keys == 0 && leases == 0 && ids == 0) ||
+                        (keys == 1 && leases == 1 && ids == 1));
+        }
+        print_message("lease %s: %d fault points\n", phase ? "key reset" : "settle", n - 1);
+        assert_true(n > 2 && n < 500);
+    }
+    rl_close(r);
+}
+
 static void write_tiers(const char *path, int burst)
 {
     FILE *fp = fopen(path, "w");
@@ -506,6 +602,7 @@ int main(void)
         T(test_decision_faults_fail_open),
         T(test_decision_disk_full),
         T(test_reset_faults),
+        T(test_lease_faults),
         T(test_tier_load_faults),
         T(test_migration_faults),
     };
