@@ -376,7 +376,7 @@ int rd_commit(rl_store *base)
     int rc = RL_OK;
 
     if (s->replay)
-        return s->replay == RD_REPLAY_LEASE ? rd_lease_fast_check(s) : rd_fast_check(s);
+        return rd_fast_check(s);
     if (!s->write)
         goto out;
     a.size = commit_space(s, &nkeys);

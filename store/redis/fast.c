@@ -852,6 +852,20 @@ int rd_decide_fast(rl_store *base, const rl_fast_req *q)
     return answer(s, q, r);
 }
 
+/* Whether core's writes to w's leases are what the server did: for a
+ * decision, the one lease a begin put (its id the server's, rd_lease_put),
+ * byte for byte, or none if neither did; for a lease settle or cancel
+ * (RD_REPLAY_LEASE), the one lease deleted. */
+static int leases_match(const rd_store *s, const rd_row *w)
+{
+    if (s->replay == RD_REPLAY_LEASE)
+        return !w->n_leases && w->n_gone == 1;
+    return !w->n_gone && w->n_leases == (s->fl_len ? 1 : 0) &&
+           (!w->n_leases ||
+            (s->fl_used && w->leases[0].rec.id == s->fl_id && w->leases[0].raw_len == s->fl_len &&
+             memcmp(w->leases[0].raw, s->fl_raw, s->fl_len) == 0));
+}
+
 int rd_fast_check(rd_store *s)
 {
     unsigned char buf[RD_ROW_MAX];
@@ -860,19 +874,14 @@ int rd_fast_check(rd_store *s)
     for (i = 0; i < s->n_rows && rc == RL_OK; i++) {
         rd_row *w = s->rows[i];
         if (!w->expect_len)
-            continue; /* read by core, not decided on the server */
-        /* a lease begin: core put the one lease the server wrote (its id
-         * the server's, rd_lease_put), byte for byte, or none if neither did */
-        if (!w->dirty || w->n_gone || w->n_leases != (s->fl_len ? 1 : 0) ||
-            (w->n_leases &&
-             (!s->fl_used || w->leases[0].rec.id != s->fl_id || w->leases[0].raw_len != s->fl_len ||
-              memcmp(w->leases[0].raw, s->fl_raw, s->fl_len) != 0)) ||
-            rd_row_encode(&w->row, buf) != w->expect_len ||
+            continue; /* read by core, not written on the server */
+        if (!w->dirty || !leases_match(s, w) || rd_row_encode(&w->row, buf) != w->expect_len ||
             memcmp(buf, w->expect, w->expect_len) != 0)
             rc = rl_seterr(s->base.err, RL_ESTORE,
-                           "redis %s: key '%.64s': the server decided otherwise than the "
-                           "library (a bug in rl: please report it)",
-                           s->where, w->key);
+                           "redis %s: key '%.64s': the server %s otherwise than the library "
+                           "(a bug in rl: please report it)",
+                           s->where, w->key,
+                           s->replay == RD_REPLAY_LEASE ? "settled a lease" : "decided");
     }
     rd_tx_reset(s);
     return rc;

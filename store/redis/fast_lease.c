@@ -21,7 +21,7 @@
  *     saturates, the usual way decides);
  *   - what the script writes is what core would: the reply carries the
  *     row as it was and as it is now; core settles again on the first
- *     (lease_end_tx), and rd_lease_fast_check compares what core would
+ *     (lease_end_tx), and rd_fast_check compares what core would
  *     write with the second byte for byte and checks that core deleted
  *     that lease and nothing else;
  *   - the row gets a new version token, so a commit of the usual way that
@@ -161,7 +161,7 @@ static int bad_reply(rd_store *s)
 }
 
 /* Fills the transaction's cache with the row as the script found it, and
- * the lease in it, for core to settle again (rd_lease_fast_check). */
+ * the lease in it, for core to settle again (rd_fast_check). */
 static int replay(rd_store *s, const rl_fast_lease *q, const unsigned char *raw, size_t raw_len,
                   const redisReply *r)
 {
@@ -264,27 +264,5 @@ int rd_lease_end_fast(rl_store *base, const rl_fast_lease *q)
     freeReplyObject(r);
     if (rc != RL_OK && rc != RL_FAST_NO)
         rd_tx_reset(s);
-    return rc;
-}
-
-int rd_lease_fast_check(rd_store *s)
-{
-    unsigned char buf[RD_ROW_MAX];
-    size_t i;
-    int rc = RL_OK;
-    for (i = 0; i < s->n_rows && rc == RL_OK; i++) {
-        rd_row *w = s->rows[i];
-        if (!w->expect_len)
-            continue; /* read by core, not written on the server */
-        /* core deleted the one lease the server did, and put the row */
-        if (!w->dirty || w->n_leases || w->n_gone != 1 ||
-            rd_row_encode(&w->row, buf) != w->expect_len ||
-            memcmp(buf, w->expect, w->expect_len) != 0)
-            rc = rl_seterr(s->base.err, RL_ESTORE,
-                           "redis %s: key '%.64s': the server settled a lease otherwise than "
-                           "the library (a bug in rl: please report it)",
-                           s->where, w->key);
-    }
-    rd_tx_reset(s);
     return rc;
 }

@@ -216,7 +216,8 @@ void rd_rollback(rl_store *base);
 /* fast.c: the one-round-trip decision (rl_store_ops.decide_fast) */
 int rd_load_fast_script(rd_store *s);
 int rd_decide_fast(rl_store *base, const rl_fast_req *q);
-/* The commit of a replay: core's rows against the script's; writes
+/* The commit of a replay (a decision's, or a lease settle's or cancel's:
+ * RD_REPLAY_LEASE): core's rows and leases against the script's; writes
  * nothing, ends the transaction. */
 int rd_fast_check(rd_store *s);
 
@@ -224,9 +225,6 @@ int rd_fast_check(rd_store *s);
  * (rl_store_ops.lease_end_fast) */
 int rd_load_lease_script(rd_store *s);
 int rd_lease_end_fast(rl_store *base, const rl_fast_lease *q);
-/* The commit of its replay: core's row against the script's; writes
- * nothing, ends the transaction. */
-int rd_lease_fast_check(rd_store *s);
 
 /* leases.c */
 int rd_lease_put(rl_store *base, rl_lease_rec *rec);
